@@ -1,0 +1,47 @@
+# The two set-up commands in the README: `make run` and `make test`. Both create and
+# fill .venv on a fresh machine that has only Python, pip and apt.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+# llama.cpp is built from source by pip; portable flags so the wheel runs on any x86-64/Arm64 box.
+export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
+export PIP_DISABLE_PIP_VERSION_CHECK = 1
+
+.PHONY: run test lint typecheck unit slow fast bench venv system-deps clean package offline-bundle
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip wheel
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+# Debian packages the tests talk to for real (a broker, its clients, a browser, unit checks).
+system-deps:
+	@scripts/system-deps.sh
+
+run: $(STAMP)
+	$(BIN)/headframe serve
+
+lint: $(STAMP)
+	$(BIN)/ruff check runtime tests bench
+	$(BIN)/ruff format --check runtime tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy runtime
+
+# The whole suite, slow end-to-end tests included.
+test: system-deps lint typecheck
+	$(BIN)/pytest
+
+# The quick loop while developing: everything but the slow end-to-end tests.
+fast: $(STAMP)
+	$(BIN)/pytest -m "not slow" -x -q
+
+bench: $(STAMP)
+	$(BIN)/python bench/run_all.py
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .mypy_cache .pytest_cache .ruff_cache

@@ -1,0 +1,283 @@
+"""Model packages, their variants, and the local store index.
+
+A model package is one version of one application model with several variants::
+
+    <store>/<app>/<version>/package.toml
+    <store>/<app>/<version>/golden.npz                (the golden set, optional)
+    <store>/<app>/<version>/variants/<id>/variant.toml
+    <store>/<app>/<version>/variants/<id>/<files...>
+    <store>/<app>/active.json                         (which version serves; written by fleet/)
+
+Numbers that travel in signed metadata are integers: basis points, bytes, microseconds.
+Every file is validated on load; an invalid one raises MetadataError naming the file
+and the field. ``json_schema()`` emits the JSON Schema of both files. Nothing here
+loads a model.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from runtime.errors import MetadataError
+
+SCHEMA_VERSION = 1
+NAME_RE = r"^[a-z0-9][a-z0-9._-]{0,62}$"
+Format = Literal["onnx", "openvino", "gguf"]
+Task = Literal["tensor", "text"]
+DeviceClass = Literal["cpu", "gpu", "npu"]
+# KServe v2 datatype names, the one vocabulary of tensor types across the project.
+Datatype = Literal[
+    "BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64",
+    "FP16", "FP32", "FP64", "BYTES",
+]  # fmt: skip
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TensorSpec(_Strict):
+    """One named input or output; -1 in ``shape`` means any size (the batch axis, usually)."""
+
+    name: str = Field(min_length=1, max_length=128)
+    datatype: Datatype
+    shape: tuple[int, ...]
+
+    @field_validator("shape")
+    @classmethod
+    def _dims(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        if any(d < -1 or d == 0 for d in v):
+            raise ValueError("dimensions are positive integers or -1 for any size")
+        return v
+
+
+class Lineage(_Strict):
+    """Where the weights came from: foundation -> sector fine-tune -> application fine-tune."""
+
+    foundation: str
+    sector: str
+    application: str
+
+
+class GoldenSet(_Strict):
+    """Labelled inputs shipped with the package, for the accuracy and latency trial.
+
+    ``file`` is an .npz relative to the package directory holding one array per input
+    name and an integer ``labels`` array; accuracy is argmax of the first output.
+    """
+
+    file: str
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    samples: int = Field(ge=1)
+
+
+class PackageMeta(_Strict):
+    schema_version: int = Field(default=SCHEMA_VERSION, ge=1, le=SCHEMA_VERSION)
+    application: str = Field(pattern=NAME_RE)
+    version: str = Field(pattern=r"^[0-9]+(\.[0-9]+){0,2}([.+-][0-9A-Za-z.-]+)?$")
+    task: Task
+    description: str = ""
+    lineage: Lineage
+    accuracy_floor_bp: int = Field(ge=0, le=10_000, description="minimum golden-set accuracy")
+    latency_budget_us: int | None = Field(
+        default=None, ge=1, description="p95 single-request latency allowed at trial on the box"
+    )
+    inputs: tuple[TensorSpec, ...] = ()
+    outputs: tuple[TensorSpec, ...] = ()
+    golden: GoldenSet | None = None
+
+
+class FileEntry(_Strict):
+    path: str = Field(min_length=1)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    size: int = Field(ge=0)
+
+    @field_validator("path")
+    @classmethod
+    def _relative(cls, v: str) -> str:
+        if v.startswith("/") or ".." in Path(v).parts:
+            raise ValueError("file paths are relative and stay inside the variant directory")
+        return v
+
+
+class VariantMeta(_Strict):
+    variant: str = Field(pattern=NAME_RE)
+    format: Format
+    precision: str = Field(pattern=r"^[a-z0-9_]{2,16}$", description="fp32, fp16, int8, q4_k_m")
+    pruning_bp: int = Field(default=0, ge=0, lt=10_000, description="share of width removed")
+    entrypoint: str = Field(description="the file the backend opens (.onnx, .xml, .gguf)")
+    files: tuple[FileEntry, ...] = Field(min_length=1)
+    bytes: int = Field(ge=0, description="bytes on disk, all files")
+    peak_memory_bytes: int = Field(ge=0, description="estimated resident memory when loaded")
+    device_classes: tuple[DeviceClass, ...] = ("cpu",)
+    accuracy_bp: int | None = Field(default=None, ge=0, le=10_000)
+    latency_us: int | None = Field(default=None, ge=0, description="on the reference CPU")
+    reference_cpu: str | None = None
+
+    @field_validator("entrypoint")
+    @classmethod
+    def _entry_relative(cls, v: str) -> str:
+        return FileEntry._relative(v)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A variant as found in the store: its metadata and its directory."""
+
+    meta: VariantMeta
+    path: Path
+
+    @property
+    def id(self) -> str:
+        return self.meta.variant
+
+    @property
+    def entrypoint(self) -> Path:
+        return self.path / self.meta.entrypoint
+
+
+@dataclass(frozen=True)
+class ModelPackage:
+    """One version of one application, with every variant it ships."""
+
+    meta: PackageMeta
+    path: Path
+    variants: tuple[Variant, ...]
+
+    @property
+    def application(self) -> str:
+        return self.meta.application
+
+    @property
+    def version(self) -> str:
+        return self.meta.version
+
+    def variant(self, variant_id: str) -> Variant:
+        for v in self.variants:
+            if v.id == variant_id:
+                return v
+        known = ", ".join(v.id for v in self.variants)
+        raise KeyError(f"{self.application} {self.version} has no variant {variant_id!r} ({known})")
+
+
+def _format_validation(path: Path, err: ValidationError) -> str:
+    parts = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        parts.append(f"{loc}: {e['msg']}")
+    return f"{path}: " + "; ".join(parts)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError as e:
+        raise MetadataError(f"{path}: file not found") from e
+    except tomllib.TOMLDecodeError as e:
+        raise MetadataError(f"{path}: not valid TOML: {e}") from e
+
+
+def read_package_meta(path: Path) -> PackageMeta:
+    try:
+        return PackageMeta.model_validate(_read_toml(path))
+    except ValidationError as e:
+        raise MetadataError(_format_validation(path, e)) from e
+
+
+def read_variant_meta(path: Path) -> VariantMeta:
+    try:
+        return VariantMeta.model_validate(_read_toml(path))
+    except ValidationError as e:
+        raise MetadataError(_format_validation(path, e)) from e
+
+
+def load_package(package_dir: Path) -> ModelPackage:
+    """Read and validate ``package.toml`` and every ``variants/*/variant.toml`` in a dir."""
+    package_dir = Path(package_dir)
+    meta = read_package_meta(package_dir / "package.toml")
+    variants = []
+    vroot = package_dir / "variants"
+    for vdir in sorted(p for p in vroot.iterdir() if p.is_dir()) if vroot.is_dir() else []:
+        vmeta = read_variant_meta(vdir / "variant.toml")
+        if vmeta.variant != vdir.name:
+            raise MetadataError(
+                f"{vdir / 'variant.toml'}: variant: {vmeta.variant!r} does not match "
+                f"its directory name {vdir.name!r}"
+            )
+        variants.append(Variant(vmeta, vdir))
+    if not variants:
+        raise MetadataError(f"{package_dir}: package has no variants under variants/")
+    return ModelPackage(meta, package_dir, tuple(variants))
+
+
+def version_key(version: str) -> tuple[Any, ...]:
+    """Sort key for versions: numeric parts numerically, so 1.10 > 1.9."""
+    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in re.split(r"[.+-]", version))
+
+
+class Store:
+    """The local model store: a directory of ``<app>/<version>/`` package trees.
+
+    Which version of an app serves is in ``<app>/active.json`` ({"version": ...,
+    "previous": ...}), written atomically by the fleet installer; without it the
+    highest version serves.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def applications(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if (p.is_dir() and self.versions(p.name)))
+
+    def versions(self, app: str) -> list[str]:
+        adir = self.root / app
+        if not adir.is_dir():
+            return []
+        found = [p.name for p in adir.iterdir() if (p / "package.toml").is_file()]
+        return sorted(found, key=version_key)
+
+    def package_dir(self, app: str, version: str) -> Path:
+        return self.root / app / version
+
+    def load(self, app: str, version: str | None = None) -> ModelPackage:
+        """The package for ``app`` at ``version`` (default: the active one)."""
+        version = version or self.active_version(app)
+        if version is None:
+            raise MetadataError(f"{self.root}: no application {app!r} in the store")
+        pdir = self.package_dir(app, version)
+        if not (pdir / "package.toml").is_file():
+            raise MetadataError(f"{pdir}: no version {version!r} of {app!r} in the store")
+        return load_package(pdir)
+
+    def pointer_path(self, app: str) -> Path:
+        return self.root / app / "active.json"
+
+    def active_version(self, app: str) -> str | None:
+        ptr = self.pointer_path(app)
+        if ptr.is_file():
+            try:
+                version = json.loads(ptr.read_text())["version"]
+            except (ValueError, KeyError, TypeError) as e:
+                raise MetadataError(f"{ptr}: not a valid pointer file: {e}") from e
+            if (self.package_dir(app, version) / "package.toml").is_file():
+                return str(version)
+        versions = self.versions(app)
+        return versions[-1] if versions else None
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of package.toml and variant.toml, for tooling and docs."""
+    return {
+        "package.toml": PackageMeta.model_json_schema(),
+        "variant.toml": VariantMeta.model_json_schema(),
+    }

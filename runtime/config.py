@@ -1,0 +1,265 @@
+"""Settings: a TOML file plus HEADFRAME_* environment variables.
+
+Precedence, highest first: explicit overrides (command-line flags), environment
+(``HEADFRAME_API__PORT=9000``; ``__`` separates sections), the TOML file, defaults.
+Every field is titled, bounded and documented; unknown keys are an error that names
+the key and the file. This module reads no hardware and opens no sockets.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from runtime.errors import ConfigError
+
+ENV_PREFIX = "HEADFRAME_"
+
+
+def _is_root() -> bool:
+    return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+def default_config_file() -> Path:
+    if _is_root():
+        return Path("/etc/headframe/headframe.toml")
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "headframe" / "headframe.toml"
+
+
+def default_state_dir() -> Path:
+    if _is_root():
+        return Path("/var/lib/headframe")
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "headframe"
+
+
+def default_cache_dir() -> Path:
+    if _is_root():
+        return Path("/var/cache/headframe")
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "headframe"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PathsSettings(_Section):
+    state_dir: Path = Field(
+        default_factory=default_state_dir, title="State directory", description="store and state"
+    )
+    cache_dir: Path = Field(
+        default_factory=default_cache_dir, title="Cache directory", description="compiled models"
+    )
+    store_dir: Path | None = Field(
+        default=None, title="Model store", description="default: <state_dir>/store"
+    )
+    profiles_dir: Path | None = Field(
+        default=None,
+        title="Device profiles directory",
+        description="default: the installed device_profiles/",
+    )
+
+    @property
+    def store(self) -> Path:
+        return self.store_dir or self.state_dir / "store"
+
+
+class ApplicationSettings(_Section):
+    """Site policy for one application."""
+
+    name: str = Field(title="Application name", pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$")
+    variant: str | None = Field(default=None, title="Pinned variant id (None: auto)")
+    accuracy_floor_bp: int | None = Field(
+        default=None, ge=0, le=10_000, title="Site accuracy floor, basis points (raises only)"
+    )
+    queue_size: int = Field(default=64, ge=1, le=100_000, title="Bounded request queue")
+    max_batch: int = Field(default=1, ge=1, le=1024, title="Dynamic batching: most requests")
+    batch_wait_ms: float = Field(default=0.0, ge=0, le=100, title="Dynamic batching: wait")
+
+
+class ApiSettings(_Section):
+    host: str = Field(default="127.0.0.1", title="Bind address")
+    port: int = Field(default=8080, ge=0, le=65535, title="Port (0: any free port)")
+    tokens: list[SecretStr] = Field(
+        default_factory=list, title="API bearer tokens", description="required off loopback"
+    )
+    tokens_file: Path | None = Field(default=None, title="File with one token per line")
+    tls_cert_file: Path | None = Field(default=None, title="TLS certificate (PEM)")
+    tls_key_file: Path | None = Field(default=None, title="TLS private key (PEM)")
+    max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024, le=2**31, title="Body limit")
+    request_timeout_s: float = Field(default=30.0, gt=0, le=3600, title="Request timeout")
+
+
+class MqttTls(_Section):
+    ca_file: Path | None = Field(default=None, title="CA bundle (PEM)")
+    cert_file: Path | None = Field(default=None, title="Client certificate for mTLS")
+    key_file: Path | None = Field(default=None, title="Client key for mTLS")
+
+
+class MqttBuffer(_Section):
+    path: Path | None = Field(default=None, title="SQLite buffer (default: state_dir)")
+    max_bytes: int = Field(default=64 * 1024 * 1024, ge=4096, le=2**40, title="Buffer bound")
+    max_age_s: int = Field(default=24 * 3600, ge=1, le=365 * 24 * 3600, title="Oldest kept")
+    policy: Literal["drop_oldest", "reject_new"] = Field(default="drop_oldest", title="When full")
+    replay_rate_per_s: float = Field(default=200.0, gt=0, le=100_000, title="Replay rate")
+
+
+class MqttSettings(_Section):
+    host: str = Field(default="127.0.0.1", title="Broker host")
+    port: int = Field(default=1883, ge=1, le=65535, title="Broker port")
+    site: str = Field(default="site", pattern=r"^[^/#+]{1,64}$", title="Site name in topics")
+    node: str = Field(default="node", pattern=r"^[^/#+]{1,64}$", title="Node name in topics")
+    prefix: str = Field(default="headframe/{site}/{node}", title="Topic prefix template")
+    client_id: str | None = Field(default=None, title="Client id (default: headframe-{node})")
+    keepalive: int = Field(default=30, ge=5, le=3600, title="Keepalive seconds")
+    session_expiry_s: int = Field(default=3600, ge=0, le=2**32 - 1, title="Session expiry")
+    tls: MqttTls | None = Field(default=None, title="TLS settings (None: plain TCP)")
+    username: str | None = Field(default=None, title="Username")
+    password_file: Path | None = Field(default=None, title="File holding the password")
+    pool_group: str | None = Field(default=None, title="Shared-subscription group for pools")
+    commands_enabled: bool = Field(default=True, title="Accept {prefix}/cmd/* commands")
+    telemetry_interval_s: float = Field(default=10.0, ge=0.5, le=86400, title="Telemetry period")
+    max_payload_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024)
+    max_json_depth: int = Field(default=32, ge=4, le=1000, title="Nesting limit for payloads")
+    queue_size: int = Field(default=64, ge=1, le=100_000, title="Requests waiting per application")
+    buffer: MqttBuffer = Field(default_factory=MqttBuffer, title="Store-and-forward buffer")
+
+
+class FleetSettings(_Section):
+    url: str | None = Field(default=None, title="Repository base URL (metadata/ and targets/)")
+    trusted_root: Path | None = Field(default=None, title="Root metadata installed with the box")
+    poll_interval_s: float = Field(default=900.0, ge=5, le=7 * 86400, title="Poll period")
+    channel: str = Field(default="stable", pattern=r"^[a-z0-9-]{1,32}$", title="Channel")
+    node_id: str | None = Field(default=None, title="Node id for staged rollout (default: host)")
+    bandwidth_limit_bytes_s: int | None = Field(default=None, ge=1024, title="Download cap")
+    maintenance_window: str | None = Field(
+        default=None, pattern=r"^\d{2}:\d{2}-\d{2}:\d{2}$", title="HH:MM-HH:MM local time"
+    )
+    min_versions: dict[str, str] = Field(default_factory=dict, title="Per-app minimum version")
+
+
+class GovernorSettings(_Section):
+    enabled: bool = Field(default=False, title="Down-shift under memory or thermal pressure")
+    memory_high_fraction: float = Field(default=0.9, gt=0, le=1, title="Pressure threshold")
+    memory_low_fraction: float = Field(default=0.75, gt=0, le=1, title="Recovery threshold")
+    temperature_high_c: float = Field(default=85.0, ge=30, le=150, title="Thermal threshold")
+    interval_s: float = Field(default=5.0, ge=0.5, le=3600, title="Watch period")
+
+
+class Settings(BaseSettings):
+    """Everything the daemon is told. See docs/configuration.md for every key."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", validate_default=True
+    )
+
+    paths: PathsSettings = Field(default_factory=PathsSettings, title="Directories")
+    profile: str | None = Field(default=None, title="Force a device profile by name")
+    memory_bytes: int | None = Field(default=None, ge=1, title="Override the memory budget base")
+    applications: list[ApplicationSettings] = Field(
+        default_factory=list, title="Applications to serve (empty: every one in the store)"
+    )
+    demo: bool = Field(default=True, title="Build the demo catalog into an empty store")
+    api: ApiSettings = Field(default_factory=ApiSettings, title="Local HTTP API")
+    mqtt: MqttSettings | None = Field(default=None, title="MQTT bridge (None: off)")
+    fleet: FleetSettings | None = Field(default=None, title="Model updates (None: off)")
+    governor: GovernorSettings = Field(default_factory=GovernorSettings, title="Governor")
+    log_format: Literal["auto", "text", "json"] = Field(default="auto", title="Log format")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The file's values arrive as init kwargs; the environment must win over them.
+        return (env_settings, init_settings)
+
+
+class _ResolvedSettings(Settings):
+    """Validates already-merged values (file + env + overrides) without re-reading the env."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    try:
+        with Path(path).open("rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError as e:
+        raise ConfigError(f"{path}: configuration file not found") from e
+    except PermissionError as e:
+        raise ConfigError(f"{path}: cannot read configuration file: {e.strerror}") from e
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from e
+
+
+def describe_validation_error(err: ValidationError, source: str) -> str:
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        if e["type"] == "extra_forbidden":
+            lines.append(f"{source}: unknown key {loc!r}")
+        else:
+            lines.append(f"{source}: {loc}: {e['msg']}")
+    return "\n".join(lines)
+
+
+def load_settings(
+    config_file: Path | None = None,
+    *,
+    overrides: dict[str, Any] | None = None,
+    use_default_file: bool = True,
+) -> Settings:
+    """Settings from ``config_file`` (or the default file if it exists) plus the environment.
+
+    Raises ConfigError with a message naming the file and every bad key.
+    """
+    data: dict[str, Any] = {}
+    source = "defaults"
+    if config_file is not None:
+        data = read_config_file(config_file)
+        source = str(config_file)
+    elif use_default_file and default_config_file().is_file():
+        config_file = default_config_file()
+        data = read_config_file(config_file)
+        source = str(config_file)
+    try:
+        settings = Settings(**data)
+    except ValidationError as e:
+        raise ConfigError(describe_validation_error(e, f"{source} (or {ENV_PREFIX}* env)")) from e
+    if overrides:
+        merged = settings.model_dump()
+        for dotted, value in overrides.items():
+            node = merged
+            *parents, leaf = dotted.split(".")
+            for p in parents:
+                if node.get(p) is None:
+                    node[p] = {}
+                node = node[p]
+            node[leaf] = value
+        try:
+            settings = _ResolvedSettings(**merged)
+        except ValidationError as e:
+            raise ConfigError(describe_validation_error(e, "command line")) from e
+    return settings

@@ -1,0 +1,79 @@
+"""Errors that cross module boundaries.
+
+Every transport maps these to its own wire shape (HTTP status, MQTT error code), so
+the codes here are the one vocabulary that HTTP and MQTT share.
+"""
+
+from __future__ import annotations
+
+
+class HeadframeError(Exception):
+    """Base class: ``code`` is a stable machine-readable name, the message is for humans."""
+
+    code = "internal"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ConfigError(HeadframeError):
+    """A settings or profile file is invalid; the message names the file and the field."""
+
+    code = "config"
+
+
+class MetadataError(HeadframeError):
+    """A package.toml or variant.toml is invalid; the message names the file and the field."""
+
+    code = "metadata"
+
+
+class InvalidInput(HeadframeError):
+    """The request is malformed: bad JSON, shape, datatype or name (HTTP 400)."""
+
+    code = "invalid_input"
+
+
+class ModelNotFound(HeadframeError):
+    """No such application or version is served (HTTP 404)."""
+
+    code = "not_found"
+
+
+class NotReady(HeadframeError):
+    """The application exists but has no loaded variant yet (HTTP 503)."""
+
+    code = "not_ready"
+
+    def __init__(self, message: str, retry_after_s: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class Busy(HeadframeError):
+    """The application's bounded queue is full (HTTP 429, MQTT "busy")."""
+
+    code = "busy"
+
+    def __init__(self, message: str, retry_after_s: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class InferenceFailed(HeadframeError):
+    """The backend raised while running a valid request (HTTP 500)."""
+
+    code = "inference_failed"
+
+
+class BackendUnavailable(HeadframeError):
+    """The backend's Python package is not installed, or it lacks the requested device."""
+
+    code = "backend_unavailable"
+
+
+class BackendLoadError(HeadframeError):
+    """The backend is present but could not load this variant on this device."""
+
+    code = "backend_load_failed"

@@ -1,0 +1,21 @@
+"""Hardware probe: ``probe(root="/") -> HardwareReport``. Reads files only; decides nothing."""
+
+from runtime.hardware.report import (
+    Accelerator,
+    BoardInfo,
+    CpuInfo,
+    HardwareReport,
+    MemoryInfo,
+    RuntimeInfo,
+    ThermalZone,
+)
+
+__all__ = [
+    "Accelerator",
+    "BoardInfo",
+    "CpuInfo",
+    "HardwareReport",
+    "MemoryInfo",
+    "RuntimeInfo",
+    "ThermalZone",
+]
