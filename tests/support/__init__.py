@@ -1,0 +1,2 @@
+"""Helpers the tests share (importable as ``tests.support``): makers of real files and
+starters of real servers. Each helper module has one job."""
