@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from runtime import systemd_env
 from runtime.errors import ConfigError
 
 ENV_PREFIX = "HEADFRAME_"
@@ -26,6 +27,9 @@ def _is_root() -> bool:
 
 
 def default_config_file() -> Path:
+    # Under the packaged unit systemd names the directories (runtime/systemd_env.py).
+    if (configured := systemd_env.configuration_directory()) is not None:
+        return configured / "headframe.toml"
     if _is_root():
         return Path("/etc/headframe/headframe.toml")
     base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
@@ -33,6 +37,8 @@ def default_config_file() -> Path:
 
 
 def default_state_dir() -> Path:
+    if (state := systemd_env.state_directory()) is not None:
+        return state
     if _is_root():
         return Path("/var/lib/headframe")
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
@@ -40,6 +46,8 @@ def default_state_dir() -> Path:
 
 
 def default_cache_dir() -> Path:
+    if (cache := systemd_env.cache_directory()) is not None:
+        return cache
     if _is_root():
         return Path("/var/cache/headframe")
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
@@ -262,4 +270,5 @@ def load_settings(
             settings = _ResolvedSettings(**merged)
         except ValidationError as e:
             raise ConfigError(describe_validation_error(e, "command line")) from e
-    return settings
+    # Secrets from systemd's LoadCredential= when the unit provides them.
+    return systemd_env.apply_credentials(settings)
