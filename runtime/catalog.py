@@ -237,13 +237,22 @@ class Store:
     def applications(self) -> list[str]:
         if not self.root.is_dir():
             return []
-        return sorted(p.name for p in self.root.iterdir() if (p.is_dir() and self.versions(p.name)))
+        # Dot-names are staging and trash directories of installers, never applications.
+        return sorted(
+            p.name
+            for p in self.root.iterdir()
+            if p.is_dir() and not p.name.startswith(".") and self.versions(p.name)
+        )
 
     def versions(self, app: str) -> list[str]:
         adir = self.root / app
         if not adir.is_dir():
             return []
-        found = [p.name for p in adir.iterdir() if (p / "package.toml").is_file()]
+        found = [
+            p.name
+            for p in adir.iterdir()
+            if not p.name.startswith(".") and (p / "package.toml").is_file()
+        ]
         return sorted(found, key=version_key)
 
     def package_dir(self, app: str, version: str) -> Path:

@@ -1,0 +1,260 @@
+"""Writing model packages: TOML for the metadata, file digests, atomic install into a store.
+
+The reading side (validation, the store index) is runtime/catalog.py; this module is its
+mirror for the tools that make packages (the demo factory, ``headframe models add``, the
+fleet installer). A package is assembled in a staging directory inside the store root
+(same filesystem), validated with the very code that will later read it, then moved into
+``<store>/<app>/<version>`` with one ``rename``: a reader sees the whole package or none.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from runtime.catalog import (
+    FileEntry,
+    ModelPackage,
+    PackageMeta,
+    Store,
+    VariantMeta,
+    load_package,
+)
+from runtime.errors import MetadataError
+
+log = logging.getLogger(__name__)
+
+PACKAGE_FILE = "package.toml"
+VARIANT_FILE = "variant.toml"
+_CHUNK = 1 << 20
+
+
+# --- TOML ------------------------------------------------------------------------------
+# A small writer for the subset our metadata uses (tables, arrays of tables, strings,
+# integers, floats, booleans, arrays of scalars). tomllib reads it back; tests check that.
+
+
+def _toml_key(key: str) -> str:
+    if key and all(c.isalnum() or c in "-_" for c in key):
+        return key
+    return _toml_str(key)
+
+
+def _toml_str(s: str) -> str:
+    out = ['"']
+    for ch in s:
+        if ch == '"':
+            out.append('\\"')
+        elif ch == "\\":
+            out.append("\\\\")
+        elif ch == "\n":
+            out.append("\\n")
+        elif ch == "\t":
+            out.append("\\t")
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out)
+
+
+def _toml_scalar(value: Any, where: str) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"{where}: TOML metadata holds finite numbers only")
+        return repr(value)
+    if isinstance(value, str):
+        return _toml_str(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_scalar(v, where) for v in value) + "]"
+    if isinstance(value, Mapping):
+        inner = ", ".join(
+            f"{_toml_key(str(k))} = {_toml_scalar(v, where)}"
+            for k, v in value.items()
+            if v is not None
+        )
+        return "{ " + inner + " }" if inner else "{}"
+    raise TypeError(f"{where}: cannot write {type(value).__name__} to TOML")
+
+
+def _is_table_array(value: Any) -> bool:
+    return (
+        isinstance(value, list | tuple)
+        and len(value) > 0
+        and all(isinstance(v, Mapping) for v in value)
+    )
+
+
+def _emit_table(data: Mapping[str, Any], prefix: str, lines: list[str]) -> None:
+    # Scalars first: TOML assigns keys to the most recent table header.
+    for key, value in data.items():
+        if value is None or isinstance(value, Mapping) or _is_table_array(value):
+            continue
+        lines.append(f"{_toml_key(key)} = {_toml_scalar(value, prefix + key)}")
+    for key, value in data.items():
+        name = f"{prefix}{_toml_key(key)}"
+        if isinstance(value, Mapping):
+            lines.extend(["", f"[{name}]"])
+            _emit_table(value, name + ".", lines)
+        elif _is_table_array(value):
+            for item in value:
+                lines.extend(["", f"[[{name}]]"])
+                _emit_table(item, name + ".", lines)
+
+
+def dumps_toml(data: Mapping[str, Any]) -> str:
+    """TOML text for ``data``; ``None`` values are left out (TOML has no null)."""
+    lines: list[str] = []
+    _emit_table(data, "", lines)
+    return "\n".join(lines).lstrip("\n") + "\n"
+
+
+def _meta_dict(meta: BaseModel) -> dict[str, Any]:
+    return meta.model_dump(mode="json", exclude_none=True)
+
+
+def write_package_meta(meta: PackageMeta, package_dir: Path) -> Path:
+    """Write ``package.toml`` into ``package_dir``."""
+    path = Path(package_dir) / PACKAGE_FILE
+    _write_text_atomic(path, dumps_toml(_meta_dict(meta)))
+    return path
+
+
+def write_variant_meta(meta: VariantMeta, variant_dir: Path) -> Path:
+    """Write ``variant.toml`` into ``variant_dir``."""
+    path = Path(variant_dir) / VARIANT_FILE
+    _write_text_atomic(path, dumps_toml(_meta_dict(meta)))
+    return path
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+# --- files -----------------------------------------------------------------------------
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def file_entry(path: Path, root: Path) -> FileEntry:
+    """The FileEntry (relative path, sha256, size) of ``path`` inside ``root``."""
+    path = Path(path)
+    return FileEntry(
+        path=path.relative_to(root).as_posix(), sha256=sha256_file(path), size=path.stat().st_size
+    )
+
+
+def variant_files(variant_dir: Path) -> tuple[tuple[FileEntry, ...], int]:
+    """Every payload file of a variant directory (variant.toml excluded), sorted, and the
+    total bytes on disk."""
+    variant_dir = Path(variant_dir)
+    entries = tuple(
+        file_entry(p, variant_dir)
+        for p in sorted(variant_dir.rglob("*"))
+        if p.is_file() and p.name != VARIANT_FILE and not p.name.startswith(".")
+    )
+    return entries, sum(e.size for e in entries)
+
+
+def verify_variant_files(variant_dir: Path, meta: VariantMeta) -> None:
+    """Raise MetadataError if a listed file is missing or its size or sha256 differs."""
+    where = Path(variant_dir) / VARIANT_FILE
+    for i, entry in enumerate(meta.files):
+        path = Path(variant_dir) / entry.path
+        if not path.is_file():
+            raise MetadataError(f"{where}: files.{i}.path: {entry.path} does not exist")
+        size = path.stat().st_size
+        if size != entry.size:
+            raise MetadataError(
+                f"{where}: files.{i}.size: {entry.path} is {size} bytes, not {entry.size}"
+            )
+        if sha256_file(path) != entry.sha256:
+            raise MetadataError(
+                f"{where}: files.{i}.sha256: {entry.path} does not match its digest"
+            )
+    if meta.entrypoint not in {e.path for e in meta.files}:
+        raise MetadataError(f"{where}: entrypoint: {meta.entrypoint} is not among the files")
+
+
+def verify_package(package: ModelPackage) -> None:
+    """Check every variant's files and the golden set against their digests."""
+    for v in package.variants:
+        verify_variant_files(v.path, v.meta)
+    golden = package.meta.golden
+    if golden is not None:
+        path = package.path / golden.file
+        where = package.path / PACKAGE_FILE
+        if not path.is_file():
+            raise MetadataError(f"{where}: golden.file: {golden.file} does not exist")
+        if sha256_file(path) != golden.sha256:
+            raise MetadataError(f"{where}: golden.sha256: {golden.file} does not match its digest")
+
+
+# --- install ---------------------------------------------------------------------------
+
+
+@contextmanager
+def staging_dir(store: Store) -> Iterator[Path]:
+    """A fresh directory inside the store root (so the final rename stays on one
+    filesystem); removed afterwards unless ``install_package`` moved it away."""
+    store.root.mkdir(parents=True, exist_ok=True)
+    path = Path(tempfile.mkdtemp(prefix=".staging-", dir=store.root))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def install_package(staged: Path, store: Store, *, replace: bool = False) -> ModelPackage:
+    """Validate the package in ``staged`` and move it into the store in one rename.
+
+    ``staged`` must live on the store's filesystem (use ``staging_dir``). An existing
+    ``<app>/<version>`` is an error unless ``replace``; then the old tree is moved aside
+    first and deleted after the new one is in place.
+    """
+    package = load_package(staged)
+    verify_package(package)
+    app, version = package.application, package.version
+    target = store.package_dir(app, version)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    old: Path | None = None
+    if target.exists():
+        if not replace:
+            raise MetadataError(f"{target}: {app} {version} is already in the store")
+        old = Path(tempfile.mkdtemp(prefix=f".old-{version}-", dir=target.parent))
+        os.replace(target, old / "pkg")
+    try:
+        os.rename(staged, target)
+    except OSError:
+        if old is not None:  # put the previous package back: never leave a hole
+            os.replace(old / "pkg", target)
+            shutil.rmtree(old, ignore_errors=True)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    log.info("installed %s %s into %s", app, version, store.root)
+    return load_package(target)
