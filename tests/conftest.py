@@ -29,3 +29,14 @@ def _isolated_home(
     for key in list(__import__("os").environ):
         if key.startswith("HEADFRAME_"):
             monkeypatch.delenv(key)
+
+
+@pytest.fixture(scope="session")
+def demo_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model store holding the built demo catalog (part-id-reader 1.0.0), built once
+    per session. Treat it as read-only: copy it if a test must change the store."""
+    from runtime.demo import build_demo_catalog
+
+    store = tmp_path_factory.mktemp("demo-store")
+    build_demo_catalog(store)
+    return store

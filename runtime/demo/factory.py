@@ -1,0 +1,222 @@
+"""The demo model factory: the cloud's three steps (train, prune, quantize/convert), small
+and real, producing the ``part-id-reader`` package into a store.
+
+Everything is derived from the seed: the split, the training order, the pruning choice,
+the calibration set. The same seed gives the same weights and the same accuracies.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from runtime.catalog import (
+    GoldenSet,
+    Lineage,
+    ModelPackage,
+    PackageMeta,
+    Store,
+    TensorSpec,
+    VariantMeta,
+)
+from runtime.demo import export_onnx, export_openvino, measure, quantize
+from runtime.demo.data import N_CLASSES, N_FEATURES, DigitsSplit, load_split
+from runtime.demo.prune import prune_and_fine_tune
+from runtime.demo.train import layers, train_base
+from runtime.errors import MetadataError
+from runtime.package_writer import (
+    install_package,
+    sha256_file,
+    staging_dir,
+    variant_files,
+    write_package_meta,
+    write_variant_meta,
+)
+
+log = logging.getLogger(__name__)
+
+APP = "part-id-reader"
+VERSION = "1.0.0"
+GOLDEN_FILE = "golden.npz"
+ACCURACY_FLOOR_BP = 9000
+LATENCY_BUDGET_US = 50_000  # generous: a slow Arm box in a cabinet must still pass its trial
+PRUNING_RATIOS = {"pruned50": 0.5, "pruned75": 0.75}
+# Rough resident cost of a loaded runtime before any weights; peak memory estimates add
+# the weights (file, parsed copy, packed copy) and the activations of a 64-row batch.
+RUNTIME_BASE_BYTES = {"onnx": 16 * 2**20, "openvino": 32 * 2**20}
+ESTIMATE_BATCH = 64
+
+
+@dataclass(frozen=True)
+class VariantSpec:
+    variant: str
+    model: str  # key into the trained models: "fp32" (base), "pruned50", "pruned75"
+    format: str
+    precision: str
+    device_classes: tuple[str, ...]
+
+
+VARIANTS = (
+    VariantSpec("fp32", "fp32", "onnx", "fp32", ("cpu", "gpu")),
+    VariantSpec("pruned50-fp32", "pruned50", "onnx", "fp32", ("cpu", "gpu")),
+    VariantSpec("pruned75-fp32", "pruned75", "onnx", "fp32", ("cpu", "gpu")),
+    VariantSpec("pruned75-int8", "pruned75", "onnx", "int8", ("cpu",)),
+    VariantSpec("pruned50-openvino-fp16", "pruned50", "openvino", "fp16", ("cpu", "gpu", "npu")),
+)
+
+
+def train_models(split: DigitsSplit, seed: int = 0) -> dict[str, Any]:
+    """The trained sklearn MLPClassifiers by key: "fp32" (full width), "pruned50", "pruned75".
+
+    Tests call this to get the reference predictions the exported graphs must match."""
+    base = train_base(split, seed)
+    models = {"fp32": base}
+    for key, ratio in PRUNING_RATIOS.items():
+        models[key] = prune_and_fine_tune(base, split, ratio, seed)
+    return models
+
+
+def reference_cpu() -> str:
+    """The CPU model name the latencies were measured on."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()[:120]
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def write_golden(path: Path, pixels: np.ndarray, labels: np.ndarray) -> None:
+    """An .npz (np.load reads it) with fixed zip timestamps, so its sha256 is reproducible
+    (np.savez stamps the current time into the archive)."""
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as zf:
+        for name, arr in (
+            ("pixels", pixels.astype(np.float32)),
+            ("labels", labels.astype(np.int64)),
+        ):
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            with zf.open(info, "w") as f:
+                np.lib.format.write_array(f, np.ascontiguousarray(arr), allow_pickle=False)
+
+
+def _peak_memory(fmt: str, n_bytes: int, widths: list[int]) -> int:
+    activations = ESTIMATE_BATCH * sum(widths) * 4 * 2  # each layer's output, plus a copy
+    return RUNTIME_BASE_BYTES[fmt] + 3 * n_bytes + activations
+
+
+def _make_variant(
+    spec: VariantSpec,
+    vdir: Path,
+    onnx_fp32: dict[str, Path],
+    split: DigitsSplit,
+    widths: list[int],
+    cpu: str,
+) -> VariantMeta:
+    vdir.mkdir(parents=True, exist_ok=True)
+    if spec.format == "openvino":
+        xml, _ = export_openvino.export_ir_fp16(onnx_fp32[spec.model], vdir / "model.xml")
+        entry, run = xml, measure.openvino_runner(xml)
+    elif spec.precision == "int8":
+        entry = quantize.quantize_int8(
+            onnx_fp32[spec.model], vdir / "model.onnx", split.train_pixels
+        )
+        run = measure.onnx_runner(entry)
+    else:
+        entry = vdir / "model.onnx"
+        entry.write_bytes(onnx_fp32[spec.model].read_bytes())
+        run = measure.onnx_runner(entry)
+    files, n_bytes = variant_files(vdir)
+    acc = measure.accuracy(run, split.test_pixels, split.test_labels)
+    lat = measure.latency_us(run, split.test_pixels)
+    pruning = PRUNING_RATIOS.get(spec.model, 0.0)
+    meta = VariantMeta.model_validate(
+        {
+            "variant": spec.variant,
+            "format": spec.format,
+            "precision": spec.precision,
+            "pruning_bp": round(pruning * 10_000),
+            "entrypoint": entry.relative_to(vdir).as_posix(),
+            "files": [f.model_dump() for f in files],
+            "bytes": n_bytes,
+            "peak_memory_bytes": _peak_memory(spec.format, n_bytes, widths),
+            "device_classes": spec.device_classes,
+            "accuracy_bp": acc,
+            "latency_us": lat,
+            "reference_cpu": cpu,
+        }
+    )
+    write_variant_meta(meta, vdir)
+    log.info("demo variant %s: %d bytes, %d bp, %d us", spec.variant, n_bytes, acc, lat)
+    return meta
+
+
+def build_package_tree(package_dir: Path, seed: int = 0) -> None:
+    """Train, prune, export, quantize, convert and measure into ``package_dir``."""
+    split = load_split(seed)
+    models = train_models(split, seed)
+    work = package_dir / ".work"
+    onnx_fp32 = {
+        key: export_onnx.save_model(layers(clf), work / f"{key}.onnx")
+        for key, clf in models.items()
+    }
+    cpu = reference_cpu()
+    for spec in VARIANTS:
+        widths = [c.shape[1] for c in models[spec.model].coefs_]
+        _make_variant(spec, package_dir / "variants" / spec.variant, onnx_fp32, split, widths, cpu)
+    for p in work.iterdir():
+        p.unlink()
+    work.rmdir()
+    write_golden(package_dir / GOLDEN_FILE, split.test_pixels, split.test_labels)
+    meta = PackageMeta.model_validate(
+        {
+            "application": APP,
+            "version": VERSION,
+            "task": "tensor",
+            "description": "Reads the digit stamped on a part: 8x8 grey image (0..16) in, "
+            "class probabilities out. Demo model trained on scikit-learn's digits.",
+            "lineage": Lineage(
+                foundation="digits-mlp-base", sector="manufacturing", application=APP
+            ),
+            "accuracy_floor_bp": ACCURACY_FLOOR_BP,
+            "latency_budget_us": LATENCY_BUDGET_US,
+            "inputs": [TensorSpec(name="pixels", datatype="FP32", shape=(-1, N_FEATURES))],
+            "outputs": [TensorSpec(name="probabilities", datatype="FP32", shape=(-1, N_CLASSES))],
+            "golden": GoldenSet(
+                file=GOLDEN_FILE,
+                sha256=sha256_file(package_dir / GOLDEN_FILE),
+                samples=len(split.test_labels),
+            ),
+        }
+    )
+    write_package_meta(meta, package_dir)
+
+
+def build_demo_catalog(
+    store_dir: Path, *, seed: int = 0, force: bool = False
+) -> list[ModelPackage]:
+    """Build the demo packages into ``store_dir`` (idempotent: when a valid demo package
+    is already there and ``force`` is false, return it without rebuilding)."""
+    store = Store(Path(store_dir))
+    if not force and VERSION in store.versions(APP):
+        try:
+            return [store.load(APP, VERSION)]
+        except MetadataError as e:
+            log.warning("demo package in the store is invalid, rebuilding: %s", e)
+            force = True
+    with staging_dir(store) as staged:
+        build_package_tree(staged, seed)
+        try:
+            package = install_package(staged, store, replace=force)
+        except (MetadataError, OSError):
+            if force or VERSION not in store.versions(APP):
+                raise
+            # another process installed the demo while we built it: theirs is as good
+            package = store.load(APP, VERSION)
+    return [package]

@@ -1,0 +1,74 @@
+"""Measuring a variant with the runtime that will serve it: golden-set accuracy and
+single-request latency on this CPU.
+
+Latency is the median of single-row requests on one thread after a warm-up, so the
+figure describes the model, not the machine's momentary load or its core count.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from runtime.demo.export_onnx import INPUT_NAME, OUTPUT_NAME
+from runtime.demo.train import accuracy_bp
+
+Runner = Callable[[np.ndarray], np.ndarray]
+WARMUP = 20
+TIMED = 200
+
+
+def onnx_runner(path: Path, threads: int = 1) -> Runner:
+    """A function pixels -> probabilities backed by an onnxruntime CPU session."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+    def run(pixels: np.ndarray) -> np.ndarray:
+        return np.asarray(sess.run([OUTPUT_NAME], {INPUT_NAME: pixels})[0])
+
+    return run
+
+
+def openvino_runner(xml_path: Path, threads: int = 1) -> Runner:
+    """A function pixels -> probabilities backed by an OpenVINO CPU compiled model."""
+    import openvino as ov
+
+    core = ov.Core()
+    compiled = core.compile_model(
+        str(xml_path),
+        "CPU",
+        {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads},
+    )
+    request = compiled.create_infer_request()
+    output = compiled.output(OUTPUT_NAME)
+
+    def run(pixels: np.ndarray) -> np.ndarray:
+        return np.asarray(request.infer({INPUT_NAME: pixels})[output])
+
+    return run
+
+
+def accuracy(run: Runner, pixels: np.ndarray, labels: np.ndarray) -> int:
+    """Golden-set accuracy in basis points (argmax of the probabilities)."""
+    return accuracy_bp(np.argmax(run(pixels), axis=1), labels)
+
+
+def latency_us(run: Runner, pixels: np.ndarray) -> int:
+    """Median single-row latency in microseconds."""
+    rows = [np.ascontiguousarray(pixels[i % len(pixels)][None, :]) for i in range(TIMED)]
+    for row in rows[:WARMUP]:
+        run(row)
+    times = []
+    for row in rows:
+        t0 = time.perf_counter_ns()
+        run(row)
+        times.append(time.perf_counter_ns() - t0)
+    return max(1, int(np.median(times) // 1000))
