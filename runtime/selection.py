@@ -1,0 +1,353 @@
+"""Variant selection: which variant of a package this box should run, and why.
+
+PURE: it reads metadata, the device profile and the hardware report, never files or
+the network, so the fleet agent can decide before it downloads anything. The rule:
+keep the variants whose format has an installed backend that the profile allows on a
+device that exists, whose precision the profile allows, whose peak memory fits the
+budget and whose accuracy meets the floor; take the smallest by bytes, ties to the more
+accurate, then the faster. Every variant turned down gets a plain-English reason with
+the numbers in it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from runtime.backends.registry import BACKENDS, runtime_problem
+from runtime.catalog import PackageMeta, VariantMeta
+from runtime.hardware.report import HardwareReport
+from runtime.profiles import DeviceProfile, Target
+
+# onnxruntime execution providers by the device class they drive. OpenVINO's provider
+# drives Intel GPUs and NPUs alike.
+_ORT_PROVIDERS: dict[str, tuple[str, ...]] = {
+    "gpu": (
+        "CUDAExecutionProvider",
+        "TensorrtExecutionProvider",
+        "ROCMExecutionProvider",
+        "MIGraphXExecutionProvider",
+        "DmlExecutionProvider",
+        "OpenVINOExecutionProvider",
+    ),
+    "npu": (
+        "OpenVINOExecutionProvider",
+        "QNNExecutionProvider",
+        "VitisAIExecutionProvider",
+        "CANNExecutionProvider",
+        "RknpuExecutionProvider",
+    ),
+    "cpu": ("CPUExecutionProvider",),
+}
+
+
+@dataclass(frozen=True)
+class Resources:
+    """The memory the budget is a fraction of: RAM, VRAM, or an operator's override.
+
+    The budget is ``profile.memory_budget_fraction * memory_bytes``; ``source`` names
+    where ``memory_bytes`` came from, for the reasons ("RAM", "VRAM", "--memory-bytes").
+    """
+
+    memory_bytes: int
+    source: str = "RAM"
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Site policy: a floor that can only raise the package's, and an optional pin."""
+
+    accuracy_floor_bp: int | None = None
+    pin: str | None = None
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A variant that qualifies, with the (backend, device) targets to try in order."""
+
+    variant: VariantMeta
+    targets: list[Target]
+    reason: str
+
+    @property
+    def backend(self) -> str:
+        return self.targets[0].backend
+
+    @property
+    def device(self) -> str:
+        return self.targets[0].device
+
+    def to_dict(self) -> dict[str, Any]:
+        v = self.variant
+        return {
+            "variant": v.variant,
+            "format": v.format,
+            "precision": v.precision,
+            "bytes": v.bytes,
+            "accuracy_bp": v.accuracy_bp,
+            "backend": self.backend,
+            "device": self.device,
+            "peak_memory_bytes": v.peak_memory_bytes,
+            "latency_us": v.latency_us,
+            "targets": [{"backend": t.backend, "device": t.device} for t in self.targets],
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True)
+class Rejection:
+    variant: VariantMeta
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"variant": self.variant.variant, "bytes": self.variant.bytes, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The decision: ``chosen`` (None when nothing qualifies), the ranked qualifying
+    variants (chosen first; the loader falls back along them) and every rejection."""
+
+    application: str
+    version: str
+    profile: str
+    chosen: Choice | None
+    ranked: list[Choice]
+    rejected: list[Rejection]
+    accuracy_floor_bp: int
+    budget_bytes: int
+    reason: str
+    pin: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON that ``headframe models select --json`` prints."""
+        return {
+            "application": self.application,
+            "version": self.version,
+            "profile": self.profile,
+            "chosen": self.chosen.to_dict() if self.chosen else None,
+            "reason": self.reason,
+            "rejected": [r.to_dict() for r in self.rejected],
+            "ranked": [c.to_dict() for c in self.ranked],
+            "accuracy_floor_bp": self.accuracy_floor_bp,
+            "memory_budget_bytes": self.budget_bytes,
+            "pin": self.pin,
+        }
+
+
+def human_bytes(n: int) -> str:
+    """1_000_000 -> "1.0 MB": decimal units, three significant figures or so."""
+    value = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            if unit == "B":
+                return f"{n} B"
+            return f"{value:.1f} {unit}" if value < 10 else f"{value:.0f} {unit}"
+        value /= 1000
+    raise AssertionError("unreachable")
+
+
+def percent(bp: int) -> str:
+    """Basis points as a percentage: 9512 -> "95.12%"."""
+    return f"{bp / 100:.2f}%"
+
+
+def resources_for(
+    profile: DeviceProfile, report: HardwareReport, override_bytes: int | None = None
+) -> Resources:
+    """The memory the profile's budget applies to: the override, else RAM or the largest
+    GPU's memory per ``profile.memory_source`` (RAM when no GPU says how much it has)."""
+    if override_bytes is not None:
+        return Resources(override_bytes, "--memory-bytes")
+    if profile.memory_source == "vram":
+        sizes = [a.memory_bytes for a in report.accelerators_of("gpu") if a.memory_bytes]
+        if sizes:
+            return Resources(max(sizes), "VRAM")
+        return Resources(report.memory.total_bytes, "RAM (no GPU memory reported)")
+    return Resources(report.memory.total_bytes, "RAM")
+
+
+def _device_class(device: str) -> str:
+    return device.split(".")[0]
+
+
+def _device_problem(target: Target, variant: VariantMeta, report: HardwareReport) -> str | None:
+    """Why ``target`` cannot run ``variant`` on this box, or None. Runtime presence is
+    checked before this."""
+    cls = _device_class(target.device)
+    if cls != "auto" and cls not in variant.device_classes:
+        return (
+            f"the variant is not built for {cls} (it runs on {', '.join(variant.device_classes)})"
+        )
+    if cls in ("gpu", "npu") and not report.accelerators_of(cls):
+        return f"no {cls.upper()} in this box"
+    info = report.runtime(BACKENDS[target.backend].runtime)
+    offered = info.devices if info else ()
+    if target.backend == "onnx":
+        if cls in ("cpu", "auto"):
+            return None
+        wanted = [p for p in (target.providers or _ORT_PROVIDERS[cls]) if p in _ORT_PROVIDERS[cls]]
+        if not any(p in offered for p in wanted):
+            has = ", ".join(offered) or "none"
+            wanted_text = " or ".join(wanted)
+            return f"onnxruntime offers no {cls.upper()} provider ({wanted_text}; it has {has})"
+        return None
+    if target.backend == "openvino":
+        if cls == "auto" or not offered:
+            return None
+        want = target.device.upper()
+        if not any(d.upper() == want or _device_class(d.upper()) == want for d in offered):
+            return f"OpenVINO offers no {want} device (it has {', '.join(offered)})"
+        return None
+    if cls == "gpu" and "gpu" not in offered:
+        return "llama.cpp was built without GPU offload"
+    return None
+
+
+def _usable_targets(
+    variant: VariantMeta, profile: DeviceProfile, report: HardwareReport
+) -> tuple[list[Target], str | None]:
+    """The profile's targets that open this format and can run here, or why none can."""
+    fitting = [t for t in profile.targets if variant.format in BACKENDS[t.backend].formats]
+    if not fitting:
+        listed = ", ".join(f"{t.backend}/{t.device}" for t in profile.targets)
+        return [], f"profile {profile.name} has no backend for format {variant.format} ({listed})"
+    usable: list[Target] = []
+    problems: list[str] = []
+    for t in fitting:
+        problem = runtime_problem(t.backend, report) or _device_problem(t, variant, report)
+        if problem is None:
+            usable.append(t)
+        else:
+            problems.append(f"{t.backend}/{t.device}: {problem}")
+    if usable:
+        return usable, None
+    return [], "no backend can run it here (" + "; ".join(problems) + ")"
+
+
+def _rank_key(v: VariantMeta) -> tuple[int, int, int, str]:
+    # Smallest first; ties to the more accurate (unknown last), then the faster.
+    acc = v.accuracy_bp if v.accuracy_bp is not None else -1
+    lat = v.latency_us if v.latency_us is not None else 2**62
+    return (v.bytes, -acc, lat, v.variant)
+
+
+def select(
+    package: PackageMeta,
+    variants: Sequence[VariantMeta],
+    profile: DeviceProfile,
+    report: HardwareReport,
+    resources: Resources,
+    policy: Policy | None = None,
+) -> Selection:
+    """Decide which variant of ``package`` to run here. Pure; see the module docstring."""
+    policy = policy or Policy()
+    floor = max(package.accuracy_floor_bp, policy.accuracy_floor_bp or 0)
+    floor_src = (
+        "site policy" if (policy.accuracy_floor_bp or 0) > package.accuracy_floor_bp else "package"
+    )
+    budget = int(resources.memory_bytes * profile.memory_budget_fraction)
+    budget_text = (
+        f"the budget {human_bytes(budget)} ({profile.memory_budget_fraction:.0%} of "
+        f"{human_bytes(resources.memory_bytes)} {resources.source})"
+    )
+
+    qualified: list[tuple[VariantMeta, list[Target]]] = []
+    rejected: list[Rejection] = []
+    for v in variants:
+        reasons: list[str] = []
+        targets: list[Target] = []
+        if v.format not in profile.formats:
+            allowed = ", ".join(profile.formats)
+            reasons.append(
+                f"format {v.format} is not allowed by profile {profile.name} ({allowed})"
+            )
+        else:
+            targets, problem = _usable_targets(v, profile, report)
+            if problem:
+                reasons.append(problem)
+        if v.precision not in profile.precisions:
+            allowed = ", ".join(profile.precisions)
+            reasons.append(
+                f"precision {v.precision} is not allowed by profile {profile.name} ({allowed})"
+            )
+        if v.peak_memory_bytes > budget:
+            reasons.append(f"peak memory {human_bytes(v.peak_memory_bytes)} exceeds {budget_text}")
+        if floor > 0 and v.accuracy_bp is None:
+            reasons.append(
+                f"accuracy is unknown, and the {floor_src} floor {percent(floor)} "
+                "needs a measured one"
+            )
+        elif v.accuracy_bp is not None and v.accuracy_bp < floor:
+            reasons.append(
+                f"accuracy {percent(v.accuracy_bp)} is below the {floor_src} floor {percent(floor)}"
+            )
+        if reasons:
+            rejected.append(Rejection(v, "; ".join(reasons)))
+        else:
+            qualified.append((v, targets))
+
+    qualified.sort(key=lambda item: _rank_key(item[0]))
+    ranked = [
+        Choice(v, t, _choice_reason(v, t, i, len(qualified), floor))
+        for i, (v, t) in enumerate(qualified)
+    ]
+    reason = ""
+    if policy.pin is not None:
+        ranked, rejected, reason = _apply_pin(policy.pin, variants, ranked, rejected)
+    chosen = ranked[0] if ranked else None
+    if chosen is not None:
+        reason = reason or chosen.reason
+    elif not reason:
+        reason = f"none of the {len(variants)} variants qualifies on profile {profile.name}"
+    rejected.sort(key=lambda r: _rank_key(r.variant))
+    return Selection(
+        application=package.application,
+        version=package.version,
+        profile=profile.name,
+        chosen=chosen,
+        ranked=ranked,
+        rejected=rejected,
+        accuracy_floor_bp=floor,
+        budget_bytes=budget,
+        reason=reason,
+        pin=policy.pin,
+    )
+
+
+def _choice_reason(v: VariantMeta, targets: list[Target], rank: int, of: int, floor: int) -> str:
+    where = f"{targets[0].backend}/{targets[0].device}"
+    acc = percent(v.accuracy_bp) if v.accuracy_bp is not None else "unmeasured"
+    if rank == 0:
+        return (
+            f"smallest of {of} qualifying variant{'s' if of != 1 else ''} "
+            f"({human_bytes(v.bytes)}, accuracy {acc}, floor {percent(floor)}) on {where}"
+        )
+    return f"qualifies, fallback {rank} of {of - 1} ({human_bytes(v.bytes)}, accuracy {acc})"
+
+
+def _apply_pin(
+    pin: str,
+    variants: Sequence[VariantMeta],
+    ranked: list[Choice],
+    rejected: list[Rejection],
+) -> tuple[list[Choice], list[Rejection], str]:
+    """Keep only the pinned variant; the others that qualified are rejected because of the pin."""
+    pinned = [c for c in ranked if c.variant.variant == pin]
+    others = [
+        Rejection(c.variant, f"qualifies, but site policy pins {pin}")
+        for c in ranked
+        if c not in pinned
+    ]
+    if pinned:
+        choice = pinned[0]
+        size = human_bytes(choice.variant.bytes)
+        why = f"pinned by site policy ({size}) on {choice.backend}/{choice.device}"
+        return [Choice(choice.variant, choice.targets, why)], rejected + others, why
+    if not any(v.variant == pin for v in variants):
+        known = ", ".join(v.variant for v in variants)
+        return [], rejected + others, f"the pinned variant {pin} is not in this package ({known})"
+    own = next(r for r in rejected if r.variant.variant == pin)
+    return [], rejected + others, f"the pinned variant {pin} is rejected: {own.reason}"
