@@ -1,0 +1,1 @@
+"""Wire codecs shared by every transport (HTTP, MQTT): bytes in, numpy or text out."""

@@ -1,0 +1,395 @@
+"""The inference service: live model slots, hot swap, bounded workers and stats.
+
+Transport-neutral (MLServer's DataPlane): HTTP and MQTT adapters decode their wire
+form, call ``infer`` or ``generate`` here, and encode what comes back; neither knows the
+other exists. A slot is switched by one assignment on the event loop, so a request
+either sees the old worker or the new one, never a half-swapped state; the old
+worker drains its in-flight requests before its backend is unloaded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from runtime.backends.base import (
+    Backend,
+    BackendInfo,
+    GenerationChunk,
+    GenerationRequest,
+    IOSchema,
+)
+from runtime.catalog import ModelPackage, TensorSpec, Variant
+from runtime.config import ApplicationSettings
+from runtime.errors import HeadframeError, InvalidInput, ModelNotFound, NotReady
+from runtime.stats import ServiceStats
+from runtime.tensors import to_kserve_datatype
+from runtime.worker import ModelWorker, WorkerConfig
+
+log = logging.getLogger(__name__)
+
+Listener = Callable[[str, str], None]
+
+
+class LoadedModel(Protocol):
+    """What the loader returns (runtime.loader.LoadedModel satisfies this)."""
+
+    package: ModelPackage
+    variant: Variant
+    backend: Backend
+    selection: Any
+    attempts: list[Any]
+
+
+Loader = Callable[[ModelPackage, "str | None"], LoadedModel]
+
+
+@dataclass
+class ModelSlot:
+    """One application as it serves now."""
+
+    app: str
+    loaded: LoadedModel
+    schema: IOSchema
+    backend_info: BackendInfo
+    worker: ModelWorker
+    pin: str | None = None
+    loaded_at: float = field(default_factory=time.time)
+
+    @property
+    def package(self) -> ModelPackage:
+        return self.loaded.package
+
+    @property
+    def variant(self) -> Variant:
+        return self.loaded.variant
+
+    @property
+    def selection(self) -> Any:
+        return self.loaded.selection
+
+    @property
+    def attempts(self) -> list[Any]:
+        return self.loaded.attempts
+
+    @property
+    def task(self) -> str:
+        return self.package.meta.task
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary for /status and MQTT info."""
+        sel = self.selection
+        return {
+            "app": self.app,
+            "version": self.package.version,
+            "task": self.task,
+            "variant": self.variant.id,
+            "precision": self.variant.meta.precision,
+            "format": self.variant.meta.format,
+            "pin": self.pin,
+            "backend": self.backend_info.backend,
+            "device": self.backend_info.device,
+            "detail": dict(self.backend_info.detail),
+            "loaded_at": self.loaded_at,
+            "queue_depth": self.worker.depth,
+            "inputs": [s.model_dump() for s in self.schema.inputs],
+            "outputs": [s.model_dump() for s in self.schema.outputs],
+            "selection": sel.to_dict() if hasattr(sel, "to_dict") else None,
+            "attempts": [_attempt_dict(a) for a in self.attempts],
+        }
+
+
+def _attempt_dict(a: Any) -> dict[str, Any]:
+    return {
+        "variant": getattr(getattr(a, "variant", None), "variant", str(getattr(a, "variant", ""))),
+        "backend": getattr(a, "backend", None),
+        "device": getattr(a, "device", None),
+        "ok": getattr(a, "ok", None),
+        "error": getattr(a, "error", None),
+    }
+
+
+def _schema_of(loaded: LoadedModel) -> IOSchema:
+    meta = loaded.package.meta
+    try:
+        schema = loaded.backend.describe()
+    except Exception:  # a backend that cannot describe itself: trust the package
+        log.warning("%s: backend describe() failed; using package.toml", meta.application)
+        schema = IOSchema(meta.inputs, meta.outputs)
+    if not schema.inputs and meta.inputs:
+        schema = IOSchema(meta.inputs, meta.outputs)
+    return schema
+
+
+def validate_inputs(app: str, schema: IOSchema, inputs: Mapping[str, np.ndarray]) -> None:
+    """Names, datatypes and shapes (-1 matches any size); InvalidInput says which and why."""
+    expected = {s.name: s for s in schema.inputs}
+    unknown = [n for n in inputs if n not in expected]
+    if unknown:
+        raise InvalidInput(
+            f"{app}: unknown input {unknown[0]!r}; the model takes {_names(schema.inputs)}"
+        )
+    for name, spec in expected.items():
+        arr = inputs.get(name)
+        if arr is None:
+            raise InvalidInput(
+                f"{app}: missing input {name!r}; the model takes {_names(schema.inputs)}"
+            )
+        datatype = to_kserve_datatype(arr.dtype)
+        if datatype != spec.datatype:
+            raise InvalidInput(
+                f"{app}: input {name!r} has datatype {datatype}, the model expects {spec.datatype}"
+            )
+        if len(arr.shape) != len(spec.shape) or any(
+            d != -1 and d != a for d, a in zip(spec.shape, arr.shape, strict=True)
+        ):
+            raise InvalidInput(
+                f"{app}: input {name!r} has shape {list(arr.shape)}, the model expects "
+                f"{list(spec.shape)} (-1: any size)"
+            )
+
+
+def _names(specs: Sequence[TensorSpec]) -> str:
+    return ", ".join(f"{s.name} {s.datatype} {list(s.shape)}" for s in specs)
+
+
+def _batchable(schema: IOSchema) -> bool:
+    specs = (*schema.inputs, *schema.outputs)
+    return bool(specs) and all(s.shape[:1] == (-1,) for s in specs)
+
+
+class InferenceService:
+    """The one service every transport calls. Create and use it on one event loop."""
+
+    def __init__(
+        self,
+        loader: Callable[[ModelPackage, str | None], LoadedModel],
+        *,
+        queue_size: int = 64,
+        workers: int = 1,
+        app_settings: Mapping[str, ApplicationSettings] | None = None,
+    ) -> None:
+        self._loader = loader
+        self._default = WorkerConfig(queue_size=queue_size, workers=workers)
+        self._app_settings = dict(app_settings or {})
+        self._slots: dict[str, ModelSlot] = {}
+        self._pending: set[str] = set()
+        self._failed: dict[str, str] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._listeners: list[Listener] = []
+        self._closing = False
+        self.stats = ServiceStats()
+
+    # ---- configuration ---------------------------------------------------------------
+    def configure(self, settings: ApplicationSettings) -> None:
+        """Per-application queue and batching; takes effect at the next add or swap."""
+        self._app_settings[settings.name] = settings
+
+    def add_listener(self, fn: Listener) -> None:
+        """``fn(event, app)`` on the event loop after "loaded", "swapped" or "removed"."""
+        self._listeners.append(fn)
+
+    def _emit(self, event: str, app: str) -> None:
+        for fn in list(self._listeners):
+            try:
+                fn(event, app)
+            except Exception:
+                log.exception("listener %r failed on %s %s", fn, event, app)
+
+    def _worker_config(self, app: str) -> WorkerConfig:
+        s = self._app_settings.get(app)
+        if s is None:
+            return self._default
+        return WorkerConfig(s.queue_size, self._default.workers, s.max_batch, s.batch_wait_ms)
+
+    # ---- lifecycle -------------------------------------------------------------------
+    async def _load(self, package: ModelPackage, pin: str | None) -> ModelSlot:
+        app = package.application
+        loaded = await asyncio.to_thread(self._loader, package, pin)
+        try:
+            schema = _schema_of(loaded)
+            info = loaded.backend.info()
+            worker = ModelWorker(
+                app, loaded.backend, self._worker_config(app), batchable=_batchable(schema)
+            )
+        except Exception:
+            await asyncio.to_thread(loaded.backend.unload)
+            raise
+        log.info(
+            "%s %s: loaded variant %s on %s/%s",
+            app, package.version, loaded.variant.id, info.backend, info.device,
+        )  # fmt: skip
+        return ModelSlot(app, loaded, schema, info, worker, pin)
+
+    def _lock(self, app: str) -> asyncio.Lock:
+        return self._locks.setdefault(app, asyncio.Lock())
+
+    async def add(self, package: ModelPackage, pin: str | None = None) -> ModelSlot:
+        """Load ``package`` (in a thread) and serve it. Raises what the loader raises; the
+        app then stays not-ready with the error shown in ``failures()``."""
+        app = package.application
+        async with self._lock(app):
+            if app in self._slots:
+                return await self._swap_locked(app, package, pin)
+            self._pending.add(app)
+            try:
+                slot = await self._load(package, pin)
+            except Exception as e:
+                self._failed[app] = str(e)
+                raise
+            finally:
+                self._pending.discard(app)
+            self._failed.pop(app, None)
+            self._slots[app] = slot
+        self._emit("loaded", app)
+        return slot
+
+    async def swap(
+        self, app: str, package: ModelPackage | None = None, pin: str | None = None
+    ) -> ModelSlot:
+        """Load the new variant (or version), switch, then drain and unload the old one.
+        On a load failure the old one keeps serving and the error is raised."""
+        async with self._lock(app):
+            if app not in self._slots:
+                raise ModelNotFound(f"no application {app!r} is served")
+            return await self._swap_locked(app, package, pin)
+
+    async def _swap_locked(
+        self, app: str, package: ModelPackage | None, pin: str | None
+    ) -> ModelSlot:
+        old = self._slots[app]
+        new = await self._load(package or old.package, pin)
+        self._slots[app] = new  # the switch: one assignment on the loop
+        self._emit("swapped", app)
+        asyncio.get_running_loop().create_task(self._retire(old))
+        return new
+
+    async def _retire(self, old: ModelSlot, timeout_s: float | None = None) -> None:
+        if not await old.worker.drain(timeout_s):
+            log.warning("%s: old variant still busy after %.1fs; unloading", old.app, timeout_s)
+        await asyncio.to_thread(old.worker.close)
+        await asyncio.to_thread(old.loaded.backend.unload)
+        log.info("%s: unloaded variant %s", old.app, old.variant.id)
+
+    async def remove(self, app: str) -> None:
+        async with self._lock(app):
+            slot = self._slots.pop(app, None)
+            self._failed.pop(app, None)
+            if slot is None:
+                raise ModelNotFound(f"no application {app!r} is served")
+            await self._retire(slot)
+        self._emit("removed", app)
+
+    async def close(self, drain_timeout_s: float = 10.0) -> None:
+        """Refuse new requests, wait up to ``drain_timeout_s`` for in-flight ones, unload."""
+        self._closing = True
+        slots = list(self._slots.values())
+        self._slots.clear()
+        await asyncio.gather(*(s.worker.drain(drain_timeout_s) for s in slots))
+        for s in slots:
+            await self._retire(s, 0.0)
+
+    # ---- reading ---------------------------------------------------------------------
+    def slot(self, app: str) -> ModelSlot:
+        try:
+            return self._slots[app]
+        except KeyError:
+            if app in self._pending or app in self._failed:
+                raise NotReady(f"{app} has no loaded variant yet", retry_after_s=2.0) from None
+            raise ModelNotFound(f"no application {app!r} is served") from None
+
+    def slots(self) -> list[ModelSlot]:
+        return list(self._slots.values())
+
+    def known_apps(self) -> list[str]:
+        """Every application added, loaded or not."""
+        return sorted({*self._slots, *self._pending, *self._failed})
+
+    def failures(self) -> dict[str, str]:
+        return dict(self._failed)
+
+    def is_ready(self) -> bool:
+        """True when every added application has a loaded variant and we are not closing."""
+        return not self._closing and not self._pending and not self._failed
+
+    def queue_depths(self) -> dict[str, int]:
+        return {app: s.worker.depth for app, s in self._slots.items()}
+
+    # ---- requests --------------------------------------------------------------------
+    def _serving(self, app: str, version: str | None) -> ModelSlot:
+        if self._closing:
+            raise NotReady("the server is shutting down", retry_after_s=5.0)
+        slot = self.slot(app)
+        if version is not None and version != slot.package.version:
+            raise ModelNotFound(f"{app} serves version {slot.package.version}, not {version!r}")
+        return slot
+
+    async def infer(
+        self,
+        app: str,
+        inputs: Mapping[str, np.ndarray],
+        *,
+        version: str | None = None,
+        outputs: Sequence[str] | None = None,
+        protocol: str = "kserve",
+    ) -> dict[str, np.ndarray]:
+        """Validate, queue and run one tensor request; returns the requested outputs."""
+        start = time.perf_counter()
+        status = "ok"
+        try:
+            slot = self._serving(app, version)
+            if slot.task != "tensor":
+                raise InvalidInput(f"{app} is a text application; use the OpenAI API")
+            validate_inputs(app, slot.schema, inputs)
+            if outputs is not None:
+                known = {s.name for s in slot.schema.outputs}
+                for name in outputs:
+                    if name not in known:
+                        raise InvalidInput(
+                            f"{app}: unknown output {name!r}; the model gives "
+                            f"{_names(slot.schema.outputs)}"
+                        )
+            result = await slot.worker.infer(inputs)
+            if outputs is not None:
+                result = {n: result[n] for n in outputs}
+            return result
+        except HeadframeError as e:
+            status = e.code
+            raise
+        except BaseException:
+            status = "cancelled"
+            raise
+        finally:
+            self.stats.record(app, protocol, status, time.perf_counter() - start)
+
+    async def generate(
+        self, app: str, request: GenerationRequest, *, protocol: str = "openai"
+    ) -> AsyncIterator[GenerationChunk]:
+        """Stream a text application's chunks as they are produced."""
+        start = time.perf_counter()
+        status = "ok"
+        tokens = 0
+        chunks = 0
+        try:
+            slot = self._serving(app, None)
+            if slot.task != "text":
+                raise InvalidInput(f"{app} is a tensor application; use the KServe v2 API")
+            async for chunk in slot.worker.generate(request):
+                chunks += 1
+                tokens = max(tokens, chunk.completion_tokens)
+                yield chunk
+        except HeadframeError as e:
+            status = e.code
+            raise
+        except BaseException:
+            status = "cancelled"
+            raise
+        finally:
+            self.stats.record(app, protocol, status, time.perf_counter() - start)
+            self.stats.record_tokens(app, protocol, tokens or chunks)
