@@ -78,6 +78,23 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def _to_ort(arr: np.ndarray) -> np.ndarray:
+    # BYTES travel as object arrays of bytes; onnxruntime's string tensors want str (it
+    # would otherwise str() each element into "b'...'").
+    if arr.dtype == object:
+        return np.vectorize(lambda b: b.decode("utf-8", "replace") if isinstance(b, bytes) else b,
+                            otypes=[object])(arr)  # fmt: skip
+    return arr
+
+
+def _from_ort(r: Any) -> np.ndarray:
+    arr = np.asarray(r)
+    if arr.dtype.kind in "OU":
+        return np.vectorize(lambda s: s.encode("utf-8") if isinstance(s, str) else s,
+                            otypes=[object])(arr)  # fmt: skip
+    return arr
+
+
 class OnnxBackend:
     """One ONNX variant in one onnxruntime InferenceSession."""
 
@@ -207,11 +224,11 @@ class OnnxBackend:
         if self._session is None or self._schema is None:
             raise InferenceFailed("the onnx backend has no model loaded")
         try:
-            results = self._session.run(None, dict(inputs))
+            results = self._session.run(None, {k: _to_ort(v) for k, v in inputs.items()})
         except Exception as e:
             raise InferenceFailed(f"onnxruntime failed: {e}") from e
         return {
-            spec.name: np.asarray(r) for spec, r in zip(self._schema.outputs, results, strict=True)
+            spec.name: _from_ort(r) for spec, r in zip(self._schema.outputs, results, strict=True)
         }
 
     def generate(self, request: GenerationRequest) -> Iterator[GenerationChunk]:
