@@ -1,0 +1,349 @@
+"""The FleetAgent: one loop that keeps this box's models current and safe.
+
+A cycle: verify the repository's metadata (TUF) -> per application, the newest release
+on this node's channel that this node is in the rollout for, not marked bad, not
+below ``min_versions`` -> choose the variant from the metadata alone -> download only
+its files (resumable) -> verify -> stage -> trial -> switch the pointer -> hot swap.
+Anything that fails leaves the old version serving and says why in the state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import os
+import random
+import socket
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from datetime import time as dtime
+from pathlib import Path
+from typing import Any
+
+from runtime.catalog import ModelPackage, PackageMeta, Store, VariantMeta, load_package, version_key
+from runtime.config import FleetSettings
+from runtime.fleet.download import Downloader, Progress
+from runtime.fleet.install import Installer
+from runtime.fleet.releases import Release, in_rollout
+from runtime.fleet.state import FleetState, pause_point
+from runtime.fleet.trial import Loader, run_trial
+from runtime.fleet.tufclient import FleetError, TrustedRepo
+
+log = logging.getLogger(__name__)
+
+# chooser(package meta, variant metas) -> (variant id or None, reason)
+Chooser = Callable[[PackageMeta, Sequence[VariantMeta]], tuple[str | None, str]]
+# on_activated(package, variant id or None): the hot swap; raising undoes the switch
+Activated = Callable[[ModelPackage, str | None], None]
+
+
+@dataclass
+class SyncReport:
+    """Per application: "current", "updated", "deferred" or "failed"; ``current`` is
+    True when nothing failed and nothing waits (what ``fleet sync --once`` exits 0 on)."""
+
+    outcomes: dict[str, str] = field(default_factory=dict)
+    error: str = ""
+
+    @property
+    def current(self) -> bool:
+        return not self.error and all(o in ("current", "updated") for o in self.outcomes.values())
+
+
+def in_window(window: str | None, now: datetime | None = None) -> bool:
+    """``HH:MM-HH:MM`` local time; a window may run past midnight (22:00-04:00)."""
+    if not window:
+        return True
+    start_s, end_s = window.split("-")
+    start, end = dtime.fromisoformat(start_s), dtime.fromisoformat(end_s)
+    t = (now or datetime.now()).time()
+    return start <= t < end if start <= end else (t >= start or t < end)
+
+
+class FleetAgent:
+    def __init__(
+        self,
+        settings: FleetSettings,
+        store: Store,
+        state_dir: Path,
+        *,
+        chooser: Chooser,
+        loader: Loader,
+        floors: dict[str, int] | None = None,
+        applications: Sequence[str] = (),
+        on_activated: Activated | None = None,
+        downloader: Downloader | None = None,
+        progress: Progress | None = None,
+    ) -> None:
+        if not settings.url or not settings.trusted_root:
+            raise FleetError("[fleet] needs url and trusted_root")
+        self.settings = settings
+        self.store = store
+        self.dir = Path(state_dir) / "fleet"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.state = FleetState(self.dir / "state.json")
+        self.installer = Installer(store)
+        self.chooser = chooser
+        self.loader = loader
+        self.floors = floors or {}
+        self.applications = list(applications)
+        self.on_activated = on_activated
+        self.downloader = downloader or Downloader(
+            bandwidth_limit_bytes_s=settings.bandwidth_limit_bytes_s
+        )
+        self.progress = progress
+        self.node_id = settings.node_id or socket.gethostname()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+
+    # ---- locking: one agent per store, whether daemon or CLI -----------------------
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        fd = os.open(self.dir / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError as e:
+                raise FleetError(
+                    "another fleet sync holds the lock (the daemon, or a second CLI)",
+                    "busy: another sync is running",
+                ) from e
+            yield
+        finally:
+            os.close(fd)
+
+    # ---- one cycle -----------------------------------------------------------------
+    def sync_once(self, repo_url: str | None = None) -> SyncReport:
+        """One full cycle; ``repo_url`` overrides the settings (offline bundles)."""
+        with self._locked():
+            removed = self.installer.cleanup()
+            if removed:
+                log.info("removed versions staged but never activated: %s", ", ".join(removed))
+            report = SyncReport()
+            try:
+                repo = TrustedRepo(
+                    repo_url or str(self.settings.url),
+                    self.dir / "metadata",
+                    Path(str(self.settings.trusted_root)),
+                )
+                releases = repo.refresh()
+            except FleetError as e:
+                report.error = e.reason
+                for app in self._apps({}):
+                    self.state.update(app, stage="failed", reason=e.reason)
+                self.state.checked(e.reason)
+                return report
+            for app in self._apps(releases):
+                report.outcomes[app] = self._sync_app(repo, app, releases.get(app, []))
+            self.state.checked("")
+            return report
+
+    def _apps(self, releases: dict[str, list[Release]]) -> list[str]:
+        if self.applications:
+            return list(self.applications)
+        return sorted(set(self.store.applications()) | set(releases))
+
+    def _candidate(self, app: str, active: str | None, releases: list[Release]) -> Release | None:
+        channel = self.settings.channel
+        minimum = self.settings.min_versions.get(app)
+        below_min = minimum is not None and (
+            active is None or version_key(active) < version_key(minimum)
+        )
+        for r in reversed(releases):  # newest first
+            if active is not None and version_key(r.version) <= version_key(active):
+                return None
+            if minimum is not None and version_key(r.version) < version_key(minimum):
+                return None
+            if self.state.is_bad(app, r.version):
+                continue
+            pct = r.rollout_for(channel)
+            # Below the site's minimum the box takes the update whatever the rollout says.
+            if pct > 0 and (below_min or in_rollout(self.node_id, app, pct)):
+                return r
+        return None
+
+    def _sync_app(self, repo: TrustedRepo, app: str, releases: list[Release]) -> str:
+        active = self.installer.pointer(app)["version"]
+        release = self._candidate(app, active, releases)
+        if release is None:
+            reason = f"{active} is current" if active else "nothing published for this node"
+            self.state.update(
+                app,
+                stage="active" if active else "idle",
+                reason=reason,
+                pending=None,
+                variant=None,
+                bytes_done=0,
+                bytes_total=0,
+            )
+            return "current" if active else "failed" if self.applications else "current"
+        version = release.version
+        variant, why = self.chooser(release.package, [v.meta for v in release.variants.values()])
+        if variant is None:
+            reason = f"no variant fits: {why}"
+            self.state.update(app, stage="failed", pending=version, reason=reason)
+            return "failed"
+        self.state.update(
+            app,
+            stage="downloading",
+            pending=version,
+            variant=variant,
+            reason=f"{version}: variant {variant} ({why})",
+        )
+        try:
+            self._download(repo, app, release, variant)
+        except FleetError as e:
+            self.state.update(app, stage="failed", reason=e.reason)
+            return "failed"
+        minimum = self.settings.min_versions.get(app)
+        urgent = active is None or (
+            minimum is not None and version_key(active) < version_key(minimum)
+        )
+        if not urgent and not in_window(self.settings.maintenance_window):
+            self.state.update(
+                app,
+                stage="idle",
+                reason=(
+                    f"{version} downloaded and verified; waiting for the maintenance window "
+                    f"{self.settings.maintenance_window}"
+                ),
+            )
+            return "deferred"
+        return self._install(app, release, variant)
+
+    def _download(self, repo: TrustedRepo, app: str, release: Release, variant: str) -> None:
+        targets = release.targets_for(variant)
+        todo = [t for t in targets if not self.installer.has_blob(t)]
+        total = sum(t.length for t in todo)
+        done_before = 0
+        self.state.update(app, bytes_done=0, bytes_total=total)
+        paused = False
+
+        def tick(path: str, done: int, size: int) -> None:
+            nonlocal paused
+            now = done_before + done
+            self.state.update(app, persist=False, bytes_done=now)
+            if self.progress is not None:
+                self.progress(app, now, total)
+            if not paused and now * 2 >= total:
+                paused = True
+                pause_point("download")
+
+        for t in todo:
+            partial = self.installer.partial_path(t)
+            self.downloader.fetch(repo.target_url(t), t, partial, tick)
+            done_before += t.length
+        self.state.update(app, stage="verifying", bytes_done=total)
+        pause_point("verify")
+        for t in todo:
+            partial = self.installer.partial_path(t)
+            self.downloader.verify(t, partial)
+            self.installer.commit_blob(t, partial)
+
+    def _install(self, app: str, release: Release, variant: str) -> str:
+        version = release.version
+        pdir = self.installer.stage(release, variant)
+        package = load_package(pdir)
+        self.state.update(app, stage="trial", reason=f"{version}: trial of {variant}")
+        pause_point("trial")
+        result = run_trial(package, variant, self.loader, floor_bp=self.floors.get(app))
+        if not result.ok:
+            reason = f"{version} rejected at trial: {result.reason}"
+            self.state.mark_bad(app, version, reason)
+            self.installer.discard(app, version)
+            self.state.update(app, stage="failed", reason=reason, pending=None)
+            return "failed"
+        old = self.installer.activate(app, version)
+        if self.on_activated is not None:
+            try:
+                self.on_activated(package, variant)
+            except Exception as e:
+                self.installer.restore_pointer(app, old)
+                reason = f"{version} passed its trial but the hot swap failed: {e}"
+                self.state.mark_bad(app, version, reason)
+                self.installer.discard(app, version)
+                self.state.update(app, stage="failed", reason=reason, pending=None)
+                return "failed"
+        reason = f"{version} ({variant}) active; trial: {result.reason}"
+        self.state.update(
+            app, stage="active", pending=None, bytes_done=0, bytes_total=0, reason=reason
+        )
+        return "updated"
+
+    # ---- operator actions ----------------------------------------------------------
+    def rollback(self, app: str) -> tuple[str, str]:
+        """Serve the previous version; the one rolled back from is never retried."""
+        with self._locked():
+            frm, to = self.installer.rollback(app)
+            self.state.mark_bad(app, frm, "rolled back by the operator")
+            self.state.update(
+                app, stage="rolled_back", pending=None, reason=f"rolled back from {frm} to {to}"
+            )
+        if self.on_activated is not None:
+            self.on_activated(self.store.load(app, to), None)
+        return frm, to
+
+    def status(self) -> dict[str, Any]:
+        return fleet_status(self.store, self.state)
+
+    # ---- the loop ------------------------------------------------------------------
+    def update_now(self) -> None:
+        """Wake the loop at once (the MQTT update-now command); thread-safe."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    def _next_delay(self) -> float:
+        # +-20% jitter so a fleet that booted together does not poll together.
+        return self.settings.poll_interval_s * random.uniform(0.8, 1.2)
+
+    def run_forever(self) -> None:
+        """Blocking loop for ``headframe fleet sync`` in the foreground."""
+        while not self._stop.is_set():
+            self._cycle()
+            self._wake.wait(self._next_delay())
+            self._wake.clear()
+
+    async def run(self) -> None:
+        """The daemon's task: cycles run on a worker thread, never on the event loop."""
+        while not self._stop.is_set():
+            await asyncio.to_thread(self._cycle)
+            await asyncio.to_thread(self._wake.wait, self._next_delay())
+            self._wake.clear()
+
+    def _cycle(self) -> None:
+        try:
+            report = self.sync_once()
+            log.info("fleet sync: %s", report.outcomes or report.error)
+        except FleetError as e:
+            log.warning("fleet sync skipped: %s", e.reason)
+        except Exception:
+            log.exception("fleet sync crashed; the serving models are untouched")
+
+
+def fleet_status(store: Store, state: FleetState) -> dict[str, Any]:
+    """Per application: active, previous, pending, stage, reason (``fleet status``)."""
+    snap = state.snapshot()
+    installer = Installer(store)
+    apps: dict[str, Any] = {}
+    for app in sorted(set(store.applications()) | set(snap["apps"])):
+        rec = snap["apps"].get(app, {})
+        ptr = installer.pointer(app) if store.versions(app) else {"version": None, "previous": None}
+        apps[app] = {
+            "active": ptr["version"],
+            "previous": ptr["previous"],
+            "pending": rec.get("pending"),
+            "variant": rec.get("variant"),
+            "stage": rec.get("stage", "active" if ptr["version"] else "idle"),
+            "reason": rec.get("reason", ""),
+            "bytes_done": rec.get("bytes_done", 0),
+            "bytes_total": rec.get("bytes_total", 0),
+            "bad": rec.get("bad", {}),
+        }
+    return {"last_check": snap["last_check"], "last_error": snap["last_error"], "apps": apps}

@@ -1,0 +1,170 @@
+"""The box's view of the repository: TUF-verified metadata, nothing else trusted.
+
+python-tuf's ngclient does the client workflow (root rotation, timestamp -> snapshot ->
+targets, expiry, rollback and fast-forward protection, signature thresholds). This
+module adds the transport (HTTP with retries, or a local directory for offline
+bundles), maps TUF's exceptions to reasons an operator can act on, and turns the
+verified targets into releases.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import httpx
+from tuf.api import exceptions as tufx
+from tuf.api.metadata import TargetFile
+from tuf.ngclient import FetcherInterface, Updater
+
+from runtime import __version__
+from runtime.errors import HeadframeError
+from runtime.fleet.releases import Release, ReleaseError, parse_releases
+
+log = logging.getLogger(__name__)
+
+
+class FleetError(HeadframeError):
+    """An update step failed; ``reason`` is the short phrase for status and MQTT."""
+
+    code = "fleet"
+
+    def __init__(self, message: str, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason or message
+
+
+def describe_tuf_error(e: BaseException) -> str:
+    """A reason an operator can act on, from a python-tuf exception."""
+    if isinstance(e, tufx.ExpiredMetadataError):
+        return f"metadata expired (re-sign the repository): {e}"
+    if isinstance(e, tufx.EqualVersionNumberError):
+        return f"metadata replayed: {e}"
+    if isinstance(e, tufx.BadVersionNumberError):
+        return f"metadata rollback refused (older than what this box has seen): {e}"
+    if isinstance(e, tufx.UnsignedMetadataError):
+        return f"bad or unknown signature: {e}"
+    if isinstance(e, tufx.LengthOrHashMismatchError):
+        return f"tampered or corrupt file (length or sha256 mismatch): {e}"
+    if isinstance(e, tufx.DownloadHTTPError):
+        return f"repository answered HTTP {e.status_code}: {e}"
+    if isinstance(e, tufx.DownloadError):
+        return f"network: {e.__cause__ or e}"
+    if isinstance(e, tufx.RepositoryError):
+        return f"repository metadata rejected: {e}"
+    return f"{type(e).__name__}: {e}"
+
+
+def backoff_delay(attempt: int, base_s: float, cap_s: float) -> float:
+    """Capped exponential back-off with full jitter (AWS architecture blog's variant)."""
+    return random.uniform(0, min(cap_s, base_s * (2**attempt)))
+
+
+class HttpFetcher(FetcherInterface):
+    """Metadata over HTTP(S): small bodies, read whole, retried with back-off."""
+
+    def __init__(
+        self, *, attempts: int = 6, base_s: float = 0.5, cap_s: float = 30.0, timeout_s: float = 30
+    ) -> None:
+        self.attempts = attempts
+        self.base_s = base_s
+        self.cap_s = cap_s
+        self.client = httpx.Client(
+            timeout=timeout_s, headers={"User-Agent": f"headframe/{__version__}"}
+        )
+
+    def _fetch(self, url: str) -> Iterator[bytes]:
+        last: Exception | None = None
+        for attempt in range(self.attempts):
+            try:
+                r = self.client.get(url)
+            except httpx.HTTPError as e:
+                last = e
+            else:
+                if r.status_code == 200:
+                    return iter([r.content])
+                if r.status_code in (403, 404) or 400 <= r.status_code < 500:
+                    raise tufx.DownloadHTTPError(f"{url}: HTTP {r.status_code}", r.status_code)
+                last = tufx.DownloadHTTPError(f"{url}: HTTP {r.status_code}", r.status_code)
+            delay = backoff_delay(attempt, self.base_s, self.cap_s)
+            log.debug("fetch %s failed (%s); retrying in %.2fs", url, last, delay)
+            time.sleep(delay)
+        assert last is not None
+        raise last
+
+    def close(self) -> None:
+        self.client.close()
+
+
+class LocalFetcher(FetcherInterface):
+    """file:// URLs: an unpacked offline bundle goes through the same verification."""
+
+    def _fetch(self, url: str) -> Iterator[bytes]:
+        path = Path(unquote(urlparse(url).path))
+        try:
+            return iter([path.read_bytes()])
+        except FileNotFoundError as e:
+            raise tufx.DownloadHTTPError(f"{path}: not in the bundle", 404) from e
+
+
+class TrustedRepo:
+    """One refresh of the repository's metadata, anchored in the box's trusted root.
+
+    ``base_url`` holds ``metadata/`` and ``targets/`` (http(s):// or file://).
+    ``metadata_dir`` keeps what was verified last, which is what makes replays of
+    older metadata detectable.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        metadata_dir: Path,
+        trusted_root: Path,
+        fetcher: FetcherInterface | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/") + "/"
+        self.metadata_dir = Path(metadata_dir)
+        self.metadata_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            bootstrap = Path(trusted_root).read_bytes()
+        except OSError as e:
+            raise FleetError(f"{trusted_root}: cannot read the trusted root: {e}") from e
+        if fetcher is None:
+            fetcher = LocalFetcher() if self.base_url.startswith("file:") else HttpFetcher()
+        try:
+            self.updater = Updater(
+                str(self.metadata_dir),
+                self.base_url + "metadata/",
+                target_base_url=self.base_url + "targets/",
+                fetcher=fetcher,
+                bootstrap=bootstrap,
+            )
+        except (tufx.RepositoryError, ValueError) as e:
+            raise FleetError(
+                f"{trusted_root}: not a valid trusted root: {e}", describe_tuf_error(e)
+            ) from e
+
+    def refresh(self) -> dict[str, list[Release]]:
+        """Verify the newest metadata; application -> releases (oldest first)."""
+        try:
+            self.updater.refresh()
+        except (tufx.RepositoryError, tufx.DownloadError) as e:
+            reason = describe_tuf_error(e)
+            raise FleetError(f"metadata refresh failed: {reason}", reason) from e
+        # ngclient has no listing API; the verified top-level targets are what we list.
+        targets = self.updater._trusted_set.targets.targets
+        try:
+            return parse_releases(targets)
+        except ReleaseError as e:
+            raise FleetError(str(e), f"malformed release metadata: {e}") from e
+
+    def target_url(self, target: TargetFile) -> str:
+        # Consistent snapshots: the file is stored under its hash, as ngclient forms it.
+        dirname, sep, basename = target.path.rpartition("/")
+        if not self.updater._trusted_set.root.consistent_snapshot:
+            return f"{self.base_url}targets/{target.path}"
+        return f"{self.base_url}targets/{dirname}{sep}{target.hashes['sha256']}.{basename}"
