@@ -71,16 +71,16 @@ class FleetAgent:
         store: Store,
         state_dir: Path,
         *,
-        chooser: Chooser,
-        loader: Loader,
+        chooser: Chooser | None = None,
+        loader: Loader | None = None,
         floors: dict[str, int] | None = None,
         applications: Sequence[str] = (),
         on_activated: Activated | None = None,
         downloader: Downloader | None = None,
         progress: Progress | None = None,
     ) -> None:
-        if not settings.url or not settings.trusted_root:
-            raise FleetError("[fleet] needs url and trusted_root")
+        if not settings.trusted_root:
+            raise FleetError("[fleet] trusted_root is not set: the box has no root of trust")
         self.settings = settings
         self.store = store
         self.dir = Path(state_dir) / "fleet"
@@ -124,9 +124,14 @@ class FleetAgent:
             if removed:
                 log.info("removed versions staged but never activated: %s", ", ".join(removed))
             report = SyncReport()
+            url = repo_url or self.settings.url
+            if not url:
+                raise FleetError("[fleet] url is not set (and no bundle given)")
+            if self.chooser is None or self.loader is None:
+                raise FleetError("this agent was built without a chooser and a loader")
             try:
                 repo = TrustedRepo(
-                    repo_url or str(self.settings.url),
+                    url,
                     self.dir / "metadata",
                     Path(str(self.settings.trusted_root)),
                 )
@@ -182,6 +187,7 @@ class FleetAgent:
             )
             return "current" if active else "failed" if self.applications else "current"
         version = release.version
+        assert self.chooser is not None and self.loader is not None
         variant, why = self.chooser(release.package, [v.meta for v in release.variants.values()])
         if variant is None:
             reason = f"no variant fits: {why}"
@@ -246,6 +252,7 @@ class FleetAgent:
 
     def _install(self, app: str, release: Release, variant: str) -> str:
         version = release.version
+        assert self.loader is not None
         pdir = self.installer.stage(release, variant)
         package = load_package(pdir)
         self.state.update(app, stage="trial", reason=f"{version}: trial of {variant}")

@@ -1,0 +1,88 @@
+"""Builds a FleetAgent from settings: the variant chooser (selection on metadata alone,
+for this box's profile and hardware) and the trial loader. Shared by the CLI and the
+daemon so both decide exactly alike."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from runtime.catalog import PackageMeta, Store, VariantMeta
+from runtime.config import Settings
+from runtime.fleet.agent import Activated, Chooser, FleetAgent
+from runtime.fleet.download import Progress
+from runtime.fleet.state import FleetState
+from runtime.fleet.trial import Loader
+from runtime.fleet.tufclient import FleetError
+
+
+def site_floors(settings: Settings) -> dict[str, int]:
+    return {a.name: a.accuracy_floor_bp for a in settings.applications if a.accuracy_floor_bp}
+
+
+def box_chooser_and_loader(settings: Settings) -> tuple[Chooser, Loader]:
+    """Probe the hardware once, match the profile, and close over them."""
+    import importlib
+
+    from runtime.selection import Policy, resources_for, select
+
+    # Looked up by name until the probe, profile matcher and loader land on main.
+    hardware: Any = importlib.import_module("runtime.hardware")
+    profmod: Any = importlib.import_module("runtime.profiles")
+    probe, load_profiles = hardware.probe, profmod.load_profiles
+    match, profile_by_name = profmod.match, profmod.profile_by_name
+    VariantLoader = importlib.import_module("runtime.loader").VariantLoader
+
+    report = probe()
+    profiles = load_profiles(settings.paths.profiles_dir)
+    if settings.profile:
+        profile = profile_by_name(profiles, settings.profile)
+    else:
+        profile = match(report, profiles).profile
+    resources = resources_for(profile, report, settings.memory_bytes)
+    pins = {a.name: a.variant for a in settings.applications}
+    floors = site_floors(settings)
+
+    def choose(package: PackageMeta, variants: Sequence[VariantMeta]) -> tuple[str | None, str]:
+        policy = Policy(
+            accuracy_floor_bp=floors.get(package.application),
+            pin=pins.get(package.application),
+        )
+        sel = select(package, variants, profile, report, resources, policy)
+        if sel.chosen is None:
+            why = "; ".join(f"{r.variant.variant}: {r.reason}" for r in sel.rejected)
+            return None, why or "no variants"
+        return sel.chosen.variant.variant, sel.chosen.reason
+
+    loader = VariantLoader(profile, report, settings)
+    return choose, loader
+
+
+def build_agent(
+    settings: Settings,
+    *,
+    on_activated: Activated | None = None,
+    progress: Progress | None = None,
+    with_backends: bool = True,
+) -> FleetAgent:
+    """The agent the settings describe; ``with_backends=False`` for status and rollback,
+    which need neither the hardware probe nor a backend."""
+    if settings.fleet is None:
+        raise FleetError("fleet updates are off: add a [fleet] section to the settings")
+    chooser, loader = box_chooser_and_loader(settings) if with_backends else (None, None)
+    return FleetAgent(
+        settings.fleet,
+        Store(settings.paths.store),
+        settings.paths.state_dir,
+        chooser=chooser,
+        loader=loader,
+        floors=site_floors(settings),
+        applications=[a.name for a in settings.applications],
+        on_activated=on_activated,
+        progress=progress,
+    )
+
+
+def read_state(settings: Settings) -> FleetState:
+    return FleetState(Path(settings.paths.state_dir) / "fleet" / "state.json")
