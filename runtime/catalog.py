@@ -29,6 +29,7 @@ from runtime.errors import MetadataError
 
 SCHEMA_VERSION = 1
 NAME_RE = r"^[a-z0-9][a-z0-9._-]{0,62}$"
+VERSION_RE = r"^[0-9]+(\.[0-9]+){0,2}([.+-][0-9A-Za-z.-]+)?$"
 Format = Literal["onnx", "openvino", "gguf"]
 Task = Literal["tensor", "text"]
 DeviceClass = Literal["cpu", "gpu", "npu"]
@@ -81,7 +82,7 @@ class GoldenSet(_Strict):
 class PackageMeta(_Strict):
     schema_version: int = Field(default=SCHEMA_VERSION, ge=1, le=SCHEMA_VERSION)
     application: str = Field(pattern=NAME_RE)
-    version: str = Field(pattern=r"^[0-9]+(\.[0-9]+){0,2}([.+-][0-9A-Za-z.-]+)?$")
+    version: str = Field(pattern=VERSION_RE)
     task: Task
     description: str = ""
     lineage: Lineage

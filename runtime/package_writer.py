@@ -149,6 +149,20 @@ def _write_text_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+# --- estimates -------------------------------------------------------------------------
+# Rough resident cost of a loaded runtime before any weights, and how many copies of the
+# weights it holds while loading: onnxruntime reads the file, parses it and pre-packs the
+# matrices; OpenVINO reads and compiles; llama.cpp maps the file.
+RUNTIME_BASE_BYTES = {"onnx": 16 * 2**20, "openvino": 32 * 2**20, "gguf": 8 * 2**20}
+WEIGHT_COPIES = {"onnx": 3, "openvino": 2, "gguf": 1}
+
+
+def estimate_peak_memory(fmt: str, n_bytes: int, extra_bytes: int = 0) -> int:
+    """Estimated peak resident bytes of a loaded variant: runtime base + weight copies +
+    ``extra_bytes`` (activations, a KV cache)."""
+    return RUNTIME_BASE_BYTES[fmt] + WEIGHT_COPIES[fmt] * n_bytes + extra_bytes
+
+
 # --- files -----------------------------------------------------------------------------
 
 
@@ -258,3 +272,22 @@ def install_package(staged: Path, store: Store, *, replace: bool = False) -> Mod
         shutil.rmtree(old, ignore_errors=True)
     log.info("installed %s %s into %s", app, version, store.root)
     return load_package(target)
+
+
+def schema_text() -> str:
+    """The JSON Schema of package.toml and variant.toml as published in docs/."""
+    import json
+
+    from runtime.catalog import json_schema
+
+    return json.dumps(json_schema(), indent=2, sort_keys=True) + "\n"
+
+
+if (
+    __name__ == "__main__"
+):  # python -m runtime.package_writer --schema > docs/model-package.schema.json
+    import sys
+
+    if sys.argv[1:] != ["--schema"]:
+        sys.exit("usage: python -m runtime.package_writer --schema")
+    sys.stdout.write(schema_text())

@@ -1,9 +1,207 @@
-"""CLI: the `models` commands."""
+"""CLI: the `models` commands (list, show, add; `select` lives beside them).
+
+Parsing and printing only: the store is runtime.catalog, importing is
+runtime.catalog_import.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
+import orjson
 import typer
+
+from runtime.catalog import ModelPackage, Store, Variant
+from runtime.errors import HeadframeError
+
+models_app = typer.Typer(
+    name="models", help="The model store: list, show and add model packages.", no_args_is_help=True
+)
+
+STORE_HELP = "Model store directory (default: paths.store from the settings)."
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the root app."""
+    app.add_typer(models_app)
+
+
+# --- helpers shared by the models commands ------------------------------------------------
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    """Print ``message`` on stderr; raise the returned Exit."""
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def resolve_store(store_dir: Path | None) -> Store:
+    """The store at ``store_dir``, else the one the settings (file + env) name."""
+    if store_dir is not None:
+        return Store(store_dir)
+    from runtime.config import load_settings
+
+    try:
+        return Store(load_settings().paths.store)
+    except HeadframeError as e:
+        raise fail(e.message, 2) from e
+
+
+def human_bytes(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+def print_table(headers: list[str], rows: list[list[str]]) -> None:
+    """Plain aligned columns: readable in a terminal, greppable in a log."""
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    for line in [headers, *rows]:
+        typer.echo("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip())
+
+
+def print_json(data: Any) -> None:
+    typer.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
+
+
+def variant_dict(v: Variant) -> dict[str, Any]:
+    return {**v.meta.model_dump(mode="json"), "path": str(v.path)}
+
+
+def package_dict(p: ModelPackage) -> dict[str, Any]:
+    return {
+        **p.meta.model_dump(mode="json"),
+        "path": str(p.path),
+        "variants": [variant_dict(v) for v in p.variants],
+    }
+
+
+def _bp(value: int | None) -> str:
+    return "-" if value is None else f"{value / 100:.2f}%"
+
+
+# --- list / show / add -------------------------------------------------------------------
+
+
+@models_app.command("list")
+def list_models(
+    store_dir: Path | None = typer.Option(None, "--store", help=STORE_HELP),
+    as_json: bool = typer.Option(False, "--json", help="One JSON array on stdout."),
+) -> None:
+    """Every application in the store with its active version and variants."""
+    store = resolve_store(store_dir)
+    entries: list[dict[str, Any]] = []
+    for app in store.applications():
+        entry: dict[str, Any] = {"application": app, "versions": store.versions(app)}
+        try:
+            entry["active_version"] = store.active_version(app)
+            package = store.load(app)
+            entry["task"] = package.meta.task
+            entry["variants"] = [v.id for v in package.variants]
+            entry["smallest_bytes"] = min(v.meta.bytes for v in package.variants)
+        except HeadframeError as e:  # one broken package must not hide the others
+            entry["error"] = e.message
+        entries.append(entry)
+    if as_json:
+        print_json(entries)
+        return
+    if not entries:
+        typer.echo(f"no models in {store.root} (try: headframe demo build)")
+        return
+    rows = [
+        [
+            e["application"],
+            str(e.get("active_version") or "-"),
+            ", ".join(e["versions"]),
+            e.get("task", "-"),
+            str(len(e.get("variants", []))) if "error" not in e else "invalid: " + e["error"],
+            human_bytes(e["smallest_bytes"]) if "smallest_bytes" in e else "-",
+        ]
+        for e in entries
+    ]
+    print_table(["APPLICATION", "ACTIVE", "VERSIONS", "TASK", "VARIANTS", "SMALLEST"], rows)
+
+
+@models_app.command("show")
+def show_model(
+    app: str = typer.Argument(..., help="Application name."),
+    version: str | None = typer.Option(None, "--version", help="Default: the active version."),
+    store_dir: Path | None = typer.Option(None, "--store", help=STORE_HELP),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object on stdout."),
+) -> None:
+    """One package: lineage, schema, golden set and every variant's measured figures."""
+    store = resolve_store(store_dir)
+    try:
+        package = store.load(app, version)
+    except HeadframeError as e:
+        raise fail(e.message) from e
+    if as_json:
+        print_json(package_dict(package))
+        return
+    m = package.meta
+    typer.echo(f"{m.application} {m.version} ({m.task})  {package.path}")
+    if m.description:
+        typer.echo(f"  {m.description}")
+    lin = m.lineage
+    typer.echo(f"  lineage: {lin.foundation} -> {lin.sector} -> {lin.application}")
+    typer.echo(
+        f"  accuracy floor: {_bp(m.accuracy_floor_bp)}"
+        + (f"   latency budget: {m.latency_budget_us} us" if m.latency_budget_us else "")
+    )
+    for label, specs in (("inputs", m.inputs), ("outputs", m.outputs)):
+        if specs:
+            text = ", ".join(f"{t.name} {t.datatype} {list(t.shape)}" for t in specs)
+            typer.echo(f"  {label}: {text}")
+    if m.golden is not None:
+        typer.echo(f"  golden set: {m.golden.file} ({m.golden.samples} samples)")
+    typer.echo("")
+    rows = [
+        [
+            v.id,
+            v.meta.format,
+            v.meta.precision,
+            f"{v.meta.pruning_bp / 100:.0f}%",
+            human_bytes(v.meta.bytes),
+            human_bytes(v.meta.peak_memory_bytes),
+            _bp(v.meta.accuracy_bp),
+            "-" if v.meta.latency_us is None else f"{v.meta.latency_us} us",
+            ",".join(v.meta.device_classes),
+        ]
+        for v in sorted(package.variants, key=lambda v: -v.meta.bytes)
+    ]
+    headers = ["VARIANT", "FORMAT", "PRECISION", "PRUNED", "BYTES", "PEAK MEM", "ACCURACY"]
+    print_table([*headers, "LATENCY", "DEVICES"], rows)
+
+
+@models_app.command("add")
+def add_model(
+    path: Path = typer.Argument(
+        ..., help="A package directory, or a .onnx, OpenVINO .xml (with .bin) or .gguf file."
+    ),
+    app: str | None = typer.Option(None, "--app", help="Application name (default: from PATH)."),
+    version: str | None = typer.Option(None, "--version", help="Version (default: 1.0.0)."),
+    replace: bool = typer.Option(False, "--replace", help="Overwrite that version if present."),
+    store_dir: Path | None = typer.Option(None, "--store", help=STORE_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print the imported package as JSON."),
+) -> None:
+    """Import a package, or wrap one model file into a one-variant package."""
+    from runtime.catalog_import import import_path
+
+    store = resolve_store(store_dir)
+    try:
+        package = import_path(store, path, app, version, replace=replace)
+    except HeadframeError as e:
+        raise fail(e.message) from e
+    if as_json:
+        print_json(package_dict(package))
+        return
+    typer.echo(f"added {package.application} {package.version} to {store.root}")
+    for v in package.variants:
+        typer.echo(
+            f"  {v.id}: {v.meta.format} {v.meta.precision}, {human_bytes(v.meta.bytes)}, "
+            f"accuracy {_bp(v.meta.accuracy_bp)}"
+        )

@@ -31,6 +31,7 @@ from runtime.demo.prune import prune_and_fine_tune
 from runtime.demo.train import layers, train_base
 from runtime.errors import MetadataError
 from runtime.package_writer import (
+    estimate_peak_memory,
     install_package,
     sha256_file,
     staging_dir,
@@ -47,10 +48,7 @@ GOLDEN_FILE = "golden.npz"
 ACCURACY_FLOOR_BP = 9000
 LATENCY_BUDGET_US = 50_000  # generous: a slow Arm box in a cabinet must still pass its trial
 PRUNING_RATIOS = {"pruned50": 0.5, "pruned75": 0.75}
-# Rough resident cost of a loaded runtime before any weights; peak memory estimates add
-# the weights (file, parsed copy, packed copy) and the activations of a 64-row batch.
-RUNTIME_BASE_BYTES = {"onnx": 16 * 2**20, "openvino": 32 * 2**20}
-ESTIMATE_BATCH = 64
+ESTIMATE_BATCH = 64  # peak memory estimates include the activations of a batch this big
 
 
 @dataclass(frozen=True)
@@ -75,10 +73,16 @@ def train_models(split: DigitsSplit, seed: int = 0) -> dict[str, Any]:
     """The trained sklearn MLPClassifiers by key: "fp32" (full width), "pruned50", "pruned75".
 
     Tests call this to get the reference predictions the exported graphs must match."""
-    base = train_base(split, seed)
-    models = {"fp32": base}
-    for key, ratio in PRUNING_RATIOS.items():
-        models[key] = prune_and_fine_tune(base, split, ratio, seed)
+    from threadpoolctl import threadpool_limits
+
+    # One BLAS thread: the matrices are small, so threads only add overhead, and on a
+    # busy box spinning BLAS threads slow training down by an order of magnitude.
+    # A fixed thread count also keeps the float sums in the same order, run after run.
+    with threadpool_limits(limits=1):
+        base = train_base(split, seed)
+        models = {"fp32": base}
+        for key, ratio in PRUNING_RATIOS.items():
+            models[key] = prune_and_fine_tune(base, split, ratio, seed)
     return models
 
 
@@ -108,7 +112,7 @@ def write_golden(path: Path, pixels: np.ndarray, labels: np.ndarray) -> None:
 
 def _peak_memory(fmt: str, n_bytes: int, widths: list[int]) -> int:
     activations = ESTIMATE_BATCH * sum(widths) * 4 * 2  # each layer's output, plus a copy
-    return RUNTIME_BASE_BYTES[fmt] + 3 * n_bytes + activations
+    return estimate_peak_memory(fmt, n_bytes, activations)
 
 
 def _make_variant(
