@@ -117,6 +117,11 @@ class MqttBuffer(_Section):
     max_age_s: int = Field(default=24 * 3600, ge=1, le=365 * 24 * 3600, title="Oldest kept")
     policy: Literal["drop_oldest", "reject_new"] = Field(default="drop_oldest", title="When full")
     replay_rate_per_s: float = Field(default=200.0, gt=0, le=100_000, title="Replay rate")
+    sync: Literal["normal", "full"] = Field(
+        default="normal",
+        title="SQLite synchronous mode",
+        description="normal survives a crash of the daemon; full also a power cut (slower)",
+    )
 
 
 class MqttSettings(_Section):
@@ -137,6 +142,13 @@ class MqttSettings(_Section):
     max_payload_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024)
     max_json_depth: int = Field(default=32, ge=4, le=1000, title="Nesting limit for payloads")
     queue_size: int = Field(default=64, ge=1, le=100_000, title="Requests waiting per application")
+    reconnect_min_s: float = Field(default=0.1, gt=0, le=60, title="First reconnect delay")
+    reconnect_max_s: float = Field(
+        default=1.5, gt=0, le=3600, title="Longest reconnect delay (broker absent)"
+    )
+    refused_max_s: float = Field(
+        default=60.0, gt=0, le=3600, title="Longest reconnect delay (broker refused us)"
+    )
     buffer: MqttBuffer = Field(default_factory=MqttBuffer, title="Store-and-forward buffer")
 
 
