@@ -1,0 +1,247 @@
+"""Store and forward: a SQLite (WAL) outbox for QoS 1 replies and results.
+
+A message is written here *before* it is handed to the MQTT client and deleted only when
+the broker acknowledges it (PUBACK), so a reply survives the broker being away and the
+daemon being killed. The store is bounded by bytes and by age; when full it either
+drops the oldest entries or refuses the new one (``policy``), and counts every drop.
+Rows come back in insertion order for replay.
+
+All methods run on one thread (the bridge's event loop); SQLite itself is not shared.
+``synchronous=NORMAL`` in WAL mode survives a process crash (what the daemon faces when
+killed); ``sync="full"`` also survives power loss, at the price of an fsync per write.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from runtime.errors import HeadframeError
+
+log = logging.getLogger(__name__)
+
+Policy = Literal["drop_oldest", "reject_new"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    created REAL NOT NULL,
+    topic TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    qos INTEGER NOT NULL,
+    retain INTEGER NOT NULL,
+    props TEXT NOT NULL,
+    size INTEGER NOT NULL
+)
+"""
+
+
+class BufferFull(HeadframeError):
+    """The outbox is full and its policy is reject_new (or the message alone is too big)."""
+
+    code = "buffer_full"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One buffered message. ``properties``: correlation_data (bytes), user (list of pairs),
+    content_type (str), message_expiry (int seconds) when present."""
+
+    id: int
+    created: float
+    topic: str
+    payload: bytes
+    qos: int
+    retain: bool
+    properties: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class BufferStats:
+    entries: int = 0
+    bytes: int = 0
+    max_bytes: int = 0
+    written: int = 0
+    acked: int = 0
+    dropped_full: int = 0  # oldest entries dropped to make room (drop_oldest)
+    dropped_age: int = 0  # entries older than max_age_s
+    rejected: int = 0  # new entries refused (reject_new, or bigger than the whole buffer)
+
+    @property
+    def dropped(self) -> int:
+        return self.dropped_full + self.dropped_age + self.rejected
+
+    @property
+    def fill(self) -> float:
+        return self.bytes / self.max_bytes if self.max_bytes else 0.0
+
+
+def _encode_props(props: dict[str, Any]) -> str:
+    out = dict(props)
+    cd = out.pop("correlation_data", None)
+    if cd is not None:
+        out["correlation_data_b64"] = base64.b64encode(cd).decode("ascii")
+    return json.dumps(out, separators=(",", ":"))
+
+
+def _decode_props(text: str) -> dict[str, Any]:
+    props: dict[str, Any] = json.loads(text)
+    cd = props.pop("correlation_data_b64", None)
+    if cd is not None:
+        props["correlation_data"] = base64.b64decode(cd)
+    if "user" in props:
+        props["user"] = [tuple(p) for p in props["user"]]
+    return props
+
+
+class StoreAndForward:
+    """The outbox. Open it once per daemon; ``close()`` on shutdown."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        max_bytes: int,
+        max_age_s: float,
+        policy: Policy = "drop_oldest",
+        sync: Literal["normal", "full"] = "normal",
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.max_bytes = max_bytes
+        self.max_age_s = max_age_s
+        self.policy = policy
+        self._clock = clock
+        self._db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(f"PRAGMA synchronous={'FULL' if sync == 'full' else 'NORMAL'}")
+        self._db.execute(_SCHEMA)
+        count, total = self._db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM outbox"
+        ).fetchone()
+        self.stats = BufferStats(entries=count, bytes=total, max_bytes=max_bytes)
+        if count:
+            log.info(
+                "mqtt buffer %s: %d messages (%d bytes) waiting from before", path, count, total
+            )
+        self.expire()
+
+    def put(
+        self,
+        topic: str,
+        payload: bytes,
+        *,
+        qos: int = 1,
+        retain: bool = False,
+        properties: dict[str, Any] | None = None,
+    ) -> Entry:
+        """Write one message; returns it with its id. Raises BufferFull (counted) when it
+        cannot be kept."""
+        props = _encode_props(properties or {})
+        size = len(payload) + len(topic) + len(props)
+        if size > self.max_bytes:
+            self.stats.rejected += 1
+            raise BufferFull(f"message of {size} bytes is larger than the whole buffer")
+        self.expire()
+        if self.stats.bytes + size > self.max_bytes:
+            if self.policy == "reject_new":
+                self.stats.rejected += 1
+                raise BufferFull(
+                    f"store-and-forward buffer full ({self.stats.bytes} of {self.max_bytes} bytes)"
+                )
+            self._drop_oldest(self.stats.bytes + size - self.max_bytes)
+        now = self._clock()
+        cur = self._db.execute(
+            "INSERT INTO outbox (created, topic, payload, qos, retain, props, size) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (now, topic, payload, qos, int(retain), props, size),
+        )
+        self.stats.entries += 1
+        self.stats.bytes += size
+        self.stats.written += 1
+        assert cur.lastrowid is not None
+        return Entry(cur.lastrowid, now, topic, payload, qos, retain, properties or {})
+
+    def _drop_oldest(self, need: int) -> None:
+        freed, ids = 0, []
+        for row_id, size in self._db.execute("SELECT id, size FROM outbox ORDER BY id"):
+            ids.append(row_id)
+            freed += size
+            if freed >= need:
+                break
+        self._delete(ids)
+        self.stats.dropped_full += len(ids)
+        log.warning("mqtt buffer full: dropped the %d oldest messages (%d bytes)", len(ids), freed)
+
+    def _delete(self, ids: list[int]) -> int:
+        if not ids:
+            return 0
+        removed, freed = 0, 0
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            row = self._db.execute(
+                f"SELECT COUNT(*), COALESCE(SUM(size), 0) FROM outbox WHERE id IN ({marks})", chunk
+            ).fetchone()
+            self._db.execute(f"DELETE FROM outbox WHERE id IN ({marks})", chunk)
+            removed += row[0]
+            freed += row[1]
+        self.stats.entries -= removed
+        self.stats.bytes -= freed
+        return int(removed)
+
+    def ack(self, entry_id: int) -> bool:
+        """The broker acknowledged this message: forget it. False if it was already gone
+        (dropped or acked before)."""
+        row = self._db.execute("SELECT size FROM outbox WHERE id = ?", (entry_id,)).fetchone()
+        if row is None:
+            return False
+        self._db.execute("DELETE FROM outbox WHERE id = ?", (entry_id,))
+        self.stats.entries -= 1
+        self.stats.bytes -= row[0]
+        self.stats.acked += 1
+        return True
+
+    def expire(self) -> int:
+        """Drop entries older than max_age_s; returns how many."""
+        cutoff = self._clock() - self.max_age_s
+        # Rows are in time order, so a look at the oldest is enough on the hot path.
+        oldest = self._db.execute("SELECT created FROM outbox ORDER BY id LIMIT 1").fetchone()
+        if oldest is None or oldest[0] >= cutoff:
+            return 0
+        ids = [r[0] for r in self._db.execute("SELECT id FROM outbox WHERE created < ?", (cutoff,))]
+        n = self._delete(ids)
+        if n:
+            self.stats.dropped_age += n
+            log.warning("mqtt buffer: dropped %d messages older than %ss", n, self.max_age_s)
+        return n
+
+    def pending(self, *, after: int = 0, limit: int = 100) -> list[Entry]:
+        """Messages with id > after, oldest first."""
+        rows = self._db.execute(
+            "SELECT id, created, topic, payload, qos, retain, props FROM outbox "
+            "WHERE id > ? ORDER BY id LIMIT ?",
+            (after, limit),
+        ).fetchall()
+        return [
+            Entry(r[0], r[1], r[2], bytes(r[3]), r[4], bool(r[5]), _decode_props(r[6]))
+            for r in rows
+        ]
+
+    def last_id(self) -> int:
+        row = self._db.execute("SELECT COALESCE(MAX(id), 0) FROM outbox").fetchone()
+        return int(row[0])
+
+    def close(self) -> None:
+        try:
+            self._db.close()
+        except sqlite3.Error as e:  # closing must not stop a shutdown
+            log.warning("mqtt buffer: close failed: %s", e)

@@ -1,0 +1,176 @@
+"""Publishing: QoS 1 messages go through the store-and-forward buffer, in order.
+
+Runs on the bridge's event loop. A QoS 1 message is written to the buffer first, then
+handed to paho; the broker's PUBACK (reported by paho's thread, forwarded here with
+``call_soon_threadsafe``) deletes it. While the broker is away messages only go to the
+buffer; on each connect everything not yet handed to paho is replayed oldest first, the
+backlog paced at ``replay_rate_per_s`` so a returning broker is not flooded. Messages paho
+already holds are resent by paho itself with their original packet ids, so they are not
+replayed twice. After a daemon restart nothing is in paho's hands and the buffer replays all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from paho.mqtt.enums import MQTTErrorCode
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from runtime.mqtt.buffer import BufferFull, Entry, StoreAndForward
+from runtime.mqtt.connection import MqttConnection
+
+log = logging.getLogger(__name__)
+
+MAX_REPLAY_INFLIGHT = 256
+
+
+def publish_properties(props: dict[str, Any]) -> Properties | None:
+    """paho Properties from the plain dict kept in the buffer."""
+    if not props:
+        return None
+    p = Properties(PacketTypes.PUBLISH)
+    if props.get("correlation_data") is not None:
+        p.CorrelationData = props["correlation_data"]
+    if props.get("content_type"):
+        p.ContentType = props["content_type"]
+    if props.get("message_expiry"):
+        p.MessageExpiryInterval = int(props["message_expiry"])
+    if props.get("user"):
+        p.UserProperty = [(str(k), str(v)) for k, v in props["user"]]
+    return p
+
+
+class Outbox:
+    """Sends messages through ``conn``; QoS 1 ones are kept in ``buffer`` until acknowledged."""
+
+    def __init__(
+        self, conn: MqttConnection, buffer: StoreAndForward, *, replay_rate_per_s: float
+    ) -> None:
+        self.conn = conn
+        self.buffer = buffer
+        self.replay_interval = 1.0 / replay_rate_per_s
+        self._mids: dict[int, int] = {}  # paho packet id -> buffer row id
+        self._sent_upto = 0  # every row id <= this has been handed to paho
+        self._backlog_upto = 0  # rows <= this were waiting when the broker came back
+        self._online = False  # loop-side view: set by on_connected, in order with sends
+        self._replaying = False
+        self._wake = asyncio.Event()
+        self._acked = asyncio.Event()
+        self.broker_rejected = 0
+        self.qos0_dropped = 0
+        self.replayed = 0
+
+    # --- called on the event loop ---------------------------------------------------
+
+    def send(
+        self,
+        topic: str,
+        payload: bytes,
+        *,
+        qos: int = 1,
+        retain: bool = False,
+        properties: dict[str, Any] | None = None,
+        buffered: bool = True,
+    ) -> bool:
+        """Publish, buffering QoS 1 messages. False when the message could not be kept
+        (buffer full under reject_new, or QoS 0 while offline): already counted."""
+        if qos == 0 or not buffered:
+            if not self._online:
+                self.qos0_dropped += qos == 0
+                return False
+            self.conn.publish(
+                topic,
+                payload,
+                qos=qos,
+                retain=retain,
+                properties=publish_properties(properties or {}),
+            )
+            return True
+        try:
+            entry = self.buffer.put(topic, payload, qos=qos, retain=retain, properties=properties)
+        except BufferFull as e:
+            log.warning("mqtt: reply to %s not kept: %s", topic, e.message)
+            return False
+        if self._online and not self._replaying:
+            self._hand(entry)
+        else:
+            self._wake.set()
+        return True
+
+    def _hand(self, entry: Entry) -> None:
+        info = self.conn.publish(
+            entry.topic,
+            entry.payload,
+            qos=entry.qos,
+            retain=entry.retain,
+            properties=publish_properties(entry.properties),
+        )
+        self._sent_upto = max(self._sent_upto, entry.id)
+        if info.rc in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
+            # NO_CONN: paho queued it and sends it after the reconnect.
+            self._mids[info.mid] = entry.id
+        else:
+            log.warning("mqtt: paho refused message %d: %s", entry.id, info.rc)
+
+    def on_ack(self, mid: int, reason: int) -> None:
+        row = self._mids.pop(mid, None)
+        if row is None:
+            return  # status/info, or a row dropped meanwhile
+        if reason >= 0x80:
+            # The broker will refuse it again (ACL, quota): keeping it would block nothing
+            # but would grow forever, so it is dropped and counted.
+            self.broker_rejected += 1
+            log.error("mqtt: the broker refused a reply (reason %#x); check its ACL", reason)
+        self.buffer.ack(row)
+        self._acked.set()
+
+    def on_connected(self) -> None:
+        self._online = True
+        self._replaying = True
+        self._backlog_upto = self.buffer.last_id()
+        self._wake.set()
+
+    def on_disconnected(self) -> None:
+        self._online = False
+
+    @property
+    def inflight(self) -> int:
+        return len(self._mids)
+
+    async def run(self) -> None:
+        """The replay task: runs until cancelled."""
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            if not self._online:
+                continue
+            await self._replay()
+
+    async def _replay(self) -> None:
+        self._replaying = True
+        try:
+            while self._online:
+                self.buffer.expire()
+                rows = self.buffer.pending(after=self._sent_upto, limit=64)
+                if not rows:
+                    return
+                for entry in rows:
+                    while self._online and len(self._mids) >= MAX_REPLAY_INFLIGHT:
+                        self._acked.clear()
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(self._acked.wait(), 1.0)
+                    if not self._online:
+                        return
+                    self._hand(entry)
+                    if entry.id <= self._backlog_upto:
+                        self.replayed += 1
+                        await asyncio.sleep(self.replay_interval)
+        finally:
+            if self._online and self.buffer.pending(after=self._sent_upto, limit=1):
+                self._wake.set()  # more arrived meanwhile: stay in order, keep replaying
+            elif self._online:
+                self._replaying = False

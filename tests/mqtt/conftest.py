@@ -1,0 +1,36 @@
+"""Fixtures for the MQTT tests: a real Mosquitto per test, on a free loopback port."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.mosquitto import Mosquitto, require_mosquitto
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Mosquitto]:
+    require_mosquitto()
+    b = Mosquitto(tmp_path / "broker").start()
+    try:
+        yield b
+    finally:
+        b.stop()
+
+
+@pytest.fixture
+def make_broker(tmp_path: Path) -> Iterator[object]:
+    """Build brokers with options (TLS, passwords); all are stopped after the test."""
+    made: list[Mosquitto] = []
+
+    def make(name: str = "broker2", **kwargs: object) -> Mosquitto:
+        require_mosquitto()
+        b = Mosquitto(tmp_path / name, **kwargs)  # type: ignore[arg-type]
+        made.append(b)
+        return b
+
+    yield make
+    for b in made:
+        b.stop()

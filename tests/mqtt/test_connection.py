@@ -1,0 +1,211 @@
+"""The connection against a real Mosquitto: back-off, re-subscribe, TLS, mTLS, refusals."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as paho
+import pytest
+
+from runtime.config import MqttSettings
+from runtime.mqtt.connection import MqttConnection, backoff_delays
+from tests.support.certs import CertAuthority
+from tests.support.mosquitto import Mosquitto, TlsFiles
+from tests.support.mqtt_client import Requester
+
+pytestmark = pytest.mark.mqtt
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self.msgs: list[paho.MQTTMessage] = []
+        self.event = threading.Event()
+        self.conn: MqttConnection | None = None
+
+    def __call__(self, msg: paho.MQTTMessage) -> None:
+        self.msgs.append(msg)
+        self.event.set()
+        if self.conn is not None:
+            self.conn.ack(msg.mid, msg.qos)
+
+
+def _conn(
+    settings: MqttSettings, inbox: Inbox | None = None, topics: list[str] | None = None
+) -> MqttConnection:
+    inbox = inbox or Inbox()
+    conn = MqttConnection(settings, subscriptions=lambda: topics or ["t/in/+"], on_message=inbox)
+    inbox.conn = conn
+    return conn
+
+
+def _settings(broker: Mosquitto, **kw: Any) -> MqttSettings:
+    return MqttSettings(host=broker.host, port=broker.port, node=kw.pop("node", "n1"), **kw)
+
+
+def _publish_until(broker: Mosquitto, inbox: Inbox, topic: str, timeout: float = 5.0) -> bool:
+    """Publish (QoS 1) until the connection under test receives it."""
+    with Requester(broker.host, broker.port) as r:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            inbox.event.clear()
+            r.request(topic, b"ping", reply_topic=False)
+            if inbox.event.wait(0.2):
+                return True
+    return False
+
+
+def test_backoff_grows_with_jitter_and_is_capped() -> None:
+    delays = backoff_delays(0.1, 1.6)
+    seq = [next(delays) for _ in range(10)]
+    assert 0.05 <= seq[0] <= 0.1
+    assert all(0.8 <= d <= 1.6 for d in seq[5:])
+    assert len(set(seq)) == len(seq)  # jittered
+
+
+def test_nodelay_resubscribe_after_broker_kill(broker: Mosquitto) -> None:
+    inbox = Inbox()
+    conn = _conn(_settings(broker), inbox)
+    conn.start()
+    try:
+        assert conn.wait_connected(5)
+        sock = conn.client.socket()
+        assert sock is not None
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+        assert _publish_until(broker, inbox, "t/in/a")
+
+        broker.kill()
+        time.sleep(0.5)
+        broker.start()
+        back = time.monotonic()
+        assert conn.wait_connected(2.0), "not reconnected within 2 s of the broker's return"
+        # Subscriptions are made again on every connect: a new message arrives.
+        assert _publish_until(broker, inbox, "t/in/b", timeout=3.0)
+        assert time.monotonic() - back < 4.0
+    finally:
+        conn.stop()
+
+
+def test_broker_absent_at_start_is_normal(make_broker: Any) -> None:
+    broker = make_broker("late")
+    conn = _conn(_settings(broker))
+    conn.start()
+    try:
+        time.sleep(1.0)
+        assert not conn.connected and conn.failures >= 2
+        broker.start()
+        assert conn.wait_connected(3.0)
+    finally:
+        conn.stop()
+
+
+def test_bad_password_fails_cleanly_with_backoff(
+    make_broker: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    broker = make_broker("auth", passwords={"box": "right-horse-battery"}).start()
+    wrong = tmp_path / "wrong.pw"
+    wrong.write_text("staple-wrong-guess\n")
+    caplog.set_level(logging.DEBUG)
+    conn = _conn(_settings(broker, username="box", password_file=wrong, reconnect_max_s=0.5))
+    conn.start()
+    try:
+        time.sleep(2.0)
+        assert not conn.connected
+        # Refused: retried on the slow schedule (0.5 s doubling), not in a tight loop.
+        assert 1 <= conn.failures <= 4
+        assert "refused us" in caplog.text and "password" in caplog.text
+        assert "staple-wrong-guess" not in caplog.text
+        assert conn.client.is_connected() is False
+    finally:
+        conn.stop()
+    right = tmp_path / "right.pw"
+    right.write_text("right-horse-battery\n")
+    ok = _conn(_settings(broker, username="box", password_file=right))
+    ok.start()
+    try:
+        assert ok.wait_connected(5)
+    finally:
+        ok.stop()
+    assert "right-horse-battery" not in caplog.text
+
+
+@pytest.fixture
+def pki(tmp_path: Path) -> tuple[CertAuthority, TlsFiles]:
+    ca = CertAuthority(tmp_path / "pki")
+    server = ca.issue("broker", server=True)
+    return ca, TlsFiles(ca.ca_file, server.cert, server.key)
+
+
+def test_tls_and_wrong_ca(
+    make_broker: Any, pki: tuple[CertAuthority, TlsFiles], tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    ca, files = pki
+    broker = make_broker("tls", tls=files).start()
+    conn = _conn(_settings(broker, tls={"ca_file": ca.ca_file}))
+    conn.start()
+    try:
+        assert conn.wait_connected(5)
+    finally:
+        conn.stop()
+
+    other = CertAuthority(tmp_path / "other", name="some other CA")
+    caplog.set_level(logging.WARNING)
+    bad = _conn(_settings(broker, node="n2", tls={"ca_file": other.ca_file}))
+    bad.start()
+    try:
+        assert not bad.wait_connected(1.5)
+        assert "certificate verify failed" in caplog.text
+        assert bad.failures >= 1
+    finally:
+        bad.stop()
+
+
+def test_mtls_needs_the_client_certificate(
+    make_broker: Any, pki: tuple[CertAuthority, TlsFiles]
+) -> None:
+    ca, files = pki
+    files.require_client_cert = True
+    broker = make_broker("mtls", tls=files).start()
+    client = ca.issue("box-1", server=False)
+    good = _conn(
+        _settings(
+            broker, tls={"ca_file": ca.ca_file, "cert_file": client.cert, "key_file": client.key}
+        )
+    )
+    good.start()
+    try:
+        assert good.wait_connected(5)
+    finally:
+        good.stop()
+    anon = _conn(_settings(broker, node="n2", tls={"ca_file": ca.ca_file}))
+    anon.start()
+    try:
+        assert not anon.wait_connected(1.5)
+        assert anon.failures >= 1
+    finally:
+        anon.stop()
+
+
+def test_duplicate_client_id_is_logged_clearly(
+    broker: Mosquitto, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+    first = _conn(_settings(broker, reconnect_max_s=0.5, refused_max_s=1.0))
+    first.start()
+    assert first.wait_connected(5)
+    second = _conn(_settings(broker, reconnect_max_s=0.5, refused_max_s=1.0))
+    second.start()
+    try:
+        assert second.wait_connected(5)
+        deadline = time.monotonic() + 3
+        while "took the session over" not in caplog.text and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "another client is probably using our client id 'headframe-n1'" in caplog.text
+    finally:
+        second.stop()
+        first.stop()

@@ -1,0 +1,121 @@
+"""A test-side MQTT v5 client: publishes requests with Response Topic and Correlation
+Data and collects the replies, the way a SCADA gateway or Node-RED flow would."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections import defaultdict
+from typing import Any
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+
+class Requester:
+    """Connects (optionally with a persistent session), subscribes to ``reply_topic`` on
+    every connect, and records every message it receives."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        client_id: str | None = None,
+        persistent: bool = False,
+        reply_topic: str | None = None,
+        subscribe: list[str] | None = None,
+    ) -> None:
+        self.client_id = client_id or f"test-{uuid.uuid4().hex[:8]}"
+        self.reply_topic = reply_topic or f"test/replies/{self.client_id}"
+        self.filters = [self.reply_topic, *(subscribe or [])]
+        self.lock = threading.Lock()
+        self.messages: list[paho.MQTTMessage] = []
+        self.by_corr: dict[bytes, list[paho.MQTTMessage]] = defaultdict(list)
+        self.connected = threading.Event()
+        self.subscribed = threading.Event()
+        c = paho.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=self.client_id,
+            protocol=MQTTProtocolVersion.MQTTv5,
+        )
+        c.max_inflight_messages_set(100)
+        c.on_connect = self._on_connect
+        c.on_message = self._on_message
+        c.on_subscribe = lambda *a: self.subscribed.set()
+        c.on_disconnect = lambda *a: self.connected.clear()
+        c.reconnect_delay_set(0.05, 0.2)
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = 3600 if persistent else 0
+        c.connect_async(host, port, keepalive=10, clean_start=not persistent, properties=props)
+        self.client = c
+
+    def __enter__(self) -> Requester:
+        self.client.loop_start()
+        assert self.connected.wait(10), "requester could not connect"
+        assert self.subscribed.wait(10), "requester could not subscribe"
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def _on_connect(self, client: paho.Client, u: Any, flags: Any, rc: Any, p: Any) -> None:
+        if rc.is_failure:
+            return
+        client.subscribe([(f, SubscribeOptions(qos=1)) for f in self.filters])
+        self.connected.set()
+
+    def _on_message(self, client: paho.Client, u: Any, msg: paho.MQTTMessage) -> None:
+        with self.lock:
+            self.messages.append(msg)
+            corr = getattr(msg.properties, "CorrelationData", None)
+            if corr is not None:
+                self.by_corr[bytes(corr)].append(msg)
+
+    def request(
+        self,
+        topic: str,
+        payload: bytes | str | dict[str, Any],
+        *,
+        correlation: bytes | None = None,
+        qos: int = 1,
+        reply_topic: str | bool | None = True,
+        expiry: int | None = None,
+        retain: bool = False,
+    ) -> paho.MQTTMessageInfo:
+        if isinstance(payload, dict):
+            payload = json.dumps(payload)
+        props = Properties(PacketTypes.PUBLISH)
+        if reply_topic is True:
+            props.ResponseTopic = self.reply_topic
+        elif isinstance(reply_topic, str):
+            props.ResponseTopic = reply_topic
+        if correlation is not None:
+            props.CorrelationData = correlation
+        if expiry is not None:
+            props.MessageExpiryInterval = expiry
+        return self.client.publish(topic, payload, qos=qos, retain=retain, properties=props)
+
+    def wait_for(self, predicate: Any, timeout: float = 10.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                if predicate(self):
+                    return True
+            time.sleep(0.01)
+        with self.lock:
+            return bool(predicate(self))
+
+    def replies(self, correlation: bytes) -> list[dict[str, Any]]:
+        with self.lock:
+            return [json.loads(m.payload) for m in self.by_corr.get(correlation, [])]
+
+    def on_topic(self, topic: str) -> list[paho.MQTTMessage]:
+        with self.lock:
+            return [m for m in self.messages if m.topic == topic]
