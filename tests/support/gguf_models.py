@@ -31,7 +31,7 @@ Precision = Literal["f32", "f16", "q8_0"]
 
 # ChatML, as many real GGUFs ship it. llama-cpp-python renders it with Jinja2.
 CHAT_TEMPLATE = (
-    "{% for message in messages %}"
+    "{{ bos_token }}{% for message in messages %}"
     "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
     "{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"

@@ -1,0 +1,1 @@
+"""HTTP transport: thin FastAPI adapters over the inference service."""

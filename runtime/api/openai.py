@@ -1,0 +1,213 @@
+"""OpenAI-compatible HTTP API for text applications: /v1/models, /v1/chat/completions,
+/v1/completions, plain JSON or Server-Sent Events.
+
+A thin adapter: bodies are decoded by runtime.codecs.openai, generation is
+``service.generate(app, request)`` (the backend runs on the model's worker thread and
+its chunks reach the event loop through a queue), and each chunk is written to the
+socket as soon as it arrives. The ``model`` field names the application.
+
+Errors always have OpenAI's shape ``{"error": {"message", "type", "param", "code"}}``:
+400 for a bad body (including FastAPI's own validation errors, caught by the route
+class below), 404 for an unknown model, 429 when the queue is full and 503 when the
+model is not loaded yet (both with Retry-After). A failure after the stream started is
+sent as a final ``data: {"error": ...}`` event, which OpenAI's SDKs raise as APIError.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, Protocol
+
+import orjson
+from fastapi import APIRouter, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import StreamingResponse
+from fastapi.routing import APIRoute
+
+from runtime.backends.base import GenerationChunk, GenerationRequest
+from runtime.codecs.openai import (
+    ChatCompletionRequest,
+    CompletionRequest,
+    StreamEncoder,
+    error_body,
+    error_for,
+    validation_message,
+)
+from runtime.errors import Busy, HeadframeError, InvalidInput, ModelNotFound, NotReady
+
+log = logging.getLogger(__name__)
+
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+class TextService(Protocol):
+    """What this router needs from runtime.service.InferenceService."""
+
+    def generate(
+        self, app: str, request: GenerationRequest, *, protocol: str = "openai"
+    ) -> AsyncIterator[GenerationChunk]: ...
+
+    def slots(self) -> list[Any]: ...
+
+    def slot(self, app: str) -> Any: ...
+
+
+def status_for(exc: HeadframeError) -> int:
+    if isinstance(exc, InvalidInput):
+        return 400
+    if isinstance(exc, ModelNotFound):
+        return 404
+    if isinstance(exc, Busy):
+        return 429
+    if isinstance(exc, NotReady):
+        return 503
+    return 500
+
+
+def error_response(exc: HeadframeError) -> Response:
+    headers = {}
+    retry = getattr(exc, "retry_after_s", None)
+    if retry is not None:
+        headers["Retry-After"] = str(max(1, round(retry)))
+    return Response(
+        orjson.dumps(error_for(exc)),
+        status_code=status_for(exc),
+        media_type="application/json",
+        headers=headers,
+    )
+
+
+class OpenAIRoute(APIRoute):
+    """Turns FastAPI's 422 validation errors into OpenAI-shaped 400s, on these routes only."""
+
+    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+        handler = super().get_route_handler()
+
+        async def route(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except RequestValidationError as e:
+                return error_response(InvalidInput(validation_message(e.errors())))
+
+        return route
+
+
+def _sse(obj: dict[str, Any]) -> bytes:
+    return b"data: " + orjson.dumps(obj) + b"\n\n"
+
+
+_DONE = b"data: [DONE]\n\n"
+
+
+def router(service: TextService) -> APIRouter:
+    """The OpenAI routes over ``service``; include with ``app.include_router(router(svc))``."""
+    r = APIRouter(route_class=OpenAIRoute, tags=["openai"])
+
+    def text_apps() -> list[Any]:
+        return [s for s in service.slots() if s.package.meta.task == "text"]
+
+    def model_card(slot: Any) -> dict[str, Any]:
+        return {
+            "id": slot.app,
+            "object": "model",
+            "created": int(getattr(slot, "loaded_at", 0) or 0),
+            "owned_by": "headframe",
+        }
+
+    def fingerprint(app: str) -> str | None:
+        try:
+            return f"{service.slot(app).variant.id}"
+        except (HeadframeError, KeyError, AttributeError):
+            return None
+
+    @r.get("/v1/models")
+    async def list_models() -> Response:
+        body = {"object": "list", "data": [model_card(s) for s in text_apps()]}
+        return Response(orjson.dumps(body), media_type="application/json")
+
+    @r.get("/v1/models/{model}")
+    async def get_model(model: str) -> Response:
+        for s in text_apps():
+            if s.app == model:
+                return Response(orjson.dumps(model_card(s)), media_type="application/json")
+        return error_response(ModelNotFound(f"model {model!r} does not exist"))
+
+    async def run(
+        kind: str, model: str, gen: GenerationRequest, stream: bool, include_usage: bool
+    ) -> Response:
+        enc = StreamEncoder(
+            kind="chat" if kind == "chat" else "text",
+            model=model,
+            include_usage=include_usage,
+            fingerprint=fingerprint(model),
+        )
+        chunks = service.generate(model, gen, protocol="openai")
+        try:
+            # Wait for the first chunk before answering, so that an unknown model, a
+            # full queue or a prompt too long still gets a real status code.
+            first = await anext(chunks)
+        except StopAsyncIteration:
+            first = GenerationChunk("", "stop")
+        except HeadframeError as e:
+            await chunks.aclose()
+            return error_response(e)
+        if not stream:
+            collected = [first]
+            try:
+                if first.finish_reason is None:
+                    collected += [c async for c in chunks]
+            except HeadframeError as e:
+                return error_response(e)
+            finally:
+                await chunks.aclose()
+            return Response(orjson.dumps(enc.response(collected)), media_type="application/json")
+        return StreamingResponse(
+            _events(enc, first, chunks), media_type="text/event-stream", headers=SSE_HEADERS
+        )
+
+    @r.post("/v1/chat/completions", response_model=None)
+    async def chat_completions(body: ChatCompletionRequest) -> Response:
+        try:
+            gen = body.to_generation()
+        except HeadframeError as e:
+            return error_response(e)
+        return await run("chat", body.model, gen, body.stream, body.include_usage)
+
+    @r.post("/v1/completions", response_model=None)
+    async def completions(body: CompletionRequest) -> Response:
+        try:
+            gen = body.to_generation()
+        except HeadframeError as e:
+            return error_response(e)
+        return await run("text", body.model, gen, body.stream, body.include_usage)
+
+    return r
+
+
+async def _events(
+    enc: StreamEncoder, first: GenerationChunk, chunks: AsyncIterator[GenerationChunk]
+) -> AsyncIterator[bytes]:
+    """SSE bytes: one event per encoded object, written as each chunk arrives."""
+    try:
+        for obj in enc.start():
+            yield _sse(obj)
+        chunk: GenerationChunk | None = first
+        while chunk is not None:
+            for obj in enc.encode(chunk):
+                yield _sse(obj)
+            if chunk.finish_reason is not None:
+                break
+            chunk = await anext(chunks, None)
+    except HeadframeError as e:
+        log.warning("stream for %s failed after it started: %s", enc.model, e.message)
+        yield _sse(error_for(e))
+    except Exception:
+        log.exception("stream for %s failed after it started", enc.model)
+        yield _sse(error_body("generation failed", "server_error", None, "internal"))
+    finally:
+        # Also runs when the client goes away: closing stops the backend's generator.
+        aclose = getattr(chunks, "aclose", None)
+        if aclose is not None:
+            await aclose()
+    yield _DONE

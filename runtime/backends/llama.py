@@ -1,0 +1,271 @@
+"""llama.cpp backend (llama-cpp-python) for GGUF text variants.
+
+Loading takes ``n_threads``, ``n_gpu_layers`` and ``n_ctx`` from LoadOptions (the loader
+fills them from the device profile and free memory). Chat requests are rendered with the
+chat template stored in the GGUF (``tokenizer.chat_template``) through llama-cpp-python's
+Jinja2 formatter, so the template a model was trained with is the one used.
+
+Generation drives ``Llama.generate`` token by token rather than ``create_completion``:
+each token becomes a chunk the moment it is sampled, usage counts are exact (the stream
+of ``create_completion`` carries none), stop strings are held back only while they could
+still match, and detokenising stays linear in the output length. Sampling parameters are
+the same as ``create_completion``'s defaults, so results match llama-cpp-python's own.
+
+llama_cpp is imported in ``load`` only: without it the backend raises BackendUnavailable.
+"""
+
+from __future__ import annotations
+
+import codecs
+import logging
+import os
+import secrets
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from runtime.backends.base import (
+    BackendInfo,
+    GenerationChunk,
+    GenerationRequest,
+    IOSchema,
+    LoadOptions,
+)
+from runtime.catalog import TensorSpec, Variant
+from runtime.errors import BackendLoadError, BackendUnavailable, InvalidInput
+
+log = logging.getLogger(__name__)
+
+# Used only when a GGUF carries no chat template of its own (rare in real files).
+FALLBACK_CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+# create_completion's defaults for the knobs the OpenAI API does not expose.
+_SAMPLING = {"top_k": 40, "min_p": 0.05, "typical_p": 1.0, "repeat_penalty": 1.0}
+
+TEXT_SCHEMA = IOSchema(
+    inputs=(TensorSpec(name="text", datatype="BYTES", shape=(-1,)),),
+    outputs=(TensorSpec(name="text", datatype="BYTES", shape=(-1,)),),
+)
+
+
+class LlamaBackend:
+    """A GGUF model loaded in llama.cpp. One request at a time (``thread_safe`` False)."""
+
+    name = "llama"
+    thread_safe = False
+
+    def __init__(self) -> None:
+        self._llm: Any = None
+        self._formatter: Any = None
+        self._is_eog: Any = None
+        self._info = BackendInfo(backend=self.name, device="cpu")
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    def load(self, variant: Variant, options: LoadOptions) -> None:
+        try:
+            import llama_cpp
+            from llama_cpp import llama_chat_format
+        except ImportError as e:
+            raise BackendUnavailable(
+                f"llama-cpp-python is not installed (pip install 'headframe[llm]'): {e}"
+            ) from e
+        path = variant.entrypoint
+        if not path.is_file():
+            raise BackendLoadError(f"{path}: GGUF file not found")
+        gpu_layers = _gpu_layers(options, llama_cpp.llama_supports_gpu_offload())
+        threads = options.intra_op_threads or _default_threads()
+        batch_threads = options.inter_op_threads or threads
+        _check_magic(path)
+        try:
+            llm = llama_cpp.Llama(
+                model_path=str(path),
+                n_ctx=options.context_tokens,
+                n_threads=threads,
+                n_threads_batch=batch_threads,
+                n_gpu_layers=gpu_layers,
+                verbose=False,
+            )
+        except (ValueError, RuntimeError, OSError) as e:
+            raise BackendLoadError(f"{path}: llama.cpp could not load it: {e}") from e
+        template = llm.metadata.get("tokenizer.chat_template")
+        if not template:
+            log.warning("%s has no chat template; using ChatML", path)
+        self._formatter = llama_chat_format.Jinja2ChatFormatter(
+            template=template or FALLBACK_CHAT_TEMPLATE,
+            eos_token=_token_text(llm, llm.token_eos()),
+            bos_token=_token_text(llm, llm.token_bos()),
+        )
+        vocab = llm._model.vocab
+        self._is_eog = lambda token: bool(llama_cpp.llama_vocab_is_eog(vocab, token))
+        self._llm = llm
+        self._info = BackendInfo(
+            backend=self.name,
+            device="gpu" if gpu_layers != 0 else "cpu",
+            detail={
+                "n_threads": str(threads),
+                "n_gpu_layers": str(gpu_layers),
+                "n_ctx": str(llm.n_ctx()),
+                "chat_template": "gguf" if template else "fallback-chatml",
+                "llama_cpp_python": getattr(llama_cpp, "__version__", "unknown"),
+            },
+        )
+        log.info(
+            "llama loaded %s (n_ctx=%d, threads=%d, gpu_layers=%d)",
+            path,
+            llm.n_ctx(),
+            threads,
+            gpu_layers,
+        )
+
+    def unload(self) -> None:
+        llm, self._llm = self._llm, None
+        if llm is not None:
+            llm.close()
+
+    def describe(self) -> IOSchema:
+        """Text in, text out: one BYTES prompt per row for the tensor protocols."""
+        return TEXT_SCHEMA
+
+    def info(self) -> BackendInfo:
+        return self._info
+
+    # -- inference -----------------------------------------------------------------
+
+    def infer(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """KServe-style text: each row of ``text`` is a prompt completed with defaults."""
+        prompts = np.asarray(inputs["text"]).reshape(-1)
+        out = []
+        for p in prompts:
+            prompt = p.decode("utf-8", "replace") if isinstance(p, bytes) else str(p)
+            pieces = self.generate(GenerationRequest(prompt=prompt))
+            out.append("".join(c.text for c in pieces).encode("utf-8"))
+        return {"text": np.array(out, dtype=object)}
+
+    def generate(self, request: GenerationRequest) -> Iterator[GenerationChunk]:
+        """Yield a chunk per sampled token (less any text held back for a stop string);
+        the last chunk carries ``finish_reason`` and the final usage counts."""
+        llm = self._require()
+        tokens, template_stops = self._prompt_tokens(request)
+        n_prompt = len(tokens)
+        n_ctx = int(llm.n_ctx())
+        if n_prompt >= n_ctx:
+            raise InvalidInput(
+                f"the prompt is {n_prompt} tokens but the model's context holds {n_ctx}"
+            )
+        max_tokens = min(request.max_tokens, n_ctx - n_prompt)
+        stops = tuple(s for s in (*request.stop, *template_stops) if s)
+        llm.set_seed(request.seed if request.seed is not None else secrets.randbits(32))
+        is_eog = self._is_eog
+        decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        pending = ""  # decoded text not yet sent: it may be the start of a stop string
+        produced = 0
+        finish = "length"
+        for token in llm.generate(
+            tokens, temp=request.temperature, top_p=request.top_p, **_SAMPLING
+        ):
+            if is_eog(token):
+                finish = "stop"
+                break
+            produced += 1
+            pending += decoder.decode(llm.detokenize([token]))
+            send, pending, hit = _split_at_stop(pending, stops)
+            if hit:  # the stop string and anything after it are dropped
+                yield GenerationChunk(send, "stop", n_prompt, produced)
+                return
+            if produced >= max_tokens:
+                pending = send + pending
+                break
+            if send:
+                yield GenerationChunk(send, None, n_prompt, produced)
+        # Text held back for a stop string that never completed is real output.
+        pending += decoder.decode(b"", final=True)
+        yield GenerationChunk(pending, finish, n_prompt, produced)  # type: ignore[arg-type]
+
+    # -- helpers ---------------------------------------------------------------------
+
+    def _require(self) -> Any:
+        if self._llm is None:
+            raise BackendLoadError("the llama backend has no model loaded")
+        return self._llm
+
+    def _prompt_tokens(self, request: GenerationRequest) -> tuple[list[int], Sequence[str]]:
+        llm = self._llm
+        if request.messages is not None:
+            try:
+                result = self._formatter(messages=[dict(m) for m in request.messages])
+            except Exception as e:  # a template may raise_exception() on bad roles
+                raise InvalidInput(f"the model's chat template rejected the messages: {e}") from e
+            tokens = llm.tokenize(
+                result.prompt.encode("utf-8"), add_bos=not result.added_special, special=True
+            )
+            stop = result.stop or []
+            return list(tokens), [stop] if isinstance(stop, str) else list(stop)
+        prompt = request.prompt or ""
+        tokens = llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=True)
+        if not tokens:  # a model without BOS and an empty prompt: start from BOS anyway
+            tokens = [llm.token_bos()]
+        return list(tokens), []
+
+
+def _split_at_stop(text: str, stops: Sequence[str]) -> tuple[str, str, bool]:
+    """Split ``text`` into (safe to send, held back, stop string found).
+
+    When a stop string occurs, everything before its earliest occurrence is sent and the
+    rest dropped. Otherwise the longest tail that could still grow into a stop string is
+    held back, so no part of a stop string ever reaches the client.
+    """
+    if not stops:
+        return text, "", False
+    first = min((i for s in stops if (i := text.find(s)) >= 0), default=-1)
+    if first >= 0:
+        return text[:first], "", True
+    hold = 0
+    for s in stops:
+        for n in range(min(len(s) - 1, len(text)), hold, -1):
+            if text.endswith(s[:n]):
+                hold = n
+                break
+    return text[: len(text) - hold], text[len(text) - hold :], False
+
+
+def _token_text(llm: Any, token: int) -> str:
+    if token < 0:
+        return ""
+    return str(llm._model.token_get_text(token))
+
+
+def _gpu_layers(options: LoadOptions, gpu_offload: bool) -> int:
+    """Layers to offload: none on CPU; on a GPU what the loader asked (all when it said 0)."""
+    device = options.device.lower()
+    if device == "cpu":
+        return 0
+    if device.startswith("gpu") or device == "cuda":
+        if not gpu_offload:
+            raise BackendUnavailable("this llama-cpp-python build has no GPU offload")
+        return options.gpu_layers or -1
+    if device == "auto":
+        return options.gpu_layers if gpu_offload else 0
+    raise BackendUnavailable(f"llama.cpp cannot run on device {options.device!r}")
+
+
+def _default_threads() -> int:
+    # llama.cpp's own default; physical cores are what matters for matmul throughput.
+    return max(1, (os.cpu_count() or 2) // 2)
+
+
+def _check_magic(path: Path) -> None:
+    """Fail with a clear message before llama.cpp prints its own to stderr."""
+    try:
+        with path.open("rb") as f:
+            magic = f.read(4)
+    except OSError as e:
+        raise BackendLoadError(f"{path}: cannot read: {e}") from e
+    if magic != b"GGUF":
+        raise BackendLoadError(f"{path}: not a GGUF file (starts with {magic!r}, not b'GGUF')")
