@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from runtime.backends.base import Backend, GenerationChunk, GenerationRequest
-from runtime.errors import Busy, InferenceFailed
+from runtime.errors import Busy, HeadframeError, InferenceFailed
 
 log = logging.getLogger(__name__)
 
@@ -174,6 +174,9 @@ class ModelWorker:
                     if stop.is_set():
                         break
                     self._loop.call_soon_threadsafe(put, chunk)
+            except HeadframeError as e:  # e.g. a prompt longer than the context: the caller's
+                log.info("%s: generation refused: %s", self.app, e.message)
+                self._loop.call_soon_threadsafe(put, e)
             except Exception as e:
                 log.exception("%s: generation failed", self.app)
                 self._loop.call_soon_threadsafe(put, e)
@@ -189,6 +192,8 @@ class ModelWorker:
                 item = await queue.get()
                 if item is _END:
                     return
+                if isinstance(item, HeadframeError):
+                    raise item
                 if isinstance(item, Exception):
                     raise InferenceFailed(f"{self.app}: generation failed: {item}") from item
                 yield item

@@ -16,7 +16,7 @@ sent as a final ``data: {"error": ...}`` event, which OpenAI's SDKs raise as API
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any, Protocol
 
 import orjson
@@ -81,7 +81,7 @@ def error_response(exc: HeadframeError) -> Response:
 class OpenAIRoute(APIRoute):
     """Turns FastAPI's 422 validation errors into OpenAI-shaped 400s, on these routes only."""
 
-    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 
         async def route(request: Request) -> Response:
@@ -150,7 +150,7 @@ def router(service: TextService) -> APIRouter:
         except StopAsyncIteration:
             first = GenerationChunk("", "stop")
         except HeadframeError as e:
-            await chunks.aclose()
+            await _close(chunks)
             return error_response(e)
         if not stream:
             collected = [first]
@@ -160,7 +160,7 @@ def router(service: TextService) -> APIRouter:
             except HeadframeError as e:
                 return error_response(e)
             finally:
-                await chunks.aclose()
+                await _close(chunks)
             return Response(orjson.dumps(enc.response(collected)), media_type="application/json")
         return StreamingResponse(
             _events(enc, first, chunks), media_type="text/event-stream", headers=SSE_HEADERS
@@ -207,7 +207,13 @@ async def _events(
         yield _sse(error_body("generation failed", "server_error", None, "internal"))
     finally:
         # Also runs when the client goes away: closing stops the backend's generator.
-        aclose = getattr(chunks, "aclose", None)
-        if aclose is not None:
-            await aclose()
+        await _close(chunks)
     yield _DONE
+
+
+async def _close(chunks: AsyncIterator[GenerationChunk]) -> None:
+    """Close the service's generator now (not at garbage collection), which tells the
+    model's worker to stop generating."""
+    aclose = getattr(chunks, "aclose", None)
+    if aclose is not None:
+        await aclose()

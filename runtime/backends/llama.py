@@ -86,7 +86,7 @@ class LlamaBackend:
         try:
             llm = llama_cpp.Llama(
                 model_path=str(path),
-                n_ctx=options.context_tokens,
+                n_ctx=_round_ctx(options.context_tokens),
                 n_threads=threads,
                 n_threads_batch=batch_threads,
                 n_gpu_layers=gpu_layers,
@@ -154,7 +154,9 @@ class LlamaBackend:
         llm = self._require()
         tokens, template_stops = self._prompt_tokens(request)
         n_prompt = len(tokens)
-        n_ctx = int(llm.n_ctx())
+        # llama-cpp-python sizes its token buffer from the n_ctx it was given, llama.cpp
+        # may round the context up: the smaller of the two is what really fits.
+        n_ctx = min(int(llm.n_ctx()), len(llm.input_ids))
         if n_prompt >= n_ctx:
             raise InvalidInput(
                 f"the prompt is {n_prompt} tokens but the model's context holds {n_ctx}"
@@ -253,6 +255,11 @@ def _gpu_layers(options: LoadOptions, gpu_offload: bool) -> int:
     if device == "auto":
         return options.gpu_layers if gpu_offload else 0
     raise BackendUnavailable(f"llama.cpp cannot run on device {options.device!r}")
+
+
+def _round_ctx(tokens: int) -> int:
+    """llama.cpp pads the context to a multiple of 256; ask for that (0: the model's own)."""
+    return 0 if tokens <= 0 else -(-tokens // 256) * 256
 
 
 def _default_threads() -> int:
