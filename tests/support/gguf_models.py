@@ -12,7 +12,8 @@ negative weight there. Generation therefore yields printable ASCII pieces and ne
 end-of-sequence token, so a request runs to ``max_tokens`` unless a stop string hits.
 
 Sizes and precisions (two of each, so a text application has real variants):
-- ``tiny``: 2 layers, width 64; ``small``: 4 layers, width 256.
+- ``tiny``: 2 layers, width 64; ``small``: 4 layers, width 256; ``base`` (benchmarks):
+  8 layers, width 768, about 50M parameters.
 - ``f32``, ``f16`` and ``q8_0`` (quantized with ``gguf.quants``; norms stay f32 as
   llama.cpp's own quantizer leaves them).
 """
@@ -26,7 +27,7 @@ from typing import Literal
 
 import numpy as np
 
-Size = Literal["tiny", "small"]
+Size = Literal["tiny", "small", "base"]
 Precision = Literal["f32", "f16", "q8_0"]
 
 # ChatML, as many real GGUFs ship it. llama-cpp-python renders it with Jinja2.
@@ -60,6 +61,8 @@ class _Dims:
 _SIZES: dict[str, _Dims] = {
     "tiny": _Dims(n_embd=64, n_layer=2, n_head=4, n_head_kv=2, n_ff=128, n_ctx=2048),
     "small": _Dims(n_embd=256, n_layer=4, n_head=8, n_head_kv=4, n_ff=768, n_ctx=2048),
+    # ~50M parameters: per-token compute of a small real model, for benchmarks.
+    "base": _Dims(n_embd=768, n_layer=8, n_head=12, n_head_kv=4, n_ff=2048, n_ctx=2048),
 }
 
 BOS_ID, EOS_ID, UNK_ID = 1, 2, 0

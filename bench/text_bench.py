@@ -1,0 +1,299 @@
+"""Text streaming: headframe's OpenAI endpoint against in-process llama-cpp-python.
+
+Measured in one run on the same random-weight GGUF, same threads, same sampling:
+  in-process  llama-cpp-python ``create_completion(stream=True)`` in this process (baseline)
+  backend     headframe's LlamaBackend.generate in this process (no HTTP; attribution)
+  headframe   POST /v1/completions stream=true on a headframe server (separate process)
+  llama-srv   the same request on llama-cpp-python's own server (``llama_cpp.server``),
+              when its extras (sse-starlette, starlette-context) are installed
+
+Per request: time to first token (first non-empty text) and end-to-end tokens per
+second (tokens / time from request to last token). Contenders take turns, in a rotating
+order, for ``--rounds`` rounds after a warm-up; medians are reported with ratios to the
+in-process baseline. Targets: tokens/s >= 97% and TTFT within 15 ms of in-process.
+
+    .venv/bin/python bench/text_bench.py --size base --tokens 256 --rounds 7
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import http.client
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+PROMPT = "the conveyor belt motor reported a fault and the pump pressure is"
+APP = "bench-llm"
+
+
+# -- servers -----------------------------------------------------------------------
+
+
+def serve_headframe(model: Path, port: int, threads: int) -> None:
+    """Run a headframe server for ``model`` (child process entry point)."""
+    import uvicorn
+    from fastapi import FastAPI
+
+    from runtime.api.openai import router
+    from runtime.backends.base import LoadOptions
+    from runtime.backends.llama import LlamaBackend
+    from runtime.catalog import ModelPackage, Store
+    from runtime.catalog_import import import_path
+    from runtime.service import InferenceService
+
+    store = Store(Path(tempfile.mkdtemp(prefix="hf-bench-store-")))
+    package = import_path(store, model, APP, "1.0.0")
+
+    class Loaded:
+        def __init__(self, package: ModelPackage) -> None:
+            self.package = package
+            self.variant = package.variants[0]
+            self.backend = LlamaBackend()
+            self.backend.load(self.variant, LoadOptions(intra_op_threads=threads))
+            self.selection = None
+            self.attempts: list[Any] = []
+
+    service = InferenceService(lambda pkg, pin: Loaded(pkg))
+    try:  # the daemon's app when it exists (middleware, metrics, ...), else the bare router
+        from runtime.api.app import create_app  # type: ignore[import-not-found,unused-ignore]
+
+        app = create_app(service, settings=None, context={})
+    except ImportError:
+        app = FastAPI()
+        app.include_router(router(service))
+
+    async def main() -> None:
+        await service.add(package)
+        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+        await uvicorn.Server(config).serve()
+
+    asyncio.run(main())
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def child(cmd: list[str], port: int, name: str) -> Iterator[int]:
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                err = proc.stderr.read().decode() if proc.stderr else ""
+                raise RuntimeError(f"{name} exited: {err[-2000:]}")
+            try:
+                c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+                c.request("GET", "/v1/models")
+                if c.getresponse().status == 200:
+                    c.close()
+                    break
+            except OSError:
+                time.sleep(0.2)
+        else:
+            raise RuntimeError(f"{name} did not answer within 120 s")
+        yield port
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+# -- one request each ----------------------------------------------------------------
+
+
+def run_http(port: int, model: str, tokens: int, seed: int) -> tuple[float, float, int]:
+    """Stream one completion; return (ttft_s, total_s, text events)."""
+    body = json.dumps(
+        {"model": model, "prompt": PROMPT, "max_tokens": tokens, "seed": seed,
+         "temperature": 0.8, "top_p": 0.95, "stream": True}
+    )  # fmt: skip
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+    start = time.perf_counter()
+    conn.request("POST", "/v1/completions", body, {"Content-Type": "application/json"})
+    resp = conn.getresponse()
+    if resp.status != 200:
+        raise RuntimeError(f"HTTP {resp.status}: {resp.read()[:500]!r}")
+    first = 0.0
+    events = 0
+    for raw in resp:
+        line = raw.strip()
+        if not line.startswith(b"data: ") or line == b"data: [DONE]":
+            continue
+        obj = json.loads(line[6:])
+        if obj.get("choices") and obj["choices"][0].get("text"):
+            events += 1
+            if not first:
+                first = time.perf_counter() - start
+    total = time.perf_counter() - start
+    conn.close()
+    return first, total, events
+
+
+def run_inprocess(llm: Any, tokens: int, seed: int) -> tuple[float, float, int]:
+    start = time.perf_counter()
+    first = 0.0
+    events = 0
+    for chunk in llm.create_completion(
+        PROMPT, max_tokens=tokens, seed=seed, temperature=0.8, top_p=0.95, stream=True
+    ):
+        if chunk["choices"][0]["text"]:
+            events += 1
+            if not first:
+                first = time.perf_counter() - start
+    return first, time.perf_counter() - start, events
+
+
+def run_backend(backend: Any, tokens: int, seed: int) -> tuple[float, float, int]:
+    from runtime.backends.base import GenerationRequest
+
+    req = GenerationRequest(prompt=PROMPT, max_tokens=tokens, seed=seed)
+    start = time.perf_counter()
+    first = 0.0
+    events = 0
+    for chunk in backend.generate(req):
+        if chunk.text:
+            events += 1
+            if not first:
+                first = time.perf_counter() - start
+    return first, time.perf_counter() - start, events
+
+
+# -- main ------------------------------------------------------------------------------
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--size", default="base", choices=["tiny", "small", "base"])
+    ap.add_argument("--precision", default="q8_0", choices=["f32", "f16", "q8_0"])
+    ap.add_argument("--tokens", type=int, default=256)
+    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--no-peer", action="store_true", help="skip llama-cpp-python's server")
+    ap.add_argument("--json", type=Path, help="also write the figures here")
+    ap.add_argument("--serve-headframe", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.serve_headframe:
+        serve_headframe(args.serve_headframe, args.port, args.threads)
+        return
+
+    from llama_cpp import Llama
+
+    from runtime.backends.base import LoadOptions
+    from runtime.backends.llama import LlamaBackend
+    from runtime.catalog import FileEntry, Variant, VariantMeta
+    from tests.support.gguf_models import write_llama_gguf
+
+    work = Path(tempfile.mkdtemp(prefix="hf-text-bench-"))
+    model = write_llama_gguf(work / "model.gguf", size=args.size, precision=args.precision)
+    size = model.stat().st_size
+    print(f"model: {args.size} {args.precision} ({size / 1e6:.1f} MB), {args.tokens} tokens, "
+          f"{args.threads} thread(s), {args.rounds} rounds")  # fmt: skip
+
+    llm = Llama(model_path=str(model), n_ctx=2048, n_threads=args.threads,
+                n_threads_batch=args.threads, verbose=False)  # fmt: skip
+    meta = VariantMeta(
+        variant="bench", format="gguf", precision=args.precision, entrypoint="model.gguf",
+        files=(FileEntry(path="model.gguf", sha256="0" * 64, size=size),), bytes=size,
+        peak_memory_bytes=size,
+    )  # fmt: skip
+    backend = LlamaBackend()
+    backend.load(Variant(meta, work), LoadOptions(intra_op_threads=args.threads))
+
+    contenders: dict[str, Callable[[int], tuple[float, float, int]]] = {
+        "in-process": lambda seed: run_inprocess(llm, args.tokens, seed),
+        "backend": lambda seed: run_backend(backend, args.tokens, seed),
+    }
+    hf_port, peer_port = free_port(), free_port()
+    hf_cmd = [sys.executable, __file__, "--serve-headframe", str(model), "--port", str(hf_port),
+              "--threads", str(args.threads)]  # fmt: skip
+    peer_cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(model),
+                "--model_alias", APP, "--host", "127.0.0.1", "--port", str(peer_port),
+                "--n_threads", str(args.threads), "--n_threads_batch", str(args.threads),
+                "--n_ctx", "2048", "--verbose", "False"]  # fmt: skip
+    peer_ok = not args.no_peer
+    if peer_ok:
+        try:
+            import sse_starlette  # noqa: F401
+            import starlette_context  # noqa: F401
+        except ImportError:
+            print("llama-cpp-python's server extras are missing: skipping the peer")
+            peer_ok = False
+
+    results: dict[str, list[tuple[float, float, int]]] = {}
+    with child(hf_cmd, hf_port, "headframe"):
+        contenders["headframe"] = lambda seed: run_http(hf_port, APP, args.tokens, seed)
+        with child(peer_cmd, peer_port, "llama-srv") if peer_ok else _nothing():
+            if peer_ok:
+                contenders["llama-srv"] = lambda seed: run_http(peer_port, APP, args.tokens, seed)
+            names = list(contenders)
+            for name in names:  # warm-up: page in weights, JIT nothing, fill caches
+                contenders[name](0)
+            for r in range(args.rounds):
+                order = names[r % len(names) :] + names[: r % len(names)]
+                for name in order:
+                    results.setdefault(name, []).append(contenders[name](r + 1))
+    backend.unload()
+    llm.close()
+    report(results, args)
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield None
+
+
+def report(results: dict[str, list[tuple[float, float, int]]], args: argparse.Namespace) -> None:
+    base = results["in-process"]
+    base_tps = statistics.median(args.tokens / t for _, t, _ in base)
+    base_ttft = statistics.median(f for f, _, _ in base)
+    figures: dict[str, Any] = {}
+    print(f"{'contender':<12} {'tok/s':>9} {'ratio':>7} {'TTFT ms':>9} {'dTTFT ms':>9} "
+          f"{'events':>7}")  # fmt: skip
+    for name, runs in results.items():
+        tps = statistics.median(args.tokens / t for _, t, _ in runs)
+        ttft = statistics.median(f for f, _, _ in runs)
+        events = statistics.median(e for _, _, e in runs)
+        figures[name] = {
+            "tokens_per_s": round(tps, 1),
+            "ratio": round(tps / base_tps, 4),
+            "ttft_ms": round(ttft * 1000, 2),
+            "ttft_delta_ms": round((ttft - base_ttft) * 1000, 2),
+            "text_events": events,
+        }
+        print(f"{name:<12} {tps:9.1f} {tps / base_tps:7.3f} {ttft * 1000:9.2f} "
+              f"{(ttft - base_ttft) * 1000:9.2f} {events:7.0f}")  # fmt: skip
+    hf = figures["headframe"]
+    tps_ok, ttft_ok = hf["ratio"] >= 0.97, hf["ttft_delta_ms"] <= 15
+    print(
+        f"targets: tokens/s >= 97% of in-process: {tps_ok} ({hf['ratio']:.3f}); "
+        f"TTFT within 15 ms: {ttft_ok} ({hf['ttft_delta_ms']:+.2f} ms)"
+    )
+    if args.json:
+        args.json.write_text(json.dumps({"args": vars(args) | {"json": str(args.json)},
+                                         "figures": figures}, indent=2, default=str))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
