@@ -7,6 +7,7 @@ the calibration set. The same seed gives the same weights and the same accuracie
 
 from __future__ import annotations
 
+import importlib
 import logging
 import platform
 import zipfile
@@ -29,7 +30,7 @@ from runtime.demo import export_onnx, export_openvino, measure, quantize
 from runtime.demo.data import N_CLASSES, N_FEATURES, DigitsSplit, load_split
 from runtime.demo.prune import prune_and_fine_tune
 from runtime.demo.train import layers, train_base
-from runtime.errors import MetadataError
+from runtime.errors import BackendUnavailable, MetadataError
 from runtime.package_writer import (
     estimate_peak_memory,
     install_package,
@@ -161,8 +162,35 @@ def _make_variant(
     return meta
 
 
+def _installed(module: str) -> bool:
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return False
+    return True
+
+
+def _require_factory_packages() -> None:
+    missing = [m for m in ("sklearn", "onnx", "onnxruntime") if not _installed(m)]
+    if missing:
+        raise BackendUnavailable(
+            f"the demo factory needs {', '.join(missing)}: pip install 'headframe[demo]'"
+        )
+
+
+def buildable_variants() -> tuple[VariantSpec, ...]:
+    """The variants this install can make: the OpenVINO one needs the openvino package,
+    which is an extra of its own; without it the demo ships the ONNX variants only."""
+    if _installed("openvino"):
+        return VARIANTS
+    log.warning("openvino is not installed: the demo is built without its OpenVINO variant")
+    return tuple(v for v in VARIANTS if v.format != "openvino")
+
+
 def build_package_tree(package_dir: Path, seed: int = 0) -> None:
     """Train, prune, export, quantize, convert and measure into ``package_dir``."""
+    _require_factory_packages()
+    specs = buildable_variants()
     split = load_split(seed)
     models = train_models(split, seed)
     work = package_dir / ".work"
@@ -171,7 +199,7 @@ def build_package_tree(package_dir: Path, seed: int = 0) -> None:
         for key, clf in models.items()
     }
     cpu = reference_cpu()
-    for spec in VARIANTS:
+    for spec in specs:
         widths = [c.shape[1] for c in models[spec.model].coefs_]
         _make_variant(spec, package_dir / "variants" / spec.variant, onnx_fp32, split, widths, cpu)
     for p in work.iterdir():

@@ -128,3 +128,15 @@ def test_same_seed_same_accuracies(demo_store: Path, tmp_path: Path) -> None:
     sha = {v.id: v.meta.files[0].sha256 for v in first.variants if v.meta.precision == "fp32"}
     assert {v.id: v.meta.files[0].sha256 for v in rebuilt.variants if v.id in sha} == sha
     assert rebuilt.meta.golden == first.meta.golden
+
+
+@pytest.mark.slow
+def test_demo_builds_without_openvino(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A box with headframe[demo] but not the openvino extra: the import fails, as it
+    # would there (a None entry in sys.modules makes `import openvino` raise).
+    import sys
+
+    monkeypatch.setitem(sys.modules, "openvino", None)
+    package = build_demo_catalog(tmp_path / "store")[0]
+    assert {v.meta.format for v in package.variants} == {"onnx"}
+    assert len(package.variants) == 4
