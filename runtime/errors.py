@@ -6,6 +6,9 @@ the codes here are the one vocabulary that HTTP and MQTT share.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 
 class HeadframeError(Exception):
     """Base class: ``code`` is a stable machine-readable name, the message is for humans."""
@@ -74,6 +77,14 @@ class BackendUnavailable(HeadframeError):
 
 
 class BackendLoadError(HeadframeError):
-    """The backend is present but could not load this variant on this device."""
+    """The backend is present but could not load this variant on this device.
+
+    From the loader, ``attempts`` lists every (variant, backend, device) tried and why
+    each failed (runtime.loader.LoadAttempt objects).
+    """
 
     code = "backend_load_failed"
+
+    def __init__(self, message: str, attempts: Sequence[Any] = ()) -> None:
+        super().__init__(message)
+        self.attempts = list(attempts)

@@ -113,3 +113,26 @@ def make_package_meta(floor_bp: int = 9000, app: str = "part-id-reader") -> Pack
             "accuracy_floor_bp": floor_bp,
         }
     )
+
+
+def installed_runtimes() -> tuple[RuntimeInfo, ...]:
+    """The runtimes really installed here, with the devices they really offer."""
+    import onnxruntime
+    import openvino
+
+    return (
+        RuntimeInfo(
+            "onnxruntime",
+            True,
+            onnxruntime.__version__,
+            tuple(onnxruntime.get_available_providers()),
+        ),
+        RuntimeInfo(
+            "openvino", True, openvino.__version__, tuple(openvino.Core().available_devices)
+        ),
+    )
+
+
+def local_report(ram: int = 8 * GB, accelerators: Sequence[Accelerator] = ()) -> HardwareReport:
+    """This machine's runtimes on a box with ``ram`` bytes: what the loader really can use."""
+    return make_report(ram=ram, runtimes=installed_runtimes(), accelerators=accelerators)
