@@ -125,6 +125,13 @@ class ServiceStats:
                 )
         return apps
 
+    def copy_counters(
+        self,
+    ) -> tuple[dict[tuple[str, str, str], int], dict[tuple[str, str], int]]:
+        """(requests by (app, protocol, status), tokens by (app, protocol))."""
+        with self._lock:
+            return dict(self.requests), dict(self.tokens)
+
     def copy_histograms(self) -> dict[tuple[str, str], Histogram]:
         with self._lock:
             return {

@@ -1,0 +1,171 @@
+"""create_app(service, settings=..., context=...) -> FastAPI: the whole local HTTP API.
+
+No globals: everything a route needs comes in through the arguments, so tests and the
+daemon build as many apps as they like. Errors from runtime.errors map to one HTTP
+status each and the body {"error": "..."} (OpenAI's error object under /v1/).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from runtime import __version__
+from runtime.api import kserve, metrics, status
+from runtime.api.auth import load_tokens
+from runtime.api.guard import Guard, error_payload
+from runtime.config import Settings
+from runtime.errors import (
+    BackendLoadError,
+    BackendUnavailable,
+    Busy,
+    HeadframeError,
+    InferenceFailed,
+    InvalidInput,
+    MetadataError,
+    ModelNotFound,
+    NotReady,
+)
+from runtime.service import InferenceService, ModelSlot
+
+log = logging.getLogger(__name__)
+
+STATUS_BY_ERROR: dict[type[HeadframeError], int] = {
+    InvalidInput: 400,
+    ModelNotFound: 404,
+    Busy: 429,
+    NotReady: 503,
+    InferenceFailed: 500,
+    BackendLoadError: 409,
+    BackendUnavailable: 409,
+    MetadataError: 409,
+}
+
+Selector = Callable[[str, "str | None"], Awaitable[ModelSlot]]
+
+
+@dataclass
+class ServerContext:
+    """What the status page and admin routes show or call, handed in by the daemon.
+
+    ``match`` is a runtime.profiles.ProfileMatch (or None), ``select(app, variant_or_None)``
+    swaps an application to a variant (None: automatic choice), ``sections`` adds named
+    blocks to /status (update state, MQTT)."""
+
+    report: Any = None
+    match: Any = None
+    profile: Any = None
+    hostname: str = field(default_factory=socket.gethostname)
+    started_at: float = field(default_factory=time.time)
+    select: Selector | None = None
+    sections: dict[str, Callable[[], Any]] = field(default_factory=dict)
+
+
+class SelectRequest(BaseModel):
+    variant: str = Field(
+        min_length=1, max_length=64, description='a variant id, or "auto" to let selection choose'
+    )
+
+
+def _status_for(exc: HeadframeError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in STATUS_BY_ERROR:
+            return STATUS_BY_ERROR[cls]
+    return 500
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    async def on_headframe_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, HeadframeError)
+        status_code = _status_for(exc)
+        headers = {}
+        retry = getattr(exc, "retry_after_s", None)
+        if retry is not None:
+            headers["Retry-After"] = str(max(1, round(retry)))
+        if status_code >= 500 and not isinstance(exc, NotReady):
+            log.warning("%s %s: %s", request.method, request.url.path, exc.message)
+        return JSONResponse(
+            error_payload(request.url.path, exc.message, exc.code), status_code, headers=headers
+        )
+
+    async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        parts = []
+        for e in exc.errors():
+            loc = ".".join(str(p) for p in e.get("loc", ()))
+            parts.append(f"{loc}: {e.get('msg')}")
+        message = "invalid request: " + "; ".join(parts)
+        return JSONResponse(error_payload(request.url.path, message, "invalid_input"), 400)
+
+    async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return JSONResponse(
+            error_payload(request.url.path, str(exc.detail), code),
+            exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
+
+    app.add_exception_handler(HeadframeError, on_headframe_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
+
+
+def create_app(
+    service: InferenceService, *, settings: Settings, context: ServerContext | None = None
+) -> FastAPI:
+    """The FastAPI app serving ``service``: KServe v2, OpenAI (when runtime.api.openai is
+    present), /metrics, the status page and the admin routes, behind the guard."""
+    context = context or ServerContext()
+    app = FastAPI(
+        title="headframe",
+        version=__version__,
+        description="Edge AI runtime: KServe v2 and OpenAI-compatible inference.",
+        docs_url=None,  # the Swagger page pulls assets from a CDN; the box may be offline
+        redoc_url=None,
+    )
+    app.state.service = service
+    app.state.context = context
+    _install_error_handlers(app)
+    app.include_router(kserve.router(service))
+    app.include_router(status.router(service, context))
+    app.include_router(metrics.router(service, context))
+    if importlib.util.find_spec("runtime.api.openai") is not None:
+        # The text side (C2's module) plugs in when present; a module that exists but
+        # fails to import is a bug and must fail loudly, hence no ImportError guard.
+        openai_api: Any = importlib.import_module("runtime.api.openai")
+        app.include_router(openai_api.router(service))
+
+    select = context.select
+
+    @app.post("/admin/models/{model}/select", tags=["admin"], summary="Swap to a variant")
+    async def select_variant(model: str, body: SelectRequest) -> dict[str, Any]:
+        """Load the variant (or the automatic choice), switch to it, unload the old one;
+        requests in flight finish on the old variant."""
+        service.slot(model)  # 404 or 503 before any loading
+        pin = None if body.variant == "auto" else body.variant
+        try:
+            slot = await (select(model, pin) if select else service.swap(model, pin=pin))
+        except KeyError as e:
+            raise ModelNotFound(str(e.args[0] if e.args else e)) from None
+        return slot.to_dict()
+
+    app.add_middleware(
+        Guard,
+        tokens=load_tokens(settings.api),
+        max_body_bytes=settings.api.max_body_bytes,
+        timeout_s=settings.api.request_timeout_s,
+    )
+    return app

@@ -1,0 +1,153 @@
+"""The HTTP guard, a plain ASGI middleware: bearer tokens, the body limit, the time limit.
+
+Plain ASGI rather than Starlette's BaseHTTPMiddleware because it runs on every request
+and costs next to nothing this way. The time limit covers the time to the first byte
+of the response, so a long token stream (SSE) is not cut once it has started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from typing import Any
+
+import orjson
+
+from runtime.api.auth import token_ok
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+OPEN_PATHS = frozenset({"/v2/health/live", "/v2/health/ready"})
+
+
+def error_payload(path: str, message: str, code: str) -> dict[str, Any]:
+    """{"error": "..."} for KServe and the rest; OpenAI's error object under /v1/."""
+    if path.startswith("/v1/"):
+        return {"error": {"message": message, "type": code, "param": None, "code": code}}
+    return {"error": message}
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+async def send_error(
+    send: Send,
+    path: str,
+    status: int,
+    message: str,
+    code: str,
+    headers: Sequence[tuple[bytes, bytes]] = (),
+) -> None:
+    body = orjson.dumps(error_payload(path, message, code))
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class Guard:
+    """Checks tokens (when any are configured), bounds the body and the time to respond."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        tokens: Sequence[bytes],
+        max_body_bytes: int,
+        timeout_s: float,
+        open_paths: frozenset[str] = OPEN_PATHS,
+    ) -> None:
+        self.app = app
+        self.tokens = list(tokens)
+        self.max_body = max_body_bytes
+        self.timeout_s = timeout_s
+        self.open_paths = open_paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        headers = dict(scope["headers"])
+        if (
+            self.tokens
+            and path not in self.open_paths
+            and not token_ok(headers.get(b"authorization"), self.tokens)
+        ):
+            await send_error(
+                send,
+                path,
+                401,
+                "missing or wrong API token (Authorization: Bearer ...)",
+                "unauthorized",
+                [(b"www-authenticate", b"Bearer")],
+            )
+            return
+        length = headers.get(b"content-length")
+        if length is not None:
+            try:
+                declared = int(length)
+            except ValueError:
+                await send_error(send, path, 400, "Content-Length is not a number", "invalid_input")
+                return
+            if declared > self.max_body:
+                await self._too_large(send, path)
+                return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body:
+                    raise _BodyTooLarge
+            return message
+
+        started = False
+        try:
+            async with asyncio.timeout(self.timeout_s) as deadline:
+
+                async def tracked_send(message: Message) -> None:
+                    nonlocal started
+                    if message["type"] == "http.response.start":
+                        started = True
+                        deadline.reschedule(None)  # a stream may take as long as it needs
+                    await send(message)
+
+                await self.app(scope, limited_receive, tracked_send)
+        except _BodyTooLarge:
+            if not started:
+                await self._too_large(send, path)
+        except TimeoutError:
+            if started:
+                raise
+            await send_error(
+                send,
+                path,
+                504,
+                f"no response within {self.timeout_s:g} s (api.request_timeout_s)",
+                "timeout",
+            )
+
+    async def _too_large(self, send: Send, path: str) -> None:
+        await send_error(
+            send,
+            path,
+            413,
+            f"request body over the limit of {self.max_body} bytes (api.max_body_bytes)",
+            "too_large",
+        )

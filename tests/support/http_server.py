@@ -1,0 +1,91 @@
+"""A real uvicorn server on a loopback port, run on its own event loop in a thread.
+
+``running_server(build)`` calls ``await build()`` on the server's loop (so services and
+their workers belong to that loop), serves the FastAPI app it returns on 127.0.0.1 at a
+port the OS picks, and stops it on exit. ``handle.call(coro_fn)`` runs a coroutine on
+the server's loop from the test thread (to swap a model while clients fire, say).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import uvicorn
+
+
+@dataclass
+class ServerHandle:
+    url: str
+    port: int
+    loop: asyncio.AbstractEventLoop
+    app: Any
+    extra: Any
+
+    def call(self, fn: Callable[[], Awaitable[Any]], timeout: float = 60) -> Any:
+        async def run() -> Any:
+            return await fn()
+
+        return asyncio.run_coroutine_threadsafe(run(), self.loop).result(timeout)
+
+
+@contextmanager
+def running_server(
+    build: Callable[[], Awaitable[tuple[Any, Any]]],
+    *,
+    close: Callable[[Any], Awaitable[None]] | None = None,
+    ssl: dict[str, str] | None = None,
+) -> Iterator[ServerHandle]:
+    """``build()`` returns (asgi_app, extra); ``close(extra)`` runs on the loop at the end."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    loop = asyncio.new_event_loop()
+    started = threading.Event()
+    state: dict[str, Any] = {}
+
+    async def main() -> None:
+        try:
+            app, extra = await build()
+        except BaseException as e:
+            state["error"] = e
+            started.set()
+            raise
+        state["app"], state["extra"] = app, extra
+        config = uvicorn.Config(
+            app, log_level="warning", lifespan="off", access_log=False, **(
+                {"ssl_certfile": ssl["cert"], "ssl_keyfile": ssl["key"]} if ssl else {}
+            )
+        )  # fmt: skip
+        server = uvicorn.Server(config)
+        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        state["server"] = server
+        serve = asyncio.ensure_future(server.serve(sockets=[sock]))
+        while not server.started and not serve.done():
+            await asyncio.sleep(0.01)
+        started.set()
+        await serve
+        if close is not None:
+            await close(extra)
+
+    thread = threading.Thread(target=lambda: loop.run_until_complete(main()), daemon=True)
+    thread.start()
+    started.wait(60)
+    if "error" in state:
+        raise state["error"]
+    scheme = "https" if ssl else "http"
+    handle = ServerHandle(f"{scheme}://127.0.0.1:{port}", port, loop, state["app"], state["extra"])
+    try:
+        yield handle
+    finally:
+        server = state["server"]
+        loop.call_soon_threadsafe(setattr, server, "should_exit", True)
+        thread.join(30)
+        loop.close()
+        sock.close()
