@@ -284,3 +284,12 @@ def load_settings(
             raise ConfigError(describe_validation_error(e, "command line")) from e
     # Secrets from systemd's LoadCredential= when the unit provides them.
     return systemd_env.apply_credentials(settings)
+
+
+def check_config_file(path: Path) -> Settings:
+    """Validate one file on its own (defaults + file, no environment). Raises ConfigError."""
+    data = read_config_file(path)
+    try:
+        return _ResolvedSettings(**data)
+    except ValidationError as e:
+        raise ConfigError(describe_validation_error(e, str(path))) from e

@@ -26,6 +26,12 @@ class ConfigError(HeadframeError):
     code = "config"
 
 
+class ProbeError(HeadframeError):
+    """The hardware probe cannot read its root (not a directory, unreadable, no /proc/cpuinfo)."""
+
+    code = "probe"
+
+
 class MetadataError(HeadframeError):
     """A package.toml or variant.toml is invalid; the message names the file and the field."""
 

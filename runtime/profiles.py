@@ -4,16 +4,38 @@ A profile says how to recognise a class of box (match rules), how to run models 
 (an ordered list of (backend, device) targets, allowed precisions and formats, a memory
 budget, thread counts), and why (notes). Adding a hardware class is one TOML file in
 device_profiles/ and one fixture tree in tests/fixtures/hosts/; no code.
+
+``match`` is pure: the report in, the winning profile out, with a reason for the win and
+a why-not for every other profile.
 """
 
 from __future__ import annotations
 
+import tomllib
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from runtime.errors import ConfigError
+from runtime.hardware.report import HardwareReport
+from runtime.profile_rules import RuleResult, evaluate
+
+if TYPE_CHECKING:
+    from runtime.config import Settings
 
 BackendName = Literal["onnx", "openvino", "llama"]
+
+# The catalog's precision vocabulary: tensor formats (onnx, openvino) and GGUF types.
+PRECISIONS = frozenset(
+    {"fp32", "fp16", "bf16", "int8", "int4", "uint8"}
+    | {"f32", "f16", "bf16", "q8_0", "q6_k", "q5_k_m", "q5_k_s", "q5_0", "q4_k_m", "q4_k_s"}
+    | {"q4_0", "q4_1", "q3_k_m", "q3_k_s", "q2_k", "iq4_xs", "iq4_nl"}
+)
+
+SYSTEM_PROFILES_DIR = Path("/usr/share/headframe/device_profiles")
+REPO_PROFILES_DIR = Path(__file__).resolve().parent.parent / "device_profiles"
 
 
 class _Strict(BaseModel):
@@ -21,7 +43,8 @@ class _Strict(BaseModel):
 
 
 class MatchRules(_Strict):
-    """Every rule that is set must hold. Lists mean "any of" unless the name says "all"."""
+    """Every rule that is set must hold. Lists mean "any of" unless the name says "all".
+    String lists that name boards, device nodes or PCI ids accept shell globs."""
 
     arch: tuple[str, ...] = ()
     cpu_vendor: tuple[str, ...] = ()
@@ -29,15 +52,18 @@ class MatchRules(_Strict):
     cpu_flags_any: tuple[str, ...] = ()
     gpu_vendor: tuple[str, ...] = ()
     gpu_min_memory_bytes: int | None = Field(default=None, ge=0)
-    npu_vendor: tuple[str, ...] = ()
-    board_compatible_any: tuple[str, ...] = ()
-    board_model_any: tuple[str, ...] = ()
-    tegra: bool | None = None
+    npu_vendor: tuple[str, ...] = ()  # NPUs and TPUs
+    board_compatible_any: tuple[str, ...] = ()  # "rockchip,rk3588*"
+    board_model_any: tuple[str, ...] = ()  # "Raspberry Pi *"
+    tegra: bool | None = None  # /etc/nv_tegra_release present (Jetson)
     min_memory_bytes: int | None = Field(default=None, ge=0)
     max_memory_bytes: int | None = Field(default=None, ge=0)
-    device_paths_any: tuple[
-        str, ...
-    ] = ()  # globs relative to the probe root, e.g. /dev/accel/accel*
+    device_paths_any: tuple[str, ...] = ()  # host paths, e.g. "/dev/accel/accel*"
+    pci_ids_any: tuple[str, ...] = ()  # "vendor:device" in hex, e.g. "1e60:2864", "10de:*"
+
+    def specificity(self) -> int:
+        """How many rules are set: the tie-breaker after priority."""
+        return sum(1 for v in self.model_dump().values() if v not in ((), None))
 
 
 class Target(_Strict):
@@ -71,3 +97,169 @@ class DeviceProfile(_Strict):
     threads: Threads = Field(default_factory=Threads)
     notes: tuple[str, ...] = ()
     source: Path | None = Field(default=None, exclude=True, description="the file it came from")
+
+    @field_validator("precisions")
+    @classmethod
+    def _known_precisions(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [p for p in v if p not in PRECISIONS]
+        if unknown:
+            raise ValueError(f"unknown precision {unknown}; known: {sorted(PRECISIONS)}")
+        return v
+
+
+def default_profiles_dir(settings: Settings | None = None) -> Path:
+    """settings.paths.profiles_dir, else the system directory if present, else the repo's."""
+    if settings is not None and settings.paths.profiles_dir is not None:
+        return settings.paths.profiles_dir
+    if SYSTEM_PROFILES_DIR.is_dir():
+        return SYSTEM_PROFILES_DIR
+    return REPO_PROFILES_DIR
+
+
+def _field_errors(err: ValidationError, path: Path) -> str:
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        if e["type"] == "extra_forbidden":
+            lines.append(f"{path}: unknown key {loc!r}")
+        else:
+            lines.append(f"{path}: {loc}: {e['msg']}")
+    return "\n".join(lines)
+
+
+def load_profile(path: Path) -> DeviceProfile:
+    """One profile file. Raises ConfigError naming the file and the field."""
+    try:
+        data: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read profile: {e.strerror or e}") from e
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from e
+    try:
+        return DeviceProfile.model_validate({**data, "source": path})
+    except ValidationError as e:
+        raise ConfigError(_field_errors(e, path)) from e
+
+
+def load_profiles(directory: Path | None = None) -> list[DeviceProfile]:
+    """Every *.toml in ``directory`` (default: default_profiles_dir()), sorted by file name."""
+    directory = Path(directory) if directory is not None else default_profiles_dir()
+    if not directory.is_dir():
+        raise ConfigError(f"{directory}: device profiles directory not found")
+    profiles = [load_profile(p) for p in sorted(directory.glob("*.toml"))]
+    if not profiles:
+        raise ConfigError(f"{directory}: no device profiles (*.toml) found")
+    seen: dict[str, Path | None] = {}
+    for p in profiles:
+        if p.name in seen:
+            raise ConfigError(f"{p.source}: name: {p.name!r} is also used by {seen[p.name]}")
+        seen[p.name] = p.source
+    return profiles
+
+
+def profile_by_name(profiles: list[DeviceProfile], name: str) -> DeviceProfile:
+    for p in profiles:
+        if p.name == name:
+            return p
+    known = ", ".join(sorted(p.name for p in profiles))
+    raise ConfigError(f"profile: no device profile named {name!r} (known: {known})")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One profile as the match saw it: whether its rules held, and why (or why not)."""
+
+    name: str
+    matched: bool
+    reasons: list[str] = field(default_factory=list)
+    priority: int = 0
+
+
+@dataclass(frozen=True)
+class ProfileMatch:
+    profile: DeviceProfile
+    reasons: list[str]
+    candidates: list[Candidate]
+    fallback: bool = False  # True when no specific profile matched and the generic one won
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.profile.name,
+            "description": self.profile.description,
+            "source": str(self.profile.source) if self.profile.source else None,
+            "fallback": self.fallback,
+            "reasons": list(self.reasons),
+            "candidates": [
+                {"name": c.name, "matched": c.matched, "priority": c.priority, "reasons": c.reasons}
+                for c in self.candidates
+            ],
+        }
+
+
+def _rank(p: DeviceProfile) -> tuple[int, int, str]:
+    """Sort key, best first: higher priority, then more specific rules, then name."""
+    return (-p.priority, -p.match.specificity(), p.name)
+
+
+def _beat(winner: DeviceProfile, loser: DeviceProfile) -> str:
+    """Why ``winner`` ranks above ``loser``, in words."""
+    if winner.priority != loser.priority:
+        return f"higher priority ({winner.priority} > {loser.priority})"
+    ws, ls = winner.match.specificity(), loser.match.specificity()
+    if ws != ls:
+        return f"tie at priority {winner.priority}; more specific rules ({ws} > {ls})"
+    return (
+        f"tie at priority {winner.priority} and {ws} rules; "
+        f"{winner.name!r} sorts before {loser.name!r} by name"
+    )
+
+
+def match(report: HardwareReport, profiles: list[DeviceProfile]) -> ProfileMatch:
+    """The best profile for ``report``. Pure. Raises ConfigError when not even a generic
+    profile exists for the host's architecture."""
+    results: dict[str, list[RuleResult]] = {p.name: evaluate(p.match, report) for p in profiles}
+    matched = [p for p in profiles if all(r.ok for r in results[p.name])]
+    specific = sorted((p for p in matched if p.generic_for_arch is None), key=_rank)
+    arch = report.cpu.arch
+    if specific:
+        winner, fallback = specific[0], False
+        reasons = [r.text for r in results[winner.name]]
+        if len(specific) > 1:
+            reasons.append(
+                f"best of {len(specific)} matching profiles: over {specific[1].name!r} by "
+                + _beat(winner, specific[1])
+            )
+    else:
+        generics = sorted((p for p in profiles if p.generic_for_arch == arch), key=_rank)
+        if not generics:
+            names = ", ".join(p.name for p in profiles)
+            raise ConfigError(
+                f"no device profile matches this {arch} host and none has "
+                f"generic_for_arch = {arch!r} (profiles: {names})"
+            )
+        winner, fallback = generics[0], True
+        reasons = [
+            f"no profile for a specific hardware class matches this host; falling back to "
+            f"the generic profile for {arch}"
+        ] + [r.text for r in results[winner.name]]
+    reasons += [f"note: {n}" for n in winner.notes]
+    return ProfileMatch(winner, reasons, _candidates(winner, profiles, results), fallback)
+
+
+def _candidates(
+    winner: DeviceProfile, profiles: list[DeviceProfile], results: dict[str, list[RuleResult]]
+) -> list[Candidate]:
+    out = []
+    for p in sorted(profiles, key=_rank):
+        rules = results[p.name]
+        ok = all(r.ok for r in rules)
+        if p is winner:
+            why = ["chosen"] + [r.text for r in rules]
+        elif not ok:
+            why = [r.text for r in rules if not r.ok]
+        elif p.generic_for_arch is not None and winner.generic_for_arch is None:
+            why = [f"generic profile for {p.generic_for_arch}: used only when nothing else matches"]
+        else:
+            why = [r.text for r in rules] + [f"lost to {winner.name!r}: {_beat(winner, p)}"]
+        out.append(Candidate(p.name, ok, why, p.priority))
+    return out

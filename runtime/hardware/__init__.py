@@ -1,11 +1,13 @@
 """Hardware probe: ``probe(root="/") -> HardwareReport``. Reads files only; decides nothing."""
 
+from runtime.hardware.probe import probe
 from runtime.hardware.report import (
     Accelerator,
     BoardInfo,
     CpuInfo,
     HardwareReport,
     MemoryInfo,
+    PciDevice,
     RuntimeInfo,
     ThermalZone,
 )
@@ -16,6 +18,8 @@ __all__ = [
     "CpuInfo",
     "HardwareReport",
     "MemoryInfo",
+    "PciDevice",
     "RuntimeInfo",
     "ThermalZone",
+    "probe",
 ]

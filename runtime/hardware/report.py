@@ -27,6 +27,7 @@ class CpuInfo:
 class MemoryInfo:
     total_bytes: int
     available_bytes: int | None = None
+    cgroup_limit_bytes: int | None = None  # cgroup v2 memory.max when below MemTotal
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,20 @@ class Accelerator:
     device_paths: tuple[str, ...] = ()
     pci_address: str | None = None
     compute_capability: str | None = None  # NVIDIA "8.9", from NVML when live
+
+
+@dataclass(frozen=True)
+class PciDevice:
+    """One PCI function as sysfs lists it; ids are 4 lower-case hex digits, class 6."""
+
+    address: str  # "0000:41:00.0"
+    vendor_id: str  # "10de"
+    device_id: str  # "27b8"
+    class_code: str  # "030200"
+
+    @property
+    def pci_id(self) -> str:
+        return f"{self.vendor_id}:{self.device_id}"
 
 
 @dataclass(frozen=True)
@@ -74,6 +89,9 @@ class HardwareReport:
     thermal: tuple[ThermalZone, ...] = ()
     runtimes: tuple[RuntimeInfo, ...] = ()
     root: str = "/"
+    pci: tuple[PciDevice, ...] = ()  # every PCI function, so profiles can match unknown ids
+    device_nodes: tuple[str, ...] = ()  # /dev entries seen (top level, dri/, accel/), host paths
+    notes: tuple[str, ...] = ()  # what a live source could not tell, e.g. "nvml: no driver"
     # Seconds each source took, e.g. {"cpuinfo": 0.0004, "nvml": 0.03}; the bench reads it.
     timings: dict[str, float] = field(default_factory=dict, compare=False, hash=False)
 
@@ -89,4 +107,6 @@ class HardwareReport:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape: {"cpu": ..., "memory": ..., "accelerators": [...], ...}."""
-        return asdict(self)
+        data = asdict(self)
+        data["pci"] = [{**asdict(p), "pci_id": p.pci_id} for p in self.pci]
+        return data

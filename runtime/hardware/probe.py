@@ -1,0 +1,138 @@
+"""``probe(root="/", live=None) -> HardwareReport``: read a host, decide nothing.
+
+Two stages, timed separately in ``report.timings`` (seconds per source):
+1. files, always: /proc, /sys, /dev and /etc read relative to ``root``, so a directory
+   tree is a complete fake host. On a live box this takes a few milliseconds.
+2. live enrichment, only when ``live`` (default: root is "/"): psutil, NVML, and the
+   inference runtimes, each imported and asked what it offers. This is the slow part
+   (importing OpenVINO dominates) and every source may be missing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from functools import partial
+from pathlib import Path
+from typing import TypeVar
+
+from runtime.errors import ProbeError
+from runtime.hardware.board import probe_board
+from runtime.hardware.cpu import probe_cpu
+from runtime.hardware.devices import probe_devices
+from runtime.hardware.hostfs import HostFS
+from runtime.hardware.memory import probe_memory
+from runtime.hardware.nvml import merge_nvml, query_nvml
+from runtime.hardware.pci import probe_pci
+from runtime.hardware.report import HardwareReport, MemoryInfo
+from runtime.hardware.runtimes import RUNTIMES, probe_runtime_live, runtimes_from_fixture
+from runtime.hardware.thermal import probe_thermal
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# /dev subdirectories whose entries profiles may match on (device_paths_any).
+_DEV_SUBDIRS = ("dri", "accel", "nvgpu")
+
+
+def _timed(timings: dict[str, float], name: str, fn: Callable[[], T]) -> T:
+    start = time.perf_counter()
+    try:
+        return fn()
+    finally:
+        timings[name] = time.perf_counter() - start
+
+
+def _device_nodes(fs: HostFS) -> tuple[str, ...]:
+    top = fs.listdir("/dev")
+    nodes = [f"/dev/{n}" for n in top]
+    for sub in _DEV_SUBDIRS:
+        if sub in top:
+            nodes += [f"/dev/{sub}/{n}" for n in fs.listdir(f"/dev/{sub}")]
+    return tuple(nodes)
+
+
+def _check_root(root: Path) -> None:
+    if not root.is_dir():
+        raise ProbeError(f"{root}: probe root is not a directory")
+    if not os.access(root, os.R_OK | os.X_OK):
+        raise ProbeError(f"{root}: probe root is not readable")
+
+
+def probe(root: str | Path = "/", *, live: bool | None = None) -> HardwareReport:
+    """Read the host under ``root``. Raises ProbeError when root is not a readable Linux tree."""
+    fs = HostFS(root)
+    _check_root(fs.root)
+    if live is None:
+        live = fs.is_live
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    cpu = _timed(timings, "cpuinfo", lambda: probe_cpu(fs, platform.machine() if live else None))
+    if cpu is None:
+        raise ProbeError(f"{fs.path('/proc/cpuinfo')}: not readable; is {root} a Linux root tree?")
+    memory = _timed(timings, "meminfo", lambda: probe_memory(fs))
+    if memory is None and not live:
+        raise ProbeError(f"{fs.path('/proc/meminfo')}: not readable or has no MemTotal")
+    pci = _timed(timings, "pci", lambda: probe_pci(fs))
+    board = _timed(timings, "board", lambda: probe_board(fs))
+    accelerators = _timed(timings, "devices", lambda: probe_devices(fs, pci, board))
+    nodes = _timed(timings, "dev_nodes", lambda: _device_nodes(fs))
+    thermal = _timed(timings, "thermal", lambda: probe_thermal(fs))
+    runtimes = () if live else _timed(timings, "runtimes", lambda: runtimes_from_fixture(fs))
+    timings["files_total"] = time.perf_counter() - start
+    report = HardwareReport(
+        cpu=cpu,
+        memory=memory or MemoryInfo(total_bytes=0),
+        accelerators=accelerators,
+        board=board,
+        thermal=thermal,
+        runtimes=runtimes,
+        root=str(root),
+        pci=pci,
+        device_nodes=nodes,
+        timings=timings,
+    )
+    if live:
+        report = _enrich(report, timings)
+    return report
+
+
+def _enrich(report: HardwareReport, timings: dict[str, float]) -> HardwareReport:
+    """Fill in what only live software can say. Every source is optional and timed."""
+    start = time.perf_counter()
+    notes = list(report.notes)
+    cpu, memory = report.cpu, report.memory
+    try:
+        psutil = _timed(timings, "psutil", lambda: __import__("psutil"))
+        vm = psutil.virtual_memory()
+        memory = replace(memory, total_bytes=int(vm.total), available_bytes=int(vm.available))
+    except Exception as e:  # psutil is a core dependency, but a stripped image may lack it
+        notes.append(f"psutil: {type(e).__name__}: {e}")
+    logical = os.cpu_count()
+    if logical and logical != cpu.cores:
+        # /proc/cpuinfo lists what the kernel sees; os.cpu_count what is online.
+        cpu = replace(cpu, cores=logical)
+    accelerators = report.accelerators
+    try:
+        gpus = _timed(timings, "nvml", query_nvml)
+        accelerators = merge_nvml(accelerators, gpus)
+    except ImportError as e:
+        notes.append(f"nvml: not installed (pip install 'headframe[gpu]'): {e}")
+    except Exception as e:  # no driver, no GPU: a fact, not a failure
+        notes.append(f"nvml: {type(e).__name__}: {e}".rstrip(": "))
+    runtimes = tuple(_timed(timings, n, partial(probe_runtime_live, n)) for n in RUNTIMES)
+    timings["live_total"] = time.perf_counter() - start
+    log.debug("live enrichment took %.3f s: %s", timings["live_total"], timings)
+    return replace(
+        report,
+        cpu=cpu,
+        memory=memory,
+        accelerators=accelerators,
+        runtimes=runtimes,
+        notes=tuple(notes),
+        timings=timings,
+    )
