@@ -61,12 +61,17 @@ def merge_nvml(
     """The PCI view with NVML's name, memory and compute capability filled in, by bus id."""
     by_bus = {g.pci_address: g for g in gpus}
     merged = []
+    by_node = {f"/dev/nvidia{g.minor}": g.pci_address for g in gpus if g.minor is not None}
     for acc in accelerators:
-        g = by_bus.pop((acc.pci_address or "").lower(), None)
+        bus = (acc.pci_address or "").lower()
+        if not bus and acc.vendor == "nvidia":  # seen only as /dev/nvidiaN: match by minor
+            bus = next((by_node[p] for p in acc.device_paths if p in by_node), "")
+        g = by_bus.pop(bus, None)
         if g is not None:
             acc = replace(
                 acc,
                 model=g.name,
+                pci_address=g.pci_address,
                 memory_bytes=g.memory_bytes,
                 compute_capability=g.compute_capability,
             )

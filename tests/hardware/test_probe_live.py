@@ -116,3 +116,25 @@ def test_container_without_device_node_does_not_list_it(tmp_path: Path) -> None:
     shutil.rmtree(root / "dev" / "accel")
     npu = probe(root).accelerators_of("npu", "intel")
     assert len(npu) == 1 and npu[0].device_paths == ()
+
+
+def test_nvml_view_fills_memory_and_does_not_duplicate_gpus() -> None:
+    # What NVML would add on the L4 box: memory and compute capability, joined by bus id;
+    # and a GPU seen only as /dev/nvidia1 (no sysfs) joined by its minor number.
+    from runtime.hardware.nvml import NvmlGpu, merge_nvml
+    from runtime.hardware.report import Accelerator
+
+    pci_view = probe(HOSTS / "xeon-nvidia-l4").accelerators
+    node_only = Accelerator(
+        "gpu", "nvidia", "NVIDIA GPU (from /dev/nvidia1)", None, ("/dev/nvidia1",)
+    )
+    gpus = [
+        NvmlGpu("0000:00:03.0", "NVIDIA L4", 24 * 2**30, "8.9", 0),
+        NvmlGpu("0000:00:05.0", "NVIDIA L4", 24 * 2**30, "8.9", 1),
+    ]
+    merged = merge_nvml((*pci_view, node_only), gpus)
+    assert [(a.pci_address, a.memory_bytes, a.compute_capability) for a in merged] == [
+        ("0000:00:03.0", 24 * 2**30, "8.9"),
+        ("0000:00:05.0", 24 * 2**30, "8.9"),
+    ]
+    assert merged[1].device_paths == ("/dev/nvidia1",)
