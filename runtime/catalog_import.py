@@ -119,8 +119,11 @@ def _import_file(
     with staging_dir(store) as staged:
         vdir = staged / "variants" / variant_id
         vdir.mkdir(parents=True)
-        for f in (src, *info.extra_files):
-            shutil.copy2(f, vdir / f.name)
+        shutil.copy2(src, vdir / src.name)
+        for f in info.extra_files:  # keep relative paths: the model refers to them so
+            dest = vdir / f.relative_to(src.resolve().parent)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(f, dest)
         meta = _variant_meta(variant_id, src.name, info, vdir)
         write_variant_meta(meta, vdir)
         write_package_meta(_package_meta(app, version, src, info), staged)

@@ -41,7 +41,8 @@ _OV_PRECISION = {
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """What inspection found; ``extra_files`` must travel with the entrypoint."""
+    """What inspection found; ``extra_files`` (absolute, inside the entrypoint's directory)
+    must travel with the entrypoint, at the same relative paths."""
 
     format: str
     precision: str
@@ -104,8 +105,7 @@ def inspect_onnx(path: Path) -> ModelInfo:
         raise MetadataError(f"{path}: reading ONNX needs the onnx package (headframe[onnx])") from e
     try:
         model = onnx.load(str(path), load_external_data=False)
-        onnx.checker.check_model(model)
-    except Exception as e:  # protobuf and checker raise many types; all mean "bad file"
+    except Exception as e:  # protobuf raises many types; all mean "bad file"
         raise MetadataError(f"{path}: not a valid ONNX model: {e}") from e
     counts: Counter[str] = Counter()
     extra: list[Path] = []
@@ -120,10 +120,19 @@ def inspect_onnx(path: Path) -> ModelInfo:
             loc = next((e.value for e in init.external_data if e.key == "location"), None)
             if loc is not None:
                 extra_path = (path.parent / loc).resolve()
+                if not extra_path.is_relative_to(path.resolve().parent):
+                    raise MetadataError(
+                        f"{path}: external data file {loc!r} lies outside the model's directory"
+                    )
                 if not extra_path.is_file():
                     raise MetadataError(f"{path}: external data file {loc!r} is missing")
                 if extra_path not in extra:
                     extra.append(extra_path)
+    try:
+        # By path, so the checker finds external data beside the model.
+        onnx.checker.check_model(str(path))
+    except Exception as e:  # the checker raises ValidationError and friends
+        raise MetadataError(f"{path}: not a valid ONNX model: {e}") from e
     init_names = {i.name for i in model.graph.initializer}
     inputs = tuple(_onnx_spec(i, path) for i in model.graph.input if i.name not in init_names)
     outputs = tuple(_onnx_spec(o, path) for o in model.graph.output)
@@ -190,7 +199,7 @@ def inspect_openvino(xml_path: Path) -> ModelInfo:
         task="tensor",
         inputs=tuple(spec(p) for p in model.inputs),
         outputs=tuple(spec(p) for p in model.outputs),
-        extra_files=(bin_path,),
+        extra_files=(bin_path.resolve(),),
     )
 
 

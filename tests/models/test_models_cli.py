@@ -188,3 +188,38 @@ def test_demo_build_uses_the_settings_store(
     assert "pruned75-int8" in out
     code, out, _ = run("models", "list", "--json")
     assert json.loads(out)[0]["application"] == APP
+
+
+def test_add_onnx_with_external_data_takes_the_data_file(demo_store: Path, tmp_path: Path) -> None:
+    import onnx
+
+    model = onnx.load(str(_variant_file(demo_store, "pruned75-fp32", "model.onnx")))
+    src = tmp_path / "src" / "big.onnx"
+    src.parent.mkdir()
+    onnx.save_model(
+        model, str(src), save_as_external_data=True, location="big.weights", size_threshold=0
+    )
+    assert src.stat().st_size < 10_000  # the weights really live in the other file
+    store = tmp_path / "store"
+    code, _, err = run("models", "add", str(src), "--store", str(store))
+    assert code == 0, err
+    v = Store(store).load("big").variant("onnx-fp32")
+    assert {f.path for f in v.meta.files} == {"big.onnx", "big.weights"}
+    assert v.meta.bytes == src.stat().st_size + (src.parent / "big.weights").stat().st_size
+    (src.parent / "big.weights").unlink()
+    code, _, err = run("models", "add", str(src), "--store", str(store), "--app", "big2")
+    assert code == 1 and "external data file 'big.weights' is missing" in err
+
+
+def test_add_corrupt_gguf_and_ir_are_clear_errors(tmp_path: Path) -> None:
+    store = str(tmp_path / "store")
+    bad_gguf = tmp_path / "bad.gguf"
+    bad_gguf.write_bytes(b"GGUF" + b"\xff" * 64)
+    code, _, err = run("models", "add", str(bad_gguf), "--store", store)
+    assert code == 1 and f"{bad_gguf}: not a valid GGUF file" in err
+    xml = tmp_path / "bad.xml"
+    xml.write_text("<net><layers><layer")
+    xml.with_suffix(".bin").write_bytes(b"\x00" * 16)
+    code, _, err = run("models", "add", str(xml), "--store", store)
+    assert code == 1 and str(xml) in err
+    assert Store(Path(store)).applications() == []
