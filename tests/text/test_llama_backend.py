@@ -185,3 +185,15 @@ def test_split_at_stop_holds_back_only_what_could_still_match(
     text: str, stops: tuple[str, ...], expected: tuple[str, str, bool]
 ) -> None:
     assert _split_at_stop(text, stops) == expected
+
+
+def test_the_registry_creates_it_by_name(text_package: ModelPackage) -> None:
+    from runtime.backends.registry import create_backend
+
+    backend = create_backend("llama")
+    assert isinstance(backend, LlamaBackend)
+    backend.load(text_package.variant("tiny-q8_0"), LoadOptions(intra_op_threads=1))
+    try:
+        assert list(backend.generate(GenerationRequest(prompt="ok", max_tokens=2)))
+    finally:
+        backend.unload()

@@ -195,3 +195,23 @@ def test_tokens_reach_the_client_before_generation_ends(text_server: Server) -> 
     llm = slot.loaded.backend._llm
     generated = llm.n_tokens - 2  # minus BOS and "▁the"
     assert 0 < generated < max_tokens // 2
+
+
+def test_concurrent_streams_each_get_their_own_text(client: openai.OpenAI) -> None:
+    """Requests to one model queue on its worker; none sees another's tokens."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def streamed(seed: int) -> str:
+        chunks = client.completions.create(
+            model=APP, prompt="motor", max_tokens=30, seed=seed, stream=True
+        )
+        return "".join(c.choices[0].text for c in chunks if c.choices)
+
+    def plain(seed: int) -> str:
+        r = client.completions.create(model=APP, prompt="motor", max_tokens=30, seed=seed)
+        return r.choices[0].text
+
+    expected = [plain(s) for s in (21, 22, 23, 24)]
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(streamed, (21, 22, 23, 24)))
+    assert got == expected
