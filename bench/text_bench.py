@@ -68,10 +68,12 @@ def serve_headframe(model: Path, port: int, threads: int) -> None:
             self.attempts: list[Any] = []
 
     service = InferenceService(lambda pkg, pin: Loaded(pkg))
-    try:  # the daemon's app when it exists (middleware, metrics, ...), else the bare router
+    try:  # the daemon's app when it exists (guard, metrics, ...), else the bare router
         from runtime.api.app import create_app  # type: ignore[import-not-found,unused-ignore]
 
-        app = create_app(service, settings=None, context={})
+        from runtime.config import Settings
+
+        app = create_app(service, settings=Settings())
     except ImportError:
         app = FastAPI()
         app.include_router(router(service))
