@@ -244,14 +244,15 @@ def _token_text(llm: Any, token: int) -> str:
 
 
 def _gpu_layers(options: LoadOptions, gpu_offload: bool) -> int:
-    """Layers to offload: none on CPU; on a GPU what the loader asked (all when it said 0)."""
+    """Layers to offload: none on CPU; on a GPU what the loader decided from free memory
+    (-1 all, 0 none when the model does not fit, so llama.cpp computes on the CPU)."""
     device = options.device.lower()
     if device == "cpu":
         return 0
     if device.startswith("gpu") or device == "cuda":
-        if not gpu_offload:
+        if options.gpu_layers != 0 and not gpu_offload:
             raise BackendUnavailable("this llama-cpp-python build has no GPU offload")
-        return options.gpu_layers or -1
+        return options.gpu_layers
     if device == "auto":
         return options.gpu_layers if gpu_offload else 0
     raise BackendUnavailable(f"llama.cpp cannot run on device {options.device!r}")

@@ -2,25 +2,25 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import socket
-import threading
-import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
-from fastapi import FastAPI
 
-from runtime.api.openai import router
-from runtime.backends.base import Backend, LoadOptions
-from runtime.catalog import ModelPackage, Store, Variant
+from runtime.api.app import create_app
+from runtime.backends.base import LoadOptions
+from runtime.catalog import ModelPackage, Store
+from runtime.config import Settings
+from runtime.errors import HeadframeError
+from runtime.hardware.report import HardwareReport, RuntimeInfo
+from runtime.loader import VariantLoader
+from runtime.profiles import DeviceProfile
 from runtime.service import InferenceService
+from tests.support.http_server import running_server
+from tests.support.synthetic import installed_runtimes, make_profile, make_report
 from tests.support.text_models import write_text_package
 
 pytest.importorskip("llama_cpp")
@@ -49,86 +49,55 @@ def tiny(text_package: ModelPackage) -> Iterator[LlamaBackend]:
     backend.unload()
 
 
-@dataclass
-class Loaded:
-    """What runtime.service expects from a loader (runtime.loader.LoadedModel's shape)."""
-
-    package: ModelPackage
-    variant: Variant
-    backend: Backend
-    selection: Any = None
-    attempts: list[Any] = field(default_factory=list)
+def text_profile() -> DeviceProfile:
+    """A CPU box whose profile runs GGUF through llama.cpp and ONNX through onnxruntime."""
+    return make_profile(
+        targets=[{"backend": "llama", "device": "cpu"}, {"backend": "onnx", "device": "cpu"}],
+        precisions=["fp32", "f32", "f16", "q8_0"],
+        threads={"intra_op": 1, "inter_op": 1},
+    )
 
 
-def direct_loader(package: ModelPackage, pin: str | None) -> Loaded:
-    """Opens the pinned (else first) variant with the backend its format calls for."""
-    variant = package.variant(pin) if pin else package.variants[0]
-    backend: Backend
-    if variant.meta.format == "gguf":
-        backend = LlamaBackend()
-    else:
-        from runtime.backends.onnx import OnnxBackend
+def text_report() -> HardwareReport:
+    """This machine's runtimes, llama.cpp included, on an 8 GiB box."""
+    import llama_cpp
 
-        backend = OnnxBackend()
-    backend.load(variant, LoadOptions(intra_op_threads=1))
-    return Loaded(package, variant, backend)
+    llama = RuntimeInfo("llama_cpp", True, llama_cpp.__version__, ("cpu",))
+    return make_report(runtimes=(*installed_runtimes(), llama))
 
 
 @dataclass
 class Server:
     url: str
     service: InferenceService
-    loop: asyncio.AbstractEventLoop
-
-
-@contextmanager
-def serve(app: FastAPI) -> Iterator[str]:
-    """Run ``app`` with uvicorn on a free loopback port in a thread; yield its base URL."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    for _ in range(600):
-        if server.started:
-            break
-        time.sleep(0.05)
-    else:
-        raise RuntimeError("uvicorn did not start")
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-        sock.close()
 
 
 @pytest.fixture(scope="module")
 def text_server(text_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """The OpenAI router over a real InferenceService serving "assistant" (tiny-f32),
-    a tensor app "part-id-reader" and a text app "broken" whose GGUF is corrupt."""
+    """The daemon's composition on loopback: create_app over an InferenceService whose
+    VariantLoader selects and loads variants. It serves "assistant" (the selection picks
+    its smallest variant, tiny-q8_0), a tensor app "part-id-reader", and a text app
+    "broken" whose only GGUF is corrupt (so it stays not ready)."""
     from tests.support.serving_models import write_linear_package
 
     extra = tmp_path_factory.mktemp("extra-store")
     tensor_pkg = write_linear_package(extra)
     broken = write_text_package(extra, app="broken", variants=(("v", "tiny", "q8_0"),))
-    (broken.variants[0].entrypoint).write_bytes(b"GGUF" + b"\x00" * 64)
-    holder: dict[str, Any] = {}
-    service = InferenceService(direct_loader)
+    broken.variants[0].entrypoint.write_bytes(b"GGUF" + b"\x00" * 64)
+    state = tmp_path_factory.mktemp("state")
+    settings = Settings(paths={"state_dir": state / "state", "cache_dir": state / "cache"})
+    loader = VariantLoader(text_profile(), text_report(), settings)
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await service.add(Store(text_store).load("assistant"), pin="tiny-f32")
+    async def build() -> tuple[Any, InferenceService]:
+        service = InferenceService(loader)
+        await service.add(Store(text_store).load("assistant"))
         await service.add(tensor_pkg)
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(HeadframeError):
             await service.add(broken)
-        holder["loop"] = asyncio.get_running_loop()
-        yield
+        return create_app(service, settings=settings), service
+
+    async def close(service: InferenceService) -> None:
         await service.close()
 
-    app = FastAPI(lifespan=lifespan)
-    app.include_router(router(service))
-    with serve(app) as url:
-        yield Server(url, service, holder["loop"])
+    with running_server(build, close=close) as handle:
+        yield Server(handle.url, handle.extra)

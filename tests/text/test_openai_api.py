@@ -35,7 +35,7 @@ def test_chat_completion(client: openai.OpenAI) -> None:
     r = client.chat.completions.create(model=APP, messages=CHAT, max_tokens=12, seed=5)  # type: ignore[arg-type]
     assert r.object == "chat.completion"
     assert r.model == APP
-    assert r.system_fingerprint == "tiny-f32"  # the variant that served it
+    assert r.system_fingerprint == "tiny-q8_0"  # the variant the selection chose
     choice = r.choices[0]
     assert choice.message.role == "assistant"
     assert choice.message.content
@@ -215,3 +215,23 @@ def test_concurrent_streams_each_get_their_own_text(client: openai.OpenAI) -> No
     with ThreadPoolExecutor(4) as pool:
         got = list(pool.map(streamed, (21, 22, 23, 24)))
     assert got == expected
+
+
+def test_the_selection_chose_the_smallest_gguf_and_metrics_count_tokens(
+    client: openai.OpenAI, text_server: Server
+) -> None:
+    slot = text_server.service.slot(APP)
+    assert slot.variant.id == "tiny-q8_0"
+    assert [(a.backend, a.device, a.ok) for a in slot.attempts] == [("llama", "cpu", True)]
+    assert slot.backend_info.backend == "llama"
+
+    def tokens() -> float:
+        text = httpx.get(text_server.url + "/metrics").text
+        for line in text.splitlines():
+            if line.startswith("headframe_tokens_generated_total{") and f'app="{APP}"' in line:
+                return float(line.rsplit(" ", 1)[1])
+        return 0.0
+
+    before = tokens()
+    client.completions.create(model=APP, prompt="ok", max_tokens=5, seed=1)
+    assert tokens() == before + 5
