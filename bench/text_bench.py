@@ -46,13 +46,13 @@ APP = "bench-llm"
 def serve_headframe(model: Path, port: int, threads: int) -> None:
     """Run a headframe server for ``model`` (child process entry point)."""
     import uvicorn
-    from fastapi import FastAPI
 
-    from runtime.api.openai import router
+    from runtime.api.app import create_app
     from runtime.backends.base import LoadOptions
     from runtime.backends.llama import LlamaBackend
     from runtime.catalog import ModelPackage, Store
     from runtime.catalog_import import import_path
+    from runtime.config import Settings
     from runtime.service import InferenceService
 
     store = Store(Path(tempfile.mkdtemp(prefix="hf-bench-store-")))
@@ -68,15 +68,7 @@ def serve_headframe(model: Path, port: int, threads: int) -> None:
             self.attempts: list[Any] = []
 
     service = InferenceService(lambda pkg, pin: Loaded(pkg))
-    try:  # the daemon's app when it exists (guard, metrics, ...), else the bare router
-        from runtime.api.app import create_app  # type: ignore[import-not-found,unused-ignore]
-
-        from runtime.config import Settings
-
-        app = create_app(service, settings=Settings())
-    except ImportError:
-        app = FastAPI()
-        app.include_router(router(service))
+    app = create_app(service, settings=Settings())  # the daemon's app: guard, metrics, ...
 
     async def main() -> None:
         await service.add(package)
