@@ -108,12 +108,19 @@ class DeviceProfile(_Strict):
 
 
 def default_profiles_dir(settings: Settings | None = None) -> Path:
-    """settings.paths.profiles_dir, else the system directory if present, else the repo's."""
+    """settings.paths.profiles_dir, else the profiles beside this copy of the code, else the
+    system directory.
+
+    The copy beside the code wins because it is the one this code was tested with: a source
+    checkout on a box that also has the .deb installed must not read the package's profiles.
+    An installed package has no device_profiles/ beside site-packages, so it reads
+    /usr/share/headframe/device_profiles.
+    """
     if settings is not None and settings.paths.profiles_dir is not None:
         return settings.paths.profiles_dir
-    if SYSTEM_PROFILES_DIR.is_dir():
-        return SYSTEM_PROFILES_DIR
-    return REPO_PROFILES_DIR
+    if REPO_PROFILES_DIR.is_dir():
+        return REPO_PROFILES_DIR
+    return SYSTEM_PROFILES_DIR
 
 
 def _field_errors(err: ValidationError, path: Path) -> str:
