@@ -135,6 +135,10 @@ class FleetAgent:
                     self.dir / "metadata",
                     Path(str(self.settings.trusted_root)),
                 )
+                for app in self._apps({}):
+                    rec = self.state.app(app)
+                    if rec.stage not in ("failed", "rolled_back"):
+                        self.state.update(app, persist=False, stage="checking")
                 releases = repo.refresh()
             except FleetError as e:
                 report.error = e.reason

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 import httpx
 from tuf.api import exceptions as tufx
@@ -121,9 +122,35 @@ class Downloader:
             reason = describe_tuf_error(e)
             raise FleetError(f"{target.path}: {reason}", reason) from e
 
+    def _attempt_local(
+        self, url: str, target: TargetFile, partial: Path, progress: Progress | None
+    ) -> int:
+        """An unpacked offline bundle: same length cut-off and verification as HTTP."""
+        src = Path(unquote(urlparse(url).path))
+        try:
+            with src.open("rb") as fin, partial.open("wb") as fout:
+                data = fin.read(target.length + 1)
+                if len(data) > target.length:
+                    raise FleetError(
+                        f"{target.path}: bundle file is longer than the signed length",
+                        "tampered or corrupt file (longer than signed)",
+                    )
+                fout.write(data)
+                fout.flush()
+                os.fsync(fout.fileno())
+        except FileNotFoundError as e:
+            raise FleetError(
+                f"{src}: missing", f"target missing in the bundle: {target.path}"
+            ) from e
+        if progress is not None:
+            progress(target.path, len(data), target.length)
+        return len(data)
+
     def _attempt(
         self, url: str, target: TargetFile, partial: Path, have: int, progress: Progress | None
     ) -> int:
+        if url.startswith("file:"):
+            return self._attempt_local(url, target, partial, progress)
         headers = {"Range": f"bytes={have}-"} if have else {}
         received = 0
         self.stats.requests += 1

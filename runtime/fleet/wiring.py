@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from runtime.catalog import PackageMeta, Store, VariantMeta
 from runtime.config import Settings
@@ -23,19 +22,13 @@ def site_floors(settings: Settings) -> dict[str, int]:
 
 def box_chooser_and_loader(settings: Settings) -> tuple[Chooser, Loader]:
     """Probe the hardware once, match the profile, and close over them."""
-    import importlib
-
+    from runtime.hardware import probe
+    from runtime.loader import VariantLoader
+    from runtime.profiles import default_profiles_dir, load_profiles, match, profile_by_name
     from runtime.selection import Policy, resources_for, select
 
-    # Looked up by name until the probe, profile matcher and loader land on main.
-    hardware: Any = importlib.import_module("runtime.hardware")
-    profmod: Any = importlib.import_module("runtime.profiles")
-    probe, load_profiles = hardware.probe, profmod.load_profiles
-    match, profile_by_name = profmod.match, profmod.profile_by_name
-    VariantLoader = importlib.import_module("runtime.loader").VariantLoader
-
     report = probe()
-    profiles = load_profiles(settings.paths.profiles_dir)
+    profiles = load_profiles(default_profiles_dir(settings))
     if settings.profile:
         profile = profile_by_name(profiles, settings.profile)
     else:
