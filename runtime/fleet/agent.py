@@ -9,7 +9,6 @@ Anything that fails leaves the old version serving and says why in the state.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import fcntl
 import logging
@@ -310,25 +309,19 @@ class FleetAgent:
         self._stop.set()
         self._wake.set()
 
-    def _next_delay(self) -> float:
+    def next_delay(self) -> float:
         # +-20% jitter so a fleet that booted together does not poll together.
         return self.settings.poll_interval_s * random.uniform(0.8, 1.2)
 
     def run_forever(self) -> None:
         """Blocking loop for ``headframe fleet sync`` in the foreground."""
         while not self._stop.is_set():
-            self._cycle()
-            self._wake.wait(self._next_delay())
+            self.cycle()
+            self._wake.wait(self.next_delay())
             self._wake.clear()
 
-    async def run(self) -> None:
-        """The daemon's task: cycles run on a worker thread, never on the event loop."""
-        while not self._stop.is_set():
-            await asyncio.to_thread(self._cycle)
-            await asyncio.to_thread(self._wake.wait, self._next_delay())
-            self._wake.clear()
-
-    def _cycle(self) -> None:
+    def cycle(self) -> None:
+        """One sync that never raises (the loop's unit; runtime.fleet.runner uses it)."""
         try:
             report = self.sync_once()
             log.info("fleet sync: %s", report.outcomes or report.error)
