@@ -71,6 +71,8 @@ class ServerContext:
     started_at: float = field(default_factory=time.time)
     select: Selector | None = None
     sections: dict[str, Callable[[], Any]] = field(default_factory=dict)
+    # Extra Prometheus text (complete families with HELP/TYPE), e.g. the fleet agent's.
+    metrics: list[Callable[[], str]] = field(default_factory=list)
 
 
 class SelectRequest(BaseModel):

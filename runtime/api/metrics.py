@@ -6,6 +6,7 @@ Every family has HELP and TYPE lines; label values are escaped as the format req
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Iterable, Mapping
@@ -18,6 +19,8 @@ from runtime.service import InferenceService
 
 if TYPE_CHECKING:
     from runtime.api.app import ServerContext
+
+log = logging.getLogger(__name__)
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -136,6 +139,11 @@ def render_metrics(service: InferenceService, context: ServerContext | None = No
     w.family("headframe_uptime_seconds", "gauge", "Seconds since the server started.")
     started = context.started_at if context is not None else proc.create_time()
     w.sample("headframe_uptime_seconds", {}, round(time.time() - started, 3))
+    for extra in context.metrics if context is not None else ():
+        try:
+            w.lines.append(extra().rstrip("\n"))
+        except Exception:  # a broken contributor must not take /metrics down
+            log.exception("a metrics contributor failed")
     return "\n".join(w.lines) + "\n"
 
 

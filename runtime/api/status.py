@@ -143,6 +143,30 @@ td,th{border-bottom:1px solid #ddd;padding:.3em;text-align:left}
 small{color:#666;font-weight:normal}"""
 
 
+def _fleet_html(fleet: dict[str, Any]) -> str:
+    """The update agent's section (runtime.fleet.runner.FleetRunner.status)."""
+    rows = []
+    for app, a in fleet["apps"].items():
+        stage_cls = {"failed": "bad", "active": "ok"}.get(a.get("stage", ""), "")
+        progress = ""
+        if a.get("stage") == "downloading" and a.get("bytes_total"):
+            progress = f" {100 * a['bytes_done'] // a['bytes_total']}%"
+        rows.append(
+            f"<tr><td>{_e(app)}</td><td>{_e(a.get('active'))}</td><td>{_e(a.get('previous'))}"
+            f"</td><td>{_e(a.get('pending'))}</td><td class='{stage_cls}'>"
+            f"{_e(a.get('stage'))}{_e(progress)}</td><td>{_e(a.get('reason'))}</td></tr>"
+        )
+    err = fleet.get("last_error")
+    note = f"<p class='bad'>last check failed: {_e(err)}</p>" if err else ""
+    return (
+        f"<h2>updates <small>node {_e(fleet.get('node_id'))}, channel "
+        f"{_e(fleet.get('channel'))}</small></h2>{note}<table class='fleet'><tr><th>application"
+        "</th><th>active</th><th>previous</th><th>pending</th><th>stage</th><th>reason</th></tr>"
+        + "".join(rows)
+        + "</table>"
+    )
+
+
 def render_html(doc: dict[str, Any]) -> str:
     server, host, profile = doc["server"], doc["host"], doc.get("profile")
     ready = (
@@ -173,7 +197,9 @@ def render_html(doc: dict[str, Any]) -> str:
     if not doc["applications"]:
         parts.append("<p>No applications are configured or in the store.</p>")
     for key, value in doc.items():
-        if key not in ("server", "host", "profile", "applications"):
+        if key == "fleet" and isinstance(value, dict) and "apps" in value:
+            parts.append(_fleet_html(value))
+        elif key not in ("server", "host", "profile", "applications"):
             parts.append(f"<h2>{_e(key)}</h2><pre>{_e(value)}</pre>")
     parts.append(f"<p><small>up {_e(server['uptime_s'])} s, pid {_e(server['pid'])}; ")
     parts.append("<a href='/status'>JSON</a>, <a href='/metrics'>metrics</a></small></p>")

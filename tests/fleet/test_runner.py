@@ -76,3 +76,79 @@ def test_runner_installs_updates_and_follows_a_shell_rollback(
     stages = [s["apps"][DEMO_APP]["stage"] for s in states if DEMO_APP in s["apps"]]
     for stage in ("downloading", "verifying", "trial", "active"):
         assert stage in stages
+
+
+@pytest.mark.slow
+def test_update_over_http_under_load_with_status_page_and_metrics(
+    tmp_path: Path, keys_dir: Path, repo_dir: Path, server: StaticServer, demo_store: Path
+) -> None:
+    import threading
+    import time
+
+    import httpx
+    import numpy as np
+
+    from runtime.api.app import ServerContext, create_app
+    from tests.support.http_server import running_server
+
+    demo_pkg = demo_store / DEMO_APP / "1.0.0"
+    publish(repo_dir, keys_dir, [demo_pkg])
+    cfg = write_box_config(
+        tmp_path / "box.toml", state=tmp_path / "box", url=server.url,
+        trusted_root=repo_dir / "metadata" / "1.root.json", poll_interval_s=3600,
+    )  # fmt: skip
+    settings = load_settings(cfg)
+    build_agent(settings).sync_once()  # v1 installed before the server starts
+    store = Store(tmp_path / "box" / "store")
+
+    async def build() -> tuple[Any, Any]:
+        agent = build_agent(settings)
+        service = InferenceService(agent.loader, queue_size=256)  # type: ignore[arg-type]
+        await service.add(store.load(DEMO_APP))
+        runner = FleetRunner(agent, service, reconcile_s=0.2)
+        context = ServerContext(sections={"fleet": runner.status}, metrics=[runner.metrics_text])
+        task = asyncio.get_running_loop().create_task(runner.run())
+        return create_app(service, settings=settings, context=context), (runner, service, task)
+
+    async def close(extra: Any) -> None:
+        runner, service, task = extra
+        runner.stop()
+        await asyncio.wait_for(task, 60)
+        await service.close()
+
+    with np.load(demo_pkg / "golden.npz") as z:
+        pixels = z["pixels"][:2].astype(np.float32)
+    body = {"inputs": [{"name": "pixels", "datatype": "FP32", "shape": [2, 64],
+                        "data": pixels.reshape(-1).tolist()}]}  # fmt: skip
+    with running_server(build, close=close) as h:
+        runner = h.extra[0]
+        stop = threading.Event()
+        codes: list[int] = []
+
+        def client() -> None:
+            with httpx.Client(base_url=h.url, timeout=30) as c:
+                while not stop.is_set():
+                    codes.append(c.post(f"/v2/models/{DEMO_APP}/infer", json=body).status_code)
+
+        threads = [threading.Thread(target=client) for _ in range(3)]
+        for t in threads:
+            t.start()
+        publish(repo_dir, keys_dir, [make_version(demo_pkg, tmp_path / "pkgs", "2.0.0")])
+        runner.update_now()
+        with httpx.Client(base_url=h.url, timeout=30) as c:
+            deadline = time.monotonic() + 120
+            while c.get("/status").json()["fleet"]["apps"][DEMO_APP]["active"] != "2.0.0":
+                assert time.monotonic() < deadline, "the update never became active"
+                time.sleep(0.1)
+            time.sleep(0.3)
+            stop.set()
+            for t in threads:
+                t.join()
+            status = c.get("/status").json()
+            page = c.get("/").text
+            metrics = c.get("/metrics").text
+    assert codes and set(codes) == {200}, f"{len(codes)} requests, statuses {set(codes)}"
+    fleet = status["fleet"]["apps"][DEMO_APP]
+    assert (fleet["active"], fleet["previous"], fleet["stage"]) == ("2.0.0", "1.0.0", "active")
+    assert "<h2>updates" in page and "2.0.0" in page
+    assert f'headframe_fleet_stage{{app="{DEMO_APP}",stage="active"}} 1' in metrics
