@@ -34,7 +34,7 @@ class Requester:
         self.client_id = client_id or f"test-{uuid.uuid4().hex[:8]}"
         self.reply_topic = reply_topic or f"test/replies/{self.client_id}"
         self.filters = [self.reply_topic, *(subscribe or [])]
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()
         self.messages: list[paho.MQTTMessage] = []
         self.by_corr: dict[bytes, list[paho.MQTTMessage]] = defaultdict(list)
         self.connected = threading.Event()

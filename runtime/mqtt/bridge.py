@@ -1,0 +1,504 @@
+"""The MQTT bridge: requests from the broker into the inference service, replies back.
+
+paho's network thread only copies each message onto the event loop
+(``loop.call_soon_threadsafe``); inference runs through ``await service.infer`` /
+``service.generate`` like any HTTP request, never on paho's thread. Each application has
+a bounded queue: when it is full the request is answered "busy" at once. A QoS 1 request
+is acknowledged to the broker only after its reply is safe in the store-and-forward
+buffer, so a daemon killed mid-request gets the request again from its persistent session.
+
+Replies go to the request's Response Topic with its Correlation Data echoed, else to
+``{prefix}/models/{app}/result``; they carry the model version and variant as user
+properties. See docs/mqtt.md for every topic and guarantee.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import paho.mqtt.client as paho
+
+from runtime import __version__
+from runtime.config import MqttSettings
+from runtime.errors import Busy, HeadframeError, InvalidInput
+from runtime.mqtt import codec
+from runtime.mqtt.buffer import StoreAndForward
+from runtime.mqtt.commands import Commands
+from runtime.mqtt.connection import MqttConnection, Will
+from runtime.mqtt.outbox import Outbox
+from runtime.mqtt.telemetry import Telemetry
+from runtime.mqtt.topics import Route, Topics, check_reply_topic
+
+log = logging.getLogger(__name__)
+
+WORKERS_PER_APP = 8  # requests of one app awaiting the service at once; the service queues
+DEDUP_TTL_S = 120.0
+DEDUP_MAX = 4096
+CONTENT_TYPE = "application/json"
+
+
+@dataclass
+class Job:
+    route: Route
+    payload: bytes
+    reply_to: str
+    correlation: bytes | None
+    mid: int
+    qos: int
+    received: float
+    expires_at: float | None
+    key: bytes | None = None
+    done: bool = False
+    replies: list[tuple[str, bytes, dict[str, Any]]] = field(default_factory=list)
+
+
+class MqttBridge:
+    """Serves ``service`` over MQTT. ``info()`` gives the hardware/profile summary for the
+    retained info topic; ``state_dir`` holds the buffer unless settings name a path."""
+
+    def __init__(
+        self,
+        settings: MqttSettings,
+        service: Any,
+        *,
+        info: Callable[[], dict[str, Any]],
+        state_dir: Path,
+    ) -> None:
+        self.settings = settings
+        self.service = service
+        self._info = info
+        self.topics = Topics.build(
+            settings.prefix, site=settings.site, node=settings.node, pool_group=settings.pool_group
+        )
+        b = settings.buffer
+        self.buffer_path = b.path or Path(state_dir) / "mqtt-buffer.sqlite"
+        self.counters: Counter[str] = Counter()
+        self.commands = Commands(self)
+        self.telemetry = Telemetry(self)
+        self._queues: dict[str, asyncio.Queue[Job]] = {}
+        self._workers: list[asyncio.Task[None]] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._dedup: OrderedDict[bytes, tuple[float, Job]] = OrderedDict()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._started_at = time.time()
+        self.buffer: StoreAndForward | None = None
+        self.conn: MqttConnection | None = None
+        self.outbox: Outbox | None = None
+
+    # --- lifecycle ------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Open the buffer and start connecting; call on the running event loop. Returns at
+        once: an absent broker is retried in the background."""
+        self._loop = asyncio.get_running_loop()
+        b = self.settings.buffer
+        self.buffer = StoreAndForward(
+            self.buffer_path,
+            max_bytes=b.max_bytes,
+            max_age_s=b.max_age_s,
+            policy=b.policy,
+            sync=b.sync,
+        )
+        self.conn = MqttConnection(
+            self.settings,
+            subscriptions=lambda: self.topics.subscriptions(
+                commands=self.settings.commands_enabled
+            ),
+            will=Will(self.topics.status, self._status_body("offline", "connection lost")),
+            on_connect=lambda present: self._call(self._on_connected),
+            on_disconnect=lambda: self._call(self._on_disconnected),
+            on_message=lambda msg: self._call(self._on_message, msg),
+            on_publish=lambda mid, rc: self._call(self._on_publish, mid, rc),
+        )
+        self.outbox = Outbox(self.conn, self.buffer, replay_rate_per_s=b.replay_rate_per_s)
+        add_listener = getattr(self.service, "add_listener", None)
+        if add_listener is not None:
+            add_listener(self._on_service_event)
+        self._tasks = [
+            self._loop.create_task(self.outbox.run(), name="mqtt-outbox"),
+            self._loop.create_task(self.telemetry.run(), name="mqtt-telemetry"),
+        ]
+        self.conn.start()
+        log.info(
+            "mqtt: bridge for %s on %s:%s (buffer %s)",
+            self.topics.prefix,
+            self.settings.host,
+            self.settings.port,
+            self.buffer_path,
+        )
+
+    async def stop(self, timeout_s: float = 5.0) -> None:
+        """Say "offline" (retained), disconnect normally, and keep unsent replies buffered."""
+        if self.conn is None:
+            return
+        conn = self.conn
+        if conn.connected:
+            info = conn.publish(
+                self.topics.status,
+                self._status_body("offline", "shutdown"),
+                qos=1,
+                retain=True,
+                properties=None,
+            )
+            deadline = time.monotonic() + min(timeout_s, 2.0)
+            while not info.is_published() and time.monotonic() < deadline and conn.connected:
+                await asyncio.sleep(0.01)
+        for task in (*self._tasks, *self._workers):
+            task.cancel()
+        await asyncio.gather(*self._tasks, *self._workers, return_exceptions=True)
+        await asyncio.to_thread(conn.stop, timeout_s)
+        if self.buffer is not None:
+            self.buffer.close()
+        self.conn = None
+        log.info("mqtt: bridge stopped")
+
+    def _call(self, fn: Callable[..., Any], *args: Any) -> None:
+        """From paho's thread: run ``fn`` on the event loop, never here."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(fn, *args)
+
+    # --- connection events (event loop) -----------------------------------------------
+
+    def _on_connected(self) -> None:
+        assert self.outbox is not None and self.conn is not None
+        self.counters["connects"] += 1
+        self.outbox.on_connected()
+        self.conn.publish(
+            self.topics.status, self._status_body("online"), qos=1, retain=True, properties=None
+        )
+        self.publish_info()
+
+    def _on_disconnected(self) -> None:
+        assert self.outbox is not None
+        self.outbox.on_disconnected()
+
+    def _on_publish(self, mid: int, reason: int) -> None:
+        assert self.outbox is not None
+        self.outbox.on_ack(mid, reason)
+
+    def _on_service_event(self, event: str, app: str) -> None:
+        if event in ("loaded", "swapped", "removed"):
+            self.publish_info()
+
+    def _status_body(self, state: str, reason: str | None = None) -> bytes:
+        doc: dict[str, Any] = {
+            "status": state,
+            "node": self.settings.node,
+            "site": self.settings.site,
+            "version": __version__,
+            "time": time.time(),
+        }
+        if state == "online":
+            doc["applications"] = self._app_names()
+            doc["since"] = self._started_at
+        if reason:
+            doc["reason"] = reason
+        return orjson.dumps(doc)
+
+    def _app_names(self) -> list[str]:
+        return sorted(s.app for s in self._slots())
+
+    def _slots(self) -> list[Any]:
+        try:
+            return list(self.service.slots())
+        except Exception:  # a service still starting: nothing to list yet
+            return []
+
+    def info_doc(self) -> dict[str, Any]:
+        doc = dict(self._info())
+        apps = []
+        for s in self._slots():
+            d = s.to_dict() if hasattr(s, "to_dict") else {"app": s.app}
+            d.pop("attempts", None)
+            d["topics"] = {
+                "infer": self.topics.infer(s.app),
+                "chat": self.topics.chat(s.app),
+                "result": self.topics.result(s.app),
+            }
+            apps.append(d)
+        doc["applications"] = apps
+        doc["limits"] = {
+            "max_payload_bytes": self.settings.max_payload_bytes,
+            "max_json_depth": self.settings.max_json_depth,
+            "queue_size": self.settings.queue_size,
+        }
+        doc["node"] = self.settings.node
+        doc["site"] = self.settings.site
+        return doc
+
+    def publish_info(self) -> None:
+        """Retained info; republished whenever a variant changes."""
+        if self.conn is None or not self.conn.connected:
+            return
+        try:
+            body = orjson.dumps(self.info_doc(), option=orjson.OPT_SERIALIZE_NUMPY)
+        except Exception:
+            log.exception("mqtt: could not build the info document")
+            return
+        self.conn.publish(self.topics.info, body, qos=1, retain=True, properties=None)
+
+    # --- requests (event loop) ----------------------------------------------------------
+
+    def _ack(self, job_or_msg: Job | paho.MQTTMessage) -> None:
+        if self.conn is not None and job_or_msg.qos > 0:
+            self.conn.ack(job_or_msg.mid, job_or_msg.qos)
+
+    def _on_message(self, msg: paho.MQTTMessage) -> None:
+        try:
+            self._route(msg)
+        except Exception:  # nothing a client sends may stop the bridge
+            log.exception("mqtt: unexpected error handling a message on %s", msg.topic)
+            self.counters["internal_errors"] += 1
+            self._ack(msg)
+
+    def _route(self, msg: paho.MQTTMessage) -> None:
+        self.counters["received"] += 1
+        route = self.topics.parse(msg.topic)
+        if route is None:
+            self._ack(msg)
+            return
+        if msg.retain:
+            # A retained request would be replayed at every (re)subscribe: never act on it.
+            self.counters["retained_ignored"] += 1
+            log.warning("mqtt: ignored a retained message on %s", msg.topic)
+            self._ack(msg)
+            return
+        props = msg.properties
+        raw_reply = getattr(props, "ResponseTopic", None) if props is not None else None
+        correlation = getattr(props, "CorrelationData", None) if props is not None else None
+        expiry = getattr(props, "MessageExpiryInterval", None) if props is not None else None
+        now = time.monotonic()
+        default_reply = (
+            self.topics.result(route.name)
+            if route.kind != "cmd"
+            else self.topics.cmd(route.name) + "/result"
+        )
+        job = Job(
+            route=route,
+            payload=bytes(msg.payload),
+            reply_to=default_reply,
+            correlation=bytes(correlation) if correlation is not None else None,
+            mid=msg.mid,
+            qos=msg.qos,
+            received=now,
+            expires_at=now + expiry if expiry else None,
+        )
+        if raw_reply is not None:
+            try:
+                job.reply_to = check_reply_topic(raw_reply)
+            except InvalidInput as e:
+                self.counters["bad_requests"] += 1
+                self._finish(job, codec.error_body("bad_response_topic", e.message))
+                return
+        if job.qos > 0:
+            job.key = hashlib.blake2b(
+                b"\0".join(
+                    (msg.topic.encode(), job.reply_to.encode(), job.correlation or b"", job.payload)
+                ),
+                digest_size=16,
+            ).digest()
+            if msg.dup and self._answer_duplicate(job):
+                return
+        if route.kind == "cmd":
+            self._spawn(self.commands.handle(job))
+            return
+        queue = self._queue(route.name)
+        if queue.full():
+            self.counters["busy"] += 1
+            self._finish(job, codec.error_from(Busy(f"{route.name}: queue full, try again")))
+            return
+        self._remember(job)
+        queue.put_nowait(job)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        assert self._loop is not None
+        task = self._loop.create_task(coro)
+        self._workers.append(task)
+        task.add_done_callback(lambda t: self._workers.remove(t) if t in self._workers else None)
+
+    def _queue(self, app: str) -> asyncio.Queue[Job]:
+        queue = self._queues.get(app)
+        if queue is None:
+            queue = self._queues[app] = asyncio.Queue(self.settings.queue_size)
+            assert self._loop is not None
+            for i in range(WORKERS_PER_APP):
+                self._workers.append(
+                    self._loop.create_task(self._work(queue), name=f"mqtt-{app}-{i}")
+                )
+        return queue
+
+    def queue_depths(self) -> dict[str, int]:
+        return {app: q.qsize() for app, q in self._queues.items()}
+
+    async def _work(self, queue: asyncio.Queue[Job]) -> None:
+        while True:
+            job = await queue.get()
+            try:
+                await self._run_job(job)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("mqtt: request on %s failed unexpectedly", job.route.name)
+                self._finish(job, codec.error_body("internal", "internal error"))
+            finally:
+                queue.task_done()
+
+    async def _run_job(self, job: Job) -> None:
+        if job.expires_at is not None and time.monotonic() > job.expires_at:
+            # Nobody waits for it any more: answering would only add load.
+            self.counters["expired"] += 1
+            self._forget(job)
+            self._ack(job)
+            return
+        start = time.perf_counter()
+        if job.route.kind == "infer":
+            body = await self._infer(job)
+            self._finish(job, body)
+        else:
+            await self._chat(job)
+        self.telemetry.observe(job.route.name, time.perf_counter() - start)
+
+    async def _infer(self, job: Job) -> bytes:
+        from runtime.codecs.kserve import (
+            RequestedOutput,
+            decode_infer_request,
+            encode_infer_response,
+        )
+
+        app = job.route.name
+        try:
+            doc = codec.parse_json_object(
+                job.payload,
+                max_bytes=self.settings.max_payload_bytes,
+                max_depth=self.settings.max_json_depth,
+            )
+            request = decode_infer_request(orjson.dumps(doc), None)
+            version = (
+                doc.get("model_version") if isinstance(doc.get("model_version"), str) else None
+            )
+            outputs = await self.service.infer(
+                app, request.inputs, version=version, outputs=request.output_names, protocol="mqtt"
+            )
+            requested = (
+                [RequestedOutput(o.name) for o in request.outputs] if request.outputs else None
+            )
+            body, _ = encode_infer_response(
+                app, self._version(app), outputs, request_id=request.id, requested=requested
+            )
+            return codec.ok_body_raw(body)
+        except HeadframeError as e:
+            self.counters[f"error_{e.code}"] += 1
+            return codec.error_from(e)
+
+    async def _chat(self, job: Job) -> None:
+        from runtime.mqtt.chat import run_chat
+
+        await run_chat(self, job)
+
+    # --- replies --------------------------------------------------------------------------
+
+    def _version(self, app: str) -> str | None:
+        try:
+            return str(self.service.slot(app).package.version)
+        except Exception:
+            return None
+
+    def reply_properties(self, job: Job) -> dict[str, Any]:
+        user: list[tuple[str, str]] = []
+        if job.route.kind != "cmd":
+            try:
+                slot = self.service.slot(job.route.name)
+                user = [("model_version", str(slot.package.version)), ("variant", slot.variant.id)]
+            except Exception:
+                user = []
+        props: dict[str, Any] = {"content_type": CONTENT_TYPE, "user": user}
+        if job.correlation is not None:
+            props["correlation_data"] = job.correlation
+        return props
+
+    def send_reply(self, job: Job, body: bytes) -> None:
+        """One reply message (a stream sends several, then calls ``_finish``)."""
+        assert self.outbox is not None
+        props = self.reply_properties(job)
+        job.replies.append((job.reply_to, body, props))
+        if self.outbox.send(job.reply_to, body, qos=1, properties=props):
+            self.counters["replies"] += 1
+        else:
+            self.counters["replies_dropped"] += 1
+
+    def _finish(self, job: Job, body: bytes | None = None) -> None:
+        if body is not None:
+            self.send_reply(job, body)
+        job.done = True
+        self._ack(job)
+
+    # --- QoS 1 redelivery: answer again from a short cache ----------------------------------
+
+    def _remember(self, job: Job) -> None:
+        if job.key is None:
+            return
+        self._dedup[job.key] = (time.monotonic(), job)
+        self._dedup.move_to_end(job.key)
+        cutoff = time.monotonic() - DEDUP_TTL_S
+        while self._dedup and (
+            len(self._dedup) > DEDUP_MAX or next(iter(self._dedup.values()))[0] < cutoff
+        ):
+            self._dedup.popitem(last=False)
+
+    def _forget(self, job: Job) -> None:
+        if job.key is not None:
+            self._dedup.pop(job.key, None)
+
+    def _answer_duplicate(self, dup: Job) -> bool:
+        assert dup.key is not None and self.outbox is not None
+        hit = self._dedup.get(dup.key)
+        if hit is None:
+            return False
+        self.counters["duplicates"] += 1
+        original = hit[1]
+        if not original.done:
+            # Still running: its reply will come, and its acknowledgement (same packet id)
+            # covers this copy too.
+            return True
+        for topic, body, props in list(original.replies):
+            self.outbox.send(topic, body, qos=1, properties=props)
+        self._ack(dup)
+        return True
+
+    # --- figures for telemetry and /metrics -------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        """Counters for telemetry and /metrics: buffer fill and drops, bridge counters."""
+        out: dict[str, Any] = {"connected": bool(self.conn and self.conn.connected)}
+        out.update(self.counters)
+        if self.buffer is not None:
+            s = self.buffer.stats
+            out["buffer"] = {
+                "entries": s.entries,
+                "bytes": s.bytes,
+                "max_bytes": s.max_bytes,
+                "fill": round(s.fill, 6),
+                "written": s.written,
+                "acked": s.acked,
+                "dropped_full": s.dropped_full,
+                "dropped_age": s.dropped_age,
+                "rejected": s.rejected,
+                "dropped": s.dropped,
+            }
+        if self.outbox is not None:
+            out["inflight"] = self.outbox.inflight
+            out["broker_rejected"] = self.outbox.broker_rejected
+            out["telemetry_dropped"] = self.outbox.qos0_dropped
+            out["replayed"] = self.outbox.replayed
+        out["queue_depth"] = self.queue_depths()
+        return out

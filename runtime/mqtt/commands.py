@@ -1,0 +1,112 @@
+"""Commands on ``{prefix}/cmd/{name}``, answered like requests.
+
+- ``reload``  {"app": name} (or no body: every app): load again and swap, zero downtime.
+- ``select``  {"app": name, "variant": id | "auto"}: pin a variant, or let selection choose.
+- ``status``  {}: the status document plus the bridge and service figures.
+- ``update-now`` {...}: handed to a hook the fleet agent registers (``register``).
+
+Commands can be switched off with ``mqtt.commands_enabled = false`` (then they are not
+even subscribed to).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from runtime.errors import HeadframeError, InvalidInput, ModelNotFound
+from runtime.mqtt import codec
+
+if TYPE_CHECKING:
+    from runtime.mqtt.bridge import Job, MqttBridge
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[dict[str, Any]], Awaitable[Any]]
+
+
+class Commands:
+    """The command table; ``register`` adds one (the fleet agent's ``update-now``)."""
+
+    def __init__(self, bridge: MqttBridge) -> None:
+        self.bridge = bridge
+        self._handlers: dict[str, Handler] = {
+            "reload": self._reload,
+            "select": self._select,
+            "status": self._status,
+        }
+
+    def register(self, name: str, handler: Handler) -> None:
+        self._handlers[name] = handler
+
+    def names(self) -> list[str]:
+        return sorted(self._handlers)
+
+    async def handle(self, job: Job) -> None:
+        b = self.bridge
+        b.counters["commands"] += 1
+        name = job.route.name
+        try:
+            handler = self._handlers.get(name)
+            if handler is None:
+                if name == "update-now":
+                    raise ModelNotFound("update-now: no fleet agent runs on this box")
+                raise ModelNotFound(f"unknown command {name!r}; known: {', '.join(self.names())}")
+            body: dict[str, Any] = {}
+            if job.payload.strip():
+                body = codec.parse_json_object(
+                    job.payload,
+                    max_bytes=b.settings.max_payload_bytes,
+                    max_depth=b.settings.max_json_depth,
+                )
+            log.info("mqtt: command %s %s", name, orjson.dumps(body).decode()[:200])
+            result = await handler(body)
+            reply = codec.ok_body(result)
+        except HeadframeError as e:
+            reply = codec.error_from(e)
+        except Exception as e:
+            log.exception("mqtt: command %s failed", name)
+            reply = codec.error_from(e)
+        b._finish(job, reply)
+
+    def _apps(self, body: dict[str, Any]) -> list[str]:
+        app = body.get("app")
+        if app is None:
+            return sorted(s.app for s in self.bridge._slots())
+        if not isinstance(app, str):
+            raise InvalidInput("'app' must be a string")
+        return [app]
+
+    async def _reload(self, body: dict[str, Any]) -> Any:
+        done = []
+        for app in self._apps(body):
+            slot = await self.bridge.service.swap(app, None, self._pin(app))
+            done.append({"app": app, "variant": slot.variant.id})
+        return {"reloaded": done}
+
+    def _pin(self, app: str) -> str | None:
+        try:
+            return getattr(self.bridge.service.slot(app), "pin", None)
+        except HeadframeError:
+            return None
+
+    async def _select(self, body: dict[str, Any]) -> Any:
+        app = body.get("app")
+        variant = body.get("variant")
+        if not isinstance(app, str) or not isinstance(variant, str):
+            raise InvalidInput('select needs {"app": name, "variant": id or "auto"}')
+        pin = None if variant == "auto" else variant
+        slot = await self.bridge.service.swap(app, None, pin)
+        return {"app": app, "variant": slot.variant.id, "pin": pin}
+
+    async def _status(self, body: dict[str, Any]) -> Any:
+        b = self.bridge
+        doc = orjson.loads(b._status_body("online"))
+        doc["mqtt"] = b.stats()
+        stats = getattr(b.service, "stats", None)
+        if stats is not None and hasattr(stats, "snapshot"):
+            doc["service"] = stats.snapshot()
+        return doc

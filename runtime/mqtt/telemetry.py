@@ -1,0 +1,101 @@
+"""Periodic telemetry on ``{prefix}/telemetry``: QoS 0 with a Message Expiry, so a
+subscriber never sees stale figures and nothing is buffered for it while offline.
+
+Carries request rates and latencies (bridge-measured, per application), the service's
+figures, queue depths, buffer fill and every drop counter, and the temperatures the
+kernel reports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+if TYPE_CHECKING:
+    from runtime.mqtt.bridge import MqttBridge
+
+log = logging.getLogger(__name__)
+
+WINDOW = 1024
+
+
+def temperatures() -> dict[str, float]:
+    """Hottest reading per sensor family, in °C; empty where the kernel reports none."""
+    try:
+        import psutil
+
+        sensors = psutil.sensors_temperatures()
+    except (AttributeError, OSError, ImportError):
+        return {}
+    out: dict[str, float] = {}
+    for family, readings in sensors.items():
+        values = [r.current for r in readings if r.current is not None]
+        if values:
+            out[family] = round(max(values), 1)
+    return out
+
+
+class Telemetry:
+    def __init__(self, bridge: MqttBridge) -> None:
+        self.bridge = bridge
+        self._latencies: dict[str, deque[float]] = {}
+        self._counts: dict[str, int] = {}
+        self._last: tuple[float, dict[str, int]] = (time.monotonic(), {})
+
+    def observe(self, app: str, seconds: float) -> None:
+        self._latencies.setdefault(app, deque(maxlen=WINDOW)).append(seconds)
+        self._counts[app] = self._counts.get(app, 0) + 1
+
+    def document(self) -> dict[str, Any]:
+        now = time.monotonic()
+        then, before = self._last
+        elapsed = max(now - then, 1e-6)
+        apps: dict[str, Any] = {}
+        for app, lat in self._latencies.items():
+            values = sorted(lat)
+            n = self._counts.get(app, 0)
+            apps[app] = {
+                "requests": n,
+                "rate_per_s": round((n - before.get(app, 0)) / elapsed, 3),
+                "p50_ms": round(values[len(values) // 2] * 1000, 3) if values else None,
+                "p95_ms": round(values[int(len(values) * 0.95)] * 1000, 3) if values else None,
+            }
+        self._last = (now, dict(self._counts))
+        doc: dict[str, Any] = {
+            "time": time.time(),
+            "node": self.bridge.settings.node,
+            "mqtt": self.bridge.stats(),
+            "applications": apps,
+            "temperatures_c": temperatures(),
+        }
+        stats = getattr(self.bridge.service, "stats", None)
+        if stats is not None and hasattr(stats, "snapshot"):
+            doc["service"] = stats.snapshot()
+        return doc
+
+    async def run(self) -> None:
+        interval = self.bridge.settings.telemetry_interval_s
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                self.publish()
+            except Exception:  # telemetry must never take the bridge down
+                log.exception("mqtt: telemetry failed")
+
+    def publish(self) -> None:
+        outbox = self.bridge.outbox
+        if outbox is None:
+            return
+        body = orjson.dumps(self.document(), option=orjson.OPT_NON_STR_KEYS)
+        expiry = max(1, int(self.bridge.settings.telemetry_interval_s * 2))
+        outbox.send(
+            self.bridge.topics.telemetry,
+            body,
+            qos=0,
+            properties={"message_expiry": expiry, "content_type": "application/json"},
+        )
