@@ -1,0 +1,213 @@
+"""Bridge behaviour: commands, telemetry, busy, expiry, redelivery, broker absent at start."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import paho.mqtt.client as paho
+import pytest
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from runtime.catalog import ModelPackage, load_package
+from runtime.config import MqttSettings
+from tests.support.mosquitto import Mosquitto
+from tests.support.mqtt_bridge import BridgeHarness, infer_body, write_slow_package
+from tests.support.mqtt_client import Requester
+from tests.support.serving_models import write_linear_package
+
+pytestmark = pytest.mark.mqtt
+PREFIX = "headframe/mine/n1"
+
+
+def settings(broker: Mosquitto, **kw: Any) -> MqttSettings:
+    base: dict[str, Any] = {"host": broker.host, "port": broker.port, "site": "mine", "node": "n1"}
+    base.update(kw)
+    return MqttSettings(**base)
+
+
+@pytest.fixture
+def linear(tmp_path: Path) -> ModelPackage:
+    write_linear_package(tmp_path / "store")
+    return load_package(tmp_path / "store" / "part-id-reader" / "1.0.0")
+
+
+@pytest.fixture
+def slow(tmp_path: Path) -> ModelPackage:
+    return write_slow_package(tmp_path / "slow-store")
+
+
+def user_props(msg: paho.MQTTMessage) -> dict[str, str]:
+    return dict(getattr(msg.properties, "UserProperty", []) or [])
+
+
+def _seconds_per_request(h: BridgeHarness, app: str) -> float:
+    assert h.service is not None
+    x = {"pixels": np.zeros((1, 64), np.float32)}
+    h.call(h.service.infer(app, x))
+    start = time.perf_counter()
+    for _ in range(3):
+        h.call(h.service.infer(app, x))
+    return (time.perf_counter() - start) / 3
+
+
+@pytest.fixture
+def harness(broker: Mosquitto, linear: ModelPackage, tmp_path: Path) -> Iterator[BridgeHarness]:
+    s = settings(broker, telemetry_interval_s=0.5)
+    with BridgeHarness(s, [linear], tmp_path / "state") as h:
+        assert h.wait_connected()
+        yield h
+
+
+def test_commands_select_status_reload(broker: Mosquitto, harness: BridgeHarness) -> None:
+    infer = f"{PREFIX}/models/part-id-reader/infer"
+    with Requester(broker.host, broker.port, subscribe=[f"{PREFIX}/info"]) as r:
+        r.request(
+            f"{PREFIX}/cmd/select", {"app": "part-id-reader", "variant": "small"}, correlation=b"s"
+        )
+        assert r.wait_for(lambda r: r.by_corr.get(b"s"))
+        assert r.replies(b"s")[0] == {
+            "status": "ok", "data": {"app": "part-id-reader", "variant": "small", "pin": "small"}
+        }  # fmt: skip
+        # info is republished with the new variant; replies carry it.
+        assert r.wait_for(
+            lambda r: any(
+                json.loads(m.payload)["applications"][0]["variant"] == "small"
+                for m in r.on_topic(f"{PREFIX}/info")
+            )
+        )
+        r.request(infer, infer_body(), correlation=b"after")
+        assert r.wait_for(lambda r: r.by_corr.get(b"after"))
+        assert user_props(r.by_corr[b"after"][0])["variant"] == "small"
+
+        r.request(
+            f"{PREFIX}/cmd/select", {"app": "part-id-reader", "variant": "nope"}, correlation=b"bad"
+        )
+        r.request(f"{PREFIX}/cmd/status", b"", correlation=b"st")
+        r.request(f"{PREFIX}/cmd/reload", {"app": "part-id-reader"}, correlation=b"rl")
+        r.request(f"{PREFIX}/cmd/update-now", b"{}", correlation=b"up")
+        r.request(f"{PREFIX}/cmd/explode", b"{}", correlation=b"x")
+        assert r.wait_for(
+            lambda r: all(r.by_corr.get(c) for c in (b"bad", b"st", b"rl", b"up", b"x"))
+        )
+    assert r.replies(b"bad")[0]["status"] == "error"
+    status = r.replies(b"st")[0]["data"]
+    assert status["status"] == "online" and status["mqtt"]["connected"] is True
+    assert r.replies(b"rl")[0]["data"]["reloaded"][0]["variant"] == "small"  # the pin holds
+    assert r.replies(b"up")[0]["error"]["code"] == "not_found"
+    assert "unknown command" in r.replies(b"x")[0]["error"]["message"]
+
+
+def test_commands_can_be_disabled(broker: Mosquitto, linear: ModelPackage, tmp_path: Path) -> None:
+    s = settings(broker, commands_enabled=False)
+    with (
+        BridgeHarness(s, [linear], tmp_path / "state") as h,
+        Requester(broker.host, broker.port) as r,
+    ):
+        assert h.wait_connected()
+        r.request(f"{PREFIX}/cmd/status", b"", correlation=b"st")
+        r.request(f"{PREFIX}/models/part-id-reader/infer", infer_body(), correlation=b"ok")
+        assert r.wait_for(lambda r: r.by_corr.get(b"ok"))
+        time.sleep(0.3)
+        assert not r.replies(b"st")
+
+
+def test_telemetry_is_periodic_qos0_with_expiry(broker: Mosquitto, harness: BridgeHarness) -> None:
+    topic = f"{PREFIX}/telemetry"
+    with Requester(broker.host, broker.port, subscribe=[topic]) as r:
+        r.request(f"{PREFIX}/models/part-id-reader/infer", infer_body(), correlation=b"t")
+        assert r.wait_for(lambda r: len(r.on_topic(topic)) >= 2, timeout=5)
+        msg = r.on_topic(topic)[-1]
+    assert msg.qos == 0
+    assert 1 <= msg.properties.MessageExpiryInterval <= 1
+    doc = json.loads(msg.payload)
+    assert doc["mqtt"]["buffer"]["max_bytes"] > 0 and "dropped" in doc["mqtt"]["buffer"]
+    assert "temperatures_c" in doc and doc["node"] == "n1"
+    assert doc["service"]["part-id-reader"]["requests"] >= 1
+
+
+def test_busy_at_once_when_the_queue_is_full(
+    broker: Mosquitto, slow: ModelPackage, tmp_path: Path
+) -> None:
+    s = settings(broker, queue_size=2)
+    infer = f"{PREFIX}/models/slow-reader/infer"
+    with (
+        BridgeHarness(s, [slow], tmp_path / "state") as h,
+        Requester(broker.host, broker.port) as r,
+    ):
+        assert h.wait_connected()
+        n = 40
+        for i in range(n):
+            r.request(infer, infer_body(seed=i), correlation=b"%d" % i)
+        assert r.wait_for(lambda r: len(r.by_corr) == n, timeout=60)
+        replies = [r.replies(b"%d" % i) for i in range(n)]
+        busy = h.stats()["busy"]
+    assert all(len(x) == 1 for x in replies)  # each exactly once
+    codes = [x[0]["error"]["code"] if x[0]["status"] == "error" else "ok" for x in replies]
+    assert set(codes) == {"ok", "busy"}
+    assert codes.count("busy") == busy
+
+
+@pytest.mark.slow
+def test_expired_requests_are_dropped_and_counted(
+    broker: Mosquitto, slow: ModelPackage, tmp_path: Path
+) -> None:
+    infer = f"{PREFIX}/models/slow-reader/infer"
+    with BridgeHarness(settings(broker, queue_size=1000), [slow], tmp_path / "s") as h:
+        assert h.wait_connected()
+        per = _seconds_per_request(h, "slow-reader")
+        ahead = min(900, 8 + math.ceil(2.5 / per))  # at least 2.5 s of work queued ahead
+        with Requester(broker.host, broker.port) as r:
+            for i in range(ahead):
+                r.request(infer, infer_body(seed=i), correlation=b"%d" % i)
+            r.request(infer, infer_body(), correlation=b"late", expiry=1)
+            r.request(infer, infer_body(), correlation=b"last")
+            assert r.wait_for(lambda r: r.by_corr.get(b"last"), timeout=120)
+            assert not r.replies(b"late")
+        assert h.stats()["expired"] == 1
+
+
+def test_qos1_redelivery_is_answered_from_the_cache(
+    broker: Mosquitto, harness: BridgeHarness
+) -> None:
+    infer = f"{PREFIX}/models/part-id-reader/infer"
+    body = json.dumps(infer_body(seed=5)).encode()
+    assert harness.service is not None
+    with Requester(broker.host, broker.port) as r:
+        r.request(infer, body, correlation=b"once")
+        assert r.wait_for(lambda r: r.by_corr.get(b"once"))
+        served = harness.service.stats.snapshot()["part-id-reader"]["requests"]
+        # The broker redelivers (DUP set) when our acknowledgement was lost in a reconnect.
+        msg = paho.MQTTMessage(mid=4242, topic=infer.encode())
+        msg.payload, msg.qos, msg.dup = body, 1, True
+        msg.properties = Properties(PacketTypes.PUBLISH)
+        msg.properties.ResponseTopic = r.reply_topic
+        msg.properties.CorrelationData = b"once"
+        assert harness.bridge is not None
+        harness.run(lambda: harness.bridge._on_message(msg))  # type: ignore[union-attr]
+        assert r.wait_for(lambda r: len(r.by_corr[b"once"]) == 2)
+        first, again = r.by_corr[b"once"]
+    assert first.payload == again.payload
+    assert harness.service.stats.snapshot()["part-id-reader"]["requests"] == served
+    assert harness.stats()["duplicates"] == 1
+
+
+def test_broker_down_at_start(make_broker: Any, linear: ModelPackage, tmp_path: Path) -> None:
+    broker = make_broker("late")
+    with BridgeHarness(settings(broker), [linear], tmp_path / "state") as h:
+        assert h.bridge is not None and h.service is not None
+        time.sleep(0.8)  # the service serves meanwhile (the HTTP API would too)
+        out = h.call(h.service.infer("part-id-reader", {"pixels": np.zeros((1, 64), np.float32)}))
+        assert out["probabilities"].shape == (1, 10)
+        assert not h.stats()["connected"]
+        broker.start()
+        assert h.wait_connected(5)
+        with Requester(broker.host, broker.port) as r:
+            r.request(f"{PREFIX}/models/part-id-reader/infer", infer_body(), correlation=b"1")
+            assert r.wait_for(lambda r: r.by_corr.get(b"1"))
