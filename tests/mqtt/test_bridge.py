@@ -91,10 +91,14 @@ def test_without_response_topic_the_reply_goes_to_result(
 
 
 def test_status_and_info_are_retained(broker: Mosquitto, harness: BridgeHarness) -> None:
-    with Requester(broker.host, broker.port, subscribe=[f"{PREFIX}/status", f"{PREFIX}/info"]) as r:
-        assert r.wait_for(lambda r: r.on_topic(f"{PREFIX}/status") and r.on_topic(f"{PREFIX}/info"))
-        status = r.on_topic(f"{PREFIX}/status")[0]
-        info = r.on_topic(f"{PREFIX}/info")[0]
+    topics = [f"{PREFIX}/status", f"{PREFIX}/info"]
+    with Requester(broker.host, broker.port, subscribe=topics) as r:
+        assert r.wait_for(lambda r: r.on_topic(topics[0]) and r.on_topic(topics[1]))
+    # A client that subscribes later gets both at once, as retained messages.
+    with Requester(broker.host, broker.port, subscribe=topics) as late:
+        assert late.wait_for(lambda r: r.on_topic(topics[0]) and r.on_topic(topics[1]))
+        status = late.on_topic(topics[0])[0]
+        info = late.on_topic(topics[1])[0]
     assert status.retain and info.retain
     doc = json.loads(status.payload)
     assert doc["status"] == "online" and doc["applications"] == ["part-id-reader"]
