@@ -64,6 +64,11 @@ def _print_table(report: HardwareReport, result: ProfileMatch, console: Console)
     console.print(rt)
 
     console.print(f"[bold]Profile:[/bold] {result.profile.name} — {result.profile.description}")
+    if result.profile.source:
+        source = result.profile.source
+        if source.is_relative_to(Path.cwd()):
+            source = source.relative_to(Path.cwd())
+        console.print(f"  [dim]from {source}[/dim]")
     for reason in result.reasons:
         console.print(f"  • {reason}")
     cand = Table(title="Candidates", title_justify="left")
