@@ -165,7 +165,7 @@ def resources_for(
         sizes = [a.memory_bytes for a in report.accelerators_of("gpu") if a.memory_bytes]
         if sizes:
             return Resources(max(sizes), "VRAM")
-        return Resources(report.memory.total_bytes, "RAM (no GPU memory reported)")
+        return Resources(report.memory.total_bytes, "RAM; no GPU memory reported")
     return Resources(report.memory.total_bytes, "RAM")
 
 
@@ -208,12 +208,14 @@ def _device_problem(target: Target, variant: VariantMeta, report: HardwareReport
 
 def _usable_targets(
     variant: VariantMeta, profile: DeviceProfile, report: HardwareReport
-) -> tuple[list[Target], str | None]:
-    """The profile's targets that open this format and can run here, or why none can."""
+) -> tuple[list[Target], list[str], str | None]:
+    """The profile's targets that open this format and can run here, the ones skipped
+    (with why), and why none can run it when that is so."""
     fitting = [t for t in profile.targets if variant.format in BACKENDS[t.backend].formats]
     if not fitting:
         listed = ", ".join(f"{t.backend}/{t.device}" for t in profile.targets)
-        return [], f"profile {profile.name} has no backend for format {variant.format} ({listed})"
+        why = f"profile {profile.name} has no backend for format {variant.format} ({listed})"
+        return [], [], why
     usable: list[Target] = []
     problems: list[str] = []
     for t in fitting:
@@ -223,8 +225,8 @@ def _usable_targets(
         else:
             problems.append(f"{t.backend}/{t.device}: {problem}")
     if usable:
-        return usable, None
-    return [], "no backend can run it here (" + "; ".join(problems) + ")"
+        return usable, problems, None
+    return [], problems, "no backend can run it here (" + "; ".join(problems) + ")"
 
 
 def _rank_key(v: VariantMeta) -> tuple[int, int, int, str]:
@@ -255,6 +257,7 @@ def select(
     )
 
     qualified: list[tuple[VariantMeta, list[Target]]] = []
+    skipped: dict[str, list[str]] = {}
     rejected: list[Rejection] = []
     for v in variants:
         reasons: list[str] = []
@@ -265,7 +268,7 @@ def select(
                 f"format {v.format} is not allowed by profile {profile.name} ({allowed})"
             )
         else:
-            targets, problem = _usable_targets(v, profile, report)
+            targets, skipped[v.variant], problem = _usable_targets(v, profile, report)
             if problem:
                 reasons.append(problem)
         if v.precision not in profile.precisions:
@@ -291,7 +294,7 @@ def select(
 
     qualified.sort(key=lambda item: _rank_key(item[0]))
     ranked = [
-        Choice(v, t, _choice_reason(v, t, i, len(qualified), floor))
+        Choice(v, t, _choice_reason(v, t, i, len(qualified), floor, skipped.get(v.variant, [])))
         for i, (v, t) in enumerate(qualified)
     ]
     reason = ""
@@ -317,13 +320,18 @@ def select(
     )
 
 
-def _choice_reason(v: VariantMeta, targets: list[Target], rank: int, of: int, floor: int) -> str:
+def _choice_reason(
+    v: VariantMeta, targets: list[Target], rank: int, of: int, floor: int, skipped: list[str]
+) -> str:
     where = f"{targets[0].backend}/{targets[0].device}"
     acc = percent(v.accuracy_bp) if v.accuracy_bp is not None else "unmeasured"
     if rank == 0:
+        # Say why an earlier target was passed over: "why is my GPU box on CPU?"
+        passed_over = "".join(f"; skipped {s}" for s in skipped)
         return (
             f"smallest of {of} qualifying variant{'s' if of != 1 else ''} "
             f"({human_bytes(v.bytes)}, accuracy {acc}, floor {percent(floor)}) on {where}"
+            f"{passed_over}"
         )
     return f"qualifies, fallback {rank} of {of - 1} ({human_bytes(v.bytes)}, accuracy {acc})"
 

@@ -206,6 +206,8 @@ def test_npu_target_is_skipped_without_an_npu_and_the_cpu_target_takes_over():
     variants = [make_variant("ir", 10 * MB, fmt="openvino")]
     sel = _select(variants, profile=profile)
     assert [(t.backend, t.device) for t in sel.chosen.targets] == [("openvino", "cpu")]
+    # The operator learns why the NPU was passed over.
+    assert sel.chosen.reason.endswith("; skipped openvino/npu: no NPU in this box")
 
     report = make_report(accelerators=[intel_npu()], runtimes=[ov_runtime("CPU", "NPU")])
     sel = _select(variants, profile=profile, report=report)
