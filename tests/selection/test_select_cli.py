@@ -13,7 +13,14 @@ from runtime.cli import app
 
 pytestmark = pytest.mark.slow  # builds the demo catalog once per session
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "hosts"
+REPO = Path(__file__).resolve().parent.parent.parent
+FIXTURES = REPO / "tests" / "fixtures" / "hosts"
+
+
+@pytest.fixture(autouse=True)
+def _repo_profiles(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The profiles of this checkout, not whatever a package installed under /usr/share.
+    monkeypatch.setenv("HEADFRAME_PATHS__PROFILES_DIR", str(REPO / "device_profiles"))
 
 
 def _run(demo_store: Path, *args: str) -> tuple[int, Any, str]:
