@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from runtime.errors import ConfigError
 from runtime.hardware.report import HardwareReport
@@ -73,6 +73,15 @@ class Target(_Strict):
     device: str = Field(pattern=r"^(cpu|gpu|npu|auto)(\.[0-9]+)?$")
     providers: tuple[str, ...] = ()  # onnxruntime execution providers, in order
     note: str = ""
+
+    @model_validator(mode="after")
+    def _pairs_that_exist(self) -> Target:
+        # Caught at load time so a profile cannot promise a target no backend can honour.
+        if self.backend == "llama" and self.device.startswith("npu"):
+            raise ValueError("llama.cpp runs on cpu or gpu, not npu")
+        if self.providers and self.backend != "onnx":
+            raise ValueError("providers are onnxruntime execution providers: backend 'onnx' only")
+        return self
 
 
 class Threads(_Strict):

@@ -123,3 +123,10 @@ def test_config_check(tmp_path: Path) -> None:
     assert f"{bad}: api.port" in res.stderr
     res = runner.invoke(app, ["config", "check", str(tmp_path / "missing.toml")])
     assert res.exit_code == 1 and "not found" in res.stderr
+
+
+def test_detect_on_a_directory_that_is_not_a_linux_root_exits_2(tmp_path: Path) -> None:
+    res = runner.invoke(app, ["detect", "--root", str(tmp_path), "--json"])
+    assert res.exit_code == 2
+    assert "proc/cpuinfo: not readable" in res.stderr
+    assert res.stdout == ""

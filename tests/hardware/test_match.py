@@ -132,3 +132,14 @@ def test_gpu_memory_rule_says_when_memory_is_unknown(write_profile: Callable[...
     assert result.profile.name == "generic"
     big = next(c for c in result.candidates if c.name == "big-gpu")
     assert big.reasons == ["needs 16.0 GiB GPU memory: GPU memory unknown (NVML not available)"]
+
+
+def test_a_target_no_backend_can_honour_is_rejected(write_profile: Callable[..., Path]) -> None:
+    path = write_profile("npu-llama", 10, extra="")
+    path.write_text(
+        path.read_text()
+        .replace('backend = "onnx"', 'backend = "llama"')
+        .replace('device = "cpu"', 'device = "npu"')
+    )
+    with pytest.raises(ConfigError, match=r"npu-llama\.toml: targets\.0: .*not npu"):
+        load_profiles(path.parent)

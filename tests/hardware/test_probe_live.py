@@ -138,3 +138,18 @@ def test_nvml_view_fills_memory_and_does_not_duplicate_gpus() -> None:
         ("0000:00:05.0", 24 * 2**30, "8.9"),
     ]
     assert merged[1].device_paths == ("/dev/nvidia1",)
+
+
+def test_fixture_probe_imports_no_runtime() -> None:
+    # A fixture tree (live False) must not pay for, or depend on, importing the runtimes.
+    code = (
+        "import sys\n"
+        "from runtime.hardware import probe\n"
+        f"r = probe({str(HOSTS / 'xeon-nvidia-l4')!r})\n"
+        "heavy = {'onnxruntime', 'openvino', 'llama_cpp', 'pynvml'} & set(sys.modules)\n"
+        "print(sorted(heavy), r.runtime('onnxruntime').available)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    ).stdout
+    assert out.strip() == "[] True"
