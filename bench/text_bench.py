@@ -1,8 +1,9 @@
 """Text streaming: headframe's OpenAI endpoint against in-process llama-cpp-python.
 
-Measured in one run on the same random-weight GGUF, same threads, same sampling:
-  in-process  llama-cpp-python ``create_completion(stream=True)`` in this process (baseline)
-  backend     headframe's LlamaBackend.generate in this process (no HTTP; attribution)
+Measured in one run on the same random-weight GGUF, same threads, same sampling, each
+contender in a process of its own:
+  in-process  llama-cpp-python ``create_completion(stream=True)`` called directly (baseline)
+  backend     headframe's LlamaBackend.generate called directly (no HTTP; attribution)
   headframe   POST /v1/completions stream=true on a headframe server (separate process)
   llama-srv   the same request on llama-cpp-python's own server (``llama_cpp.server``),
               when its extras (sse-starlette, starlette-context) are installed
@@ -176,6 +177,62 @@ def run_backend(backend: Any, tokens: int, seed: int) -> tuple[float, float, int
 # -- main ------------------------------------------------------------------------------
 
 
+def serve_local(kind: str, model: Path, threads: int, tokens: int) -> None:
+    """Child process for the in-process contenders: one line per request on stdin (the
+    seed), one line back on stdout ("ttft total events"). Each contender then has a
+    process of its own, as the servers do, so no one shares an interpreter or a cache."""
+    from llama_cpp import Llama
+
+    from runtime.backends.base import LoadOptions
+    from runtime.backends.llama import LlamaBackend
+    from runtime.catalog import FileEntry, Variant, VariantMeta
+
+    run: Callable[[int], tuple[float, float, int]]
+    if kind == "in-process":
+        llm = Llama(model_path=str(model), n_ctx=2048, n_threads=threads,
+                    n_threads_batch=threads, verbose=False)  # fmt: skip
+        run = lambda seed: run_inprocess(llm, tokens, seed)  # noqa: E731
+    else:
+        size = model.stat().st_size
+        meta = VariantMeta(
+            variant="bench", format="gguf", precision="f32", entrypoint=model.name,
+            files=(FileEntry(path=model.name, sha256="0" * 64, size=size),), bytes=size,
+            peak_memory_bytes=size,
+        )  # fmt: skip
+        backend = LlamaBackend()
+        backend.load(Variant(meta, model.parent), LoadOptions(intra_op_threads=threads))
+        run = lambda seed: run_backend(backend, tokens, seed)  # noqa: E731
+    print("ready", flush=True)
+    for line in sys.stdin:
+        first, total, events = run(int(line))
+        print(f"{first} {total} {events}", flush=True)
+
+
+class LocalChild:
+    """Talks to a ``serve_local`` child."""
+
+    def __init__(self, cmd: list[str]) -> None:
+        env = dict(os.environ, PYTHONPATH=str(REPO))
+        self.proc = subprocess.Popen(
+            cmd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        assert self.proc.stdout is not None
+        if self.proc.stdout.readline().strip() != "ready":
+            raise RuntimeError(f"{cmd} did not start")
+
+    def __call__(self, seed: int) -> tuple[float, float, int]:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(f"{seed}\n")
+        self.proc.stdin.flush()
+        first, total, events = self.proc.stdout.readline().split()
+        return float(first), float(total), int(events)
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        self.proc.wait(timeout=30)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--size", default="base", choices=["tiny", "small", "base"])
@@ -186,17 +243,16 @@ def main() -> None:
     ap.add_argument("--no-peer", action="store_true", help="skip llama-cpp-python's server")
     ap.add_argument("--json", type=Path, help="also write the figures here")
     ap.add_argument("--serve-headframe", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--serve-local", nargs=2, metavar=("KIND", "MODEL"), help=argparse.SUPPRESS)
     ap.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve_headframe:
         serve_headframe(args.serve_headframe, args.port, args.threads)
         return
+    if args.serve_local:
+        serve_local(args.serve_local[0], Path(args.serve_local[1]), args.threads, args.tokens)
+        return
 
-    from llama_cpp import Llama
-
-    from runtime.backends.base import LoadOptions
-    from runtime.backends.llama import LlamaBackend
-    from runtime.catalog import FileEntry, Variant, VariantMeta
     from tests.support.gguf_models import write_llama_gguf
 
     work = Path(tempfile.mkdtemp(prefix="hf-text-bench-"))
@@ -205,20 +261,12 @@ def main() -> None:
     print(f"model: {args.size} {args.precision} ({size / 1e6:.1f} MB), {args.tokens} tokens, "
           f"{args.threads} thread(s), {args.rounds} rounds")  # fmt: skip
 
-    llm = Llama(model_path=str(model), n_ctx=2048, n_threads=args.threads,
-                n_threads_batch=args.threads, verbose=False)  # fmt: skip
-    meta = VariantMeta(
-        variant="bench", format="gguf", precision=args.precision, entrypoint="model.gguf",
-        files=(FileEntry(path="model.gguf", sha256="0" * 64, size=size),), bytes=size,
-        peak_memory_bytes=size,
-    )  # fmt: skip
-    backend = LlamaBackend()
-    backend.load(Variant(meta, work), LoadOptions(intra_op_threads=args.threads))
-
-    contenders: dict[str, Callable[[int], tuple[float, float, int]]] = {
-        "in-process": lambda seed: run_inprocess(llm, args.tokens, seed),
-        "backend": lambda seed: run_backend(backend, args.tokens, seed),
+    common = ["--threads", str(args.threads), "--tokens", str(args.tokens)]
+    locals_ = {
+        name: LocalChild([sys.executable, __file__, "--serve-local", name, str(model), *common])
+        for name in ("in-process", "backend")
     }
+    contenders: dict[str, Callable[[int], tuple[float, float, int]]] = dict(locals_)
     hf_port, peer_port = free_port(), free_port()
     hf_cmd = [sys.executable, __file__, "--serve-headframe", str(model), "--port", str(hf_port),
               "--threads", str(args.threads)]  # fmt: skip
@@ -242,14 +290,14 @@ def main() -> None:
             if peer_ok:
                 contenders["llama-srv"] = lambda seed: run_http(peer_port, APP, args.tokens, seed)
             names = list(contenders)
-            for name in names:  # warm-up: page in weights, JIT nothing, fill caches
+            for name in names:  # warm-up: page in weights, fill caches
                 contenders[name](0)
             for r in range(args.rounds):
                 order = names[r % len(names) :] + names[: r % len(names)]
                 for name in order:
                     results.setdefault(name, []).append(contenders[name](r + 1))
-    backend.unload()
-    llm.close()
+    for c in locals_.values():
+        c.close()
     report(results, args)
 
 
