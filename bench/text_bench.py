@@ -8,8 +8,10 @@ contender in a process of its own:
   llama-srv   the same request on llama-cpp-python's own server (``llama_cpp.server``),
               when its extras (sse-starlette, starlette-context) are installed
 
-Per request: time to first token (first non-empty text) and end-to-end tokens per
-second (tokens / time from request to last token). Contenders take turns, in a rotating
+Per request: time to first token (first non-empty text), end-to-end tokens per second
+(tokens / time from request to last token) and the CPU time the serving process spent
+per token (from /proc: on a shared machine the wall-clock figures are noisy, the CPU
+cost of the streaming path is not). Contenders take turns, in a rotating
 order, for ``--rounds`` rounds after a warm-up; medians are reported with ratios to the
 in-process baseline. Targets: tokens/s >= 97% and TTFT within 15 ms of in-process.
 
@@ -87,6 +89,7 @@ def free_port() -> int:
 
 @contextmanager
 def child(cmd: list[str], port: int, name: str) -> Iterator[int]:
+    """Start a server process; yield its pid once it answers GET /v1/models."""
     env = dict(os.environ, PYTHONPATH=str(REPO))
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
@@ -105,7 +108,7 @@ def child(cmd: list[str], port: int, name: str) -> Iterator[int]:
                 time.sleep(0.2)
         else:
             raise RuntimeError(f"{name} did not answer within 120 s")
-        yield port
+        yield proc.pid
     finally:
         proc.terminate()
         try:
@@ -266,7 +269,9 @@ def main() -> None:
         name: LocalChild([sys.executable, __file__, "--serve-local", name, str(model), *common])
         for name in ("in-process", "backend")
     }
-    contenders: dict[str, Callable[[int], tuple[float, float, int]]] = dict(locals_)
+    contenders: dict[str, Callable[[int], Run]] = {
+        name: timed(c.proc.pid, c) for name, c in locals_.items()
+    }
     hf_port, peer_port = free_port(), free_port()
     hf_cmd = [sys.executable, __file__, "--serve-headframe", str(model), "--port", str(hf_port),
               "--threads", str(args.threads)]  # fmt: skip
@@ -283,12 +288,14 @@ def main() -> None:
             print("llama-cpp-python's server extras are missing: skipping the peer")
             peer_ok = False
 
-    results: dict[str, list[tuple[float, float, int]]] = {}
-    with child(hf_cmd, hf_port, "headframe"):
-        contenders["headframe"] = lambda seed: run_http(hf_port, APP, args.tokens, seed)
-        with child(peer_cmd, peer_port, "llama-srv") if peer_ok else _nothing():
+    results: dict[str, list[Run]] = {}
+    with child(hf_cmd, hf_port, "headframe") as hf_pid:
+        contenders["headframe"] = timed(hf_pid, lambda s: run_http(hf_port, APP, args.tokens, s))
+        with child(peer_cmd, peer_port, "llama-srv") if peer_ok else _nothing() as peer_pid:
             if peer_ok:
-                contenders["llama-srv"] = lambda seed: run_http(peer_port, APP, args.tokens, seed)
+                contenders["llama-srv"] = timed(
+                    peer_pid, lambda s: run_http(peer_port, APP, args.tokens, s)
+                )
             names = list(contenders)
             for name in names:  # warm-up: page in weights, fill caches
                 contenders[name](0)
@@ -302,30 +309,60 @@ def main() -> None:
 
 
 @contextmanager
-def _nothing() -> Iterator[None]:
-    yield None
+def _nothing() -> Iterator[int]:
+    yield 0
 
 
-def report(results: dict[str, list[tuple[float, float, int]]], args: argparse.Namespace) -> None:
+Run = tuple[float, float, int, float]  # ttft s, total s, text events, server CPU s
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` (all its threads) from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def timed(pid: int, fn: Callable[[int], tuple[float, float, int]]) -> Callable[[int], Run]:
+    """Also measure the CPU the serving process spent: unlike wall time, it does not
+    depend on what else the (shared) machine is running."""
+
+    def run(seed: int) -> Run:
+        before = cpu_seconds(pid)
+        first, total, events = fn(seed)
+        return first, total, events, cpu_seconds(pid) - before
+
+    return run
+
+
+def report(results: dict[str, list[Run]], args: argparse.Namespace) -> None:
+    def med(runs: list[Run], f: Callable[[Run], float]) -> float:
+        return statistics.median(f(r) for r in runs)
+
     base = results["in-process"]
-    base_tps = statistics.median(args.tokens / t for _, t, _ in base)
-    base_ttft = statistics.median(f for f, _, _ in base)
+    base_tps = med(base, lambda r: args.tokens / r[1])
+    base_ttft = med(base, lambda r: r[0])
+    base_cpu = sum(r[3] for r in base) / (len(base) * args.tokens)
     figures: dict[str, Any] = {}
-    print(f"{'contender':<12} {'tok/s':>9} {'ratio':>7} {'TTFT ms':>9} {'dTTFT ms':>9} "
-          f"{'events':>7}")  # fmt: skip
+    print(f"{'contender':<12} {'tok/s':>8} {'ratio':>6} {'TTFT ms':>8} {'dTTFT ms':>9} "
+          f"{'CPU ms/tok':>10} {'CPU ratio':>9} {'events':>6}")  # fmt: skip
     for name, runs in results.items():
-        tps = statistics.median(args.tokens / t for _, t, _ in runs)
-        ttft = statistics.median(f for f, _, _ in runs)
-        events = statistics.median(e for _, _, e in runs)
+        tps = med(runs, lambda r: args.tokens / r[1])
+        ttft = med(runs, lambda r: r[0])
+        cpu = sum(r[3] for r in runs) / (len(runs) * args.tokens)
         figures[name] = {
             "tokens_per_s": round(tps, 1),
             "ratio": round(tps / base_tps, 4),
             "ttft_ms": round(ttft * 1000, 2),
             "ttft_delta_ms": round((ttft - base_ttft) * 1000, 2),
-            "text_events": events,
+            "cpu_ms_per_token": round(cpu * 1000, 3),
+            "cpu_ratio": round(cpu / base_cpu, 4) if base_cpu else None,
+            "text_events": med(runs, lambda r: r[2]),
+            "tokens_per_s_runs": [round(args.tokens / r[1], 1) for r in runs],
         }
-        print(f"{name:<12} {tps:9.1f} {tps / base_tps:7.3f} {ttft * 1000:9.2f} "
-              f"{(ttft - base_ttft) * 1000:9.2f} {events:7.0f}")  # fmt: skip
+        f = figures[name]
+        print(f"{name:<12} {tps:8.1f} {f['ratio']:6.3f} {ttft * 1000:8.2f} "
+              f"{f['ttft_delta_ms']:9.2f} {f['cpu_ms_per_token']:10.3f} "
+              f"{f['cpu_ratio'] or 0:9.3f} {f['text_events']:6.0f}")  # fmt: skip
     hf = figures["headframe"]
     tps_ok, ttft_ok = hf["ratio"] >= 0.97, hf["ttft_delta_ms"] <= 15
     print(
@@ -333,8 +370,8 @@ def report(results: dict[str, list[tuple[float, float, int]]], args: argparse.Na
         f"TTFT within 15 ms: {ttft_ok} ({hf['ttft_delta_ms']:+.2f} ms)"
     )
     if args.json:
-        args.json.write_text(json.dumps({"args": vars(args) | {"json": str(args.json)},
-                                         "figures": figures}, indent=2, default=str))  # fmt: skip
+        out = {"args": {k: str(v) for k, v in vars(args).items()}, "figures": figures}
+        args.json.write_text(json.dumps(out, indent=2))
 
 
 if __name__ == "__main__":
