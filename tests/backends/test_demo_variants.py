@@ -92,3 +92,19 @@ def test_unpinned_load_picks_the_smallest_variant_that_meets_the_floor(package, 
         v.meta for v in package.variants if v.meta.accuracy_bp >= package.meta.accuracy_floor_bp
     ]
     assert loaded.variant.meta.bytes == min(v.bytes for v in qualifying)
+
+
+def test_every_demo_variant_loads_with_this_machines_own_profile(package, golden, tmp_path) -> None:
+    """The probe and the matched profile, as the daemon does it: no hand-made profile."""
+    from runtime.hardware import probe
+    from runtime.profiles import load_profiles, match
+
+    report = probe("/")
+    profile = match(report, load_profiles()).profile
+    loader = VariantLoader(profile, report, Settings(paths={"cache_dir": tmp_path / "cache"}))
+    for variant in package.variants:
+        loaded = loader(package, pin=variant.id)
+        assert loaded.attempts[-1].ok, [a.describe() for a in loaded.attempts]
+        measured = accuracy_bp(_labels(loaded, golden["pixels"]), golden["labels"])
+        # Whichever backend the profile put first, the variant scores what its metadata says.
+        assert abs(measured - variant.meta.accuracy_bp) <= 30, (variant.id, loaded.backend.name)
