@@ -184,12 +184,23 @@ class InferenceService:
         self._locks: dict[str, asyncio.Lock] = {}
         self._listeners: list[Listener] = []
         self._closing = False
+        self._hold: str | None = None
         self.stats = ServiceStats()
 
     # ---- configuration ---------------------------------------------------------------
     def configure(self, settings: ApplicationSettings) -> None:
         """Per-application queue and batching; takes effect at the next add or swap."""
         self._app_settings[settings.name] = settings
+
+    def set_workers(self, workers: int) -> None:
+        """Threads per model (the profile's threads.workers); for models loaded from now on."""
+        d = self._default
+        self._default = WorkerConfig(d.queue_size, workers, d.max_batch, d.batch_wait_ms)
+
+    def hold_readiness(self, reason: str | None) -> None:
+        """While ``reason`` is set (start-up: probing, building the demo, loading), the
+        service is not ready and unknown applications answer NotReady, not ModelNotFound."""
+        self._hold = reason
 
     def add_listener(self, fn: Listener) -> None:
         """``fn(event, app)`` on the event loop after "loaded", "swapped" or "removed"."""
@@ -302,6 +313,8 @@ class InferenceService:
         except KeyError:
             if app in self._pending or app in self._failed:
                 raise NotReady(f"{app} has no loaded variant yet", retry_after_s=2.0) from None
+            if self._hold is not None:
+                raise NotReady(f"the server is starting: {self._hold}", retry_after_s=2.0) from None
             raise ModelNotFound(f"no application {app!r} is served") from None
 
     def slots(self) -> list[ModelSlot]:
@@ -316,7 +329,7 @@ class InferenceService:
 
     def is_ready(self) -> bool:
         """True when every added application has a loaded variant and we are not closing."""
-        return not self._closing and not self._pending and not self._failed
+        return not (self._closing or self._hold or self._pending or self._failed)
 
     def queue_depths(self) -> dict[str, int]:
         return {app: s.worker.depth for app, s in self._slots.items()}

@@ -1,9 +1,117 @@
-"""CLI: the `serve` commands."""
+"""CLI: `headframe serve` (the daemon) and `headframe models use` (swap a running one)."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import ssl
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
 import typer
+
+from runtime.config import Settings, load_settings
+from runtime.errors import HeadframeError
+
+CONFIG_HELP = "Settings file (default: the system or user headframe.toml if present)."
+
+
+def _settings(config: Path | None, host: str | None, port: int | None) -> tuple[Settings, dict[str, Any]]:
+    overrides: dict[str, Any] = {}
+    if host is not None:
+        overrides["api.host"] = host
+    if port is not None:
+        overrides["api.port"] = port
+    try:
+        return load_settings(config, overrides=overrides or None), overrides
+    except HeadframeError as e:
+        typer.echo(f"headframe: {e.message}", err=True)
+        raise typer.Exit(2) from None
+
+
+def serve(
+    config: Path | None = typer.Option(None, "--config", "-c", help=CONFIG_HELP),
+    host: str | None = typer.Option(None, "--host", help="Bind address (default 127.0.0.1)."),
+    port: int | None = typer.Option(None, "--port", "-p", help="Port (default 8080; 0: any)."),
+) -> None:
+    """Serve every configured application (or every one in the store) over HTTP until
+    SIGTERM. SIGHUP re-reads the settings and reselects variants without dropping requests."""
+    settings, overrides = _settings(config, host, port)
+    from runtime.daemon import Daemon
+    from runtime.logsetup import configure_logging
+
+    configure_logging(settings.log_format, settings.log_level)
+    daemon = Daemon(settings, config_file=config, overrides=overrides)
+    try:
+        code = asyncio.run(daemon.run())
+    except HeadframeError as e:
+        typer.echo(f"headframe serve: {e.message}", err=True)
+        raise typer.Exit(2) from None
+    except OSError as e:  # the port is taken, the TLS files are unreadable
+        typer.echo(f"headframe serve: {e}", err=True)
+        raise typer.Exit(1) from None
+    raise typer.Exit(code)
+
+
+def _base_url(settings: Settings) -> str:
+    api = settings.api
+    host = "127.0.0.1" if api.host in ("0.0.0.0", "") else ("::1" if api.host == "::" else api.host)
+    host = f"[{host}]" if ":" in host else host
+    scheme = "https" if api.tls_cert_file else "http"
+    return f"{scheme}://{host}:{api.port}"
+
+
+def use(
+    app_name: str = typer.Argument(..., metavar="APP", help="Application name."),
+    variant: str = typer.Argument(..., metavar="VARIANT", help='Variant id, or "auto".'),
+    config: Path | None = typer.Option(None, "--config", "-c", help=CONFIG_HELP),
+    url: str | None = typer.Option(None, "--url", help="Daemon URL (default: from settings)."),
+) -> None:
+    """Swap APP on the running daemon to VARIANT (or the automatic choice), with no
+    request dropped. Calls POST /admin/models/APP/select."""
+    from runtime.api.auth import load_tokens
+
+    settings, _ = _settings(config, None, None)
+    base = url or _base_url(settings)
+    request = urllib.request.Request(
+        f"{base}/admin/models/{app_name}/select",
+        data=json.dumps({"variant": variant}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    tokens = load_tokens(settings.api)
+    if tokens:
+        request.add_header("Authorization", f"Bearer {tokens[0].decode()}")
+    context = None
+    if base.startswith("https") and settings.api.tls_cert_file:
+        context = ssl.create_default_context(cafile=str(settings.api.tls_cert_file))
+    try:
+        with urllib.request.urlopen(request, timeout=300, context=context) as response:
+            slot = json.loads(response.read())
+    except urllib.error.HTTPError as e:
+        try:
+            message = json.loads(e.read()).get("error", e.reason)
+        except ValueError:
+            message = e.reason
+        typer.echo(f"headframe models use: {e.code}: {message}", err=True)
+        raise typer.Exit(1) from None
+    except (urllib.error.URLError, OSError) as e:
+        reason = getattr(e, "reason", e)
+        typer.echo(f"headframe models use: no daemon answering at {base}: {reason}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(
+        f"{slot['app']} {slot['version']}: now serving {slot['variant']} "
+        f"on {slot['backend']}/{slot['device']}"
+    )
+    sys.stdout.flush()
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the root app."""
+    """Add `serve` to the root app and `use` to the `models` group."""
+    from runtime.cli.models_cmd import models_app
+
+    app.command("serve")(serve)
+    models_app.command("use")(use)

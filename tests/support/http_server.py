@@ -64,7 +64,6 @@ def running_server(
             )
         )  # fmt: skip
         server = uvicorn.Server(config)
-        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         state["server"] = server
         serve = asyncio.ensure_future(server.serve(sockets=[sock]))
         while not server.started and not serve.done():

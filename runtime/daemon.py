@@ -1,0 +1,288 @@
+"""The daemon: the one composition root. Builds everything, owns signals and sd_notify.
+
+Start-up order: check the bind rule (before anything slow) -> start the HTTP server
+(liveness answers from here on) -> probe -> profile match -> store (the demo is built
+into an empty one) -> VariantLoader -> load every configured application (or every
+application in the store) -> READY=1. SIGTERM/SIGINT: STOPPING=1, stop accepting,
+let in-flight requests finish (bounded), unload. SIGHUP: re-read the settings and
+reselect every application, swapping only where the choice changed; requests keep
+being served throughout. Nothing else in the package imports this module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from runtime.api.app import ServerContext, create_app
+from runtime.api.auth import check_bind, load_tokens
+from runtime.catalog import Store
+from runtime.config import Settings, load_settings
+from runtime.errors import HeadframeError
+from runtime.sdnotify import Notifier
+from runtime.service import InferenceService
+
+log = logging.getLogger(__name__)
+
+DRAIN_TIMEOUT_S = 10.0
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the daemon owns SIGTERM, SIGINT, SIGHUP."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class Daemon:
+    """``await Daemon(settings).run()`` serves until SIGTERM; returns the exit status.
+
+    ``config_file`` and ``overrides`` are what SIGHUP re-reads (the command line's
+    ``--config``, ``--host``, ``--port``)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        config_file: Path | None = None,
+        overrides: Mapping[str, Any] | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.config_file = config_file
+        self.overrides = dict(overrides or {})
+        self.notifier = Notifier(env)
+        self.phase = "starting"
+        self.context = ServerContext(sections={"daemon": self._daemon_section})
+        self.service: InferenceService | None = None
+        self.loader: Any = None
+        self.store = Store(settings.paths.store)
+        self.url: str | None = None
+        self._stop = asyncio.Event()
+        self._server: uvicorn.Server | None = None
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._started = time.monotonic()
+
+    def _daemon_section(self) -> dict[str, Any]:
+        return {"phase": self.phase, "store": str(self.store.root), "url": self.url}
+
+    # ---- the parts ---------------------------------------------------------------------
+    def _status(self, text: str) -> None:
+        log.info("%s", text)
+        self.notifier.send(STATUS=text)
+
+    def _apps(self) -> list[str]:
+        configured = [a.name for a in self.settings.applications]
+        return configured or self.store.applications()
+
+    async def _start_http(self) -> None:
+        api = self.settings.api
+        tls = {}
+        if api.tls_cert_file or api.tls_key_file:
+            tls = {"ssl_certfile": str(api.tls_cert_file), "ssl_keyfile": str(api.tls_key_file)}
+        config = uvicorn.Config(
+            create_app(self._service(), settings=self.settings, context=self.context),
+            host=api.host,
+            port=api.port,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=int(DRAIN_TIMEOUT_S),
+            **tls,  # type: ignore[arg-type]
+        )
+        server = _Server(config)
+        self._server = server
+        serving = asyncio.create_task(server.serve(), name="http")
+        self._tasks.append(serving)
+        while not server.started:
+            if serving.done():
+                serving.result()  # raises the bind error
+                raise HeadframeError(f"the HTTP server on {api.host}:{api.port} did not start")
+            await asyncio.sleep(0.01)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        scheme = "https" if tls else "http"
+        host = f"[{api.host}]" if ":" in api.host else api.host
+        self.url = f"{scheme}://{host}:{port}"
+        self._status(f"headframe listening on {self.url}; loading models")
+
+    def _service(self) -> InferenceService:
+        assert self.service is not None
+        return self.service
+
+    def _build_loader(self, settings: Settings) -> Any:
+        from runtime.loader import VariantLoader
+
+        return VariantLoader(self.context.profile, self.context.report, settings)
+
+    async def _probe(self) -> None:
+        from runtime.hardware import probe
+        from runtime.profiles import default_profiles_dir, load_profiles, match, profile_by_name
+
+        report = await asyncio.to_thread(probe)
+        profiles = await asyncio.to_thread(load_profiles, default_profiles_dir(self.settings))
+        result = match(report, profiles)
+        profile = result.profile
+        if self.settings.profile:
+            profile = profile_by_name(profiles, self.settings.profile)
+            result = type(result)(
+                profile, [f"forced by settings: profile = {profile.name!r}"], result.candidates
+            )
+        self.context.report, self.context.match, self.context.profile = report, result, profile
+        log.info("device profile %s: %s", profile.name, "; ".join(result.reasons))
+
+    async def _fill_store(self) -> None:
+        if self.settings.demo and not self.store.applications():
+            self.phase = "building the demo catalog"
+            self._status(f"building the demo catalog into {self.store.root} (first start only)")
+            from runtime.demo import build_demo_catalog
+
+            await asyncio.to_thread(build_demo_catalog, self.store.root)
+
+    async def _load_apps(self) -> None:
+        service = self._service()
+        pins = {a.name: a.variant for a in self.settings.applications}
+        for app in self._apps():
+            try:
+                package = await asyncio.to_thread(self.store.load, app)
+                await service.add(package, pin=pins.get(app))
+            except HeadframeError as e:
+                log.error("%s: not serving: %s", app, e.message)
+            except Exception:
+                log.exception("%s: not serving", app)
+
+    def _summary(self) -> str:
+        service = self._service()
+        parts = [
+            f"{s.app} {s.package.version}: {s.variant.id} on {s.backend_info.backend}/"
+            f"{s.backend_info.device}"
+            for s in service.slots()
+        ]
+        failed = sorted(service.failures())
+        text = "serving " + ("; ".join(parts) if parts else "no applications")
+        if failed:
+            text += f"; NOT serving {', '.join(failed)} (see the log or /status)"
+        return f"{text} on {self.url}"
+
+    async def _watchdog(self, interval: float) -> None:
+        # Pinging from the event loop means a blocked loop stops the pings, as it should.
+        while True:
+            self.notifier.send(WATCHDOG=1)
+            await asyncio.sleep(interval)
+
+    # ---- signals -----------------------------------------------------------------------
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def reload(self) -> None:
+        """Re-read the settings and reselect every application; swaps keep serving."""
+        service = self._service()
+        try:
+            settings = load_settings(self.config_file, overrides=self.overrides or None)
+        except HeadframeError as e:
+            log.error("reload refused, keeping the running settings: %s", e.message)
+            return
+        if settings.api != self.settings.api:
+            log.warning("reload: api settings changed; they take effect at the next restart")
+            settings = settings.model_copy(update={"api": self.settings.api})
+        self.notifier.send(
+            RELOADING=1, MONOTONIC_USEC=time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+        )
+        self.settings = settings
+        self.store = Store(settings.paths.store)
+        self.loader = self._build_loader(settings)  # the service loads through self.loader
+        for app_settings in settings.applications:
+            service.configure(app_settings)
+        wanted = set(self._apps())
+        for slot in service.slots():
+            if slot.app not in wanted:
+                await service.remove(slot.app)
+        pins = {a.name: a.variant for a in settings.applications}
+        for app in sorted(wanted):
+            try:
+                package = await asyncio.to_thread(self.store.load, app)
+                current = {s.app: s for s in service.slots()}.get(app)
+                if current is None:
+                    await service.add(package, pin=pins.get(app))
+                    continue
+                choice = self.loader.select(package, pins.get(app)).chosen
+                same = choice is not None and choice.variant.variant == current.variant.id
+                if same and package.version == current.package.version:
+                    continue
+                await service.swap(app, package, pin=pins.get(app))
+            except HeadframeError as e:
+                log.error("reload: %s keeps its current variant: %s", app, e.message)
+        self.notifier.send(READY=1, STATUS=self._summary())
+        log.info("reloaded settings: %s", self._summary())
+
+    def _install_signals(self, loop: asyncio.AbstractEventLoop) -> None:
+        loop.add_signal_handler(signal.SIGTERM, self.request_stop)
+        loop.add_signal_handler(signal.SIGINT, self.request_stop)
+        loop.add_signal_handler(
+            signal.SIGHUP, lambda: self._tasks.append(loop.create_task(self.reload()))
+        )
+
+    # ---- the whole life ----------------------------------------------------------------
+    async def run(self) -> int:
+        """Serve until a stop signal; 0 on an orderly stop. Raises ConfigError on bad
+        settings before opening any socket."""
+        check_bind(self.settings.api.host, load_tokens(self.settings.api))
+        loop = asyncio.get_running_loop()
+        self._install_signals(loop)
+        self.service = InferenceService(
+            self._load_via_current_loader,
+            queue_size=64,
+            workers=1,
+            app_settings={a.name: a for a in self.settings.applications},
+        )
+        self.service.hold_readiness("probing the hardware")
+        try:
+            await self._start_http()
+            interval = self.notifier.watchdog_interval_s()
+            if interval:
+                self._tasks.append(asyncio.create_task(self._watchdog(interval), name="watchdog"))
+            self.phase = "probing"
+            await self._probe()
+            self.service.set_workers(self.context.profile.threads.workers)
+            self.service.hold_readiness("building the model store")
+            await self._fill_store()
+            self.loader = self._build_loader(self.settings)
+            self.phase = "loading"
+            self.service.hold_readiness("loading models")
+            await self._load_apps()
+            self.service.hold_readiness(None)
+            self.phase = "serving"
+            self.notifier.send(READY=1, STATUS=self._summary())
+            log.info("ready in %.2f s: %s", time.monotonic() - self._started, self._summary())
+            await self._stop.wait()
+        finally:
+            await self._shutdown()
+        return 0
+
+    def _load_via_current_loader(self, package: Any, pin: str | None) -> Any:
+        return self.loader(package, pin)
+
+    async def _shutdown(self) -> None:
+        self.phase = "stopping"
+        self.notifier.send(STOPPING=1, STATUS="stopping: draining requests")
+        log.info("stopping: draining in-flight requests (up to %.0f s)", DRAIN_TIMEOUT_S)
+        if self._server is not None:
+            self._server.should_exit = True  # stop accepting; uvicorn lets requests finish
+        http = [t for t in self._tasks if t.get_name() == "http"]
+        if http:
+            await asyncio.wait(http, timeout=DRAIN_TIMEOUT_S + 1)
+        if self.service is not None:
+            await self.service.close(drain_timeout_s=DRAIN_TIMEOUT_S)
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.notifier.close()
+        log.info("stopped")
