@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+REPO = Path(__file__).resolve().parents[2]
 APP = "part-id-reader"
 GOOD = {"inputs": [{"name": "pixels", "datatype": "FP32", "shape": [1, 64], "data": [3.0] * 64}]}
 
@@ -32,6 +33,7 @@ class Notify:
     messages: list[dict[str, str]] = field(default_factory=list)
 
     cursor: int = 0
+    proc: subprocess.Popen[str] | None = None
 
     def wait_for(self, key: str, value: str, timeout: float = 120) -> dict[str, str]:
         """The next message (after the last one returned) that holds key=value."""
@@ -41,8 +43,11 @@ class Notify:
                 if self.messages[i].get(key) == value:
                     self.cursor = i + 1
                     return self.messages[i]
-            left = deadline - time.monotonic()
-            if left <= 0:
+            left = min(deadline - time.monotonic(), 1.0)
+            if self.proc is not None and self.proc.poll() is not None:
+                err = self.proc.stderr.read() if self.proc.stderr else ""
+                raise AssertionError(f"the daemon exited ({self.proc.returncode}): {err[-3000:]}")
+            if deadline - time.monotonic() <= 0:
                 raise AssertionError(f"no {key}={value} within {timeout}s; got {self.messages}")
             self.sock.settimeout(left)
             try:
@@ -66,6 +71,7 @@ def _config(path: Path, store: Path, extra: str = "") -> Path:
     path.write_text(
         f'demo = false\nlog_format = "json"\n[paths]\nstore_dir = "{store}"\n'
         f'state_dir = "{path.parent / "state"}"\ncache_dir = "{path.parent / "cache"}"\n'
+        f'profiles_dir = "{REPO / "device_profiles"}"\n'
         f"[api]\nport = 0\n{extra}"
     )
     return path
@@ -73,10 +79,11 @@ def _config(path: Path, store: Path, extra: str = "") -> Path:
 
 def _start(config: Path, notify: Notify, *args: str) -> subprocess.Popen[str]:
     env = {**os.environ, "NOTIFY_SOCKET": str(notify.path), "WATCHDOG_USEC": "400000"}
-    return subprocess.Popen(
+    notify.proc = subprocess.Popen(
         [sys.executable, "-m", "runtime", "serve", "--config", str(config), *args],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
+    return notify.proc
 
 
 def _url(message: dict[str, str]) -> str:
