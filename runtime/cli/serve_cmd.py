@@ -19,7 +19,9 @@ from runtime.errors import HeadframeError
 CONFIG_HELP = "Settings file (default: the system or user headframe.toml if present)."
 
 
-def _settings(config: Path | None, host: str | None, port: int | None) -> tuple[Settings, dict[str, Any]]:
+def _settings(
+    config: Path | None, host: str | None, port: int | None
+) -> tuple[Settings, dict[str, Any]]:
     overrides: dict[str, Any] = {}
     if host is not None:
         overrides["api.host"] = host
