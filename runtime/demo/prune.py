@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from runtime.demo.data import DigitsSplit
-from runtime.demo.train import _mlp, fit_quietly
+from runtime.demo.train import fit_quietly, make_mlp
 
 FINE_TUNE_EPOCHS = 10
 
@@ -46,7 +46,7 @@ def prune_and_fine_tune(base: Any, split: DigitsSplit, ratio: float, seed: int =
     few epochs from the surviving weights."""
     coefs, intercepts = prune_layers(list(base.coefs_), list(base.intercepts_), ratio)
     hidden = tuple(c.shape[1] for c in coefs[:-1])
-    clf = _mlp(hidden, seed, 1, warm_start=True)
+    clf = make_mlp(hidden, seed, 1, warm_start=True)
     fit_quietly(clf, split)  # one epoch only to build sklearn's internal state ...
     clf.coefs_ = coefs  # ... which the pruned weights then replace
     clf.intercepts_ = intercepts

@@ -21,7 +21,8 @@ BASE_EPOCHS = 30
 BATCH = 64
 
 
-def _mlp(hidden: tuple[int, ...], seed: int, epochs: int, warm_start: bool = False) -> Any:
+def make_mlp(hidden: tuple[int, ...], seed: int, epochs: int, warm_start: bool = False) -> Any:
+    """An unfitted sklearn MLPClassifier with the demo's fixed training schedule."""
     from sklearn.neural_network import MLPClassifier
 
     return MLPClassifier(
@@ -53,7 +54,7 @@ def fit_quietly(clf: Any, split: DigitsSplit) -> Any:
 
 def train_base(split: DigitsSplit, seed: int = 0) -> Any:
     """The full-width base model (an sklearn MLPClassifier)."""
-    return fit_quietly(_mlp(BASE_HIDDEN, seed, BASE_EPOCHS), split)
+    return fit_quietly(make_mlp(BASE_HIDDEN, seed, BASE_EPOCHS), split)
 
 
 def layers(clf: Any) -> list[tuple[np.ndarray, np.ndarray]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -93,7 +94,9 @@ def _write_bad(path: Path, text: str) -> Path:
         (lambda t: t.replace("accuracy_bp = 9300", "accuracy_bp = 12000"), "accuracy_bp"),
     ],
 )
-def test_bad_variant_file_names_file_and_field(tmp_path: Path, edit, field: str) -> None:  # type: ignore[no-untyped-def]
+def test_bad_variant_file_names_file_and_field(
+    tmp_path: Path, edit: Callable[[str], str], field: str
+) -> None:
     good = dumps_toml(_variant_meta().model_dump(mode="json", exclude_none=True))
     bad = _write_bad(tmp_path / "variant.toml", edit(good))
     with pytest.raises(MetadataError) as err:
