@@ -25,33 +25,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from runtime import __version__
 from runtime.api import kserve, metrics, status
 from runtime.api.auth import load_tokens
+from runtime.api.errors import error_parts
 from runtime.api.guard import Guard, error_payload
 from runtime.config import Settings
-from runtime.errors import (
-    BackendLoadError,
-    BackendUnavailable,
-    Busy,
-    HeadframeError,
-    InferenceFailed,
-    InvalidInput,
-    MetadataError,
-    ModelNotFound,
-    NotReady,
-)
+from runtime.errors import HeadframeError, ModelNotFound, NotReady
 from runtime.service import InferenceService, ModelSlot
 
 log = logging.getLogger(__name__)
-
-STATUS_BY_ERROR: dict[type[HeadframeError], int] = {
-    InvalidInput: 400,
-    ModelNotFound: 404,
-    Busy: 429,
-    NotReady: 503,
-    InferenceFailed: 500,
-    BackendLoadError: 409,
-    BackendUnavailable: 409,
-    MetadataError: 409,
-}
 
 Selector = Callable[[str, "str | None"], Awaitable[ModelSlot]]
 
@@ -81,26 +61,13 @@ class SelectRequest(BaseModel):
     )
 
 
-def _status_for(exc: HeadframeError) -> int:
-    for cls in type(exc).__mro__:
-        if cls in STATUS_BY_ERROR:
-            return STATUS_BY_ERROR[cls]
-    return 500
-
-
 def _install_error_handlers(app: FastAPI) -> None:
     async def on_headframe_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, HeadframeError)
-        status_code = _status_for(exc)
-        headers = {}
-        retry = getattr(exc, "retry_after_s", None)
-        if retry is not None:
-            headers["Retry-After"] = str(max(1, round(retry)))
+        status_code, headers, body = error_parts(request.url.path, exc)
         if status_code >= 500 and not isinstance(exc, NotReady):
             log.warning("%s %s: %s", request.method, request.url.path, exc.message)
-        return JSONResponse(
-            error_payload(request.url.path, exc.message, exc.code), status_code, headers=headers
-        )
+        return JSONResponse(body, status_code, headers=headers)
 
     async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
@@ -164,6 +131,8 @@ def create_app(
             raise ModelNotFound(str(e.args[0] if e.args else e)) from None
         return slot.to_dict()
 
+    # Outermost first: the guard checks tokens and limits, then the infer fast path.
+    app.add_middleware(kserve.InferFastPath, service=service)
     app.add_middleware(
         Guard,
         tokens=load_tokens(settings.api),

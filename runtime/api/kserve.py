@@ -11,15 +11,19 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from runtime import __version__
+from runtime.api.errors import error_parts
+from runtime.api.guard import ASGIApp, Receive, Scope, Send
 from runtime.codecs.kserve import HEADER_LENGTH, decode_infer_request, encode_infer_response
-from runtime.errors import InvalidInput, ModelNotFound
+from runtime.errors import HeadframeError, InvalidInput, ModelNotFound
 from runtime.service import InferenceService, ModelSlot
 from runtime.tensors import DATATYPES
 
+HEADER_LENGTH_B = HEADER_LENGTH.encode()
 PLATFORMS = {"onnx": "onnxruntime_onnx", "openvino": "openvino_ir", "llama": "llama_cpp_gguf"}
 
 _TENSOR = {
@@ -83,8 +87,7 @@ def model_metadata(slot: ModelSlot) -> dict[str, Any]:
     }
 
 
-def _header_length(request: Request) -> int | None:
-    raw = request.headers.get(HEADER_LENGTH)
+def _parse_header_length(raw: str | None) -> int | None:
     if raw is None:
         return None
     try:
@@ -93,15 +96,58 @@ def _header_length(request: Request) -> int | None:
         raise InvalidInput(f"Inference-Header-Content-Length {raw!r} is not a number") from None
 
 
+def _header_length(request: Request) -> int | None:
+    return _parse_header_length(request.headers.get(HEADER_LENGTH))
+
+
+def served(service: InferenceService, model: str, version: str | None) -> ModelSlot:
+    slot = service.slot(model)
+    if version is not None and version != slot.package.version:
+        raise ModelNotFound(f"{model} serves version {slot.package.version}, not {version!r}")
+    return slot
+
+
+async def run_infer(
+    service: InferenceService,
+    model: str,
+    version: str | None,
+    body: bytes,
+    header_length: int | None,
+) -> tuple[bytes, int | None]:
+    """Decode, infer, encode: (response body, Inference-Header-Content-Length or None)."""
+    start = time.perf_counter()
+    slot = served(service, model, version)  # unknown model or version: 404 before decoding
+    try:
+        req = decode_infer_request(body, header_length)
+    except InvalidInput:
+        service.stats.record(model, "kserve", "invalid_input", time.perf_counter() - start)
+        raise
+    outputs = await service.infer(
+        model, req.inputs, version=version, outputs=req.output_names, protocol="kserve"
+    )
+    return encode_infer_response(
+        model,
+        slot.package.version,
+        outputs,
+        request_id=req.id,
+        requested=req.outputs,
+        binary_default=req.binary_output,
+    )
+
+
+def _response(payload: bytes, header_length: int | None) -> Response:
+    if header_length is None:
+        return Response(payload, media_type="application/json")
+    return Response(
+        payload,
+        media_type="application/octet-stream",
+        headers={"Inference-Header-Content-Length": str(header_length)},
+    )
+
+
 def router(service: InferenceService) -> APIRouter:
     """The /v2 routes for ``service``."""
     api = APIRouter(tags=["KServe v2"])
-
-    def served(model: str, version: str | None) -> ModelSlot:
-        slot = service.slot(model)
-        if version is not None and version != slot.package.version:
-            raise ModelNotFound(f"{model} serves version {slot.package.version}, not {version!r}")
-        return slot
 
     @api.get("/v2", summary="Server metadata")
     async def server_metadata() -> dict[str, Any]:
@@ -119,49 +165,27 @@ def router(service: InferenceService) -> APIRouter:
 
     @api.get("/v2/models/{model}", summary="Model metadata")
     async def metadata(model: str) -> dict[str, Any]:
-        return model_metadata(served(model, None))
+        return model_metadata(served(service, model, None))
 
     @api.get("/v2/models/{model}/versions/{version}", summary="Model metadata, one version")
     async def metadata_version(model: str, version: str) -> dict[str, Any]:
-        return model_metadata(served(model, version))
+        return model_metadata(served(service, model, version))
 
     @api.get("/v2/models/{model}/ready", summary="Model readiness")
     async def model_ready(model: str) -> dict[str, Any]:
-        slot = served(model, None)
+        slot = served(service, model, None)
         return {"name": model, "ready": True, "version": slot.package.version}
 
     @api.get("/v2/models/{model}/versions/{version}/ready", summary="Model readiness, one version")
     async def model_version_ready(model: str, version: str) -> dict[str, Any]:
-        served(model, version)
+        served(service, model, version)
         return {"name": model, "ready": True, "version": version}
 
     async def infer(model: str, version: str | None, request: Request) -> Response:
-        start = time.perf_counter()
-        slot = served(model, version)  # unknown model or version: 404 before any decoding
-        body = await request.body()
-        try:
-            req = decode_infer_request(body, _header_length(request))
-        except InvalidInput:
-            service.stats.record(model, "kserve", "invalid_input", time.perf_counter() - start)
-            raise
-        outputs = await service.infer(
-            model, req.inputs, version=version, outputs=req.output_names, protocol="kserve"
+        payload, header_length = await run_infer(
+            service, model, version, await request.body(), _header_length(request)
         )
-        payload, header_length = encode_infer_response(
-            model,
-            slot.package.version,
-            outputs,
-            request_id=req.id,
-            requested=req.outputs,
-            binary_default=req.binary_output,
-        )
-        if header_length is None:
-            return Response(payload, media_type="application/json")
-        return Response(
-            payload,
-            media_type="application/octet-stream",
-            headers={"Inference-Header-Content-Length": str(header_length)},
-        )
+        return _response(payload, header_length)
 
     @api.post("/v2/models/{model}/infer", summary="Inference", openapi_extra=INFER_REQUEST_SCHEMA)
     async def infer_latest(model: str, request: Request) -> Response:
@@ -176,3 +200,68 @@ def router(service: InferenceService) -> APIRouter:
         return await infer(model, version, request)
 
     return api
+
+
+class InferFastPath:
+    """Plain ASGI in front of FastAPI's router for POST .../infer, the one hot route.
+
+    Routing and dependency solving cost more than a small model's inference, so this
+    answers infer requests itself with the same run_infer as the documented FastAPI
+    route (which still serves the OpenAPI document and any request this does not take).
+    It sits inside the guard, so tokens and the body limit apply as everywhere."""
+
+    def __init__(self, app: ASGIApp, service: InferenceService) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        parts: list[str] = scope["path"].split("/") if scope["type"] == "http" else []
+        # ["", "v2", "models", m, "infer"] or ["", "v2", "models", m, "versions", v, "infer"]
+        if (
+            scope.get("method") != "POST"
+            or len(parts) not in (5, 7)
+            or parts[1:3] != ["v2", "models"]
+            or parts[-1] != "infer"
+            or (len(parts) == 7 and parts[4] != "versions")
+            or not all(parts[3:-1])
+        ):
+            await self.app(scope, receive, send)
+            return
+        model, version = parts[3], (parts[5] if len(parts) == 7 else None)
+        chunks = []
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body"):
+                break
+        raw_length = next((v for k, v in scope["headers"] if k == HEADER_LENGTH_B), None)
+        try:
+            header_length = _parse_header_length(
+                None if raw_length is None else raw_length.decode("latin-1")
+            )
+            payload, header_length = await run_infer(
+                self.service, model, version, b"".join(chunks), header_length
+            )
+        except HeadframeError as e:
+            status, extra, doc = error_parts(scope["path"], e)
+            body = orjson.dumps(doc)
+            headers = [(b"content-type", b"application/json")]
+            headers += [(k.lower().encode(), v.encode()) for k, v in extra.items()]
+            await _send(send, status, headers, body)
+            return
+        if header_length is None:
+            headers = [(b"content-type", b"application/json")]
+        else:
+            headers = [
+                (b"content-type", b"application/octet-stream"),
+                (HEADER_LENGTH_B, str(header_length).encode()),
+            ]
+        await _send(send, 200, headers, payload)
+
+
+async def _send(send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+    headers.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
