@@ -139,11 +139,12 @@ def wrk(url: str, body: bytes, seconds: float, connections: int, work: Path) -> 
         "wrk.method = 'POST'\nwrk.body = f:read('*a')\nf:close()\n"
         "wrk.headers['Content-Type'] = 'application/json'\n"
     )
+    threads = str(min(2, connections))
+    duration = f"{max(1, round(seconds))}s"
+    cmd = ["wrk", "-t", threads, "-c", str(connections), "-d", duration, "--latency"]
     out = subprocess.run(
-        ["wrk", "-t", str(min(2, connections)), "-c", str(connections), "-d", f"{max(1, round(seconds))}s", "--latency",
-         "-s", str(script), url],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
+        [*cmd, "-s", str(script), url], capture_output=True, text=True, check=True
+    ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     p50 = re.search(r"50%\s+([\d.]+)(us|ms|s)", out)
     scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}
