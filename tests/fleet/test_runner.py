@@ -55,8 +55,9 @@ def test_runner_installs_updates_and_follows_a_shell_rollback(
         publish(repo_dir, keys_dir, [make_version(demo_pkg, tmp_path / "pkgs", "2.0.0")])
         runner.update_now()  # the MQTT update-now command
         await _until(lambda: service.slot(DEMO_APP).package.version == "2.0.0")
+        # The slot serves v2 a moment before the agent records the stage: wait for both.
+        await _until(lambda: runner.status()["apps"][DEMO_APP]["stage"] == "active", 30)
         status = runner.status()
-        assert status["apps"][DEMO_APP]["stage"] == "active"
         assert status["apps"][DEMO_APP]["previous"] == "1.0.0"
         metrics = runner.metrics_text()
         assert f'headframe_fleet_stage{{app="{DEMO_APP}",stage="active"}} 1' in metrics
