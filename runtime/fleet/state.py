@@ -30,6 +30,7 @@ STAGES: tuple[str, ...] = (
     "idle", "checking", "downloading", "verifying", "trial", "active", "failed", "rolled_back",
 )  # fmt: skip
 Listener = Callable[[dict[str, Any]], None]
+PROGRESS_EVERY_S = 1.0
 
 
 def fsync_dir(path: Path) -> None:
@@ -80,6 +81,7 @@ class FleetState:
         self.apps: dict[str, AppState] = {}
         self.last_check: float | None = None
         self.last_error: str = ""
+        self._last_tick = 0.0
         self._load()
 
     def _load(self) -> None:
@@ -117,6 +119,12 @@ class FleetState:
                 log.info("fleet %s: %s%s", app, rec.stage, f" ({rec.reason})" if rec.reason else "")
             if persist:
                 self._save_locked()
+            else:
+                # Progress ticks arrive per chunk; listeners (MQTT) hear at most one a second.
+                now = time.monotonic()
+                if now - self._last_tick < PROGRESS_EVERY_S:
+                    return
+                self._last_tick = now
         self._notify()
 
     def mark_bad(self, app: str, version: str, reason: str) -> None:

@@ -299,3 +299,25 @@ def test_offline_bundle_import_with_no_network(
     r = cli.invoke(cli_app, ["bundle", "import", str(bundle), "--config", str(cfg2)])
     assert r.exit_code == 1 and "tampered" in r.output
     assert Store(tmp_path / "airgap2" / "store").active_version(DEMO_APP) is None
+
+
+@pytest.mark.slow
+def test_min_version_overrides_the_rollout_and_older_releases_are_never_taken(
+    tmp_path: Path, keys_dir: Path, repo_dir: Path, box: Box, demo_pkg: Path
+) -> None:
+    from runtime.fleet.releases import in_rollout
+
+    publish(repo_dir, keys_dir, [demo_pkg], rollout=20)
+    assert box.settings.fleet is not None
+    box.settings.fleet.node_id = next(
+        f"n{i}" for i in range(100) if not in_rollout(f"n{i}", DEMO_APP, 20)
+    )
+    box.settings.fleet.min_versions = {DEMO_APP: "1.0.0"}
+    # Outside the 20%, but the box is below the site's minimum: it takes 1.0.0 anyway.
+    assert box.agent().sync_once().outcomes == {DEMO_APP: "updated"}
+    assert box.active() == "1.0.0"
+    # A release older than the minimum is never installed, whatever the rollout says.
+    box.settings.fleet.min_versions = {DEMO_APP: "5.0.0"}
+    publish(repo_dir, keys_dir, [make_version(demo_pkg, tmp_path / "pkgs", "2.0.0")])
+    assert box.agent().sync_once().outcomes == {DEMO_APP: "current"}
+    assert box.active() == "1.0.0"
