@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from runtime.catalog import PackageMeta, Store, VariantMeta
 from runtime.config import Settings
@@ -20,19 +21,11 @@ def site_floors(settings: Settings) -> dict[str, int]:
     return {a.name: a.accuracy_floor_bp for a in settings.applications if a.accuracy_floor_bp}
 
 
-def box_chooser_and_loader(settings: Settings) -> tuple[Chooser, Loader]:
-    """Probe the hardware once, match the profile, and close over them."""
-    from runtime.hardware import probe
-    from runtime.loader import VariantLoader
-    from runtime.profiles import default_profiles_dir, load_profiles, match, profile_by_name
+def make_chooser(settings: Settings, profile: Any, report: Any) -> Chooser:
+    """Selection on metadata alone for this box (``profile``, ``report``): the same rule
+    and site policy the loader applies, so the variant downloaded is the one that loads."""
     from runtime.selection import Policy, resources_for, select
 
-    report = probe()
-    profiles = load_profiles(default_profiles_dir(settings))
-    if settings.profile:
-        profile = profile_by_name(profiles, settings.profile)
-    else:
-        profile = match(report, profiles).profile
     resources = resources_for(profile, report, settings.memory_bytes)
     pins = {a.name: a.variant for a in settings.applications}
     floors = site_floors(settings)
@@ -48,8 +41,23 @@ def box_chooser_and_loader(settings: Settings) -> tuple[Chooser, Loader]:
             return None, why or "no variants"
         return sel.chosen.variant.variant, sel.chosen.reason
 
-    loader = VariantLoader(profile, report, settings)
-    return choose, loader
+    return choose
+
+
+def box_chooser_and_loader(settings: Settings) -> tuple[Chooser, Loader]:
+    """Probe the hardware once, match the profile, and close over them (the CLI's path;
+    the daemon passes the report and profile it already has to ``make_chooser``)."""
+    from runtime.hardware import probe
+    from runtime.loader import VariantLoader
+    from runtime.profiles import default_profiles_dir, load_profiles, match, profile_by_name
+
+    report = probe()
+    profiles = load_profiles(default_profiles_dir(settings))
+    if settings.profile:
+        profile = profile_by_name(profiles, settings.profile)
+    else:
+        profile = match(report, profiles).profile
+    return make_chooser(settings, profile, report), VariantLoader(profile, report, settings)
 
 
 def build_agent(
@@ -58,12 +66,15 @@ def build_agent(
     on_activated: Activated | None = None,
     progress: Progress | None = None,
     with_backends: bool = True,
+    chooser: Chooser | None = None,
+    loader: Loader | None = None,
 ) -> FleetAgent:
     """The agent the settings describe; ``with_backends=False`` for status and rollback,
     which need neither the hardware probe nor a backend."""
     if settings.fleet is None:
         raise FleetError("fleet updates are off: add a [fleet] section to the settings")
-    chooser, loader = box_chooser_and_loader(settings) if with_backends else (None, None)
+    if with_backends and (chooser is None or loader is None):
+        chooser, loader = box_chooser_and_loader(settings)
     return FleetAgent(
         settings.fleet,
         Store(settings.paths.store),
