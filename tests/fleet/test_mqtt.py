@@ -1,0 +1,95 @@
+"""The fleet agent over MQTT: the update-now command starts a cycle at once, and the
+state is retained on {prefix}/fleet/state for a late subscriber."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from runtime.config import MqttSettings, load_settings
+from runtime.fleet import mqtt_hook
+from runtime.fleet.publish import publish
+from runtime.fleet.runner import FleetRunner
+from runtime.fleet.wiring import build_agent
+from runtime.mqtt.bridge import MqttBridge
+from runtime.service import InferenceService
+from tests.fleet.conftest import DEMO_APP, make_version, write_box_config
+from tests.support.mosquitto import Mosquitto, require_mosquitto
+from tests.support.mqtt_client import Requester
+from tests.support.static_server import StaticServer
+
+pytestmark = [pytest.mark.mqtt, pytest.mark.slow]
+PREFIX = "headframe/mine/n1"
+STATE = f"{PREFIX}/fleet/state"
+
+
+def test_update_now_over_mqtt_and_retained_state(
+    tmp_path: Path, keys_dir: Path, repo_dir: Path, server: StaticServer, demo_store: Path
+) -> None:
+    require_mosquitto()
+    broker = Mosquitto(tmp_path / "broker").start()
+    demo_pkg = demo_store / DEMO_APP / "1.0.0"
+    publish(repo_dir, keys_dir, [demo_pkg])
+    cfg = write_box_config(
+        tmp_path / "box.toml", state=tmp_path / "box", url=server.url,
+        trusted_root=repo_dir / "metadata" / "1.root.json", poll_interval_s=3600,
+    )  # fmt: skip
+    settings = load_settings(cfg)
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    parts: dict[str, Any] = {}
+
+    async def start() -> None:
+        agent = build_agent(settings)
+        service = InferenceService(agent.loader)  # type: ignore[arg-type]
+        runner = FleetRunner(agent, service, reconcile_s=0.2)
+        bridge = MqttBridge(
+            MqttSettings(host=broker.host, port=broker.port, site="mine", node="n1"),
+            service, info=lambda: {}, state_dir=tmp_path / "box",
+        )  # fmt: skip
+        bridge.start()
+        mqtt_hook.attach(runner, bridge)
+        parts.update(runner=runner, service=service, bridge=bridge)
+        parts["task"] = asyncio.get_running_loop().create_task(runner.run())
+
+    def call(coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, loop).result(120)
+
+    try:
+        call(start())
+        with Requester(broker.host, broker.port, subscribe=[STATE]) as req:
+
+            def active(r: Requester, version: str) -> bool:
+                msgs = r.on_topic(STATE)
+                if not msgs:
+                    return False
+                doc = json.loads(msgs[-1].payload)
+                return doc["apps"].get(DEMO_APP, {}).get("active") == version
+
+            assert req.wait_for(lambda r: active(r, "1.0.0"), timeout=120)
+            publish(repo_dir, keys_dir, [make_version(demo_pkg, tmp_path / "pkgs", "2.0.0")])
+            req.request(f"{PREFIX}/cmd/update-now", {}, correlation=b"u1")
+            assert req.wait_for(lambda r: r.replies(b"u1"), timeout=30)
+            assert req.wait_for(lambda r: active(r, "2.0.0"), timeout=120)
+            stages = {json.loads(m.payload)["apps"][DEMO_APP]["stage"] for m in req.on_topic(STATE)
+                      if DEMO_APP in json.loads(m.payload)["apps"]}  # fmt: skip
+            assert {"downloading", "trial", "active"} <= stages
+        # A late subscriber gets the last state at once: it is retained.
+        with Requester(broker.host, broker.port, subscribe=[STATE]) as late:
+            assert late.wait_for(lambda r: active(r, "2.0.0"), timeout=10)
+            assert late.on_topic(STATE)[-1].retain
+    finally:
+        if "runner" in parts:
+            parts["runner"].stop()
+            call(asyncio.wait_for(parts["task"], 60))
+            call(parts["bridge"].stop())
+            call(parts["service"].close())
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        broker.stop()
