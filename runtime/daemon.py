@@ -67,6 +67,9 @@ class Daemon:
         self.loader: Any = None
         self.store = Store(settings.paths.store)
         self.url: str | None = None
+        # runtime.fleet.runner.FleetRunner when [fleet] is set; the MQTT bridge connects
+        # to it with runtime.fleet.mqtt_hook.attach(daemon.fleet, bridge).
+        self.fleet: Any = None
         self._stop = asyncio.Event()
         self._server: uvicorn.Server | None = None
         self._tasks: list[asyncio.Task[Any]] = []
@@ -262,10 +265,34 @@ class Daemon:
             self.phase = "serving"
             self.notifier.send(READY=1, STATUS=self._summary())
             log.info("ready in %.2f s: %s", time.monotonic() - self._started, self._summary())
+            await self._start_fleet()
             await self._stop.wait()
         finally:
             await self._shutdown()
         return 0
+
+    async def _start_fleet(self) -> None:
+        """The update agent runs in this process (no timer unit): its cycles on a worker
+        thread, its hot swaps through the service. [fleet] changes need a restart."""
+        if self.settings.fleet is None:
+            return
+        from runtime.fleet.runner import FleetRunner
+        from runtime.fleet.wiring import build_agent, make_chooser
+
+        chooser = make_chooser(self.settings, self.context.profile, self.context.report)
+        try:
+            agent = build_agent(
+                self.settings, chooser=chooser, loader=self._load_via_current_loader
+            )
+        except HeadframeError as e:
+            log.error("model updates are off: %s", e.message)
+            return
+        self.fleet = FleetRunner(agent, self._service())
+        self.context.sections["fleet"] = self.fleet.status
+        self.context.metrics.append(self.fleet.metrics_text)
+        self._tasks.append(asyncio.create_task(self.fleet.run(), name="fleet"))
+        log.info("model updates from %s on channel %s as node %s", self.settings.fleet.url,
+                 self.settings.fleet.channel, agent.node_id)  # fmt: skip
 
     def _load_via_current_loader(self, package: Any, pin: str | None) -> Any:
         return self.loader(package, pin)
@@ -273,6 +300,8 @@ class Daemon:
     async def _shutdown(self) -> None:
         self.phase = "stopping"
         self.notifier.send(STOPPING=1, STATUS="stopping: draining requests")
+        if self.fleet is not None:
+            self.fleet.stop()  # a download in progress ends at its next chunk
         log.info("stopping: draining in-flight requests (up to %.0f s)", DRAIN_TIMEOUT_S)
         if self._server is not None:
             self._server.should_exit = True  # stop accepting; uvicorn lets requests finish

@@ -308,6 +308,7 @@ class FleetAgent:
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
+        self.downloader.stopping.set()
 
     def next_delay(self) -> float:
         # +-20% jitter so a fleet that booted together does not poll together.

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -66,6 +67,7 @@ class Downloader:
         self.cap_s = backoff_cap_s
         self.chunk = chunk_bytes if not self.limit else max(1024, min(chunk_bytes, self.limit // 8))
         self.stats = DownloadStats()
+        self.stopping = threading.Event()  # set by the agent's stop(): end at the next chunk
         self.client = httpx.Client(
             timeout=timeout_s,
             headers={"User-Agent": f"headframe/{__version__}", "Accept-Encoding": "identity"},
@@ -101,6 +103,8 @@ class Downloader:
                         f"{target.path}: giving up after {failures} failed attempts: {e.args[0]}",
                         f"download failed: {e.args[0]}",
                     ) from e
+                if self.stopping.is_set():
+                    raise FleetError(f"{target.path}: stopped", "stopped") from e
                 delay = backoff_delay(failures, self.base_s, self.cap_s)
                 log.info(
                     "download of %s interrupted (%s); retrying in %.1fs",
@@ -108,7 +112,7 @@ class Downloader:
                     e.args[0],
                     delay,
                 )
-                time.sleep(delay)
+                self.stopping.wait(delay)
         self.verify(target, partial)
         return partial
 
@@ -181,6 +185,8 @@ class Downloader:
                 with partial.open(mode) as f:
                     for data in r.iter_raw():  # unbuffered: a cut loses nothing received
                         for i in range(0, len(data), self.chunk):
+                            if self.stopping.is_set():
+                                raise FleetError(f"{target.path}: stopped", "stopped")
                             chunk = data[i : i + self.chunk]
                             if have + received + len(chunk) > target.length:
                                 f.truncate(0)
@@ -201,7 +207,7 @@ class Downloader:
                                 # Reading slowly is what throttles the sender (TCP window).
                                 ahead = received / self.limit - (time.monotonic() - started)
                                 if ahead > 0:
-                                    time.sleep(ahead)
+                                    self.stopping.wait(ahead)
                             if progress is not None:
                                 f.flush()
                                 progress(target.path, have + received, target.length)

@@ -1,0 +1,111 @@
+"""`headframe serve` with [fleet]: the daemon installs from an empty store, takes a new
+release under HTTP load without a failed request, and reports it on /status, the status
+page and /metrics."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from runtime.fleet.publish import publish
+from tests.fleet.conftest import DEMO_APP, make_version, reshuffle_golden, write_box_config
+from tests.support.mosquitto import free_port
+from tests.support.static_server import StaticServer
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _wait(pred: object, what: str, proc: subprocess.Popen[str], timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if pred():  # type: ignore[operator]
+                return
+        except (httpx.HTTPError, KeyError, ValueError):
+            pass
+        if proc.poll() is not None:
+            log = Path(str(proc.args[-1])).parent / "daemon.log"
+            raise AssertionError(
+                f"the daemon exited ({proc.returncode}):\n{log.read_text()[-3000:]}"
+            )
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+@pytest.mark.slow
+def test_daemon_installs_and_updates_under_load(
+    tmp_path: Path, keys_dir: Path, repo_dir: Path, server: StaticServer, demo_store: Path
+) -> None:
+    demo_pkg = demo_store / DEMO_APP / "1.0.0"
+    publish(repo_dir, keys_dir, [demo_pkg])
+    cfg = write_box_config(
+        tmp_path / "box.toml", state=tmp_path / "box", url=server.url,
+        trusted_root=repo_dir / "metadata" / "1.root.json", poll_interval_s=5,
+    )  # fmt: skip
+    port = free_port()
+    cfg.write_text(cfg.read_text().replace("[fleet]", f"[api]\nport = {port}\n[fleet]"))
+    url = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "runtime", "serve", "--config", str(cfg)],
+        cwd=REPO, env={**os.environ}, stdout=subprocess.DEVNULL,
+        stderr=(tmp_path / "daemon.log").open("w"), text=True,
+    )  # fmt: skip
+    try:
+
+        def fleet_app() -> dict[str, object]:
+            return httpx.get(f"{url}/status", timeout=10).json()["fleet"]["apps"][DEMO_APP]
+
+        _wait(lambda: fleet_app()["active"] == "1.0.0", "v1 installed", proc)
+        with np.load(demo_pkg / "golden.npz") as z:
+            pixels = z["pixels"][:1].astype(np.float32)
+        body = {"inputs": [{"name": "pixels", "datatype": "FP32", "shape": [1, 64],
+                            "data": pixels.reshape(-1).tolist()}]}  # fmt: skip
+        _wait(
+            lambda: httpx.post(f"{url}/v2/models/{DEMO_APP}/infer", json=body).status_code == 200,
+            "v1 serving",
+            proc,
+        )
+        stop = threading.Event()
+        codes: list[int] = []
+
+        def client() -> None:
+            with httpx.Client(base_url=url, timeout=30) as c:
+                while not stop.is_set():
+                    codes.append(c.post(f"/v2/models/{DEMO_APP}/infer", json=body).status_code)
+
+        threads = [threading.Thread(target=client) for _ in range(2)]
+        for t in threads:
+            t.start()
+        v2 = make_version(demo_pkg, tmp_path / "pkgs", "2.0.0")
+        reshuffle_golden(v2)
+        publish(repo_dir, keys_dir, [v2])
+        _wait(lambda: fleet_app()["active"] == "2.0.0", "v2 active", proc)
+        _wait(lambda: fleet_app()["stage"] == "active", "v2 reported", proc)
+        time.sleep(0.5)
+        stop.set()
+        for t in threads:
+            t.join()
+        page = httpx.get(f"{url}/").text
+        metrics = httpx.get(f"{url}/metrics").text
+        served = httpx.get(f"{url}/status").json()["applications"]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            rc = proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+    assert rc == 0
+    assert codes and set(codes) == {200}, f"{len(codes)} requests: {set(codes)}"
+    assert next(a for a in served if a["app"] == DEMO_APP)["version"] == "2.0.0"
+    assert "<h2>updates" in page
+    assert f'headframe_fleet_stage{{app="{DEMO_APP}",stage="active"}} 1' in metrics
