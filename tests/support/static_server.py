@@ -81,13 +81,13 @@ class StaticServer:
         rng = req.headers.get("Range")
         f = self.faults
         if f.offline or (f.fail_every and n % f.fail_every == 0):
-            self._send_status(req, 503)
             self._record(Hit(path, rng, 503, 0))
+            self._send_status(req, 503)
             return
         file = (self.root / path.lstrip("/")).resolve()
         if not file.is_relative_to(self.root.resolve()) or not file.is_file():
-            self._send_status(req, 404)
             self._record(Hit(path, rng, 404, 0))
+            self._send_status(req, 404)
             return
         data = file.read_bytes()
         start, status = 0, 200
@@ -95,8 +95,8 @@ class StaticServer:
         if m and not f.ignore_range:
             start = int(m.group(1))
             if start >= len(data):
-                self._send_status(req, 416)
                 self._record(Hit(path, rng, 416, 0))
+                self._send_status(req, 416)
                 return
             status = 206
         body = data[start:]
@@ -110,12 +110,14 @@ class StaticServer:
         if f.cut_after and len(body) > f.cut_after:
             sent = body[: f.cut_after]
             req.close_connection = True
+        # Recorded before writing: the client may finish (and the test read the log)
+        # before this thread gets past the write. A failed write counts as sent.
+        self._record(Hit(path, rng, status, len(sent)))
         try:
             req.wfile.write(sent)
             req.wfile.flush()
         except (BrokenPipeError, ConnectionResetError):
             pass
-        self._record(Hit(path, rng, status, len(sent)))
 
     @staticmethod
     def _send_status(req: BaseHTTPRequestHandler, code: int) -> None:
