@@ -26,6 +26,14 @@ def _isolated_home(
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
     monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / "cache"))
+    # As root the defaults are /etc/headframe, /var/lib/headframe and /var/cache/headframe
+    # (a CI machine, a package test): point them here too, through the variables systemd
+    # sets for the unit (runtime/systemd_env.py), so no test writes to the real ones.
+    monkeypatch.setenv("CONFIGURATION_DIRECTORY", str(home / "etc"))
+    monkeypatch.setenv("STATE_DIRECTORY", str(home / "state"))
+    monkeypatch.setenv("CACHE_DIRECTORY", str(home / "cache-dir"))
+    monkeypatch.setenv("LOGS_DIRECTORY", str(home / "logs"))
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
     for key in list(__import__("os").environ):
         if key.startswith("HEADFRAME_"):
             monkeypatch.delenv(key)
