@@ -124,7 +124,19 @@ def parse_cpuinfo(text: str, fallback_arch: str | None = None) -> CpuInfo:
         vendor=vendor,
         cores=max(len(processors), 1),
         flags=tuple(sorted({f.lower() for f in flags})),
+        physical_cores=_physical_cores(processors, arch),
     )
+
+
+def _physical_cores(processors: list[dict[str, str]], arch: str) -> int | None:
+    """x86 lists hyper-threads as processors sharing a (physical id, core id); arm64 has no
+    SMT on the parts edge boxes carry, so each processor is a core."""
+    if arch.startswith(("aarch64", "arm")):
+        return len(processors) or None
+    pairs = {(p.get("physical id"), p.get("core id")) for p in processors}
+    if not processors or (None, None) in pairs:
+        return None
+    return len(pairs)
 
 
 def probe_cpu(fs: HostFS, fallback_arch: str | None = None) -> CpuInfo | None:

@@ -106,6 +106,7 @@ def _enrich(report: HardwareReport, timings: dict[str, float]) -> HardwareReport
     start = time.perf_counter()
     notes = list(report.notes)
     cpu, memory = report.cpu, report.memory
+    psutil = None
     try:
         psutil = _timed(timings, "psutil", lambda: __import__("psutil"))
         vm = psutil.virtual_memory()
@@ -116,6 +117,8 @@ def _enrich(report: HardwareReport, timings: dict[str, float]) -> HardwareReport
     if logical and logical != cpu.cores:
         # /proc/cpuinfo lists what the kernel sees; os.cpu_count what is online.
         cpu = replace(cpu, cores=logical)
+    if cpu.physical_cores is None and psutil is not None:
+        cpu = replace(cpu, physical_cores=psutil.cpu_count(logical=False))
     accelerators = report.accelerators
     try:
         gpus = _timed(timings, "nvml", query_nvml)

@@ -21,6 +21,7 @@ class CpuInfo:
     vendor: str  # "intel", "amd", "arm", ... lower case; "unknown" if not said
     cores: int  # logical CPUs
     flags: tuple[str, ...]  # x86 flags or Arm Features, sorted, lower case
+    physical_cores: int | None = None  # distinct (package, core) pairs; None if not said
 
 
 @dataclass(frozen=True)

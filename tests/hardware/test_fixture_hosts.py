@@ -84,3 +84,17 @@ def test_hardware_and_runtimes_are_kept_apart() -> None:
     l4 = probe(HOSTS / "xeon-nvidia-l4").accelerators_of("gpu", "nvidia")
     assert [a.pci_address for a in l4] == ["0000:00:03.0"]
     assert l4[0].memory_bytes is None  # only NVML can say, and fixtures are not live
+
+
+@pytest.mark.parametrize(
+    ("host", "logical", "physical"),
+    [
+        ("intel-core-ultra-155h", 22, 16),  # 6 P-cores with HT + 10 E-cores
+        ("epyc-7313p-server", 32, 16),
+        ("rock-5b-rk3588", 8, 8),
+    ],
+)
+def test_physical_cores_count_hyperthreads_once(host: str, logical: int, physical: int) -> None:
+    # The profiles' "intra_op = 0" means one thread per physical core.
+    cpu = probe(HOSTS / host).cpu
+    assert (cpu.cores, cpu.physical_cores) == (logical, physical)
