@@ -128,25 +128,27 @@ class FleetAgent:
                 raise FleetError("[fleet] url is not set (and no bundle given)")
             if self.chooser is None or self.loader is None:
                 raise FleetError("this agent was built without a chooser and a loader")
+            for app in self._apps({}):
+                if self.state.app(app).stage not in ("failed", "rolled_back"):
+                    self.state.update(app, persist=False, stage="checking")
+            repo: TrustedRepo | None = None
             try:
                 repo = TrustedRepo(
-                    url,
-                    self.dir / "metadata",
-                    Path(str(self.settings.trusted_root)),
+                    url, self.dir / "metadata", Path(str(self.settings.trusted_root))
                 )
-                for app in self._apps({}):
-                    rec = self.state.app(app)
-                    if rec.stage not in ("failed", "rolled_back"):
-                        self.state.update(app, persist=False, stage="checking")
                 releases = repo.refresh()
+                for app in self._apps(releases):
+                    report.outcomes[app] = self._sync_app(repo, app, releases.get(app, []))
             except FleetError as e:
+                # The metadata could not be trusted (or read): nothing changes on the box.
                 report.error = e.reason
                 for app in self._apps({}):
                     self.state.update(app, stage="failed", reason=e.reason)
                 self.state.checked(e.reason)
                 return report
-            for app in self._apps(releases):
-                report.outcomes[app] = self._sync_app(repo, app, releases.get(app, []))
+            finally:
+                if repo is not None:
+                    repo.close()
             self.state.checked("")
             return report
 

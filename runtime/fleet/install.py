@@ -136,6 +136,8 @@ class Installer:
         placed += [(t, vdir_rel + rel) for rel, t in vrel.files.items()]
         for target, rel in placed:
             dest = tmp / rel
+            if ".." in Path(rel).parts or Path(rel).is_absolute():
+                raise MetadataError(f"{target.path}: refusing a path outside the package: {rel}")
             dest.parent.mkdir(parents=True, exist_ok=True)
             try:
                 os.link(self.blob_path(target), dest)

@@ -120,11 +120,16 @@ def parse_releases(targets: Mapping[str, TargetFile]) -> dict[str, list[Release]
         if "package" not in entry:
             continue
         pmeta, ptarget, pc = entry["package"]
+        if (pmeta.application, pmeta.version) != (app, version):
+            raise ReleaseError(f"target {ptarget.path}: custom names {app} {version} but "
+                               f"its package is {pmeta.application} {pmeta.version}")  # fmt: skip
         variants: dict[str, VariantRelease] = {}
         for vid, (vmeta, vtarget) in entry["variants"].items():
             files = entry["files"].get(vid, {})
-            if {f.path for f in vmeta.files} <= set(files):
-                variants[vid] = VariantRelease(vmeta, vtarget, files)
+            # Only the files the (validated, relative) variant metadata lists are taken.
+            listed = {f.path for f in vmeta.files}
+            if listed <= set(files):
+                variants[vid] = VariantRelease(vmeta, vtarget, {p: files[p] for p in listed})
         if not variants:
             continue
         channels = {str(k): int(v) for k, v in dict(pc.get("channels", {})).items()}

@@ -135,6 +135,7 @@ class TrustedRepo:
             raise FleetError(f"{trusted_root}: cannot read the trusted root: {e}") from e
         if fetcher is None:
             fetcher = LocalFetcher() if self.base_url.startswith("file:") else HttpFetcher()
+        self.fetcher = fetcher
         try:
             self.updater = Updater(
                 str(self.metadata_dir),
@@ -161,6 +162,10 @@ class TrustedRepo:
             return parse_releases(targets)
         except ReleaseError as e:
             raise FleetError(str(e), f"malformed release metadata: {e}") from e
+
+    def close(self) -> None:
+        if isinstance(self.fetcher, HttpFetcher):
+            self.fetcher.close()
 
     def target_url(self, target: TargetFile) -> str:
         # Consistent snapshots: the file is stored under its hash, as ngclient forms it.

@@ -9,7 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from tuf.api.metadata import Metadata, Timestamp
+from tuf.api.metadata import Metadata, TargetFile, Timestamp
 from tuf.api.serialization.json import JSONSerializer
 
 from runtime.errors import ConfigError, MetadataError
@@ -131,3 +131,25 @@ def test_staged_rollout_share_is_close_to_the_percentage() -> None:
     in20 = {n for n in nodes if in_rollout(n, "belt", 20)}
     in50 = {n for n in nodes if in_rollout(n, "belt", 50)}
     assert in20 <= in50
+
+
+def test_release_parsing_takes_only_listed_files_and_checks_names(
+    tmp_path: Path, keys_dir: Path, repo_dir: Path
+) -> None:
+    from runtime.fleet.releases import ReleaseError, parse_releases
+
+    write_package(tmp_path / "p", "belt", "1.0.0", {"fp32": b"a" * 10})
+    publish(repo_dir, keys_dir, [tmp_path / "p" / "belt" / "1.0.0"])
+    targets = dict(RepoWriter(repo_dir, keys_dir).targets.signed.targets)
+    # A signed but hostile extra file entry for the variant, pointing outside the package.
+    evil = TargetFile.from_data("belt/1.0.0/fp32/x", b"evil", ["sha256"])
+    evil.unrecognized_fields["custom"] = {"headframe": {
+        "kind": "file", "application": "belt", "version": "1.0.0", "variant": "fp32",
+        "path": "../../../etc/cron.d/evil"}}  # fmt: skip
+    targets[evil.path] = evil
+    (r,) = parse_releases(targets)["belt"]
+    assert set(r.variants["fp32"].files) == {"model.onnx"}
+    pkg = targets["belt/1.0.0/package.toml"]
+    pkg.unrecognized_fields["custom"]["headframe"]["application"] = "other"
+    with pytest.raises(ReleaseError, match="custom names other"):
+        parse_releases(targets)
