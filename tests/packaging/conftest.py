@@ -24,17 +24,25 @@ class Built:
     rpm: Path | None
     version: str  # the package version, upstream + "-1"
     extras: str
+    build_dir: Path  # BUILD_DIR of build.sh: wheels/ and the staged root
 
 
 def run(
     *cmd: str | Path,
     check: bool = True,
     env: dict[str, str] | None = None,
+    cwd: Path | None = None,
     timeout: float = 600,
 ) -> subprocess.CompletedProcess[str]:
     """Run a command; on failure the assertion shows its output."""
     out = subprocess.run(
-        [str(c) for c in cmd], capture_output=True, text=True, check=False, env=env, timeout=timeout
+        [str(c) for c in cmd],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
+        cwd=cwd,
+        timeout=timeout,
     )
     if check:
         assert out.returncode == 0, f"{cmd} -> {out.returncode}\n{out.stdout}\n{out.stderr}"
@@ -68,4 +76,22 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
     debs = sorted((work / "dist").glob("headframe_*.deb"))
     rpms = sorted((work / "dist").glob("headframe-*.rpm"))
     assert len(debs) == 1, debs
-    return Built(debs[0], rpms[0] if rpms else None, f"{upstream}-1", TEST_EXTRAS)
+    return Built(debs[0], rpms[0] if rpms else None, f"{upstream}-1", TEST_EXTRAS, work / "build")
+
+
+@pytest.fixture(scope="session")
+def bundle(built: Built, demo_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The offline bundle made by packaging/offline-bundle.sh from the session's packages
+    and demo store, unpacked; returns its top directory."""
+    env = {
+        **os.environ,
+        "OUT_DIR": str(built.deb.parent),
+        "BUILD_DIR": str(built.build_dir),
+        "DEMO_STORE": str(demo_store),
+    }
+    run(REPO / "packaging" / "offline-bundle.sh", env=env, timeout=600)
+    (tarball,) = built.deb.parent.glob("headframe-offline-*.tar.gz")
+    out = tmp_path_factory.mktemp("bundle")
+    run("tar", "-C", out, "-xzf", tarball)
+    (top,) = out.iterdir()
+    return top

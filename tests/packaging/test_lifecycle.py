@@ -87,6 +87,31 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _altered_copy(bundle: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / bundle.name
+    shutil.copytree(bundle, copy, symlinks=True)
+    return copy
+
+
+def test_offline_install_refuses_an_altered_bundle(
+    machine: None, bundle: Path, tmp_path: Path
+) -> None:
+    damaged = _altered_copy(bundle, tmp_path / "damaged")
+    deb = next((damaged / "packages").glob("*.deb"))
+    data = bytearray(deb.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    deb.write_bytes(bytes(data))
+    out = run(damaged / "install.sh", check=False)
+    assert out.returncode != 0 and "checksum mismatch" in out.stderr
+    assert not _installed()
+
+    smuggled = _altered_copy(bundle, tmp_path / "smuggled")
+    (smuggled / "packages" / "extra.deb").write_bytes(b"not ours")
+    out = run(smuggled / "install.sh", check=False)
+    assert out.returncode != 0 and "packages/extra.deb" in out.stderr
+    assert not _installed()
+
+
 def test_install_without_systemd_running(machine: None, built: Built) -> None:
     run(*DPKG, "-i", built.deb)
     user = pwd.getpwnam("headframe")
@@ -227,9 +252,20 @@ def test_purge_keeps_the_store_unless_asked(machine: None) -> None:
     pwd.getpwnam("headframe")  # the store's owner stays with it
 
 
-def test_purge_on_request_leaves_nothing_behind(machine: None, built: Built) -> None:
-    run(*DPKG, "-i", built.deb)  # reinstalled over the kept store
-    assert (STATE / "store" / "kept-by-upgrade.txt").exists()
+def test_offline_bundle_installs_over_the_kept_store(machine: None, bundle: Path) -> None:
+    had_demo = (STATE / "store" / "part-id-reader").exists()
+    out = run(bundle / "install.sh")
+    assert _installed()
+    assert (STATE / "store" / "kept-by-upgrade.txt").read_text() == "model bytes"
+    demo = STATE / "store" / "part-id-reader"
+    assert list(demo.glob("*/package.toml")), out.stdout
+    assert demo.stat().st_uid == pwd.getpwnam("headframe").pw_uid
+    # A model already in the store is the site's: never overwritten by the bundle's copy.
+    assert ("left as it is" in out.stdout) == had_demo
+
+
+def test_purge_on_request_leaves_nothing_behind(machine: None) -> None:
+    assert _installed()
     (ETC / "credentials" / "api-tokens").write_text("secret\n")
     _purge(state=True)
     left = [p for p in EVERYTHING if p.exists() or p.is_symlink()]
