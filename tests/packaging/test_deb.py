@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.packaging.conftest import REPO, Built, run
+from tests.packaging.pkgtools import REPO, Built, run
 
 pytestmark = pytest.mark.slow
 

@@ -26,7 +26,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.packaging.conftest import Built, run
+from tests.packaging.pkgtools import Built, run
 from tests.packaging.test_unit import MAX_EXPOSURE, exposure, verify
 
 pytestmark = [
@@ -78,7 +78,7 @@ def machine() -> Iterator[None]:
 
 
 def _has_command(name: str) -> bool:
-    return name in run("/usr/bin/headframe", "--help").stdout
+    return run("/usr/bin/headframe", name, "--help", check=False).returncode == 0
 
 
 def _free_port() -> int:
@@ -173,7 +173,7 @@ def test_serve_and_infer_as_the_service_user(machine: None, demo_store: Path) ->
             [*cmd, "serve"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )
         try:
-            _infer_demo(port, demo_store)
+            _infer_demo(port, demo_store, server)
         finally:
             server.send_signal(signal.SIGTERM)
             try:
@@ -187,7 +187,7 @@ def test_serve_and_infer_as_the_service_user(machine: None, demo_store: Path) ->
         shutil.rmtree(creds)
 
 
-def _infer_demo(port: int, demo_store: Path) -> None:
+def _infer_demo(port: int, demo_store: Path, server: subprocess.Popen[str]) -> None:
     base = f"http://127.0.0.1:{port}"
     auth = {"Authorization": "Bearer smoke-token"}
     deadline = time.monotonic() + 180
@@ -198,6 +198,7 @@ def _infer_demo(port: int, demo_store: Path) -> None:
                     break
             except httpx.TransportError:
                 pass
+            assert server.poll() is None, f"the daemon exited:\n{server.communicate()[0][-3000:]}"
             assert time.monotonic() < deadline, "the installed daemon never became ready"
             time.sleep(0.5)
         golden = np.load(next(demo_store.glob("part-id-reader/*/golden.npz")))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.packaging.conftest import Built, run
+from tests.packaging.pkgtools import Built, run
 
 pytestmark = pytest.mark.slow
 
