@@ -48,6 +48,12 @@ STATE, CACHE, LOGS, ETC = (
 )
 EVERYTHING = [Path("/opt/headframe"), Path("/usr/bin/headframe"), UNIT, ETC, STATE, CACHE, LOGS]
 DPKG = ("dpkg", "--force-unsafe-io")  # no fsync per file: same result, minutes faster
+# What an administrator's shell has: none of the test suite's isolation variables.
+SITE_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
+
+
+def site(*cmd: str | Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return run(*cmd, check=check, env=SITE_ENV)
 
 
 def _installed() -> bool:
@@ -56,7 +62,7 @@ def _installed() -> bool:
 
 
 def _purge(*, state: bool) -> None:
-    env = {**os.environ, "HEADFRAME_PURGE_STATE": "1" if state else "0"}
+    env = {**SITE_ENV, "HEADFRAME_PURGE_STATE": "1" if state else "0"}
     run(*DPKG, "--purge", "headframe", env=env)
 
 
@@ -78,7 +84,7 @@ def machine() -> Iterator[None]:
 
 
 def _has_command(name: str) -> bool:
-    return run("/usr/bin/headframe", name, "--help", check=False).returncode == 0
+    return site("/usr/bin/headframe", name, "--help", check=False).returncode == 0
 
 
 def _free_port() -> int:
@@ -101,26 +107,26 @@ def test_offline_install_refuses_an_altered_bundle(
     data = bytearray(deb.read_bytes())
     data[len(data) // 2] ^= 0xFF
     deb.write_bytes(bytes(data))
-    out = run(damaged / "install.sh", check=False)
+    out = site(damaged / "install.sh", check=False)
     assert out.returncode != 0 and "checksum mismatch" in out.stderr
     assert not _installed()
 
     smuggled = _altered_copy(bundle, tmp_path / "smuggled")
     (smuggled / "packages" / "extra.deb").write_bytes(b"not ours")
-    out = run(smuggled / "install.sh", check=False)
+    out = site(smuggled / "install.sh", check=False)
     assert out.returncode != 0 and "packages/extra.deb" in out.stderr
     assert not _installed()
 
 
 def test_install_without_systemd_running(machine: None, built: Built) -> None:
-    run(*DPKG, "-i", built.deb)
+    site(*DPKG, "-i", built.deb)
     user = pwd.getpwnam("headframe")
     assert user.pw_uid < 1000 and user.pw_shell.endswith("nologin")
     for directory in (STATE, CACHE, LOGS):
         st = directory.stat()
         assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (user.pw_uid, 0o750), directory
     assert stat.S_IMODE((ETC / "credentials").stat().st_mode) == 0o700
-    version = run("/usr/bin/headframe", "--version").stdout
+    version = site("/usr/bin/headframe", "--version").stdout
     assert version.strip() == f"headframe {built.version.rsplit('-', 1)[0]}"
     # postinst compiled the bytecode (the service cannot write to /opt).
     assert next(Path("/opt/headframe/lib").rglob("runtime/__pycache__/*.pyc"), None)
@@ -136,7 +142,7 @@ def test_installed_unit_passes_the_checks(machine: None) -> None:
 def test_detect_as_the_service_user(machine: None) -> None:
     if not _has_command("detect"):
         pytest.skip("`headframe detect` is not on this branch yet")
-    out = run("runuser", "-u", "headframe", "--", "/usr/bin/headframe", "detect")
+    out = site("runuser", "-u", "headframe", "--", "/usr/bin/headframe", "detect")
     assert out.stdout.strip(), "detect printed nothing"
 
 
@@ -229,16 +235,16 @@ def test_upgrade_over_itself_keeps_config_and_store(machine: None, built: Built)
     model.parent.mkdir(exist_ok=True)
     model.write_text("model bytes")
     uid = pwd.getpwnam("headframe").pw_uid
-    run(*DPKG, "--force-confold", "-i", built.deb)
+    site(*DPKG, "--force-confold", "-i", built.deb)
     assert config.read_text() == edited
     assert model.read_text() == "model bytes"
     assert pwd.getpwnam("headframe").pw_uid == uid
-    assert run("/usr/bin/headframe", "--version").returncode == 0
+    assert site("/usr/bin/headframe", "--version").returncode == 0
     assert not list(ETC.glob("*.dpkg-*"))
 
 
 def test_remove_keeps_config_and_store(machine: None) -> None:
-    run(*DPKG, "--remove", "headframe")
+    site(*DPKG, "--remove", "headframe")
     assert not Path("/opt/headframe").exists() and not Path("/usr/bin/headframe").exists()
     assert not UNIT.exists()
     assert (ETC / "headframe.toml").exists()
@@ -255,7 +261,7 @@ def test_purge_keeps_the_store_unless_asked(machine: None) -> None:
 
 def test_offline_bundle_installs_over_the_kept_store(machine: None, bundle: Path) -> None:
     had_demo = (STATE / "store" / "part-id-reader").exists()
-    out = run(bundle / "install.sh")
+    out = site(bundle / "install.sh")
     assert _installed()
     assert (STATE / "store" / "kept-by-upgrade.txt").read_text() == "model bytes"
     demo = STATE / "store" / "part-id-reader"
