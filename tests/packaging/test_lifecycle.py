@@ -9,6 +9,7 @@ test sessions on one machine from installing at the same time.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import pwd
@@ -19,11 +20,12 @@ import stat
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import numpy as np
+import psutil
 import pytest
 
 from tests.packaging.pkgtools import Built, run
@@ -154,18 +156,25 @@ def test_serve_and_infer_as_the_service_user(machine: None, demo_store: Path) ->
     shutil.copytree(demo_store, store, dirs_exist_ok=True)
     run("chown", "-R", "headframe:headframe", store)
     port = _free_port()
-    # What the unit provides, by hand: systemd's directory variables and a credential.
-    config_dir = Path(tempfile.mkdtemp(dir="/var/tmp"))
-    creds = Path(tempfile.mkdtemp(dir="/var/tmp"))
+    # What the unit provides, by hand: systemd's directory variables, a credential, and
+    # the notify socket with a watchdog (Type=notify, WatchdogSec=).
+    scratch = Path(tempfile.mkdtemp(dir="/var/tmp"))
+    config_dir, creds = scratch / "etc", scratch / "credentials"
     try:
-        config_dir.chmod(0o755)
+        scratch.chmod(0o755)
+        config_dir.mkdir(mode=0o755)
         (config_dir / "headframe.toml").write_text(
             f'demo = false\n[api]\nhost = "127.0.0.1"\nport = {port}\n'
         )
+        creds.mkdir(mode=0o500)
         (creds / "api-tokens").write_text("smoke-token\n")
-        os.chown(creds, user.pw_uid, user.pw_gid)
-        os.chown(creds / "api-tokens", user.pw_uid, user.pw_gid)
         (creds / "api-tokens").chmod(0o400)
+        for path in (creds, creds / "api-tokens"):
+            os.chown(path, user.pw_uid, user.pw_gid)
+        notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        notify.bind(str(scratch / "notify"))
+        (scratch / "notify").chmod(0o777)
+        notify.settimeout(1.0)
         env = [
             "PATH=/usr/bin:/bin",
             f"CONFIGURATION_DIRECTORY={config_dir}",
@@ -173,6 +182,8 @@ def test_serve_and_infer_as_the_service_user(machine: None, demo_store: Path) ->
             f"CACHE_DIRECTORY={CACHE}",
             f"LOGS_DIRECTORY={LOGS}",
             f"CREDENTIALS_DIRECTORY={creds}",
+            f"NOTIFY_SOCKET={scratch / 'notify'}",
+            "WATCHDOG_USEC=2000000",
         ]
         cmd = ["runuser", "-u", "headframe", "--", "env", "-i", *env, "/usr/bin/headframe"]
         server = subprocess.Popen(
@@ -180,17 +191,40 @@ def test_serve_and_infer_as_the_service_user(machine: None, demo_store: Path) ->
         )
         try:
             _infer_demo(port, demo_store, server)
+            messages = _notifications(notify, until=lambda m: "READY=1" in m and "WATCHDOG=1" in m)
+            assert "READY=1" in messages and "WATCHDOG=1" in messages, messages
+            # ExecReload=/bin/kill -HUP $MAINPID: the daemon itself, not runuser above it.
+            (daemon,) = psutil.Process(server.pid).children()
+            daemon.send_signal(signal.SIGHUP)
+            messages = _notifications(notify, until=_reloaded)
+            assert _reloaded(messages), messages
+            _infer_demo(port, demo_store, server)  # still serving after the reload
         finally:
-            server.send_signal(signal.SIGTERM)
+            for process in psutil.Process(server.pid).children():
+                process.send_signal(signal.SIGTERM)  # what systemctl stop does
             try:
                 output, _ = server.communicate(timeout=60)
             except subprocess.TimeoutExpired:
                 server.kill()
                 output, _ = server.communicate()
+            notify.close()
         assert server.returncode == 0, f"exit {server.returncode}:\n{output[-3000:]}"
     finally:
-        shutil.rmtree(config_dir)
-        shutil.rmtree(creds)
+        shutil.rmtree(scratch)
+
+
+def _reloaded(messages: str) -> bool:
+    return "READY=1" in messages.partition("RELOADING=1")[2]
+
+
+def _notifications(sock: socket.socket, until: Callable[[str], bool]) -> str:
+    """sd_notify datagrams received until ``until(all so far)`` holds (30 s at most)."""
+    received = ""
+    deadline = time.monotonic() + 30
+    while not until(received) and time.monotonic() < deadline:
+        with contextlib.suppress(TimeoutError):
+            received += sock.recv(4096).decode() + "\n"
+    return received
 
 
 def _infer_demo(port: int, demo_store: Path, server: subprocess.Popen[str]) -> None:
