@@ -8,6 +8,7 @@ import ssl
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,8 @@ def serve(
     configure_logging(settings.log_format, settings.log_level)
     daemon = Daemon(settings, config_file=config, overrides=overrides)
     try:
-        code = asyncio.run(daemon.run())
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            code = runner.run(daemon.run())
     except HeadframeError as e:
         typer.echo(f"headframe serve: {e.message}", err=True)
         raise typer.Exit(2) from None
@@ -56,6 +58,15 @@ def serve(
         typer.echo(f"headframe serve: {e}", err=True)
         raise typer.Exit(1) from None
     raise typer.Exit(code)
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop when installed (a core dependency; faster I/O), else asyncio's."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 def _base_url(settings: Settings) -> str:
