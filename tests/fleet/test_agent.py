@@ -137,15 +137,20 @@ def test_v3_below_the_floor_is_rejected_then_rollback_to_v1(
 ) -> None:
     v2 = make_version(demo_pkg, tmp_path / "pkgs", "2.0.0")
     publish(repo_dir, keys_dir, [demo_pkg])
-    box.agent().sync_once()
+    cli = CliRunner()
+    r = cli.invoke(cli_app, ["fleet", "sync", "--once", "--config", str(box.config)])
+    assert r.exit_code == 0, r.output  # 0: the box is current
+    assert f"{DEMO_APP}: updated" in r.output
     publish(repo_dir, keys_dir, [v2])
     box.agent().sync_once()
     assert box.active() == "2.0.0"
 
     v3 = make_version(demo_pkg, tmp_path / "pkgs", "3.0.0", spoil=True)
     publish(repo_dir, keys_dir, [v3])
-    report = box.agent().sync_once()
-    assert report.outcomes == {DEMO_APP: "failed"} and not report.current
+    r = cli.invoke(cli_app, ["fleet", "sync", "--once", "--config", str(box.config)])
+    assert r.exit_code == 1 and "below the floor" in r.output, r.output
+    r = cli.invoke(cli_app, ["fleet", "status", "--config", str(box.config)])
+    assert r.exit_code == 0 and "failed" in r.output and "2.0.0" in r.output
     st = box.status()
     assert box.active() == "2.0.0" and st["stage"] == "failed"
     assert "below the floor" in st["reason"] and "3.0.0" in st["bad"]
