@@ -118,6 +118,20 @@ class _Sampling(BaseModel):
 class ChatCompletionRequest(_Sampling):
     """POST /v1/chat/completions."""
 
+    model_config = ConfigDict(
+        extra="ignore",
+        json_schema_extra={
+            "examples": [
+                {"model": "assistant", "max_tokens": 16, "seed": 7,
+                 "messages": [{"role": "user", "content": "Is conveyor 3 running?"}]},
+                {"model": "assistant", "max_tokens": 8, "stream": True,
+                 "stream_options": {"include_usage": True}, "stop": ["\n"],
+                 "messages": [{"role": "system", "content": "Be brief."},
+                              {"role": "user", "content": "Status?"}]},
+            ]
+        },
+    )  # fmt: skip
+
     messages: list[ChatMessage] = Field(min_length=1, max_length=1024)
     max_completion_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
     tools: list[Any] | None = None
@@ -139,6 +153,17 @@ class ChatCompletionRequest(_Sampling):
 
 class CompletionRequest(_Sampling):
     """POST /v1/completions (the legacy text endpoint)."""
+
+    model_config = ConfigDict(
+        extra="ignore",
+        json_schema_extra={
+            "examples": [
+                {"model": "assistant", "prompt": "Pump pressure is", "max_tokens": 16},
+                {"model": "assistant", "prompt": "Line 3:", "max_tokens": 8, "stream": True,
+                 "temperature": 0.2, "top_p": 0.9, "seed": 1},
+            ]
+        },
+    )  # fmt: skip
 
     prompt: str | list[str]
     echo: bool = False
