@@ -26,7 +26,7 @@ from runtime import __version__
 from runtime.api import kserve, metrics, status
 from runtime.api.auth import load_tokens
 from runtime.api.errors import error_parts
-from runtime.api.guard import Guard, error_payload
+from runtime.api.guard import Guard, InFlight, error_payload
 from runtime.config import Settings
 from runtime.errors import HeadframeError, ModelNotFound, NotReady
 from runtime.service import InferenceService, ModelSlot
@@ -110,7 +110,8 @@ def create_app(
     _install_error_handlers(app)
     app.include_router(kserve.router(service))
     app.include_router(status.router(service, context))
-    app.include_router(metrics.router(service, context))
+    in_flight = InFlight()
+    app.include_router(metrics.router(service, context, in_flight))
     if importlib.util.find_spec("runtime.api.openai") is not None:
         # The text side (C2's module) plugs in when present; a module that exists but
         # fails to import is a bug and must fail loudly, hence no ImportError guard.
@@ -138,5 +139,6 @@ def create_app(
         tokens=load_tokens(settings.api),
         max_body_bytes=settings.api.max_body_bytes,
         timeout_s=settings.api.request_timeout_s,
+        in_flight=in_flight,
     )
     return app

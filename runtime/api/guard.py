@@ -58,6 +58,13 @@ async def send_error(
     await send({"type": "http.response.body", "body": body})
 
 
+class InFlight:
+    """HTTP requests inside the app right now (for /metrics and orderly shutdown)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+
 class Guard:
     """Checks tokens (when any are configured), bounds the body and the time to respond."""
 
@@ -69,8 +76,10 @@ class Guard:
         max_body_bytes: int,
         timeout_s: float,
         open_paths: frozenset[str] = OPEN_PATHS,
+        in_flight: InFlight | None = None,
     ) -> None:
         self.app = app
+        self.in_flight = in_flight or InFlight()
         self.tokens = list(tokens)
         self.max_body = max_body_bytes
         self.timeout_s = timeout_s
@@ -118,6 +127,7 @@ class Guard:
             return message
 
         started = False
+        self.in_flight.count += 1
         try:
             async with asyncio.timeout(self.timeout_s) as deadline:
 
@@ -142,6 +152,8 @@ class Guard:
                 f"no response within {self.timeout_s:g} s (api.request_timeout_s)",
                 "timeout",
             )
+        finally:
+            self.in_flight.count -= 1
 
     async def _too_large(self, send: Send, path: str) -> None:
         await send_error(

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import psutil
 from fastapi import APIRouter, Response
 
+from runtime.api.guard import InFlight
 from runtime.service import InferenceService
 
 if TYPE_CHECKING:
@@ -59,7 +60,11 @@ class _Writer:
             self.sample(name, labels, value)
 
 
-def render_metrics(service: InferenceService, context: ServerContext | None = None) -> str:
+def render_metrics(
+    service: InferenceService,
+    context: ServerContext | None = None,
+    in_flight: InFlight | None = None,
+) -> str:
     w = _Writer()
     stats = service.stats
     requests, tokens = stats.copy_counters()
@@ -128,6 +133,11 @@ def render_metrics(service: InferenceService, context: ServerContext | None = No
         "headframe_ready", "gauge", "1 when every configured application has a loaded variant."
     )
     w.sample("headframe_ready", {}, 1 if service.is_ready() else 0)
+    if in_flight is not None:
+        w.family(
+            "headframe_http_requests_in_flight", "gauge", "HTTP requests being read or answered."
+        )
+        w.sample("headframe_http_requests_in_flight", {}, in_flight.count)
     proc = psutil.Process(os.getpid())
     mem = proc.memory_info()
     w.family("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.")
@@ -147,11 +157,13 @@ def render_metrics(service: InferenceService, context: ServerContext | None = No
     return "\n".join(w.lines) + "\n"
 
 
-def router(service: InferenceService, context: ServerContext) -> APIRouter:
+def router(
+    service: InferenceService, context: ServerContext, in_flight: InFlight | None = None
+) -> APIRouter:
     api = APIRouter(tags=["metrics"])
 
     @api.get("/metrics", summary="Prometheus metrics")
     async def metrics() -> Response:
-        return Response(render_metrics(service, context), media_type=CONTENT_TYPE)
+        return Response(render_metrics(service, context, in_flight), media_type=CONTENT_TYPE)
 
     return api

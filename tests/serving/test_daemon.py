@@ -92,6 +92,13 @@ def _url(message: dict[str, str]) -> str:
     return found.group(0)
 
 
+def _in_flight(url: str) -> int:
+    text = httpx.get(f"{url}/metrics").text
+    found = re.search(r"^headframe_http_requests_in_flight (\d+)", text, re.M)
+    assert found, "no in-flight gauge in /metrics"
+    return int(found.group(1))
+
+
 def _variant(url: str) -> str:
     doc = httpx.get(f"{url}/status").json()
     return str(next(a["variant"] for a in doc["applications"] if a["app"] == APP))
@@ -153,6 +160,11 @@ def test_daemon_notifies_reloads_on_sighup_and_drains_on_sigterm(
 
         def body_with_sigterm_midway() -> Iterator[bytes]:
             yield body[: len(body) // 2]
+            # SIGTERM only once the server is reading this request (the /metrics call
+            # itself is one of the requests in flight)
+            deadline = time.monotonic() + 30
+            while _in_flight(url) < 2 and time.monotonic() < deadline:
+                time.sleep(0.05)
             proc.send_signal(signal.SIGTERM)
             notify.wait_for("STOPPING", "1", timeout=10)
             time.sleep(0.3)

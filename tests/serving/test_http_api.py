@@ -258,6 +258,7 @@ def test_metrics_parse_with_prometheus_parser(server: ServerHandle) -> None:
     assert info.labels["variant"] == "large" and info.labels["backend"] == "onnx"
     assert families["process_resident_memory_bytes"].samples[0].value > 10 * 2**20
     assert families["headframe_ready"].samples[0].value == 1
+    assert families["headframe_http_requests_in_flight"].samples[0].value == 1  # this one
     depth = {s.labels["app"]: s.value for s in families["headframe_queue_depth"].samples}
     assert depth[APP] == 0
 
