@@ -39,6 +39,8 @@ class Requester:
         self.by_corr: dict[bytes, list[paho.MQTTMessage]] = defaultdict(list)
         self.connected = threading.Event()
         self.subscribed = threading.Event()
+        self.sent: dict[int, bytes] = {}  # packet id -> correlation data
+        self.acked: set[int] = set()  # packet ids the broker acknowledged (PUBACK)
         c = paho.Client(
             CallbackAPIVersion.VERSION2,
             client_id=self.client_id,
@@ -48,6 +50,7 @@ class Requester:
         c.on_connect = self._on_connect
         c.on_message = self._on_message
         c.on_subscribe = lambda *a: self.subscribed.set()
+        c.on_publish = self._on_publish
         c.on_disconnect = lambda *a: self.connected.clear()
         c.reconnect_delay_set(0.05, 0.2)
         props = Properties(PacketTypes.CONNECT)
@@ -70,6 +73,15 @@ class Requester:
             return
         client.subscribe([(f, SubscribeOptions(qos=1)) for f in self.filters])
         self.connected.set()
+
+    def _on_publish(self, client: paho.Client, u: Any, mid: int, rc: Any, p: Any) -> None:
+        with self.lock:
+            self.acked.add(mid)
+
+    def accepted(self) -> set[bytes]:
+        """Correlation data of every request the broker acknowledged."""
+        with self.lock:
+            return {corr for mid, corr in self.sent.items() if mid in self.acked}
 
     def _on_message(self, client: paho.Client, u: Any, msg: paho.MQTTMessage) -> None:
         with self.lock:
@@ -100,7 +112,12 @@ class Requester:
             props.CorrelationData = correlation
         if expiry is not None:
             props.MessageExpiryInterval = expiry
-        return self.client.publish(topic, payload, qos=qos, retain=retain, properties=props)
+        # Not under self.lock: paho calls on_publish holding its own lock.
+        info = self.client.publish(topic, payload, qos=qos, retain=retain, properties=props)
+        if correlation is not None and qos > 0:
+            with self.lock:
+                self.sent[info.mid] = correlation
+        return info
 
     def wait_for(self, predicate: Any, timeout: float = 10.0) -> bool:
         deadline = time.monotonic() + timeout

@@ -1,0 +1,40 @@
+"""Run the MQTT bridge in its own process, so a test can kill it (SIGKILL) mid-flight.
+
+    python -m tests.support.mqtt_bridge_proc PACKAGE_DIR STATE_DIR SETTINGS_JSON
+
+SIGTERM stops it cleanly (status "offline"); SIGKILL leaves the Last Will to the broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from runtime.catalog import load_package
+from runtime.config import MqttSettings
+from runtime.mqtt.bridge import MqttBridge
+from runtime.service import InferenceService
+from tests.support.mqtt_bridge import ort_loader
+
+
+async def main(package_dir: Path, state_dir: Path, settings: MqttSettings) -> None:
+    service = InferenceService(ort_loader)
+    await service.add(load_package(package_dir))
+    bridge = MqttBridge(settings, service, info=lambda: {"profile": "test"}, state_dir=state_dir)
+    bridge.start()
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    print("ready", flush=True)
+    await stop.wait()
+    await bridge.stop()
+    await service.close(2.0)
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+    asyncio.run(
+        main(Path(sys.argv[1]), Path(sys.argv[2]), MqttSettings.model_validate_json(sys.argv[3]))
+    )
