@@ -39,9 +39,16 @@ class Loaded:
 
 
 def ort_loader(package: ModelPackage, pin: str | None) -> Loaded:
-    """Opens the pinned variant (else the first) with the real onnxruntime backend."""
+    """Opens the pinned variant (else the first) with the real backend for its format:
+    onnxruntime for ONNX, llama.cpp for GGUF."""
     variant = package.variant(pin) if pin else package.variants[0]
-    backend = OnnxBackend()
+    backend: Backend
+    if variant.meta.format == "gguf":
+        from runtime.backends.llama import LlamaBackend
+
+        backend = LlamaBackend()
+    else:
+        backend = OnnxBackend()
     backend.load(variant, LoadOptions(intra_op_threads=1))
     return Loaded(package, variant, backend)
 
