@@ -477,6 +477,12 @@ class MqttBridge:
 
     # --- figures for telemetry and /metrics -------------------------------------------------
 
+    def metrics_text(self) -> str:
+        """Prometheus families for /metrics (ServerContext.metrics)."""
+        from runtime.mqtt.telemetry import prometheus_text
+
+        return prometheus_text(self.stats())
+
     def stats(self) -> dict[str, Any]:
         """Counters for telemetry and /metrics: buffer fill and drops, bridge counters."""
         out: dict[str, Any] = {"connected": bool(self.conn and self.conn.connected)}

@@ -99,3 +99,49 @@ class Telemetry:
             qos=0,
             properties={"message_expiry": expiry, "content_type": "application/json"},
         )
+
+
+_COUNTERS = (
+    "received", "replies", "replies_dropped", "busy", "expired", "retained_ignored",
+    "duplicates", "bad_requests", "commands", "internal_errors",
+)  # fmt: skip
+
+
+def prometheus_text(stats: dict[str, Any]) -> str:
+    """The bridge's figures as Prometheus text families (for /metrics via the daemon)."""
+    out = [
+        "# HELP headframe_mqtt_connected 1 while connected to the broker.",
+        "# TYPE headframe_mqtt_connected gauge",
+        f"headframe_mqtt_connected {int(bool(stats.get('connected')))}",
+        "# HELP headframe_mqtt_messages_total MQTT requests and replies by outcome.",
+        "# TYPE headframe_mqtt_messages_total counter",
+    ]
+    out += [f'headframe_mqtt_messages_total{{kind="{k}"}} {stats.get(k, 0)}' for k in _COUNTERS]
+    buf = stats.get("buffer") or {}
+    for name, key, help_ in (
+        ("buffer_entries", "entries", "Replies waiting in the store-and-forward buffer."),
+        ("buffer_bytes", "bytes", "Bytes held by the store-and-forward buffer."),
+        ("buffer_max_bytes", "max_bytes", "The buffer's bound in bytes."),
+        ("inflight", None, "Replies handed to the broker and not yet acknowledged."),
+    ):
+        value = buf.get(key, 0) if key else stats.get("inflight", 0)
+        out += [
+            f"# HELP headframe_mqtt_{name} {help_}",
+            f"# TYPE headframe_mqtt_{name} gauge",
+            f"headframe_mqtt_{name} {value}",
+        ]
+    out += [
+        "# HELP headframe_mqtt_buffer_dropped_total Replies dropped from the buffer, by reason.",
+        "# TYPE headframe_mqtt_buffer_dropped_total counter",
+        f'headframe_mqtt_buffer_dropped_total{{reason="full"}} {buf.get("dropped_full", 0)}',
+        f'headframe_mqtt_buffer_dropped_total{{reason="age"}} {buf.get("dropped_age", 0)}',
+        f'headframe_mqtt_buffer_dropped_total{{reason="rejected"}} {buf.get("rejected", 0)}',
+        "# HELP headframe_mqtt_broker_rejected_total Replies the broker refused (ACL, quota).",
+        "# TYPE headframe_mqtt_broker_rejected_total counter",
+        f"headframe_mqtt_broker_rejected_total {stats.get('broker_rejected', 0)}",
+        "# HELP headframe_mqtt_queue_depth Requests waiting per application.",
+        "# TYPE headframe_mqtt_queue_depth gauge",
+    ]
+    for app, depth in sorted((stats.get("queue_depth") or {}).items()):
+        out.append(f'headframe_mqtt_queue_depth{{app="{app}"}} {depth}')
+    return "\n".join(out) + "\n"

@@ -211,3 +211,23 @@ def test_broker_down_at_start(make_broker: Any, linear: ModelPackage, tmp_path: 
         with Requester(broker.host, broker.port) as r:
             r.request(f"{PREFIX}/models/part-id-reader/infer", infer_body(), correlation=b"1")
             assert r.wait_for(lambda r: r.by_corr.get(b"1"))
+
+
+def test_metrics_text_is_valid_prometheus(broker: Mosquitto, harness: BridgeHarness) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with Requester(broker.host, broker.port) as r:
+        r.request(f"{PREFIX}/models/part-id-reader/infer", infer_body(), correlation=b"m")
+        assert r.wait_for(lambda r: r.by_corr.get(b"m"))
+    assert harness.bridge is not None
+    text = harness.run(harness.bridge.metrics_text)
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    assert families["headframe_mqtt_connected"].samples[0].value == 1
+    replies = [
+        s.value
+        for s in families["headframe_mqtt_messages"].samples
+        if s.labels["kind"] == "replies"
+    ]
+    assert replies == [1]
+    reasons = {s.labels["reason"] for s in families["headframe_mqtt_buffer_dropped"].samples}
+    assert reasons == {"full", "age", "rejected"}

@@ -65,7 +65,9 @@ class BridgeHarness:
         queue_size: int = 64,
         workers: int = 1,
         info: Callable[[], dict[str, Any]] | None = None,
+        pin: str | None = None,
     ) -> None:
+        self.pin = pin
         self.settings = settings
         self.packages = packages
         self.state_dir = state_dir
@@ -93,7 +95,7 @@ class BridgeHarness:
             ort_loader, queue_size=self.queue_size, workers=self.workers
         )
         for p in self.packages:
-            await self.service.add(p)
+            await self.service.add(p, self.pin)
         self.bridge = MqttBridge(
             self.settings, self.service, info=self.info, state_dir=self.state_dir
         )
