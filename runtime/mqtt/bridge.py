@@ -377,15 +377,16 @@ class MqttBridge:
 
         app = job.route.name
         try:
-            doc = codec.parse_json_object(
+            codec.check_payload(
                 job.payload,
                 max_bytes=self.settings.max_payload_bytes,
                 max_depth=self.settings.max_json_depth,
             )
-            request = decode_infer_request(orjson.dumps(doc), None)
-            version = (
-                doc.get("model_version") if isinstance(doc.get("model_version"), str) else None
-            )
+            request = decode_infer_request(job.payload, None)  # parsed once, here
+            version = None
+            if b'"model_version"' in job.payload:  # HTTP has it in the URL; MQTT in the body
+                v = orjson.loads(job.payload).get("model_version")
+                version = v if isinstance(v, str) else None
             outputs = await self.service.infer(
                 app, request.inputs, version=version, outputs=request.output_names, protocol="mqtt"
             )

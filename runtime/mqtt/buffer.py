@@ -128,6 +128,7 @@ class StoreAndForward:
             "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM outbox"
         ).fetchone()
         self.stats = BufferStats(entries=count, bytes=total, max_bytes=max_bytes)
+        self._sizes: dict[int, int] = {}  # rows written by this process: id -> size
         if count:
             log.info(
                 "mqtt buffer %s: %d messages (%d bytes) waiting from before", path, count, total
@@ -168,6 +169,7 @@ class StoreAndForward:
         self.stats.bytes += size
         self.stats.written += 1
         assert cur.lastrowid is not None
+        self._sizes[cur.lastrowid] = size
         return Entry(cur.lastrowid, now, topic, payload, qos, retain, properties or {})
 
     def _drop_oldest(self, need: int) -> None:
@@ -192,6 +194,8 @@ class StoreAndForward:
                 f"SELECT COUNT(*), COALESCE(SUM(size), 0) FROM outbox WHERE id IN ({marks})", chunk
             ).fetchone()
             self._db.execute(f"DELETE FROM outbox WHERE id IN ({marks})", chunk)
+            for i in chunk:
+                self._sizes.pop(i, None)
             removed += row[0]
             freed += row[1]
         self.stats.entries -= removed
@@ -201,12 +205,14 @@ class StoreAndForward:
     def ack(self, entry_id: int) -> bool:
         """The broker acknowledged this message: forget it. False if it was already gone
         (dropped or acked before)."""
-        row = self._db.execute("SELECT size FROM outbox WHERE id = ?", (entry_id,)).fetchone()
-        if row is None:
+        size = self._sizes.pop(entry_id, None)
+        if size is None:  # written before a restart
+            row = self._db.execute("SELECT size FROM outbox WHERE id = ?", (entry_id,)).fetchone()
+            size = row[0] if row is not None else 0
+        if self._db.execute("DELETE FROM outbox WHERE id = ?", (entry_id,)).rowcount != 1:
             return False
-        self._db.execute("DELETE FROM outbox WHERE id = ?", (entry_id,))
         self.stats.entries -= 1
-        self.stats.bytes -= row[0]
+        self.stats.bytes -= size
         self.stats.acked += 1
         return True
 

@@ -33,6 +33,22 @@ def depth_exceeds(doc: Any, limit: int) -> bool:
     return False
 
 
+def check_payload(payload: bytes, *, max_bytes: int, max_depth: int) -> None:
+    """The checks that need no full parse: empty, size, UTF-8, and nesting (parsed only
+    when the payload has more brackets than ``max_depth``, which real requests rarely do).
+    A payload that passes goes straight to the codec: it is parsed once."""
+    if not payload:
+        raise InvalidInput("empty payload: send a JSON object")
+    if len(payload) > max_bytes:
+        raise PayloadTooLarge(f"payload of {len(payload)} bytes is over the {max_bytes}-byte limit")
+    try:
+        payload.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise InvalidInput(f"payload is not UTF-8 (byte {e.start})") from None
+    if payload.count(b"[") + payload.count(b"{") > max_depth:
+        parse_json_object(payload, max_bytes=max_bytes, max_depth=max_depth)
+
+
 def parse_json_object(payload: bytes, *, max_bytes: int, max_depth: int) -> dict[str, Any]:
     """The request as a dict, or InvalidInput saying exactly what is wrong."""
     if not payload:

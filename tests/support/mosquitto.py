@@ -74,6 +74,7 @@ class Mosquitto:
             "log_type warning",
             "log_type notice",
             "connection_messages true",
+            "set_tcp_nodelay true",  # Mosquitto leaves Nagle on by default: 40 ms stalls
         ]
         if hasattr(os, "geteuid") and os.geteuid() == 0:
             lines.append("user root")
