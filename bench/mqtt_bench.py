@@ -1,0 +1,235 @@
+"""MQTT request/response round trip through a real Mosquitto on loopback: the headframe
+bridge (real service, demo model) against a bare paho responder that runs the same
+onnxruntime session inline on its network thread, measured in the same run.
+
+    .venv/bin/python bench/mqtt_bench.py [--store DIR] [--requests N] [--rounds R] [--json]
+
+QoS 1 both ways, 8 requests in flight, Response Topic + Correlation Data, KServe v2 JSON
+bodies, TCP_NODELAY on every client. Rounds alternate between the two responders so a
+burst of load on a shared box hits both alike; figures are medians over rounds.
+Targets (issue 5): throughput >= 70 % of the bare responder, p50 < 3 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+import paho.mqtt.client as paho  # noqa: E402
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion  # noqa: E402
+from paho.mqtt.packettypes import PacketTypes  # noqa: E402
+from paho.mqtt.properties import Properties  # noqa: E402
+
+from runtime.catalog import ModelPackage, Store  # noqa: E402
+from runtime.config import MqttSettings  # noqa: E402
+from runtime.demo import APP, build_demo_catalog  # noqa: E402
+from tests.support.mosquitto import Mosquitto  # noqa: E402
+from tests.support.mqtt_bridge import BridgeHarness  # noqa: E402
+
+IN_FLIGHT = 8
+BARE_TOPIC = "bench/bare/infer"
+BROKER_EXTRA = "set_tcp_nodelay true"
+
+
+def _nodelay(client: paho.Client, userdata: Any, sock: Any) -> None:
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+def _client(name: str) -> paho.Client:
+    c = paho.Client(
+        CallbackAPIVersion.VERSION2, client_id=name, protocol=MQTTProtocolVersion.MQTTv5
+    )
+    c.on_socket_open = _nodelay
+    c.max_inflight_messages_set(64)
+    return c
+
+
+class BareResponder:
+    """The baseline: decode, run onnxruntime inline on paho's thread, encode, publish."""
+
+    def __init__(self, port: int, model_file: Path) -> None:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 1
+        self.session = ort.InferenceSession(str(model_file), opts, ["CPUExecutionProvider"])
+        self.client = _client("bare-responder")
+        self.client.on_message = self._on_message
+        self.client.connect("127.0.0.1", port)
+        self.client.subscribe(BARE_TOPIC, qos=1)
+        self.client.loop_start()
+
+    def _on_message(self, client: paho.Client, u: Any, msg: paho.MQTTMessage) -> None:
+        doc = orjson.loads(msg.payload)
+        spec = doc["inputs"][0]
+        x = np.asarray(spec["data"], np.float32).reshape(spec["shape"])
+        (probs,) = self.session.run(None, {"pixels": x})
+        body = orjson.dumps(
+            {
+                "status": "ok",
+                "data": {
+                    "model_name": APP,
+                    "outputs": [
+                        {"name": "probabilities", "datatype": "FP32",
+                         "shape": list(probs.shape), "data": probs.ravel().tolist()}
+                    ],
+                },
+            }
+        )  # fmt: skip
+        props = Properties(PacketTypes.PUBLISH)
+        props.CorrelationData = msg.properties.CorrelationData
+        client.publish(msg.properties.ResponseTopic, body, qos=1, properties=props)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+class Load:
+    """8 requests in flight; records each round trip."""
+
+    def __init__(self, port: int) -> None:
+        self.client = _client("bench-requester")
+        self.client.on_message = self._on_message
+        self.client.connect("127.0.0.1", port)
+        self.client.subscribe("bench/replies", qos=1)
+        self.client.loop_start()
+        self.slots = threading.Semaphore(IN_FLIGHT)
+        self.sent: dict[int, float] = {}
+        self.rtts: list[float] = []
+        self.errors = 0
+        self.done = threading.Event()
+        self.expected = 0
+        time.sleep(0.3)
+
+    def _on_message(self, client: paho.Client, u: Any, msg: paho.MQTTMessage) -> None:
+        i = int(msg.properties.CorrelationData)
+        self.rtts.append(time.perf_counter() - self.sent.pop(i))
+        if orjson.loads(msg.payload)["status"] != "ok":
+            self.errors += 1
+        self.slots.release()
+        if len(self.rtts) == self.expected:
+            self.done.set()
+
+    def run(self, topic: str, bodies: list[bytes]) -> dict[str, float]:
+        self.rtts, self.errors, self.expected = [], 0, len(bodies)
+        self.done.clear()
+        start = time.perf_counter()
+        for i, body in enumerate(bodies):
+            self.slots.acquire()
+            props = Properties(PacketTypes.PUBLISH)
+            props.ResponseTopic = "bench/replies"
+            props.CorrelationData = b"%d" % i
+            self.sent[i] = time.perf_counter()
+            self.client.publish(topic, body, qos=1, properties=props)
+        if not self.done.wait(120):
+            raise RuntimeError(f"only {len(self.rtts)} of {len(bodies)} replies arrived")
+        elapsed = time.perf_counter() - start
+        for _ in range(IN_FLIGHT):  # all slots back for the next run
+            self.slots.acquire()
+        for _ in range(IN_FLIGHT):
+            self.slots.release()
+        rtts = sorted(self.rtts)
+        return {
+            "throughput_per_s": len(bodies) / elapsed,
+            "p50_ms": rtts[len(rtts) // 2] * 1000,
+            "p95_ms": rtts[int(len(rtts) * 0.95)] * 1000,
+            "errors": self.errors,
+        }
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def _bodies(n: int, golden: Path) -> list[bytes]:
+    pixels = np.load(golden)["pixels"].astype(np.float32)
+    return [
+        orjson.dumps({"inputs": [{"name": "pixels", "datatype": "FP32", "shape": [1, 64],
+                                  "data": pixels[i % len(pixels)].tolist()}]})
+        for i in range(n)
+    ]  # fmt: skip
+
+
+def bench(package: ModelPackage, work: Path, n: int, rounds: int) -> dict[str, Any]:
+    variant = next(v for v in package.variants if v.meta.format == "onnx")
+    broker = Mosquitto(work / "broker", extra=BROKER_EXTRA).start()
+    settings = MqttSettings(host=broker.host, port=broker.port, site="bench", node="n1")
+    topic = f"headframe/bench/n1/models/{APP}/infer"
+    bodies = _bodies(n, package.path / "golden.npz")
+    bare = BareResponder(broker.port, variant.entrypoint)
+    harness = BridgeHarness(settings, [package], work / "state", pin=variant.id)
+    results: dict[str, list[dict[str, float]]] = {"bare": [], "headframe": []}
+    try:
+        with harness:
+            harness.wait_connected()
+            load = Load(broker.port)
+            try:
+                load.run(BARE_TOPIC, bodies[:200])  # warm both paths
+                load.run(topic, bodies[:200])
+                for _ in range(rounds):
+                    results["bare"].append(load.run(BARE_TOPIC, bodies))
+                    results["headframe"].append(load.run(topic, bodies))
+            finally:
+                load.close()
+    finally:
+        bare.close()
+        broker.stop()
+
+    def med(name: str, key: str) -> float:
+        return statistics.median(r[key] for r in results[name])
+
+    out: dict[str, Any] = {"variant": variant.id, "requests": n, "rounds": rounds}
+    for name in results:
+        out[name] = {k: round(med(name, k), 3) for k in ("throughput_per_s", "p50_ms", "p95_ms")}
+        out[name]["errors"] = sum(r["errors"] for r in results[name])
+    out["throughput_ratio"] = round(
+        out["headframe"]["throughput_per_s"] / out["bare"]["throughput_per_s"], 3
+    )
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--store", type=Path, help="a built demo store (default: build one)")
+    ap.add_argument("--requests", type=int, default=2000)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="mqtt-bench-") as tmp:
+        work = Path(tmp)
+        store = args.store or work / "store"
+        if args.store is None:
+            build_demo_catalog(store)
+        out = bench(Store(store).load(APP), work, args.requests, args.rounds)
+    if args.json:
+        print(json.dumps(out, indent=2))
+    else:
+        b, h = out["bare"], out["headframe"]
+        print(f"variant {out['variant']}, {out['requests']} requests x {out['rounds']} rounds, "
+              f"QoS 1, {IN_FLIGHT} in flight")  # fmt: skip
+        for name, r in (("bare paho responder", b), ("headframe bridge", h)):
+            print(f"  {name:20} {r['throughput_per_s']:8.1f} req/s  p50 {r['p50_ms']:.2f} ms  "
+                  f"p95 {r['p95_ms']:.2f} ms  errors {r['errors']}")  # fmt: skip
+        print(f"  throughput ratio {out['throughput_ratio']:.3f} (target >= 0.70); "
+              f"p50 {h['p50_ms']:.2f} ms (target < 3 ms)")  # fmt: skip
+    ok = out["throughput_ratio"] >= 0.7 and out["headframe"]["p50_ms"] < 3.0
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
