@@ -5,8 +5,10 @@ onnxruntime session inline on its network thread, measured in the same run.
     .venv/bin/python bench/mqtt_bench.py [--store DIR] [--requests N] [--rounds R] [--json]
 
 QoS 1 both ways, 8 requests in flight, Response Topic + Correlation Data, KServe v2 JSON
-bodies, TCP_NODELAY on every client. Rounds alternate between the two responders so a
-burst of load on a shared box hits both alike; figures are medians over rounds.
+bodies, TCP_NODELAY on every client and on the broker (``set_tcp_nodelay``). Each responder
+runs in its own process, as the daemon does; the load generator in this one. Rounds
+alternate between the two responders so a burst of load on a shared box hits both alike;
+figures are medians over rounds.
 Targets (issue 5): throughput >= 70 % of the bare responder, p50 < 3 ms.
 """
 
@@ -14,8 +16,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -26,7 +31,8 @@ from typing import Any
 import numpy as np
 import orjson
 
-REPO = Path(__file__).resolve().parent.parent
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 
 import paho.mqtt.client as paho  # noqa: E402
@@ -38,7 +44,6 @@ from runtime.catalog import ModelPackage, Store  # noqa: E402
 from runtime.config import MqttSettings  # noqa: E402
 from runtime.demo import APP, build_demo_catalog  # noqa: E402
 from tests.support.mosquitto import Mosquitto  # noqa: E402
-from tests.support.mqtt_bridge import BridgeHarness  # noqa: E402
 
 IN_FLIGHT = 8
 BARE_TOPIC = "bench/bare/infer"
@@ -102,12 +107,16 @@ class BareResponder:
 class Load:
     """8 requests in flight; records each round trip."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, status: str) -> None:
+        self.online = threading.Event()
+        self.status = status
         self.client = _client("bench-requester")
         self.client.on_message = self._on_message
         self.client.connect("127.0.0.1", port)
-        self.client.subscribe("bench/replies", qos=1)
+        self.client.subscribe([("bench/replies", 1), (status, 1)])
         self.client.loop_start()
+        if not self.online.wait(30):
+            raise RuntimeError("the bridge did not come online")
         self.slots = threading.Semaphore(IN_FLIGHT)
         self.sent: dict[int, float] = {}
         self.rtts: list[float] = []
@@ -117,6 +126,10 @@ class Load:
         time.sleep(0.3)
 
     def _on_message(self, client: paho.Client, u: Any, msg: paho.MQTTMessage) -> None:
+        if msg.topic == self.status:
+            if orjson.loads(msg.payload)["status"] == "online":
+                self.online.set()
+            return
         i = int(msg.properties.CorrelationData)
         self.rtts.append(time.perf_counter() - self.sent.pop(i))
         if orjson.loads(msg.payload)["status"] != "ok":
@@ -165,29 +178,52 @@ def _bodies(n: int, golden: Path) -> list[bytes]:
     ]  # fmt: skip
 
 
+def _spawn(args: list[str]) -> subprocess.Popen[bytes]:
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    proc = subprocess.Popen([sys.executable, *args], cwd=REPO, env=env, stdout=subprocess.PIPE)
+    assert proc.stdout is not None
+    if proc.stdout.readline().strip() != b"ready":
+        raise RuntimeError(f"{args[:2]} did not start")
+    return proc
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 def bench(package: ModelPackage, work: Path, n: int, rounds: int) -> dict[str, Any]:
+    """Each responder in its own process (as the daemon is), the load in this one."""
     variant = next(v for v in package.variants if v.meta.format == "onnx")
     broker = Mosquitto(work / "broker", extra=BROKER_EXTRA).start()
     settings = MqttSettings(host=broker.host, port=broker.port, site="bench", node="n1")
     topic = f"headframe/bench/n1/models/{APP}/infer"
     bodies = _bodies(n, package.path / "golden.npz")
-    bare = BareResponder(broker.port, variant.entrypoint)
-    harness = BridgeHarness(settings, [package], work / "state", pin=variant.id)
+    procs = []
     results: dict[str, list[dict[str, float]]] = {"bare": [], "headframe": []}
     try:
-        with harness:
-            harness.wait_connected()
-            load = Load(broker.port)
-            try:
-                load.run(BARE_TOPIC, bodies[:200])  # warm both paths
-                load.run(topic, bodies[:200])
-                for _ in range(rounds):
-                    results["bare"].append(load.run(BARE_TOPIC, bodies))
-                    results["headframe"].append(load.run(topic, bodies))
-            finally:
-                load.close()
+        procs.append(_spawn([str(HERE / "mqtt_bench.py"), "--bare-responder",
+                             str(broker.port), str(variant.entrypoint)]))  # fmt: skip
+        bridge = ["-m", "tests.support.mqtt_bridge_proc", str(package.path), str(work / "state"),
+                  settings.model_dump_json(), variant.id]  # fmt: skip
+        if os.environ.get("MQTT_BENCH_PROFILE"):  # a cProfile of the bridge's event loop
+            bridge = ["-m", "cProfile", "-o", os.environ["MQTT_BENCH_PROFILE"], *bridge]
+        procs.append(_spawn(bridge))
+        load = Load(broker.port, status="headframe/bench/n1/status")
+        try:
+            load.run(BARE_TOPIC, bodies[:200])  # warm both paths
+            load.run(topic, bodies[:200])
+            for _ in range(rounds):
+                results["bare"].append(load.run(BARE_TOPIC, bodies))
+                results["headframe"].append(load.run(topic, bodies))
+        finally:
+            load.close()
     finally:
-        bare.close()
+        for p in procs:
+            _stop(p)
         broker.stop()
 
     def med(name: str, key: str) -> float:
@@ -203,13 +239,26 @@ def bench(package: ModelPackage, work: Path, n: int, rounds: int) -> dict[str, A
     return out
 
 
+def serve_bare(port: int, model_file: Path) -> None:
+    responder = BareResponder(port, model_file)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *a: stop.set())
+    print("ready", flush=True)
+    stop.wait()
+    responder.close()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--store", type=Path, help="a built demo store (default: build one)")
     ap.add_argument("--requests", type=int, default=2000)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--bare-responder", nargs=2, metavar=("PORT", "MODEL"), help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.bare_responder:
+        serve_bare(int(args.bare_responder[0]), Path(args.bare_responder[1]))
+        return 0
     with tempfile.TemporaryDirectory(prefix="mqtt-bench-") as tmp:
         work = Path(tmp)
         store = args.store or work / "store"

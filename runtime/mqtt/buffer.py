@@ -27,6 +27,8 @@ from runtime.errors import HeadframeError
 
 log = logging.getLogger(__name__)
 
+ACK_BATCH = 256  # acknowledged rows deleted together (see ack)
+
 Policy = Literal["drop_oldest", "reject_new"]
 
 _SCHEMA = """
@@ -129,6 +131,8 @@ class StoreAndForward:
         ).fetchone()
         self.stats = BufferStats(entries=count, bytes=total, max_bytes=max_bytes)
         self._sizes: dict[int, int] = {}  # rows written by this process: id -> size
+        self._acked: set[int] = set()  # acknowledged, deleted at the next flush
+        self._last_expire = 0.0
         if count:
             log.info(
                 "mqtt buffer %s: %d messages (%d bytes) waiting from before", path, count, total
@@ -151,7 +155,8 @@ class StoreAndForward:
         if size > self.max_bytes:
             self.stats.rejected += 1
             raise BufferFull(f"message of {size} bytes is larger than the whole buffer")
-        self.expire()
+        if self._clock() - self._last_expire >= 1.0:  # once a second is enough
+            self.expire()
         if self.stats.bytes + size > self.max_bytes:
             if self.policy == "reject_new":
                 self.stats.rejected += 1
@@ -173,6 +178,7 @@ class StoreAndForward:
         return Entry(cur.lastrowid, now, topic, payload, qos, retain, properties or {})
 
     def _drop_oldest(self, need: int) -> None:
+        self.flush()
         freed, ids = 0, []
         for row_id, size in self._db.execute("SELECT id, size FROM outbox ORDER BY id"):
             ids.append(row_id)
@@ -186,6 +192,7 @@ class StoreAndForward:
     def _delete(self, ids: list[int]) -> int:
         if not ids:
             return 0
+        self.flush()
         removed, freed = 0, 0
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
@@ -204,21 +211,40 @@ class StoreAndForward:
 
     def ack(self, entry_id: int) -> bool:
         """The broker acknowledged this message: forget it. False if it was already gone
-        (dropped or acked before)."""
-        size = self._sizes.pop(entry_id, None)
-        if size is None:  # written before a restart
-            row = self._db.execute("SELECT size FROM outbox WHERE id = ?", (entry_id,)).fetchone()
-            size = row[0] if row is not None else 0
-        if self._db.execute("DELETE FROM outbox WHERE id = ?", (entry_id,)).rowcount != 1:
+        (dropped or acked before). Deletes are batched (``flush``): a crash before the
+        flush only means an acknowledged reply is sent once more, which QoS 1 allows."""
+        if entry_id in self._acked:
             return False
+        size = self._sizes.pop(entry_id, None)
+        if size is None:  # written before a restart, or already dropped
+            row = self._db.execute("SELECT size FROM outbox WHERE id = ?", (entry_id,)).fetchone()
+            if row is None:
+                return False
+            size = row[0]
+        self._acked.add(entry_id)
         self.stats.entries -= 1
         self.stats.bytes -= size
         self.stats.acked += 1
+        if len(self._acked) >= ACK_BATCH:
+            self.flush()
         return True
+
+    def flush(self) -> None:
+        """Delete the acknowledged rows in one transaction."""
+        if not self._acked:
+            return
+        ids = [(i,) for i in self._acked]
+        self._acked.clear()
+        self._db.execute("BEGIN")
+        try:
+            self._db.executemany("DELETE FROM outbox WHERE id = ?", ids)
+        finally:
+            self._db.execute("COMMIT")
 
     def expire(self) -> int:
         """Drop entries older than max_age_s; returns how many."""
-        cutoff = self._clock() - self.max_age_s
+        self._last_expire = self._clock()
+        cutoff = self._last_expire - self.max_age_s
         # Rows are in time order, so a look at the oldest is enough on the hot path.
         oldest = self._db.execute("SELECT created FROM outbox ORDER BY id LIMIT 1").fetchone()
         if oldest is None or oldest[0] >= cutoff:
@@ -232,6 +258,7 @@ class StoreAndForward:
 
     def pending(self, *, after: int = 0, limit: int = 100) -> list[Entry]:
         """Messages with id > after, oldest first."""
+        self.flush()
         rows = self._db.execute(
             "SELECT id, created, topic, payload, qos, retain, props FROM outbox "
             "WHERE id > ? ORDER BY id LIMIT ?",
@@ -248,6 +275,7 @@ class StoreAndForward:
 
     def close(self) -> None:
         try:
+            self.flush()
             self._db.close()
         except sqlite3.Error as e:  # closing must not stop a shutdown
             log.warning("mqtt buffer: close failed: %s", e)

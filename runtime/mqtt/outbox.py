@@ -26,6 +26,7 @@ from runtime.mqtt.connection import MqttConnection
 log = logging.getLogger(__name__)
 
 MAX_REPLAY_INFLIGHT = 256
+FLUSH_S = 0.05  # acknowledged rows are deleted in batches this often
 
 
 def publish_properties(props: dict[str, Any]) -> Properties | None:
@@ -63,6 +64,7 @@ class Outbox:
         self.broker_rejected = 0
         self.qos0_dropped = 0
         self.replayed = 0
+        self._flush_due = False
 
     # --- called on the event loop ---------------------------------------------------
 
@@ -127,6 +129,13 @@ class Outbox:
             log.error("mqtt: the broker refused a reply (reason %#x); check its ACL", reason)
         self.buffer.ack(row)
         self._acked.set()
+        if not self._flush_due:
+            self._flush_due = True
+            asyncio.get_running_loop().call_later(FLUSH_S, self._flush)
+
+    def _flush(self) -> None:
+        self._flush_due = False
+        self.buffer.flush()
 
     def on_connected(self) -> None:
         self._online = True

@@ -1,6 +1,6 @@
 """Run the MQTT bridge in its own process, so a test can kill it (SIGKILL) mid-flight.
 
-    python -m tests.support.mqtt_bridge_proc PACKAGE_DIR STATE_DIR SETTINGS_JSON
+    python -m tests.support.mqtt_bridge_proc PACKAGE_DIR STATE_DIR SETTINGS_JSON [VARIANT]
 
 SIGTERM stops it cleanly (status "offline"); SIGKILL leaves the Last Will to the broker.
 """
@@ -16,13 +16,16 @@ from pathlib import Path
 from runtime.catalog import load_package
 from runtime.config import MqttSettings
 from runtime.mqtt.bridge import MqttBridge
+from runtime.mqtt.wiring import tune_interpreter
 from runtime.service import InferenceService
 from tests.support.mqtt_bridge import ort_loader
 
 
-async def main(package_dir: Path, state_dir: Path, settings: MqttSettings) -> None:
+async def main(
+    package_dir: Path, state_dir: Path, settings: MqttSettings, pin: str | None = None
+) -> None:
     service = InferenceService(ort_loader)
-    await service.add(load_package(package_dir))
+    await service.add(load_package(package_dir), pin)
     bridge = MqttBridge(settings, service, info=lambda: {"profile": "test"}, state_dir=state_dir)
     bridge.start()
     stop = asyncio.Event()
@@ -34,7 +37,13 @@ async def main(package_dir: Path, state_dir: Path, settings: MqttSettings) -> No
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+    tune_interpreter()  # as attach_bridge does in the daemon
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     asyncio.run(
-        main(Path(sys.argv[1]), Path(sys.argv[2]), MqttSettings.model_validate_json(sys.argv[3]))
+        main(
+            Path(sys.argv[1]),
+            Path(sys.argv[2]),
+            MqttSettings.model_validate_json(sys.argv[3]),
+            sys.argv[4] if len(sys.argv) > 4 else None,
+        )
     )
