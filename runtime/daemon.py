@@ -73,6 +73,7 @@ class Daemon:
         self._stop = asyncio.Event()
         self._server: uvicorn.Server | None = None
         self._tasks: list[asyncio.Task[Any]] = []
+        self.bridge: Any = None  # runtime.mqtt.bridge.MqttBridge when [mqtt] is configured
         self._started = time.monotonic()
 
     def _daemon_section(self) -> dict[str, Any]:
@@ -255,6 +256,7 @@ class Daemon:
             self.phase = "probing"
             await self._probe()
             self.service.set_workers(self.context.profile.threads.workers)
+            self._start_mqtt()
             self.service.hold_readiness("building the model store")
             await self._fill_store()
             self.loader = self._build_loader(self.settings)
@@ -266,6 +268,10 @@ class Daemon:
             self.notifier.send(READY=1, STATUS=self._summary())
             log.info("ready in %.2f s: %s", time.monotonic() - self._started, self._summary())
             await self._start_fleet()
+            if self.fleet is not None and self.bridge is not None:
+                from runtime.fleet import mqtt_hook  # update-now and the retained fleet state
+
+                mqtt_hook.attach(self.fleet, self.bridge)
             await self._stop.wait()
         finally:
             await self._shutdown()
@@ -294,6 +300,17 @@ class Daemon:
         log.info("model updates from %s on channel %s as node %s", self.settings.fleet.url,
                  self.settings.fleet.channel, agent.node_id)  # fmt: skip
 
+    def _start_mqtt(self) -> None:
+        """The MQTT bridge when [mqtt] is configured: connects in the background (an absent
+        broker is retried; HTTP serves meanwhile) and answers not_ready until models load."""
+        if self.settings.mqtt is None:
+            return
+        from runtime.mqtt.wiring import attach_bridge
+
+        self.bridge = attach_bridge(self.settings, self._service(), self.context)
+        if self.bridge is not None:
+            self.bridge.start()
+
     def _load_via_current_loader(self, package: Any, pin: str | None) -> Any:
         return self.loader(package, pin)
 
@@ -308,6 +325,11 @@ class Daemon:
         http = [t for t in self._tasks if t.get_name() == "http"]
         if http:
             await asyncio.wait(http, timeout=DRAIN_TIMEOUT_S + 1)
+        if self.bridge is not None:
+            try:  # "offline" on the status topic; unsent replies stay in the buffer
+                await self.bridge.stop()
+            except Exception:
+                log.exception("stopping the MQTT bridge failed")
         if self.service is not None:
             await self.service.close(drain_timeout_s=DRAIN_TIMEOUT_S)
         for t in self._tasks:

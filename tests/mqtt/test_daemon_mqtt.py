@@ -1,0 +1,87 @@
+"""`headframe serve --config FILE` with an [mqtt] section: the daemon serves HTTP while the
+broker is absent, joins it when it appears, answers over MQTT, shows the bridge on
+/metrics and /status, and says "offline" on SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support.mosquitto import free_port
+from tests.support.mqtt_bridge import infer_body
+from tests.support.mqtt_client import Requester
+
+pytestmark = [pytest.mark.mqtt, pytest.mark.slow]
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_serve_with_mqtt_section(demo_store: Path, tmp_path: Path, make_broker: Any) -> None:
+    broker = make_broker("site")
+    store = tmp_path / "store"
+    shutil.copytree(demo_store, store)
+    port = free_port()
+    config = tmp_path / "headframe.toml"
+    config.write_text(
+        f'demo = false\n[paths]\nstore_dir = "{store}"\nstate_dir = "{tmp_path / "state"}"\n'
+        f'cache_dir = "{tmp_path / "cache"}"\nprofiles_dir = "{REPO / "device_profiles"}"\n'
+        f"[api]\nport = {port}\n"
+        f'[mqtt]\nhost = "127.0.0.1"\nport = {broker.port}\nsite = "mine"\nnode = "box1"\n'
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "runtime", "serve", "--config", str(config)],
+        env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    status = "headframe/mine/box1/status"
+    try:
+        deadline = time.monotonic() + 120
+        while True:  # the broker is down: HTTP must still come up and serve
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            try:
+                if httpx.get(f"{url}/v2/health/ready", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "the daemon never became ready"
+            time.sleep(0.2)
+        r = httpx.post(f"{url}/v2/models/part-id-reader/infer", json=infer_body(), timeout=10)
+        assert r.status_code == 200
+        assert "headframe_mqtt_connected 0" in httpx.get(f"{url}/metrics", timeout=5).text
+
+        broker.start()
+        with Requester(broker.host, broker.port, subscribe=[status]) as req:
+            assert req.wait_for(
+                lambda r: any(
+                    json.loads(m.payload)["status"] == "online" for m in r.on_topic(status)
+                ),
+                timeout=10,
+            )
+            req.request(
+                "headframe/mine/box1/models/part-id-reader/infer", infer_body(), correlation=b"1"
+            )
+            assert req.wait_for(lambda r: r.by_corr.get(b"1"))
+            reply = req.replies(b"1")[0]
+            assert reply["status"] == "ok"
+            assert len(reply["data"]["outputs"][0]["data"]) == 10
+            assert httpx.get(f"{url}/status", timeout=5).json()["mqtt"]["connected"] is True
+
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(30) == 0
+            assert req.wait_for(
+                lambda r: json.loads(r.on_topic(status)[-1].payload).get("reason") == "shutdown"
+            )
+            assert json.loads(req.on_topic(status)[-1].payload)["status"] == "offline"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
