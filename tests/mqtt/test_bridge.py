@@ -135,14 +135,18 @@ def test_bad_payloads_get_error_replies_and_the_bridge_keeps_serving(
 
     pkg = load_package(store / "part-id-reader" / "1.0.0")
     s = settings(broker, max_payload_bytes=4096)
-    with BridgeHarness(s, [pkg], tmp_path / "state") as h, Requester(broker.host, broker.port) as r:
+    result = f"{PREFIX}/models/part-id-reader/result"
+    with (
+        BridgeHarness(s, [pkg], tmp_path / "state") as h,
+        Requester(broker.host, broker.port, subscribe=[result]) as r,
+    ):
         assert h.wait_connected()
         for i, (payload, _) in enumerate(BAD_PAYLOADS):
             r.request(INFER, payload, correlation=f"bad-{i}".encode())
         r.request(f"{PREFIX}/models/no-such-app/infer", infer_body(), correlation=b"nf")
         r.request(INFER, infer_body(), correlation=b"wild", reply_topic="replies/+/x")
         r.request(INFER, infer_body(), correlation=b"good")
-        assert r.wait_for(lambda r: len(r.by_corr) >= len(BAD_PAYLOADS) + 2, timeout=15)
+        assert r.wait_for(lambda r: len(r.by_corr) >= len(BAD_PAYLOADS) + 3, timeout=15)
         for i, (_, code) in enumerate(BAD_PAYLOADS):
             (reply,) = r.replies(f"bad-{i}".encode())
             assert reply["status"] == "error", (i, reply)
@@ -152,7 +156,9 @@ def test_bad_payloads_get_error_replies_and_the_bridge_keeps_serving(
         assert nf["error"]["code"] in ("not_found", "not_ready")
         assert r.replies(b"good")[0]["status"] == "ok"
         # A wildcard response topic cannot be published to: the error goes to result.
-        assert not r.replies(b"wild")
+        (wild,) = r.by_corr[b"wild"]
+        assert wild.topic == result
+        assert json.loads(wild.payload)["error"]["code"] == "bad_response_topic"
         assert h.stats()["bad_requests"] == 1
 
 
