@@ -18,7 +18,7 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,22 +27,21 @@ from typing import Any
 import orjson
 import paho.mqtt.client as paho
 
-from runtime import __version__
 from runtime.config import MqttSettings
-from runtime.errors import Busy, HeadframeError, InvalidInput
-from runtime.mqtt import codec
+from runtime.errors import Busy, InvalidInput
+from runtime.mqtt import codec, presence
 from runtime.mqtt.buffer import StoreAndForward
 from runtime.mqtt.commands import Commands
 from runtime.mqtt.connection import MqttConnection, Will
+from runtime.mqtt.infer import run_infer
 from runtime.mqtt.outbox import Outbox
+from runtime.mqtt.redelivery import RedeliveryCache
 from runtime.mqtt.telemetry import Telemetry
 from runtime.mqtt.topics import Route, Topics, check_reply_topic
 
 log = logging.getLogger(__name__)
 
 WORKERS_PER_APP = 8  # requests of one app awaiting the service at once; the service queues
-DEDUP_TTL_S = 120.0
-DEDUP_MAX = 4096
 CONTENT_TYPE = "application/json"
 
 
@@ -87,7 +86,7 @@ class MqttBridge:
         self._queues: dict[str, asyncio.Queue[Job]] = {}
         self._workers: list[asyncio.Task[None]] = []
         self._tasks: list[asyncio.Task[None]] = []
-        self._dedup: OrderedDict[bytes, tuple[float, Job]] = OrderedDict()
+        self._dedup: RedeliveryCache[Job] = RedeliveryCache()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._started_at = time.time()
         self.buffer: StoreAndForward | None = None
@@ -191,19 +190,10 @@ class MqttBridge:
             self.publish_info()
 
     def _status_body(self, state: str, reason: str | None = None) -> bytes:
-        doc: dict[str, Any] = {
-            "status": state,
-            "node": self.settings.node,
-            "site": self.settings.site,
-            "version": __version__,
-            "time": time.time(),
-        }
-        if state == "online":
-            doc["applications"] = self._app_names()
-            doc["since"] = self._started_at
-        if reason:
-            doc["reason"] = reason
-        return orjson.dumps(doc)
+        return presence.status_body(self, state, reason)
+
+    def info_doc(self) -> dict[str, Any]:
+        return presence.info_doc(self)
 
     def _app_names(self) -> list[str]:
         return sorted(s.app for s in self._slots())
@@ -213,28 +203,6 @@ class MqttBridge:
             return list(self.service.slots())
         except Exception:  # a service still starting: nothing to list yet
             return []
-
-    def info_doc(self) -> dict[str, Any]:
-        doc = dict(self._info())
-        apps = []
-        for s in self._slots():
-            d = s.to_dict() if hasattr(s, "to_dict") else {"app": s.app}
-            d.pop("attempts", None)
-            d["topics"] = {
-                "infer": self.topics.infer(s.app),
-                "chat": self.topics.chat(s.app),
-                "result": self.topics.result(s.app),
-            }
-            apps.append(d)
-        doc["applications"] = apps
-        doc["limits"] = {
-            "max_payload_bytes": self.settings.max_payload_bytes,
-            "max_json_depth": self.settings.max_json_depth,
-            "queue_size": self.settings.queue_size,
-        }
-        doc["node"] = self.settings.node
-        doc["site"] = self.settings.site
-        return doc
 
     def publish_info(self) -> None:
         """Retained info; republished whenever a variant changes."""
@@ -317,7 +285,7 @@ class MqttBridge:
             self.counters["busy"] += 1
             self._finish(job, codec.error_from(Busy(f"{route.name}: queue full, try again")))
             return
-        self._remember(job)
+        self._dedup.remember(job.key, job)
         queue.put_nowait(job)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
@@ -357,49 +325,16 @@ class MqttBridge:
         if job.expires_at is not None and time.monotonic() > job.expires_at:
             # Nobody waits for it any more: answering would only add load.
             self.counters["expired"] += 1
-            self._forget(job)
+            self._dedup.forget(job.key)
             self._ack(job)
             return
         start = time.perf_counter()
         if job.route.kind == "infer":
-            body = await self._infer(job)
+            body = await run_infer(self, job)
             self._finish(job, body)
         else:
             await self._chat(job)
         self.telemetry.observe(job.route.name, time.perf_counter() - start)
-
-    async def _infer(self, job: Job) -> bytes:
-        from runtime.codecs.kserve import (
-            RequestedOutput,
-            decode_infer_request,
-            encode_infer_response,
-        )
-
-        app = job.route.name
-        try:
-            codec.check_payload(
-                job.payload,
-                max_bytes=self.settings.max_payload_bytes,
-                max_depth=self.settings.max_json_depth,
-            )
-            request = decode_infer_request(job.payload, None)  # parsed once, here
-            version = None
-            if b'"model_version"' in job.payload:  # HTTP has it in the URL; MQTT in the body
-                v = orjson.loads(job.payload).get("model_version")
-                version = v if isinstance(v, str) else None
-            outputs = await self.service.infer(
-                app, request.inputs, version=version, outputs=request.output_names, protocol="mqtt"
-            )
-            requested = (
-                [RequestedOutput(o.name) for o in request.outputs] if request.outputs else None
-            )
-            body, _ = encode_infer_response(
-                app, self._version(app), outputs, request_id=request.id, requested=requested
-            )
-            return codec.ok_body_raw(body)
-        except HeadframeError as e:
-            self.counters[f"error_{e.code}"] += 1
-            return codec.error_from(e)
 
     async def _chat(self, job: Job) -> None:
         from runtime.mqtt.chat import run_chat
@@ -443,30 +378,14 @@ class MqttBridge:
         job.done = True
         self._ack(job)
 
-    # --- QoS 1 redelivery: answer again from a short cache ----------------------------------
-
-    def _remember(self, job: Job) -> None:
-        if job.key is None:
-            return
-        self._dedup[job.key] = (time.monotonic(), job)
-        self._dedup.move_to_end(job.key)
-        cutoff = time.monotonic() - DEDUP_TTL_S
-        while self._dedup and (
-            len(self._dedup) > DEDUP_MAX or next(iter(self._dedup.values()))[0] < cutoff
-        ):
-            self._dedup.popitem(last=False)
-
-    def _forget(self, job: Job) -> None:
-        if job.key is not None:
-            self._dedup.pop(job.key, None)
-
     def _answer_duplicate(self, dup: Job) -> bool:
+        """A QoS 1 redelivery (DUP set) of a request answered lately: send the same reply
+        bytes again instead of computing it twice."""
         assert dup.key is not None and self.outbox is not None
-        hit = self._dedup.get(dup.key)
-        if hit is None:
+        original = self._dedup.get(dup.key)
+        if original is None:
             return False
         self.counters["duplicates"] += 1
-        original = hit[1]
         if not original.done:
             # Still running: its reply will come, and its acknowledgement (same packet id)
             # covers this copy too.
@@ -485,27 +404,7 @@ class MqttBridge:
         return prometheus_text(self.stats())
 
     def stats(self) -> dict[str, Any]:
-        """Counters for telemetry and /metrics: buffer fill and drops, bridge counters."""
-        out: dict[str, Any] = {"connected": bool(self.conn and self.conn.connected)}
-        out.update(self.counters)
-        if self.buffer is not None:
-            s = self.buffer.stats
-            out["buffer"] = {
-                "entries": s.entries,
-                "bytes": s.bytes,
-                "max_bytes": s.max_bytes,
-                "fill": round(s.fill, 6),
-                "written": s.written,
-                "acked": s.acked,
-                "dropped_full": s.dropped_full,
-                "dropped_age": s.dropped_age,
-                "rejected": s.rejected,
-                "dropped": s.dropped,
-            }
-        if self.outbox is not None:
-            out["inflight"] = self.outbox.inflight
-            out["broker_rejected"] = self.outbox.broker_rejected
-            out["telemetry_dropped"] = self.outbox.qos0_dropped
-            out["replayed"] = self.outbox.replayed
-        out["queue_depth"] = self.queue_depths()
-        return out
+        """Counters for telemetry, /status and /metrics: bridge, buffer, queues."""
+        from runtime.mqtt.telemetry import bridge_stats
+
+        return bridge_stats(self)

@@ -24,6 +24,33 @@ log = logging.getLogger(__name__)
 WINDOW = 1024
 
 
+def bridge_stats(bridge: MqttBridge) -> dict[str, Any]:
+    """The bridge's counters, the buffer's fill and drops, replay and queue figures."""
+    out: dict[str, Any] = {"connected": bool(bridge.conn and bridge.conn.connected)}
+    out.update(bridge.counters)
+    if bridge.buffer is not None:
+        s = bridge.buffer.stats
+        out["buffer"] = {
+            "entries": s.entries,
+            "bytes": s.bytes,
+            "max_bytes": s.max_bytes,
+            "fill": round(s.fill, 6),
+            "written": s.written,
+            "acked": s.acked,
+            "dropped_full": s.dropped_full,
+            "dropped_age": s.dropped_age,
+            "rejected": s.rejected,
+            "dropped": s.dropped,
+        }
+    if bridge.outbox is not None:
+        out["inflight"] = bridge.outbox.inflight
+        out["broker_rejected"] = bridge.outbox.broker_rejected
+        out["telemetry_dropped"] = bridge.outbox.qos0_dropped
+        out["replayed"] = bridge.outbox.replayed
+    out["queue_depth"] = bridge.queue_depths()
+    return out
+
+
 def temperatures() -> dict[str, float]:
     """Hottest reading per sensor family, in °C; empty where the kernel reports none."""
     try:
