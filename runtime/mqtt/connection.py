@@ -137,6 +137,7 @@ class MqttConnection:
         self._on_publish_cb = on_publish
         self._stop = threading.Event()
         self._connected = threading.Event()
+        self._subscribed = threading.Event()  # the broker acknowledged this session's SUBSCRIBE
         self._thread: threading.Thread | None = None
         self._refused: str | None = None
         self._last_error: tuple[str, float] | None = None
@@ -188,6 +189,10 @@ class MqttConnection:
     def wait_connected(self, timeout: float) -> bool:
         return self._connected.wait(timeout)
 
+    def wait_subscribed(self, timeout: float) -> bool:
+        """Connected and the broker has answered the subscriptions (requests now reach us)."""
+        return self._subscribed.wait(timeout)
+
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="headframe-mqtt", daemon=True)
         # paho writes to the socket from the publishing thread unless it believes a network
@@ -237,6 +242,7 @@ class MqttConnection:
                         rc = self.client.loop(timeout=0.5)
                         if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
                             break
+                    self._subscribed.clear()
                     if self._connected.is_set():
                         self._connected.clear()
                         if self._on_disconnect_cb:
@@ -337,6 +343,8 @@ class MqttConnection:
         self, client: paho.Client, userdata: Any, mid: int, reasons: list[ReasonCode], props: Any
     ) -> None:
         topics = self._pending_subs.pop(mid, [])
+        if self._connected.is_set():
+            self._subscribed.set()
         for topic, reason in zip(topics, reasons, strict=False):
             if reason.is_failure:
                 log.error(
@@ -350,6 +358,7 @@ class MqttConnection:
     ) -> None:
         was = self._connected.is_set()
         self._connected.clear()
+        self._subscribed.clear()
         if reason.value == _TAKEN_OVER:
             self._refused = "client id in use"
             log.error(

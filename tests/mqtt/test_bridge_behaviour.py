@@ -51,10 +51,12 @@ def _seconds_per_request(h: BridgeHarness, app: str) -> float:
     assert h.service is not None
     x = {"pixels": np.zeros((1, 64), np.float32)}
     h.call(h.service.infer(app, x))
-    start = time.perf_counter()
-    for _ in range(3):
+    times = []
+    for _ in range(5):  # the fastest: a load spike here must not shrink the queue ahead
+        start = time.perf_counter()
         h.call(h.service.infer(app, x))
-    return (time.perf_counter() - start) / 3
+        times.append(time.perf_counter() - start)
+    return min(times)
 
 
 @pytest.fixture
@@ -162,7 +164,7 @@ def test_expired_requests_are_dropped_and_counted(
     with BridgeHarness(settings(broker, queue_size=1000), [slow], tmp_path / "s") as h:
         assert h.wait_connected()
         per = _seconds_per_request(h, "slow-reader")
-        ahead = min(900, 8 + math.ceil(2.5 / per))  # at least 2.5 s of work queued ahead
+        ahead = min(950, 8 + math.ceil(3.0 / per))  # at least 3 s of work queued ahead
         with Requester(broker.host, broker.port) as r:
             for i in range(ahead):
                 r.request(infer, infer_body(seed=i), correlation=b"%d" % i)

@@ -126,7 +126,7 @@ class BridgeHarness:
 
     def wait_connected(self, timeout: float = 10.0) -> bool:
         assert self.bridge is not None and self.bridge.conn is not None
-        return self.bridge.conn.wait_connected(timeout)
+        return self.bridge.conn.wait_subscribed(timeout)
 
 
 def _sha(path: Path) -> str:
