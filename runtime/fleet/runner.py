@@ -64,6 +64,7 @@ class FleetRunner:
                 log.warning("%s: cannot read the active pointer: %s", slot.app, e)
                 continue
             if want is not None and want != slot.package.version:
+                self.agent.state.reload()  # a shell rollback wrote its stage and bad mark
                 log.info("%s: pointer says %s, serving %s; swapping", slot.app, want,
                          slot.package.version)  # fmt: skip
                 try:

@@ -10,13 +10,15 @@ which versions it must never retry.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
 import os
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -72,7 +74,11 @@ class AppState:
 
 
 class FleetState:
-    """Thread-safe, persisted, observable. Listeners get the whole snapshot on change."""
+    """Thread-safe, persisted, observable. Listeners get the whole snapshot on change.
+
+    Two processes may share the file (the daemon's agent and ``headframe rollback``), so
+    every persisted change is a read-modify-write under an exclusive lock on
+    ``state.json.lock``: a bad mark written by one is never lost by the other."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
@@ -83,6 +89,21 @@ class FleetState:
         self.last_error: str = ""
         self._last_tick = 0.0
         self._load()
+
+    @contextlib.contextmanager
+    def _file_locked(self) -> Iterator[None]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path.with_name(self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def reload(self) -> None:
+        """Re-read the file (another process may have changed it)."""
+        with self._lock:
+            self._load()
 
     def _load(self) -> None:
         try:
@@ -96,8 +117,12 @@ class FleetState:
         self.last_check = raw.get("last_check")
         self.last_error = raw.get("last_error", "")
         known = AppState.__dataclass_fields__
+        loaded = {}
         for app, rec in dict(raw.get("apps", {})).items():
-            self.apps[app] = AppState(**{k: v for k, v in rec.items() if k in known})
+            loaded[app] = AppState(**{k: v for k, v in rec.items() if k in known})
+            if app in self.apps:  # progress ticks live in memory only
+                loaded[app].bytes_done = max(loaded[app].bytes_done, self.apps[app].bytes_done)
+        self.apps.update(loaded)
 
     def add_listener(self, fn: Listener) -> None:
         self._listeners.append(fn)
@@ -108,7 +133,9 @@ class FleetState:
 
     def update(self, app: str, *, persist: bool = True, **changes: Any) -> None:
         """Change ``app``'s record; persisted at once unless it is a progress tick."""
-        with self._lock:
+        with self._lock, self._file_locked() if persist else contextlib.nullcontext():
+            if persist:
+                self._load()
             rec = self.apps.setdefault(app, AppState())
             for k, v in changes.items():
                 if not hasattr(rec, k):
@@ -128,17 +155,20 @@ class FleetState:
         self._notify()
 
     def mark_bad(self, app: str, version: str, reason: str) -> None:
-        with self._lock:
+        with self._lock, self._file_locked():
+            self._load()
             self.apps.setdefault(app, AppState()).bad[version] = reason
             self._save_locked()
         self._notify()
 
     def is_bad(self, app: str, version: str) -> bool:
         with self._lock:
+            self._load()
             return version in self.apps.get(app, AppState()).bad
 
     def checked(self, error: str = "") -> None:
-        with self._lock:
+        with self._lock, self._file_locked():
+            self._load()
             self.last_check = time.time()
             self.last_error = error
             self._save_locked()

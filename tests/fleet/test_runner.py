@@ -68,6 +68,12 @@ def test_runner_installs_updates_and_follows_a_shell_rollback(
         )
         assert r.exit_code == 0, r.output
         await _until(lambda: service.slot(DEMO_APP).package.version == "1.0.0")
+        # The daemon's next cycle must honour the shell's bad mark, not reinstall 2.0.0.
+        checked = runner.status()["last_check"]
+        runner.update_now()
+        await _until(lambda: runner.status()["last_check"] != checked)
+        assert service.slot(DEMO_APP).package.version == "1.0.0"
+        assert "2.0.0" in runner.status()["apps"][DEMO_APP]["bad"]
         runner.stop()
         await asyncio.wait_for(task, 60)
         await service.close()
