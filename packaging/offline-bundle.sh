@@ -6,7 +6,7 @@
 #       install.sh        verifies SHA256SUMS, installs the package, imports the demo models
 #       SHA256SUMS        every other file of the bundle
 #       packages/         the .deb and the .rpm
-#       wheels/           every wheel the environment was built from (plus pip), so the
+#       wheels/           every wheel the environment was built from (plus pip, setuptools), so the
 #                         environment or the package can be rebuilt without internet
 #       demo/store/       the demo model packages (runtime.demo.build_demo_catalog)
 #
@@ -36,15 +36,15 @@ rm -rf "$BUILD_DIR/offline"
 mkdir -p "$stage/packages" "$stage/wheels" "$stage/demo"
 cp "${debs[@]}" "${rpms[@]}" "$stage/packages/"
 cp "$BUILD_DIR"/wheels/*.whl "$stage/wheels/"
-# pip itself, so a target without python3-pip can rebuild: python3 wheels/pip-*.whl/pip ...
-"$BUILD_DIR/root/opt/headframe/bin/python" -m pip download -q --no-deps -d "$stage/wheels" pip
+# pip itself (a target without python3-pip runs python3 wheels/pip-*.whl/pip ...), and
+# headframe's build requirements, so packaging/build.sh also runs offline from wheels/.
+"$BUILD_DIR/root/opt/headframe/bin/python" -m pip download -q --no-deps -d "$stage/wheels" \
+    pip "setuptools>=69" wheel
 
 if [ -n "${DEMO_STORE:-}" ]; then
     cp -R "$DEMO_STORE" "$stage/demo/store"
 else
-    "$HOST_PYTHON" -c 'import sys; from pathlib import Path
-from runtime.demo import build_demo_catalog
-build_demo_catalog(Path(sys.argv[1]))' "$stage/demo/store"
+    "$HOST_PYTHON" -m runtime demo build "$stage/demo/store"
 fi
 find "$stage/demo" -name '__pycache__' -prune -exec rm -rf {} +
 

@@ -10,6 +10,8 @@ command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 command -v dpkg-deb >/dev/null 2>&1 || need+=(dpkg)
 command -v lintian >/dev/null 2>&1 || need+=(lintian)
 command -v rpm >/dev/null 2>&1 || need+=(rpm)
+# packaging/build.sh makes the package's venv with the system interpreter (ensurepip).
+/usr/bin/python3 -c 'import ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 [ ${#need[@]} -eq 0 ] && exit 0
 echo "installing Debian packages: ${need[*]}"
 SUDO=""
