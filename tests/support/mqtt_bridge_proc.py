@@ -12,6 +12,7 @@ import logging
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 from runtime.catalog import load_package
 from runtime.config import MqttSettings
@@ -39,11 +40,18 @@ async def main(
 if __name__ == "__main__":
     tune_interpreter()  # as attach_bridge does in the daemon
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    asyncio.run(
-        main(
-            Path(sys.argv[1]),
-            Path(sys.argv[2]),
-            MqttSettings.model_validate_json(sys.argv[3]),
-            sys.argv[4] if len(sys.argv) > 4 else None,
+    try:  # the daemon's loop: uvloop when installed (runtime.cli.serve_cmd)
+        import uvloop
+
+        factory: Any = uvloop.new_event_loop
+    except ImportError:
+        factory = None
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(
+            main(
+                Path(sys.argv[1]),
+                Path(sys.argv[2]),
+                MqttSettings.model_validate_json(sys.argv[3]),
+                sys.argv[4] if len(sys.argv) > 4 else None,
+            )
         )
-    )
