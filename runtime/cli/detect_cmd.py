@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from runtime.config import load_settings
 from runtime.errors import ConfigError, ProbeError
 from runtime.hardware import HardwareReport, probe
 from runtime.profile_rules import gib
@@ -96,6 +97,9 @@ def register(app: typer.Typer) -> None:
             None, "--profiles", help="Device profiles directory (default: the installed ones)."
         ),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+        config: Path | None = typer.Option(
+            None, "--config", help="Settings file, for paths.profiles_dir (default: the usual one)."
+        ),
         live: bool | None = typer.Option(
             None,
             "--live/--no-live",
@@ -105,7 +109,10 @@ def register(app: typer.Typer) -> None:
         """Probe the hardware, match a device profile and explain the match."""
         try:
             report = probe(root, live=live)
-            found = load_profiles(profiles or default_profiles_dir())
+            if profiles is None:
+                # The same directory the daemon would use: settings.paths.profiles_dir first.
+                profiles = default_profiles_dir(load_settings(config))
+            found = load_profiles(profiles)
             result = match(report, found)
         except (ProbeError, ConfigError) as e:
             typer.echo(f"headframe detect: {e.message}", err=True)

@@ -130,3 +130,19 @@ def test_detect_on_a_directory_that_is_not_a_linux_root_exits_2(tmp_path: Path) 
     assert res.exit_code == 2
     assert "proc/cpuinfo: not readable" in res.stderr
     assert res.stdout == ""
+
+
+def test_detect_uses_the_profiles_dir_from_settings(
+    tmp_path: Path, write_profile: Callable[..., Path]
+) -> None:
+    # The daemon reads settings.paths.profiles_dir; detect must show the same match.
+    only = write_profile("site-box", 5, 'arch = ["x86_64"]', 'generic_for_arch = "x86_64"')
+    cfg = tmp_path / "headframe.toml"
+    cfg.write_text(f'[paths]\nprofiles_dir = "{only.parent}"\n')
+    host = str(HOSTS / "epyc-7313p-server")
+    res = runner.invoke(app, ["detect", "--root", host, "--config", str(cfg), "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["profile"]["name"] == "site-box"
+    cfg.write_text("[paths]\nprofile_dir = 1\n")
+    res = runner.invoke(app, ["detect", "--root", host, "--config", str(cfg)])
+    assert res.exit_code == 2 and "unknown key 'paths.profile_dir'" in res.stderr
