@@ -165,14 +165,6 @@ class FleetSettings(_Section):
     min_versions: dict[str, str] = Field(default_factory=dict, title="Per-app minimum version")
 
 
-class GovernorSettings(_Section):
-    enabled: bool = Field(default=False, title="Down-shift under memory or thermal pressure")
-    memory_high_fraction: float = Field(default=0.9, gt=0, le=1, title="Pressure threshold")
-    memory_low_fraction: float = Field(default=0.75, gt=0, le=1, title="Recovery threshold")
-    temperature_high_c: float = Field(default=85.0, ge=30, le=150, title="Thermal threshold")
-    interval_s: float = Field(default=5.0, ge=0.5, le=3600, title="Watch period")
-
-
 class Settings(BaseSettings):
     """Everything the daemon is told. See docs/configuration.md for every key."""
 
@@ -190,7 +182,6 @@ class Settings(BaseSettings):
     api: ApiSettings = Field(default_factory=ApiSettings, title="Local HTTP API")
     mqtt: MqttSettings | None = Field(default=None, title="MQTT bridge (None: off)")
     fleet: FleetSettings | None = Field(default=None, title="Model updates (None: off)")
-    governor: GovernorSettings = Field(default_factory=GovernorSettings, title="Governor")
     log_format: Literal["auto", "text", "json"] = Field(default="auto", title="Log format")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO")
 

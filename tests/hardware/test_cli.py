@@ -92,14 +92,14 @@ def test_config_show_names_the_source_of_each_value(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cfg = tmp_path / "headframe.toml"
-    cfg.write_text("[api]\nport = 9001\n[governor]\nenabled = true\n")
-    monkeypatch.setenv("HEADFRAME_GOVERNOR__ENABLED", "false")
+    cfg.write_text("demo = true\n[api]\nport = 9001\n")
+    monkeypatch.setenv("HEADFRAME_DEMO", "false")
     res = runner.invoke(app, ["config", "show", "--config", str(cfg), "--json"])
     assert res.exit_code == 0, res.output
     rows = {r["key"]: r for r in json.loads(res.stdout)}
     assert rows["api.port"] == {"key": "api.port", "value": 9001, "source": f"file {cfg}"}
-    assert rows["governor.enabled"]["value"] is False
-    assert rows["governor.enabled"]["source"] == "env HEADFRAME_GOVERNOR__ENABLED"
+    assert rows["demo"]["value"] is False
+    assert rows["demo"]["source"] == "env HEADFRAME_DEMO"
     assert rows["api.host"]["source"] == "default"
 
 
