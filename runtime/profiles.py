@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from runtime.config import describe_validation_error
 from runtime.errors import ConfigError
 from runtime.hardware.report import HardwareReport
 from runtime.profile_rules import RuleResult, evaluate
@@ -132,17 +133,6 @@ def default_profiles_dir(settings: Settings | None = None) -> Path:
     return SYSTEM_PROFILES_DIR
 
 
-def _field_errors(err: ValidationError, path: Path) -> str:
-    lines = []
-    for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        if e["type"] == "extra_forbidden":
-            lines.append(f"{path}: unknown key {loc!r}")
-        else:
-            lines.append(f"{path}: {loc}: {e['msg']}")
-    return "\n".join(lines)
-
-
 def load_profile(path: Path) -> DeviceProfile:
     """One profile file. Raises ConfigError naming the file and the field."""
     try:
@@ -154,7 +144,7 @@ def load_profile(path: Path) -> DeviceProfile:
     try:
         return DeviceProfile.model_validate({**data, "source": path})
     except ValidationError as e:
-        raise ConfigError(_field_errors(e, path)) from e
+        raise ConfigError(describe_validation_error(e, str(path))) from e
 
 
 def load_profiles(directory: Path | None = None) -> list[DeviceProfile]:
