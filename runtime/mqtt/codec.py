@@ -33,10 +33,8 @@ def depth_exceeds(doc: Any, limit: int) -> bool:
     return False
 
 
-def check_payload(payload: bytes, *, max_bytes: int, max_depth: int) -> None:
-    """The checks that need no full parse: empty, size, UTF-8, and nesting (parsed only
-    when the payload has more brackets than ``max_depth``, which real requests rarely do).
-    A payload that passes goes straight to the codec: it is parsed once."""
+def _check_bytes(payload: bytes, max_bytes: int) -> None:
+    """Empty, size and UTF-8: the checks every payload gets before any parse."""
     if not payload:
         raise InvalidInput("empty payload: send a JSON object")
     if len(payload) > max_bytes:
@@ -45,22 +43,10 @@ def check_payload(payload: bytes, *, max_bytes: int, max_depth: int) -> None:
         payload.decode("utf-8")
     except UnicodeDecodeError as e:
         raise InvalidInput(f"payload is not UTF-8 (byte {e.start})") from None
-    if payload.count(b"[") + payload.count(b"{") > max_depth:
-        parse_json_object(payload, max_bytes=max_bytes, max_depth=max_depth)
 
 
-def parse_json_object(payload: bytes, *, max_bytes: int, max_depth: int) -> dict[str, Any]:
-    """The request as a dict, or InvalidInput saying exactly what is wrong."""
-    if not payload:
-        raise InvalidInput("empty payload: send a JSON object")
-    if len(payload) > max_bytes:
-        raise PayloadTooLarge(f"payload of {len(payload)} bytes is over the {max_bytes}-byte limit")
-    try:
-        payload.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise InvalidInput(f"payload is not UTF-8 (byte {e.start})") from None
-    # Counting brackets is cheap and rules out deep nesting for nearly every request.
-    brackets = payload.count(b"[") + payload.count(b"{")
+def _parse(payload: bytes, max_depth: int, brackets: int) -> dict[str, Any]:
+    """Parse a payload that passed _check_bytes; ``brackets`` is its count of [ and {."""
     try:
         doc = orjson.loads(payload)
     except orjson.JSONDecodeError as e:
@@ -72,6 +58,23 @@ def parse_json_object(payload: bytes, *, max_bytes: int, max_depth: int) -> dict
     if brackets > max_depth and depth_exceeds(doc, max_depth):
         raise InvalidInput(f"payload nests deeper than {max_depth} levels")
     return doc
+
+
+def check_payload(payload: bytes, *, max_bytes: int, max_depth: int) -> None:
+    """The checks that need no full parse: empty, size, UTF-8, and nesting (parsed only
+    when the payload has more brackets than ``max_depth``, which real requests rarely do).
+    A payload that passes goes straight to the codec: it is parsed once."""
+    _check_bytes(payload, max_bytes)
+    brackets = payload.count(b"[") + payload.count(b"{")
+    if brackets > max_depth:
+        _parse(payload, max_depth, brackets)
+
+
+def parse_json_object(payload: bytes, *, max_bytes: int, max_depth: int) -> dict[str, Any]:
+    """The request as a dict, or InvalidInput saying exactly what is wrong."""
+    _check_bytes(payload, max_bytes)
+    # Counting brackets is cheap and rules out deep nesting for nearly every request.
+    return _parse(payload, max_depth, payload.count(b"[") + payload.count(b"{"))
 
 
 def ok_body(data: Any) -> bytes:
