@@ -78,7 +78,7 @@ class Telemetry:
         self._latencies.setdefault(app, deque(maxlen=WINDOW)).append(seconds)
         self._counts[app] = self._counts.get(app, 0) + 1
 
-    def document(self) -> dict[str, Any]:
+    def document(self, temperatures_c: dict[str, float] | None = None) -> dict[str, Any]:
         now = time.monotonic()
         then, before = self._last
         elapsed = max(now - then, 1e-6)
@@ -98,7 +98,7 @@ class Telemetry:
             "node": self.bridge.settings.node,
             "mqtt": self.bridge.stats(),
             "applications": apps,
-            "temperatures_c": temperatures(),
+            "temperatures_c": temperatures() if temperatures_c is None else temperatures_c,
         }
         stats = getattr(self.bridge.service, "stats", None)
         if stats is not None and hasattr(stats, "snapshot"):
@@ -110,15 +110,16 @@ class Telemetry:
         while True:
             await asyncio.sleep(interval)
             try:
-                self.publish()
+                # Reading hwmon sensors can take tens of milliseconds: not on the loop.
+                self.publish(await asyncio.to_thread(temperatures))
             except Exception:  # telemetry must never take the bridge down
                 log.exception("mqtt: telemetry failed")
 
-    def publish(self) -> None:
+    def publish(self, temperatures_c: dict[str, float] | None = None) -> None:
         outbox = self.bridge.outbox
         if outbox is None:
             return
-        body = orjson.dumps(self.document(), option=orjson.OPT_NON_STR_KEYS)
+        body = orjson.dumps(self.document(temperatures_c), option=orjson.OPT_NON_STR_KEYS)
         expiry = max(1, int(self.bridge.settings.telemetry_interval_s * 2))
         outbox.send(
             self.bridge.topics.telemetry,
