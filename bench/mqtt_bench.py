@@ -187,6 +187,12 @@ def _spawn(args: list[str]) -> subprocess.Popen[bytes]:
     return proc
 
 
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds the process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _stop(proc: subprocess.Popen[bytes]) -> None:
     proc.send_signal(signal.SIGTERM)
     try:
@@ -217,8 +223,12 @@ def bench(package: ModelPackage, work: Path, n: int, rounds: int) -> dict[str, A
             load.run(BARE_TOPIC, bodies[:200])  # warm both paths
             load.run(topic, bodies[:200])
             for _ in range(rounds):
-                results["bare"].append(load.run(BARE_TOPIC, bodies))
-                results["headframe"].append(load.run(topic, bodies))
+                for name, pid, path in (("bare", procs[0].pid, BARE_TOPIC),
+                                        ("headframe", procs[1].pid, topic)):  # fmt: skip
+                    cpu = _cpu_s(pid)
+                    r = load.run(path, bodies)
+                    r["cpu_us_per_request"] = (_cpu_s(pid) - cpu) / len(bodies) * 1e6
+                    results[name].append(r)
         finally:
             load.close()
     finally:
@@ -231,7 +241,8 @@ def bench(package: ModelPackage, work: Path, n: int, rounds: int) -> dict[str, A
 
     out: dict[str, Any] = {"variant": variant.id, "requests": n, "rounds": rounds}
     for name in results:
-        out[name] = {k: round(med(name, k), 3) for k in ("throughput_per_s", "p50_ms", "p95_ms")}
+        keys = ("throughput_per_s", "p50_ms", "p95_ms", "cpu_us_per_request")
+        out[name] = {k: round(med(name, k), 3) for k in keys}
         out[name]["errors"] = sum(r["errors"] for r in results[name])
     out["throughput_ratio"] = round(
         out["headframe"]["throughput_per_s"] / out["bare"]["throughput_per_s"], 3
@@ -273,7 +284,8 @@ def main() -> int:
               f"QoS 1, {IN_FLIGHT} in flight")  # fmt: skip
         for name, r in (("bare paho responder", b), ("headframe bridge", h)):
             print(f"  {name:20} {r['throughput_per_s']:8.1f} req/s  p50 {r['p50_ms']:.2f} ms  "
-                  f"p95 {r['p95_ms']:.2f} ms  errors {r['errors']}")  # fmt: skip
+                  f"p95 {r['p95_ms']:.2f} ms  CPU {r['cpu_us_per_request']:.0f} us/request  "
+                  f"errors {r['errors']}")  # fmt: skip
         print(f"  throughput ratio {out['throughput_ratio']:.3f} (target >= 0.70); "
               f"p50 {h['p50_ms']:.2f} ms (target < 3 ms)")  # fmt: skip
     ok = out["throughput_ratio"] >= 0.7 and out["headframe"]["p50_ms"] < 3.0
