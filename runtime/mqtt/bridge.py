@@ -1,11 +1,12 @@
 """The MQTT bridge: requests from the broker into the inference service, replies back.
 
-paho's network thread only copies each message onto the event loop
-(``loop.call_soon_threadsafe``); inference runs through ``await service.infer`` /
-``service.generate`` like any HTTP request, never on paho's thread. Each application has
-a bounded queue: when it is full the request is answered "busy" at once. A QoS 1 request
-is acknowledged to the broker only after its reply is safe in the store-and-forward
-buffer, so a daemon killed mid-request gets the request again from its persistent session.
+paho's socket I/O and callbacks run on the event loop (runtime.mqtt.connection), so a
+request is routed, answered and acknowledged there; inference runs through ``await
+service.infer`` / ``service.generate`` like any HTTP request, on the model's worker.
+Each application has a bounded queue: when it is full the request is answered "busy" at
+once. A QoS 1 request is acknowledged to the broker only after its reply is safe in the
+store-and-forward buffer, so a daemon killed mid-request gets the request again from its
+persistent session.
 
 Replies go to the request's Response Topic with its Correlation Data echoed, else to
 ``{prefix}/models/{app}/result``; they carry the model version and variant as user
@@ -113,10 +114,10 @@ class MqttBridge:
                 commands=self.settings.commands_enabled
             ),
             will=Will(self.topics.status, self._status_body("offline", "connection lost")),
-            on_connect=lambda present: self._call(self._on_connected),
-            on_disconnect=lambda: self._call(self._on_disconnected),
-            on_message=lambda msg: self._call(self._on_message, msg),
-            on_publish=lambda mid, rc: self._call(self._on_publish, mid, rc),
+            on_connect=lambda present: self._on_connected(),
+            on_disconnect=self._on_disconnected,
+            on_message=self._on_message,
+            on_publish=self._on_publish,
         )
         self.outbox = Outbox(self.conn, self.buffer, replay_rate_per_s=b.replay_rate_per_s)
         add_listener = getattr(self.service, "add_listener", None)
@@ -154,17 +155,11 @@ class MqttBridge:
         for task in (*self._tasks, *self._workers):
             task.cancel()
         await asyncio.gather(*self._tasks, *self._workers, return_exceptions=True)
-        await asyncio.to_thread(conn.stop, timeout_s)
+        await conn.stop(timeout_s)
         if self.buffer is not None:
             self.buffer.close()
         self.conn = None
         log.info("mqtt: bridge stopped")
-
-    def _call(self, fn: Callable[..., Any], *args: Any) -> None:
-        """From paho's thread: run ``fn`` on the event loop, never here."""
-        loop = self._loop
-        if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(fn, *args)
 
     # --- connection events (event loop) -----------------------------------------------
 

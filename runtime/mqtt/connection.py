@@ -1,20 +1,29 @@
-"""The MQTT connection: one paho-mqtt 2.x client (MQTT v5) and the thread that keeps it up.
+"""The MQTT connection: one paho-mqtt 2.x client (MQTT v5), driven by the event loop.
+
+paho's socket I/O runs on the daemon's asyncio loop through paho's external-loop hooks
+(``loop_read`` when the socket is readable, ``loop_write`` while paho has bytes to send,
+``loop_misc`` once a second for keepalive). So a request arrives, is served and its reply
+is published on one thread: no hand-off to and from a network thread, which on a small
+box cost more than the inference itself (bench/README.md, "MQTT"). Only two things leave
+the loop: inference (the model's worker, as for HTTP) and opening the socket (the TCP
+connect and TLS handshake block, so they run in a worker thread).
 
 paho's own reconnect loop backs off without jitter and hides why a connect failed, so
-this module runs the network loop itself: ``connect_async`` records the broker, then a
-thread connects, runs ``loop()``, and on any failure waits an exponentially growing,
-jittered delay before trying again. A broker that is absent is normal (the HTTP API
-serves meanwhile); a broker that refuses us (bad credentials, not authorised, a client
-id in use) is logged once, clearly, and retried on a slower schedule.
+this module supervises the connection itself: on any failure it waits an exponentially
+growing, jittered delay before trying again. A broker that is absent is normal (the HTTP
+API serves meanwhile); a broker that refuses us (bad credentials, not authorised, a
+client id in use) is logged once, clearly, and retried on a slower schedule.
 
-Callbacks arrive on the network thread. The bridge's callbacks must only hand work to
-its event loop; nothing here blocks on inference. The session is persistent (clean start
-off, a session expiry interval) so that QoS 1 requests published while the daemon is
-briefly away are waiting when it returns; subscriptions are made again on every connect.
+The callbacks run on the event loop and must not block. The session is persistent
+(clean start off, a session expiry interval) so that QoS 1 requests published while the
+daemon is briefly away are waiting when it returns; subscriptions are made again on every
+connect.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 import random
@@ -36,6 +45,8 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from runtime.config import MqttSettings
 from runtime.errors import ConfigError
+from runtime.mqtt import properties as fast_properties
+from runtime.mqtt.loop_client import LoopClient
 
 log = logging.getLogger(__name__)
 
@@ -113,9 +124,25 @@ def _set_nodelay(client: paho.Client, userdata: Any, sock: Any) -> None:
         log.debug("mqtt: could not set TCP_NODELAY: %s", e)
 
 
+class _PahoLog:
+    """Where paho logs: detail to our DEBUG log, formatted only when DEBUG is on; the text
+    of paho's errors (TLS alerts, resets) kept as the reason for our one clear warning."""
+
+    def __init__(self, conn: MqttConnection) -> None:
+        self._conn = conn
+
+    def log(self, level: int, fmt: str, *args: Any) -> None:
+        if level >= logging.ERROR:
+            self._conn._paho_error = fmt % args
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("paho: " + fmt, *args)
+
+
 class MqttConnection:
-    """Keeps one client connected. ``handlers`` get paho's callbacks on the network thread:
-    on_connect(session_present), on_disconnect(), on_message(msg), on_publish(mid, reason)."""
+    """Keeps one client connected. ``start()`` on the running event loop; the handlers get
+    paho's callbacks on that loop: on_connect(session_present), on_disconnect(),
+    on_message(msg), on_publish(mid, reason). ``connected``, ``wait_connected`` and
+    ``wait_subscribed`` may be used from any thread."""
 
     def __init__(
         self,
@@ -135,10 +162,17 @@ class MqttConnection:
         self._on_connect_cb = on_connect
         self._on_disconnect_cb = on_disconnect
         self._on_publish_cb = on_publish
-        self._stop = threading.Event()
+        self._stopping = False
         self._connected = threading.Event()
         self._subscribed = threading.Event()  # the broker acknowledged this session's SUBSCRIBE
-        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._wake: asyncio.Event | None = None  # cuts a back-off wait short on stop
+        self._sock: Any = None  # the socket registered with the loop
+        self._closed: asyncio.Event | None = None  # set when that socket is closed
+        self._flush_due = False  # a write is scheduled for the end of this loop pass
+        self._writer_added = False  # the selector watches the socket for writability
         self._refused: str | None = None
         self._last_error: tuple[str, float] | None = None
         self._paho_error: str | None = None
@@ -147,13 +181,16 @@ class MqttConnection:
         self.connects = 0  # successful connections so far
         self.failures = 0  # failed attempts so far
 
-        c = paho.Client(
+        fast_properties.install()
+        c = LoopClient(
             CallbackAPIVersion.VERSION2,
             client_id=self.client_id,
             protocol=MQTTProtocolVersion.MQTTv5,
             manual_ack=manual_ack,
         )
-        c.on_log = self._on_log
+        # paho's logger, not on_log: on_log makes paho format a line for every packet
+        # (properties included), which cost more than a tenth of the bridge's time.
+        c.enable_logger(_PahoLog(self))  # type: ignore[arg-type]
         c.max_inflight_messages_set(64)
         ctx = tls_context(settings)
         if ctx is not None:
@@ -164,6 +201,8 @@ class MqttConnection:
         if will is not None:
             c.will_set(will.topic, will.payload, qos=will.qos, retain=will.retain)
         c.on_socket_open = _set_nodelay
+        c.on_socket_close = self._on_socket_close
+        c.on_socket_register_write = self._on_register_write
         c.on_connect = self._on_connect
         c.on_disconnect = self._on_disconnect
         c.on_subscribe = self._on_subscribe
@@ -194,22 +233,28 @@ class MqttConnection:
         return self._subscribed.wait(timeout)
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="headframe-mqtt", daemon=True)
-        # paho writes to the socket from the publishing thread unless it believes a network
-        # thread exists; with ours registered, every write happens on the network thread.
-        self.client._thread = self._thread
-        self._thread.start()
+        """Start connecting; call on the running event loop. Returns at once."""
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        self._wake = asyncio.Event()
+        self._task = self._loop.create_task(self._supervise(), name="mqtt-connection")
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """Disconnect normally (no Last Will) and end the network thread."""
-        self._stop.set()
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Disconnect normally (no Last Will) and stop reconnecting."""
+        self._stopping = True
+        if self._wake is not None:
+            self._wake.set()
         if self._connected.is_set():
-            self.client.disconnect()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            if self._thread.is_alive():
-                log.warning("mqtt: network thread did not stop within %ss", timeout)
-        self.client._thread = None
+            self.client.disconnect()  # the writer sends DISCONNECT, then paho closes
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), timeout)
+            except TimeoutError:
+                log.warning("mqtt: the connection did not close within %ss", timeout)
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
+        self._detach()
         self._connected.clear()
 
     def publish(
@@ -221,38 +266,35 @@ class MqttConnection:
         if qos > 0:
             self.client.ack(mid, qos)
 
-    # --- network thread -------------------------------------------------------------
+    # --- the supervisor (event loop) -------------------------------------------------
 
-    def _run(self) -> None:
+    async def _supervise(self) -> None:
         s = self.settings
         delays = backoff_delays(s.reconnect_min_s, s.reconnect_max_s)
         slow = backoff_delays(s.reconnect_max_s, max(s.refused_max_s, s.reconnect_max_s))
-        while not self._stop.is_set():
+        while not self._stopping:
             self._refused = None
             self._accepted = False
             self._paho_error = None
             started = time.monotonic()
             try:
-                rc = self.client.reconnect()
+                rc = await self._reconnect()
             except (OSError, ssl.SSLError, ValueError) as e:
                 self._failed(f"cannot connect to {s.host}:{s.port}: {e}")
             else:
                 if rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
-                    while not self._stop.is_set():
-                        rc = self.client.loop(timeout=0.5)
-                        if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
-                            break
+                    await self._serve_socket()
                     self._subscribed.clear()
                     if self._connected.is_set():
                         self._connected.clear()
                         if self._on_disconnect_cb:
                             self._on_disconnect_cb()
-                    if not self._accepted and self._refused is None and not self._stop.is_set():
+                    if not self._accepted and self._refused is None and not self._stopping:
                         why = self._paho_error or "closed before the broker accepted us"
                         self._failed(f"connection to {s.host}:{s.port} failed: {why}")
                 else:
                     self._failed(f"connect to {s.host}:{s.port} failed: {paho.error_string(rc)}")
-            if self._stop.is_set():
+            if self._stopping:
                 break
             self._check_flapping(started)
             if self._refused is not None:
@@ -264,7 +306,115 @@ class MqttConnection:
                         s.reconnect_max_s, max(s.refused_max_s, s.reconnect_max_s)
                     )
                 wait = next(delays)
-            self._stop.wait(wait)
+            assert self._wake is not None
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), wait)
+
+    async def _reconnect(self) -> MQTTErrorCode:
+        """Open the socket off the loop (it blocks), then let paho send CONNECT on it."""
+        sock = await asyncio.to_thread(self.client.open_socket)
+        if self._stopping:
+            sock.close()
+            return MQTTErrorCode.MQTT_ERR_NO_CONN
+        self.client._ready_socket = sock
+        return self.client.reconnect()
+
+    async def _serve_socket(self) -> None:
+        """Drive paho from the loop until the socket is closed (by either side)."""
+        loop = self._loop
+        sock = self.client.socket()
+        if loop is None or sock is None:
+            return
+        self._sock = sock
+        self._closed = asyncio.Event()
+        self._flush_due = self._writer_added = False
+        loop.add_reader(sock, self._readable)
+        if self.client.want_write():  # CONNECT, queued by reconnect()
+            self._want_write(sock)
+        try:
+            while not self._closed.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._closed.wait(), 1.0)
+                if self._sock is not None:
+                    self.client.loop_misc()  # keepalive: PINGREQ, and closes a dead link
+        finally:
+            self._detach()
+
+    def _readable(self) -> None:
+        sock = self._sock
+        self.client.loop_read()
+        if sock is None or sock is not self._sock:
+            return
+        # Packets may wait in our read buffer, or TLS may hold decrypted bytes: the socket
+        # will not report either as readable.
+        pending = getattr(sock, "pending", None)
+        if self.client.buffered() or (pending is not None and pending()):
+            assert self._loop is not None
+            self._loop.call_soon(self._readable)
+
+    def _detach(self, sock: Any = None) -> None:
+        """Take the socket off the loop (it is being closed)."""
+        current = self._sock
+        if current is None or (sock is not None and sock is not current):
+            return
+        self._sock = None
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.remove_reader(current)
+            if self._writer_added:
+                self._loop.remove_writer(current)
+                self._writer_added = False
+        if self._closed is not None:
+            self._closed.set()
+
+    def _on_loop(self, fn: Callable[..., None], *args: Any) -> None:
+        """Run ``fn`` now when on the loop's thread, else hand it to the loop."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        if threading.get_ident() == self._loop_thread:
+            fn(*args)
+        else:
+            loop.call_soon_threadsafe(fn, *args)
+
+    def _on_socket_close(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        self._on_loop(self._closing, sock)
+
+    def _closing(self, sock: Any) -> None:
+        if sock is self._sock:
+            self.client.flush_writes(sock)  # a DISCONNECT paho has just written, say
+        self._detach(sock)
+
+    def _on_register_write(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        self._on_loop(self._want_write, sock)
+
+    def _want_write(self, sock: Any) -> None:
+        # paho has packets to send: write them at the end of this loop pass, so that the
+        # replies and acknowledgements of one pass leave together.
+        if sock is self._sock and not self._flush_due and self._loop is not None:
+            self._flush_due = True
+            self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_due = False
+        sock = self._sock
+        if sock is None:
+            return
+        self.client.loop_write()  # paho's packets into the client's write buffer
+        if sock is self._sock:
+            self._send_buffered()
+
+    def _send_buffered(self) -> None:
+        """Send the write buffer; while the socket is full, let the selector say when."""
+        sock, loop = self._sock, self._loop
+        if sock is None or loop is None:
+            return
+        done = self.client.flush_writes()
+        if not done and not self._writer_added:
+            loop.add_writer(sock, self._send_buffered)
+            self._writer_added = True
+        elif done and self._writer_added:
+            loop.remove_writer(sock)
+            self._writer_added = False
 
     def _check_flapping(self, started: float) -> None:
         """A session the broker keeps closing right after accepting it: almost always a
@@ -332,13 +482,6 @@ class MqttConnection:
         if self._on_connect_cb:
             self._on_connect_cb(bool(flags.session_present))
 
-    def _on_log(self, client: paho.Client, userdata: Any, level: int, text: str) -> None:
-        # paho's own messages are detail; its errors (TLS alerts, resets) become the reason
-        # in our one clear warning instead of a line per attempt.
-        if level == paho.MQTT_LOG_ERR:
-            self._paho_error = text
-        log.debug("paho: %s", text)
-
     def _on_subscribe(
         self, client: paho.Client, userdata: Any, mid: int, reasons: list[ReasonCode], props: Any
     ) -> None:
@@ -369,7 +512,7 @@ class MqttConnection:
         elif reason.value in _REFUSALS:
             self._refused = _REFUSALS[reason.value]
             log.error("mqtt: the broker disconnected us: %s", _REFUSALS[reason.value])
-        elif was and not self._stop.is_set():
+        elif was and not self._stopping:
             detail = f"{reason}: {self._paho_error}" if self._paho_error else str(reason)
             log.warning("mqtt: connection lost (%s); reconnecting", detail)
         if was and self._on_disconnect_cb:

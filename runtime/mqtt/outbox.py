@@ -1,12 +1,12 @@
 """Publishing: QoS 1 messages go through the store-and-forward buffer, in order.
 
 Runs on the bridge's event loop. A QoS 1 message is written to the buffer first, then
-handed to paho; the broker's PUBACK (reported by paho's thread, forwarded here with
-``call_soon_threadsafe``) deletes it. While the broker is away messages only go to the
-buffer; on each connect everything not yet handed to paho is replayed oldest first, the
-backlog paced at ``replay_rate_per_s`` so a returning broker is not flooded. Messages paho
-already holds are resent by paho itself with their original packet ids, so they are not
-replayed twice. After a daemon restart nothing is in paho's hands and the buffer replays all.
+handed to paho; the broker's PUBACK (paho's on_publish, on the same loop) deletes it.
+While the broker is away messages only go to the buffer; on each connect everything not
+yet handed to paho is replayed oldest first, the backlog paced at ``replay_rate_per_s``
+so a returning broker is not flooded. Messages paho already holds are resent by paho
+itself with their original packet ids, so they are not replayed twice. After a daemon
+restart nothing is in paho's hands and the buffer replays all.
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ import logging
 from typing import Any
 
 from paho.mqtt.enums import MQTTErrorCode
-from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from runtime.mqtt.buffer import BufferFull, Entry, StoreAndForward
 from runtime.mqtt.connection import MqttConnection
+from runtime.mqtt.properties import PublishProperties
 
 log = logging.getLogger(__name__)
 
@@ -33,16 +33,12 @@ def publish_properties(props: dict[str, Any]) -> Properties | None:
     """paho Properties from the plain dict kept in the buffer."""
     if not props:
         return None
-    p = Properties(PacketTypes.PUBLISH)
-    if props.get("correlation_data") is not None:
-        p.CorrelationData = props["correlation_data"]
-    if props.get("content_type"):
-        p.ContentType = props["content_type"]
-    if props.get("message_expiry"):
-        p.MessageExpiryInterval = int(props["message_expiry"])
-    if props.get("user"):
-        p.UserProperty = [(str(k), str(v)) for k, v in props["user"]]
-    return p
+    return PublishProperties(
+        message_expiry=props.get("message_expiry"),
+        content_type=props.get("content_type"),
+        correlation_data=props.get("correlation_data"),
+        user=props.get("user") or (),
+    )
 
 
 class Outbox:

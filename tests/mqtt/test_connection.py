@@ -1,11 +1,16 @@
-"""The connection against a real Mosquitto: back-off, re-subscribe, TLS, mTLS, refusals."""
+"""The connection against a real Mosquitto: back-off, re-subscribe, TLS, mTLS, refusals.
+
+The connection lives on an event loop (as in the daemon): each test runs one on a thread
+and starts and stops connections there."""
 
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +20,7 @@ import pytest
 from runtime.config import MqttSettings
 from runtime.mqtt.connection import MqttConnection, backoff_delays
 from tests.support.certs import CertAuthority
+from tests.support.loop_thread import LoopThread
 from tests.support.mosquitto import Mosquitto, TlsFiles
 from tests.support.mqtt_client import Requester
 
@@ -34,11 +40,34 @@ class Inbox:
             self.conn.ack(msg.mid, msg.qos)
 
 
+@pytest.fixture
+def loop() -> Iterator[LoopThread]:
+    with LoopThread() as lt:
+        yield lt
+
+
+class Conn(MqttConnection):
+    """A connection started and stopped on the test's event loop thread."""
+
+    def __init__(self, loop: LoopThread, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lt = loop
+
+    def start(self) -> None:  # type: ignore[override]
+        self.lt.run(super().start)
+
+    def stop(self, timeout: float = 5.0) -> None:  # type: ignore[override]
+        self.lt.call(super().stop(timeout))
+
+
 def _conn(
-    settings: MqttSettings, inbox: Inbox | None = None, topics: list[str] | None = None
-) -> MqttConnection:
+    loop: LoopThread,
+    settings: MqttSettings,
+    inbox: Inbox | None = None,
+    topics: list[str] | None = None,
+) -> Conn:
     inbox = inbox or Inbox()
-    conn = MqttConnection(settings, subscriptions=lambda: topics or ["t/in/+"], on_message=inbox)
+    conn = Conn(loop, settings, subscriptions=lambda: topics or ["t/in/+"], on_message=inbox)
     inbox.conn = conn
     return conn
 
@@ -67,9 +96,9 @@ def test_backoff_grows_with_jitter_and_is_capped() -> None:
     assert len(set(seq)) == len(seq)  # jittered
 
 
-def test_nodelay_resubscribe_after_broker_kill(broker: Mosquitto) -> None:
+def test_nodelay_resubscribe_after_broker_kill(loop: LoopThread, broker: Mosquitto) -> None:
     inbox = Inbox()
-    conn = _conn(_settings(broker), inbox)
+    conn = _conn(loop, _settings(broker), inbox)
     conn.start()
     try:
         assert conn.wait_connected(5)
@@ -90,9 +119,40 @@ def test_nodelay_resubscribe_after_broker_kill(broker: Mosquitto) -> None:
         conn.stop()
 
 
-def test_broker_absent_at_start_is_normal(make_broker: Any) -> None:
+def _publish(loop: LoopThread, conn: MqttConnection, topic: str, body: bytes) -> None:
+    loop.run(lambda: conn.publish(topic, body, qos=1, retain=False, properties=None))
+
+
+def _wait(cond: Any, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def test_messages_larger_than_the_socket_buffers_arrive_whole_and_in_order(
+    loop: LoopThread, broker: Mosquitto
+) -> None:
+    inbox = Inbox()
+    conn = _conn(loop, _settings(broker), inbox)
+    conn.start()
+    try:
+        assert conn.wait_subscribed(5)
+        # 8 MiB does not fit the socket's send buffer: the rest goes when it drains.
+        payloads = [os.urandom(8 * 1024 * 1024), b"small", os.urandom(300_000)]
+        for body in payloads:
+            _publish(loop, conn, "t/in/big", body)
+        assert _wait(lambda: len(inbox.msgs) == 3, 30)
+        assert [m.payload for m in inbox.msgs] == payloads
+    finally:
+        conn.stop()
+
+
+def test_broker_absent_at_start_is_normal(loop: LoopThread, make_broker: Any) -> None:
     broker = make_broker("late")
-    conn = _conn(_settings(broker))
+    conn = _conn(loop, _settings(broker))
     conn.start()
     try:
         time.sleep(1.0)
@@ -104,13 +164,13 @@ def test_broker_absent_at_start_is_normal(make_broker: Any) -> None:
 
 
 def test_bad_password_fails_cleanly_with_backoff(
-    make_broker: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    loop: LoopThread, make_broker: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     broker = make_broker("auth", passwords={"box": "right-horse-battery"}).start()
     wrong = tmp_path / "wrong.pw"
     wrong.write_text("staple-wrong-guess\n")
     caplog.set_level(logging.DEBUG)
-    conn = _conn(_settings(broker, username="box", password_file=wrong, reconnect_max_s=0.5))
+    conn = _conn(loop, _settings(broker, username="box", password_file=wrong, reconnect_max_s=0.5))
     conn.start()
     try:
         time.sleep(2.0)
@@ -124,7 +184,7 @@ def test_bad_password_fails_cleanly_with_backoff(
         conn.stop()
     right = tmp_path / "right.pw"
     right.write_text("right-horse-battery\n")
-    ok = _conn(_settings(broker, username="box", password_file=right))
+    ok = _conn(loop, _settings(broker, username="box", password_file=right))
     ok.start()
     try:
         assert ok.wait_connected(5)
@@ -140,22 +200,30 @@ def pki(tmp_path: Path) -> tuple[CertAuthority, TlsFiles]:
     return ca, TlsFiles(ca.ca_file, server.cert, server.key)
 
 
-def test_tls_and_wrong_ca(
+def test_tls_and_wrong_ca(loop: LoopThread,
     make_broker: Any, pki: tuple[CertAuthority, TlsFiles], tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:  # fmt: skip
     ca, files = pki
     broker = make_broker("tls", tls=files).start()
-    conn = _conn(_settings(broker, tls={"ca_file": ca.ca_file}))
+    inbox = Inbox()
+    conn = _conn(loop, _settings(broker, tls={"ca_file": ca.ca_file}), inbox)
     conn.start()
     try:
-        assert conn.wait_connected(5)
+        assert conn.wait_subscribed(5)
+        # Messages cross TLS both ways, larger than one TLS record (16 KiB), so the reader
+        # must drain what TLS holds decrypted as well as what the socket reports.
+        payloads = [os.urandom(n) for n in (10, 200_000, 70_000)]
+        for body in payloads:
+            _publish(loop, conn, "t/in/tls", body)
+        assert _wait(lambda: len(inbox.msgs) == 3, 10)
+        assert [m.payload for m in inbox.msgs] == payloads
     finally:
         conn.stop()
 
     other = CertAuthority(tmp_path / "other", name="some other CA")
     caplog.set_level(logging.WARNING)
-    bad = _conn(_settings(broker, node="n2", tls={"ca_file": other.ca_file}))
+    bad = _conn(loop, _settings(broker, node="n2", tls={"ca_file": other.ca_file}))
     bad.start()
     try:
         assert not bad.wait_connected(1.5)
@@ -166,23 +234,24 @@ def test_tls_and_wrong_ca(
 
 
 def test_mtls_needs_the_client_certificate(
-    make_broker: Any, pki: tuple[CertAuthority, TlsFiles]
+    loop: LoopThread, make_broker: Any, pki: tuple[CertAuthority, TlsFiles]
 ) -> None:
     ca, files = pki
     files.require_client_cert = True
     broker = make_broker("mtls", tls=files).start()
     client = ca.issue("box-1", server=False)
     good = _conn(
+        loop,
         _settings(
             broker, tls={"ca_file": ca.ca_file, "cert_file": client.cert, "key_file": client.key}
-        )
+        ),
     )
     good.start()
     try:
         assert good.wait_connected(5)
     finally:
         good.stop()
-    anon = _conn(_settings(broker, node="n2", tls={"ca_file": ca.ca_file}))
+    anon = _conn(loop, _settings(broker, node="n2", tls={"ca_file": ca.ca_file}))
     anon.start()
     try:
         assert not anon.wait_connected(1.5)
@@ -192,13 +261,13 @@ def test_mtls_needs_the_client_certificate(
 
 
 def test_duplicate_client_id_is_logged_clearly(
-    broker: Mosquitto, caplog: pytest.LogCaptureFixture
+    loop: LoopThread, broker: Mosquitto, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING)
-    first = _conn(_settings(broker, reconnect_max_s=0.5, refused_max_s=1.0))
+    first = _conn(loop, _settings(broker, reconnect_max_s=0.5, refused_max_s=1.0))
     first.start()
     assert first.wait_connected(5)
-    second = _conn(_settings(broker, reconnect_max_s=0.5, refused_max_s=1.0))
+    second = _conn(loop, _settings(broker, reconnect_max_s=0.5, refused_max_s=1.0))
     second.start()
     try:
         assert second.wait_connected(5)

@@ -9,9 +9,7 @@ queues can fill and requests can expire.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-import threading
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +23,7 @@ from runtime.catalog import ModelPackage, Variant, load_package
 from runtime.config import MqttSettings
 from runtime.mqtt.bridge import MqttBridge
 from runtime.service import InferenceService
+from tests.support.loop_thread import LoopThread
 
 T = TypeVar("T")
 
@@ -74,21 +73,17 @@ class BridgeHarness:
         self.queue_size = queue_size
         self.workers = workers
         self.info = info or (lambda: {"hardware": {"cpu": "test"}, "profile": "generic-cpu"})
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._loop_thread = LoopThread()
+        self.loop = self._loop_thread.loop
         self.service: InferenceService | None = None
         self.bridge: MqttBridge | None = None
 
     def call(self, coro: Coroutine[Any, Any, T], timeout: float = 30.0) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+        return self._loop_thread.call(coro, timeout)
 
     def run(self, fn: Callable[[], T]) -> T:
         """Run a plain function on the loop (the bridge's state lives there)."""
-
-        async def wrap() -> T:
-            return fn()
-
-        return self.call(wrap())
+        return self._loop_thread.run(fn)
 
     async def _start(self) -> None:
         self.service = InferenceService(
@@ -108,7 +103,7 @@ class BridgeHarness:
             await self.service.close(2.0)
 
     def __enter__(self) -> BridgeHarness:
-        self.thread.start()
+        self._loop_thread.__enter__()
         self.call(self._start())
         return self
 
@@ -116,9 +111,7 @@ class BridgeHarness:
         try:
             self.call(self._stop())
         finally:
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self.thread.join(10)
-            self.loop.close()
+            self._loop_thread.__exit__(*exc)
 
     def stats(self) -> dict[str, Any]:
         assert self.bridge is not None
