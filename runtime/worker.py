@@ -1,7 +1,7 @@
 """One model's worker: a bounded admission count, a thread pool, optional micro-batching.
 
 Native inference never runs on the event loop: every call goes to this worker's
-ThreadPoolExecutor. Admission is counted on the loop, so "queue full" is decided
+threads (runtime.loop_threads). Admission is counted on the loop, so "queue full" is decided
 without locks; a request whose caller gave up (timeout, disconnect) still holds its
 place until its thread really finishes, so the bound is never exceeded.
 """
@@ -13,7 +13,6 @@ import contextlib
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +20,7 @@ import numpy as np
 
 from runtime.backends.base import Backend, GenerationChunk, GenerationRequest
 from runtime.errors import Busy, HeadframeError, InferenceFailed
+from runtime.loop_threads import LoopThreads
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ class ModelWorker:
         threads = config.workers if getattr(backend, "thread_safe", False) else 1
         self.config = config
         self.threads = threads
-        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=f"hf-{app}")
+        self._threads = LoopThreads(threads, f"hf-{app}")
         self._capacity = config.queue_size + threads
         self._inflight = 0
         self._idle = asyncio.Event()
@@ -102,7 +102,7 @@ class ModelWorker:
             fut.add_done_callback(self._release)
             self._queue.put_nowait(_Pending(inputs, fut))
         else:
-            fut = self._loop.run_in_executor(self._executor, self._run, inputs)
+            fut = self._threads.run(self._run, inputs)
             fut.add_done_callback(self._release)
         # shield: a caller that gives up must not free the slot while the thread still runs.
         return await asyncio.shield(fut)
@@ -145,7 +145,7 @@ class ModelWorker:
         else:
             batch = {k: np.concatenate([p.inputs[k] for p in group]) for k in group[0].inputs}
         try:
-            out = await self._loop.run_in_executor(self._executor, self._run, batch)
+            out = await self._threads.run(self._run, batch)
             total = sum(p.rows for p in group)
             if any(v.shape[:1] != (total,) for v in out.values()):
                 raise InferenceFailed(f"{self.app}: batched outputs lost the batch axis")
@@ -185,7 +185,7 @@ class ModelWorker:
                 with contextlib.suppress(RuntimeError):
                     self._loop.call_soon_threadsafe(put, _END)
 
-        fut = self._loop.run_in_executor(self._executor, produce)
+        fut = self._threads.run(produce)
         fut.add_done_callback(self._release)
         try:
             while True:
@@ -215,4 +215,4 @@ class ModelWorker:
         after drain(), then unload the backend."""
         for t in self._tasks:
             self._loop.call_soon_threadsafe(t.cancel)
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        self._threads.shutdown()
