@@ -120,6 +120,7 @@ class MqttBridge:
             on_publish=self._on_publish,
         )
         self.outbox = Outbox(self.conn, self.buffer, replay_rate_per_s=b.replay_rate_per_s)
+        self.conn.before_send = self.outbox.commit
         add_listener = getattr(self.service, "add_listener", None)
         if add_listener is not None:
             add_listener(self._on_service_event)

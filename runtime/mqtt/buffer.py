@@ -1,10 +1,14 @@
 """Store and forward: a SQLite (WAL) outbox for QoS 1 replies and results.
 
-A message is written here *before* it is handed to the MQTT client and deleted only when
-the broker acknowledges it (PUBACK), so a reply survives the broker being away and the
-daemon being killed. The store is bounded by bytes and by age; when full it either
-drops the oldest entries or refuses the new one (``policy``), and counts every drop.
-Rows come back in insertion order for replay.
+A message is written here *before* it leaves the process and deleted only when the
+broker acknowledges it (PUBACK), so a reply survives the broker being away and the daemon
+being killed. Writes are grouped: ``put`` stages a message and ``commit`` writes every
+staged one in a single statement. The outbox commits at the end of each event-loop pass,
+and the MQTT connection commits before it sends any bytes, so nothing is published (and
+no request acknowledged) before its reply is on disk; a crash before the commit loses
+only replies that never left, whose requests the broker delivers again. The store is
+bounded by bytes and by age; when full it either drops the oldest entries or refuses the
+new one (``policy``), and counts every drop. Rows come back in insertion order for replay.
 
 All methods run on one thread (the bridge's event loop); SQLite itself is not shared.
 ``synchronous=NORMAL`` in WAL mode survives a process crash (what the daemon faces when
@@ -23,11 +27,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import orjson
+
 from runtime.errors import HeadframeError
 
 log = logging.getLogger(__name__)
 
 ACK_BATCH = 256  # acknowledged rows deleted together (see ack)
+_INSERT_BATCH = 500  # staged rows per INSERT (8 values each, well under SQLite's limit)
 
 Policy = Literal["drop_oldest", "reject_new"]
 
@@ -75,6 +82,7 @@ class BufferStats:
     dropped_full: int = 0  # oldest entries dropped to make room (drop_oldest)
     dropped_age: int = 0  # entries older than max_age_s
     rejected: int = 0  # new entries refused (reject_new, or bigger than the whole buffer)
+    write_errors: int = 0  # entries the disk refused (sent anyway, not kept)
 
     @property
     def dropped(self) -> int:
@@ -86,11 +94,13 @@ class BufferStats:
 
 
 def _encode_props(props: dict[str, Any]) -> str:
+    if not props:
+        return "{}"
     out = dict(props)
     cd = out.pop("correlation_data", None)
     if cd is not None:
         out["correlation_data_b64"] = base64.b64encode(cd).decode("ascii")
-    return json.dumps(out, separators=(",", ":"))
+    return orjson.dumps(out).decode("utf-8")
 
 
 def _decode_props(text: str) -> dict[str, Any]:
@@ -132,6 +142,15 @@ class StoreAndForward:
         self.stats = BufferStats(entries=count, bytes=total, max_bytes=max_bytes)
         self._sizes: dict[int, int] = {}  # rows written by this process: id -> size
         self._acked: set[int] = set()  # acknowledged, deleted at the next flush
+        self._staged: list[tuple[Any, ...]] = []  # put, not yet committed
+        # Ids are given here (not by SQLite) so that a staged message has its id at once.
+        self._next_id = (
+            self._db.execute(
+                "SELECT MAX(COALESCE((SELECT MAX(id) FROM outbox), 0), "
+                "COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'outbox'), 0))"
+            ).fetchone()[0]
+            + 1
+        )
         self._last_expire = 0.0
         if count:
             log.info(
@@ -148,8 +167,8 @@ class StoreAndForward:
         retain: bool = False,
         properties: dict[str, Any] | None = None,
     ) -> Entry:
-        """Write one message; returns it with its id. Raises BufferFull (counted) when it
-        cannot be kept."""
+        """Stage one message (``commit`` writes it); returns it with its id. Raises
+        BufferFull (counted) when it cannot be kept."""
         props = _encode_props(properties or {})
         size = len(payload) + len(topic) + len(props)
         if size > self.max_bytes:
@@ -165,19 +184,41 @@ class StoreAndForward:
                 )
             self._drop_oldest(self.stats.bytes + size - self.max_bytes)
         now = self._clock()
-        cur = self._db.execute(
-            "INSERT INTO outbox (created, topic, payload, qos, retain, props, size) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (now, topic, payload, qos, int(retain), props, size),
-        )
+        entry_id = self._next_id
+        self._next_id += 1
+        self._staged.append((entry_id, now, topic, payload, qos, int(retain), props, size))
         self.stats.entries += 1
         self.stats.bytes += size
         self.stats.written += 1
-        assert cur.lastrowid is not None
-        self._sizes[cur.lastrowid] = size
-        return Entry(cur.lastrowid, now, topic, payload, qos, retain, properties or {})
+        self._sizes[entry_id] = size
+        return Entry(entry_id, now, topic, payload, qos, retain, properties or {})
+
+    def commit(self) -> None:
+        """Write every staged message, in one statement (one transaction) per 500."""
+        while self._staged:
+            rows, self._staged = self._staged[:_INSERT_BATCH], self._staged[_INSERT_BATCH:]
+            values = ",".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * len(rows))
+            self._db.execute(
+                "INSERT INTO outbox (id, created, topic, payload, qos, retain, props, size) "
+                f"VALUES {values}",
+                [v for row in rows for v in row],
+            )
+
+    @property
+    def staged(self) -> int:
+        return len(self._staged)
+
+    def discard_staged(self) -> None:
+        """Forget the staged messages (their write failed); counted as write errors."""
+        for row in self._staged:
+            self._sizes.pop(row[0], None)
+            self.stats.entries -= 1
+            self.stats.bytes -= row[7]
+        self.stats.write_errors += len(self._staged)
+        self._staged = []
 
     def _drop_oldest(self, need: int) -> None:
+        self.commit()
         self.flush()
         freed, ids = 0, []
         for row_id, size in self._db.execute("SELECT id, size FROM outbox ORDER BY id"):
@@ -192,6 +233,7 @@ class StoreAndForward:
     def _delete(self, ids: list[int]) -> int:
         if not ids:
             return 0
+        self.commit()
         self.flush()
         removed, freed = 0, 0
         for start in range(0, len(ids), 500):
@@ -233,6 +275,7 @@ class StoreAndForward:
         """Delete the acknowledged rows in one transaction."""
         if not self._acked:
             return
+        self.commit()  # an acknowledged row may still be staged
         ids = [(i,) for i in self._acked]
         self._acked.clear()
         self._db.execute("BEGIN")
@@ -245,6 +288,7 @@ class StoreAndForward:
         """Drop entries older than max_age_s; returns how many."""
         self._last_expire = self._clock()
         cutoff = self._last_expire - self.max_age_s
+        self.commit()
         # Rows are in time order, so a look at the oldest is enough on the hot path.
         oldest = self._db.execute("SELECT created FROM outbox ORDER BY id LIMIT 1").fetchone()
         if oldest is None or oldest[0] >= cutoff:
@@ -258,6 +302,7 @@ class StoreAndForward:
 
     def pending(self, *, after: int = 0, limit: int = 100) -> list[Entry]:
         """Messages with id > after, oldest first."""
+        self.commit()
         self.flush()
         rows = self._db.execute(
             "SELECT id, created, topic, payload, qos, retain, props FROM outbox "
@@ -270,11 +315,13 @@ class StoreAndForward:
         ]
 
     def last_id(self) -> int:
+        self.commit()
         row = self._db.execute("SELECT COALESCE(MAX(id), 0) FROM outbox").fetchone()
         return int(row[0])
 
     def close(self) -> None:
         try:
+            self.commit()
             self.flush()
             self._db.close()
         except sqlite3.Error as e:  # closing must not stop a shutdown

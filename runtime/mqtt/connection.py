@@ -178,6 +178,9 @@ class MqttConnection:
         self._paho_error: str | None = None
         self._accepted = False  # this attempt got a successful CONNACK
         self._short_sessions = 0  # sessions in a row lost soon after they began
+        # Called before any bytes are sent: the bridge writes staged replies to disk here,
+        # so nothing leaves the process before its reply is stored (runtime.mqtt.buffer).
+        self.before_send: Callable[[], None] = lambda: None
         self.connects = 0  # successful connections so far
         self.failures = 0  # failed attempts so far
 
@@ -381,6 +384,7 @@ class MqttConnection:
 
     def _closing(self, sock: Any) -> None:
         if sock is self._sock:
+            self.before_send()
             self.client.flush_writes(sock)  # a DISCONNECT paho has just written, say
         self._detach(sock)
 
@@ -408,6 +412,7 @@ class MqttConnection:
         sock, loop = self._sock, self._loop
         if sock is None or loop is None:
             return
+        self.before_send()
         done = self.client.flush_writes()
         if not done and not self._writer_added:
             loop.add_writer(sock, self._send_buffered)

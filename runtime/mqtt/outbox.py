@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 from typing import Any
 
 from paho.mqtt.enums import MQTTErrorCode
@@ -60,7 +61,8 @@ class Outbox:
         self.broker_rejected = 0
         self.qos0_dropped = 0
         self.replayed = 0
-        self._flush_due = False
+        self._flush_due = False  # acknowledged rows' delete is scheduled
+        self._commit_due = False  # staged rows' write is scheduled
 
     # --- called on the event loop ---------------------------------------------------
 
@@ -93,6 +95,9 @@ class Outbox:
         except BufferFull as e:
             log.warning("mqtt: reply to %s not kept: %s", topic, e.message)
             return False
+        if not self._commit_due:  # one write for all the replies of this loop pass
+            self._commit_due = True
+            asyncio.get_running_loop().call_soon(self.commit)
         if self._online and not self._replaying:
             self._hand(entry)
         else:
@@ -132,6 +137,20 @@ class Outbox:
     def _flush(self) -> None:
         self._flush_due = False
         self.buffer.flush()
+
+    def commit(self) -> None:
+        """Write the staged replies to disk. Runs at the end of each loop pass that staged
+        one, and before the connection sends any bytes (MqttConnection.before_send)."""
+        self._commit_due = False
+        if not self.buffer.staged:
+            return
+        try:
+            self.buffer.commit()
+        except sqlite3.Error as e:
+            # A failing disk must not stop the replies: they still go out, but would not
+            # survive a restart. Said loudly, and counted.
+            self.buffer.discard_staged()
+            log.error("mqtt: cannot write replies to the buffer %s: %s", self.buffer.path, e)
 
     def on_connected(self) -> None:
         self._online = True

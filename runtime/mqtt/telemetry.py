@@ -41,6 +41,7 @@ def bridge_stats(bridge: MqttBridge) -> dict[str, Any]:
             "dropped_age": s.dropped_age,
             "rejected": s.rejected,
             "dropped": s.dropped,
+            "write_errors": s.write_errors,
         }
     if bridge.outbox is not None:
         out["inflight"] = bridge.outbox.inflight
@@ -164,6 +165,10 @@ def prometheus_text(stats: dict[str, Any]) -> str:
         f'headframe_mqtt_buffer_dropped_total{{reason="full"}} {buf.get("dropped_full", 0)}',
         f'headframe_mqtt_buffer_dropped_total{{reason="age"}} {buf.get("dropped_age", 0)}',
         f'headframe_mqtt_buffer_dropped_total{{reason="rejected"}} {buf.get("rejected", 0)}',
+        "# HELP headframe_mqtt_buffer_write_errors_total Replies sent but not stored: the "
+        "disk refused the write.",
+        "# TYPE headframe_mqtt_buffer_write_errors_total counter",
+        f"headframe_mqtt_buffer_write_errors_total {buf.get('write_errors', 0)}",
         "# HELP headframe_mqtt_broker_rejected_total Replies the broker refused (ACL, quota).",
         "# TYPE headframe_mqtt_broker_rejected_total counter",
         f"headframe_mqtt_broker_rejected_total {stats.get('broker_rejected', 0)}",

@@ -98,3 +98,35 @@ def test_ack_twice_is_harmless(tmp_path: Path) -> None:
     assert buf.ack(e.id) is True
     assert buf.ack(e.id) is False
     assert buf.stats.entries == 0 and buf.stats.bytes == 0 and buf.stats.acked == 1
+
+
+def test_staged_messages_reach_disk_at_commit_and_ids_never_repeat(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "b.sqlite"
+    buf = _open(path)
+    first = buf.put("t", b"one")
+    reader = sqlite3.connect(str(path))  # an operator looking at the buffer meanwhile
+    assert reader.execute("SELECT COUNT(*) FROM outbox").fetchone()[0] == 0
+    assert buf.staged == 1 and buf.stats.entries == 1
+    buf.commit()
+    assert reader.execute("SELECT id, payload FROM outbox").fetchall() == [(first.id, b"one")]
+    buf.ack(first.id)
+    buf.flush()
+    buf.close()
+    # Every row is gone, yet a restarted buffer does not hand out an id twice: a late
+    # PUBACK for the old id must not delete a new message.
+    again = _open(path)
+    assert again.put("t", b"two").id > first.id
+    again.close()
+    reader.close()
+
+
+def test_discarded_staged_messages_are_counted_as_write_errors(tmp_path: Path) -> None:
+    buf = _open(tmp_path / "b.sqlite")
+    kept = buf.put("t", b"kept")
+    buf.commit()
+    buf.put("t", b"lost")
+    buf.discard_staged()
+    assert buf.stats.write_errors == 1 and buf.stats.entries == 1
+    assert [e.id for e in buf.pending()] == [kept.id]

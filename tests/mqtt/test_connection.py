@@ -150,6 +150,45 @@ def test_messages_larger_than_the_socket_buffers_arrive_whole_and_in_order(
         conn.stop()
 
 
+def test_nothing_is_sent_before_the_before_send_hook_has_run(
+    loop: LoopThread, broker: Mosquitto
+) -> None:
+    # The bridge stores replies in this hook: a message must never leave before it ran.
+    stored: set[bytes] = set()
+    unstored_seen: list[bytes] = []
+    staged: list[bytes] = []
+    inbox = Inbox()
+
+    def receive(msg: paho.MQTTMessage) -> None:
+        if msg.payload not in stored:
+            unstored_seen.append(msg.payload)
+        inbox(msg)
+
+    conn = Conn(loop, _settings(broker), subscriptions=lambda: ["t/in/+"], on_message=receive)
+    inbox.conn = conn
+
+    def hook() -> None:
+        stored.update(staged)
+        staged.clear()
+
+    conn.before_send = hook
+    conn.start()
+    try:
+        assert conn.wait_subscribed(5)
+        for i in range(50):
+            body = b"reply %d" % i
+
+            def send(body: bytes = body) -> None:
+                staged.append(body)
+                conn.publish("t/in/x", body, qos=1, retain=False, properties=None)
+
+            loop.run(send)
+        assert _wait(lambda: len(inbox.msgs) == 50, 10)
+        assert unstored_seen == []
+    finally:
+        conn.stop()
+
+
 def test_broker_absent_at_start_is_normal(loop: LoopThread, make_broker: Any) -> None:
     broker = make_broker("late")
     conn = _conn(loop, _settings(broker))
