@@ -24,10 +24,11 @@ GIL_SWITCH_S = 0.0005
 
 
 def tune_interpreter() -> None:
-    """Each MQTT request crosses four threads (paho's, the event loop, the model worker,
-    paho's again); with CPython's default 5 ms GIL switch interval a thread coming back
-    from a socket or SQLite call can wait milliseconds for the GIL. 0.5 ms measured
-    about 25 % more MQTT throughput and a third of the p95 on a loaded 2-core box."""
+    """A shorter GIL switch interval (0.5 ms instead of CPython's 5 ms), so the event loop
+    and the model's worker thread hand over quickly. It was worth 25 % of MQTT throughput
+    when paho ran on its own network thread (four threads per request); with paho on the
+    event loop (two) 5, 0.5 and 0.1 ms measured within noise of each other (bench/README.md,
+    "MQTT"), so this only guards against a slow hand-off on a busier box."""
     if sys.getswitchinterval() > GIL_SWITCH_S:
         sys.setswitchinterval(GIL_SWITCH_S)
 
