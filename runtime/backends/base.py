@@ -3,7 +3,7 @@
 A backend instance holds at most one loaded variant. Construction is cheap and never
 imports the runtime; ``load`` does the heavy work (and the import). ``infer`` and
 ``generate`` are blocking and are called from the model's worker thread, never from
-the event loop or paho's network thread. One instance is used by one worker at a
+the event loop (where the HTTP and MQTT I/O run). One instance is used by one worker at a
 time unless ``thread_safe`` says otherwise.
 """
 
