@@ -58,27 +58,29 @@ def serve_headframe(model: Path, port: int, threads: int) -> None:
     from runtime.config import Settings
     from runtime.service import InferenceService
 
-    store = Store(Path(tempfile.mkdtemp(prefix="hf-bench-store-")))
-    package = import_path(store, model, APP, "1.0.0")
+    # uvicorn stops on SIGTERM, so the temporary store is removed when the bench ends.
+    with tempfile.TemporaryDirectory(prefix="hf-bench-store-") as tmp:
+        store = Store(Path(tmp))
+        package = import_path(store, model, APP, "1.0.0")
 
-    class Loaded:
-        def __init__(self, package: ModelPackage) -> None:
-            self.package = package
-            self.variant = package.variants[0]
-            self.backend = LlamaBackend()
-            self.backend.load(self.variant, LoadOptions(intra_op_threads=threads))
-            self.selection = None
-            self.attempts: list[Any] = []
+        class Loaded:
+            def __init__(self, package: ModelPackage) -> None:
+                self.package = package
+                self.variant = package.variants[0]
+                self.backend = LlamaBackend()
+                self.backend.load(self.variant, LoadOptions(intra_op_threads=threads))
+                self.selection = None
+                self.attempts: list[Any] = []
 
-    service = InferenceService(lambda pkg, pin: Loaded(pkg))
-    app = create_app(service, settings=Settings())  # the daemon's app: guard, metrics, ...
+        service = InferenceService(lambda pkg, pin: Loaded(pkg))
+        app = create_app(service, settings=Settings())  # the daemon's app: guard, metrics, ...
 
-    async def main() -> None:
-        await service.add(package)
-        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
-        await uvicorn.Server(config).serve()
+        async def main() -> None:
+            await service.add(package)
+            config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+            await uvicorn.Server(config).serve()
 
-    asyncio.run(main())
+        asyncio.run(main())
 
 
 def free_port() -> int:
