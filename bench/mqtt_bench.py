@@ -2,7 +2,8 @@
 bridge (real service, demo model) against a bare paho responder that runs the same
 onnxruntime session inline on its network thread, measured in the same run.
 
-    .venv/bin/python bench/mqtt_bench.py [--store DIR] [--requests N] [--rounds R] [--json]
+    .venv/bin/python bench/mqtt_bench.py [--store DIR] [--requests N] [--rounds R] [--pin CPU]
+                                         [--json]
 
 QoS 1 both ways, 8 requests in flight, Response Topic + Correlation Data, KServe v2 JSON
 bodies, TCP_NODELAY on every client and on the broker (``set_tcp_nodelay``). Each responder
@@ -178,9 +179,13 @@ def _bodies(n: int, golden: Path) -> list[bytes]:
     ]  # fmt: skip
 
 
-def _spawn(args: list[str]) -> subprocess.Popen[bytes]:
+def _spawn(args: list[str], cpus: set[int] | None = None) -> subprocess.Popen[bytes]:
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    proc = subprocess.Popen([sys.executable, *args], cwd=REPO, env=env, stdout=subprocess.PIPE)
+    # Set in the child before it starts any thread, so all its threads keep to ``cpus``.
+    pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
+    proc = subprocess.Popen(
+        [sys.executable, *args], cwd=REPO, env=env, stdout=subprocess.PIPE, preexec_fn=pin
+    )
     assert proc.stdout is not None
     if proc.stdout.readline().strip() != b"ready":
         raise RuntimeError(f"{args[:2]} did not start")
@@ -201,23 +206,35 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         proc.kill()
 
 
-def bench(package: ModelPackage, work: Path, n: int, rounds: int) -> dict[str, Any]:
-    """Each responder in its own process (as the daemon is), the load in this one."""
+def bench(
+    package: ModelPackage, work: Path, n: int, rounds: int, pin: int | None = None
+) -> dict[str, Any]:
+    """Each responder in its own process (as the daemon is), the load in this one. ``pin``:
+    both responders on that CPU, this process and the broker on the others."""
     variant = next(v for v in package.variants if v.meta.format == "onnx")
+    responder_cpus = {pin} if pin is not None else None
+    if pin is not None:
+        others = os.sched_getaffinity(0) - {pin}
+        if not others:
+            raise SystemExit("--pin needs at least two CPUs")
+        os.sched_setaffinity(0, others)  # the load generator (and its paho thread, made later)
     broker = Mosquitto(work / "broker", extra=BROKER_EXTRA).start()
+    if pin is not None and broker.proc is not None:
+        os.sched_setaffinity(broker.proc.pid, others)
     settings = MqttSettings(host=broker.host, port=broker.port, site="bench", node="n1")
     topic = f"headframe/bench/n1/models/{APP}/infer"
     bodies = _bodies(n, package.path / "golden.npz")
     procs = []
     results: dict[str, list[dict[str, float]]] = {"bare": [], "headframe": []}
     try:
-        procs.append(_spawn([str(HERE / "mqtt_bench.py"), "--bare-responder",
-                             str(broker.port), str(variant.entrypoint)]))  # fmt: skip
+        bare = [str(HERE / "mqtt_bench.py"), "--bare-responder", str(broker.port),
+                str(variant.entrypoint)]  # fmt: skip
+        procs.append(_spawn(bare, responder_cpus))
         bridge = ["-m", "tests.support.mqtt_bridge_proc", str(package.path), str(work / "state"),
                   settings.model_dump_json(), variant.id]  # fmt: skip
         if os.environ.get("MQTT_BENCH_PROFILE"):  # a cProfile of the bridge's event loop
             bridge = ["-m", "cProfile", "-o", os.environ["MQTT_BENCH_PROFILE"], *bridge]
-        procs.append(_spawn(bridge))
+        procs.append(_spawn(bridge, responder_cpus))
         load = Load(broker.port, status="headframe/bench/n1/status")
         try:
             load.run(BARE_TOPIC, bodies[:200])  # warm both paths
@@ -239,7 +256,7 @@ def bench(package: ModelPackage, work: Path, n: int, rounds: int) -> dict[str, A
     def med(name: str, key: str) -> float:
         return statistics.median(r[key] for r in results[name])
 
-    out: dict[str, Any] = {"variant": variant.id, "requests": n, "rounds": rounds}
+    out: dict[str, Any] = {"variant": variant.id, "requests": n, "rounds": rounds, "pin": pin}
     for name in results:
         keys = ("throughput_per_s", "p50_ms", "p95_ms", "cpu_us_per_request")
         out[name] = {k: round(med(name, k), 3) for k in keys}
@@ -265,6 +282,12 @@ def main() -> int:
     ap.add_argument("--requests", type=int, default=2000)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument(
+        "--pin",
+        type=int,
+        metavar="CPU",
+        help="run both responders on this CPU, the load generator and broker on the others",
+    )
     ap.add_argument("--bare-responder", nargs=2, metavar=("PORT", "MODEL"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.bare_responder:
@@ -275,13 +298,14 @@ def main() -> int:
         store = args.store or work / "store"
         if args.store is None:
             build_demo_catalog(store)
-        out = bench(Store(store).load(APP), work, args.requests, args.rounds)
+        out = bench(Store(store).load(APP), work, args.requests, args.rounds, args.pin)
     if args.json:
         print(json.dumps(out, indent=2))
     else:
         b, h = out["bare"], out["headframe"]
+        where = f", responders on CPU {args.pin}" if args.pin is not None else ""
         print(f"variant {out['variant']}, {out['requests']} requests x {out['rounds']} rounds, "
-              f"QoS 1, {IN_FLIGHT} in flight")  # fmt: skip
+              f"QoS 1, {IN_FLIGHT} in flight{where}")  # fmt: skip
         for name, r in (("bare paho responder", b), ("headframe bridge", h)):
             print(f"  {name:20} {r['throughput_per_s']:8.1f} req/s  p50 {r['p50_ms']:.2f} ms  "
                   f"p95 {r['p95_ms']:.2f} ms  CPU {r['cpu_us_per_request']:.0f} us/request  "
