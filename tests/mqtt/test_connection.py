@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import threading
 import time
@@ -185,6 +186,26 @@ def test_nothing_is_sent_before_the_before_send_hook_has_run(
             loop.run(send)
         assert _wait(lambda: len(inbox.msgs) == 50, 10)
         assert unstored_seen == []
+    finally:
+        conn.stop()
+
+
+@pytest.mark.slow
+def test_a_frozen_broker_is_noticed_by_keepalive_and_left(
+    loop: LoopThread, broker: Mosquitto
+) -> None:
+    # No reset, no FIN: only the keepalive (PINGREQ unanswered) can tell the link is dead.
+    conn = _conn(loop, _settings(broker, keepalive=5))
+    conn.start()
+    assert broker.proc is not None
+    try:
+        assert conn.wait_connected(5)
+        broker.proc.send_signal(signal.SIGSTOP)
+        try:
+            assert _wait(lambda: not conn.connected, 16), "a frozen broker went unnoticed"
+        finally:
+            broker.proc.send_signal(signal.SIGCONT)
+        assert conn.wait_connected(10), "not back once the broker answered again"
     finally:
         conn.stop()
 
