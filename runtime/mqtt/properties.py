@@ -21,8 +21,9 @@ from collections.abc import Iterable
 from typing import Any
 
 import paho.mqtt._packet as paho_packet
+from paho.mqtt.exception import MalformedPacket
 from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
+from paho.mqtt.properties import MQTTException, Properties
 
 _TABLES = Properties(PacketTypes.PUBLISH)
 _IDENT = {name.replace(" ", ""): ident for name, ident in _TABLES.names.items()}
@@ -77,8 +78,84 @@ class FastProperties(Properties):
         for name in [n for n in vars(self) if n in _IDENT]:
             delattr(self, name)
 
+    def unpack(self, buffer: bytes | bytearray) -> tuple[FastProperties, int]:
+        """paho's unpack, reading by offset: paho slices the rest of the packet (payload
+        included) after every field, so its cost grew with the payload's size. Same
+        values, same checks; a malformed buffer raises what paho's decoders turn into
+        MalformedPacket."""
+        self.clear()
+        propslen, used = _read_vbi(buffer, 0)
+        pos, left = used, propslen
+        while left > 0:
+            ident, n = _read_vbi(buffer, pos)
+            pos += n
+            left -= n
+            kind = self.properties[ident][0]  # KeyError: an unknown property
+            value, n = _read_value(buffer, pos, kind, left)
+            pos += n
+            left -= n
+            name = _NAME[ident].replace(" ", "")
+            if name not in _MULTIPLE and name in vars(self):
+                raise MQTTException(f"Property '{name}' must not exist more than once")
+            setattr(self, name, value)
+        return self, propslen + used
+
     def isEmpty(self) -> bool:
         return not any(n in _IDENT for n in vars(self))
+
+
+def _read_vbi(buf: bytes | bytearray, pos: int) -> tuple[int, int]:
+    """A variable byte integer at ``pos``: (value, bytes used); at most four bytes."""
+    value, multiplier, used = 0, 1, 0
+    while True:
+        if used >= 4:
+            raise MalformedPacket("Variable Byte Integer is more than four bytes long")
+        if pos + used >= len(buf):
+            raise MalformedPacket("Not enough data to decode Variable Byte Integer")
+        digit = buf[pos + used]
+        used += 1
+        value += (digit & 127) * multiplier
+        if not digit & 128:
+            return value, used
+        multiplier *= 128
+
+
+def _read_utf8(buf: bytes | bytearray, pos: int, maxlen: int) -> tuple[str, int]:
+    if maxlen < 2:
+        raise MalformedPacket("Not enough data to read string length")
+    (length,) = struct.unpack("!H", buf[pos : pos + 2])
+    if length > maxlen - 2:
+        raise MalformedPacket("Length delimited string too long")
+    text = bytes(buf[pos + 2 : pos + 2 + length]).decode("utf-8")  # refuses surrogates
+    if "\x00" in text:
+        raise MalformedPacket("[MQTT-1.5.4-2] Null found in UTF-8 data")
+    if "\ufeff" in text:
+        raise MalformedPacket("[MQTT-1.5.4-3] U+FEFF in UTF-8 data")
+    return text, length + 2
+
+
+def _read_value(buf: bytes | bytearray, pos: int, kind: int, maxlen: int) -> tuple[Any, int]:
+    """One property value of paho's type ``kind`` (an index into Properties.types)."""
+    if kind == 0:  # Byte
+        return buf[pos], 1
+    if kind == 1:  # Two Byte Integer
+        return struct.unpack("!H", buf[pos : pos + 2])[0], 2
+    if kind == 2:  # Four Byte Integer
+        return struct.unpack("!L", buf[pos : pos + 4])[0], 4
+    if kind == 3:  # Variable Byte Integer
+        return _read_vbi(buf, pos)
+    if kind == 4:  # Binary Data
+        if maxlen < 2:
+            raise MalformedPacket("Not enough data to read binary data length")
+        (length,) = struct.unpack("!H", buf[pos : pos + 2])
+        if length > maxlen - 2:
+            raise MalformedPacket("Length delimited binary data too long")
+        return buf[pos + 2 : pos + 2 + length], length + 2
+    if kind == 5:  # UTF-8 Encoded String
+        return _read_utf8(buf, pos, maxlen)
+    key, n = _read_utf8(buf, pos, maxlen)  # UTF-8 String Pair
+    value, m = _read_utf8(buf, pos + n, maxlen - n)
+    return (key, value), n + m
 
 
 def install() -> None:

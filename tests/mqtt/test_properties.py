@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from paho.mqtt._packet import DECODE_ERRORS
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import MQTTException, Properties
 
@@ -114,3 +115,47 @@ def test_publish_properties_set_later_are_packed_too() -> None:
     theirs.ContentType = "application/json"
     theirs.ResponseTopic = "site/replies"
     assert ours.pack() == theirs.pack()
+
+
+def _outcome(cls: type[Properties], packet_type: int, buffer: bytes) -> Any:
+    """What unpacking gives: the properties and length, or that paho would call the packet
+    malformed (its decoders turn these errors into MalformedPacket)."""
+    try:
+        props, used = cls(packet_type).unpack(buffer)
+    except DECODE_ERRORS:
+        return "malformed"
+    return props.json(), used
+
+
+@settings(max_examples=3000, deadline=None)
+@given(
+    st.sampled_from([PacketTypes.PUBLISH, PacketTypes.PUBACK, PacketTypes.CONNACK]),
+    st.one_of(
+        st.binary(max_size=64),
+        # a plausible length, then property-shaped bytes: reaches far deeper than noise
+        st.builds(
+            lambda body, extra: bytes([len(body)]) + body + extra,
+            st.lists(
+                st.sampled_from([b"\x01", b"\x02", b"\x03", b"\x08", b"\x09", b"\x0b", b"\x26",
+                                 b"\x23", b"\x00\x03abc", b"\x00\x01\x00", b"\xef\xbb\xbf",
+                                 b"\x00\x02", b"\x80", b"\xff\xff\xff\x7f", b"\x00"]),
+                max_size=12,
+            ).map(b"".join),
+            st.binary(max_size=8),
+        ),
+    ),
+)  # fmt: skip
+def test_fast_unpack_agrees_with_paho_on_any_bytes(packet_type: int, buffer: bytes) -> None:
+    assert _outcome(FastProperties, packet_type, buffer) == _outcome(
+        Properties, packet_type, buffer
+    )
+
+
+def test_fast_unpack_reads_only_the_properties_of_a_big_packet() -> None:
+    props = Properties(PacketTypes.PUBLISH)
+    props.ResponseTopic = "site/replies"
+    props.CorrelationData = b"42"
+    packet = props.pack() + b"x" * 1_000_000  # the payload follows the properties
+    ours, used = FastProperties(PacketTypes.PUBLISH).unpack(packet)
+    assert used == len(props.pack())
+    assert ours.ResponseTopic == "site/replies" and ours.CorrelationData == b"42"
