@@ -227,14 +227,15 @@ class MqttBridge:
 
     def _route(self, msg: paho.MQTTMessage) -> None:
         self.counters["received"] += 1
-        route = self.topics.parse(msg.topic)
+        topic = msg.topic  # paho decodes the topic on every access
+        route = self.topics.parse(topic)
         if route is None:
             self._ack(msg)
             return
         if msg.retain:
             # A retained request would be replayed at every (re)subscribe: never act on it.
             self.counters["retained_ignored"] += 1
-            log.warning("mqtt: ignored a retained message on %s", msg.topic)
+            log.warning("mqtt: ignored a retained message on %s", topic)
             self._ack(msg)
             return
         props = msg.properties
@@ -267,7 +268,7 @@ class MqttBridge:
         if job.qos > 0:
             job.key = hashlib.blake2b(
                 b"\0".join(
-                    (msg.topic.encode(), job.reply_to.encode(), job.correlation or b"", job.payload)
+                    (topic.encode(), job.reply_to.encode(), job.correlation or b"", job.payload)
                 ),
                 digest_size=16,
             ).digest()
