@@ -1,8 +1,7 @@
 """The MQTT connection: one paho-mqtt 2.x client (MQTT v5), driven by the event loop.
 
 paho's socket I/O runs on the daemon's asyncio loop through paho's external-loop hooks
-(``loop_read`` when the socket is readable, ``loop_write`` while paho has bytes to send,
-``loop_misc`` once a second for keepalive). So a request arrives, is served and its reply
+(runtime.mqtt.socket_driver). So a request arrives, is served and its reply
 is published on one thread: no hand-off to and from a network thread, which on a small
 box cost more than the inference itself (bench/README.md, "MQTT"). Only two things leave
 the loop: inference (the model's worker, as for HTTP) and opening the socket (the TCP
@@ -25,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import random
 import socket
 import ssl
@@ -33,7 +31,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as paho
@@ -44,9 +41,10 @@ from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from runtime.config import MqttSettings
-from runtime.errors import ConfigError
 from runtime.mqtt import properties as fast_properties
+from runtime.mqtt.credentials import read_password, tls_context
 from runtime.mqtt.loop_client import LoopClient
+from runtime.mqtt.socket_driver import SocketDriver
 
 log = logging.getLogger(__name__)
 
@@ -68,41 +66,6 @@ class Will:
     payload: bytes
     qos: int = 1
     retain: bool = True
-
-
-def read_password(path: Path) -> str:
-    """The password from ``path`` (one line). A relative path is looked up in systemd's
-    $CREDENTIALS_DIRECTORY first, so ``LoadCredential=mqtt-password`` works as is."""
-    candidates = [path]
-    creds = os.environ.get("CREDENTIALS_DIRECTORY")
-    if creds and not path.is_absolute():
-        candidates.insert(0, Path(creds) / path)
-    for candidate in candidates:
-        try:
-            return candidate.read_text(encoding="utf-8").rstrip("\r\n")
-        except FileNotFoundError:
-            continue
-        except OSError as e:
-            raise ConfigError(f"mqtt.password_file {candidate}: cannot read: {e.strerror}") from e
-    raise ConfigError(f"mqtt.password_file {path}: file not found")
-
-
-def tls_context(settings: MqttSettings) -> ssl.SSLContext | None:
-    """An SSL context for the broker, or None for plain TCP."""
-    tls = settings.tls
-    if tls is None:
-        return None
-    try:
-        ctx = ssl.create_default_context(
-            cafile=str(tls.ca_file) if tls.ca_file is not None else None
-        )
-        if tls.cert_file is not None:
-            ctx.load_cert_chain(
-                str(tls.cert_file), str(tls.key_file) if tls.key_file is not None else None
-            )
-    except (OSError, ssl.SSLError) as e:
-        raise ConfigError(f"mqtt.tls: cannot load certificates: {e}") from e
-    return ctx
 
 
 def backoff_delays(min_s: float, max_s: float, rng: random.Random | None = None) -> Any:
@@ -165,14 +128,9 @@ class MqttConnection:
         self._stopping = False
         self._connected = threading.Event()
         self._subscribed = threading.Event()  # the broker acknowledged this session's SUBSCRIBE
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._loop_thread: int | None = None
         self._task: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None  # cuts a back-off wait short on stop
-        self._sock: Any = None  # the socket registered with the loop
-        self._closed: asyncio.Event | None = None  # set when that socket is closed
-        self._flush_due = False  # a write is scheduled for the end of this loop pass
-        self._writer_added = False  # the selector watches the socket for writability
+        self._io: SocketDriver | None = None
         self._refused: str | None = None
         self._last_error: tuple[str, float] | None = None
         self._paho_error: str | None = None
@@ -204,8 +162,6 @@ class MqttConnection:
         if will is not None:
             c.will_set(will.topic, will.payload, qos=will.qos, retain=will.retain)
         c.on_socket_open = _set_nodelay
-        c.on_socket_close = self._on_socket_close
-        c.on_socket_register_write = self._on_register_write
         c.on_connect = self._on_connect
         c.on_disconnect = self._on_disconnect
         c.on_subscribe = self._on_subscribe
@@ -237,10 +193,11 @@ class MqttConnection:
 
     def start(self) -> None:
         """Start connecting; call on the running event loop. Returns at once."""
-        self._loop = asyncio.get_running_loop()
-        self._loop_thread = threading.get_ident()
+        self._io = SocketDriver(self.client, before_send=lambda: self.before_send())
         self._wake = asyncio.Event()
-        self._task = self._loop.create_task(self._supervise(), name="mqtt-connection")
+        self._task = asyncio.get_running_loop().create_task(
+            self._supervise(), name="mqtt-connection"
+        )
 
     async def stop(self, timeout: float = 5.0) -> None:
         """Disconnect normally (no Last Will) and stop reconnecting."""
@@ -257,7 +214,8 @@ class MqttConnection:
                 self._task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._task
-        self._detach()
+        if self._io is not None:
+            self._io.detach()
         self._connected.clear()
 
     def publish(
@@ -286,7 +244,8 @@ class MqttConnection:
                 self._failed(f"cannot connect to {s.host}:{s.port}: {e}")
             else:
                 if rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
-                    await self._serve_socket()
+                    assert self._io is not None
+                    await self._io.serve()
                     self._subscribed.clear()
                     if self._connected.is_set():
                         self._connected.clear()
@@ -321,105 +280,6 @@ class MqttConnection:
             return MQTTErrorCode.MQTT_ERR_NO_CONN
         self.client._ready_socket = sock
         return self.client.reconnect()
-
-    async def _serve_socket(self) -> None:
-        """Drive paho from the loop until the socket is closed (by either side)."""
-        loop = self._loop
-        sock = self.client.socket()
-        if loop is None or sock is None:
-            return
-        self._sock = sock
-        self._closed = asyncio.Event()
-        self._flush_due = self._writer_added = False
-        loop.add_reader(sock, self._readable)
-        if self.client.want_write():  # CONNECT, queued by reconnect()
-            self._want_write(sock)
-        try:
-            while not self._closed.is_set():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._closed.wait(), 1.0)
-                if self._sock is not None:
-                    self.client.loop_misc()  # keepalive: PINGREQ, and closes a dead link
-        finally:
-            self._detach()
-
-    def _readable(self) -> None:
-        sock = self._sock
-        self.client.loop_read()
-        if sock is None or sock is not self._sock:
-            return
-        # Packets may wait in our read buffer, or TLS may hold decrypted bytes: the socket
-        # will not report either as readable.
-        pending = getattr(sock, "pending", None)
-        if self.client.buffered() or (pending is not None and pending()):
-            assert self._loop is not None
-            self._loop.call_soon(self._readable)
-
-    def _detach(self, sock: Any = None) -> None:
-        """Take the socket off the loop (it is being closed)."""
-        current = self._sock
-        if current is None or (sock is not None and sock is not current):
-            return
-        self._sock = None
-        if self._loop is not None and not self._loop.is_closed():
-            self._loop.remove_reader(current)
-            if self._writer_added:
-                self._loop.remove_writer(current)
-                self._writer_added = False
-        if self._closed is not None:
-            self._closed.set()
-
-    def _on_loop(self, fn: Callable[..., None], *args: Any) -> None:
-        """Run ``fn`` now when on the loop's thread, else hand it to the loop."""
-        loop = self._loop
-        if loop is None or loop.is_closed():
-            return
-        if threading.get_ident() == self._loop_thread:
-            fn(*args)
-        else:
-            loop.call_soon_threadsafe(fn, *args)
-
-    def _on_socket_close(self, client: paho.Client, userdata: Any, sock: Any) -> None:
-        self._on_loop(self._closing, sock)
-
-    def _closing(self, sock: Any) -> None:
-        if sock is self._sock:
-            self.before_send()
-            self.client.flush_writes(sock)  # a DISCONNECT paho has just written, say
-        self._detach(sock)
-
-    def _on_register_write(self, client: paho.Client, userdata: Any, sock: Any) -> None:
-        self._on_loop(self._want_write, sock)
-
-    def _want_write(self, sock: Any) -> None:
-        # paho has packets to send: write them at the end of this loop pass, so that the
-        # replies and acknowledgements of one pass leave together.
-        if sock is self._sock and not self._flush_due and self._loop is not None:
-            self._flush_due = True
-            self._loop.call_soon(self._flush)
-
-    def _flush(self) -> None:
-        self._flush_due = False
-        sock = self._sock
-        if sock is None:
-            return
-        self.client.loop_write()  # paho's packets into the client's write buffer
-        if sock is self._sock:
-            self._send_buffered()
-
-    def _send_buffered(self) -> None:
-        """Send the write buffer; while the socket is full, let the selector say when."""
-        sock, loop = self._sock, self._loop
-        if sock is None or loop is None:
-            return
-        self.before_send()
-        done = self.client.flush_writes()
-        if not done and not self._writer_added:
-            loop.add_writer(sock, self._send_buffered)
-            self._writer_added = True
-        elif done and self._writer_added:
-            loop.remove_writer(sock)
-            self._writer_added = False
 
     def _check_flapping(self, started: float) -> None:
         """A session the broker keeps closing right after accepting it: almost always a

@@ -13,8 +13,10 @@ from paho.mqtt.properties import MQTTException, Properties
 
 from runtime.mqtt.properties import FastProperties, PublishProperties
 
-# MQTT strings may not hold NUL or surrogates (and paho refuses control characters).
-text = st.text(st.characters(blacklist_categories=("Cs", "Cc")), max_size=40)
+# MQTT strings may not hold NUL, surrogates or U+FEFF (and paho refuses control characters).
+text = st.text(
+    st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\ufeff"), max_size=40
+)
 publish_fields = st.fixed_dictionaries(
     {},
     optional={
