@@ -194,15 +194,24 @@ class StoreAndForward:
         return Entry(entry_id, now, topic, payload, qos, retain, properties or {})
 
     def commit(self) -> None:
-        """Write every staged message, in one statement (one transaction) per 500."""
+        """Write every staged message, in one statement (one transaction) per 500. A write
+        the disk refuses is logged and its messages dropped from the buffer (counted as
+        write_errors; a reply already handed to the client still goes out): callers go
+        on, and the figures stay true."""
         while self._staged:
-            rows, self._staged = self._staged[:_INSERT_BATCH], self._staged[_INSERT_BATCH:]
+            rows = self._staged[:_INSERT_BATCH]
             values = ",".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * len(rows))
-            self._db.execute(
-                "INSERT INTO outbox (id, created, topic, payload, qos, retain, props, size) "
-                f"VALUES {values}",
-                [v for row in rows for v in row],
-            )
+            try:
+                self._db.execute(
+                    "INSERT INTO outbox (id, created, topic, payload, qos, retain, props, size) "
+                    f"VALUES {values}",
+                    [v for row in rows for v in row],
+                )
+            except sqlite3.Error as e:
+                log.error("mqtt buffer %s: cannot store %d replies: %s", self.path, len(rows), e)
+                self.discard_staged()
+                return
+            del self._staged[: len(rows)]
 
     @property
     def staged(self) -> int:
@@ -315,9 +324,8 @@ class StoreAndForward:
         ]
 
     def last_id(self) -> int:
-        self.commit()
-        row = self._db.execute("SELECT COALESCE(MAX(id), 0) FROM outbox").fetchone()
-        return int(row[0])
+        """The newest id given so far: every message now in the buffer has one <= this."""
+        return self._next_id - 1
 
     def close(self) -> None:
         try:

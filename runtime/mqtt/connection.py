@@ -101,6 +101,19 @@ class _PahoLog:
             log.debug("paho: " + fmt, *args)
 
 
+def _guarded(fn: Callable[..., None] | None, what: str) -> Callable[..., None] | None:
+    if fn is None:
+        return None
+
+    def call(*args: Any) -> None:
+        try:
+            fn(*args)
+        except Exception:
+            log.exception("mqtt: %s failed", what)
+
+    return call
+
+
 class MqttConnection:
     """Keeps one client connected. ``start()`` on the running event loop; the handlers get
     paho's callbacks on that loop: on_connect(session_present), on_disconnect(),
@@ -122,9 +135,12 @@ class MqttConnection:
         self.settings = settings
         self.client_id = settings.client_id or f"headframe-{settings.node}"
         self._subscriptions = subscriptions
-        self._on_connect_cb = on_connect
-        self._on_disconnect_cb = on_disconnect
-        self._on_publish_cb = on_publish
+        # A failing handler is logged and the connection goes on: an exception inside
+        # paho's read path would make it handle the same packet again.
+        self._on_connect_cb = _guarded(on_connect, "the connect handler")
+        self._on_disconnect_cb = _guarded(on_disconnect, "the disconnect handler")
+        self._on_publish_cb = _guarded(on_publish, "the acknowledgement handler")
+        on_message = _guarded(on_message, "the message handler")
         self._stopping = False
         self._connected = threading.Event()
         self._subscribed = threading.Event()  # the broker acknowledged this session's SUBSCRIBE
@@ -206,11 +222,14 @@ class MqttConnection:
             self._wake.set()
         if self._connected.is_set():
             self.client.disconnect()  # the writer sends DISCONNECT, then paho closes
+        else:
+            self.client.abort()  # a handshake in progress must not complete after stop
         if self._task is not None:
             try:
                 await asyncio.wait_for(asyncio.shield(self._task), timeout)
             except TimeoutError:
                 log.warning("mqtt: the connection did not close within %ss", timeout)
+                self.client.abort()
                 self._task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._task
@@ -221,6 +240,7 @@ class MqttConnection:
     def publish(
         self, topic: str, payload: bytes, *, qos: int, retain: bool, properties: Properties | None
     ) -> paho.MQTTMessageInfo:
+        """On the event loop only (the socket driver's write wake-up is not thread-safe)."""
         return self.client.publish(topic, payload, qos=qos, retain=retain, properties=properties)
 
     def ack(self, mid: int, qos: int) -> None:
@@ -241,6 +261,9 @@ class MqttConnection:
             try:
                 rc = await self._reconnect()
             except (OSError, ssl.SSLError, ValueError) as e:
+                self._failed(f"cannot connect to {s.host}:{s.port}: {e}")
+            except Exception as e:  # never give up reconnecting silently
+                log.exception("mqtt: unexpected error connecting to %s:%s", s.host, s.port)
                 self._failed(f"cannot connect to {s.host}:{s.port}: {e}")
             else:
                 if rc == MQTTErrorCode.MQTT_ERR_SUCCESS:

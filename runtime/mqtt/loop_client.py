@@ -12,18 +12,18 @@ broker (pin: paho-mqtt 2.x):
   served from. ``buffered()`` tells the loop that packets are waiting in it.
 - Writes are gathered. paho sends each packet with its own ``send``; here they collect
   in a buffer that ``flush_writes`` sends at the end of the loop pass, so the
-  acknowledgements and replies of several requests leave in one system call.
+  acknowledgements and replies of several requests leave in one system call. A send that
+  fails closes the connection through paho's own error path (``_loop_rc_handle``).
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import socket
 import ssl
 from typing import Any
 
 import paho.mqtt.client as paho
+from paho.mqtt.enums import MQTTErrorCode
 
 log = logging.getLogger(__name__)
 
@@ -79,11 +79,12 @@ class LoopClient(paho.Client):
         return len(buf)
 
     def flush_writes(self, sock: Any = None) -> bool:
-        """Send the gathered bytes; True when all went out. ``sock``: the socket paho is
-        closing (it has already let go of it). A failed send drops the bytes (QoS 1
-        messages stay in paho's session and go again after the reconnect) and shuts the
-        socket down so that the reader sees the broken connection."""
-        sock = sock if sock is not None else self._sock
+        """Send the gathered bytes; True when none are left to send. ``sock``: the socket
+        paho is closing (it has already let go of it). A failed send drops the bytes (QoS 1
+        messages stay in paho's session and go again after the reconnect) and closes the
+        connection through paho, as a failed send inside paho would."""
+        current = sock is None
+        sock = self._sock if current else sock
         if sock is None:
             self._wbuf.clear()
             return True
@@ -95,8 +96,17 @@ class LoopClient(paho.Client):
             except OSError as e:
                 log.debug("mqtt: send failed: %s", e)
                 self._wbuf.clear()
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
+                if current and sock is self._sock:
+                    self._loop_rc_handle(MQTTErrorCode.MQTT_ERR_CONN_LOST)
                 return True
             del self._wbuf[:sent]
         return True
+
+    def drop_unsent(self) -> None:
+        """Forget bytes that could not be sent before the connection closed."""
+        self._wbuf.clear()
+
+    def abort(self) -> None:
+        """Close the connection now, without DISCONNECT (a handshake still in progress,
+        or a broker that no longer reads): paho closes its socket and forgets it."""
+        self._sock_close()

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sqlite3
 from typing import Any
 
 from paho.mqtt.enums import MQTTErrorCode
@@ -28,6 +27,7 @@ log = logging.getLogger(__name__)
 
 MAX_REPLAY_INFLIGHT = 256
 FLUSH_S = 0.05  # acknowledged rows are deleted in batches this often
+RETRY_S = 5.0  # after a failed replay
 
 
 def publish_properties(props: dict[str, Any]) -> Properties | None:
@@ -142,15 +142,8 @@ class Outbox:
         """Write the staged replies to disk. Runs at the end of each loop pass that staged
         one, and before the connection sends any bytes (MqttConnection.before_send)."""
         self._commit_due = False
-        if not self.buffer.staged:
-            return
-        try:
-            self.buffer.commit()
-        except sqlite3.Error as e:
-            # A failing disk must not stop the replies: they still go out, but would not
-            # survive a restart. Said loudly, and counted.
-            self.buffer.discard_staged()
-            log.error("mqtt: cannot write replies to the buffer %s: %s", self.buffer.path, e)
+        if self.buffer.staged:
+            self.buffer.commit()  # a failing disk is logged and counted there, not raised
 
     def on_connected(self) -> None:
         self._online = True
@@ -166,13 +159,20 @@ class Outbox:
         return len(self._mids)
 
     async def run(self) -> None:
-        """The replay task: runs until cancelled."""
+        """The replay task: runs until cancelled, whatever the buffer's disk does."""
         while True:
             await self._wake.wait()
             self._wake.clear()
             if not self._online:
                 continue
-            await self._replay()
+            try:
+                await self._replay()
+            except Exception:
+                # Still replaying (new replies wait behind the backlog, in order): try
+                # again soon rather than leave everything unsent until a restart.
+                log.exception("mqtt: replaying the buffer failed; trying again in %ss", RETRY_S)
+                await asyncio.sleep(RETRY_S)
+                self._wake.set()
 
     async def _replay(self) -> None:
         self._replaying = True

@@ -73,12 +73,15 @@ class SocketDriver:
 
     def _readable(self) -> None:
         sock = self._sock
-        self.client.loop_read()
-        if sock is None or sock is not self._sock:
-            return
-        pending = getattr(sock, "pending", None)
-        if self.client.buffered() or (pending is not None and pending()):
-            self._loop.call_soon(self._readable)
+        try:
+            self.client.loop_read()
+        finally:
+            # Even after a failed callback: packets left in the buffer must not wait for
+            # the next bytes from the broker.
+            if sock is not None and sock is self._sock:
+                pending = getattr(sock, "pending", None)
+                if self.client.buffered() or (pending is not None and pending()):
+                    self._loop.call_soon(self._readable)
 
     # --- writing ------------------------------------------------------------------------
 
@@ -125,10 +128,13 @@ class SocketDriver:
         self._on_loop(self._closing, sock)
 
     def _closing(self, sock: Any) -> None:
-        if sock is self._sock:
-            self.before_send()
-            self.client.flush_writes(sock)  # a DISCONNECT paho has just written, say
-        self.detach(sock)
+        try:
+            if sock is self._sock:
+                self.before_send()
+                self.client.flush_writes(sock)  # a DISCONNECT paho has just written, say
+        finally:
+            self.client.drop_unsent()  # a broker that stopped reading: let the bytes go
+            self.detach(sock)
 
     def _on_register_write(self, client: paho.Client, userdata: Any, sock: Any) -> None:
         self._on_loop(self._want_write, sock)

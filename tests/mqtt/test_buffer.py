@@ -130,3 +130,22 @@ def test_discarded_staged_messages_are_counted_as_write_errors(tmp_path: Path) -
     buf.discard_staged()
     assert buf.stats.write_errors == 1 and buf.stats.entries == 1
     assert [e.id for e in buf.pending()] == [kept.id]
+
+
+def test_a_write_the_disk_refuses_is_counted_and_the_buffer_goes_on(tmp_path: Path) -> None:
+    buf = _open(tmp_path / "b.sqlite")
+    kept = buf.put("t", b"kept")
+    buf.commit()
+    # The database refuses inserts from now on, as a full or failing disk would.
+    buf._db.execute(
+        "CREATE TRIGGER refuse BEFORE INSERT ON outbox BEGIN SELECT RAISE(ABORT, 'disk full'); END"
+    )
+    buf.put("t", b"refused")
+    buf.commit()  # logged and counted, not raised
+    assert buf.stats.write_errors == 1
+    assert buf.stats.entries == 1 and buf.staged == 0
+    assert [e.id for e in buf.pending()] == [kept.id]
+    buf._db.execute("DROP TRIGGER refuse")
+    again = buf.put("t", b"again")
+    buf.commit()
+    assert [e.id for e in buf.pending()] == [kept.id, again.id]

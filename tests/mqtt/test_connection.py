@@ -210,6 +210,55 @@ def test_a_frozen_broker_is_noticed_by_keepalive_and_left(
         conn.stop()
 
 
+def test_stop_during_the_handshake_closes_at_once_and_stays_closed(loop: LoopThread) -> None:
+    # A "broker" that accepts TCP and never answers CONNECT.
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    conn = _conn(loop, MqttSettings(host="127.0.0.1", port=port, node="n1"))
+    conn.start()
+    try:
+        server.settimeout(5)
+        peer, _ = server.accept()
+        peer.settimeout(5)
+        assert peer.recv(1) == b"\x10"  # CONNECT
+        started = time.monotonic()
+        conn.stop()
+        assert time.monotonic() - started < 1.0
+        peer.recv(65536)  # the rest of CONNECT
+        assert peer.recv(1) == b"", "the socket was left open after stop"
+        assert not conn.connected and conn.connects == 0
+    finally:
+        server.close()
+
+
+def test_a_failing_message_handler_neither_stalls_nor_repeats_messages(
+    loop: LoopThread, broker: Mosquitto
+) -> None:
+    seen: list[bytes] = []
+
+    def handler(msg: paho.MQTTMessage) -> None:
+        seen.append(msg.payload)
+        conn.ack(msg.mid, msg.qos)
+        if msg.payload == b"m0":
+            raise RuntimeError("a handler bug")
+
+    conn = Conn(loop, _settings(broker), subscriptions=lambda: ["t/in/+"], on_message=handler)
+    conn.start()
+    try:
+        assert conn.wait_subscribed(5)
+
+        def burst() -> None:  # in one loop pass, so they arrive together
+            for i in range(3):
+                conn.publish("t/in/x", b"m%d" % i, qos=1, retain=False, properties=None)
+
+        loop.run(burst)
+        assert _wait(lambda: len(seen) >= 3, 3), f"messages stalled after the failure: {seen}"
+        time.sleep(0.3)
+        assert seen == [b"m0", b"m1", b"m2"]
+    finally:
+        conn.stop()
+
+
 def test_broker_absent_at_start_is_normal(loop: LoopThread, make_broker: Any) -> None:
     broker = make_broker("late")
     conn = _conn(loop, _settings(broker))

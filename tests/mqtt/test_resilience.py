@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import sqlite3
@@ -243,3 +244,31 @@ def test_buffer_full_under_each_policy(broker: Mosquitto, tmp_path: Path, policy
         assert st["buffer"]["rejected"] > 0 and st["buffer"]["dropped_full"] == 0
         assert st["replies_dropped"] == st["buffer"]["rejected"]
         assert kept_ids[-1] < n - 1  # the oldest survive, the newest were refused
+
+
+@pytest.mark.slow
+def test_a_replay_that_fails_is_retried_and_delivers_in_order(
+    broker: Mosquitto, linear: ModelPackage, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR)
+    topic = "scada/results"
+    with BridgeHarness(settings(broker), [linear], tmp_path / "s") as h:
+        assert h.wait_connected()
+        bridge = h.bridge
+        assert bridge is not None and bridge.outbox is not None and bridge.buffer is not None
+        outbox, buffer = bridge.outbox, bridge.buffer
+        broker.stop()
+        deadline = time.monotonic() + 5
+        while h.run(lambda: outbox._online) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for i in range(5):  # replies made while the broker is away go to the buffer
+            h.run(lambda i=i: outbox.send(topic, b"r%d" % i, qos=1))
+        # The buffer's database breaks (say the disk hiccups) just as the broker returns.
+        h.run(lambda: buffer._db.execute("ALTER TABLE outbox RENAME TO broken"))
+        broker.start()
+        with Requester(broker.host, broker.port, subscribe=[topic]) as r:
+            assert r.wait_for(lambda r: "replaying the buffer failed" in caplog.text, 10)
+            assert r.on_topic(topic) == []
+            h.run(lambda: buffer._db.execute("ALTER TABLE broken RENAME TO outbox"))
+            assert r.wait_for(lambda r: len(r.on_topic(topic)) == 5, timeout=15)
+            assert [m.payload for m in r.on_topic(topic)] == [b"r%d" % i for i in range(5)]
