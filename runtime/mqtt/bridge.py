@@ -165,9 +165,15 @@ class MqttBridge:
     # --- connection events (event loop) -----------------------------------------------
 
     def _on_connected(self) -> None:
-        assert self.outbox is not None and self.conn is not None
+        assert self.outbox is not None
         self.counters["connects"] += 1
         self.outbox.on_connected()
+        self._publish_presence()
+
+    def _publish_presence(self) -> None:
+        """Retained "online" status (its application list) and info, when connected."""
+        if self.conn is None or not self.conn.connected:
+            return
         self.conn.publish(
             self.topics.status, self._status_body("online"), qos=1, retain=True, properties=None
         )
@@ -182,8 +188,10 @@ class MqttBridge:
         self.outbox.on_ack(mid, reason)
 
     def _on_service_event(self, event: str, app: str) -> None:
+        # The broker often answers before the models are loaded: the retained status must
+        # not keep saying "no applications" once they are.
         if event in ("loaded", "swapped", "removed"):
-            self.publish_info()
+            self._publish_presence()
 
     def _status_body(self, state: str, reason: str | None = None) -> bytes:
         return presence.status_body(self, state, reason)

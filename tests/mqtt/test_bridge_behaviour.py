@@ -233,3 +233,21 @@ def test_metrics_text_is_valid_prometheus(broker: Mosquitto, harness: BridgeHarn
     assert replies == [1]
     reasons = {s.labels["reason"] for s in families["headframe_mqtt_buffer_dropped"].samples}
     assert reasons == {"full", "age", "rejected"}
+
+
+def test_retained_status_lists_applications_loaded_after_the_broker_answered(
+    broker: Mosquitto, linear: ModelPackage, tmp_path: Path
+) -> None:
+    # The daemon connects while its models still load: the retained status must catch up.
+    with BridgeHarness(settings(broker), [], tmp_path / "state") as h:
+        assert h.wait_connected()
+        assert h.service is not None
+        h.call(h.service.add(linear))
+        status = f"{PREFIX}/status"
+        deadline = time.monotonic() + 10
+        apps: list[str] = []
+        while time.monotonic() < deadline and apps != ["part-id-reader"]:
+            with Requester(broker.host, broker.port, subscribe=[status]) as r:  # retained
+                assert r.wait_for(lambda r: r.on_topic(status))
+                apps = json.loads(r.on_topic(status)[-1].payload)["applications"]
+        assert apps == ["part-id-reader"]
