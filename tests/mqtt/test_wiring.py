@@ -14,8 +14,8 @@ from runtime.config import Settings
 from runtime.mqtt.wiring import attach_bridge
 from runtime.service import InferenceService
 from tests.support.http_server import running_server
+from tests.support.loaders import ort_loader
 from tests.support.mosquitto import Mosquitto
-from tests.support.mqtt_bridge import ort_loader
 from tests.support.mqtt_client import Requester
 from tests.support.serving_models import write_linear_package
 

@@ -11,45 +11,19 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
 
-from runtime.backends.base import Backend, LoadOptions
-from runtime.backends.onnx import OnnxBackend
-from runtime.catalog import ModelPackage, Variant, load_package
+from runtime.catalog import ModelPackage, load_package
 from runtime.config import MqttSettings
 from runtime.mqtt.bridge import MqttBridge
 from runtime.service import InferenceService
+from tests.support.loaders import ort_loader
 from tests.support.loop_thread import LoopThread
 
 T = TypeVar("T")
-
-
-@dataclass
-class Loaded:
-    package: ModelPackage
-    variant: Variant
-    backend: Backend
-    selection: Any = None
-    attempts: list[Any] = field(default_factory=list)
-
-
-def ort_loader(package: ModelPackage, pin: str | None) -> Loaded:
-    """Opens the pinned variant (else the first) with the real backend for its format:
-    onnxruntime for ONNX, llama.cpp for GGUF."""
-    variant = package.variant(pin) if pin else package.variants[0]
-    backend: Backend
-    if variant.meta.format == "gguf":
-        from runtime.backends.llama import LlamaBackend
-
-        backend = LlamaBackend()
-    else:
-        backend = OnnxBackend()
-    backend.load(variant, LoadOptions(intra_op_threads=1))
-    return Loaded(package, variant, backend)
 
 
 class BridgeHarness:
@@ -74,7 +48,6 @@ class BridgeHarness:
         self.workers = workers
         self.info = info or (lambda: {"hardware": {"cpu": "test"}, "profile": "generic-cpu"})
         self._loop_thread = LoopThread()
-        self.loop = self._loop_thread.loop
         self.service: InferenceService | None = None
         self.bridge: MqttBridge | None = None
 

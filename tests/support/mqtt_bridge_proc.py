@@ -19,7 +19,7 @@ from runtime.config import MqttSettings
 from runtime.mqtt.bridge import MqttBridge
 from runtime.mqtt.wiring import tune_interpreter
 from runtime.service import InferenceService
-from tests.support.mqtt_bridge import ort_loader
+from tests.support.loaders import ort_loader
 
 
 async def main(
