@@ -41,6 +41,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion  # noqa: E40
 from paho.mqtt.packettypes import PacketTypes  # noqa: E402
 from paho.mqtt.properties import Properties  # noqa: E402
 
+from bench.proc_cpu import cpu_seconds  # noqa: E402
 from runtime.catalog import ModelPackage, Store  # noqa: E402
 from runtime.config import MqttSettings  # noqa: E402
 from runtime.demo import APP, build_demo_catalog  # noqa: E402
@@ -192,12 +193,6 @@ def _spawn(args: list[str], cpus: set[int] | None = None) -> subprocess.Popen[by
     return proc
 
 
-def _cpu_s(pid: int) -> float:
-    """User + system CPU seconds the process has used so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _stop(proc: subprocess.Popen[bytes]) -> None:
     proc.send_signal(signal.SIGTERM)
     try:
@@ -242,9 +237,9 @@ def bench(
             for _ in range(rounds):
                 for name, pid, path in (("bare", procs[0].pid, BARE_TOPIC),
                                         ("headframe", procs[1].pid, topic)):  # fmt: skip
-                    cpu = _cpu_s(pid)
+                    cpu = cpu_seconds(pid)
                     r = load.run(path, bodies)
-                    r["cpu_us_per_request"] = (_cpu_s(pid) - cpu) / len(bodies) * 1e6
+                    r["cpu_us_per_request"] = (cpu_seconds(pid) - cpu) / len(bodies) * 1e6
                     results[name].append(r)
         finally:
             load.close()

@@ -39,6 +39,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench.proc_cpu import cpu_seconds  # noqa: E402
+
 PROMPT = "the conveyor belt motor reported a fault and the pump pressure is"
 APP = "bench-llm"
 
@@ -316,12 +318,6 @@ def _nothing() -> Iterator[int]:
 
 
 Run = tuple[float, float, int, float]  # ttft s, total s, text events, server CPU s
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of process ``pid`` (all its threads) from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def timed(pid: int, fn: Callable[[int], tuple[float, float, int]]) -> Callable[[int], Run]:
