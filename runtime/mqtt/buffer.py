@@ -227,7 +227,6 @@ class StoreAndForward:
         self._staged = []
 
     def _drop_oldest(self, need: int) -> None:
-        self.commit()
         self.flush()
         freed, ids = 0, []
         for row_id, size in self._db.execute("SELECT id, size FROM outbox ORDER BY id"):
@@ -242,7 +241,6 @@ class StoreAndForward:
     def _delete(self, ids: list[int]) -> int:
         if not ids:
             return 0
-        self.commit()
         self.flush()
         removed, freed = 0, 0
         for start in range(0, len(ids), 500):
@@ -281,10 +279,11 @@ class StoreAndForward:
         return True
 
     def flush(self) -> None:
-        """Delete the acknowledged rows in one transaction."""
+        """Write the staged rows, then delete the acknowledged ones in one transaction:
+        after a flush the database holds exactly what the buffer does."""
+        self.commit()  # an acknowledged row may still be staged
         if not self._acked:
             return
-        self.commit()  # an acknowledged row may still be staged
         ids = [(i,) for i in self._acked]
         self._acked.clear()
         self._db.execute("BEGIN")
@@ -311,7 +310,6 @@ class StoreAndForward:
 
     def pending(self, *, after: int = 0, limit: int = 100) -> list[Entry]:
         """Messages with id > after, oldest first."""
-        self.commit()
         self.flush()
         rows = self._db.execute(
             "SELECT id, created, topic, payload, qos, retain, props FROM outbox "
@@ -329,7 +327,6 @@ class StoreAndForward:
 
     def close(self) -> None:
         try:
-            self.commit()
             self.flush()
             self._db.close()
         except sqlite3.Error as e:  # closing must not stop a shutdown

@@ -142,8 +142,7 @@ class Outbox:
         """Write the staged replies to disk. Runs at the end of each loop pass that staged
         one, and before the connection sends any bytes (MqttConnection.before_send)."""
         self._commit_due = False
-        if self.buffer.staged:
-            self.buffer.commit()  # a failing disk is logged and counted there, not raised
+        self.buffer.commit()  # a failing disk is logged and counted there, not raised
 
     def on_connected(self) -> None:
         self._online = True
