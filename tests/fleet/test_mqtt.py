@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from runtime.config import MqttSettings, load_settings
+from runtime.config import load_settings
 from runtime.fleet import mqtt_hook
 from runtime.fleet.publish import publish
 from runtime.fleet.runner import FleetRunner
@@ -20,6 +20,7 @@ from runtime.mqtt.bridge import MqttBridge
 from runtime.service import InferenceService
 from tests.fleet.conftest import DEMO_APP, make_version, write_box_config
 from tests.support.mosquitto import Mosquitto, require_mosquitto
+from tests.support.mqtt_bridge import site_settings
 from tests.support.mqtt_client import Requester
 from tests.support.static_server import StaticServer
 
@@ -50,7 +51,7 @@ def test_update_now_over_mqtt_and_retained_state(
         service = InferenceService(agent.loader)  # type: ignore[arg-type]
         runner = FleetRunner(agent, service, reconcile_s=0.2)
         bridge = MqttBridge(
-            MqttSettings(host=broker.host, port=broker.port, site="mine", node="n1"),
+            site_settings(broker),
             service, info=lambda: {}, state_dir=tmp_path / "box",
         )  # fmt: skip
         bridge.start()

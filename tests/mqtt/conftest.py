@@ -1,4 +1,5 @@
-"""Fixtures for the MQTT tests: a real Mosquitto per test, on a free loopback port."""
+"""Fixtures for the MQTT tests: a real Mosquitto per test, on a free loopback port, and
+the small real ONNX package most of them serve."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from runtime.catalog import ModelPackage, load_package
 from tests.support.mosquitto import Mosquitto, require_mosquitto
+from tests.support.serving_models import write_linear_package
 
 
 @pytest.fixture
@@ -34,3 +37,9 @@ def make_broker(tmp_path: Path) -> Iterator[object]:
     yield make
     for b in made:
         b.stop()
+
+
+@pytest.fixture
+def linear(tmp_path: Path) -> ModelPackage:
+    write_linear_package(tmp_path / "store")
+    return load_package(tmp_path / "store" / "part-id-reader" / "1.0.0")

@@ -8,27 +8,19 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import paho.mqtt.client as paho
 import pytest
 
-from runtime.config import MqttSettings
 from tests.support.mosquitto import Mosquitto
-from tests.support.mqtt_bridge import BridgeHarness, infer_body
+from tests.support.mqtt_bridge import BridgeHarness, infer_body, site_settings
 from tests.support.mqtt_client import Requester
 from tests.support.serving_models import write_linear_package
 
 pytestmark = pytest.mark.mqtt
 PREFIX = "headframe/mine/n1"
 INFER = f"{PREFIX}/models/part-id-reader/infer"
-
-
-def settings(broker: Mosquitto, **kw: Any) -> MqttSettings:
-    base: dict[str, Any] = {"host": broker.host, "port": broker.port, "site": "mine", "node": "n1"}
-    base.update(kw)
-    return MqttSettings(**base)
 
 
 @pytest.fixture
@@ -43,7 +35,7 @@ def harness(broker: Mosquitto, store: Path, tmp_path: Path) -> Iterator[BridgeHa
     from runtime.catalog import load_package
 
     pkg = load_package(store / "part-id-reader" / "1.0.0")
-    with BridgeHarness(settings(broker), [pkg], tmp_path / "state") as h:
+    with BridgeHarness(site_settings(broker), [pkg], tmp_path / "state") as h:
         assert h.wait_connected()
         yield h
 
@@ -134,7 +126,7 @@ def test_bad_payloads_get_error_replies_and_the_bridge_keeps_serving(
     from runtime.catalog import load_package
 
     pkg = load_package(store / "part-id-reader" / "1.0.0")
-    s = settings(broker, max_payload_bytes=4096)
+    s = site_settings(broker, max_payload_bytes=4096)
     result = f"{PREFIX}/models/part-id-reader/result"
     with (
         BridgeHarness(s, [pkg], tmp_path / "state") as h,

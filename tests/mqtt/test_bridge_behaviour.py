@@ -15,27 +15,13 @@ import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from runtime.catalog import ModelPackage, load_package
-from runtime.config import MqttSettings
+from runtime.catalog import ModelPackage
 from tests.support.mosquitto import Mosquitto
-from tests.support.mqtt_bridge import BridgeHarness, infer_body, write_slow_package
+from tests.support.mqtt_bridge import BridgeHarness, infer_body, site_settings, write_slow_package
 from tests.support.mqtt_client import Requester
-from tests.support.serving_models import write_linear_package
 
 pytestmark = pytest.mark.mqtt
 PREFIX = "headframe/mine/n1"
-
-
-def settings(broker: Mosquitto, **kw: Any) -> MqttSettings:
-    base: dict[str, Any] = {"host": broker.host, "port": broker.port, "site": "mine", "node": "n1"}
-    base.update(kw)
-    return MqttSettings(**base)
-
-
-@pytest.fixture
-def linear(tmp_path: Path) -> ModelPackage:
-    write_linear_package(tmp_path / "store")
-    return load_package(tmp_path / "store" / "part-id-reader" / "1.0.0")
 
 
 @pytest.fixture
@@ -61,7 +47,7 @@ def _seconds_per_request(h: BridgeHarness, app: str) -> float:
 
 @pytest.fixture
 def harness(broker: Mosquitto, linear: ModelPackage, tmp_path: Path) -> Iterator[BridgeHarness]:
-    s = settings(broker, telemetry_interval_s=0.5)
+    s = site_settings(broker, telemetry_interval_s=0.5)
     with BridgeHarness(s, [linear], tmp_path / "state") as h:
         assert h.wait_connected()
         yield h
@@ -107,7 +93,7 @@ def test_commands_select_status_reload(broker: Mosquitto, harness: BridgeHarness
 
 
 def test_commands_can_be_disabled(broker: Mosquitto, linear: ModelPackage, tmp_path: Path) -> None:
-    s = settings(broker, commands_enabled=False)
+    s = site_settings(broker, commands_enabled=False)
     with (
         BridgeHarness(s, [linear], tmp_path / "state") as h,
         Requester(broker.host, broker.port) as r,
@@ -137,7 +123,7 @@ def test_telemetry_is_periodic_qos0_with_expiry(broker: Mosquitto, harness: Brid
 def test_busy_at_once_when_the_queue_is_full(
     broker: Mosquitto, slow: ModelPackage, tmp_path: Path
 ) -> None:
-    s = settings(broker, queue_size=2)
+    s = site_settings(broker, queue_size=2)
     infer = f"{PREFIX}/models/slow-reader/infer"
     with (
         BridgeHarness(s, [slow], tmp_path / "state") as h,
@@ -161,7 +147,7 @@ def test_expired_requests_are_dropped_and_counted(
     broker: Mosquitto, slow: ModelPackage, tmp_path: Path
 ) -> None:
     infer = f"{PREFIX}/models/slow-reader/infer"
-    with BridgeHarness(settings(broker, queue_size=1000), [slow], tmp_path / "s") as h:
+    with BridgeHarness(site_settings(broker, queue_size=1000), [slow], tmp_path / "s") as h:
         assert h.wait_connected()
         per = _seconds_per_request(h, "slow-reader")
         ahead = min(950, 8 + math.ceil(3.0 / per))  # at least 3 s of work queued ahead
@@ -202,7 +188,7 @@ def test_qos1_redelivery_is_answered_from_the_cache(
 
 def test_broker_down_at_start(make_broker: Any, linear: ModelPackage, tmp_path: Path) -> None:
     broker = make_broker("late")
-    with BridgeHarness(settings(broker), [linear], tmp_path / "state") as h:
+    with BridgeHarness(site_settings(broker), [linear], tmp_path / "state") as h:
         assert h.bridge is not None and h.service is not None
         time.sleep(0.8)  # the service serves meanwhile (the HTTP API would too)
         out = h.call(h.service.infer("part-id-reader", {"pixels": np.zeros((1, 64), np.float32)}))
@@ -239,7 +225,7 @@ def test_retained_status_lists_applications_loaded_after_the_broker_answered(
     broker: Mosquitto, linear: ModelPackage, tmp_path: Path
 ) -> None:
     # The daemon connects while its models still load: the retained status must catch up.
-    with BridgeHarness(settings(broker), [], tmp_path / "state") as h:
+    with BridgeHarness(site_settings(broker), [], tmp_path / "state") as h:
         assert h.wait_connected()
         assert h.service is not None
         h.call(h.service.add(linear))

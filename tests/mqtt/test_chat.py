@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from runtime.config import MqttSettings
 from tests.support.mosquitto import Mosquitto
-from tests.support.mqtt_bridge import BridgeHarness
+from tests.support.mqtt_bridge import BridgeHarness, site_settings
 from tests.support.mqtt_client import Requester
 
 pytest.importorskip("llama_cpp")
@@ -23,7 +22,7 @@ def harness(broker: Mosquitto, tmp_path: Path) -> Iterator[BridgeHarness]:
     from tests.support.text_models import write_text_package
 
     pkg = write_text_package(tmp_path / "store", variants=(("tiny-f32", "tiny", "f32"),))
-    s = MqttSettings(host=broker.host, port=broker.port, site="mine", node="n1")
+    s = site_settings(broker)
     with BridgeHarness(s, [pkg], tmp_path / "state") as h:
         assert h.wait_connected()
         yield h

@@ -13,11 +13,10 @@ from hypothesis import strategies as st
 
 from runtime.catalog import load_package
 from runtime.codecs.kserve import decode_infer_request
-from runtime.config import MqttSettings
 from runtime.errors import InvalidInput
 from runtime.mqtt.codec import parse_json_object
 from tests.support.mosquitto import Mosquitto
-from tests.support.mqtt_bridge import BridgeHarness, infer_body
+from tests.support.mqtt_bridge import BridgeHarness, infer_body, site_settings
 from tests.support.mqtt_client import Requester
 from tests.support.serving_models import write_linear_package
 
@@ -64,7 +63,7 @@ def test_decoder_only_ever_says_invalid_input(payload: bytes) -> None:
 def test_live_bridge_answers_every_bad_payload(broker: Mosquitto, tmp_path: Path) -> None:
     write_linear_package(tmp_path / "store")
     pkg = load_package(tmp_path / "store" / "part-id-reader" / "1.0.0")
-    s = MqttSettings(host=broker.host, port=broker.port, site="mine", node="n1", max_json_depth=8)
+    s = site_settings(broker, max_json_depth=8)
     topic = "headframe/mine/n1/models/part-id-reader/infer"
     with BridgeHarness(s, [pkg], tmp_path / "state") as h, Requester(broker.host, broker.port) as r:
         assert h.wait_connected()

@@ -12,32 +12,18 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from runtime.catalog import ModelPackage, load_package
+from runtime.catalog import ModelPackage
 from runtime.config import MqttSettings
 from tests.support.mosquitto import Mosquitto
-from tests.support.mqtt_bridge import BridgeHarness, infer_body, write_slow_package
+from tests.support.mqtt_bridge import BridgeHarness, infer_body, site_settings, write_slow_package
 from tests.support.mqtt_client import Requester
-from tests.support.serving_models import write_linear_package
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
 INFER = "headframe/mine/n1/models/part-id-reader/infer"
-
-
-def settings(broker: Mosquitto, node: str = "n1", **kw: Any) -> MqttSettings:
-    base: dict[str, Any] = {"host": broker.host, "port": broker.port, "site": "mine", "node": node}
-    base.update(kw)
-    return MqttSettings(**base)
-
-
-@pytest.fixture
-def linear(tmp_path: Path) -> ModelPackage:
-    write_linear_package(tmp_path / "store")
-    return load_package(tmp_path / "store" / "part-id-reader" / "1.0.0")
 
 
 def _all_replied_identically(r: Requester, wanted: set[bytes]) -> bool:
@@ -52,8 +38,12 @@ def test_pool_of_two_answers_each_request_exactly_once(
     broker: Mosquitto, linear: ModelPackage, tmp_path: Path
 ) -> None:
     pool = "headframe/mine/pool/part-id-reader/infer"
-    a = BridgeHarness(settings(broker, "n1", pool_group="line-a"), [linear], tmp_path / "a")
-    b = BridgeHarness(settings(broker, "n2", pool_group="line-a"), [linear], tmp_path / "b")
+    a, b = (
+        BridgeHarness(
+            site_settings(broker, node=node, pool_group="line-a"), [linear], tmp_path / node
+        )
+        for node in ("n1", "n2")
+    )
     with a, b, Requester(broker.host, broker.port) as r:
         assert a.wait_connected() and b.wait_connected()
         time.sleep(0.3)  # both shared subscriptions in place
@@ -72,7 +62,7 @@ def test_broker_sigterm_and_restart_while_1000_requests_flow(
     broker: Mosquitto, linear: ModelPackage, tmp_path: Path
 ) -> None:
     n = 1000
-    with BridgeHarness(settings(broker), [linear], tmp_path / "s") as h:
+    with BridgeHarness(site_settings(broker), [linear], tmp_path / "s") as h:
         assert h.wait_connected()
         with Requester(broker.host, broker.port, client_id="scada-1", persistent=True) as r:
 
@@ -101,7 +91,7 @@ def test_broker_sigterm_and_restart_while_1000_requests_flow(
 def test_broker_sigkill_back_within_2s_and_unacked_replies_resent(
     broker: Mosquitto, linear: ModelPackage, tmp_path: Path
 ) -> None:
-    with BridgeHarness(settings(broker), [linear], tmp_path / "s") as h:
+    with BridgeHarness(site_settings(broker), [linear], tmp_path / "s") as h:
         assert h.wait_connected()
         with Requester(broker.host, broker.port) as r:
             for i in range(300):
@@ -157,7 +147,7 @@ def test_daemon_killed_with_results_buffered_delivers_them_after_restart(
     pkg = write_slow_package(tmp_path / "store", app="part-id-reader")
     state = tmp_path / "state"
     db = state / "mqtt-buffer.sqlite"
-    s = settings(broker)
+    s = site_settings(broker)
     log = tmp_path / "bridge.log"
     status = "headframe/mine/n1/status"
     n = 30
@@ -215,7 +205,7 @@ def test_daemon_killed_with_results_buffered_delivers_them_after_restart(
 @pytest.mark.parametrize("policy", ["drop_oldest", "reject_new"])
 def test_buffer_full_under_each_policy(broker: Mosquitto, tmp_path: Path, policy: str) -> None:
     pkg = write_slow_package(tmp_path / "store", app="part-id-reader", rounds=48)
-    s = settings(broker, buffer={"max_bytes": 4096, "policy": policy})
+    s = site_settings(broker, buffer={"max_bytes": 4096, "policy": policy})
     n = 40
     with BridgeHarness(s, [pkg], tmp_path / "s") as h, Requester(broker.host, broker.port) as r:
         assert h.wait_connected()
@@ -252,7 +242,7 @@ def test_a_replay_that_fails_is_retried_and_delivers_in_order(
 ) -> None:
     caplog.set_level(logging.ERROR)
     topic = "scada/results"
-    with BridgeHarness(settings(broker), [linear], tmp_path / "s") as h:
+    with BridgeHarness(site_settings(broker), [linear], tmp_path / "s") as h:
         assert h.wait_connected()
         bridge = h.bridge
         assert bridge is not None and bridge.outbox is not None and bridge.buffer is not None

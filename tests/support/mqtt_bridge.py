@@ -22,8 +22,16 @@ from runtime.mqtt.bridge import MqttBridge
 from runtime.service import InferenceService
 from tests.support.loaders import ort_loader
 from tests.support.loop_thread import LoopThread
+from tests.support.mosquitto import Mosquitto
 
 T = TypeVar("T")
+
+
+def site_settings(broker: Mosquitto, **kw: Any) -> MqttSettings:
+    """Bridge settings for ``broker``: site "mine", node "n1"; ``kw`` overrides any field."""
+    base: dict[str, Any] = {"host": broker.host, "port": broker.port, "site": "mine", "node": "n1"}
+    base.update(kw)
+    return MqttSettings(**base)
 
 
 class BridgeHarness:
