@@ -20,7 +20,6 @@ import logging
 import os
 import re
 import shutil
-import tempfile
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -42,6 +41,7 @@ from runtime.catalog import ModelPackage, load_package
 from runtime.errors import ConfigError, MetadataError
 from runtime.fleet import keys as keymod
 from runtime.fleet.releases import CUSTOM_KEY
+from runtime.fleet.state import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -75,20 +75,6 @@ def _no_floats(value: Any, where: str) -> None:
     elif isinstance(value, list | tuple):
         for i, v in enumerate(value):
             _no_floats(v, f"{where}[{i}]")
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _expiry(delta: timedelta) -> datetime:
@@ -129,8 +115,8 @@ class RepoWriter:
             root.add_key(keymod.load_public_key(self.keys_dir, role), role)
         self.root = Metadata(root)
         self.root.sign(keymod.load_signer(self.keys_dir, "root"))
-        _atomic_write(self.meta_dir / "1.root.json", self.root.to_bytes(self._serializer))
-        _atomic_write(self.meta_dir / "root.json", self.root.to_bytes(self._serializer))
+        atomic_write_bytes(self.meta_dir / "1.root.json", self.root.to_bytes(self._serializer))
+        atomic_write_bytes(self.meta_dir / "root.json", self.root.to_bytes(self._serializer))
         # Version 1 of each is written by the first commit (no bump for these).
         self._unwritten = {"targets", "snapshot", "timestamp"}
         self.targets = Metadata(Targets(version=1, expires=_expiry(DEFAULT_EXPIRY)))
@@ -251,8 +237,8 @@ class RepoWriter:
             self.targets.signed.expires = _expiry(expires)
             self.targets.sign(keymod.load_signer(self.keys_dir, "targets"))
             data = self.targets.to_bytes(self._serializer)
-            _atomic_write(self.meta_dir / f"{self.targets.signed.version}.targets.json", data)
-            _atomic_write(self.meta_dir / "targets.json", data)
+            atomic_write_bytes(self.meta_dir / f"{self.targets.signed.version}.targets.json", data)
+            atomic_write_bytes(self.meta_dir / "targets.json", data)
             self.snapshot.signed.meta["targets.json"] = MetaFile(
                 version=self.targets.signed.version
             )
@@ -260,8 +246,8 @@ class RepoWriter:
         self.snapshot.signed.expires = _expiry(expires)
         self.snapshot.sign(keymod.load_signer(self.keys_dir, "snapshot"))
         sdata = self.snapshot.to_bytes(self._serializer)
-        _atomic_write(self.meta_dir / f"{self.snapshot.signed.version}.snapshot.json", sdata)
-        _atomic_write(self.meta_dir / "snapshot.json", sdata)
+        atomic_write_bytes(self.meta_dir / f"{self.snapshot.signed.version}.snapshot.json", sdata)
+        atomic_write_bytes(self.meta_dir / "snapshot.json", sdata)
         self.timestamp.signed.snapshot_meta = MetaFile.from_data(
             self.snapshot.signed.version, sdata, ["sha256"]
         )
@@ -273,7 +259,9 @@ class RepoWriter:
         self._bump(self.timestamp.signed, "timestamp")
         self.timestamp.signed.expires = _expiry(expires)
         self.timestamp.sign(keymod.load_signer(self.keys_dir, "timestamp"))
-        _atomic_write(self.meta_dir / "timestamp.json", self.timestamp.to_bytes(self._serializer))
+        atomic_write_bytes(
+            self.meta_dir / "timestamp.json", self.timestamp.to_bytes(self._serializer)
+        )
 
 
 def publish(
