@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from runtime.fleet.wiring import build_agent
 from runtime.mqtt.bridge import MqttBridge
 from runtime.service import InferenceService
 from tests.fleet.conftest import DEMO_APP, make_version, write_box_config
+from tests.support.loop_thread import LoopThread
 from tests.support.mosquitto import Mosquitto, require_mosquitto
 from tests.support.mqtt_bridge import site_settings
 from tests.support.mqtt_client import Requester
@@ -41,9 +41,6 @@ def test_update_now_over_mqtt_and_retained_state(
         trusted_root=repo_dir / "metadata" / "1.root.json", poll_interval_s=3600,
     )  # fmt: skip
     settings = load_settings(cfg)
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
     parts: dict[str, Any] = {}
 
     async def start() -> None:
@@ -59,38 +56,34 @@ def test_update_now_over_mqtt_and_retained_state(
         parts.update(runner=runner, service=service, bridge=bridge)
         parts["task"] = asyncio.get_running_loop().create_task(runner.run())
 
-    def call(coro: Any) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, loop).result(120)
+    with LoopThread() as lt:
+        try:
+            lt.call(start(), 120)
+            with Requester(broker.host, broker.port, subscribe=[STATE]) as req:
 
-    try:
-        call(start())
-        with Requester(broker.host, broker.port, subscribe=[STATE]) as req:
+                def active(r: Requester, version: str) -> bool:
+                    msgs = r.on_topic(STATE)
+                    if not msgs:
+                        return False
+                    doc = json.loads(msgs[-1].payload)
+                    return doc["apps"].get(DEMO_APP, {}).get("active") == version
 
-            def active(r: Requester, version: str) -> bool:
-                msgs = r.on_topic(STATE)
-                if not msgs:
-                    return False
-                doc = json.loads(msgs[-1].payload)
-                return doc["apps"].get(DEMO_APP, {}).get("active") == version
-
-            assert req.wait_for(lambda r: active(r, "1.0.0"), timeout=120)
-            publish(repo_dir, keys_dir, [make_version(demo_pkg, tmp_path / "pkgs", "2.0.0")])
-            req.request(f"{PREFIX}/cmd/update-now", {}, correlation=b"u1")
-            assert req.wait_for(lambda r: r.replies(b"u1"), timeout=30)
-            assert req.wait_for(lambda r: active(r, "2.0.0"), timeout=120)
-            stages = {json.loads(m.payload)["apps"][DEMO_APP]["stage"] for m in req.on_topic(STATE)
-                      if DEMO_APP in json.loads(m.payload)["apps"]}  # fmt: skip
-            assert {"downloading", "trial", "active"} <= stages
-        # A late subscriber gets the last state at once: it is retained.
-        with Requester(broker.host, broker.port, subscribe=[STATE]) as late:
-            assert late.wait_for(lambda r: active(r, "2.0.0"), timeout=10)
-            assert any(m.retain for m in late.on_topic(STATE))
-    finally:
-        if "runner" in parts:
-            parts["runner"].stop()
-            call(asyncio.wait_for(parts["task"], 60))
-            call(parts["bridge"].stop())
-            call(parts["service"].close())
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        broker.stop()
+                assert req.wait_for(lambda r: active(r, "1.0.0"), timeout=120)
+                publish(repo_dir, keys_dir, [make_version(demo_pkg, tmp_path / "pkgs", "2.0.0")])
+                req.request(f"{PREFIX}/cmd/update-now", {}, correlation=b"u1")
+                assert req.wait_for(lambda r: r.replies(b"u1"), timeout=30)
+                assert req.wait_for(lambda r: active(r, "2.0.0"), timeout=120)
+                docs = [json.loads(m.payload)["apps"] for m in req.on_topic(STATE)]
+                stages = {d[DEMO_APP]["stage"] for d in docs if DEMO_APP in d}
+                assert {"downloading", "trial", "active"} <= stages
+            # A late subscriber gets the last state at once: it is retained.
+            with Requester(broker.host, broker.port, subscribe=[STATE]) as late:
+                assert late.wait_for(lambda r: active(r, "2.0.0"), timeout=10)
+                assert any(m.retain for m in late.on_topic(STATE))
+        finally:
+            if "runner" in parts:
+                parts["runner"].stop()
+                lt.call(asyncio.wait_for(parts["task"], 60), 120)
+                lt.call(parts["bridge"].stop(), 120)
+                lt.call(parts["service"].close(), 120)
+            broker.stop()
