@@ -23,7 +23,7 @@ from typing import Any
 import paho.mqtt._packet as paho_packet
 from paho.mqtt.exception import MalformedPacket
 from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import MQTTException, Properties
+from paho.mqtt.properties import MQTTException, Properties, VariableByteIntegers, writeUTF
 
 _TABLES = Properties(PacketTypes.PUBLISH)
 _IDENT = {name.replace(" ", ""): ident for name, ident in _TABLES.names.items()}
@@ -163,21 +163,6 @@ def install() -> None:
     paho_packet.Properties = FastProperties  # type: ignore[misc]
 
 
-def _vbi(n: int) -> bytes:
-    """MQTT variable byte integer."""
-    out = bytearray()
-    while True:
-        byte, n = n % 128, n // 128
-        out.append(byte | 0x80 if n else byte)
-        if not n:
-            return bytes(out)
-
-
-def _utf8(text: str) -> bytes:
-    raw = text.encode("utf-8")
-    return struct.pack("!H", len(raw)) + raw
-
-
 class PublishProperties(Properties):
     """PUBLISH properties: message expiry (s), content type, correlation data, user pairs."""
 
@@ -216,10 +201,10 @@ class PublishProperties(Properties):
         if "MessageExpiryInterval" in attrs:
             out += b"\x02" + struct.pack("!I", attrs["MessageExpiryInterval"])
         if "ContentType" in attrs:
-            out += b"\x03" + _utf8(attrs["ContentType"])
+            out += b"\x03" + writeUTF(attrs["ContentType"])
         if "CorrelationData" in attrs:
             data = attrs["CorrelationData"]
             out += b"\x09" + struct.pack("!H", len(data)) + data
         for key, value in attrs.get("UserProperty", ()):
-            out += b"\x26" + _utf8(key) + _utf8(value)
-        return _vbi(len(out)) + bytes(out)
+            out += b"\x26" + writeUTF(key) + writeUTF(value)
+        return bytes(VariableByteIntegers.encode(len(out)) + out)
