@@ -133,6 +133,21 @@ def _wait(cond: Any, timeout: float) -> bool:
     return True
 
 
+def _echo(
+    loop: LoopThread,
+    conn: MqttConnection,
+    inbox: Inbox,
+    topic: str,
+    payloads: list[bytes],
+    timeout: float,
+) -> list[bytes]:
+    """Publish ``payloads`` to ``topic`` (which ``conn`` subscribes to); what came back."""
+    for body in payloads:
+        _publish(loop, conn, topic, body)
+    _wait(lambda: len(inbox.msgs) >= len(payloads), timeout)
+    return [m.payload for m in inbox.msgs]
+
+
 def test_messages_larger_than_the_socket_buffers_arrive_whole_and_in_order(
     loop: LoopThread, broker: Mosquitto
 ) -> None:
@@ -143,10 +158,7 @@ def test_messages_larger_than_the_socket_buffers_arrive_whole_and_in_order(
         assert conn.wait_subscribed(5)
         # 8 MiB does not fit the socket's send buffer: the rest goes when it drains.
         payloads = [os.urandom(8 * 1024 * 1024), b"small", os.urandom(300_000)]
-        for body in payloads:
-            _publish(loop, conn, "t/in/big", body)
-        assert _wait(lambda: len(inbox.msgs) == 3, 30)
-        assert [m.payload for m in inbox.msgs] == payloads
+        assert _echo(loop, conn, inbox, "t/in/big", payloads, 30) == payloads
     finally:
         conn.stop()
 
@@ -323,10 +335,7 @@ def test_tls_and_wrong_ca(loop: LoopThread,
         # Messages cross TLS both ways, larger than one TLS record (16 KiB), so the reader
         # must drain what TLS holds decrypted as well as what the socket reports.
         payloads = [os.urandom(n) for n in (10, 200_000, 70_000)]
-        for body in payloads:
-            _publish(loop, conn, "t/in/tls", body)
-        assert _wait(lambda: len(inbox.msgs) == 3, 10)
-        assert [m.payload for m in inbox.msgs] == payloads
+        assert _echo(loop, conn, inbox, "t/in/tls", payloads, 10) == payloads
     finally:
         conn.stop()
 
