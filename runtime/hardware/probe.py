@@ -22,6 +22,7 @@ from typing import TypeVar
 
 from runtime.errors import ProbeError
 from runtime.hardware.board import probe_board
+from runtime.hardware.capture import RecordingHostFS
 from runtime.hardware.cpu import probe_cpu
 from runtime.hardware.devices import probe_devices
 from runtime.hardware.hostfs import HostFS
@@ -63,10 +64,16 @@ def _check_root(root: Path) -> None:
         raise ProbeError(f"{root}: probe root is not readable")
 
 
-def probe(root: str | Path = "/", *, live: bool | None = None) -> HardwareReport:
-    """Read the host under ``root``. Raises ProbeError when root is not a readable Linux tree."""
-    fs = HostFS(root)
-    _check_root(fs.root)
+def probe(
+    root: str | Path = "/", *, live: bool | None = None, record_into: str | Path | None = None
+) -> HardwareReport:
+    """Read the host under ``root``. Raises ProbeError when root is not a readable Linux tree.
+
+    ``record_into``: also copy every file read into that (new or empty) directory, which
+    then serves as a fixture host (``runtime.hardware.capture``).
+    """
+    _check_root(Path(root))
+    fs = HostFS(root) if record_into is None else RecordingHostFS(root, record_into)
     if live is None:
         live = fs.is_live
     timings: dict[str, float] = {}
