@@ -181,7 +181,9 @@ def _bodies(n: int, golden: Path) -> list[bytes]:
 
 
 def _spawn(args: list[str], cpus: set[int] | None = None) -> subprocess.Popen[bytes]:
-    env = dict(os.environ, PYTHONPATH=str(REPO))
+    # Keep a PYTHONPATH the caller set (packages carried beside the system's, say).
+    path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
+    env = dict(os.environ, PYTHONPATH=path)
     # Set in the child before it starts any thread, so all its threads keep to ``cpus``.
     pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
     proc = subprocess.Popen(
