@@ -1,6 +1,8 @@
 """LoopClient's buffered reader: one ``recv`` fills a buffer that paho's packet reader is
 served from, so packets split across reads, or many in one read, must still come out whole
-and in order, whatever the cut points and however many length bytes a packet has."""
+and in order, whatever the cut points and however many length bytes a packet has; and a
+send that fails must close the connection through paho, keeping QoS 1 messages for the
+reconnect."""
 
 from __future__ import annotations
 
@@ -94,4 +96,21 @@ def test_messages_arrive_whole_and_in_order_however_the_bytes_are_cut(
         assert not client.buffered()
     finally:
         theirs.close()
+        ours.close()
+
+
+def test_a_send_the_peer_refuses_closes_the_connection_through_paho() -> None:
+    client, ours, theirs, _ = _reader()
+    closed: list[Any] = []
+    client.on_disconnect = lambda c, u, flags, rc, props: closed.append(rc)
+    try:
+        client._state = paho._ConnectionState.MQTT_CS_CONNECTED
+        theirs.close()  # the broker is gone: the next send fails (EPIPE)
+        client.publish("t", b"reply", qos=1)  # gathered, not yet sent
+        assert client.flush_writes() is True  # nothing left to send: the bytes are dropped
+        assert closed, "on_disconnect was not called"
+        assert client.socket() is None
+        # The QoS 1 message stays in paho's session, to go again after the reconnect.
+        assert len(client._out_messages) == 1
+    finally:
         ours.close()
