@@ -4,11 +4,17 @@
 # fixture tree, serves the demo application over HTTP and measures the MQTT bench on
 # that machine's cores. Everything it reports lands in $OUT.
 #
-# What it needs in the working tree, made on a machine with PyPI and Debian access:
-#   .whl/      wheels for the machine's Python of what it lacks (pydantic, fastapi,
-#              uvicorn, orjson, httptools, paho-mqtt, ...): `pip download --no-deps`
-#   .devcarry/ bin/mosquitto and lib/ (the broker from Debian's package and the shared
-#              libraries ldd names for it), store/ (a built demo store)
+# What it needs in the working tree (both folders ignored through .git/info/exclude),
+# made on a machine with PyPI and Debian access:
+#   .whl/      wheels, for the lent machine's Python (3.12), of what it lacks:
+#                pip download --no-deps --only-binary=:all: --python-version 3.12 \
+#                  --implementation cp --platform manylinux_2_17_x86_64 -d .whl \
+#                  pydantic pydantic-core pydantic-settings python-dotenv typing-inspection \
+#                  annotated-types fastapi starlette annotated-doc opentelemetry-api uvicorn \
+#                  orjson httptools paho-mqtt typing-extensions   # the versions .venv has
+#   .devcarry/ bin/mosquitto (from `apt-get download mosquitto`, dpkg -x), lib/ (every
+#              library `ldd bin/mosquitto` names but libc, libm and libresolv), and
+#              store/ (a demo store: `headframe demo build .devcarry/store`)
 # Locally, for a dry run: PY=.venv/bin/python NO_WHEELS=1 OUT=/tmp/out bench/gpu_host_check.sh
 set -u
 PY=${PY:-python3}
