@@ -68,6 +68,24 @@ def test_live_x86_host_picks_the_avx2_or_avx512_profile(live_report: HardwareRep
     assert result.reasons
 
 
+def test_live_nvidia_gpu_gets_its_memory_from_nvml_and_the_gpu_profile(
+    live_report: HardwareReport,
+) -> None:
+    # Only a host with an NVIDIA card and its driver can run this; it ran on a lent H200
+    # machine (bench/README.md, "On a real NVIDIA H200 machine"). Elsewhere it skips.
+    gpus = live_report.accelerators_of("gpu", "nvidia")
+    if not gpus or not Path("/proc/driver/nvidia").is_dir():
+        pytest.skip("no NVIDIA GPU with its driver on this host")
+    if any(n.startswith("nvml: not installed") for n in live_report.notes):
+        pytest.skip("nvidia-ml-py is not installed")
+    for gpu in gpus:
+        assert gpu.memory_bytes and gpu.memory_bytes > 1 << 30, gpu
+        assert gpu.compute_capability and gpu.compute_capability[0].isdigit(), gpu
+        assert gpu.pci_address and gpu.device_paths, gpu
+    result = match(live_report, load_profiles())
+    assert result.profile.name in ("nvidia-gpu", "nvidia-jetson-orin"), result.reasons
+
+
 def test_a_missing_library_is_a_fact_not_a_crash() -> None:
     # Run in a fresh interpreter where openvino and pynvml cannot be imported (as on a box
     # installed without those extras); setting a sys.modules entry to None blocks the import.
