@@ -13,8 +13,6 @@ from rich.table import Table
 from runtime.config import load_settings
 from runtime.errors import ConfigError, ProbeError
 from runtime.hardware import HardwareReport, probe
-from runtime.hardware.capture import write_runtimes_file
-from runtime.hardware.runtimes import FIXTURE_FILE
 from runtime.profile_rules import gib
 from runtime.profiles import ProfileMatch, default_profiles_dir, load_profiles, match
 
@@ -117,9 +115,6 @@ def register(app: typer.Typer) -> None:
         """Probe the hardware, match a device profile and explain the match."""
         try:
             report = probe(root, live=live, record_into=save_tree)
-            if save_tree is not None and not (save_tree / FIXTURE_FILE).exists():
-                # Live runtimes leave no file to copy: keep their answer beside the tree.
-                write_runtimes_file(report, save_tree)
             if profiles is None:
                 # The same directory the daemon would use: settings.paths.profiles_dir first.
                 profiles = default_profiles_dir(load_settings(config))

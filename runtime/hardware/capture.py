@@ -4,18 +4,22 @@ A support case ("why did this box pick the CPU profile?") needs the files the pr
 not a screenshot. ``RecordingHostFS`` reads exactly as ``HostFS`` does and copies every
 file it reads, and a placeholder for every name it lists or tests, into a directory. That
 directory is then a fake host: ``headframe detect --root DIR`` on any machine reproduces
-the file stage of the probe, and ``write_runtimes_file`` adds what the live runtimes said
-so that profile matching reproduces too. Only what the probe reads is copied (CPU, memory,
-PCI ids, device nodes, thermal zones): no logs, no configuration, no credentials.
+the file stage of the probe, and ``write_live_answers`` adds what live software said (the
+inference runtimes, NVML's GPU memory) so that the report and the profile match reproduce
+too. Only what the probe reads is copied (CPU, memory, PCI ids, device nodes, thermal
+zones): no logs, no configuration, no credentials.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 from runtime.errors import ProbeError
+from runtime.hardware.fixture_files import toml_string
 from runtime.hardware.hostfs import HostFS
+from runtime.hardware.nvml import NVML_FIXTURE_FILE, nvml_of
 from runtime.hardware.report import HardwareReport
 from runtime.hardware.runtimes import FIXTURE_FILE
 
@@ -31,12 +35,26 @@ class RecordingHostFS(HostFS):
     def __init__(self, root: str | Path, into: str | Path) -> None:
         super().__init__(root)
         self.into = Path(into)
+        self._made_into = not os.path.lexists(self.into)
         try:
             self.into.mkdir(parents=True, exist_ok=True)
+            empty = not any(self.into.iterdir())
         except OSError as e:
             raise ProbeError(f"{self.into}: cannot create the tree directory: {e}") from e
-        if any(self.into.iterdir()):
+        if not empty:
             raise ProbeError(f"{self.into}: not empty; save the tree into a new directory")
+
+    def discard(self) -> None:
+        """Remove what this recorder wrote (the probe failed): a half tree would replay as
+        a different host. The directory itself goes too if this recorder made it."""
+        if self._made_into:
+            shutil.rmtree(self.into, ignore_errors=True)
+            return
+        for child in list(self.into.iterdir()):
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child, ignore_errors=True)
+            else:
+                child.unlink(missing_ok=True)
 
     def _mirror(self, host_path: str) -> Path:
         return self.into / host_path.lstrip("/")
@@ -45,18 +63,24 @@ class RecordingHostFS(HostFS):
         target = self._mirror(host_path)
         if os.path.lexists(target):
             return
-        if os.path.isdir(self.path(host_path)):
-            target.mkdir(parents=True, exist_ok=True)
-        else:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.touch()
+        try:
+            if os.path.isdir(self.path(host_path)):
+                target.mkdir(parents=True, exist_ok=True)
+            else:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.touch()
+        except OSError as e:
+            raise ProbeError(f"{target}: cannot write the tree: {e}") from e
 
     def read_text(self, host_path: str) -> str | None:
         text = super().read_text(host_path)
         if text is not None:
             target = self._mirror(host_path)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(text, encoding="utf-8")
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(text, encoding="utf-8", errors="surrogateescape")
+            except OSError as e:
+                raise ProbeError(f"{target}: cannot write the tree: {e}") from e
         return text
 
     def exists(self, host_path: str) -> bool:
@@ -80,25 +104,45 @@ class RecordingHostFS(HostFS):
         return hits
 
 
-def _toml_string(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def write_runtimes_file(report: HardwareReport, into: str | Path) -> Path:
-    """Write the report's runtimes as the tree's .headframe-runtimes.toml and return its path.
-
-    A tree's own files cannot say which inference runtimes were installed, so the live
-    answer is kept beside them in the format ``runtimes_from_fixture`` reads.
-    """
-    lines = [f"# What the inference runtimes said on {report.root} when this tree was saved."]
+def write_live_answers(report: HardwareReport, into: str | Path) -> list[Path]:
+    """Keep what live software said beside the tree, in the files a fixture host is read
+    with: the inference runtimes (.headframe-runtimes.toml) and, when NVML answered, the
+    NVIDIA GPUs (.headframe-nvml.toml). A file the tree already has (copied from a fixture
+    root) is left as it is. Returns the files written."""
+    into = Path(into)
+    texts: dict[str, str] = {}
+    lines = [f"# What the inference runtimes said on {report.root!r} when this tree was saved."]
     for rt in report.runtimes:
         lines += ["", f"[{rt.name}]", f"available = {'true' if rt.available else 'false'}"]
         if rt.version is not None:
-            lines.append(f"version = {_toml_string(rt.version)}")
-        devices = ", ".join(_toml_string(d) for d in rt.devices)
-        lines.append(f"devices = [{devices}]")
+            lines.append(f"version = {toml_string(rt.version)}")
+        lines.append(f"devices = [{', '.join(toml_string(d) for d in rt.devices)}]")
         if rt.reason is not None:
-            lines.append(f"reason = {_toml_string(rt.reason)}")
-    path = Path(into) / FIXTURE_FILE
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
+            lines.append(f"reason = {toml_string(rt.reason)}")
+    texts[FIXTURE_FILE] = "\n".join(lines) + "\n"
+    gpus = nvml_of(report.accelerators)
+    if gpus:
+        lines = [f"# What NVML said on {report.root!r} when this tree was saved."]
+        for g in gpus:
+            lines += [
+                "",
+                "[[gpus]]",
+                f"pci_address = {toml_string(g.pci_address)}",
+                f"name = {toml_string(g.name)}",
+                f"memory_bytes = {g.memory_bytes}",
+                f"compute_capability = {toml_string(g.compute_capability)}",
+            ]
+            if g.minor is not None:
+                lines.append(f"minor = {g.minor}")
+        texts[NVML_FIXTURE_FILE] = "\n".join(lines) + "\n"
+    written = []
+    for name, text in texts.items():
+        path = into / name
+        if path.exists():
+            continue
+        try:
+            path.write_text(text, encoding="utf-8")
+        except OSError as e:
+            raise ProbeError(f"{path}: cannot write the tree: {e}") from e
+        written.append(path)
+    return written

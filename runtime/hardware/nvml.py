@@ -1,6 +1,14 @@
 """NVIDIA GPUs as NVML sees them (nvidia-ml-py): memory and compute capability.
 
-Live only: the files under /proc and /sys do not say how much memory a card has.
+Live, NVML is asked. The files under /proc and /sys do not say how much memory a card has,
+so a fixture tree keeps NVML's answer in ``<root>/.headframe-nvml.toml``::
+
+    [[gpus]]
+    pci_address = "0000:00:06.0"
+    name = "NVIDIA H200"
+    memory_bytes = 150754820096
+    compute_capability = "9.0"
+    minor = 0
 """
 
 from __future__ import annotations
@@ -9,7 +17,13 @@ import importlib
 from dataclasses import dataclass, replace
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field
+
+from runtime.hardware.fixture_files import read_fixture
+from runtime.hardware.hostfs import HostFS
 from runtime.hardware.report import Accelerator
+
+NVML_FIXTURE_FILE = ".headframe-nvml.toml"
 
 
 @dataclass(frozen=True)
@@ -53,6 +67,54 @@ def query_nvml() -> list[NvmlGpu]:
         return gpus
     finally:
         pynvml.nvmlShutdown()
+
+
+class _FixtureGpu(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    pci_address: str = Field(pattern=r"^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$")
+    name: str
+    memory_bytes: int = Field(ge=0)
+    compute_capability: str
+    minor: int | None = None
+
+
+class _FixtureNvml(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    gpus: list[_FixtureGpu] = []
+
+
+def nvml_from_fixture(fs: HostFS) -> list[NvmlGpu]:
+    """What NVML said when the fixture tree was saved; empty when it kept no answer."""
+    declared = read_fixture(fs, NVML_FIXTURE_FILE, _FixtureNvml)
+    if declared is None:
+        return []
+    return [NvmlGpu(**g.model_dump()) for g in declared.gpus]
+
+
+def _minor(device_paths: tuple[str, ...]) -> int | None:
+    for path in device_paths:
+        number = path.removeprefix("/dev/nvidia")
+        if number != path and number.isdigit():
+            return int(number)
+    return None
+
+
+def nvml_of(accelerators: tuple[Accelerator, ...]) -> list[NvmlGpu]:
+    """NVML's part of a report, back from the accelerators it filled in (only NVML sets a
+    compute capability); the inverse of ``merge_nvml`` for saving a fixture tree."""
+    return [
+        NvmlGpu(
+            pci_address=acc.pci_address,
+            name=acc.model,
+            memory_bytes=acc.memory_bytes or 0,
+            compute_capability=acc.compute_capability,
+            minor=_minor(acc.device_paths),
+        )
+        for acc in accelerators
+        if acc.vendor == "nvidia" and acc.compute_capability and acc.pci_address
+    ]
 
 
 def merge_nvml(

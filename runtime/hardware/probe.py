@@ -22,14 +22,14 @@ from typing import TypeVar
 
 from runtime.errors import ProbeError
 from runtime.hardware.board import probe_board
-from runtime.hardware.capture import RecordingHostFS
+from runtime.hardware.capture import RecordingHostFS, write_live_answers
 from runtime.hardware.cpu import probe_cpu
 from runtime.hardware.devices import probe_devices
 from runtime.hardware.hostfs import HostFS
 from runtime.hardware.memory import probe_memory
-from runtime.hardware.nvml import merge_nvml, query_nvml
+from runtime.hardware.nvml import merge_nvml, nvml_from_fixture, query_nvml
 from runtime.hardware.pci import probe_pci
-from runtime.hardware.report import HardwareReport, MemoryInfo
+from runtime.hardware.report import HardwareReport, MemoryInfo, RuntimeInfo
 from runtime.hardware.runtimes import RUNTIMES, probe_runtime_live, runtimes_from_fixture
 from runtime.hardware.thermal import probe_thermal
 
@@ -69,11 +69,24 @@ def probe(
 ) -> HardwareReport:
     """Read the host under ``root``. Raises ProbeError when root is not a readable Linux tree.
 
-    ``record_into``: also copy every file read into that (new or empty) directory, which
-    then serves as a fixture host (``runtime.hardware.capture``).
+    ``record_into``: also copy every file read, and what live software said, into that
+    (new or empty) directory, which then serves as a fixture host that reproduces this
+    report (``runtime.hardware.capture``). If the probe fails, nothing is left there.
     """
     _check_root(Path(root))
-    fs = HostFS(root) if record_into is None else RecordingHostFS(root, record_into)
+    if record_into is None:
+        return _probe(HostFS(root), root, live)
+    fs = RecordingHostFS(root, record_into)
+    try:
+        report = _probe(fs, root, live)
+        write_live_answers(report, fs.into)
+    except BaseException:
+        fs.discard()
+        raise
+    return report
+
+
+def _probe(fs: HostFS, root: str | Path, live: bool | None) -> HardwareReport:
     if live is None:
         live = fs.is_live
     timings: dict[str, float] = {}
@@ -89,7 +102,11 @@ def probe(
     accelerators = _timed(timings, "devices", lambda: probe_devices(fs, pci, board))
     nodes = _timed(timings, "dev_nodes", lambda: _device_nodes(fs))
     thermal = _timed(timings, "thermal", lambda: probe_thermal(fs))
-    runtimes = () if live else _timed(timings, "runtimes", lambda: runtimes_from_fixture(fs))
+    runtimes: tuple[RuntimeInfo, ...] = ()
+    if not live:  # what live software said when the tree was saved, if it kept that
+        runtimes = _timed(timings, "runtimes", lambda: runtimes_from_fixture(fs))
+        saved_nvml = _timed(timings, "nvml", lambda: nvml_from_fixture(fs))
+        accelerators = merge_nvml(accelerators, saved_nvml)
     timings["files_total"] = time.perf_counter() - start
     report = HardwareReport(
         cpu=cpu,

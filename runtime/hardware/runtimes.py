@@ -24,12 +24,11 @@ unavailable with a reason that says so.
 from __future__ import annotations
 
 import importlib
-import tomllib
 from collections.abc import Callable
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
-from runtime.errors import ProbeError
+from runtime.hardware.fixture_files import read_fixture
 from runtime.hardware.hostfs import HostFS
 from runtime.hardware.report import RuntimeInfo
 
@@ -58,19 +57,10 @@ class _FixtureFile(BaseModel):
 def runtimes_from_fixture(fs: HostFS) -> tuple[RuntimeInfo, ...]:
     """The runtimes a fixture host declares; nothing is imported."""
     path = fs.path("/" + FIXTURE_FILE)
-    text = fs.read_text("/" + FIXTURE_FILE)
-    if text is None:
+    declared = read_fixture(fs, FIXTURE_FILE, _FixtureFile)
+    if declared is None:
         reason = f"not probed: not the live host and no {FIXTURE_FILE} in {fs.root}"
         return tuple(RuntimeInfo(name=n, available=False, reason=reason) for n in RUNTIMES)
-    try:
-        declared = _FixtureFile.model_validate(tomllib.loads(text))
-    except tomllib.TOMLDecodeError as e:
-        raise ProbeError(f"{path}: not valid TOML: {e}") from e
-    except ValidationError as e:
-        where = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors()
-        )
-        raise ProbeError(f"{path}: {where}") from e
     infos = []
     for name in RUNTIMES:
         entry: _FixtureRuntime | None = getattr(declared, name)
