@@ -5,24 +5,20 @@ broker is absent, joins it when it appears, answers over MQTT, shows the bridge 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from tests.support import daemon_proc
 from tests.support.mosquitto import free_port
 from tests.support.mqtt_bridge import infer_body
 from tests.support.mqtt_client import Requester
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.slow]
-REPO = Path(__file__).resolve().parents[2]
 
 
 def test_serve_with_mqtt_section(demo_store: Path, tmp_path: Path, make_broker: Any) -> None:
@@ -30,30 +26,12 @@ def test_serve_with_mqtt_section(demo_store: Path, tmp_path: Path, make_broker: 
     store = tmp_path / "store"
     shutil.copytree(demo_store, store)
     port = free_port()
-    config = tmp_path / "headframe.toml"
-    config.write_text(
-        f'demo = false\n[paths]\nstore_dir = "{store}"\nstate_dir = "{tmp_path / "state"}"\n'
-        f'cache_dir = "{tmp_path / "cache"}"\nprofiles_dir = "{REPO / "device_profiles"}"\n'
-        f"[api]\nport = {port}\n"
-        f'[mqtt]\nhost = "127.0.0.1"\nport = {broker.port}\nsite = "mine"\nnode = "box1"\n'
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "runtime", "serve", "--config", str(config)],
-        env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    mqtt = f'[mqtt]\nhost = "127.0.0.1"\nport = {broker.port}\nsite = "mine"\nnode = "box1"\n'
+    proc = daemon_proc.start(daemon_proc.write_config(tmp_path, store, port, mqtt))
     url = f"http://127.0.0.1:{port}"
     status = "headframe/mine/box1/status"
     try:
-        deadline = time.monotonic() + 120
-        while True:  # the broker is down: HTTP must still come up and serve
-            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-            try:
-                if httpx.get(f"{url}/v2/health/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "the daemon never became ready"
-            time.sleep(0.2)
+        daemon_proc.wait_ready(url, proc)  # the broker is down: HTTP must still serve
         r = httpx.post(f"{url}/v2/models/part-id-reader/infer", json=infer_body(), timeout=10)
         assert r.status_code == 200
         assert "headframe_mqtt_connected 0" in httpx.get(f"{url}/metrics", timeout=5).text

@@ -3,11 +3,8 @@ answered by the openai SDK: the whole text path as an operator runs it."""
 
 from __future__ import annotations
 
-import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,16 +12,11 @@ import httpx
 import openai
 import pytest
 
+from tests.support import daemon_proc
 from tests.support.gguf_models import write_llama_gguf
+from tests.support.mosquitto import free_port
 
 pytestmark = pytest.mark.slow
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
@@ -37,31 +29,11 @@ def daemon(tmp_path: Path) -> Iterator[str]:
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert add.returncode == 0, add.stderr
-    port = _free_port()
-    config = tmp_path / "headframe.toml"
-    config.write_text(
-        f'demo = false\n[paths]\nstore_dir = "{store}"\nstate_dir = "{tmp_path / "state"}"\n'
-        f'cache_dir = "{tmp_path / "cache"}"\nprofiles_dir = "{REPO / "device_profiles"}"\n'
-        f"[api]\nport = {port}\n"
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "runtime", "serve", "--config", str(config)],
-        env={k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"},
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    port = free_port()
+    proc = daemon_proc.start(daemon_proc.write_config(tmp_path, store, port))
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            if proc.poll() is not None:
-                raise AssertionError(f"headframe serve exited: {proc.stderr.read()[-3000:]}")  # type: ignore[union-attr]
-            try:
-                if httpx.get(f"{url}/v2/health/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "not ready within 120 s"
-            time.sleep(0.2)
+        daemon_proc.wait_ready(url, proc)
         yield url
     finally:
         proc.terminate()
