@@ -23,11 +23,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from runtime.errors import MetadataError
 
-SCHEMA_VERSION = 1
+# The newest package.toml schema this box reads. A writer emits the oldest schema that can
+# hold what a package uses (``required_schema_version``), so boxes already deployed, which
+# read only schema 1, keep accepting every package that needs no newer field.
+SCHEMA_VERSION = 2
+# Top-level package.toml fields that schema 2 introduced. A feature that adds a field to
+# PackageMeta names it here; a package that sets one must declare schema_version = 2.
+SCHEMA_2_FIELDS: frozenset[str] = frozenset()
 NAME_RE = r"^[a-z0-9][a-z0-9._-]{0,62}$"
 VERSION_RE = r"^[0-9]+(\.[0-9]+){0,2}([.+-][0-9A-Za-z.-]+)?$"
 Format = Literal["onnx", "openvino", "gguf"]
@@ -80,7 +93,7 @@ class GoldenSet(_Strict):
 
 
 class PackageMeta(_Strict):
-    schema_version: int = Field(default=SCHEMA_VERSION, ge=1, le=SCHEMA_VERSION)
+    schema_version: int = Field(default=1, ge=1, le=SCHEMA_VERSION)
     application: str = Field(pattern=NAME_RE)
     version: str = Field(pattern=VERSION_RE)
     task: Task
@@ -93,6 +106,23 @@ class PackageMeta(_Strict):
     inputs: tuple[TensorSpec, ...] = ()
     outputs: tuple[TensorSpec, ...] = ()
     golden: GoldenSet | None = None
+
+    @model_validator(mode="after")
+    def _fields_match_schema(self) -> PackageMeta:
+        needed = required_schema_version(self)
+        if self.schema_version < needed:
+            used = sorted(f for f in SCHEMA_2_FIELDS if getattr(self, f, None) is not None)
+            raise ValueError(
+                f"{', '.join(used)} need schema_version = {needed}, "
+                f"the file says {self.schema_version}"
+            )
+        return self
+
+
+def required_schema_version(meta: BaseModel) -> int:
+    """The oldest schema that holds every field ``meta`` sets (None means unset)."""
+    uses_2 = any(getattr(meta, f, None) not in (None, (), {}) for f in SCHEMA_2_FIELDS)
+    return 2 if uses_2 else 1
 
 
 class FileEntry(_Strict):

@@ -29,6 +29,7 @@ from runtime.catalog import (
     Store,
     VariantMeta,
     load_package,
+    required_schema_version,
 )
 from runtime.errors import MetadataError
 
@@ -129,9 +130,11 @@ def _meta_dict(meta: BaseModel) -> dict[str, Any]:
 
 
 def write_package_meta(meta: PackageMeta, package_dir: Path) -> Path:
-    """Write ``package.toml`` into ``package_dir``."""
+    """Write ``package.toml`` into ``package_dir``, at the oldest schema that holds it."""
     path = Path(package_dir) / PACKAGE_FILE
-    _write_text_atomic(path, dumps_toml(_meta_dict(meta)))
+    data = _meta_dict(meta)
+    data["schema_version"] = required_schema_version(meta)
+    _write_text_atomic(path, dumps_toml(data))
     return path
 
 

@@ -159,3 +159,18 @@ def test_install_is_all_or_nothing(demo_store: Path, tmp_path: Path) -> None:
 def test_published_json_schema_is_current() -> None:
     published = json.loads((REPO / "docs" / "model-package.schema.json").read_text())
     assert published == json_schema(), "regenerate: python -m runtime.package_writer --schema"
+
+
+def test_writer_emits_the_oldest_schema_that_holds_the_package(tmp_path: Path) -> None:
+    # A box deployed before schema 2 reads only schema 1: a package that uses no newer
+    # field must keep saying 1, even when the in-memory metadata says 2.
+    path = write_package_meta(_package_meta(schema_version=2), tmp_path)
+    assert "schema_version = 1\n" in path.read_text()
+    assert read_package_meta(path).schema_version == 1
+
+
+def test_a_schema_newer_than_this_box_reads_is_refused(tmp_path: Path) -> None:
+    path = write_package_meta(_package_meta(), tmp_path)
+    path.write_text(path.read_text().replace("schema_version = 1", "schema_version = 9"))
+    with pytest.raises(MetadataError, match=r"package\.toml: schema_version: .*less than or equal to 2"):
+        read_package_meta(path)
