@@ -4,17 +4,37 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# What serving the demo needs, and no more: no test toolchain, no llama.cpp build.
+SERVE_EXTRAS := onnx,openvino,mqtt,fleet,demo
+SERVE_STAMP  := $(VENV)/.installed-serve
+LLM_STAMP    := $(VENV)/.installed-llm
 # llama.cpp is built from source by pip; portable flags so the wheel runs on any x86-64/Arm64 box.
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 export PIP_DISABLE_PIP_VERSION_CHECK = 1
 
-.PHONY: run test lint typecheck unit slow fast bench venv system-deps clean package offline-bundle
+.PHONY: run run-llm test lint typecheck unit slow fast bench venv system-deps clean package offline-bundle
 
-$(STAMP): pyproject.toml
+$(BIN)/python:
+	@echo "==> creating $(VENV)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip wheel
+
+# Everything, test toolchain and llama.cpp (built from source) included.
+$(STAMP): pyproject.toml | $(BIN)/python
+	@echo "==> installing headframe with every extra and the test tools (llama.cpp compiles: minutes)"
 	$(BIN)/pip install -q -e '.[test]'
-	touch $(STAMP)
+	touch $(STAMP) $(SERVE_STAMP) $(LLM_STAMP)
+
+# pip's own progress stays visible: a first run downloads about 200 MB.
+$(SERVE_STAMP): pyproject.toml | $(BIN)/python
+	@echo "==> installing headframe for serving the demo ($(SERVE_EXTRAS))"
+	$(BIN)/pip install --progress-bar on -e '.[$(SERVE_EXTRAS)]'
+	touch $(SERVE_STAMP)
+
+$(LLM_STAMP): pyproject.toml $(SERVE_STAMP)
+	@echo "==> installing llama-cpp-python (compiles llama.cpp from source: 5-10 minutes on 2 cores)"
+	$(BIN)/pip install -e '.[$(SERVE_EXTRAS),llm]'
+	touch $(LLM_STAMP)
 
 venv: $(STAMP)
 
@@ -22,7 +42,12 @@ venv: $(STAMP)
 system-deps:
 	@scripts/system-deps.sh
 
-run: $(STAMP)
+run: $(SERVE_STAMP)
+	@echo "==> starting headframe on the demo models (first start builds them: about a minute)"
+	$(BIN)/headframe serve
+
+# The same, with llama.cpp for text (GGUF) models.
+run-llm: $(LLM_STAMP)
 	$(BIN)/headframe serve
 
 lint: $(STAMP)

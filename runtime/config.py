@@ -8,8 +8,10 @@ the key and the file. This module reads no hardware and opens no sockets.
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
+import typing
 from pathlib import Path
 from typing import Any, Literal
 
@@ -60,10 +62,16 @@ class _Section(BaseModel):
 
 class PathsSettings(_Section):
     state_dir: Path = Field(
-        default_factory=default_state_dir, title="State directory", description="store and state"
+        default_factory=default_state_dir,
+        title="State directory (store and state)",
+        description="default /var/lib/headframe as root, ~/.local/share/headframe as a user "
+        "($XDG_DATA_HOME), $STATE_DIRECTORY under the systemd unit",
     )
     cache_dir: Path = Field(
-        default_factory=default_cache_dir, title="Cache directory", description="compiled models"
+        default_factory=default_cache_dir,
+        title="Cache directory (compiled models)",
+        description="default /var/cache/headframe as root, ~/.cache/headframe as a user "
+        "($XDG_CACHE_HOME), $CACHE_DIRECTORY under the systemd unit",
     )
     store_dir: Path | None = Field(
         default=None, title="Model store", description="default: <state_dir>/store"
@@ -139,7 +147,9 @@ class MqttSettings(_Section):
     pool_group: str | None = Field(default=None, title="Shared-subscription group for pools")
     commands_enabled: bool = Field(default=True, title="Accept {prefix}/cmd/* commands")
     telemetry_interval_s: float = Field(default=10.0, ge=0.5, le=86400, title="Telemetry period")
-    max_payload_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024)
+    max_payload_bytes: int = Field(
+        default=4 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024, title="Largest request payload"
+    )
     max_json_depth: int = Field(default=32, ge=4, le=1000, title="Nesting limit for payloads")
     queue_size: int = Field(default=64, ge=1, le=100_000, title="Requests waiting per application")
     reconnect_min_s: float = Field(default=0.1, gt=0, le=60, title="First reconnect delay")
@@ -183,7 +193,9 @@ class Settings(BaseSettings):
     mqtt: MqttSettings | None = Field(default=None, title="MQTT bridge (None: off)")
     fleet: FleetSettings | None = Field(default=None, title="Model updates (None: off)")
     log_format: Literal["auto", "text", "json"] = Field(default="auto", title="Log format")
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", title="Log level"
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -225,12 +237,36 @@ def read_config_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: not valid TOML: {e}") from e
 
 
+def _closest_key(location: tuple[str | int, ...]) -> str | None:
+    """The valid key nearest to the unknown one at ``location``, e.g. ('api', 'prot')."""
+    model: type[BaseModel] = Settings
+    for part in location[:-1]:
+        if isinstance(part, int):  # [[applications]] entries
+            continue
+        field = model.model_fields.get(part)
+        if field is None:
+            return None
+        candidates = [field.annotation, *typing.get_args(field.annotation)]
+        for arg in list(candidates):
+            candidates += typing.get_args(arg)  # list[X] inside X | None
+        models = (c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel))
+        sub = next(models, None)
+        if sub is None:
+            return None
+        model = sub
+    found = difflib.get_close_matches(str(location[-1]), list(model.model_fields), n=1, cutoff=0.6)
+    return found[0] if found else None
+
+
 def describe_validation_error(err: ValidationError, source: str) -> str:
     lines = []
     for e in err.errors():
         loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
         if e["type"] == "extra_forbidden":
-            lines.append(f"{source}: unknown key {loc!r}")
+            near = _closest_key(tuple(e["loc"]))
+            dotted = ".".join([*(str(p) for p in e["loc"][:-1]), near]) if near else ""
+            hint = f" (did you mean {dotted!r}?)" if near else ""
+            lines.append(f"{source}: unknown key {loc!r}{hint}")
         else:
             lines.append(f"{source}: {loc}: {e['msg']}")
     return "\n".join(lines)

@@ -22,6 +22,14 @@ def test_unknown_key_names_key_and_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as e:
         load_settings(cfg)
     assert "api.prot" in str(e.value) and str(cfg) in str(e.value)
+    assert "did you mean 'api.port'?" in str(e.value)
+
+
+def test_unknown_key_in_a_list_of_tables_suggests_the_closest(tmp_path: Path) -> None:
+    cfg = tmp_path / "typo.toml"
+    cfg.write_text('[[applications]]\nname = "belt"\nqueue_sise = 8\n')
+    with pytest.raises(ConfigError, match=r"did you mean 'applications\.0\.queue_size'\?"):
+        load_settings(cfg)
 
 
 def test_out_of_bounds_value_is_rejected(tmp_path: Path) -> None:

@@ -19,7 +19,9 @@ from runtime.config import (
     load_settings,
     read_config_file,
 )
+from runtime.config_doc import commented_file
 from runtime.errors import ConfigError
+from runtime.fleet.state import atomic_write_bytes
 
 
 def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
@@ -89,7 +91,10 @@ def register(app: typer.Typer) -> None:
         if as_json:
             typer.echo(json.dumps(rows, indent=2))
             return
-        table = Table(title=f"Settings (file: {file or 'none'})", title_justify="left")
+        looked = config or default_config_file()
+        where = f"file: {file}" if file else f"file: none ({looked} does not exist)"
+        typer.echo(f"Settings {where}")
+        table = Table()
         table.add_column("key", no_wrap=True)
         table.add_column("value", overflow="fold")
         table.add_column("source", overflow="fold")
@@ -106,3 +111,24 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"headframe config check: {e.message}", err=True)
             raise typer.Exit(1) from e
         typer.echo(f"{file}: ok")
+
+    @config_app.command("init")
+    def init(
+        path: Path | None = typer.Argument(
+            None, help="Where to write (default: the file headframe reads when run like this)."
+        ),
+        force: bool = typer.Option(False, "--force", help="Overwrite an existing file."),
+    ) -> None:
+        """Write a settings file with every key at its default, commented out."""
+        target = path or default_config_file()
+        if target.exists() and not force:
+            typer.echo(
+                f"headframe config init: {target} exists (use --force to overwrite)", err=True
+            )
+            raise typer.Exit(2)
+        try:
+            atomic_write_bytes(target, commented_file().encode())
+        except OSError as e:
+            typer.echo(f"headframe config init: {target}: {e.strerror}", err=True)
+            raise typer.Exit(2) from e
+        typer.echo(f"wrote {target}: every key at its default, commented out")
