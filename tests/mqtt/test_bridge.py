@@ -16,6 +16,7 @@ import pytest
 from tests.support.mosquitto import Mosquitto
 from tests.support.mqtt_bridge import BridgeHarness, infer_body, site_settings
 from tests.support.mqtt_client import Requester
+from tests.support.prereq import missing
 from tests.support.serving_models import write_linear_package
 
 pytestmark = pytest.mark.mqtt
@@ -158,7 +159,7 @@ def test_mosquitto_pub_and_sub_as_an_outside_client(
     broker: Mosquitto, harness: BridgeHarness
 ) -> None:
     if shutil.which("mosquitto_sub") is None:
-        pytest.skip("mosquitto-clients not installed")
+        missing("mosquitto-clients not installed (scripts/system-deps.sh installs them)")
     port = str(broker.port)
     sub = subprocess.Popen(
         ["mosquitto_sub", "-V", "5", "-h", "127.0.0.1", "-p", port, "-t", "plant/replies",

@@ -10,8 +10,9 @@ import pytest
 from tests.support.mosquitto import Mosquitto
 from tests.support.mqtt_bridge import BridgeHarness, site_settings
 from tests.support.mqtt_client import Requester
+from tests.support.prereq import need_module
 
-pytest.importorskip("llama_cpp")
+need_module("llama_cpp")
 pytestmark = pytest.mark.mqtt
 
 CHAT = "headframe/mine/n1/models/assistant/chat"

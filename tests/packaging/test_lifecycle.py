@@ -30,6 +30,7 @@ import pytest
 
 from tests.packaging.pkgtools import Built, run
 from tests.packaging.test_unit import MAX_EXPOSURE, exposure, verify
+from tests.support.prereq import missing
 
 pytestmark = [
     pytest.mark.slow,
@@ -85,10 +86,6 @@ def machine() -> Iterator[None]:
             MARKER.unlink(missing_ok=True)
 
 
-def _has_command(name: str) -> bool:
-    return site("/usr/bin/headframe", name, "--help", check=False).returncode == 0
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -136,21 +133,17 @@ def test_install_without_systemd_running(machine: None, built: Built) -> None:
 
 def test_installed_unit_passes_the_checks(machine: None) -> None:
     if shutil.which("systemd-analyze") is None:
-        pytest.skip("systemd-analyze missing")
+        missing("systemd-analyze missing (scripts/system-deps.sh installs it)")
     assert verify(UNIT) == ""  # as shipped, ExecStart=/usr/bin/headframe now exists
     assert exposure(UNIT) <= MAX_EXPOSURE
 
 
 def test_detect_as_the_service_user(machine: None) -> None:
-    if not _has_command("detect"):
-        pytest.skip("`headframe detect` is not on this branch yet")
     out = site("runuser", "-u", "headframe", "--", "/usr/bin/headframe", "detect")
     assert out.stdout.strip(), "detect printed nothing"
 
 
 def test_serve_and_infer_as_the_service_user(machine: None, demo_store: Path) -> None:
-    if not _has_command("serve"):
-        pytest.skip("`headframe serve` is not on this branch yet")
     user = pwd.getpwnam("headframe")
     store = STATE / "store"
     shutil.copytree(demo_store, store, dirs_exist_ok=True)

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
+from tests.support.prereq import missing
 
 MOSQUITTO = shutil.which("mosquitto") or (
     "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
@@ -31,7 +31,7 @@ def free_port() -> int:
 
 def require_mosquitto() -> str:
     if MOSQUITTO is None:
-        pytest.skip("mosquitto is not installed (scripts/system-deps.sh installs it)")
+        missing("mosquitto is not installed (scripts/system-deps.sh installs it)")
     return MOSQUITTO
 
 

@@ -20,12 +20,13 @@ from runtime.loader import VariantLoader
 from runtime.profiles import DeviceProfile
 from runtime.service import InferenceService
 from tests.support.http_server import running_server
+from tests.support.prereq import need_module
 from tests.support.synthetic import installed_runtimes, make_profile, make_report
 from tests.support.text_models import write_text_package
 
-pytest.importorskip("llama_cpp")
+need_module("llama_cpp")
 
-from runtime.backends.llama import LlamaBackend
+from runtime.backends.llama import LlamaBackend  # noqa: E402 (needs llama_cpp)
 
 
 @pytest.fixture(scope="session")

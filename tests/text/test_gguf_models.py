@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from tests.support.gguf_models import CHAT_TEMPLATE, write_llama_gguf
+from tests.support.prereq import need_module
 
-gguf = pytest.importorskip("gguf")
+gguf = need_module("gguf")
 
 
 def _fields(path: Path) -> dict[str, object]:
@@ -72,7 +73,7 @@ def test_bad_size_or_precision_is_a_clear_error(tmp_path: Path) -> None:
     ("size", "precision"), [("tiny", "f32"), ("tiny", "q8_0"), ("small", "f16")]
 )
 def test_llama_cpp_loads_and_generates(tmp_path: Path, size: str, precision: str) -> None:
-    llama_cpp = pytest.importorskip("llama_cpp")
+    llama_cpp = need_module("llama_cpp")
     path = write_llama_gguf(tmp_path / "m.gguf", size=size, precision=precision)  # type: ignore[arg-type]
     llm = llama_cpp.Llama(model_path=str(path), n_ctx=256, n_threads=1, verbose=False)
     try:
