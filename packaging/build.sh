@@ -79,7 +79,7 @@ find "$VENV/lib" -type f -name '*.so*' -perm /111 -exec chmod a-x {} +
 if leftover=$(grep -rIl -F "$BUILD_DIR" "$VENV"); then
     die "staging path still inside the environment: $leftover"
 fi
-PYTHONDONTWRITEBYTECODE=1 "$VENV/bin/python" -c 'import runtime.cli' \
+PYTHONDONTWRITEBYTECODE=1 "$VENV/bin/python" -c 'from runtime.cli import app' \
     || die "the staged environment cannot import runtime"
 
 # The oldest glibc the wheels accept is the newest manylinux tag among them.
