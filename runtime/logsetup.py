@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 import time
 from collections.abc import Mapping
@@ -16,7 +17,21 @@ from typing import Any
 
 import orjson
 
-_STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message"}
+# "color_message" is uvicorn's copy of the message with ANSI colours for its own formatter.
+_STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
+    "message",
+    "color_message",
+}
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+# uvicorn logs its server's start, stop and errors as "uvicorn.error" (an operator reads
+# that as an error); name its loggers for what they carry.
+LOGGER_NAMES = {"uvicorn.error": "http.server", "uvicorn.access": "http.access", "uvicorn": "http"}
+
+
+class _RenameLoggers(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.name = LOGGER_NAMES.get(record.name, record.name)
+        return True
 
 
 class JsonFormatter(logging.Formatter):
@@ -26,7 +41,7 @@ class JsonFormatter(logging.Formatter):
             + f".{int(record.msecs):03d}Z",
             "level": record.levelname,
             "logger": record.name,
-            "msg": record.getMessage(),
+            "msg": _ANSI.sub("", record.getMessage()),
         }
         if record.exc_info:
             doc["exc"] = self.formatException(record.exc_info)
@@ -50,6 +65,7 @@ def configure_logging(log_format: str = "auto", level: str = "INFO") -> None:
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(_RenameLoggers())
     root = logging.getLogger()
     for h in list(root.handlers):
         root.removeHandler(h)
