@@ -167,6 +167,33 @@ def _fleet_html(fleet: dict[str, Any]) -> str:
     )
 
 
+def value_html(value: Any) -> str:
+    """Any section's JSON value as HTML a person reads: a table of keys and values, a list
+    of records as one table with a column per key, scalars as text."""
+    if isinstance(value, dict):
+        if not value:
+            return "<p>none</p>"
+        rows = "".join(
+            f"<tr><th>{_e(k)}</th><td>{value_html(v)}</td></tr>" for k, v in value.items()
+        )
+        return f"<table class='kv'>{rows}</table>"
+    if isinstance(value, list | tuple):
+        if value and all(isinstance(v, dict) for v in value):
+            columns = list(dict.fromkeys(k for row in value for k in row))
+            head = "".join(f"<th>{_e(c)}</th>" for c in columns)
+            body = "".join(
+                "<tr>" + "".join(f"<td>{value_html(row.get(c))}</td>" for c in columns) + "</tr>"
+                for row in value
+            )
+            return f"<table><tr>{head}</tr>{body}</table>"
+        return ", ".join(value_html(v) for v in value) if value else "none"
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return _e(value)
+
+
 def render_html(doc: dict[str, Any]) -> str:
     server, host, profile = doc["server"], doc["host"], doc.get("profile")
     ready = (
@@ -200,7 +227,7 @@ def render_html(doc: dict[str, Any]) -> str:
         if key == "fleet" and isinstance(value, dict) and "apps" in value:
             parts.append(_fleet_html(value))
         elif key not in ("server", "host", "profile", "applications"):
-            parts.append(f"<h2>{_e(key)}</h2><pre>{_e(value)}</pre>")
+            parts.append(f"<h2>{_e(key)}</h2>{value_html(value)}")
     parts.append(f"<p><small>up {_e(server['uptime_s'])} s, pid {_e(server['pid'])}; ")
     parts.append("<a href='/status'>JSON</a>, <a href='/metrics'>metrics</a></small></p>")
     parts.append("</body></html>")

@@ -96,3 +96,29 @@ def test_tls_serves_with_the_given_certificate(store: Path, loader: Any, tmp_pat
             assert http.get("/v2/health/live").json() == {"live": True}
         with pytest.raises(httpx.ConnectError), httpx.Client(base_url=server.url) as http:
             http.get("/v2/health/live")  # not trusted without the certificate
+
+
+def test_extra_sections_render_as_tables_not_python_reprs() -> None:
+    from runtime.api.status import render_html
+
+    doc = {
+        "server": {"ready": True, "version": "0.1.0", "uptime_s": 5, "pid": 1},
+        "host": {"hostname": "pit-3"},
+        "applications": [],
+        "mqtt": {
+            "connected": True,
+            "broker": "127.0.0.1:1883",
+            "buffer": {"rows": 3, "bytes": 512},
+            "refusals": [{"code": "not_authorized", "count": 2}, {"code": "<b>", "count": 1}],
+            "topics": ["a/infer", "b/infer"],
+        },
+    }
+    page = render_html(doc)
+    mqtt = page[page.index("<h2>mqtt</h2>") :]
+    assert "<th>connected</th><td>yes</td>" in mqtt
+    assert "<th>rows</th><td>3</td>" in mqtt  # nested section, nested table
+    assert "<tr><th>code</th><th>count</th></tr>" in mqtt  # records: one column per key
+    assert "<td>not_authorized</td><td>2</td>" in mqtt
+    assert "<td>&lt;b&gt;</td>" in mqtt  # escaped once, not twice, never raw
+    assert "a/infer, b/infer" in mqtt
+    assert "{'" not in page and "<pre>" not in page
