@@ -59,3 +59,13 @@ def test_every_top_level_command_has_its_modules_listed() -> None:
         assert name in COMMAND_MODULES, f"add {name!r} to runtime.cli.COMMAND_MODULES"
         alone = typer.main.get_command(build_app(modules_for([name])))
         assert name in alone.commands  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("command", [["models", "select"], ["fleet", "status"], ["config", "show"]])
+def test_help_shows_flags_without_value_placeholders(command: list[str]) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "runtime", *command, "--help"],
+        capture_output=True, text=True, timeout=120, check=True,
+    ).stdout  # fmt: skip
+    assert "--json" in out
+    assert "<bool>" not in out

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import typer
+import typer.main
 
 from runtime import __version__
 
@@ -78,5 +79,15 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+def _plain_help(command: Any) -> None:
+    # typer's rich help boxes every option and shows "<bool>" beside each on/off flag, as if
+    # it took a value; click's plain layout does neither and greps well on a site terminal.
+    command.rich_markup_mode = None
+    for sub in getattr(command, "commands", {}).values():
+        _plain_help(sub)
+
+
 def main() -> None:
-    build_app(modules_for(sys.argv[1:]))()
+    command = typer.main.get_command(build_app(modules_for(sys.argv[1:])))
+    _plain_help(command)
+    command(prog_name="headframe")
