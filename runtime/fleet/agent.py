@@ -10,14 +10,11 @@ Anything that fails leaves the old version serving and says why in the state.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
-import os
 import random
 import socket
 import threading
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from datetime import time as dtime
@@ -30,6 +27,7 @@ from runtime.catalog import ModelPackage, PackageMeta, Store, VariantMeta, load_
 from runtime.config import FleetSettings
 from runtime.fleet.download import Downloader, Progress
 from runtime.fleet.install import Installer
+from runtime.fleet.lock import store_lock
 from runtime.fleet.releases import Release, in_rollout
 from runtime.fleet.state import FleetState, pause_point
 from runtime.fleet.trial import Loader, run_trial
@@ -115,36 +113,8 @@ class FleetAgent:
         """The store's lock (flock): held for a whole sync cycle or a rollback."""
         return self.dir / "lock"
 
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            deadline = time.monotonic() + self.lock_wait_s
-            told = False
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError as e:
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        waited = f" for {self.lock_wait_s:g} s" if self.lock_wait_s else ""
-                        raise FleetError(
-                            f"another fleet sync held the lock{waited} (the daemon's update "
-                            "cycle, or a second CLI); try again when it is done, or wait "
-                            "longer with --wait SECONDS",
-                            "busy: another sync is running",
-                        ) from e
-                    if not told and self.on_lock_wait is not None:
-                        told = True
-                        self.on_lock_wait(
-                            f"another fleet sync holds the lock (the daemon's update cycle, or "
-                            f"a second CLI); waiting up to {self.lock_wait_s:g} s for it"
-                        )
-                    time.sleep(min(0.2, left))
-            yield
-        finally:
-            os.close(fd)
+    def _locked(self) -> contextlib.AbstractContextManager[None]:
+        return store_lock(self.lock_path, self.lock_wait_s, self.on_lock_wait)
 
     # ---- one cycle -----------------------------------------------------------------
     def sync_once(
