@@ -42,6 +42,9 @@ SCHEMA_VERSION = 2
 # PackageMeta names it here; a package that sets one must declare schema_version = 2.
 SCHEMA_2_FIELDS: frozenset[str] = frozenset()
 NAME_RE = r"^[a-z0-9][a-z0-9._-]{0,62}$"
+# Written by runtime/fleet/install.py into a version directory it stages: such a version
+# serves only when ``<app>/active.json`` names it (see Store.active_version).
+FLEET_STAGED_MARKER = ".fleet-staged"
 VERSION_RE = r"^[0-9]+(\.[0-9]+){0,2}([.+-][0-9A-Za-z.-]+)?$"
 Format = Literal["onnx", "openvino", "gguf"]
 Task = Literal["tensor", "text"]
@@ -258,8 +261,11 @@ class Store:
     """The local model store: a directory of ``<app>/<version>/`` package trees.
 
     Which version of an app serves is in ``<app>/active.json`` ({"version": ...,
-    "previous": ...}), written atomically by the fleet installer; without it the
-    highest version serves.
+    "previous": ...}), written atomically by the fleet installer on every switch, the
+    first install included. Without it (or when it names a version that is gone) the
+    highest version serves that was put there by hand, ``models add`` or the demo: a
+    version the fleet staged (``FLEET_STAGED_MARKER`` in its directory) serves only
+    once the pointer names it, which it does only after the version passed its trial.
     """
 
     def __init__(self, root: Path) -> None:
@@ -311,7 +317,11 @@ class Store:
                 raise MetadataError(f"{ptr}: not a valid pointer file: {e}") from e
             if (self.package_dir(app, version) / "package.toml").is_file():
                 return str(version)
-        versions = self.versions(app)
+        # Never fall back to a version that is only staged: it may have failed its trial.
+        versions = [
+            v for v in self.versions(app)
+            if not (self.package_dir(app, v) / FLEET_STAGED_MARKER).exists()
+        ]  # fmt: skip
         return versions[-1] if versions else None
 
 

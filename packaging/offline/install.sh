@@ -52,18 +52,24 @@ else
 fi
 
 # 3. The demo models, into the store the service uses; a site's own models are never
-#    overwritten (an application already in the store is left as it is).
+#    overwritten (an application already in the store is left as it is). The store is the
+#    service user's to write, so everything done in it is done as that user: root only
+#    reads this verified bundle, and a link planted in the store cannot lead a root
+#    process anywhere (no root cp, chown or install -d on a path the service controls).
 store=/var/lib/headframe/store
+as_headframe() { runuser -u headframe -- "$@"; }
 if [ "$demo" = yes ] && [ -d demo/store ]; then
-    install -d -o headframe -g headframe -m 0750 "$store"
+    as_headframe mkdir -p -m 0750 "$store" \
+        || die "cannot create $store as the headframe user; nothing was copied"
     for app in demo/store/*/; do
         name=$(basename "$app")
-        if [ -e "$store/$name" ]; then
+        if as_headframe test -e "$store/$name"; then
             echo "demo model $name: already in $store, left as it is"
-        else
-            cp -R "$app" "$store/$name"
-            chown -R headframe:headframe "$store/$name"
+        elif tar -C demo/store -cf - "$name" \
+            | as_headframe tar -C "$store" -xf - --no-same-owner --no-same-permissions; then
             echo "demo model $name: imported into $store"
+        else
+            die "could not copy demo model $name into $store as the headframe user"
         fi
     done
 fi

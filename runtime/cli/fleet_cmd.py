@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import sys
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,6 +20,9 @@ bundle_app = typer.Typer(help="Offline bundles for air-gapped sites.", no_args_i
 fleet_app = typer.Typer(help="This box's model updates.", no_args_is_help=True)
 
 CONFIG_OPT = typer.Option(None, "--config", "-c", help="Settings file (TOML).")
+WAIT_OPT = typer.Option(
+    120.0, "--wait", min=0, help="Seconds to wait while the daemon (or another CLI) holds the lock."
+)
 
 
 def _fail(e: HeadframeError) -> None:
@@ -64,16 +66,22 @@ def publish_cmd(
     keys: Path = typer.Option(..., "--keys", help="Key directory from `keys init`."),
     channel: str = typer.Option("stable", "--channel", help="stable, canary, or any name."),
     rollout: int = typer.Option(100, "--rollout", min=0, max=100, help="Percent of nodes."),
-    expires: str = typer.Option("30d", "--expires", help="Targets/snapshot/timestamp expiry."),
+    expires: str = typer.Option("30d", "--expires", help="Targets and snapshot expiry."),
+    timestamp_expires: str = typer.Option(
+        "2d", "--timestamp-expires", help="Timestamp expiry: re-sign well inside it (daily)."
+    ),
 ) -> None:
-    """Add model packages to the signed repository (none: just re-sign the timestamp)."""
+    """Add model packages to the signed repository (none: just re-sign snapshot and
+    timestamp, the daily step that keeps online boxes accepting the repository)."""
     from runtime.fleet.publish import parse_expires, publish
 
     with _errors():
         delta = parse_expires(expires)
+        ts_delta = parse_expires(timestamp_expires)
         pkgs = publish(
-            repo, keys, package_dirs or [], channel=channel, rollout=rollout, expires=delta
-        )
+            repo, keys, package_dirs or [], channel=channel, rollout=rollout, expires=delta,
+            timestamp_expires=ts_delta,
+        )  # fmt: skip
     for p in pkgs:
         typer.echo(f"published {p.application} {p.version} ({len(p.variants)} variants) "
                    f"to {channel} at {rollout}%")  # fmt: skip
@@ -85,23 +93,33 @@ def publish_cmd(
 def bundle_export(
     out: Path = typer.Argument(..., help="The .tar to write."),
     repo: Path = typer.Option(..., "--repo", help="Repository directory."),
+    keys: Path = typer.Option(..., "--keys", help="Key directory (targets, snapshot, timestamp)."),
+    expires: str = typer.Option(
+        "90d", "--expires", help="How long the bundle's metadata stays valid (it travels)."
+    ),
 ) -> None:
-    """Write the repository's current state (metadata and targets) to one tar."""
+    """Write the repository's current state to one tar, its metadata signed for longer."""
     from runtime.fleet.bundle import export_bundle
+    from runtime.fleet.publish import parse_expires
 
     with _errors():
-        members = export_bundle(repo, out)
-    typer.echo(f"{out}: {len(members)} files")
+        members = export_bundle(repo, out, keys, expires=parse_expires(expires))
+    typer.echo(f"{out}: {len(members)} files, metadata valid for {expires}")
 
 
 @bundle_app.command("import")
-def bundle_import(bundle: Path = typer.Argument(...), config: Path | None = CONFIG_OPT) -> None:
-    """Install from an offline bundle, verified exactly as an online update."""
-    from runtime.fleet.bundle import unpack_bundle
+def bundle_import(
+    bundle: Path = typer.Argument(...),
+    config: Path | None = CONFIG_OPT,
+    wait: float = WAIT_OPT,
+    max_gib: int = typer.Option(64, "--max-gib", min=1, help="Refuse bundles holding more."),
+) -> None:
+    """Install from an offline bundle, verified exactly as an online update. Nothing is
+    extracted: the files are read out of the tar after every member is checked."""
+    from runtime.fleet.bundle import Bundle
 
-    with _errors(), tempfile.TemporaryDirectory(prefix="headframe-bundle-") as tmp:
-        root = unpack_bundle(bundle, Path(tmp))
-        _sync(config, once=True, repo_url=root.resolve().as_uri())
+    with _errors(), Bundle(bundle, max_bytes=max_gib * 1024**3) as b:
+        _sync(config, once=True, repo_url=b.url, fetcher=b, wait=wait)
 
 
 # ---- box side -----------------------------------------------------------------------
@@ -122,18 +140,29 @@ def _progress_bar() -> tuple[Any, Callable[[str, int, int], None]]:
     return bar, tick
 
 
-def _sync(config: Path | None, *, once: bool, repo_url: str | None = None) -> None:
+def _say_waiting(message: str) -> None:
+    typer.secho(message, fg=typer.colors.YELLOW, err=True)
+
+
+def _sync(
+    config: Path | None,
+    *,
+    once: bool,
+    wait: float,
+    repo_url: str | None = None,
+    fetcher: Any = None,
+) -> None:
     from runtime.fleet.wiring import build_agent
 
     settings = _settings(config)
     bar, tick = _progress_bar()
-    agent = build_agent(settings, progress=tick)
+    agent = build_agent(settings, progress=tick, lock_wait_s=wait, on_lock_wait=_say_waiting)
     if not once:
         with bar:
             agent.run_forever()
         return
     with bar:
-        report = agent.sync_once(repo_url)
+        report = agent.sync_once(repo_url, fetcher=fetcher)
     status = agent.status()
     for app, outcome in report.outcomes.items():
         rec = status["apps"].get(app, {})
@@ -147,10 +176,11 @@ def _sync(config: Path | None, *, once: bool, repo_url: str | None = None) -> No
 def fleet_sync(
     once: bool = typer.Option(False, "--once", help="One cycle, then exit (0: box is current)."),
     config: Path | None = CONFIG_OPT,
+    wait: float = WAIT_OPT,
 ) -> None:
     """Check the repository and install updates (in the foreground)."""
     with _errors():
-        _sync(config, once=once)
+        _sync(config, once=once, wait=wait)
 
 
 @fleet_app.command("status")
@@ -184,13 +214,17 @@ def fleet_status(
 
 
 def rollback_cmd(
-    app_name: str = typer.Argument(..., metavar="APP"), config: Path | None = CONFIG_OPT
+    app_name: str = typer.Argument(..., metavar="APP"),
+    config: Path | None = CONFIG_OPT,
+    wait: float = WAIT_OPT,
 ) -> None:
     """Serve the previous version of APP again; the current one is never retried."""
     from runtime.fleet.wiring import build_agent
 
     with _errors():
-        agent = build_agent(_settings(config), with_backends=False)
+        agent = build_agent(
+            _settings(config), with_backends=False, lock_wait_s=wait, on_lock_wait=_say_waiting
+        )
         frm, to = agent.rollback(app_name)
     typer.echo(f"{app_name}: rolled back from {frm} to {to}")
 

@@ -10,23 +10,24 @@ Anything that fails leaves the old version serving and says why in the state.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
-import os
 import random
 import socket
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from datetime import time as dtime
 from pathlib import Path
 from typing import Any
 
+from tuf.ngclient import FetcherInterface
+
 from runtime.catalog import ModelPackage, PackageMeta, Store, VariantMeta, load_package, version_key
 from runtime.config import FleetSettings
 from runtime.fleet.download import Downloader, Progress
 from runtime.fleet.install import Installer
+from runtime.fleet.lock import store_lock
 from runtime.fleet.releases import Release, in_rollout
 from runtime.fleet.state import FleetState, pause_point
 from runtime.fleet.trial import Loader, run_trial
@@ -77,7 +78,12 @@ class FleetAgent:
         on_activated: Activated | None = None,
         downloader: Downloader | None = None,
         progress: Progress | None = None,
+        lock_wait_s: float = 0.0,
+        on_lock_wait: Callable[[str], None] | None = None,
     ) -> None:
+        """``lock_wait_s``: how long a sync or rollback waits for another holder of the
+        store's lock (the daemon's cycle, a second CLI) before giving up; the daemon
+        passes 0 (it tries again next cycle), the CLI a while, telling ``on_lock_wait``."""
         if not settings.trusted_root:
             raise FleetError("[fleet] trusted_root is not set: the box has no root of trust")
         self.settings = settings
@@ -96,28 +102,26 @@ class FleetAgent:
         )
         self.progress = progress
         self.node_id = settings.node_id or socket.gethostname()
+        self.lock_wait_s = lock_wait_s
+        self.on_lock_wait = on_lock_wait
         self._wake = threading.Event()
         self._stop = threading.Event()
 
     # ---- locking: one agent per store, whether daemon or CLI -----------------------
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        fd = os.open(self.dir / "lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError as e:
-                raise FleetError(
-                    "another fleet sync holds the lock (the daemon, or a second CLI)",
-                    "busy: another sync is running",
-                ) from e
-            yield
-        finally:
-            os.close(fd)
+    @property
+    def lock_path(self) -> Path:
+        """The store's lock (flock): held for a whole sync cycle or a rollback."""
+        return self.dir / "lock"
+
+    def _locked(self) -> contextlib.AbstractContextManager[None]:
+        return store_lock(self.lock_path, self.lock_wait_s, self.on_lock_wait)
 
     # ---- one cycle -----------------------------------------------------------------
-    def sync_once(self, repo_url: str | None = None) -> SyncReport:
-        """One full cycle; ``repo_url`` overrides the settings (offline bundles)."""
+    def sync_once(
+        self, repo_url: str | None = None, *, fetcher: FetcherInterface | None = None
+    ) -> SyncReport:
+        """One full cycle; ``repo_url`` overrides the settings, ``fetcher`` reads it
+        (an offline bundle is both: ``sync_once(bundle.url, fetcher=bundle)``)."""
         with self._locked():
             removed = self.installer.cleanup()
             if removed:
@@ -134,16 +138,25 @@ class FleetAgent:
             repo: TrustedRepo | None = None
             try:
                 repo = TrustedRepo(
-                    url, self.dir / "metadata", Path(str(self.settings.trusted_root))
+                    url,
+                    self.dir / "metadata",
+                    Path(str(self.settings.trusted_root)),
+                    fetcher=fetcher,
                 )
                 releases = repo.refresh()
                 for app in self._apps(releases):
                     report.outcomes[app] = self._sync_app(repo, app, releases.get(app, []))
             except FleetError as e:
                 # The metadata could not be trusted (or read): nothing changes on the box.
+                # An app that serves is healthy: its update was refused, it did not fail.
                 report.error = e.reason
                 for app in self._apps({}):
-                    self.state.update(app, stage="failed", reason=e.reason)
+                    active = self.installer.pointer(app)["version"]
+                    if active is None:
+                        self.state.update(app, stage="failed", reason=e.reason)
+                    else:
+                        reason = f"update refused, {active} keeps serving: {e.reason}"
+                        self.state.update(app, stage="refused", reason=reason)
                 self.state.checked(e.reason)
                 return report
             finally:
@@ -246,7 +259,7 @@ class FleetAgent:
 
         for t in todo:
             partial = self.installer.partial_path(t)
-            self.downloader.fetch(repo.target_url(t), t, partial, tick)
+            self.downloader.fetch(repo.target_url(t), t, partial, tick, opener=repo.opener())
             done_before += t.length
         self.state.update(app, stage="verifying", bytes_done=total)
         pause_point("verify")
@@ -292,8 +305,15 @@ class FleetAgent:
         with self._locked():
             frm, to = self.installer.rollback(app)
             self.state.mark_bad(app, frm, "rolled back by the operator")
+            # Whatever the agent was fetching is moot now: no stale progress in the status.
             self.state.update(
-                app, stage="rolled_back", pending=None, reason=f"rolled back from {frm} to {to}"
+                app,
+                stage="rolled_back",
+                pending=None,
+                variant=None,
+                bytes_done=0,
+                bytes_total=0,
+                reason=f"rolled back from {frm} to {to}",
             )
         if self.on_activated is not None:
             self.on_activated(self.store.load(app, to), None)

@@ -19,14 +19,19 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote, urlparse
 
 import httpx
 from tuf.api import exceptions as tufx
 from tuf.api.metadata import TargetFile
 
 from runtime import __version__
-from runtime.fleet.tufclient import FleetError, backoff_delay, describe_tuf_error
+from runtime.fleet.tufclient import (
+    FleetError,
+    LocalFetcher,
+    Opener,
+    backoff_delay,
+    describe_tuf_error,
+)
 
 log = logging.getLogger(__name__)
 
@@ -77,13 +82,23 @@ class Downloader:
         self.client.close()
 
     def fetch(
-        self, url: str, target: TargetFile, partial: Path, progress: Progress | None = None
+        self,
+        url: str,
+        target: TargetFile,
+        partial: Path,
+        progress: Progress | None = None,
+        *,
+        opener: Opener | None = None,
     ) -> Path:
         """Download ``url`` into ``partial`` until it holds the signed target; verify it.
 
-        Returns ``partial`` (verified). Raises FleetError with a reason when the server
-        keeps failing or the bytes do not match the signed length and sha256 (the bad
-        partial is deleted so the next try starts clean)."""
+        ``opener`` reads URLs that are not HTTP (an offline bundle's members; file://
+        URLs get a plain file opener). Returns ``partial`` (verified). Raises FleetError
+        with a reason naming the file when the server keeps failing or the bytes do not
+        match the signed length and sha256 (the bad partial is deleted so the next try
+        starts clean)."""
+        if opener is None and url.startswith("file:"):
+            opener = LocalFetcher().open
         partial.parent.mkdir(parents=True, exist_ok=True)
         failures = 0
         while True:
@@ -93,6 +108,9 @@ class Downloader:
                 have = 0
             if have == target.length:
                 break
+            if opener is not None:
+                self._attempt_local(opener, url, target, partial, progress)
+                continue
             try:
                 got = self._attempt(url, target, partial, have, progress)
             except _Retry as e:
@@ -123,38 +141,39 @@ class Downloader:
                 target.verify_length_and_hashes(f)
         except tufx.LengthOrHashMismatchError as e:
             path.unlink(missing_ok=True)
-            reason = describe_tuf_error(e)
-            raise FleetError(f"{target.path}: {reason}", reason) from e
+            reason = f"{target.path}: {describe_tuf_error(e)}"  # the operator wants the file
+            raise FleetError(reason, reason) from e
 
     def _attempt_local(
-        self, url: str, target: TargetFile, partial: Path, progress: Progress | None
+        self, opener: Opener, url: str, target: TargetFile, partial: Path, progress: Progress | None
     ) -> int:
-        """An unpacked offline bundle: same length cut-off and verification as HTTP."""
-        src = Path(unquote(urlparse(url).path))
+        """A file or an offline bundle's member: streamed with the same length cut-off."""
         try:
-            with src.open("rb") as fin, partial.open("wb") as fout:
-                data = fin.read(target.length + 1)
-                if len(data) > target.length:
-                    raise FleetError(
-                        f"{target.path}: bundle file is longer than the signed length",
-                        "tampered or corrupt file (longer than signed)",
-                    )
-                fout.write(data)
-                fout.flush()
-                os.fsync(fout.fileno())
-        except FileNotFoundError as e:
-            raise FleetError(
-                f"{src}: missing", f"target missing in the bundle: {target.path}"
-            ) from e
-        if progress is not None:
-            progress(target.path, len(data), target.length)
-        return len(data)
+            src = opener(url)
+        except tufx.DownloadHTTPError as e:
+            raise FleetError(str(e), f"{target.path}: missing from the repository") from e
+        got = 0
+        with src, partial.open("wb") as fout:
+            while chunk := src.read(self.chunk):
+                if got + len(chunk) > target.length:
+                    fout.truncate(0)
+                    reason = f"{target.path}: tampered or corrupt file (longer than signed)"
+                    raise FleetError(reason, reason)
+                fout.write(chunk)
+                got += len(chunk)
+                if progress is not None:
+                    progress(target.path, got, target.length)
+            fout.flush()
+            os.fsync(fout.fileno())
+        if got < target.length:
+            partial.unlink(missing_ok=True)
+            reason = f"{target.path}: tampered or corrupt file (shorter than signed)"
+            raise FleetError(reason, reason)
+        return got
 
     def _attempt(
         self, url: str, target: TargetFile, partial: Path, have: int, progress: Progress | None
     ) -> int:
-        if url.startswith("file:"):
-            return self._attempt_local(url, target, partial, progress)
         headers = {"Range": f"bytes={have}-"} if have else {}
         received = 0
         self.stats.requests += 1
@@ -193,7 +212,7 @@ class Downloader:
                                 raise FleetError(
                                     f"{target.path}: server sent more than the signed "
                                     f"{target.length} bytes",
-                                    "tampered or corrupt file (longer than signed)",
+                                    f"{target.path}: tampered or corrupt file (longer than signed)",
                                 )
                             f.write(chunk)
                             received += len(chunk)

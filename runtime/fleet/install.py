@@ -23,14 +23,14 @@ from typing import Any
 from tuf.api import exceptions as tufx
 from tuf.api.metadata import TargetFile
 
-from runtime.catalog import Store
+from runtime.catalog import FLEET_STAGED_MARKER, Store
 from runtime.errors import MetadataError
 from runtime.fleet.releases import Release
 from runtime.fleet.state import atomic_write_json, fsync_dir, pause_point
 
 log = logging.getLogger(__name__)
 
-STAGED_MARKER = ".fleet-staged"
+STAGED_MARKER = FLEET_STAGED_MARKER  # the store never serves such a version unpointed
 
 
 class Installer:
@@ -91,18 +91,25 @@ class Installer:
                 )
 
     def activate(self, app: str, version: str) -> dict[str, Any]:
-        """The atomic switch. Returns the pointer as it was (for undo)."""
+        """The atomic switch. Returns the pointer as it was (for undo). A first install
+        writes the pointer too: it is what lets the store serve a fleet-staged version."""
         old = self.pointer(app)
-        new = {"version": version, "previous": old["version"]}
-        if old["version"] == version:
+        if old["version"] == version and self.store.pointer_path(app).is_file():
             return old
+        previous = old["version"] if old["version"] != version else None
+        new = {"version": version, "previous": previous}
         pause_point("switch")
         atomic_write_json(self.store.pointer_path(app), new)
         log.info("%s: %s is active (previous %s)", app, version, old["version"])
         return old
 
     def restore_pointer(self, app: str, old: dict[str, Any]) -> None:
-        atomic_write_json(self.store.pointer_path(app), old)
+        ptr = self.store.pointer_path(app)
+        if old["version"] is None:  # undoing a first install: nothing served before
+            ptr.unlink(missing_ok=True)
+            fsync_dir(ptr.parent)
+            return
+        atomic_write_json(ptr, old)
 
     def rollback(self, app: str) -> tuple[str, str]:
         """Serve the previous version again; returns (from, to)."""

@@ -46,7 +46,13 @@ from runtime.fleet.state import atomic_write_bytes
 log = logging.getLogger(__name__)
 
 ROOT_EXPIRY = timedelta(days=365)
+# Targets and snapshot: re-signed at each publish (snapshot also at each re-sign).
 DEFAULT_EXPIRY = timedelta(days=30)
+# The timestamp is what tells a box the repository is fresh: a short life bounds how long
+# a frozen or replayed repository can hold an online box back. Re-sign it daily.
+TIMESTAMP_EXPIRY = timedelta(days=2)
+# Offline bundles travel to air-gapped sites: their metadata is signed for longer.
+OFFLINE_EXPIRY = timedelta(days=90)
 _DURATION = re.compile(r"^(-?\d+)([smhdw])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
@@ -121,7 +127,7 @@ class RepoWriter:
         self._unwritten = {"targets", "snapshot", "timestamp"}
         self.targets = Metadata(Targets(version=1, expires=_expiry(DEFAULT_EXPIRY)))
         self.snapshot = Metadata(Snapshot(version=1, expires=_expiry(DEFAULT_EXPIRY)))
-        self.timestamp = Metadata(Timestamp(version=1, expires=_expiry(DEFAULT_EXPIRY)))
+        self.timestamp = Metadata(Timestamp(version=1, expires=_expiry(TIMESTAMP_EXPIRY)))
 
     def _check_keys_match(self) -> None:
         for role in ("targets", "snapshot", "timestamp"):
@@ -229,9 +235,16 @@ class RepoWriter:
             signed.version += 1
 
     # ---- signing --------------------------------------------------------------------
-    def commit(self, expires: timedelta = DEFAULT_EXPIRY, *, targets_changed: bool = True) -> None:
+    def commit(
+        self,
+        expires: timedelta = DEFAULT_EXPIRY,
+        *,
+        targets_changed: bool = True,
+        timestamp_expires: timedelta = TIMESTAMP_EXPIRY,
+    ) -> None:
         """Sign and write new targets (if changed), snapshot and timestamp, in the order
-        that keeps readers consistent: targets, snapshot, then timestamp last."""
+        that keeps readers consistent: targets, snapshot, then timestamp last.
+        ``expires`` is for targets and snapshot, ``timestamp_expires`` for the timestamp."""
         if targets_changed or "targets" in self._unwritten:
             self._bump(self.targets.signed, "targets")
             self.targets.signed.expires = _expiry(expires)
@@ -251,9 +264,47 @@ class RepoWriter:
         self.timestamp.signed.snapshot_meta = MetaFile.from_data(
             self.snapshot.signed.version, sdata, ["sha256"]
         )
-        self.resign_timestamp(expires)
+        self.resign_timestamp(timestamp_expires)
 
-    def resign_timestamp(self, expires: timedelta = DEFAULT_EXPIRY) -> None:
+    def offline_metadata(self, expires: timedelta = OFFLINE_EXPIRY) -> dict[str, bytes]:
+        """Targets, snapshot and timestamp over the current content, each one version
+        above the repository's and signed to expire after ``expires``, for an offline
+        bundle only: nothing is written here, the online repository keeps its short
+        timestamp. Returns bundle member name -> bytes."""
+        if "targets" in self._unwritten:
+            raise ConfigError(f"{self.repo}: nothing is published yet; publish a package first")
+        when = _expiry(expires)
+        if when > self.root.signed.expires:
+            raise ConfigError(
+                f"--expires: {when:%Y-%m-%d} is after the root metadata expires "
+                f"({self.root.signed.expires:%Y-%m-%d}); choose a shorter bundle expiry"
+            )
+        ser = self._serializer
+        targets = Metadata[Targets].from_bytes(self.targets.to_bytes(ser))
+        snapshot = Metadata[Snapshot].from_bytes(self.snapshot.to_bytes(ser))
+        timestamp = Metadata[Timestamp].from_bytes(self.timestamp.to_bytes(ser))
+        targets.signed.version += 1
+        targets.signed.expires = when
+        targets.sign(keymod.load_signer(self.keys_dir, "targets"))
+        tdata = targets.to_bytes(ser)
+        snapshot.signed.version += 1
+        snapshot.signed.expires = when
+        snapshot.signed.meta["targets.json"] = MetaFile(version=targets.signed.version)
+        snapshot.sign(keymod.load_signer(self.keys_dir, "snapshot"))
+        sdata = snapshot.to_bytes(ser)
+        timestamp.signed.version += 1
+        timestamp.signed.expires = when
+        timestamp.signed.snapshot_meta = MetaFile.from_data(
+            snapshot.signed.version, sdata, ["sha256"]
+        )
+        timestamp.sign(keymod.load_signer(self.keys_dir, "timestamp"))
+        return {
+            f"metadata/{targets.signed.version}.targets.json": tdata,
+            f"metadata/{snapshot.signed.version}.snapshot.json": sdata,
+            "metadata/timestamp.json": timestamp.to_bytes(ser),
+        }
+
+    def resign_timestamp(self, expires: timedelta = TIMESTAMP_EXPIRY) -> None:
         """A new timestamp over the same snapshot: run it (from cron) more often than
         the expiry so boxes can tell a fresh repository from a frozen one."""
         self._bump(self.timestamp.signed, "timestamp")
@@ -272,12 +323,14 @@ def publish(
     channel: str = "stable",
     rollout: int = 100,
     expires: timedelta = DEFAULT_EXPIRY,
+    timestamp_expires: timedelta = TIMESTAMP_EXPIRY,
 ) -> list[ModelPackage]:
-    """Add packages (possibly none: then only re-sign snapshot and timestamp)."""
+    """Add packages (possibly none: then only re-sign snapshot and timestamp, the daily
+    step that keeps online boxes accepting the repository)."""
     writer = RepoWriter(repo_dir, keys_dir)
     packages = [load_package(Path(d)) for d in package_dirs]
     for p in packages:
         writer.add_package(p, channel, rollout)
         log.info("published %s %s to %s at %d%%", p.application, p.version, channel, rollout)
-    writer.commit(expires, targets_changed=bool(packages))
+    writer.commit(expires, targets_changed=bool(packages), timestamp_expires=timestamp_expires)
     return packages

@@ -1,6 +1,7 @@
 """The fleet agent's persisted state: a stage and a reason per application.
 
-Stages: idle, checking, downloading, verifying, trial, active, failed, rolled_back.
+Stages: idle, checking, downloading, verifying, trial, active, failed, rolled_back, and
+refused (the repository's metadata was refused, while the current version serves).
 The file (``<state_dir>/fleet/state.json``) is replaced atomically on every change, so
 ``headframe fleet status`` in another process and the next start after a power cut both
 read a whole record. Which version *serves* is not here: that is the store's pointer
@@ -26,10 +27,12 @@ from typing import Any, Literal
 log = logging.getLogger(__name__)
 
 Stage = Literal[
-    "idle", "checking", "downloading", "verifying", "trial", "active", "failed", "rolled_back"
-]
+    "idle", "checking", "downloading", "verifying", "trial", "active", "failed", "rolled_back",
+    "refused",
+]  # fmt: skip
 STAGES: tuple[str, ...] = (
     "idle", "checking", "downloading", "verifying", "trial", "active", "failed", "rolled_back",
+    "refused",
 )  # fmt: skip
 Listener = Callable[[dict[str, Any]], None]
 PROGRESS_EVERY_S = 1.0

@@ -12,8 +12,10 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 from urllib.parse import unquote, urlparse
 
 import httpx
@@ -50,6 +52,8 @@ def describe_tuf_error(e: BaseException) -> str:
         return f"bad or unknown signature: {e}"
     if isinstance(e, tufx.LengthOrHashMismatchError):
         return f"tampered or corrupt file (length or sha256 mismatch): {e}"
+    if isinstance(e, tufx.DownloadLengthMismatchError):
+        return f"metadata refused: larger than its size cap (read stopped there): {e}"
     if isinstance(e, tufx.DownloadHTTPError):
         return f"repository answered HTTP {e.status_code}: {e}"
     if isinstance(e, tufx.DownloadError):
@@ -64,51 +68,120 @@ def backoff_delay(attempt: int, base_s: float, cap_s: float) -> float:
     return random.uniform(0, min(cap_s, base_s * (2**attempt)))
 
 
-class HttpFetcher(FetcherInterface):
-    """Metadata over HTTP(S): small bodies, read whole, retried with back-off."""
+# What one read from the network or a file may hand over at most (httpx reads 64 KiB).
+CHUNK_BYTES = 64 * 1024
+# Opens a non-HTTP URL (file://, an offline bundle's member) for reading.
+Opener = Callable[[str], IO[bytes]]
+
+
+@dataclass
+class FetchStats:
+    """What a fetcher read, for the logs and the size-cap tests."""
+
+    requests: int = 0
+    body_bytes: int = 0
+
+
+class StreamingFetcher(FetcherInterface):
+    """A fetcher whose ``_fetch`` yields the body chunk by chunk, so that a size cap
+    stops the read. python-tuf's ``download_bytes`` stops iterating at the cap but
+    leaves closing the stream to the garbage collector; here the stream is closed at
+    once, so a server sending an endless body is cut at the cap, not later."""
+
+    def __init__(self) -> None:
+        self.stats = FetchStats()
+
+    def download_bytes(self, url: str, max_length: int) -> bytes:
+        received = bytearray()
+        chunks = self.fetch(url)
+        try:
+            for chunk in chunks:
+                if len(received) + len(chunk) > max_length:
+                    raise tufx.DownloadLengthMismatchError(
+                        f"{url}: more than the {max_length} bytes allowed for it"
+                    )
+                received += chunk
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
+        return bytes(received)
+
+
+class HttpFetcher(StreamingFetcher):
+    """Metadata over HTTP(S): streamed, cut at the size cap, retried with back-off
+    until the body starts (a body cut off midway fails this refresh; the next one
+    starts again)."""
 
     def __init__(
         self, *, attempts: int = 6, base_s: float = 0.5, cap_s: float = 30.0, timeout_s: float = 30
     ) -> None:
+        super().__init__()
         self.attempts = attempts
         self.base_s = base_s
         self.cap_s = cap_s
+        # identity: the cap counts bytes on the wire, and no decompression bomb gets in.
         self.client = httpx.Client(
-            timeout=timeout_s, headers={"User-Agent": f"headframe/{__version__}"}
+            timeout=timeout_s,
+            headers={"User-Agent": f"headframe/{__version__}", "Accept-Encoding": "identity"},
         )
 
     def _fetch(self, url: str) -> Iterator[bytes]:
+        return self._stream(url)
+
+    def _stream(self, url: str) -> Iterator[bytes]:
         last: Exception | None = None
         for attempt in range(self.attempts):
+            started = False
             try:
-                r = self.client.get(url)
+                with self.client.stream("GET", url) as r:
+                    self.stats.requests += 1
+                    if r.status_code == 200:
+                        started = True
+                        for chunk in r.iter_raw():
+                            self.stats.body_bytes += len(chunk)
+                            yield chunk
+                        return
+                    if 400 <= r.status_code < 500:
+                        raise tufx.DownloadHTTPError(f"{url}: HTTP {r.status_code}", r.status_code)
+                    last = tufx.DownloadHTTPError(f"{url}: HTTP {r.status_code}", r.status_code)
             except httpx.HTTPError as e:
+                if started:  # part of the body is already handed over: no silent retry
+                    raise tufx.DownloadError(f"{url}: cut off: {e}") from e
                 last = e
-            else:
-                if r.status_code == 200:
-                    return iter([r.content])
-                if r.status_code in (403, 404) or 400 <= r.status_code < 500:
-                    raise tufx.DownloadHTTPError(f"{url}: HTTP {r.status_code}", r.status_code)
-                last = tufx.DownloadHTTPError(f"{url}: HTTP {r.status_code}", r.status_code)
             delay = backoff_delay(attempt, self.base_s, self.cap_s)
             log.debug("fetch %s failed (%s); retrying in %.2fs", url, last, delay)
             time.sleep(delay)
         assert last is not None
-        raise last
+        if isinstance(last, tufx.DownloadError):
+            raise last
+        raise tufx.DownloadError(f"{url}: {last}") from last
 
     def close(self) -> None:
         self.client.close()
 
 
-class LocalFetcher(FetcherInterface):
-    """file:// URLs: an unpacked offline bundle goes through the same verification."""
+class LocalFetcher(StreamingFetcher):
+    """file:// URLs: a local copy of a repository goes through the same verification.
+    ``open`` is also how the downloader reads target files that are not on HTTP."""
 
-    def _fetch(self, url: str) -> Iterator[bytes]:
+    def open(self, url: str) -> IO[bytes]:
         path = Path(unquote(urlparse(url).path))
         try:
-            return iter([path.read_bytes()])
+            return path.open("rb")
         except FileNotFoundError as e:
-            raise tufx.DownloadHTTPError(f"{path}: not in the bundle", 404) from e
+            raise tufx.DownloadHTTPError(f"{path}: not in the repository", 404) from e
+
+    def _fetch(self, url: str) -> Iterator[bytes]:
+        f = self.open(url)  # raises here, before iteration, for a missing file
+        return self._chunks(f)
+
+    def _chunks(self, f: IO[bytes]) -> Iterator[bytes]:
+        with f:
+            self.stats.requests += 1
+            while chunk := f.read(CHUNK_BYTES):
+                self.stats.body_bytes += len(chunk)
+                yield chunk
 
 
 class TrustedRepo:
@@ -166,6 +239,10 @@ class TrustedRepo:
     def close(self) -> None:
         if isinstance(self.fetcher, HttpFetcher):
             self.fetcher.close()
+
+    def opener(self) -> Opener | None:
+        """How the downloader reads target files when they are not on HTTP."""
+        return self.fetcher.open if isinstance(self.fetcher, LocalFetcher) else None
 
     def target_url(self, target: TargetFile) -> str:
         # Consistent snapshots: the file is stored under its hash, as ngclient forms it.

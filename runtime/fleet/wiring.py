@@ -4,7 +4,7 @@ daemon so both decide exactly alike."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -68,9 +68,12 @@ def build_agent(
     with_backends: bool = True,
     chooser: Chooser | None = None,
     loader: Loader | None = None,
+    lock_wait_s: float = 0.0,
+    on_lock_wait: Callable[[str], None] | None = None,
 ) -> FleetAgent:
     """The agent the settings describe; ``with_backends=False`` for status and rollback,
-    which need neither the hardware probe nor a backend."""
+    which need neither the hardware probe nor a backend. ``lock_wait_s`` and
+    ``on_lock_wait``: see FleetAgent (the CLI waits for the daemon; the daemon never)."""
     if settings.fleet is None:
         raise FleetError("fleet updates are off: add a [fleet] section to the settings")
     if with_backends and (chooser is None or loader is None):
@@ -85,6 +88,8 @@ def build_agent(
         applications=[a.name for a in settings.applications],
         on_activated=on_activated,
         progress=progress,
+        lock_wait_s=lock_wait_s,
+        on_lock_wait=on_lock_wait,
     )
 
 

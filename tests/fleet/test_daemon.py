@@ -109,3 +109,51 @@ def test_daemon_installs_and_updates_under_load(
     assert next(a for a in served if a["app"] == DEMO_APP)["version"] == "2.0.0"
     assert "<h2>updates" in page
     assert f'headframe_fleet_stage{{app="{DEMO_APP}",stage="active"}} 1' in metrics
+
+
+@pytest.mark.slow
+def test_daemon_never_serves_a_first_version_that_failed_its_trial(
+    tmp_path: Path, keys_dir: Path, repo_dir: Path, server: StaticServer, demo_store: Path
+) -> None:
+    spoiled = make_version(demo_store / DEMO_APP / "1.0.0", tmp_path / "pkgs", "1.0.0", spoil=True)
+    publish(repo_dir, keys_dir, [spoiled])
+    cfg = write_box_config(
+        tmp_path / "box.toml", state=tmp_path / "box", url=server.url,
+        trusted_root=repo_dir / "metadata" / "1.root.json", poll_interval_s=3600,
+    )  # fmt: skip
+    port = free_port()
+    cfg.write_text(cfg.read_text().replace("[fleet]", f"[api]\nport = {port}\n[fleet]"))
+    url = f"http://127.0.0.1:{port}"
+    log = tmp_path / "daemon.log"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "runtime", "serve", "--config", str(cfg)],
+        cwd=REPO, env={**os.environ}, stdout=subprocess.DEVNULL, stderr=log.open("w"), text=True,
+    )  # fmt: skip
+    try:
+
+        def fleet_app() -> dict[str, object]:
+            return httpx.get(f"{url}/status", timeout=10).json()["fleet"]["apps"][DEMO_APP]
+
+        _wait(lambda: fleet_app()["stage"] == "failed", "the trial to reject 1.0.0", proc)
+        assert "below the floor" in str(fleet_app()["reason"])
+        # SIGHUP re-reads the store (what a restart does too): still nothing to serve.
+        proc.send_signal(signal.SIGHUP)
+        _wait(lambda: "reloaded settings" in log.read_text(), "the reload", proc)
+        ready = httpx.get(f"{url}/v2/models/{DEMO_APP}/ready", timeout=10).status_code
+        served = httpx.get(f"{url}/status", timeout=10).json()["applications"]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+    assert ready != 200
+    assert not [a for a in served if a["app"] == DEMO_APP], served
+    assert _store_active_version(tmp_path) is None
+
+
+def _store_active_version(tmp_path: Path) -> str | None:
+    from runtime.catalog import Store
+
+    return Store(tmp_path / "box" / "store").active_version(DEMO_APP)

@@ -153,3 +153,26 @@ def test_release_parsing_takes_only_listed_files_and_checks_names(
     pkg.unrecognized_fields["custom"]["headframe"]["application"] = "other"
     with pytest.raises(ReleaseError, match="custom names other"):
         parse_releases(targets)
+
+
+def test_an_oversize_metadata_body_is_cut_at_the_cap(
+    tmp_path: Path, keys_dir: Path, repo_dir: Path, server: StaticServer
+) -> None:
+    """A hostile or broken server answers timestamp.json with 20 MiB: the fetch stops
+    reading at python-tuf's 16 KiB timestamp cap instead of taking the whole body."""
+    from runtime.fleet.tufclient import HttpFetcher
+
+    write_package(tmp_path / "p", "belt", "1.0.0", {"fp32": b"a"})
+    publish(repo_dir, keys_dir, [tmp_path / "p" / "belt" / "1.0.0"])
+    body = 20 * 1024 * 1024
+    (repo_dir / "metadata" / "timestamp.json").write_bytes(b"{" + b" " * (body - 1))
+    fetcher = HttpFetcher(attempts=1)
+    repo = TrustedRepo(
+        server.url, tmp_path / "box-meta", repo_dir / "metadata" / "1.root.json", fetcher=fetcher
+    )
+    with pytest.raises(FleetError) as e:
+        repo.refresh()
+    repo.close()
+    assert "size cap" in e.value.reason
+    cap = repo.updater.config.timestamp_max_length
+    assert fetcher.stats.body_bytes <= cap + 256 * 1024 < body  # near the cap, not the body

@@ -298,6 +298,29 @@ def test_offline_bundle_installs_over_the_kept_store(machine: None, bundle: Path
     assert ("left as it is" in out.stdout) == had_demo
 
 
+def test_offline_install_writes_the_store_only_as_the_service_user(
+    machine: None, bundle: Path
+) -> None:
+    """The store is the service user's: a link planted there (here, the store itself
+    pointing at a root-owned directory) must not lead install.sh's root hand elsewhere."""
+    assert _installed()
+    store, kept = STATE / "store", STATE / "store.kept-by-test"
+    store.rename(kept)
+    victim = Path(tempfile.mkdtemp(dir="/var/tmp", prefix="headframe-victim-"))
+    victim.chmod(0o755)
+    try:
+        store.symlink_to(victim)
+        out = site(bundle / "install.sh", check=False)
+        assert out.returncode != 0 and "as the headframe user" in out.stderr, out.stderr
+        assert list(victim.iterdir()) == []
+        st = victim.stat()
+        assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (0, 0o755)  # not chowned, not chmodded
+    finally:
+        store.unlink(missing_ok=True)
+        kept.rename(store)
+        shutil.rmtree(victim)
+
+
 def test_purge_on_request_leaves_nothing_behind(machine: None) -> None:
     assert _installed()
     (ETC / "credentials" / "api-tokens").write_text("secret\n")

@@ -133,3 +133,13 @@ def test_secrets_come_through_credentials() -> None:
     # A missing secret file must not stop the service: each has a (blank) fallback.
     fallbacks = {entry.split(":", 1)[0] for entry in svc["SetCredential"]}
     assert fallbacks == set(loaded)
+
+
+def test_memory_ceiling_is_set_and_is_the_documented_default() -> None:
+    (value,) = service()["MemoryMax"]
+    # A share of RAM (the unit runs on boxes of any size), leaving the OS and broker room.
+    assert re.fullmatch(r"\d{1,2}%", value), value
+    assert 50 <= int(value[:-1]) <= 90, value
+    docs = (UNIT.parents[1] / "docs" / "packaging.md").read_text()
+    assert f"`MemoryMax={value}`" in docs  # the default the docs promise is the one shipped
+    assert "systemctl edit headframe" in docs.split("### Memory ceiling")[1]  # and the drop-in
