@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -103,6 +103,18 @@ class ApiSettings(_Section):
     tls_key_file: Path | None = Field(default=None, title="TLS private key (PEM)")
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024, le=2**31, title="Body limit")
     request_timeout_s: float = Field(default=30.0, gt=0, le=3600, title="Request timeout")
+    trusted_hosts: list[Annotated[str, Field(pattern=r"^[^\s/]{1,255}$")]] | None = Field(
+        default=None,
+        title="Host names the API answers to",
+        description="beside the loopback names; default: loopback names only when bound "
+        'to loopback, any name otherwise; "*.example.com" matches a domain, "*" any name',
+    )
+    readiness: Literal["not_failed", "all", "any"] = Field(
+        default="not_failed",
+        title="When the node is ready (/v2/health/ready)",
+        description="not_failed: every application that has not failed is loaded (and one "
+        "is, if any failed); all: every application is loaded; any: one is",
+    )
 
 
 class MqttTls(_Section):
