@@ -92,6 +92,13 @@ class GoldenSet(_Strict):
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     samples: int = Field(ge=1)
 
+    @field_validator("file")
+    @classmethod
+    def _inside(cls, v: str) -> str:
+        if v.startswith("/") or ".." in Path(v).parts:
+            raise ValueError("the golden file path is relative and stays inside the package")
+        return v
+
 
 class PackageMeta(_Strict):
     schema_version: int = Field(default=1, ge=1, le=SCHEMA_VERSION)
