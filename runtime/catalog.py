@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import re
+import stat
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,6 +94,13 @@ class GoldenSet(_Strict):
     file: str
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     samples: int = Field(ge=1)
+
+    @field_validator("file")
+    @classmethod
+    def _inside(cls, v: str) -> str:
+        if v.startswith("/") or ".." in Path(v).parts:
+            raise ValueError("the golden file path is relative and stays inside the package")
+        return v
 
 
 class PackageMeta(_Strict):
@@ -175,6 +183,25 @@ class Variant:
     @property
     def entrypoint(self) -> Path:
         return self.path / self.meta.entrypoint
+
+    def file_problems(self) -> list[str]:
+        """What is wrong with this variant's files on disk, found cheaply (stat, no
+        digests; the loader checks those): each listed file must be a regular file of
+        the size variant.toml records. Empty when all is well."""
+        problems = []
+        for entry in self.meta.files:
+            try:
+                st = (self.path / entry.path).stat()
+            except OSError:
+                problems.append(f"{entry.path} is missing")
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                problems.append(f"{entry.path} is not a regular file")
+            elif st.st_size != entry.size:
+                problems.append(
+                    f"{entry.path} is {st.st_size} bytes, variant.toml says {entry.size}"
+                )
+        return problems
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import typing
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from runtime import systemd_env
@@ -111,6 +111,26 @@ class ApiSettings(_Section):
     tls_key_file: Path | None = Field(default=None, title="TLS private key (PEM)")
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024, le=2**31, title="Body limit")
     request_timeout_s: float = Field(default=30.0, gt=0, le=3600, title="Request timeout")
+    trusted_hosts: list[str] | None = Field(
+        default=None,
+        title="Host names the API answers to",
+        description="beside the loopback names; default: loopback names only when bound "
+        'to loopback, any name otherwise; "*.example.com" matches a domain, "*" any name',
+    )
+    readiness: Literal["not_failed", "all", "any"] = Field(
+        default="not_failed",
+        title="When the node is ready (/v2/health/ready)",
+        description="not_failed: every application that has not failed is loaded (and one "
+        "is, if any failed); all: every application is loaded; any: one is",
+    )
+
+    @field_validator("trusted_hosts")
+    @classmethod
+    def _host_names(cls, v: list[str] | None) -> list[str] | None:
+        for name in v or []:
+            if not 0 < len(name) <= 255 or any(c.isspace() or c in "/@" for c in name):
+                raise ValueError(f"{name!r} is not a host name")
+        return v
 
 
 class MqttTls(_Section):

@@ -4,9 +4,10 @@ Start-up order: check the bind rule (before anything slow) -> start the HTTP ser
 (liveness answers from here on) -> probe -> profile match -> store (the demo is built
 into an empty one) -> VariantLoader -> load every configured application (or every
 application in the store) -> READY=1. SIGTERM/SIGINT: STOPPING=1, stop accepting,
-let in-flight requests finish (bounded), unload. SIGHUP: re-read the settings and
-reselect every application, swapping only where the choice changed; requests keep
-being served throughout. Nothing else in the package imports this module.
+let in-flight requests finish (bounded), unload. SIGHUP: re-read the settings, the API
+tokens (file included) and the readiness rule, drop applications that are gone (loaded
+or failed), and reselect every other one, swapping only where the choice changed;
+requests keep being served throughout. Nothing else in the package imports this module.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 import uvicorn
 
 from runtime.api.app import ServerContext, create_app
-from runtime.api.auth import check_bind, load_tokens
+from runtime.api.auth import Tokens, check_bind, load_tokens
 from runtime.catalog import Store
 from runtime.config import Settings, load_settings
 from runtime.errors import HeadframeError
@@ -64,6 +65,7 @@ class Daemon:
         self.phase = "starting"
         self.context = ServerContext(sections={"daemon": self._daemon_section})
         self.service: InferenceService | None = None
+        self.tokens = Tokens()  # the HTTP guard's live set, refreshed on SIGHUP
         self.loader: Any = None
         self.store = Store(settings.paths.store)
         self.url: str | None = None
@@ -94,7 +96,9 @@ class Daemon:
         if api.tls_cert_file or api.tls_key_file:
             tls = {"ssl_certfile": str(api.tls_cert_file), "ssl_keyfile": str(api.tls_key_file)}
         config = uvicorn.Config(
-            create_app(self._service(), settings=self.settings, context=self.context),
+            create_app(
+                self._service(), settings=self.settings, context=self.context, tokens=self.tokens
+            ),
             host=api.host,
             port=api.port,
             log_config=None,
@@ -194,9 +198,7 @@ class Daemon:
         except HeadframeError as e:
             log.error("reload refused, keeping the running settings: %s", e.message)
             return
-        if settings.api != self.settings.api:
-            log.warning("reload: api settings changed; they take effect at the next restart")
-            settings = settings.model_copy(update={"api": self.settings.api})
+        settings = self._reload_api(settings)
         self.notifier.send(
             RELOADING=1, MONOTONIC_USEC=time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
         )
@@ -206,9 +208,12 @@ class Daemon:
         for app_settings in settings.applications:
             service.configure(app_settings)
         wanted = set(self._apps())
-        for slot in service.slots():
-            if slot.app not in wanted:
-                await service.remove(slot.app)
+        # Gone from the settings or the store: loaded ones are unloaded, failed ones
+        # forgotten (a failed one left behind would keep its error on /status forever).
+        for app in sorted({s.app for s in service.slots()} | set(service.failures())):
+            if app not in wanted:
+                await service.remove(app)
+                log.info("reload: %s is gone; no longer served", app)
         pins = {a.name: a.variant for a in settings.applications}
         for app in sorted(wanted):
             try:
@@ -227,6 +232,26 @@ class Daemon:
         self.notifier.send(READY=1, STATUS=self._summary())
         log.info("reloaded settings: %s", self._summary())
 
+    def _reload_api(self, settings: Settings) -> Settings:
+        """Apply the API settings that can change live (tokens, readiness); the rest
+        (bind, TLS, limits) wait for a restart. Returns ``settings`` with the api section
+        in force."""
+        new, running = settings.api, self.settings.api
+        live: dict[str, Any] = {"readiness": new.readiness}
+        try:
+            tokens = load_tokens(new)
+            check_bind(running.host, tokens)  # the socket stays bound where it is
+        except HeadframeError as e:
+            log.error("reload: keeping the API tokens in force: %s", e.message)
+        else:
+            self.tokens.replace(tokens)
+            live.update(tokens=new.tokens, tokens_file=new.tokens_file)
+            log.info("reload: %d API token(s) in force", len(tokens))
+        self._service().readiness = new.readiness
+        if new.model_dump(exclude=set(live)) != running.model_dump(exclude=set(live)):
+            log.warning("reload: api settings changed; they take effect at the next restart")
+        return settings.model_copy(update={"api": running.model_copy(update=live)})
+
     def _install_signals(self, loop: asyncio.AbstractEventLoop) -> None:
         loop.add_signal_handler(signal.SIGTERM, self.request_stop)
         loop.add_signal_handler(signal.SIGINT, self.request_stop)
@@ -238,7 +263,9 @@ class Daemon:
     async def run(self) -> int:
         """Serve until a stop signal; 0 on an orderly stop. Raises ConfigError on bad
         settings before opening any socket."""
-        check_bind(self.settings.api.host, load_tokens(self.settings.api))
+        tokens = load_tokens(self.settings.api)
+        check_bind(self.settings.api.host, tokens)
+        self.tokens.replace(tokens)
         loop = asyncio.get_running_loop()
         self._install_signals(loop)
         self.service = InferenceService(
@@ -246,6 +273,7 @@ class Daemon:
             queue_size=64,
             workers=1,
             app_settings={a.name: a for a in self.settings.applications},
+            readiness=self.settings.api.readiness,
         )
         self.service.hold_readiness("probing the hardware")
         try:

@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
@@ -35,6 +35,11 @@ from runtime.worker import ModelWorker, WorkerConfig
 log = logging.getLogger(__name__)
 
 Listener = Callable[[str, str], None]
+# What "ready" means for the node (api.readiness): see InferenceService.is_ready.
+Readiness = Literal["not_failed", "all", "any"]
+# The one label that requests for applications this service never had are counted under,
+# so a client sending made-up names cannot grow the statistics (and /metrics) without end.
+UNKNOWN_APP = "_unknown"
 
 
 class LoadedModel(Protocol):
@@ -174,8 +179,10 @@ class InferenceService:
         queue_size: int = 64,
         workers: int = 1,
         app_settings: Mapping[str, ApplicationSettings] | None = None,
+        readiness: Readiness = "all",
     ) -> None:
         self._loader = loader
+        self.readiness: Readiness = readiness
         self._default = WorkerConfig(queue_size=queue_size, workers=workers)
         self._app_settings = dict(app_settings or {})
         self._slots: dict[str, ModelSlot] = {}
@@ -289,12 +296,14 @@ class InferenceService:
         log.info("%s: unloaded variant %s", old.app, old.variant.id)
 
     async def remove(self, app: str) -> None:
+        """Stop serving ``app`` (drain, unload), or forget it if it had failed to load."""
         async with self._lock(app):
             slot = self._slots.pop(app, None)
-            self._failed.pop(app, None)
-            if slot is None:
+            failed = self._failed.pop(app, None)
+            if slot is None and failed is None:
                 raise ModelNotFound(f"no application {app!r} is served")
-            await self._retire(slot)
+            if slot is not None:
+                await self._retire(slot)
         self._emit("removed", app)
 
     async def close(self, drain_timeout_s: float = 10.0) -> None:
@@ -328,8 +337,28 @@ class InferenceService:
         return dict(self._failed)
 
     def is_ready(self) -> bool:
-        """True when every added application has a loaded variant and we are not closing."""
-        return not (self._closing or self._hold or self._pending or self._failed)
+        """Whether the node is ready, by ``readiness``; never while starting or closing.
+
+        ``all``: every added application has a loaded variant. ``any``: one has.
+        ``not_failed``: every application that has not failed is loaded, so one broken
+        application does not take the others out of a load balancer; but a node where
+        applications failed and none serves is not ready. Each application's own
+        readiness is /v2/models/{app}/ready (``slot``)."""
+        if self._closing or self._hold is not None:
+            return False
+        if self.readiness == "any":
+            return bool(self._slots)
+        if self._pending:
+            return False
+        if self.readiness == "all":
+            return not self._failed
+        return bool(self._slots) or not self._failed
+
+    def stats_label(self, app: str) -> str:
+        """``app`` as the statistics name it: itself if this service knows it (serving,
+        loading or failed), else UNKNOWN_APP."""
+        known = app in self._slots or app in self._pending or app in self._failed
+        return app if known else UNKNOWN_APP
 
     def queue_depths(self) -> dict[str, int]:
         return {app: s.worker.depth for app, s in self._slots.items()}
@@ -379,7 +408,7 @@ class InferenceService:
             status = "cancelled"
             raise
         finally:
-            self.stats.record(app, protocol, status, time.perf_counter() - start)
+            self.stats.record(self.stats_label(app), protocol, status, time.perf_counter() - start)
 
     async def generate(
         self, app: str, request: GenerationRequest, *, protocol: str = "openai"
@@ -404,5 +433,6 @@ class InferenceService:
             status = "cancelled"
             raise
         finally:
-            self.stats.record(app, protocol, status, time.perf_counter() - start)
-            self.stats.record_tokens(app, protocol, tokens or chunks)
+            label = self.stats_label(app)
+            self.stats.record(label, protocol, status, time.perf_counter() - start)
+            self.stats.record_tokens(label, protocol, tokens or chunks)

@@ -24,9 +24,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from runtime import __version__
 from runtime.api import kserve, metrics, status
-from runtime.api.auth import load_tokens
+from runtime.api.auth import Tokens, load_tokens
 from runtime.api.errors import error_parts
 from runtime.api.guard import Guard, InFlight, error_payload
+from runtime.api.hosts import HostCheck, trusted_hosts
 from runtime.config import Settings
 from runtime.errors import HeadframeError, ModelNotFound, NotReady
 from runtime.service import InferenceService, ModelSlot
@@ -93,10 +94,16 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 
 def create_app(
-    service: InferenceService, *, settings: Settings, context: ServerContext | None = None
+    service: InferenceService,
+    *,
+    settings: Settings,
+    context: ServerContext | None = None,
+    tokens: Tokens | None = None,
 ) -> FastAPI:
     """The FastAPI app serving ``service``: KServe v2, OpenAI (when runtime.api.openai is
-    present), /metrics, the status page and the admin routes, behind the guard."""
+    present), /metrics, the status page and the admin routes, behind the host check and
+    the guard. ``tokens`` is the live token set (the daemon's, which SIGHUP refreshes);
+    by default the ones ``settings.api`` names, read once."""
     context = context or ServerContext()
     app = FastAPI(
         title="headframe",
@@ -132,13 +139,15 @@ def create_app(
             raise ModelNotFound(str(e.args[0] if e.args else e)) from None
         return slot.to_dict()
 
-    # Outermost first: the guard checks tokens and limits, then the infer fast path.
+    # Each add wraps the ones before: the host check runs first, then the guard (tokens,
+    # limits), then the infer fast path.
     app.add_middleware(kserve.InferFastPath, service=service)
     app.add_middleware(
         Guard,
-        tokens=load_tokens(settings.api),
+        tokens=tokens if tokens is not None else Tokens(load_tokens(settings.api)),
         max_body_bytes=settings.api.max_body_bytes,
         timeout_s=settings.api.request_timeout_s,
         in_flight=in_flight,
     )
+    app.add_middleware(HostCheck, trusted=trusted_hosts(settings.api))
     return app

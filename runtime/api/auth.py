@@ -2,7 +2,9 @@
 
 Tokens come from ``api.tokens`` and ``api.tokens_file`` (one per line, # comments).
 They are compared with hmac.compare_digest against every configured token, so the
-time taken does not say how much of a guess was right.
+time taken does not say how much of a guess was right. ``Tokens`` is the live set the
+HTTP guard checks; the daemon replaces its contents on SIGHUP, so a rotated token file
+takes effect without a restart (the old token is refused from that moment).
 """
 
 from __future__ import annotations
@@ -26,6 +28,27 @@ def load_tokens(api: ApiSettings) -> list[bytes]:
         tokens += [ln.strip() for ln in text.splitlines() if ln.strip() and ln[0] != "#"]
     tokens = [t for t in tokens if t]
     return [t.encode("utf-8") for t in tokens]
+
+
+class Tokens:
+    """The tokens in force right now: read by the guard on every request, replaced whole
+    by ``replace`` (one assignment, so a request sees the old set or the new one)."""
+
+    def __init__(self, tokens: Sequence[bytes] = ()) -> None:
+        self._tokens: tuple[bytes, ...] = tuple(tokens)
+
+    def __bool__(self) -> bool:
+        return bool(self._tokens)
+
+    def __len__(self) -> int:
+        return len(self._tokens)
+
+    def replace(self, tokens: Sequence[bytes]) -> None:
+        self._tokens = tuple(tokens)
+
+    def accepts(self, header: bytes | None) -> bool:
+        """True if ``header`` is "Bearer <a token in force>"."""
+        return token_ok(header, self._tokens)
 
 
 def is_loopback(host: str) -> bool:

@@ -3,6 +3,9 @@
 Plain ASGI rather than Starlette's BaseHTTPMiddleware because it runs on every request
 and costs next to nothing this way. The time limit covers the time to the first byte
 of the response, so a long token stream (SSE) is not cut once it has started.
+A body over the limit is answered 413 even when the app catches the guard's signal
+and answers something else (FastAPI turns any error while reading a body that a route
+parses into a model into its own 400 "error parsing the body").
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from runtime.api.auth import token_ok
+from runtime.api.auth import Tokens
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -72,7 +75,7 @@ class Guard:
         self,
         app: ASGIApp,
         *,
-        tokens: Sequence[bytes],
+        tokens: Tokens,
         max_body_bytes: int,
         timeout_s: float,
         open_paths: frozenset[str] = OPEN_PATHS,
@@ -80,7 +83,7 @@ class Guard:
     ) -> None:
         self.app = app
         self.in_flight = in_flight or InFlight()
-        self.tokens = list(tokens)
+        self.tokens = tokens  # live: the daemon replaces them on SIGHUP
         self.max_body = max_body_bytes
         self.timeout_s = timeout_s
         self.open_paths = open_paths
@@ -94,7 +97,7 @@ class Guard:
         if (
             self.tokens
             and path not in self.open_paths
-            and not token_ok(headers.get(b"authorization"), self.tokens)
+            and not self.tokens.accepts(headers.get(b"authorization"))
         ):
             await send_error(
                 send,
@@ -116,13 +119,15 @@ class Guard:
                 await self._too_large(send, path)
                 return
         received = 0
+        too_large = False
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, too_large
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_body:
+                    too_large = True
                     raise _BodyTooLarge
             return message
 
@@ -133,6 +138,11 @@ class Guard:
 
                 async def tracked_send(message: Message) -> None:
                     nonlocal started
+                    if too_large:  # the app answered in spite of the limit: 413 instead
+                        if message["type"] == "http.response.start" and not started:
+                            started = True
+                            await self._too_large(send, path)
+                        return
                     if message["type"] == "http.response.start":
                         started = True
                         deadline.reschedule(None)  # a stream may take as long as it needs

@@ -157,7 +157,7 @@ def router(service: InferenceService) -> APIRouter:
     async def live() -> dict[str, bool]:
         return {"live": True}
 
-    @api.get("/v2/health/ready", summary="Readiness: every application has a loaded variant")
+    @api.get("/v2/health/ready", summary="Readiness of the node, by api.readiness")
     async def ready() -> JSONResponse:
         if service.is_ready():
             return JSONResponse({"ready": True})

@@ -77,6 +77,7 @@ def status_document(service: InferenceService, context: ServerContext) -> dict[s
             "version": __version__,
             "pid": os.getpid(),
             "ready": service.is_ready(),
+            "readiness": service.readiness,  # the rule behind "ready" (api.readiness)
             "started_at": context.started_at,
             "uptime_s": round(time.time() - context.started_at, 1),
         },

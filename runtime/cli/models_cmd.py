@@ -133,14 +133,19 @@ def show_model(
     store_dir: Path | None = typer.Option(None, "--store", help=STORE_HELP),
     as_json: bool = typer.Option(False, "--json", help="One JSON object on stdout."),
 ) -> None:
-    """One package: lineage, schema, golden set and every variant's measured figures."""
+    """One package: lineage, schema, golden set and every variant's measured figures,
+    and whether each variant's files are on disk (FILES; a missing one is named)."""
     store = resolve_store(store_dir)
     try:
         package = store.load(app, version)
     except HeadframeError as e:
         raise fail(e.message) from e
+    problems = {v.id: v.file_problems() for v in package.variants}
     if as_json:
-        print_json(package_dict(package))
+        data = package_dict(package)
+        for v in data["variants"]:
+            v["file_problems"] = problems[v["variant"]]
+        print_json(data)
         return
     m = package.meta
     typer.echo(f"{m.application} {m.version} ({m.task})  {package.path}")
@@ -170,11 +175,15 @@ def show_model(
             _bp(v.meta.accuracy_bp),
             "-" if v.meta.latency_us is None else f"{v.meta.latency_us} us",
             ",".join(v.meta.device_classes),
+            "BROKEN" if problems[v.id] else "ok",
         ]
         for v in sorted(package.variants, key=lambda v: -v.meta.bytes)
     ]
     headers = ["VARIANT", "FORMAT", "PRECISION", "PRUNED", "BYTES", "PEAK MEM", "ACCURACY"]
-    print_table([*headers, "LATENCY", "DEVICES"], rows)
+    print_table([*headers, "LATENCY", "DEVICES", "FILES"], rows)
+    for vid, found in problems.items():
+        if found:
+            typer.echo(f"warning: {vid} cannot load: {'; '.join(found)}", err=True)
 
 
 @models_app.command("add")
@@ -261,6 +270,38 @@ def _print_selection(selection: Any, resources: Any, profile: Any) -> None:
         typer.echo(f"rejected: {r.variant.variant} ({decimal_bytes(r.variant.bytes)}): {r.reason}")
 
 
+def _without_broken(selection: Any, problems: dict[str, list[str]]) -> Any:
+    """The selection as the loader will live it: it skips a ranked variant whose files
+    fail their check and takes the next, so one with files missing is never "chosen";
+    it moves to the rejected with the reason, and every rejection says so too."""
+    from dataclasses import replace
+
+    from runtime.selection import Rejection
+
+    def why(vid: str) -> str:
+        return "files: " + "; ".join(problems[vid])
+
+    broken = [c for c in selection.ranked if problems.get(c.variant.variant)]
+    if not broken and not any(problems.values()):
+        return selection
+    ranked = [c for c in selection.ranked if not problems.get(c.variant.variant)]
+    rejected = [
+        Rejection(r.variant, f"{r.reason}; {why(r.variant.variant)}")
+        if problems.get(r.variant.variant)
+        else r
+        for r in selection.rejected
+    ] + [Rejection(c.variant, why(c.variant.variant)) for c in broken]
+    rejected.sort(key=lambda r: (r.variant.bytes, r.variant.variant))
+    chosen = ranked[0] if ranked else None
+    reason = selection.reason
+    if selection.chosen is not None and chosen is not selection.chosen:
+        lost = selection.chosen.variant.variant
+        reason = f"{lost} would be chosen but {why(lost)}; " + (
+            f"the next in rank is {chosen.variant.variant}" if chosen else "none is left"
+        )
+    return replace(selection, chosen=chosen, ranked=ranked, rejected=rejected, reason=reason)
+
+
 @models_app.command("select")
 def select_variant(
     app: str = typer.Argument(..., help="Application name, e.g. part-id-reader."),
@@ -308,6 +349,7 @@ def select_variant(
     selection = select(
         package.meta, [v.meta for v in package.variants], profile, report, resources, policy
     )
+    selection = _without_broken(selection, {v.id: v.file_problems() for v in package.variants})
     if as_json:
         print_json(selection.to_dict())
     else:

@@ -23,6 +23,10 @@ from runtime.tensors import element_size, numpy_dtype, to_kserve_datatype
 
 HEADER_LENGTH = "inference-header-content-length"
 MAX_DIMS = 32
+# The most elements a shape may describe, counting only its non-zero dimensions: a shape
+# with a zero in it holds no data, yet numpy still refuses one whose other dimensions
+# overflow its index type ([0, 2**62, 2**62]), so the bound applies to those too.
+MAX_ELEMENTS = 2**32
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,8 @@ def _shape(spec: Mapping[str, Any], where: str) -> tuple[int, ...]:
         raise _fail(f"{where}: 'shape' must be a list of at most {MAX_DIMS} integers")
     if not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
         raise _fail(f"{where}: 'shape' must hold non-negative integers, got {shape}")
+    if math.prod(d for d in shape if d) > MAX_ELEMENTS:
+        raise _fail(f"{where}: 'shape' {shape} describes more than {MAX_ELEMENTS} elements")
     return tuple(shape)
 
 

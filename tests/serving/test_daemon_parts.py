@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from runtime.api.auth import check_bind, load_tokens, token_ok
+from runtime.api.auth import Tokens, check_bind, load_tokens, token_ok
+from runtime.api.hosts import host_name, trusted_hosts
 from runtime.config import ApiSettings
 from runtime.errors import ConfigError
 from runtime.logsetup import JsonFormatter, wants_json
@@ -76,3 +77,41 @@ def test_json_logs_under_systemd() -> None:
     doc = json.loads(JsonFormatter().format(record))
     assert doc["msg"] == "ready in 2.5 s" and doc["level"] == "INFO"
     assert doc["logger"] == "runtime.daemon" and doc["ts"].endswith("Z")
+
+
+@pytest.mark.parametrize(
+    ("header", "name"),
+    [
+        ("LocalHost:8080", "localhost"),
+        ("[::1]:8080", "::1"),
+        ("[::1]", "::1"),
+        ("127.0.0.1", "127.0.0.1"),
+        ("box.plant.:443", "box.plant"),
+        ("::1", "::1"),
+    ],
+)
+def test_host_header_names(header: str, name: str) -> None:
+    assert host_name(header) == name
+
+
+def test_trusted_hosts_policy() -> None:
+    loopback = trusted_hosts(ApiSettings())
+    assert loopback is not None
+    assert loopback.allows("localhost:8080") and loopback.allows("127.9.9.9")
+    assert not loopback.allows("evil.example") and not loopback.allows("localhost.evil.example")
+    assert trusted_hosts(ApiSettings(host="0.0.0.0", tokens=[SecretStr("t")])) is None
+    assert trusted_hosts(ApiSettings(trusted_hosts=["*"])) is None
+    listed = trusted_hosts(ApiSettings(host="0.0.0.0", trusted_hosts=["Box.Plant", "*.site"]))
+    assert listed is not None and listed.allows("box.plant:8080") and listed.allows("a.b.site")
+    assert listed.allows("[::1]") and not listed.allows("site") and not listed.allows("other")
+    with pytest.raises(ValueError):
+        ApiSettings(trusted_hosts=["two words"])
+
+
+def test_tokens_are_replaced_whole() -> None:
+    tokens = Tokens([b"old"])
+    assert tokens.accepts(b"Bearer old")
+    tokens.replace([b"new"])
+    assert tokens.accepts(b"Bearer new") and not tokens.accepts(b"Bearer old")
+    tokens.replace([])
+    assert not tokens and not tokens.accepts(b"Bearer new")
