@@ -77,17 +77,20 @@ def model_metadata(slot: ModelSlot) -> dict[str, Any]:
     def spec(s: Any) -> dict[str, Any]:
         return {"name": s.name, "datatype": s.datatype, "shape": list(s.shape)}
 
+    parameters: dict[str, Any] = {
+        "variant": slot.variant.id,
+        "backend": slot.backend_info.backend,
+        "device": slot.backend_info.device,
+    }
+    if slot.package.meta.images:  # inputs that also take JPEG/PNG as BYTES, and how
+        parameters["images"] = {n: c.model_dump() for n, c in slot.package.meta.images.items()}
     return {
         "name": slot.app,
         "versions": [slot.package.version],
         "platform": PLATFORMS.get(slot.backend_info.backend, slot.backend_info.backend),
         "inputs": [spec(s) for s in slot.schema.inputs],
         "outputs": [spec(s) for s in slot.schema.outputs],
-        "parameters": {
-            "variant": slot.variant.id,
-            "backend": slot.backend_info.backend,
-            "device": slot.backend_info.device,
-        },
+        "parameters": parameters,
     }
 
 

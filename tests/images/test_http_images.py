@@ -108,6 +108,15 @@ def test_the_picture_becomes_the_contracts_tensor(server: ServerHandle) -> None:
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
 
 
+def test_model_metadata_shows_the_contract(server: ServerHandle) -> None:
+    client = triton.InferenceServerClient(f"127.0.0.1:{server.port}")
+    meta = client.get_model_metadata(APP)
+    assert meta["inputs"] == [{"name": "pixels", "datatype": "FP32", "shape": [-1, 64]}]
+    images = meta["parameters"]["images"]
+    assert images["pixels"]["width"] == 8 and images["pixels"]["color"] == "GRAY"
+    assert "images" not in client.get_model_metadata("plain")["parameters"]
+
+
 def test_top_k_with_names_through_tritonclient(server: ServerHandle) -> None:
     pictures = _pictures()
     client = triton.InferenceServerClient(f"127.0.0.1:{server.port}")

@@ -73,3 +73,39 @@ def test_a_request_of_no_pictures_and_tensors_beside_pictures(tmp_path: Path) ->
             await service.close()
 
     asyncio.run(go())
+
+
+def test_pictures_are_decoded_on_the_models_worker_thread_never_the_loop(tmp_path: Path) -> None:
+    # Observed, not mocked: a profile hook on every thread notes which one runs decode().
+    import sys
+    import threading
+
+    from runtime.images import decode as decode_module
+
+    package = write_picture_package(tmp_path / "store")
+    seen: list[str] = []
+
+    def profile(frame: object, event: str, arg: object) -> None:
+        code = getattr(frame, "f_code", None)
+        if event == "call" and code is decode_module.decode.__code__:
+            seen.append(threading.current_thread().name)
+
+    async def go() -> str:
+        service = InferenceService(ort_loader, workers=2)
+        await service.add(load_package(package.path))
+        try:
+            await service.infer(APP, {"pixels": _bytes(*map(digit_picture, DIGITS[:2]))})
+        finally:
+            await service.close()
+        return threading.current_thread().name
+
+    threading.setprofile(profile)
+    sys.setprofile(profile)
+    try:
+        loop_thread = asyncio.run(go())
+    finally:
+        sys.setprofile(None)
+        threading.setprofile(None)  # type: ignore[arg-type]
+    assert len(seen) == 2
+    assert all(name.startswith(f"hf-{APP}") for name in seen), seen
+    assert loop_thread not in seen
