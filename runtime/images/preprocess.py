@@ -1,9 +1,9 @@
 """A decoded picture to a model's tensor, by the contract's steps, in vectorised numpy.
 
 Each resize is separable: one pass down the rows, one across the columns, each a gather
-or a difference of cumulative sums, never a Python loop over pixels. ``ImageStep`` is what
-runtime/images/step.py hands the model's worker, so decoding and preprocessing run on the
-worker thread, never on the event loop.
+or a difference of cumulative sums, never a Python loop over pixels; the decoded picture
+stays uint8 until it is small. runtime/images/step.py runs this on the model's worker
+thread, never on the event loop.
 """
 
 from __future__ import annotations
@@ -30,17 +30,18 @@ def _nearest(x: np.ndarray, m: int, axis: int) -> np.ndarray:
 
 
 def _bilinear(x: np.ndarray, m: int, axis: int) -> np.ndarray:
-    # Half-pixel centres (OpenCV INTER_LINEAR, PyTorch align_corners=False).
+    # Half-pixel centres (OpenCV INTER_LINEAR, PyTorch align_corners=False). Only the rows
+    # (or columns) it reads become float, never the whole picture.
     n = x.shape[axis]
     src = np.clip((np.arange(m) + 0.5) * (n / m) - 0.5, 0, n - 1)
     lo = np.floor(src).astype(np.intp)
     hi = np.minimum(lo + 1, n - 1)
     w = _along((src - lo).astype(np.float32), axis)
-    a = np.take(x, lo, axis=axis)
-    return a + (np.take(x, hi, axis=axis) - a) * w
+    a = np.take(x, lo, axis=axis).astype(np.float32)
+    return a + (np.take(x, hi, axis=axis).astype(np.float32) - a) * w
 
 
-def _area(x: np.ndarray, m: int, axis: int) -> np.ndarray:
+def _area_block(x: np.ndarray, m: int, axis: int) -> np.ndarray:
     # Each output pixel averages the source over its box [i, i+1) * n/m, fractional edges
     # included: the difference of the cumulative sum, read between samples linearly.
     n = x.shape[axis]
@@ -55,11 +56,30 @@ def _area(x: np.ndarray, m: int, axis: int) -> np.ndarray:
     return box.astype(np.float32)
 
 
+def _area(x: np.ndarray, m: int, axis: int) -> np.ndarray:
+    # The cumulative sums are float64: taken over a whole 40-megapixel frame they would
+    # need 8 bytes a value, so they go a band of the other axis at a time (each column's
+    # sums are independent of the next one's).
+    other = 1 - axis
+    band = max(1, _AREA_BAND_VALUES // max(1, x.shape[axis] * x.shape[2]))
+    if band >= x.shape[other]:
+        return _area_block(x, m, axis)
+    parts = [
+        _area_block(x[:, s : s + band] if other == 1 else x[s : s + band], m, axis)
+        for s in range(0, x.shape[other], band)
+    ]
+    return np.concatenate(parts, axis=other)
+
+
+_AREA_BAND_VALUES = 1 << 20
+
+
 _RESIZERS = {"nearest": _nearest, "bilinear": _bilinear, "area": _area}
 
 
 def resize(x: np.ndarray, height: int, width: int, interpolation: str) -> np.ndarray:
-    """[H, W, C] float32 to [height, width, C]."""
+    """[H, W, C] (uint8 or float) to [height, width, C]; float32 unless nothing changed
+    or the interpolation is nearest, which keep the input's dtype."""
     fn = _RESIZERS[interpolation]
     if x.shape[0] != height:
         x = fn(x, height, 0)
@@ -94,7 +114,9 @@ def _center_crop(x: np.ndarray, c: ImageInput) -> np.ndarray:
 def preprocess(pixels: np.ndarray, c: ImageInput) -> np.ndarray:
     """uint8 [H, W, C] (C already the contract's channel count, RGB order) to one
     picture's tensor, without the batch axis."""
-    x = pixels.astype(np.float32)
+    # The picture stays uint8 until it is resized: a float copy of a whole frame would
+    # be four times the decoded bytes.
+    x = pixels
     if c.resize == "center_crop":
         x = resize(_center_crop(x, c), c.height, c.width, c.interpolation)
     elif c.resize == "letterbox":
@@ -105,6 +127,7 @@ def preprocess(pixels: np.ndarray, c: ImageInput) -> np.ndarray:
         x[top : top + nh, left : left + nw] = inner
     else:
         x = resize(x, c.height, c.width, c.interpolation)
+    x = np.asarray(x, dtype=np.float32)
     if c.color == "BGR":
         x = x[:, :, ::-1]
     mean = np.asarray(c.mean, dtype=np.float32)

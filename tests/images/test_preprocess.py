@@ -166,3 +166,21 @@ def test_a_bomb_is_refused_without_allocating_it(tmp_path: Path) -> None:
     lines = dict(line.split(" ", 1) for line in out.stdout.splitlines())
     assert lines["refused"] == "image_too_large"
     assert int(lines["grew_kib"]) < 30 * 1024  # far below the 147 MB a decode would take
+
+
+@pytest.mark.parametrize("interpolation", ["area", "bilinear"])
+def test_a_large_picture_within_the_limit_stays_near_its_decoded_size(interpolation: str) -> None:
+    # 36 megapixels of grey: 36 MB decoded. Converting the whole frame to float before
+    # resizing (or float64 sums over all of it) would add 144 to 288 MB. tracemalloc sees
+    # every numpy and Python allocation (not Pillow's own decode buffer), deterministically.
+    import tracemalloc
+
+    data = raw_png(6000, 6000)
+    contract = ImageInput(width=8, height=8, color="GRAY", interpolation=interpolation)
+    tracemalloc.start()
+    try:
+        assert picture_to_tensor(data, contract).shape == (8, 8, 1)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 3 * 36_000_000, f"{peak / 1e6:.0f} MB at the peak"
