@@ -60,11 +60,12 @@ def test_png_equals_the_reference_preprocessing(name: str, size: tuple[int, int]
     np.testing.assert_allclose(got.astype(np.float64), want, rtol=tol, atol=atol)
 
 
-def test_grey_png_and_rgba_png_are_taken() -> None:
+def test_grey_png_grey_jpeg_and_rgba_png_are_taken() -> None:
     c = CONTRACTS["rgb-stretch-bilinear"]
     grey = encode(noise_picture(10, 10, gray=True))
+    grey_jpeg = encode(noise_picture(10, 10, gray=True), "JPEG")
     rgba = encode(np.dstack([noise_picture(10, 10), np.full((10, 10), 7, np.uint8)]))
-    for data in (grey, rgba):
+    for data in (grey, grey_jpeg, rgba):
         np.testing.assert_allclose(picture_to_tensor(data, c), reference_tensor(data, c), atol=1e-4)
 
 
