@@ -172,7 +172,5 @@ def test_writer_emits_the_oldest_schema_that_holds_the_package(tmp_path: Path) -
 def test_a_schema_newer_than_this_box_reads_is_refused(tmp_path: Path) -> None:
     path = write_package_meta(_package_meta(), tmp_path)
     path.write_text(path.read_text().replace("schema_version = 1", "schema_version = 9"))
-    with pytest.raises(
-        MetadataError, match=r"package\.toml: schema_version: .*less than or equal to 2"
-    ):
+    with pytest.raises(MetadataError, match=r"package\.toml: schema_version: .*less than or equal"):
         read_package_meta(path)
