@@ -34,6 +34,7 @@ from pydantic import (
 )
 
 from runtime.errors import MetadataError
+from runtime.images.contract import ImageInput, mismatch
 
 # The newest package.toml schema this box reads. A writer emits the oldest schema that can
 # hold what a package uses (``required_schema_version``), so boxes already deployed, which
@@ -41,7 +42,7 @@ from runtime.errors import MetadataError
 SCHEMA_VERSION = 2
 # Top-level package.toml fields that schema 2 introduced. A feature that adds a field to
 # PackageMeta names it here; a package that sets one must declare schema_version = 2.
-SCHEMA_2_FIELDS: frozenset[str] = frozenset()
+SCHEMA_2_FIELDS: frozenset[str] = frozenset({"images", "labels"})
 NAME_RE = r"^[a-z0-9][a-z0-9._-]{0,62}$"
 # Written by runtime/fleet/install.py into a version directory it stages: such a version
 # serves only when ``<app>/active.json`` names it (see Store.active_version).
@@ -117,6 +118,36 @@ class PackageMeta(_Strict):
     inputs: tuple[TensorSpec, ...] = ()
     outputs: tuple[TensorSpec, ...] = ()
     golden: GoldenSet | None = None
+    images: dict[str, ImageInput] | None = Field(
+        default=None, description="per input name: how a JPEG/PNG becomes that input's tensor"
+    )
+    labels: dict[str, tuple[str, ...]] | None = Field(
+        default=None, description="per output name: the class names along its last axis"
+    )
+
+    @model_validator(mode="after")
+    def _images_and_labels_fit(self) -> PackageMeta:
+        inputs = {s.name: s for s in self.inputs}
+        for name, contract in (self.images or {}).items():
+            spec = inputs.get(name)
+            if spec is None:
+                if inputs:
+                    raise ValueError(f"images.{name}: the package has no input {name!r}")
+                continue  # the model describes its inputs at load; checked there
+            problem = mismatch(name, contract, spec.datatype, spec.shape)
+            if problem:
+                raise ValueError(problem)
+        outputs = {s.name: s for s in self.outputs}
+        for name, names in (self.labels or {}).items():
+            out = outputs.get(name)
+            if out is None and outputs:
+                raise ValueError(f"labels.{name}: the package has no output {name!r}")
+            if out is not None and out.shape and out.shape[-1] not in (-1, len(names)):
+                raise ValueError(
+                    f"labels.{name}: {len(names)} names, but output {name!r} has "
+                    f"{out.shape[-1]} classes ({list(out.shape)})"
+                )
+        return self
 
     @model_validator(mode="after")
     def _fields_match_schema(self) -> PackageMeta:

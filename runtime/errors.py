@@ -44,6 +44,30 @@ class InvalidInput(HeadframeError):
     code = "invalid_input"
 
 
+class InvalidImage(InvalidInput):
+    """A picture that cannot be decoded: truncated, corrupt, or neither JPEG nor PNG (400)."""
+
+    code = "invalid_image"
+
+
+class UnsupportedImage(InvalidImage):
+    """A valid picture of a kind the contract cannot take: CMYK, 16 bits per sample (400)."""
+
+    code = "unsupported_image"
+
+
+class ImageTooLarge(InvalidImage):
+    """A picture whose header claims more pixels than the limit (a decompression bomb) (400)."""
+
+    code = "image_too_large"
+
+
+class NoImageContract(InvalidInput):
+    """Picture bytes for an input whose package declares no image contract (400)."""
+
+    code = "no_image_contract"
+
+
 class ModelNotFound(HeadframeError):
     """No such application or version is served (HTTP 404)."""
 

@@ -28,6 +28,7 @@ from runtime.backends.base import (
 from runtime.catalog import ModelPackage, TensorSpec, Variant
 from runtime.config import ApplicationSettings
 from runtime.errors import HeadframeError, InvalidInput, ModelNotFound, NotReady
+from runtime.images.step import check_contracts, image_step
 from runtime.stats import ServiceStats
 from runtime.tensors import to_kserve_datatype
 from runtime.worker import ModelWorker, WorkerConfig
@@ -132,8 +133,11 @@ def _schema_of(loaded: LoadedModel) -> IOSchema:
     return schema
 
 
-def validate_inputs(app: str, schema: IOSchema, inputs: Mapping[str, np.ndarray]) -> None:
-    """Names, datatypes and shapes (-1 matches any size); InvalidInput says which and why."""
+def validate_inputs(
+    app: str, schema: IOSchema, inputs: Mapping[str, np.ndarray], pictures: Sequence[str] = ()
+) -> None:
+    """Names, datatypes and shapes (-1 matches any size); InvalidInput says which and why.
+    Inputs named in ``pictures`` still hold encoded pictures: only their presence counts."""
     expected = {s.name: s for s in schema.inputs}
     unknown = [n for n in inputs if n not in expected]
     if unknown:
@@ -146,6 +150,8 @@ def validate_inputs(app: str, schema: IOSchema, inputs: Mapping[str, np.ndarray]
             raise InvalidInput(
                 f"{app}: missing input {name!r}; the model takes {_names(schema.inputs)}"
             )
+        if name in pictures:
+            continue
         datatype = to_kserve_datatype(arr.dtype)
         if datatype != spec.datatype:
             raise InvalidInput(
@@ -232,6 +238,7 @@ class InferenceService:
         loaded = await asyncio.to_thread(self._loader, package, pin)
         try:
             schema = _schema_of(loaded)
+            check_contracts(package.meta.images, schema.inputs, package.path / "package.toml")
             info = loaded.backend.info()
             worker = ModelWorker(
                 app, loaded.backend, self._worker_config(app), batchable=_batchable(schema)
@@ -388,7 +395,8 @@ class InferenceService:
             slot = self._serving(app, version)
             if slot.task != "tensor":
                 raise InvalidInput(f"{app} is a text application; use the OpenAI API")
-            validate_inputs(app, slot.schema, inputs)
+            step = image_step(app, slot.package.meta.images, slot.schema.inputs, inputs)
+            validate_inputs(app, slot.schema, inputs, step.names if step else ())
             if outputs is not None:
                 known = {s.name for s in slot.schema.outputs}
                 for name in outputs:
@@ -397,7 +405,7 @@ class InferenceService:
                             f"{app}: unknown output {name!r}; the model gives "
                             f"{_names(slot.schema.outputs)}"
                         )
-            result = await slot.worker.infer(inputs)
+            result = await slot.worker.infer(inputs, prepare=step)
             if outputs is not None:
                 result = {n: result[n] for n in outputs}
             return result

@@ -25,6 +25,7 @@ from runtime.loop_threads import LoopThreads
 log = logging.getLogger(__name__)
 
 _END = object()
+Prepare = Callable[[Mapping[str, np.ndarray]], dict[str, np.ndarray]]
 
 
 @dataclass(frozen=True)
@@ -94,20 +95,46 @@ class ModelWorker:
         if self._inflight == 0:
             self._idle.set()
 
-    async def infer(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Run one validated request on a worker thread. Busy when the queue is full."""
+    async def infer(
+        self, inputs: Mapping[str, np.ndarray], prepare: Prepare | None = None
+    ) -> dict[str, np.ndarray]:
+        """Run one validated request on a worker thread. Busy when the queue is full.
+
+        ``prepare`` (decoding pictures) runs on the worker thread too, before the backend,
+        and inside the same admission: its errors reach the caller as they are."""
         self._admit()
         if self._queue is not None:
             fut: asyncio.Future[dict[str, np.ndarray]] = self._loop.create_future()
             fut.add_done_callback(self._release)
-            self._queue.put_nowait(_Pending(inputs, fut))
+            if prepare is None:
+                self._queue.put_nowait(_Pending(inputs, fut))
+            else:  # batches group by shape, so the pictures are decoded before queueing
+                ready = self._threads.run(prepare, inputs)
+                ready.add_done_callback(lambda r: self._enqueue_prepared(r, fut))
         else:
-            fut = self._threads.run(self._run, inputs)
+            fut = self._threads.run(self._run, inputs, prepare)
             fut.add_done_callback(self._release)
         # shield: a caller that gives up must not free the slot while the thread still runs.
         return await asyncio.shield(fut)
 
-    def _run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def _enqueue_prepared(
+        self, ready: asyncio.Future[dict[str, np.ndarray]], fut: asyncio.Future[Any]
+    ) -> None:
+        if fut.done():
+            return
+        if ready.cancelled():
+            fut.cancel()
+        elif (error := ready.exception()) is not None:
+            fut.set_exception(error)
+        else:
+            assert self._queue is not None
+            self._queue.put_nowait(_Pending(ready.result(), fut))
+
+    def _run(
+        self, inputs: Mapping[str, np.ndarray], prepare: Prepare | None = None
+    ) -> dict[str, np.ndarray]:
+        if prepare is not None:
+            inputs = prepare(inputs)
         try:
             return self.backend.infer(inputs)
         except Exception as e:

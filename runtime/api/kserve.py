@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from runtime import __version__
 from runtime.api.errors import error_parts
 from runtime.api.guard import ASGIApp, Receive, Scope, Send
+from runtime.codecs.images import is_picture, media_type, picture_request
 from runtime.codecs.kserve import HEADER_LENGTH, decode_infer_request, encode_infer_response
 from runtime.errors import HeadframeError, InvalidInput, ModelNotFound
 from runtime.service import InferenceService, ModelSlot
@@ -64,6 +65,9 @@ INFER_REQUEST_SCHEMA: dict[str, Any] = {
                 }
             },
             "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+            # One picture as the whole body, for models with an [images] contract.
+            "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
+            "image/png": {"schema": {"type": "string", "format": "binary"}},
         },
     }
 }
@@ -73,17 +77,20 @@ def model_metadata(slot: ModelSlot) -> dict[str, Any]:
     def spec(s: Any) -> dict[str, Any]:
         return {"name": s.name, "datatype": s.datatype, "shape": list(s.shape)}
 
+    parameters: dict[str, Any] = {
+        "variant": slot.variant.id,
+        "backend": slot.backend_info.backend,
+        "device": slot.backend_info.device,
+    }
+    if slot.package.meta.images:  # inputs that also take JPEG/PNG as BYTES, and how
+        parameters["images"] = {n: c.model_dump() for n, c in slot.package.meta.images.items()}
     return {
         "name": slot.app,
         "versions": [slot.package.version],
         "platform": PLATFORMS.get(slot.backend_info.backend, slot.backend_info.backend),
         "inputs": [spec(s) for s in slot.schema.inputs],
         "outputs": [spec(s) for s in slot.schema.outputs],
-        "parameters": {
-            "variant": slot.variant.id,
-            "backend": slot.backend_info.backend,
-            "device": slot.backend_info.device,
-        },
+        "parameters": parameters,
     }
 
 
@@ -113,12 +120,17 @@ async def run_infer(
     version: str | None,
     body: bytes,
     header_length: int | None,
+    content_type: str | None = None,
 ) -> tuple[bytes, int | None]:
-    """Decode, infer, encode: (response body, Inference-Header-Content-Length or None)."""
+    """Decode, infer, encode: (response body, Inference-Header-Content-Length or None).
+    A ``content_type`` of image/jpeg or image/png makes the body one picture."""
     start = time.perf_counter()
     slot = served(service, model, version)  # unknown model or version: 404 before decoding
     try:
-        req = decode_infer_request(body, header_length)
+        if is_picture(content_type):
+            req = picture_request(model, slot.package.meta, media_type(content_type), body)
+        else:
+            req = decode_infer_request(body, header_length)
     except InvalidInput:
         service.stats.record(model, "kserve", "invalid_input", time.perf_counter() - start)
         raise
@@ -132,6 +144,7 @@ async def run_infer(
         request_id=req.id,
         requested=req.outputs,
         binary_default=req.binary_output,
+        labels=slot.package.meta.labels,
     )
 
 
@@ -183,7 +196,12 @@ def router(service: InferenceService) -> APIRouter:
 
     async def infer(model: str, version: str | None, request: Request) -> Response:
         payload, header_length = await run_infer(
-            service, model, version, await request.body(), _header_length(request)
+            service,
+            model,
+            version,
+            await request.body(),
+            _header_length(request),
+            request.headers.get("content-type"),
         )
         return _response(payload, header_length)
 
@@ -236,13 +254,18 @@ class InferFastPath:
             chunks.append(message.get("body", b""))
             if not message.get("more_body"):
                 break
-        raw_length = next((v for k, v in scope["headers"] if k == HEADER_LENGTH_B), None)
+        raw_length = raw_type = None
+        for k, v in scope["headers"]:
+            if k == HEADER_LENGTH_B:
+                raw_length = v
+            elif k == b"content-type":
+                raw_type = v.decode("latin-1")
         try:
             header_length = _parse_header_length(
                 None if raw_length is None else raw_length.decode("latin-1")
             )
             payload, header_length = await run_infer(
-                self.service, model, version, b"".join(chunks), header_length
+                self.service, model, version, b"".join(chunks), header_length, raw_type
             )
         except HeadframeError as e:
             status, extra, doc = error_parts(scope["path"], e)

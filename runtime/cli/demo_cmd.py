@@ -47,3 +47,19 @@ def build(
             for v in sorted(p.variants, key=lambda v: -v.meta.bytes)
         ]
         print_table(["VARIANT", "FORMAT", "PRECISION", "BYTES", "ACCURACY", "LATENCY"], rows)
+
+
+@demo_app.command("pictures")
+def pictures(
+    directory: Path = typer.Argument(Path("."), help="Where to write the pictures."),
+    seed: int = typer.Option(0, "--seed", help="Same seed, same pictures."),
+) -> None:
+    """Write the demo's pictures: digit-0.png ... digit-9.jpg rendered from the held-out
+    digits, and digit.png (a 7), for curl and mosquitto_pub (see the README)."""
+    from runtime.demo.pictures import write_pictures
+
+    try:
+        written = write_pictures(directory, seed=seed)
+    except (OSError, ImportError) as e:
+        raise fail(f"{directory}: cannot write the pictures: {e}") from e
+    typer.echo(f"{len(written)} pictures in {directory} (digit.png is a 7)")

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from runtime.codecs.classification import top_k
 from runtime.errors import InvalidInput
 from runtime.tensors import element_size, numpy_dtype, to_kserve_datatype
 
@@ -31,10 +32,12 @@ MAX_ELEMENTS = 2**32
 
 @dataclass(frozen=True)
 class RequestedOutput:
-    """An output the client asked for; ``binary_data`` None means "use the request default"."""
+    """An output the client asked for; ``binary_data`` None means "use the request default";
+    ``classification`` k asks for the top k with names (runtime.codecs.classification)."""
 
     name: str
     binary_data: bool | None = None
+    classification: int | None = None
 
 
 @dataclass
@@ -259,9 +262,11 @@ def _requested_outputs(raw: Any) -> list[RequestedOutput] | None:
         oparams = spec.get("parameters") or {}
         if not isinstance(oparams, dict):
             raise _fail(f"outputs[{i}]: 'parameters' must be an object")
-        out.append(
-            RequestedOutput(spec["name"], _bool_param(oparams, "binary_data", f"outputs[{i}]"))
-        )
+        k = oparams.get("classification")
+        if k is not None and (not isinstance(k, int) or isinstance(k, bool) or k < 1):
+            raise _fail(f"outputs[{i}]: parameter 'classification' must be a positive integer")
+        binary = _bool_param(oparams, "binary_data", f"outputs[{i}]")
+        out.append(RequestedOutput(spec["name"], binary, k))
     return out
 
 
@@ -294,13 +299,16 @@ def encode_infer_response(
     requested: Sequence[RequestedOutput] | None = None,
     binary_default: bool = False,
     parameters: Mapping[str, Any] | None = None,
+    labels: Mapping[str, Sequence[str]] | None = None,
 ) -> tuple[bytes, int | None]:
     """Encode a v2 response. Returns (body, header_length): header_length is None for plain
     JSON, else the JSON header's size for the Inference-Header-Content-Length header.
 
     Outputs are sent in ``requested`` order (all of ``outputs`` when None); each is binary
-    when its ``binary_data`` says so, else when ``binary_default`` does."""
+    when its ``binary_data`` says so, else when ``binary_default`` does; one asked for with
+    ``classification`` k is its top k, named from ``labels`` (the package's label lists)."""
     wanted = {o.name: o.binary_data for o in requested} if requested else None
+    ranks = {o.name: o.classification for o in requested or () if o.classification}
     names = list(wanted) if wanted is not None else list(outputs)
     doc: dict[str, Any] = {"model_name": model_name}
     if model_version is not None:
@@ -313,6 +321,8 @@ def encode_infer_response(
     blobs: list[bytes] = []
     for name in names:
         arr = np.asarray(outputs[name])
+        if name in ranks:
+            arr = top_k(name, arr, ranks[name], (labels or {}).get(name))
         datatype = to_kserve_datatype(arr.dtype)
         spec: dict[str, Any] = {"name": name, "datatype": datatype, "shape": list(arr.shape)}
         flag = wanted.get(name) if wanted is not None else None

@@ -26,7 +26,7 @@ from runtime.catalog import (
     TensorSpec,
     VariantMeta,
 )
-from runtime.demo import export_onnx, export_openvino, measure, quantize
+from runtime.demo import export_onnx, export_openvino, measure, pictures, quantize
 from runtime.demo.data import N_CLASSES, N_FEATURES, DigitsSplit, load_split
 from runtime.demo.prune import prune_and_fine_tune
 from runtime.demo.train import layers, train_base
@@ -208,11 +208,13 @@ def build_package_tree(package_dir: Path, seed: int = 0) -> None:
     write_golden(package_dir / GOLDEN_FILE, split.test_pixels, split.test_labels)
     meta = PackageMeta.model_validate(
         {
+            "schema_version": 2,  # for the picture contract and the labels
             "application": APP,
             "version": VERSION,
             "task": "tensor",
-            "description": "Reads the digit stamped on a part: 8x8 grey image (0..16) in, "
-            "class probabilities out. Demo model trained on scikit-learn's digits.",
+            "description": "Reads the digit stamped on a part: 8x8 grey image (0..16) or a "
+            "PNG/JPEG picture in, class probabilities out. Demo model trained on "
+            "scikit-learn's digits.",
             "lineage": Lineage(
                 foundation="digits-mlp-base", sector="manufacturing", application=APP
             ),
@@ -225,6 +227,9 @@ def build_package_tree(package_dir: Path, seed: int = 0) -> None:
                 sha256=sha256_file(package_dir / GOLDEN_FILE),
                 samples=len(split.test_labels),
             ),
+            # Pictures in (runtime/demo/pictures.py renders them) and the top-k by name.
+            "images": {"pixels": pictures.IMAGE_CONTRACT},
+            "labels": {"probabilities": pictures.LABELS},
         }
     )
     write_package_meta(meta, package_dir)
@@ -238,9 +243,14 @@ def build_demo_catalog(
     store = Store(Path(store_dir))
     if not force and VERSION in store.versions(APP):
         try:
-            return [store.load(APP, VERSION)]
+            package = store.load(APP, VERSION)
         except MetadataError as e:
             log.warning("demo package in the store is invalid, rebuilding: %s", e)
+            force = True
+        else:
+            if package.meta.images:
+                return [package]
+            log.warning("demo package in the store predates its picture contract, rebuilding")
             force = True
     with staging_dir(store) as staged:
         build_package_tree(staged, seed)

@@ -214,7 +214,9 @@ class RepoWriter:
         channels[channel] = rollout
         for target_path, local, custom in files:
             self._add_target(target_path, local, custom)
-        pmeta = package.meta.model_dump(mode="json", exclude_none=True)
+        # The picture contract holds floats (scale, mean, std), which canonical JSON cannot;
+        # the box needs it only from package.toml itself, a target signed by its hash.
+        pmeta = package.meta.model_dump(mode="json", exclude_none=True, exclude={"images"})
         self._add_target(
             f"{prefix}/package.toml",
             package.path / "package.toml",

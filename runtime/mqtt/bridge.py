@@ -57,6 +57,7 @@ class Job:
     received: float
     expires_at: float | None
     key: bytes | None = None
+    content_type: str | None = None  # MQTT v5 Content Type: image/jpeg|png means a picture
     done: bool = False
     replies: list[tuple[str, bytes, dict[str, Any]]] = field(default_factory=list)
 
@@ -250,6 +251,7 @@ class MqttBridge:
         raw_reply = getattr(props, "ResponseTopic", None) if props is not None else None
         correlation = getattr(props, "CorrelationData", None) if props is not None else None
         expiry = getattr(props, "MessageExpiryInterval", None) if props is not None else None
+        content_type = getattr(props, "ContentType", None) if props is not None else None
         now = time.monotonic()
         default_reply = (
             self.topics.result(route.name)
@@ -265,6 +267,7 @@ class MqttBridge:
             qos=msg.qos,
             received=now,
             expires_at=now + expiry if expiry else None,
+            content_type=content_type,
         )
         if raw_reply is not None:
             try:

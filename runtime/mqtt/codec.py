@@ -1,8 +1,9 @@
 """MQTT payloads: the checks every request passes, and the reply envelope.
 
 Requests reuse the HTTP codecs (runtime.codecs.kserve for tensors, runtime.codecs.openai
-for chat; MQTT carries JSON only). Before those run, a payload must be non-empty, within
-the size limit, UTF-8, JSON, an object, and nested no deeper than the limit. Every reply
+for chat, runtime.codecs.images for a picture sent with an image/* Content Type). Before
+those run, a JSON payload must be non-empty, within the size limit, UTF-8, JSON, an object,
+and nested no deeper than the limit; a picture only within the size limit. Every reply
 is ``{"status": "ok", "data": ...}`` or ``{"status": "error", "error": {"code", "message"}}``.
 """
 
@@ -33,12 +34,17 @@ def depth_exceeds(doc: Any, limit: int) -> bool:
     return False
 
 
+def check_size(payload: bytes, *, max_bytes: int) -> None:
+    """The size limit, for every payload (a picture's too: it is not JSON)."""
+    if len(payload) > max_bytes:
+        raise PayloadTooLarge(f"payload of {len(payload)} bytes is over the {max_bytes}-byte limit")
+
+
 def _check_bytes(payload: bytes, max_bytes: int) -> None:
     """Empty, size and UTF-8: the checks every payload gets before any parse."""
     if not payload:
         raise InvalidInput("empty payload: send a JSON object")
-    if len(payload) > max_bytes:
-        raise PayloadTooLarge(f"payload of {len(payload)} bytes is over the {max_bytes}-byte limit")
+    check_size(payload, max_bytes=max_bytes)
     try:
         payload.decode("utf-8")
     except UnicodeDecodeError as e:

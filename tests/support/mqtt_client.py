@@ -100,6 +100,7 @@ class Requester:
         reply_topic: str | bool | None = True,
         expiry: int | None = None,
         retain: bool = False,
+        content_type: str | None = None,
     ) -> paho.MQTTMessageInfo:
         if isinstance(payload, dict):
             payload = json.dumps(payload)
@@ -112,6 +113,8 @@ class Requester:
             props.CorrelationData = correlation
         if expiry is not None:
             props.MessageExpiryInterval = expiry
+        if content_type is not None:
+            props.ContentType = content_type
         # Not under self.lock: paho calls on_publish holding its own lock.
         info = self.client.publish(topic, payload, qos=qos, retain=retain, properties=props)
         if correlation is not None and qos > 0:
