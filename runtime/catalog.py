@@ -40,11 +40,13 @@ from runtime.errors import MetadataError
 SCHEMA_VERSION = 2
 # Top-level package.toml fields that schema 2 introduced. A feature that adds a field to
 # PackageMeta names it here; a package that sets one must declare schema_version = 2.
-SCHEMA_2_FIELDS: frozenset[str] = frozenset()
+SCHEMA_2_FIELDS: frozenset[str] = frozenset({"embedding_truncation"})
+# Task values that schema 2 introduced: a schema-1 reader would refuse them.
+SCHEMA_2_TASKS: frozenset[str] = frozenset({"embedding"})
 NAME_RE = r"^[a-z0-9][a-z0-9._-]{0,62}$"
 VERSION_RE = r"^[0-9]+(\.[0-9]+){0,2}([.+-][0-9A-Za-z.-]+)?$"
 Format = Literal["onnx", "openvino", "gguf"]
-Task = Literal["tensor", "text"]
+Task = Literal["tensor", "text", "embedding"]
 DeviceClass = Literal["cpu", "gpu", "npu"]
 # KServe v2 datatype names, the one vocabulary of tensor types across the project.
 Datatype = Literal[
@@ -106,12 +108,18 @@ class PackageMeta(_Strict):
     inputs: tuple[TensorSpec, ...] = ()
     outputs: tuple[TensorSpec, ...] = ()
     golden: GoldenSet | None = None
+    embedding_truncation: bool | None = Field(
+        default=None,
+        description="embedding models: vectors may be cut to fewer dimensions (Matryoshka)",
+    )
 
     @model_validator(mode="after")
     def _fields_match_schema(self) -> PackageMeta:
         needed = required_schema_version(self)
         if self.schema_version < needed:
             used = sorted(f for f in SCHEMA_2_FIELDS if getattr(self, f, None) is not None)
+            if self.task in SCHEMA_2_TASKS:
+                used.append(f"task = {self.task!r}")
             raise ValueError(
                 f"{', '.join(used)} need schema_version = {needed}, "
                 f"the file says {self.schema_version}"
@@ -120,9 +128,10 @@ class PackageMeta(_Strict):
 
 
 def required_schema_version(meta: BaseModel) -> int:
-    """The oldest schema that holds every field ``meta`` sets (None means unset)."""
+    """The oldest schema that holds every field ``meta`` sets (None means unset) and its
+    task (a schema-2 task such as "embedding")."""
     uses_2 = any(getattr(meta, f, None) not in (None, (), {}) for f in SCHEMA_2_FIELDS)
-    return 2 if uses_2 else 1
+    return 2 if uses_2 or getattr(meta, "task", None) in SCHEMA_2_TASKS else 1
 
 
 class FileEntry(_Strict):

@@ -357,7 +357,7 @@ class InferenceService:
         status = "ok"
         try:
             slot = self._serving(app, version)
-            if slot.task != "tensor":
+            if slot.task == "text":  # tensor and embedding applications take tensors
                 raise InvalidInput(f"{app} is a text application; use the OpenAI API")
             validate_inputs(app, slot.schema, inputs)
             if outputs is not None:
@@ -392,7 +392,7 @@ class InferenceService:
         try:
             slot = self._serving(app, None)
             if slot.task != "text":
-                raise InvalidInput(f"{app} is a tensor application; use the KServe v2 API")
+                raise InvalidInput(f"{app} is a {slot.task} application; it does not generate text")
             async for chunk in slot.worker.generate(request):
                 chunks += 1
                 tokens = max(tokens, chunk.completion_tokens)
