@@ -112,3 +112,23 @@ def test_unknown_model_is_a_404(client: openai.OpenAI) -> None:
 
 def test_models_list_names_the_embedding_applications(client: openai.OpenAI) -> None:
     assert {m.id for m in client.models.list()} == {"assistant", "gguf-embedder", "encoder"}
+
+
+def test_a_bad_text_in_a_micro_batch_fails_only_its_own_request(client: openai.OpenAI) -> None:
+    too_long = " ".join(["belt"] * 40)
+    bodies = ["belt fault", too_long, "pump high", too_long, "valve ok"]
+
+    def one(text: str) -> object:
+        try:
+            return _vectors(client, "encoder", text, encoding_format="float")
+        except openai.BadRequestError as e:
+            return e
+
+    for _ in range(3):  # arriving together, they share batches on the worker
+        with concurrent.futures.ThreadPoolExecutor(len(bodies)) as pool:
+            results = list(pool.map(one, bodies))
+        for text, res in zip(bodies, results, strict=True):
+            if text == too_long:
+                assert isinstance(res, openai.BadRequestError)
+            else:
+                assert isinstance(res, np.ndarray) and res.shape[0] == 1
