@@ -392,7 +392,7 @@ class InferenceService:
         try:
             slot = self._serving(app, None)
             if slot.task != "text":
-                raise InvalidInput(f"{app} is a {slot.task} application; it does not generate text")
+                raise InvalidInput(f"{app} is not a text application (its task is {slot.task})")
             async for chunk in slot.worker.generate(request):
                 chunks += 1
                 tokens = max(tokens, chunk.completion_tokens)

@@ -137,6 +137,7 @@ def plan(tools: Sequence[Any] | None, choice: Any) -> ToolPlan | None:
     if choice is None or choice == "auto":
         mode, chosen = "auto", functions
     elif choice == "none":
+        _grammar(functions, functions, "required")  # bad parameters are a 400 all the same
         return ToolPlan("none", functions, None)
     elif choice == "required":
         mode, chosen = "required", functions

@@ -118,7 +118,7 @@ def agent_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     packages = [
         write_text_package(store, variants=(("tiny-f32", "tiny", "f32"),)),
         write_gguf_embedding_package(store),
-        write_onnx_encoder_package(store),
+        write_onnx_encoder_package(store, max_tokens=32),
     ]
     state = tmp_path_factory.mktemp("agent-state")
     settings = Settings(paths={"state_dir": state / "state", "cache_dir": state / "cache"})

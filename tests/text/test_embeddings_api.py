@@ -84,7 +84,7 @@ def test_dimensions_truncate_only_when_the_package_allows(client: openai.OpenAI)
         ({"model": "encoder", "input": [""]}, r"input\[0\]: empty"),
         ({"model": "encoder", "input": [[1, 2, 3]]}, "token arrays"),
         ({"model": "encoder", "input": "x", "encoding_format": "int8"}, "encoding_format"),
-        ({"model": "encoder", "input": " ".join(["belt"] * 40)}, "model reads at most 16"),
+        ({"model": "encoder", "input": " ".join(["belt"] * 40)}, "model reads at most 32"),
         ({"model": "assistant", "input": "x"}, "not an embedding"),
     ],
 )
