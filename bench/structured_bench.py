@@ -13,6 +13,11 @@ rounds after a warm-up; medians, each beside the load average:
               headframe opens it (embedding mode, llama.cpp mean pooling) (baseline)
   headframe   LlamaBackend.embed on the same batch of texts
               -> embeddings/s ratio. Target: at least 0.95x.
+  engines     the grammar engines alone, replaying one schema-constrained token sequence:
+              llama.cpp's grammar sampler (apply over the whole vocabulary + accept, what
+              headframe runs) against llguidance (mask + consume), when llguidance is
+              installed (``pip install llguidance``; not a headframe dependency)
+              -> microseconds per token of each.
 
     .venv/bin/python bench/structured_bench.py --size base --tokens 256 --rounds 7
 """
@@ -111,6 +116,57 @@ def embeddings_headframe(backend: Any) -> Callable[[], float]:
     return run
 
 
+def engine_costs(backend: Any, grammar: str, tokens: int) -> dict[str, float]:
+    """Median microseconds per token of each grammar engine on one recorded sequence."""
+    import ctypes
+
+    import llama_cpp
+    import numpy as np
+
+    llm = backend._llm
+    vocab = llm._model.vocab
+    n = llama_cpp.llama_vocab_n_tokens(vocab)
+    llm.set_seed(1)
+    ids: list[int] = []
+    prompt = llm.tokenize(PROMPT.encode(), add_bos=True)
+    for t in llm.generate(prompt, temp=0.8, top_p=0.95, grammar=backend._grammar(grammar)):
+        if backend._is_eog(t) or len(ids) >= tokens:
+            break
+        ids.append(t)
+    data = (llama_cpp.llama_token_data * n)()
+    sampler = llama_cpp.llama_sampler_init_grammar(vocab, grammar.encode(), b"root")
+    llama_us = []
+    for tok in ids:
+        for i in range(n):
+            data[i].id, data[i].logit, data[i].p = i, 0.0, 0.0
+        start = time.perf_counter()
+        arr = llama_cpp.llama_token_data_array(data=data, size=n, selected=-1, sorted=False)
+        llama_cpp.llama_sampler_apply(sampler, ctypes.byref(arr))
+        llama_cpp.llama_sampler_accept(sampler, tok)
+        llama_us.append((time.perf_counter() - start) * 1e6)
+    llama_cpp.llama_sampler_free(sampler)
+    out = {"vocab": float(n), "tokens": float(len(ids)), "llama_cpp_us": float(np.median(llama_us))}
+    try:
+        import llguidance
+        from llguidance.llamacpp import lltokenizer_from_vocab
+        from llguidance.numpy import allocate_token_bitmask, fill_next_token_bitmask
+    except ImportError:
+        return out
+    matcher = llguidance.LLMatcher(
+        lltokenizer_from_vocab(vocab), llguidance.grammar_from("gbnf", grammar)
+    )
+    mask = allocate_token_bitmask(1, n)
+    llg_us = []
+    for tok in ids:
+        start = time.perf_counter()
+        fill_next_token_bitmask(matcher, mask)
+        if not matcher.consume_token(tok):
+            raise RuntimeError(f"llguidance refused token {tok}: {matcher.get_error()}")
+        llg_us.append((time.perf_counter() - start) * 1e6)
+    out["llguidance_us"] = float(np.median(llg_us))
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--size", default="base", choices=["tiny", "small", "base"])
@@ -184,6 +240,12 @@ def main() -> None:
     )
     print(f"embeddings/s  llama-cpp-python {llama_eps:8.1f}  headframe {hf_eps:8.1f}  "
           f"ratio {hf_eps / llama_eps:.3f}  ({len(TEXTS)} texts a call)  {la}")  # fmt: skip
+    engines = engine_costs(gen, grammar, args.tokens)
+    figures |= {f"engine_{k}": v for k, v in engines.items()}
+    llg = engines.get("llguidance_us")
+    llg_text = f"llguidance {llg:8.1f}" if llg is not None else "llguidance not installed"
+    print(f"engine us/tok llama.cpp grammar {engines['llama_cpp_us']:8.1f}  {llg_text}  "
+          f"(vocab {engines['vocab']:.0f}, {engines['tokens']:.0f} tokens)  {la}")  # fmt: skip
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))
     gen.unload()
