@@ -8,8 +8,10 @@ functions and the arguments validate against that function's ``parameters``.
 - ``none`` (or no tools): free text, no grammar.
 - ``required``: exactly one call to any offered function.
 - a named function: one call to that function.
-- ``auto``: a call or free text; text may not start with ``{`` (that starts a call), so
-  the first character decides, and a stream can forward text at once.
+- ``auto``: a call or free text. A call is the JSON object, or the same wrapped in
+  ``<tool_call>...</tool_call>`` as Hermes/Qwen-style chat templates teach their models;
+  text may start with neither ``{`` nor ``<t``, so the first characters decide and a stream
+  forwards text at once.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from runtime.structured.schema_grammar import GrammarBuilder, literal
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 MAX_TOOLS = 128
+OPEN_TAG, CLOSE_TAG = "<tool_call>", "</tool_call>"
 Mode = Literal["none", "auto", "required"]
 
 # What a model whose chat template knows nothing of tools is told (a system message).
@@ -68,12 +71,16 @@ class ToolPlan:
             return True
         if self.mode == "none":
             return False
-        return text.lstrip()[:1] in ("", "{")
+        head = text.lstrip()
+        return head[:1] in ("", "{") or head.startswith(OPEN_TAG) or OPEN_TAG.startswith(head)
 
     def parse(self, text: str) -> dict[str, Any] | None:
         """The OpenAI ``tool_calls`` item for a complete call, or None when ``text`` is not one."""
         if self.mode == "none":
             return None
+        text = text.strip()
+        if text.startswith(OPEN_TAG) and text.endswith(CLOSE_TAG):
+            text = text[len(OPEN_TAG) : -len(CLOSE_TAG)]
         try:
             doc = json.loads(text)
         except ValueError:
@@ -162,7 +169,9 @@ def _grammar(chosen: Sequence[Function], functions: Sequence[Function], mode: Mo
         calls.append(b.rule("call", f'{head} {args} "}}"'))
     root = " | ".join(calls)
     if mode == "auto":
-        # free text: anything that does not open with "{"; NUL never appears in text
-        text = b.rule("text", r"[^{\x00] [^\x00]*")
-        root = f"{root} | {text}"
+        call = b.rule("calls", root)
+        tagged = f'{literal(OPEN_TAG)} "\\n"? {call} "\\n"? {literal(CLOSE_TAG)}'
+        # free text opens with neither "{" nor "<t" (those start a call); no NUL in text
+        text = b.rule("text", r'[^{<\x00] [^\x00]* | "<" ([^t\x00] [^\x00]*)?')
+        root = f"{call} | {tagged} | {text}"
     return b.render(root)

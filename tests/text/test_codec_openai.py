@@ -154,3 +154,17 @@ def test_a_call_cut_by_max_tokens_comes_back_as_text() -> None:
     whole = body.response([GenerationChunk('{"name":"stop_line","arguments":{"line":""}}', "stop")])
     assert whole["choices"][0]["message"]["content"] is None
     assert whole["choices"][0]["finish_reason"] == "tool_calls"
+
+
+def test_auto_takes_a_call_wrapped_in_tool_call_tags_and_forwards_other_markup() -> None:
+    enc = StreamEncoder("chat", "a", tools=_tool_plan())  # type: ignore[arg-type]
+    pieces = ["<tool", '_call>\n{"name":"stop_line",', '"arguments":{"line":"2"}}\n</tool_call>']
+    assert [enc.encode(GenerationChunk(p, None, 3, i)) for i, p in enumerate(pieces)] == [[]] * 3
+    *_, delta, finish = enc.encode(GenerationChunk("", "stop", 3, 4))
+    call = delta["choices"][0]["delta"]["tool_calls"][0]
+    assert json.loads(call["function"]["arguments"]) == {"line": "2"}
+    assert finish["choices"][0]["finish_reason"] == "tool_calls"
+    html = StreamEncoder("chat", "a", tools=_tool_plan())  # type: ignore[arg-type]
+    assert html.encode(GenerationChunk("<b>belt", None, 3, 1))[0]["choices"][0]["delta"] == {
+        "content": "<b>belt"
+    }
