@@ -31,11 +31,20 @@ honour (``pattern``, ``format``, ``multipleOf``, ``oneOf``, ``not``, ``patternPr
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping
 from typing import Any
 
 from runtime.errors import InvalidInput
+from runtime.structured.gbnf import INT_DIGITS, integer_range, json_literal, literal, repeat
+from runtime.structured.keywords import (
+    ANNOTATIONS,
+    SUPPORTED,
+    TYPES,
+    count,
+    integer_bounds,
+    json_type,
+    pointer,
+)
 
 MAX_DEPTH = 12
 MAX_STRING = 512
@@ -44,7 +53,6 @@ MAX_PROPERTIES = 128
 MAX_ENUM = 256
 MAX_RULES = 2048
 MAX_GRAMMAR_BYTES = 512 * 1024
-INT_DIGITS = 18
 FRAC_DIGITS = 15
 # Values a schema leaves open ({"type": "object"}, json_object) are bounded too, so that
 # what a model writes always ends: nesting, entries per container, string lengths.
@@ -52,23 +60,6 @@ GENERIC_DEPTH = 2
 GENERIC_ITEMS = 8
 GENERIC_STRING = 64
 GENERIC_KEY = 32
-
-# Keywords that never change which values are valid.
-ANNOTATIONS = frozenset(
-    {
-        "title", "description", "default", "examples", "$schema", "$id", "$comment",
-        "deprecated", "readOnly", "writeOnly", "$anchor", "$defs", "definitions",
-    }
-)  # fmt: skip
-SUPPORTED = frozenset(
-    {
-        "type", "properties", "required", "additionalProperties", "items", "minItems",
-        "maxItems", "minLength", "maxLength", "minimum", "maximum", "exclusiveMinimum",
-        "exclusiveMaximum", "enum", "const", "anyOf", "allOf", "$ref", "nullable",
-        "uniqueItems",
-    }
-)  # fmt: skip
-TYPES = ("null", "boolean", "integer", "number", "string", "array", "object")
 
 # Fixed rules every grammar may use. ``char`` is one JSON string character: anything but a
 # quote, a backslash or a control character, or an escape (no escaped surrogates, whose
@@ -87,95 +78,6 @@ _BASE_RULES = {
 
 class _TooDeep(Exception):
     """Raised past MAX_DEPTH; caught where a branch may be left out."""
-
-
-def literal(text: str) -> str:
-    """``text`` as a GBNF string literal (ASCII only, everything else escaped)."""
-    out = []
-    for ch in text:
-        o = ord(ch)
-        if ch in '"\\':
-            out.append("\\" + ch)
-        elif 0x20 <= o < 0x7F:
-            out.append(ch)
-        elif o <= 0xFFFF:
-            out.append(f"\\u{o:04X}")
-        else:
-            out.append(f"\\U{o:08X}")
-    return '"' + "".join(out) + '"'
-
-
-def json_literal(value: Any) -> str:
-    """A JSON value's compact text as a GBNF literal (non-ASCII as \\u escapes)."""
-    return literal(json.dumps(value, ensure_ascii=True, separators=(",", ":")))
-
-
-def _paren(expr: str) -> str:
-    return f"({expr})" if "|" in expr or " " in expr.strip() else expr
-
-
-def _repeat(expr: str, lo: int, hi: int | None) -> str:
-    e = _paren(expr)
-    if hi is None:
-        return f"{e}*" if lo == 0 else (f"{e}+" if lo == 1 else f"{e}{{{lo},}}")
-    if hi == lo:
-        return e if lo == 1 else f"{e}{{{lo}}}"
-    if (lo, hi) == (0, 1):
-        return f"{e}?"
-    return f"{e}{{{lo},{hi}}}"
-
-
-def digits_range(a: str, b: str) -> str:
-    """GBNF for every digit string of length len(a) from ``a`` to ``b`` (inclusive)."""
-    if a == b:
-        return f'"{a}"'
-    if len(a) == 1:
-        return f"[{a}-{b}]"
-    if a[0] == b[0]:
-        return f'"{a[0]}" {_paren(digits_range(a[1:], b[1:]))}'
-    n = len(a) - 1
-    alts = []
-    lo, hi = int(a[0]), int(b[0])
-    if a[1:] != "0" * n:
-        alts.append(f'"{a[0]}" {_paren(digits_range(a[1:], "9" * n))}')
-        lo += 1
-    tail = None
-    if b[1:] != "9" * n:
-        tail = f'"{b[0]}" {_paren(digits_range("0" * n, b[1:]))}'
-        hi -= 1
-    if lo <= hi:
-        first = f"[{lo}-{hi}]" if lo != hi else f'"{lo}"'
-        alts.append(f"{first} {_repeat('[0-9]', n, n)}")
-    if tail:
-        alts.append(tail)
-    return " | ".join(alts)
-
-
-def nonneg_range(lo: int, hi: int | None) -> str:
-    """GBNF for the integers lo..hi (hi None: no upper bound but INT_DIGITS), lo >= 0."""
-    alts = []
-    top = len(str(hi)) if hi is not None else max(len(str(lo)), INT_DIGITS)
-    for n in range(len(str(lo)), top + 1):
-        a = max(lo, 10 ** (n - 1) if n > 1 else 0)
-        b = 10**n - 1 if hi is None else min(hi, 10**n - 1)
-        if a > b:
-            continue
-        if hi is None and a == 10 ** (n - 1) and n > 1:
-            # every longer number too, in one alternative
-            alts.append(f"[1-9] {_repeat('[0-9]', n - 1, top - 1)}")
-            break
-        alts.append(_paren(digits_range(str(a), str(b))))
-    return " | ".join(alts)
-
-
-def integer_range(lo: int | None, hi: int | None) -> str:
-    """GBNF for the integers in [lo, hi]; None is unbounded on that side."""
-    if lo is not None and lo >= 0:
-        return nonneg_range(lo, hi)
-    if hi is not None and hi < 0:
-        return f'"-" ({nonneg_range(-hi, None if lo is None else -lo)})'
-    neg = f'"-" ({nonneg_range(1, None if lo is None else -lo)})'
-    return f"{neg} | {nonneg_range(0, hi)}"
 
 
 class GrammarBuilder:
@@ -331,8 +233,8 @@ class GrammarBuilder:
             raise self._error(path, f"enum: at most {MAX_ENUM} values")
         if "enum" in s and "const" in s:
             values = [v for v in values if v == s["const"]]
-        kept = [v for v in values if "any" in types or _json_type(v) in types]
-        kept += [v for v in values if "number" in types and _json_type(v) == "integer"]
+        kept = [v for v in values if "any" in types or json_type(v) in types]
+        kept += [v for v in values if "number" in types and json_type(v) == "integer"]
         if not kept:
             raise self._error(path, "no value of enum/const has the schema's type")
         lits = dict.fromkeys(json_literal(v) for v in kept)
@@ -354,14 +256,10 @@ class GrammarBuilder:
         return self._generic(depth)
 
     def _count(self, s: Mapping[str, Any], key: str, path: str) -> int | None:
-        v = s.get(key)
-        if v is None:
-            return None
-        if isinstance(v, float) and v.is_integer():
-            v = int(v)
-        if not isinstance(v, int) or isinstance(v, bool) or v < 0:
-            raise self._error(path, f"{key}: a non-negative integer")
-        return v
+        try:
+            return count(s, key)
+        except ValueError as e:
+            raise self._error(path, str(e)) from None
 
     def _string(self, s: Mapping[str, Any], path: str) -> str:
         lo = self._count(s, "minLength", path) or 0
@@ -371,10 +269,13 @@ class GrammarBuilder:
         if lo > MAX_STRING:
             raise self._error(path, f"minLength: at most {MAX_STRING}")
         hi = MAX_STRING if hi is None else min(hi, MAX_STRING)
-        return self.rule("str", f'"\\"" {_repeat("char", lo, hi)} "\\""')
+        return self.rule("str", f'"\\"" {repeat("char", lo, hi)} "\\""')
 
     def _number(self, t: str, s: Mapping[str, Any], path: str) -> str:
-        lo, hi = self._bounds(s, path)
+        try:
+            lo, hi = integer_bounds(s)
+        except ValueError as e:
+            raise self._error(path, str(e)) from None
         if t == "number" and lo is None and hi is None:
             return "num"
         if lo is not None and hi is not None and lo > hi:
@@ -387,30 +288,6 @@ class GrammarBuilder:
         if lo is None and hi is None:
             return self.rule("int", integer_range(None, None))
         return self.rule("int", integer_range(lo, hi))
-
-    def _bounds(self, s: Mapping[str, Any], path: str) -> tuple[int | None, int | None]:
-        def num(key: str) -> float | None:
-            v = s.get(key)
-            if v is None or (isinstance(v, bool) and key.startswith("exclusive")):
-                return None
-            if not isinstance(v, int | float) or isinstance(v, bool) or not math.isfinite(v):
-                raise self._error(path, f"{key}: a finite number")
-            return v
-
-        lows: list[int] = []
-        highs: list[int] = []
-        if (m := num("minimum")) is not None:
-            # draft 4: exclusiveMinimum true makes minimum itself exclusive
-            excl = s.get("exclusiveMinimum") is True
-            lows.append(math.floor(m) + 1 if excl else math.ceil(m))
-        if (m := num("maximum")) is not None:
-            excl = s.get("exclusiveMaximum") is True
-            highs.append(math.ceil(m) - 1 if excl else math.floor(m))
-        if (m := num("exclusiveMinimum")) is not None:
-            lows.append(math.floor(m) + 1)
-        if (m := num("exclusiveMaximum")) is not None:
-            highs.append(math.ceil(m) - 1)
-        return (max(lows) if lows else None), (min(highs) if highs else None)
 
     def _object(self, s: Mapping[str, Any], path: str, depth: int) -> str:
         props = s.get("properties", {})
@@ -438,7 +315,7 @@ class GrammarBuilder:
         names = list(dict.fromkeys([*required, *props]))
         for name in names:
             sub = props.get(name)
-            where = f"{path}/properties/{_pointer(name)}"
+            where = f"{path}/properties/{pointer(name)}"
             if sub is None:  # required but not described: additionalProperties decides
                 if addl is False:
                     raise self._error(path, f"required property {name!r} is not allowed")
@@ -486,7 +363,7 @@ class GrammarBuilder:
             if lo == 0:
                 return '"[]"'
             raise
-        rest = _repeat(f'"," {item}', max(lo - 1, 0), hi - 1)
+        rest = repeat(f'"," {item}', max(lo - 1, 0), hi - 1)
         inner = f"{item} {rest}" if hi > 1 else item
         body = f'"[" {inner} "]"' if lo > 0 else f'"[" ({inner})? "]"'
         return self.rule("arr", body)
@@ -514,26 +391,6 @@ class GrammarBuilder:
                 raise self._error(path, f"$ref {ref!r} points at nothing")
             node = node[part]
         return node
-
-
-def _pointer(name: str) -> str:
-    return name.replace("~", "~0").replace("/", "~1")
-
-
-def _json_type(v: Any) -> str:
-    if v is None:
-        return "null"
-    if isinstance(v, bool):
-        return "boolean"
-    if isinstance(v, int):
-        return "integer"
-    if isinstance(v, float):
-        return "integer" if v.is_integer() else "number"
-    if isinstance(v, str):
-        return "string"
-    if isinstance(v, list):
-        return "array"
-    return "object"
 
 
 def schema_grammar(schema: Any, where: str = "response_format") -> str:

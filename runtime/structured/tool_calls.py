@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from runtime.errors import InvalidInput
-from runtime.structured.schema_grammar import GrammarBuilder, literal
+from runtime.structured.gbnf import literal
+from runtime.structured.schema_grammar import GrammarBuilder
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 MAX_TOOLS = 128

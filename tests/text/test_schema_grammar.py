@@ -15,12 +15,8 @@ from hypothesis import strategies as st
 from runtime.backends.base import GenerationRequest
 from runtime.backends.llama import LlamaBackend
 from runtime.errors import InvalidInput
-from runtime.structured.schema_grammar import (
-    MAX_DEPTH,
-    integer_range,
-    json_object_grammar,
-    schema_grammar,
-)
+from runtime.structured.gbnf import integer_range
+from runtime.structured.schema_grammar import MAX_DEPTH, json_object_grammar, schema_grammar
 
 
 def _regex(gbnf: str) -> str:
