@@ -30,6 +30,18 @@ SCHEMA = {
     "required": ["severity", "action"],
 }
 
+TOOL = {
+    "type": "function",
+    "function": {
+        "name": "stop_line",
+        "parameters": {
+            "type": "object",
+            "properties": {"line": {"type": "string", "enum": ["crusher", "screen"]}},
+            "required": ["line"],
+        },
+    },
+}
+
 
 @pytest.fixture
 def harness(broker: Mosquitto, tmp_path: Path) -> Iterator[BridgeHarness]:
@@ -68,8 +80,15 @@ def test_embed_and_schema_chat(broker: Mosquitto, harness: BridgeHarness) -> Non
         bad_schema = {**chat, "response_format": {"type": "json_schema", "json_schema": {
             "name": "t", "schema": {"type": "string", "format": "email"}}}}  # fmt: skip
         r.request(f"{MODELS}/assistant/chat", bad_schema, correlation=b"bad-schema")
+        tool_chat = {
+            "messages": [{"role": "user", "content": "stop the crusher"}],
+            "max_tokens": 200,
+            "tools": [TOOL],
+            "tool_choice": {"type": "function", "function": {"name": "stop_line"}},
+        }
+        r.request(f"{MODELS}/assistant/chat", tool_chat, correlation=b"tool")
 
-        keys = (b"f", b"b", b"bad", b"text-app", b"chat", b"bad-schema")
+        keys = (b"f", b"b", b"bad", b"text-app", b"chat", b"bad-schema", b"tool")
 
         def done(r: Requester) -> bool:
             s = r.replies(b"s")
@@ -82,6 +101,7 @@ def test_embed_and_schema_chat(broker: Mosquitto, harness: BridgeHarness) -> Non
         streamed = r.replies(b"s")
         chat_reply = r.replies(b"chat")[0]
         errors = {k: r.replies(k)[0] for k in (b"bad", b"text-app", b"bad-schema")}
+        tool_reply = r.replies(b"tool")[0]
 
     assert floats["status"] == "ok" and floats["data"]["object"] == "list"
     vectors = np.array([d["embedding"] for d in floats["data"]["data"]], dtype=np.float32)
@@ -102,3 +122,9 @@ def test_embed_and_schema_chat(broker: Mosquitto, harness: BridgeHarness) -> Non
     assert errors[b"bad"]["error"]["code"] == "invalid_input"
     assert "not an embedding" in errors[b"text-app"]["error"]["message"]
     assert "'format'" in errors[b"bad-schema"]["error"]["message"]
+
+    choice = tool_reply["data"]["choices"][0]
+    assert choice["finish_reason"] == "tool_calls" and choice["message"]["content"] is None
+    (call,) = choice["message"]["tool_calls"]
+    assert call["function"]["name"] == "stop_line"
+    jsonschema.validate(json.loads(call["function"]["arguments"]), TOOL["function"]["parameters"])

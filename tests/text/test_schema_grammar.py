@@ -218,3 +218,25 @@ def test_a_grammar_llama_cpp_cannot_parse_is_a_400_not_a_crash(tiny: LlamaBacken
     with pytest.raises(InvalidInput, match="could not parse the grammar"):
         list(tiny.generate(GenerationRequest(prompt="x", grammar="root ::= (")))
     assert list(tiny.generate(GenerationRequest(prompt="x", max_tokens=2)))  # still serves
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(params=_object(SCHEMAS), seed=st.integers(0, 2**31), named=st.booleans())
+def test_random_tool_parameters_always_give_valid_calls(
+    tiny: LlamaBackend, params: dict[str, Any], seed: int, named: bool
+) -> None:
+    from runtime.structured.tool_calls import plan
+
+    tools = [
+        {"type": "function", "function": {"name": "other", "parameters": {"type": "object"}}},
+        {"type": "function", "function": {"name": "act", "parameters": params}},
+    ]
+    choice = {"type": "function", "function": {"name": "act"}} if named else "required"
+    tool_plan = plan(tools, choice)
+    assert tool_plan is not None and tool_plan.grammar is not None
+    call = tool_plan.parse(_generate(tiny, tool_plan.grammar, seed))
+    assert call is not None
+    name = call["function"]["name"]
+    assert name == "act" or not named
+    schema = params if name == "act" else {"type": "object"}
+    jsonschema.validate(json.loads(call["function"]["arguments"]), schema)

@@ -187,3 +187,32 @@ def test_an_agent_loop_with_the_tool_result_sent_back(client: openai.OpenAI) -> 
     assert final.usage is not None
     # the tool turn really reached the prompt: it is longer than the first one
     assert final.usage.prompt_tokens > first.usage.prompt_tokens
+
+
+def test_the_sdks_parse_helper_with_a_pydantic_model(client: openai.OpenAI) -> None:
+    """``chat.completions.parse(response_format=Model)`` sends a strict schema with $defs,
+    $ref, enums and anyOf-null, and validates the answer into the model itself."""
+    from enum import StrEnum
+
+    from pydantic import BaseModel, Field
+
+    class Line(StrEnum):
+        crusher = "crusher"
+        screen = "screen"
+
+    class Part(BaseModel):
+        name: str = Field(max_length=8)
+        qty: int = Field(ge=1, le=9)
+
+    class Incident(BaseModel):
+        line: Line
+        severity: int = Field(ge=1, le=5)
+        note: str | None = Field(max_length=20)
+        parts: list[Part] = Field(max_length=2)
+
+    for seed in (1, 2):
+        r = client.chat.completions.parse(
+            model=APP, messages=ASK, response_format=Incident, max_tokens=300, seed=seed
+        )
+        incident = r.choices[0].message.parsed
+        assert isinstance(incident, Incident) and 1 <= incident.severity <= 5
