@@ -22,6 +22,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from runtime.backends.embedding import l2_normalise
+from runtime.codecs.openai import validation_message
 from runtime.errors import InvalidInput
 
 MAX_INPUTS = 2048  # OpenAI's own limit on inputs per request
@@ -54,8 +55,7 @@ class EmbeddingRequest(BaseModel):
 
 
 def parse_embedding(body: bytes | str | Mapping[str, Any]) -> EmbeddingRequest:
-    from runtime.codecs.openai import validation_message
-
+    """Validate an embeddings body (JSON text or a decoded object); InvalidInput names the field."""
     try:
         if isinstance(body, bytes | str):
             return EmbeddingRequest.model_validate_json(body)
