@@ -9,7 +9,7 @@ from typing import Any
 
 import jsonschema
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from runtime.backends.base import GenerationRequest
@@ -175,6 +175,33 @@ SCHEMAS = st.recursive(
 )
 
 
+def _worst_chars(s: Any) -> int:
+    """The longest text the grammar allows for ``s`` (a token is at least one character),
+    so a test can keep to schemas whose every answer fits in max_tokens."""
+    if "anyOf" in s:
+        return max(_worst_chars(b) for b in s["anyOf"])
+    if "enum" in s or "const" in s:
+        values = s.get("enum", [s.get("const")])
+        return max(len(json.dumps(v, separators=(",", ":"))) for v in values)
+    types = s["type"] if isinstance(s["type"], list) else [s["type"]]
+    worst = 0
+    for t in types:
+        if t == "object":
+            props = s.get("properties", {})
+            worst = max(worst, 2 + sum(len(json.dumps(k)) + 2 + _worst_chars(v)
+                                       for k, v in props.items()))  # fmt: skip
+        elif t == "array":
+            worst = max(worst, 2 + s["maxItems"] * (_worst_chars(s["items"]) + 1))
+        elif t == "string":
+            worst = max(worst, 2 + 6 * s["maxLength"])  # \uXXXX is six characters
+        else:
+            worst = max(worst, 40)  # numbers, booleans, null
+    return worst
+
+
+MAX_TOKENS = 2000  # the tiny model's context is 2048
+
+
 def _generate(tiny: LlamaBackend, grammar: str, seed: int, max_tokens: int = 1500) -> str:
     request = GenerationRequest(prompt="report", max_tokens=max_tokens, seed=seed, grammar=grammar)
     chunks = list(tiny.generate(request))
@@ -185,7 +212,8 @@ def _generate(tiny: LlamaBackend, grammar: str, seed: int, max_tokens: int = 150
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(schema=SCHEMAS, seed=st.integers(0, 2**31))
 def test_random_schemas_always_validate(tiny: LlamaBackend, schema: Any, seed: int) -> None:
-    text = _generate(tiny, schema_grammar(schema), seed)
+    assume(_worst_chars(schema) < MAX_TOKENS - 10)
+    text = _generate(tiny, schema_grammar(schema), seed, MAX_TOKENS)
     jsonschema.validate(json.loads(text), schema)
 
 
@@ -202,7 +230,7 @@ def test_the_two_failures_seen_with_llama_cpp_python_do_not_happen(tiny: LlamaBa
     }
     grammar = schema_grammar(schema)
     for seed in range(12):
-        text = _generate(tiny, grammar, seed)
+        text = _generate(tiny, grammar, seed, MAX_TOKENS)
         assert not any(ord(c) < 0x20 for c in text)
         doc = json.loads(text)  # strict: a raw control character would fail here
         jsonschema.validate(doc, schema)
@@ -211,7 +239,7 @@ def test_the_two_failures_seen_with_llama_cpp_python_do_not_happen(tiny: LlamaBa
 def test_json_object_always_parses_to_an_object(tiny: LlamaBackend) -> None:
     grammar = json_object_grammar()
     for seed in range(8):
-        assert isinstance(json.loads(_generate(tiny, grammar, seed)), dict)
+        assert isinstance(json.loads(_generate(tiny, grammar, seed, MAX_TOKENS)), dict)
 
 
 def test_a_grammar_llama_cpp_cannot_parse_is_a_400_not_a_crash(tiny: LlamaBackend) -> None:
@@ -227,16 +255,18 @@ def test_random_tool_parameters_always_give_valid_calls(
 ) -> None:
     from runtime.structured.tool_calls import plan
 
+    assume(_worst_chars(params) < MAX_TOKENS - 40)
+    other = {"type": "object", "properties": {"ok": {"type": "boolean"}}}
     tools = [
-        {"type": "function", "function": {"name": "other", "parameters": {"type": "object"}}},
+        {"type": "function", "function": {"name": "other", "parameters": other}},
         {"type": "function", "function": {"name": "act", "parameters": params}},
     ]
     choice = {"type": "function", "function": {"name": "act"}} if named else "required"
     tool_plan = plan(tools, choice)
     assert tool_plan is not None and tool_plan.grammar is not None
-    call = tool_plan.parse(_generate(tiny, tool_plan.grammar, seed))
+    call = tool_plan.parse(_generate(tiny, tool_plan.grammar, seed, MAX_TOKENS))
     assert call is not None
     name = call["function"]["name"]
     assert name == "act" or not named
-    schema = params if name == "act" else {"type": "object"}
+    schema = params if name == "act" else other
     jsonschema.validate(json.loads(call["function"]["arguments"]), schema)
