@@ -42,14 +42,16 @@ from runtime.images.contract import ImageInput, mismatch
 SCHEMA_VERSION = 2
 # Top-level package.toml fields that schema 2 introduced. A feature that adds a field to
 # PackageMeta names it here; a package that sets one must declare schema_version = 2.
-SCHEMA_2_FIELDS: frozenset[str] = frozenset({"images", "labels"})
+SCHEMA_2_FIELDS: frozenset[str] = frozenset({"images", "labels", "embedding_truncation"})
+# Task values that schema 2 introduced: a schema-1 reader would refuse them.
+SCHEMA_2_TASKS: frozenset[str] = frozenset({"embedding"})
 NAME_RE = r"^[a-z0-9][a-z0-9._-]{0,62}$"
 # Written by runtime/fleet/install.py into a version directory it stages: such a version
 # serves only when ``<app>/active.json`` names it (see Store.active_version).
 FLEET_STAGED_MARKER = ".fleet-staged"
 VERSION_RE = r"^[0-9]+(\.[0-9]+){0,2}([.+-][0-9A-Za-z.-]+)?$"
 Format = Literal["onnx", "openvino", "gguf"]
-Task = Literal["tensor", "text"]
+Task = Literal["tensor", "text", "embedding"]
 DeviceClass = Literal["cpu", "gpu", "npu"]
 # KServe v2 datatype names, the one vocabulary of tensor types across the project.
 Datatype = Literal[
@@ -149,11 +151,18 @@ class PackageMeta(_Strict):
                 )
         return self
 
+    embedding_truncation: bool | None = Field(
+        default=None,
+        description="embedding models: vectors may be cut to fewer dimensions (Matryoshka)",
+    )
+
     @model_validator(mode="after")
     def _fields_match_schema(self) -> PackageMeta:
         needed = required_schema_version(self)
         if self.schema_version < needed:
             used = sorted(f for f in SCHEMA_2_FIELDS if getattr(self, f, None) is not None)
+            if self.task in SCHEMA_2_TASKS:
+                used.append(f"task = {self.task!r}")
             raise ValueError(
                 f"{', '.join(used)} need schema_version = {needed}, "
                 f"the file says {self.schema_version}"
@@ -162,9 +171,10 @@ class PackageMeta(_Strict):
 
 
 def required_schema_version(meta: BaseModel) -> int:
-    """The oldest schema that holds every field ``meta`` sets (None means unset)."""
+    """The oldest schema that holds every field ``meta`` sets (None means unset) and its
+    task (a schema-2 task such as "embedding")."""
     uses_2 = any(getattr(meta, f, None) not in (None, (), {}) for f in SCHEMA_2_FIELDS)
-    return 2 if uses_2 else 1
+    return 2 if uses_2 or getattr(meta, "task", None) in SCHEMA_2_TASKS else 1
 
 
 class FileEntry(_Strict):

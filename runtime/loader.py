@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from runtime.backends.base import Backend, LoadOptions
@@ -107,7 +107,7 @@ class VariantLoader:
                 )
                 continue
             for target in choice.targets:
-                backend = self._try(variant, target, attempts)
+                backend = self._try(variant, target, attempts, package.meta.task)
                 if backend is not None:
                     log.info(
                         "%s: loaded %s on %s/%s after %d attempt(s)",
@@ -121,11 +121,13 @@ class VariantLoader:
         lines = "; ".join(a.describe() for a in attempts)
         raise BackendLoadError(f"could not load any variant of {label}: {lines}", attempts)
 
-    def _try(self, variant: Variant, target: Target, attempts: list[LoadAttempt]) -> Backend | None:
+    def _try(
+        self, variant: Variant, target: Target, attempts: list[LoadAttempt], task: str = "tensor"
+    ) -> Backend | None:
         backend: Backend | None = None
         try:
             backend = create_backend(target.backend)
-            backend.load(variant, self.options_for(variant, target))
+            backend.load(variant, replace(self.options_for(variant, target), task=task))
         except HeadframeError as e:
             error = e.message
         except Exception as e:  # a runtime's own exception type: record it, try the next

@@ -393,7 +393,7 @@ class InferenceService:
         status = "ok"
         try:
             slot = self._serving(app, version)
-            if slot.task != "tensor":
+            if slot.task == "text":  # tensor and embedding applications take tensors
                 raise InvalidInput(f"{app} is a text application; use the OpenAI API")
             step = image_step(app, slot.package.meta.images, slot.schema.inputs, inputs)
             validate_inputs(app, slot.schema, inputs, step.names if step else ())
@@ -429,7 +429,7 @@ class InferenceService:
         try:
             slot = self._serving(app, None)
             if slot.task != "text":
-                raise InvalidInput(f"{app} is a tensor application; use the KServe v2 API")
+                raise InvalidInput(f"{app} is not a text application (its task is {slot.task})")
             async for chunk in slot.worker.generate(request):
                 chunks += 1
                 tokens = max(tokens, chunk.completion_tokens)

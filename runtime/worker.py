@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from runtime.backends.base import Backend, GenerationChunk, GenerationRequest
-from runtime.errors import Busy, HeadframeError, InferenceFailed
+from runtime.errors import Busy, HeadframeError, InferenceFailed, InvalidInput
 from runtime.loop_threads import LoopThreads
 
 log = logging.getLogger(__name__)
@@ -137,6 +137,8 @@ class ModelWorker:
             inputs = prepare(inputs)
         try:
             return self.backend.infer(inputs)
+        except InvalidInput:  # the request's own fault (e.g. a text past the context)
+            raise
         except Exception as e:
             log.exception("%s: inference failed", self.app)
             raise InferenceFailed(f"{self.app}: the backend failed: {e}") from e
@@ -176,6 +178,14 @@ class ModelWorker:
             total = sum(p.rows for p in group)
             if any(v.shape[:1] != (total,) for v in out.values()):
                 raise InferenceFailed(f"{self.app}: batched outputs lost the batch axis")
+        except InvalidInput as e:
+            if len(group) > 1:  # one request's bad input must not fail the others
+                for p in group:
+                    await self._run_group([p])
+                return
+            if not group[0].future.done():
+                group[0].future.set_exception(e)
+            return
         except Exception as e:
             for p in group:
                 if not p.future.done():

@@ -1,5 +1,5 @@
 """OpenAI-compatible HTTP API for text applications: /v1/models, /v1/chat/completions,
-/v1/completions, plain JSON or Server-Sent Events.
+/v1/completions (plain JSON or Server-Sent Events) and /v1/embeddings.
 
 A thin adapter: bodies are decoded by runtime.codecs.openai, generation is
 ``service.generate(app, request)`` (the backend runs on the model's worker thread and
@@ -26,6 +26,7 @@ from fastapi.responses import StreamingResponse
 from fastapi.routing import APIRoute
 
 from runtime.backends.base import GenerationChunk, GenerationRequest
+from runtime.codecs.embeddings import EmbeddingRequest, embed
 from runtime.codecs.openai import (
     ChatCompletionRequest,
     CompletionRequest,
@@ -51,6 +52,8 @@ class TextService(Protocol):
     def slots(self) -> list[Any]: ...
 
     def slot(self, app: str) -> Any: ...
+
+    async def infer(self, app: str, inputs: Any, *, protocol: str = "kserve") -> dict[str, Any]: ...
 
 
 def status_for(exc: HeadframeError) -> int:
@@ -105,7 +108,7 @@ def router(service: TextService) -> APIRouter:
     r = APIRouter(route_class=OpenAIRoute, tags=["openai"])
 
     def text_apps() -> list[Any]:
-        return [s for s in service.slots() if s.package.meta.task == "text"]
+        return [s for s in service.slots() if s.package.meta.task in ("text", "embedding")]
 
     def model_card(slot: Any) -> dict[str, Any]:
         return {
@@ -134,13 +137,15 @@ def router(service: TextService) -> APIRouter:
         return error_response(ModelNotFound(f"model {model!r} does not exist"))
 
     async def run(
-        kind: str, model: str, gen: GenerationRequest, stream: bool, include_usage: bool
-    ) -> Response:
+        kind: str, model: str, gen: GenerationRequest, stream: bool, include_usage: bool,
+        tools: Any = None,
+    ) -> Response:  # fmt: skip
         enc = StreamEncoder(
             kind="chat" if kind == "chat" else "text",
             model=model,
             include_usage=include_usage,
             fingerprint=fingerprint(model),
+            tools=tools,
         )
         chunks = service.generate(model, gen, protocol="openai")
         try:
@@ -172,7 +177,7 @@ def router(service: TextService) -> APIRouter:
             gen = body.to_generation()
         except HeadframeError as e:
             return error_response(e)
-        return await run("chat", body.model, gen, body.stream, body.include_usage)
+        return await run("chat", body.model, gen, body.stream, body.include_usage, body.tool_plan())
 
     @r.post("/v1/completions", response_model=None)
     async def completions(body: CompletionRequest) -> Response:
@@ -181,6 +186,14 @@ def router(service: TextService) -> APIRouter:
         except HeadframeError as e:
             return error_response(e)
         return await run("text", body.model, gen, body.stream, body.include_usage)
+
+    @r.post("/v1/embeddings", response_model=None)
+    async def embeddings(body: EmbeddingRequest) -> Response:
+        try:
+            out = await embed(service, body, "openai")
+        except HeadframeError as e:
+            return error_response(e)
+        return Response(orjson.dumps(out), media_type="application/json")
 
     return r
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -32,6 +32,7 @@ class LoadOptions:
     gpu_layers: int = 0  # llama.cpp n_gpu_layers; -1 for all
     context_tokens: int = 2048  # llama.cpp n_ctx
     performance_hint: str = "LATENCY"  # OpenVINO: LATENCY or THROUGHPUT
+    task: str = "tensor"  # the package's task: "embedding" loads a model for vectors
 
 
 @dataclass(frozen=True)
@@ -42,15 +43,23 @@ class IOSchema:
 
 @dataclass(frozen=True)
 class GenerationRequest:
-    """A text request after the transport decoded it. ``messages`` or ``prompt``, not both."""
+    """A text request after the transport decoded it. ``messages`` or ``prompt``, not both.
 
-    messages: tuple[Mapping[str, str], ...] | None = None
+    ``grammar`` (GBNF, from runtime.structured) constrains every sampled token. ``tools``
+    go to a chat template that knows them; a template that does not gets
+    ``tool_instructions`` as a system message instead.
+    """
+
+    messages: tuple[Mapping[str, Any], ...] | None = None
     prompt: str | None = None
     max_tokens: int = 128
     temperature: float = 0.8
     top_p: float = 0.95
     stop: tuple[str, ...] = ()
     seed: int | None = None
+    grammar: str | None = None
+    tools: tuple[Mapping[str, Any], ...] | None = None
+    tool_instructions: str | None = None
 
 
 @dataclass(frozen=True)
@@ -90,6 +99,10 @@ class Backend(Protocol):
 
     def generate(self, request: GenerationRequest) -> Iterator[GenerationChunk]:
         """Text models only: yield chunks as tokens are produced."""
+
+    # Embedding models (package task "embedding") answer ``infer`` with
+    # {"text": BYTES [n]} -> {"embedding": FP32 [n, dim], "tokens": INT64 [n]}:
+    # one L2-normalised vector and the token count per text (EMBEDDING_SCHEMA).
 
     def describe(self) -> IOSchema:
         """Input and output tensors as the loaded model declares them."""

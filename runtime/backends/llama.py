@@ -11,12 +11,25 @@ of ``create_completion`` carries none), stop strings are held back only while th
 still match, and detokenising stays linear in the output length. Sampling parameters are
 the same as ``create_completion``'s defaults, so results match llama-cpp-python's own.
 
+Structured output: a request's ``grammar`` (GBNF from runtime.structured) is checked by
+llama.cpp's own parser before generation (a grammar it refuses is InvalidInput, never a
+crash) and then constrains every sampled token. Tools go to the chat template when it
+uses them; otherwise a system message carries the instructions and tool turns are
+rendered as plain text.
+
+Embedding mode (package task "embedding", ``LoadOptions.task``): the GGUF is opened with
+``embedding=True`` and a batch as large as the context; ``infer`` embeds a batch of texts
+with the pooling the GGUF declares, or, when it declares none (llama.cpp would return one
+vector per token), with llama.cpp's own mean pooling; then L2-normalises
+(runtime.backends.embedding).
+
 llama_cpp is imported in ``load`` only: without it the backend raises BackendUnavailable.
 """
 
 from __future__ import annotations
 
 import codecs
+import json
 import logging
 import os
 import secrets
@@ -26,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from runtime.backends import embedding as emb
 from runtime.backends.base import (
     BackendInfo,
     GenerationChunk,
@@ -64,6 +78,11 @@ class LlamaBackend:
         self._llm: Any = None
         self._formatter: Any = None
         self._is_eog: Any = None
+        self._embedding = False
+        self._template_tools = False
+        self._grammars: dict[str, Any] = {}
+        self._llama_cpp: Any = None
+        self._grammar_cls: Any = None
         self._info = BackendInfo(backend=self.name, device="cpu")
 
     # -- lifecycle -----------------------------------------------------------------
@@ -72,6 +91,7 @@ class LlamaBackend:
         try:
             import llama_cpp
             from llama_cpp import llama_chat_format
+            from llama_cpp.llama_grammar import LlamaGrammar
         except ImportError as e:
             raise BackendUnavailable(
                 f"llama-cpp-python is not installed (pip install 'headframe[llm]'): {e}"
@@ -83,17 +103,36 @@ class LlamaBackend:
         threads = options.intra_op_threads or _default_threads()
         batch_threads = options.inter_op_threads or threads
         _check_magic(path)
-        try:
-            llm = llama_cpp.Llama(
-                model_path=str(path),
-                n_ctx=_round_ctx(options.context_tokens),
-                n_threads=threads,
-                n_threads_batch=batch_threads,
-                n_gpu_layers=gpu_layers,
-                verbose=False,
-            )
-        except (ValueError, RuntimeError, OSError) as e:
-            raise BackendLoadError(f"{path}: llama.cpp could not load it: {e}") from e
+        embedding = options.task == "embedding"
+        n_ctx = _round_ctx(options.context_tokens)
+        # An embedding reads the whole text in one batch: let a batch hold the context.
+        extra: dict[str, Any] = {"n_batch": n_ctx, "n_ubatch": n_ctx} if embedding and n_ctx else {}
+
+        def open_llama(**more: Any) -> Any:
+            try:
+                return llama_cpp.Llama(
+                    model_path=str(path),
+                    n_ctx=n_ctx,
+                    n_threads=threads,
+                    n_threads_batch=batch_threads,
+                    n_gpu_layers=gpu_layers,
+                    embedding=embedding,
+                    verbose=False,
+                    **extra,
+                    **more,
+                )
+            except (ValueError, RuntimeError, OSError) as e:
+                raise BackendLoadError(f"{path}: llama.cpp could not load it: {e}") from e
+
+        llm = open_llama()
+        pooling = "gguf"
+        if embedding and llm.pooling_type() == llama_cpp.LLAMA_POOLING_TYPE_NONE:
+            # The GGUF declares no pooling: ask llama.cpp to mean-pool each sequence itself.
+            # llama-cpp-python's own per-token path (embed() with pooling NONE) reads every
+            # sequence after the first in a batch from the wrong offset.
+            llm.close()
+            llm = open_llama(pooling_type=llama_cpp.LLAMA_POOLING_TYPE_MEAN)
+            pooling = "mean"
         template = llm.metadata.get("tokenizer.chat_template")
         if not template:
             log.warning("%s has no chat template; using ChatML", path)
@@ -104,6 +143,10 @@ class LlamaBackend:
         )
         vocab = llm._model.vocab
         self._is_eog = lambda token: bool(llama_cpp.llama_vocab_is_eog(vocab, token))
+        self._template_tools = bool(template) and "tools" in str(template)
+        self._embedding = embedding
+        self._llama_cpp = llama_cpp
+        self._grammar_cls = LlamaGrammar
         self._llm = llm
         self._info = BackendInfo(
             backend=self.name,
@@ -113,6 +156,8 @@ class LlamaBackend:
                 "n_gpu_layers": str(gpu_layers),
                 "n_ctx": str(llm.n_ctx()),
                 "chat_template": "gguf" if template else "fallback-chatml",
+                "mode": "embedding" if embedding else "generate",
+                **({"pooling": pooling} if embedding else {}),
                 "llama_cpp_python": getattr(llama_cpp, "__version__", "unknown"),
             },
         )
@@ -130,8 +175,9 @@ class LlamaBackend:
             llm.close()
 
     def describe(self) -> IOSchema:
-        """Text in, text out: one BYTES prompt per row for the tensor protocols."""
-        return TEXT_SCHEMA
+        """Text in, text out: one BYTES prompt per row for the tensor protocols (text in,
+        vectors out in embedding mode)."""
+        return emb.EMBEDDING_SCHEMA if self._embedding else TEXT_SCHEMA
 
     def info(self) -> BackendInfo:
         return self._info
@@ -139,7 +185,10 @@ class LlamaBackend:
     # -- inference -----------------------------------------------------------------
 
     def infer(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """KServe-style text: each row of ``text`` is a prompt completed with defaults."""
+        """KServe-style text: each row of ``text`` is a prompt completed with defaults (in
+        embedding mode: each row is embedded)."""
+        if self._embedding:
+            return self.embed(emb.texts_of(inputs))
         prompts = np.asarray(inputs["text"]).reshape(-1)
         out = []
         for p in prompts:
@@ -152,6 +201,9 @@ class LlamaBackend:
         """Yield a chunk per sampled token (less any text held back for a stop string);
         the last chunk carries ``finish_reason`` and the final usage counts."""
         llm = self._require()
+        if self._embedding:
+            raise InvalidInput("this is an embedding model: it does not generate text")
+        grammar = self._grammar(request.grammar) if request.grammar else None
         tokens, template_stops = self._prompt_tokens(request)
         n_prompt = len(tokens)
         # llama-cpp-python sizes its token buffer from the n_ctx it was given, llama.cpp
@@ -170,7 +222,7 @@ class LlamaBackend:
         produced = 0
         finish = "length"
         for token in llm.generate(
-            tokens, temp=request.temperature, top_p=request.top_p, **_SAMPLING
+            tokens, temp=request.temperature, top_p=request.top_p, grammar=grammar, **_SAMPLING
         ):
             if is_eog(token):
                 finish = "stop"
@@ -190,7 +242,63 @@ class LlamaBackend:
         pending += decoder.decode(b"", final=True)
         yield GenerationChunk(pending, finish, n_prompt, produced)  # type: ignore[arg-type]
 
+    def embed(self, texts: list[str]) -> dict[str, np.ndarray]:
+        """One normalised vector and the token count per text, in one llama.cpp batch."""
+        llm = self._require()
+        n_ctx = min(int(llm.n_ctx()), int(llm.n_batch))
+        counts = []
+        for i, text in enumerate(texts):
+            n = len(llm.tokenize(text.encode("utf-8")))
+            if n > n_ctx:
+                raise InvalidInput(f"input[{i}] is {n} tokens but the model reads at most {n_ctx}")
+            counts.append(n)
+        if not texts:
+            return emb.result(np.zeros((0, llm.n_embd()), np.float32), [])
+        # Pooled by llama.cpp (the GGUF's pooling, or mean: see load), one vector per text.
+        vectors = np.asarray(llm.embed(texts, normalize=False, truncate=False), np.float32)
+        return emb.result(vectors, counts)
+
     # -- helpers ---------------------------------------------------------------------
+
+    def _grammar(self, text: str) -> Any:
+        """A LlamaGrammar for ``text``, checked once by llama.cpp's parser: LlamaGrammar
+        itself does not parse, and the sampler would be built from a NULL grammar."""
+        grammar = self._grammars.get(text)
+        if grammar is None:
+            lc = self._llama_cpp
+            vocab = self._llm._model.vocab
+            sampler = lc.llama_sampler_init_grammar(vocab, text.encode("utf-8"), b"root")
+            if not sampler:
+                raise InvalidInput("response_format: llama.cpp could not parse the grammar")
+            lc.llama_sampler_free(sampler)
+            grammar = self._grammar_cls.from_string(text, verbose=False)
+            if len(self._grammars) >= 64:  # bounded: the oldest grammar goes
+                self._grammars.pop(next(iter(self._grammars)))
+            self._grammars[text] = grammar
+        return grammar
+
+    def _messages(self, request: GenerationRequest) -> tuple[list[dict[str, Any]], Any]:
+        """Messages (and tools) as this model's template takes them."""
+        messages = [dict(m) for m in request.messages or ()]
+        if self._template_tools:
+            return messages, list(request.tools) if request.tools else None
+        out = []
+        for m in messages:
+            if m.get("tool_calls"):  # the call as the model was told to write it
+                calls = [c["function"] for c in m.pop("tool_calls")]
+                m["content"] = (m.get("content") or "") + "".join(
+                    json.dumps(c, ensure_ascii=False) for c in calls
+                )
+            if m["role"] == "tool":
+                m = {"role": "user", "content": f"Function result: {m.get('content') or ''}"}
+            m.pop("tool_call_id", None)
+            out.append(m)
+        if request.tool_instructions:
+            if out and out[0]["role"] == "system":
+                out[0]["content"] = f"{out[0]['content']}\n\n{request.tool_instructions}"
+            else:
+                out.insert(0, {"role": "system", "content": request.tool_instructions})
+        return out, None
 
     def _require(self) -> Any:
         if self._llm is None:
@@ -200,8 +308,9 @@ class LlamaBackend:
     def _prompt_tokens(self, request: GenerationRequest) -> tuple[list[int], Sequence[str]]:
         llm = self._llm
         if request.messages is not None:
+            messages, tools = self._messages(request)
             try:
-                result = self._formatter(messages=[dict(m) for m in request.messages])
+                result = self._formatter(messages=messages, tools=tools)
             except Exception as e:  # a template may raise_exception() on bad roles
                 raise InvalidInput(f"the model's chat template rejected the messages: {e}") from e
             tokens = llm.tokenize(

@@ -5,6 +5,9 @@ offers (CPU is always last resort for nodes a GPU provider cannot take). Graph
 optimisation is on; the optimised graph is cached under ``<cache_dir>/onnx/`` keyed by
 the model file's sha256, the onnxruntime version and the providers, so the second start
 skips the optimiser. The runtime is imported in ``load``, never at import time.
+
+For an embedding package (``LoadOptions.task == "embedding"``) the session is a sentence
+encoder wrapped with its tokenizer (runtime.backends.onnx_embed): text in, vectors out.
 """
 
 from __future__ import annotations
@@ -106,6 +109,7 @@ class OnnxBackend:
         self._device = "cpu"
         self._schema: IOSchema | None = None
         self._cache_state = "off"
+        self._encoder: Any = None
 
     def load(self, variant: Variant, options: LoadOptions) -> None:
         try:
@@ -139,6 +143,12 @@ class OnnxBackend:
             inputs=tuple(_spec(a) for a in session.get_inputs()),
             outputs=tuple(_spec(a) for a in session.get_outputs()),
         )
+        if options.task == "embedding":
+            from runtime.backends.embedding import EMBEDDING_SCHEMA
+            from runtime.backends.onnx_embed import SentenceEncoder
+
+            self._encoder = SentenceEncoder.open(session, variant)
+            self._schema = EMBEDDING_SCHEMA
         log.info(
             "onnx loaded %s on %s (providers %s, cache %s)",
             path,
@@ -223,6 +233,10 @@ class OnnxBackend:
     def infer(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         if self._session is None or self._schema is None:
             raise InferenceFailed("the onnx backend has no model loaded")
+        if self._encoder is not None:
+            from runtime.backends.embedding import texts_of
+
+            return dict(self._encoder.embed(texts_of(inputs)))
         try:
             results = self._session.run(None, {k: _to_ort(v) for k, v in inputs.items()})
         except Exception as e:
@@ -250,3 +264,4 @@ class OnnxBackend:
 
     def unload(self) -> None:
         self._session = None
+        self._encoder = None

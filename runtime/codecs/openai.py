@@ -1,14 +1,17 @@
-"""OpenAI wire format for text applications, shared by HTTP and MQTT.
+"""OpenAI wire format for text applications, shared by HTTP and MQTT: requests.
 
-Requests: ``ChatCompletionRequest`` and ``CompletionRequest`` (pydantic) validate a body
-and turn it into the transport-neutral ``GenerationRequest``. Unknown fields are
-ignored, as OpenAI clients send many; fields headframe cannot honour (``n`` > 1,
-tools, logprobs, echo, suffix, image parts) are rejected with a message naming them.
+``ChatCompletionRequest`` and ``CompletionRequest`` (pydantic) validate a body and turn
+it into the transport-neutral ``GenerationRequest``. Unknown fields are ignored, as
+OpenAI clients send many (user, metadata, store, stream_options ...); a field that would
+change the output and that headframe cannot honour (``n`` > 1, logprobs, logit_bias,
+top_logprobs, echo, suffix, audio, image parts ...) is rejected with a message naming it.
 
-Responses: ``StreamEncoder`` turns the backend's ``GenerationChunk`` stream into
-``chat.completion.chunk`` / ``text_completion`` objects (and the optional usage chunk),
-and ``StreamEncoder.response`` builds the non-streaming ``chat.completion`` /
-``text_completion`` object. ``error_body`` is OpenAI's error shape.
+``response_format`` (``json_object``, ``json_schema``) and ``tools``/``tool_choice``
+become a GBNF grammar (runtime.structured) that the backend enforces token by token;
+a schema the grammar cannot express is refused naming the keyword, never ignored.
+
+Responses are built by runtime.codecs.openai_stream (``StreamEncoder``, re-exported
+here); ``error_body``/``error_for`` are OpenAI's error shape.
 
 Sampling defaults when a request leaves them out: GenerationRequest's (temperature
 0.8, top_p 0.95, max_tokens 128), the same as llama-cpp-python's server.
@@ -16,15 +19,14 @@ Sampling defaults when a request leaves them out: GenerationRequest's (temperatu
 
 from __future__ import annotations
 
-import time
-import uuid
+import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
-from runtime.backends.base import GenerationChunk, GenerationRequest
+from runtime.backends.base import GenerationRequest
+from runtime.codecs.openai_stream import StreamEncoder, usage
 from runtime.errors import (
     Busy,
     HeadframeError,
@@ -32,6 +34,10 @@ from runtime.errors import (
     ModelNotFound,
     NotReady,
 )
+from runtime.structured.schema_grammar import json_object_grammar, schema_grammar
+from runtime.structured.tool_calls import ToolPlan, plan
+
+__all__ = ["StreamEncoder", "usage"]  # re-exported: the response side lives in openai_stream
 
 _M = TypeVar("_M", bound=BaseModel)
 MAX_STOP = 4  # OpenAI's limit on stop sequences
@@ -49,10 +55,50 @@ class ContentPart(BaseModel):
     text: str | None = None
 
 
+class FunctionCall(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    name: str = Field(min_length=1, max_length=64)
+    arguments: str
+
+
+class ToolCall(BaseModel):
+    """A call the assistant made earlier, sent back in the conversation."""
+
+    model_config = ConfigDict(extra="ignore")
+    id: str = Field(min_length=1, max_length=128)
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+    def for_template(self, where: str) -> dict[str, Any]:
+        try:
+            arguments = json.loads(self.function.arguments)
+        except ValueError as e:
+            raise InvalidInput(f"{where}.function.arguments: not valid JSON: {e}") from e
+        fn = {"name": self.function.name, "arguments": arguments}
+        return {"id": self.id, "type": "function", "function": fn}
+
+
 class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    role: Literal["system", "developer", "user", "assistant"]
+    role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[ContentPart] | None = None
+    tool_calls: list[ToolCall] | None = Field(default=None, max_length=128)
+    tool_call_id: str | None = Field(default=None, max_length=128)
+
+    def to_template(self, index: int) -> dict[str, Any]:
+        """The message as chat templates take it (tool calls with parsed arguments)."""
+        out: dict[str, Any] = {"role": "system" if self.role == "developer" else self.role}
+        out["content"] = self.text(index)
+        if self.role == "tool":
+            if not self.tool_call_id:
+                raise InvalidInput(f"messages[{index}].tool_call_id: required for role tool")
+            out["tool_call_id"] = self.tool_call_id
+        if self.tool_calls:
+            where = f"messages[{index}].tool_calls"
+            out["tool_calls"] = [
+                c.for_template(f"{where}[{i}]") for i, c in enumerate(self.tool_calls)
+            ]
+        return out
 
     def text(self, index: int) -> str:
         if self.content is None:
@@ -67,6 +113,41 @@ class ChatMessage(BaseModel):
                 )
             parts.append(part.text)
         return "".join(parts)
+
+
+class JsonSchemaFormat(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    name: str = Field(default="response", max_length=64)
+    description: str | None = None
+    schema_: Any = Field(default=None, alias="schema")
+    strict: bool | None = None
+
+
+class ResponseFormat(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JsonSchemaFormat | None = None
+
+    def grammar(self) -> str | None:
+        if self.type == "text":
+            return None
+        if self.type == "json_object":
+            return json_object_grammar()
+        if self.json_schema is None or self.json_schema.schema_ is None:
+            raise InvalidInput("response_format: json_schema.schema is required")
+        return schema_grammar(self.json_schema.schema_, "response_format")
+
+
+# Fields that change the output and that headframe does not honour: refused, not ignored.
+UNSUPPORTED = {
+    "logit_bias": "logit_bias",
+    "top_logprobs": "top_logprobs",
+    "prediction": "predicted outputs",
+    "audio": "audio output",
+    "web_search_options": "web search",
+    "function_call": "legacy function calling (use tools)",
+    "functions": "legacy function calling (use tools)",
+}
 
 
 class _Sampling(BaseModel):
@@ -87,6 +168,15 @@ class _Sampling(BaseModel):
     presence_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
     frequency_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
     user: str | None = None
+    response_format: ResponseFormat | None = None
+    logit_bias: dict[str, float] | None = None
+    top_logprobs: int | None = None
+    prediction: Any = None
+    audio: Any = None
+    web_search_options: Any = None
+    function_call: Any = None
+    functions: list[Any] | None = None
+    modalities: list[str] | None = None
 
     @field_validator("stop")
     @classmethod
@@ -102,6 +192,11 @@ class _Sampling(BaseModel):
     def _common(self) -> dict[str, Any]:
         if self.logprobs:
             raise InvalidInput("logprobs: not supported")
+        for name, what in UNSUPPORTED.items():
+            if getattr(self, name) not in (None, {}, []):
+                raise InvalidInput(f"{name}: {what} is not supported")
+        if self.modalities and set(self.modalities) != {"text"}:
+            raise InvalidInput("modalities: only text output is supported")
         stop = [self.stop] if isinstance(self.stop, str) else list(self.stop or [])
         return {
             "max_tokens": self.max_tokens if self.max_tokens is not None else _DEFAULTS.max_tokens,
@@ -112,6 +207,7 @@ class _Sampling(BaseModel):
             "stop": tuple(s for s in stop if s),
             # llama.cpp seeds are 32-bit; fold larger ones so every int is accepted.
             "seed": None if self.seed is None else self.seed % (2**32),
+            "grammar": self.response_format.grammar() if self.response_format else None,
         }
 
 
@@ -135,20 +231,34 @@ class ChatCompletionRequest(_Sampling):
     messages: list[ChatMessage] = Field(min_length=1, max_length=1024)
     max_completion_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
     tools: list[Any] | None = None
-    functions: list[Any] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None  # one call per turn is always allowed
+    _plan: ToolPlan | None = PrivateAttr(default=None)
+
+    def tool_plan(self) -> ToolPlan | None:
+        """The tool plan (None without tools); checked once, kept for the encoder."""
+        if self._plan is None and self.tools:
+            self._plan = plan(self.tools, self.tool_choice)
+        elif not self.tools:
+            plan(self.tools, self.tool_choice)  # tool_choice without tools is a 400
+        return self._plan
 
     def to_generation(self) -> GenerationRequest:
-        if self.tools or self.functions:
-            raise InvalidInput("tools: tool and function calling are not supported")
         common = self._common()
         if self.max_tokens is None and self.max_completion_tokens is not None:
             common["max_tokens"] = self.max_completion_tokens
-        role = {"developer": "system"}
-        messages = tuple(
-            {"role": role.get(m.role, m.role), "content": m.text(i)}
-            for i, m in enumerate(self.messages)
+        messages = tuple(m.to_template(i) for i, m in enumerate(self.messages))
+        tools = self.tool_plan()
+        if tools is not None and tools.mode != "none":
+            if common["grammar"] is not None:
+                raise InvalidInput("response_format: cannot be combined with tools")
+            common["grammar"] = tools.grammar
+        return GenerationRequest(
+            messages=messages,
+            tools=tools.tools() if tools else None,
+            tool_instructions=tools.instructions() if tools and tools.mode != "none" else None,
+            **common,
         )
-        return GenerationRequest(messages=messages, **common)
 
 
 class CompletionRequest(_Sampling):
@@ -209,113 +319,6 @@ def validation_message(err: ValidationError | Iterable[Mapping[str, Any]]) -> st
         loc = ".".join(str(p) for p in e.get("loc", ()) if p != "body") or "body"
         parts.append(f"{loc}: {e.get('msg', 'invalid')}")
     return "; ".join(parts) or "invalid request"
-
-
-# -- responses ---------------------------------------------------------------------
-
-
-def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
-    return {
-        "prompt_tokens": prompt_tokens,
-        "completion_tokens": completion_tokens,
-        "total_tokens": prompt_tokens + completion_tokens,
-    }
-
-
-@dataclass
-class StreamEncoder:
-    """Encodes one request's chunks; ``kind`` is "chat" or "text" (legacy completions)."""
-
-    kind: Literal["chat", "text"]
-    model: str
-    include_usage: bool = False
-    fingerprint: str | None = None
-    id: str = field(default="")
-    created: int = field(default_factory=lambda: int(time.time()))
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-
-    def __post_init__(self) -> None:
-        if not self.id:
-            prefix = "chatcmpl-" if self.kind == "chat" else "cmpl-"
-            self.id = prefix + uuid.uuid4().hex
-
-    def _envelope(self, choices: list[dict[str, Any]]) -> dict[str, Any]:
-        obj = "chat.completion.chunk" if self.kind == "chat" else "text_completion"
-        out: dict[str, Any] = {
-            "id": self.id,
-            "object": obj,
-            "created": self.created,
-            "model": self.model,
-            "system_fingerprint": self.fingerprint,
-            "choices": choices,
-        }
-        if self.include_usage:
-            out["usage"] = None
-        return out
-
-    def _choice(self, text: str | None, finish: str | None, role: bool = False) -> dict[str, Any]:
-        if self.kind == "chat":
-            delta: dict[str, str] = {}
-            if role:
-                delta["role"] = "assistant"
-            if text is not None:
-                delta["content"] = text
-            return {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
-        return {"index": 0, "text": text or "", "logprobs": None, "finish_reason": finish}
-
-    def start(self) -> list[dict[str, Any]]:
-        """What goes out before the first token: chat announces the assistant role."""
-        if self.kind == "chat":
-            return [self._envelope([self._choice("", None, role=True)])]
-        return []
-
-    def encode(self, chunk: GenerationChunk) -> list[dict[str, Any]]:
-        """The objects for one chunk: its text (if any), then on the last chunk the
-        finish_reason and, when asked for, the usage chunk with no choices."""
-        self.prompt_tokens = chunk.prompt_tokens or self.prompt_tokens
-        self.completion_tokens = max(self.completion_tokens, chunk.completion_tokens)
-        out = []
-        if chunk.text:
-            out.append(self._envelope([self._choice(chunk.text, None)]))
-        if chunk.finish_reason is not None:
-            out.append(self._envelope([self._choice(None, chunk.finish_reason)]))
-            if self.include_usage:
-                final = self._envelope([])
-                final["usage"] = usage(self.prompt_tokens, self.completion_tokens)
-                out.append(final)
-        return out
-
-    def response(self, chunks: Iterable[GenerationChunk]) -> dict[str, Any]:
-        """The non-streaming object (chat.completion or text_completion) for all chunks."""
-        text = []
-        finish: str | None = None
-        for c in chunks:
-            text.append(c.text)
-            self.prompt_tokens = c.prompt_tokens or self.prompt_tokens
-            self.completion_tokens = max(self.completion_tokens, c.completion_tokens)
-            finish = c.finish_reason or finish
-        content = "".join(text)
-        if self.kind == "chat":
-            choice: dict[str, Any] = {
-                "index": 0,
-                "message": {"role": "assistant", "content": content},
-                "logprobs": None,
-                "finish_reason": finish or "stop",
-            }
-            obj = "chat.completion"
-        else:
-            choice = {"index": 0, "text": content, "logprobs": None, "finish_reason": finish}
-            obj = "text_completion"
-        return {
-            "id": self.id,
-            "object": obj,
-            "created": self.created,
-            "model": self.model,
-            "system_fingerprint": self.fingerprint,
-            "choices": [choice],
-            "usage": usage(self.prompt_tokens, self.completion_tokens),
-        }
 
 
 # -- errors ------------------------------------------------------------------------

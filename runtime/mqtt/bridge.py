@@ -340,9 +340,24 @@ class MqttBridge:
         if job.route.kind == "infer":
             body = await run_infer(self, job)
             self._finish(job, body)
+        elif job.route.kind == "embed":
+            self._finish(job, await self._embed(job))
         else:
             await self._chat(job)
         self.telemetry.observe(job.route.name, time.perf_counter() - start)
+
+    async def _embed(self, job: Job) -> bytes:
+        from runtime.mqtt.embed import run_embed
+
+        def count(code: str) -> None:
+            self.counters[f"error_{code}"] += 1
+
+        return await run_embed(
+            self.service, job.route.name, job.payload,
+            max_bytes=self.settings.max_payload_bytes,
+            max_depth=self.settings.max_json_depth,
+            count_error=count,
+        )  # fmt: skip
 
     async def _chat(self, job: Job) -> None:
         from runtime.mqtt.chat import run_chat

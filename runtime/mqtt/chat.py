@@ -3,7 +3,9 @@
 With ``"stream": true`` every ``chat.completion.chunk`` goes to the response topic in
 order (each in the usual envelope, each buffered like any reply), then one final
 message holding the whole ``chat.completion``; a subscriber tells them apart by
-``data.object``. Uses runtime.codecs.openai, the same codec as the HTTP API.
+``data.object``. Uses runtime.codecs.openai, the same codec as the HTTP API, so
+``response_format`` and ``tools`` work here as they do over HTTP (a tool call arrives as
+``tool_calls`` in the message or in one chunk).
 """
 
 from __future__ import annotations
@@ -31,7 +33,9 @@ async def run_chat(bridge: MqttBridge, job: Job) -> None:
         doc.setdefault("model", app)  # the topic names the application already
         request = oai.parse_chat(doc)
         generation = request.to_generation()
-        enc = oai.StreamEncoder("chat", app, include_usage=request.include_usage)
+        enc = oai.StreamEncoder(
+            "chat", app, include_usage=request.include_usage, tools=request.tool_plan()
+        )
         chunks: list[GenerationChunk] = []
         if request.stream:
             for obj in enc.start():

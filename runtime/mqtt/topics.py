@@ -13,7 +13,9 @@ from typing import Literal
 
 from runtime.errors import ConfigError, InvalidInput
 
-RouteKind = Literal["infer", "chat", "cmd"]
+RouteKind = Literal["infer", "chat", "embed", "cmd"]
+# Request kinds an application topic takes: {prefix}/models/{app}/{kind}.
+MODEL_KINDS = ("infer", "chat", "embed")
 MAX_TOPIC_BYTES = 65535
 
 
@@ -91,6 +93,9 @@ class Topics:
     def chat(self, app: str) -> str:
         return f"{self.prefix}/models/{app}/chat"
 
+    def embed(self, app: str) -> str:
+        return f"{self.prefix}/models/{app}/embed"
+
     def result(self, app: str) -> str:
         return f"{self.prefix}/models/{app}/result"
 
@@ -107,12 +112,11 @@ class Topics:
 
     def subscriptions(self, *, commands: bool) -> list[str]:
         """Topic filters to subscribe to on every connect."""
-        subs = [f"{self.prefix}/models/+/infer", f"{self.prefix}/models/+/chat"]
+        subs = [f"{self.prefix}/models/+/{kind}" for kind in MODEL_KINDS]
         if commands:
             subs.append(f"{self.prefix}/cmd/+")
         if self.pool_group:
-            subs.append(f"$share/{self.pool_group}/{self.pool_root}/+/infer")
-            subs.append(f"$share/{self.pool_group}/{self.pool_root}/+/chat")
+            subs += [f"$share/{self.pool_group}/{self.pool_root}/+/{k}" for k in MODEL_KINDS]
         return subs
 
     def parse(self, topic: str) -> Route | None:
@@ -120,7 +124,7 @@ class Topics:
         own = self.prefix + "/"
         if topic.startswith(own):
             parts = topic[len(own) :].split("/")
-            if len(parts) == 3 and parts[0] == "models" and parts[2] in ("infer", "chat"):
+            if len(parts) == 3 and parts[0] == "models" and parts[2] in MODEL_KINDS:
                 return Route(kind=parts[2], name=parts[1]) if parts[1] else None  # type: ignore[arg-type]
             if len(parts) == 2 and parts[0] == "cmd" and parts[1]:
                 return Route(kind="cmd", name=parts[1])
@@ -128,6 +132,6 @@ class Topics:
         pool = self.pool_root + "/"
         if self.pool_group and topic.startswith(pool):
             parts = topic[len(pool) :].split("/")
-            if len(parts) == 2 and parts[0] and parts[1] in ("infer", "chat"):
+            if len(parts) == 2 and parts[0] and parts[1] in MODEL_KINDS:
                 return Route(kind=parts[1], name=parts[0], pooled=True)  # type: ignore[arg-type]
         return None

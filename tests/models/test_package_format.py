@@ -20,6 +20,7 @@ from runtime.catalog import (
     load_package,
     read_package_meta,
     read_variant_meta,
+    required_schema_version,
 )
 from runtime.errors import MetadataError
 from runtime.package_writer import (
@@ -172,5 +173,26 @@ def test_writer_emits_the_oldest_schema_that_holds_the_package(tmp_path: Path) -
 def test_a_schema_newer_than_this_box_reads_is_refused(tmp_path: Path) -> None:
     path = write_package_meta(_package_meta(), tmp_path)
     path.write_text(path.read_text().replace("schema_version = 1", "schema_version = 9"))
-    with pytest.raises(MetadataError, match=r"package\.toml: schema_version: .*less than or equal"):
+    with pytest.raises(
+        MetadataError, match=r"package\.toml: schema_version: .*less than or equal to 2"
+    ):
+        read_package_meta(path)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [{"task": "embedding"}, {"task": "text", "embedding_truncation": True}],
+    ids=["embedding-task", "truncation-field"],
+)
+def test_embedding_packages_need_schema_2(tmp_path: Path, fields: dict[str, object]) -> None:
+    # A schema-1 box would refuse task "embedding": the writer must say 2, and a file
+    # that claims 1 is refused naming what needs 2.
+    meta = _package_meta(schema_version=2, **fields)
+    assert required_schema_version(meta) == 2
+    path = write_package_meta(meta, tmp_path)
+    assert "schema_version = 2\n" in path.read_text()
+    assert read_package_meta(path).task == fields["task"]
+    path.write_text(path.read_text().replace("schema_version = 2", "schema_version = 1"))
+    what = "embedding" if fields["task"] == "embedding" else "embedding_truncation"
+    with pytest.raises(MetadataError, match=f"{what}.*need schema_version = 2"):
         read_package_meta(path)

@@ -19,7 +19,9 @@ def test_prefix_template_and_every_topic() -> None:
     assert t.subscriptions(commands=False) == [
         "headframe/mine-7/crusher-2/models/+/infer",
         "headframe/mine-7/crusher-2/models/+/chat",
+        "headframe/mine-7/crusher-2/models/+/embed",
     ]
+    assert t.embed("a") == "headframe/mine-7/crusher-2/models/a/embed"
 
 
 def test_pool_uses_a_shared_subscription() -> None:
@@ -35,6 +37,7 @@ def test_parse_routes_only_our_topics() -> None:
     t = Topics.build("headframe/{site}/{node}", site="s", node="n", pool_group=None)
     assert t.parse("headframe/s/n/models/app/infer") == Route("infer", "app")
     assert t.parse("headframe/s/n/models/app/chat") == Route("chat", "app")
+    assert t.parse("headframe/s/n/models/app/embed") == Route("embed", "app")
     assert t.parse("headframe/s/n/cmd/reload") == Route("cmd", "reload")
     for other in (
         "headframe/s/n/models/app/result",

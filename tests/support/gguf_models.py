@@ -107,6 +107,7 @@ def write_llama_gguf(
     size: Size = "tiny",
     precision: Precision = "f32",
     seed: int = 0,
+    chat_template: str = CHAT_TEMPLATE,
 ) -> Path:
     """Write a random-weight llama GGUF to ``path`` and return it (same seed, same bytes)."""
     import gguf
@@ -157,7 +158,7 @@ def write_llama_gguf(
     w.add_add_bos_token(True)
     w.add_add_eos_token(False)
     w.add_add_space_prefix(True)
-    w.add_chat_template(CHAT_TEMPLATE)
+    w.add_chat_template(chat_template)
 
     def weight(name: str, rows: int, cols: int, std: float) -> None:
         # numpy (rows, cols) is ggml's (ne0=cols, ne1=rows): rows are output features.

@@ -34,5 +34,5 @@ def ort_loader(package: ModelPackage, pin: str | None) -> Loaded:
         backend = LlamaBackend()
     else:
         backend = OnnxBackend()
-    backend.load(variant, LoadOptions(intra_op_threads=1))
+    backend.load(variant, LoadOptions(intra_op_threads=1, task=package.meta.task))
     return Loaded(package, variant, backend)

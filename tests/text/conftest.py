@@ -102,3 +102,41 @@ def text_server(text_store: Path, tmp_path_factory: pytest.TempPathFactory) -> I
 
     with running_server(build, close=close) as handle:
         yield Server(handle.url, handle.extra)
+
+
+@pytest.fixture(scope="module")
+def agent_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A server for agents and retrieval: "assistant" (text, one tiny f32 variant),
+    "gguf-embedder" (the GGUF in llama.cpp's embedding mode) and "encoder" (an ONNX
+    sentence encoder with its tokenizer.json, truncation allowed), micro-batching on."""
+    from runtime.config import ApplicationSettings
+    from tests.support.embedding_models import (
+        write_gguf_embedding_package,
+        write_onnx_encoder_package,
+    )
+
+    store = tmp_path_factory.mktemp("agent-store")
+    packages = [
+        write_text_package(store, variants=(("tiny-f32", "tiny", "f32"),)),
+        write_gguf_embedding_package(store),
+        write_onnx_encoder_package(store, max_tokens=32),
+    ]
+    state = tmp_path_factory.mktemp("agent-state")
+    settings = Settings(paths={"state_dir": state / "state", "cache_dir": state / "cache"})
+    loader = VariantLoader(text_profile(), text_report(), settings)
+    batching = {
+        name: ApplicationSettings(name=name, max_batch=8, batch_wait_ms=2.0)
+        for name in ("gguf-embedder", "encoder")
+    }
+
+    async def build() -> tuple[Any, InferenceService]:
+        service = InferenceService(loader, app_settings=batching)
+        for p in packages:
+            await service.add(p)
+        return create_app(service, settings=settings), service
+
+    async def close(service: InferenceService) -> None:
+        await service.close()
+
+    with running_server(build, close=close) as handle:
+        yield Server(handle.url, handle.extra)

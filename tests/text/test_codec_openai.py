@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import orjson
 import pytest
 
@@ -117,3 +119,52 @@ def test_errors_map_to_status_and_openai_shape(exc: Exception, status: int, type
         assert int(resp.headers["retry-after"]) >= 1
     if status == 400:
         assert body["error"]["param"] == "temperature"
+
+
+def _tool_plan(choice: object = "auto") -> object:
+    from runtime.structured.tool_calls import plan
+
+    params = {"type": "object", "properties": {"line": {"type": "string"}}, "required": ["line"]}
+    tool = {"type": "function", "function": {"name": "stop_line", "parameters": params}}
+    return plan([tool], choice)
+
+
+def test_auto_streams_text_at_once_and_holds_a_call_until_it_is_whole() -> None:
+    text = StreamEncoder("chat", "a", tools=_tool_plan())  # type: ignore[arg-type]
+    out = text.encode(GenerationChunk("Belt ", None, 3, 1))
+    assert out[0]["choices"][0]["delta"] == {"content": "Belt "}  # not held back
+    call = StreamEncoder("chat", "a", tools=_tool_plan())  # type: ignore[arg-type]
+    pieces = ['{"name":"stop_', 'line","arguments":', '{"line":"3"}}']
+    held = [call.encode(GenerationChunk(p, None, 3, i)) for i, p in enumerate(pieces)]
+    assert held == [[], [], []]
+    *_, delta, finish = call.encode(GenerationChunk("", "stop", 3, 4))
+    tc = delta["choices"][0]["delta"]["tool_calls"][0]
+    assert (tc["index"], tc["type"], tc["function"]["name"]) == (0, "function", "stop_line")
+    assert json.loads(tc["function"]["arguments"]) == {"line": "3"}
+    assert finish["choices"][0]["finish_reason"] == "tool_calls"
+
+
+def test_a_call_cut_by_max_tokens_comes_back_as_text() -> None:
+    enc = StreamEncoder("chat", "a", tools=_tool_plan("required"))  # type: ignore[arg-type]
+    assert enc.encode(GenerationChunk('{"name":"stop_line","argu', None, 3, 1)) == []
+    *_, text, finish = enc.encode(GenerationChunk("", "length", 3, 2))
+    assert text["choices"][0]["delta"]["content"] == '{"name":"stop_line","argu'
+    assert finish["choices"][0]["finish_reason"] == "length"
+    body = StreamEncoder("chat", "a", tools=_tool_plan("required"))  # type: ignore[arg-type]
+    whole = body.response([GenerationChunk('{"name":"stop_line","arguments":{"line":""}}', "stop")])
+    assert whole["choices"][0]["message"]["content"] is None
+    assert whole["choices"][0]["finish_reason"] == "tool_calls"
+
+
+def test_auto_takes_a_call_wrapped_in_tool_call_tags_and_forwards_other_markup() -> None:
+    enc = StreamEncoder("chat", "a", tools=_tool_plan())  # type: ignore[arg-type]
+    pieces = ["<tool", '_call>\n{"name":"stop_line",', '"arguments":{"line":"2"}}\n</tool_call>']
+    assert [enc.encode(GenerationChunk(p, None, 3, i)) for i, p in enumerate(pieces)] == [[]] * 3
+    *_, delta, finish = enc.encode(GenerationChunk("", "stop", 3, 4))
+    call = delta["choices"][0]["delta"]["tool_calls"][0]
+    assert json.loads(call["function"]["arguments"]) == {"line": "2"}
+    assert finish["choices"][0]["finish_reason"] == "tool_calls"
+    html = StreamEncoder("chat", "a", tools=_tool_plan())  # type: ignore[arg-type]
+    assert html.encode(GenerationChunk("<b>belt", None, 3, 1))[0]["choices"][0]["delta"] == {
+        "content": "<b>belt"
+    }
