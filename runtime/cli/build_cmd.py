@@ -36,9 +36,9 @@ def _variants(source: Path, text: str | None) -> tuple[str, ...] | None:
     known = (*GGUF_VARIANTS, *GGUF_EXTRA) if source.suffix.lower() == ".gguf" else ONNX_VARIANTS
     unknown = [n for n in names if n not in known]
     if unknown or not names:
-        kind = "GGUF" if source.suffix.lower() == ".gguf" else "ONNX"
+        kind = "a GGUF" if source.suffix.lower() == ".gguf" else "an ONNX"
         raise fail(
-            f"--variants: unknown variant {', '.join(unknown) or '(none given)'} for an {kind} "
+            f"--variants: unknown variant {', '.join(unknown) or '(none given)'} for {kind} "
             f"source (one of {', '.join(known)})",
             2,
         )

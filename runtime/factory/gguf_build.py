@@ -111,6 +111,6 @@ class GgufFamily:
                 gguf_variants.run_text(path, self.tokens, 0).next_ids, self.ref_next
             )
             path.unlink(missing_ok=True)
-        self.ctx.result.details["block_drop_agreement_bp"] = costs
+        self.ctx.result.details["block_drop_agreement_bp"] = {str(i): c for i, c in costs.items()}
         best = sorted(costs, key=lambda i: (-costs[i], i))[:n]
         return sorted(best)
