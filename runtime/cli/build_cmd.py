@@ -5,6 +5,7 @@ Ctrl-C; nothing half-written is left in either case."""
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 import typer
@@ -178,4 +179,5 @@ def build(
     if as_json:
         print_json(result.to_dict())
     else:
-        print_result(Console(), result)
+        # piped into a log, rich would squeeze the table into 80 columns
+        print_result(Console(width=None if sys.stdout.isatty() else 160), result)

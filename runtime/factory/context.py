@@ -5,6 +5,7 @@ its failure recorded as the variant's reason while the build goes on."""
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import time
 from collections.abc import Callable
@@ -73,6 +74,8 @@ class BuildContext:
             log.info("variant %s failed: %s", vr.variant, vr.reason, exc_info=True)
         finally:
             vr.seconds = round(time.monotonic() - t0, 3)
+            # latencies move with the machine's load: keep it beside them
+            vr.details["load_avg_1m"] = round(os.getloadavg()[0], 2)
         if not vr.ok:
             shutil.rmtree(vdir, ignore_errors=True)
         self.result.variants.append(vr)

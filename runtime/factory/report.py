@@ -77,7 +77,7 @@ def result_table(result: BuildResult) -> Table:
         title=f"{result.application} {result.version}: metric {result.metric}, "
         f"floor {_bp(result.floor_bp)}, source {_bp(result.reference_bp)}"
     )
-    for col in ("variant", "format", "bytes", "x source", "quality", "latency", "x source"):
+    for col in ("variant", "format", "bytes", "x fp32", "quality", "latency", "x fp32"):
         table.add_column(col, justify="right" if col not in ("variant", "format") else "left")
     table.add_column("floor")
     table.add_column("pareto")

@@ -209,3 +209,15 @@ def test_add_variant_joins_the_family(
     got = np.argmax(run_onnx(v.entrypoint, conv_source.inputs), axis=1)
     assert v.meta.accuracy_bp == _share_bp(got == conv_source.labels)
     assert v.meta.pruning_bp == 5000
+
+
+def test_the_terminal_table_marks_floor_and_pareto(conv_source: Source, tmp_path: Path) -> None:
+    code, stdout, err = cli(
+        "models", "build", conv_source.model, "--app", "conv", "--version", "1.0.0",
+        "--golden", conv_source.golden, "--out", tmp_path / "pkg", "--variants", "fp32,fp16",
+        "--floor-bp", "1",
+    )  # fmt: skip
+    assert code == 0, err
+    assert "metric top1" in stdout and "pareto" in stdout
+    assert stdout.count("meets") == 2 and "kept: fp32, fp16" in stdout
+    assert f"package: {tmp_path / 'pkg'}" in stdout.replace("\n", "")
