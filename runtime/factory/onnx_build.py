@@ -5,6 +5,7 @@ will serve it, on the golden rows, under the package's metric."""
 from __future__ import annotations
 
 import functools
+import importlib.util
 import logging
 import shutil
 from collections.abc import Mapping
@@ -36,6 +37,13 @@ KINDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "int8-static": ("onnx", "int8", ("cpu",)),
     "openvino-fp16": ("openvino", "fp16", ("cpu", "gpu", "npu")),
     "openvino-int8": ("openvino", "int8", ("cpu", "gpu", "npu")),
+}
+
+
+# the Python packages a variant kind needs beyond onnx and onnxruntime
+NEEDS: dict[str, tuple[str, ...]] = {
+    "openvino-fp16": ("openvino",),
+    "openvino-int8": ("openvino", "nncf"),
 }
 
 
@@ -125,7 +133,7 @@ class OnnxFamily:
         ctx.result.reference_bp = self.reference_bp
         ctx.result.reference_latency_us = ref.latency_us
         ctx.result.reference_bytes = opts.source.stat().st_size
-        kinds = list(opts.variants) if opts.variants is not None else list(ONNX_VARIANTS)
+        kinds = list(opts.variants) if opts.variants is not None else self._default_kinds()
         ctx.total_steps = len(kinds) + len(opts.extra_variants)
         for kind in kinds:
             fmt, precision, devices = KINDS[kind]
@@ -142,6 +150,18 @@ class OnnxFamily:
             golden_arrays=arrays,
             samples=self.golden.rows,
         )
+
+    def _default_kinds(self) -> list[str]:
+        """Every variant whose libraries are installed; the others are a note, not a
+        failure (asked for by name with --variants, a missing library is its reason)."""
+        kinds = []
+        for kind in ONNX_VARIANTS:
+            missing = [m for m in NEEDS.get(kind, ()) if importlib.util.find_spec(m) is None]
+            if missing:
+                self.ctx.result.notes.append(f"{kind} skipped: {', '.join(missing)} not installed")
+            else:
+                kinds.append(kind)
+        return kinds
 
     def _make(self, kind: str, vr: VariantResult, vdir: Path, *, prepared: Path) -> None:
         opts = self.opts

@@ -27,7 +27,7 @@ TEXT = (
 def source(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     d = tmp_path_factory.mktemp("gguf")
     # "small" (width 256): k-quants need rows that are a multiple of 256
-    model = write_llama_gguf(d / "small-f32.gguf", size="small", precision="f32")
+    model = write_llama_gguf(d / "small-f16.gguf", size="small", precision="f16")
     golden = d / "golden.txt"
     golden.write_text(TEXT)
     return model, golden
