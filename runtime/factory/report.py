@@ -77,7 +77,8 @@ def result_table(result: BuildResult) -> Table:
         title=f"{result.application} {result.version}: metric {result.metric}, "
         f"floor {_bp(result.floor_bp)}, source {_bp(result.reference_bp)}"
     )
-    for col in ("variant", "format", "bytes", "x fp32", "quality", "latency", "x fp32"):
+    # "x src": against the source model (fp32 ONNX, or the f32/f16 GGUF)
+    for col in ("variant", "format", "bytes", "x src", "quality", "latency", "x src"):
         table.add_column(col, justify="right" if col not in ("variant", "format") else "left")
     table.add_column("floor")
     table.add_column("pareto")
