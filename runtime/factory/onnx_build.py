@@ -23,7 +23,7 @@ from runtime.factory.measure import measure_tensor_variant
 from runtime.factory.quality import score_bp
 from runtime.factory.results import VariantResult
 from runtime.factory.spec import ONNX_VARIANTS, BuildInputError, ExtraVariant
-from runtime.model_inspect import inspect_onnx
+from runtime.model_inspect import inspect_model, inspect_onnx
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +105,9 @@ class OnnxFamily:
         vr.entrypoint = entry
         vr.accuracy_bp = self._quality(m.first_output)
         vr.latency_us = m.latency_us
+        # What the weights are stored as, read from the file: an int8 variant whose search
+        # kept most of the model in float says fp32, so selection is not misled by its name.
+        vr.precision = inspect_model(vdir / entry).precision
 
     def _score_file(self, path: Path) -> int:
         m = measure_tensor_variant(

@@ -125,8 +125,32 @@ def make_fp16(src: Path, dst: Path) -> Path:
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
     model = convert_float_to_float16(onnx.load(str(src)), keep_io_types=True)
+    # The converter appends the io Casts at the end of the node list: onnxruntime does
+    # not mind, onnx.checker (and so `models add`, inspection) rejects the order.
+    _sort_nodes(model.graph)
     onnx.save(model, str(dst))
     return dst
+
+
+def _sort_nodes(graph: Any) -> None:
+    """Topologically sort ``graph.node`` in place (stable: ready nodes keep their order)."""
+    known = {i.name for i in graph.input} | {t.name for t in graph.initializer} | {""}
+    pending = list(graph.node)
+    ordered = []
+    while pending:
+        ready = [n for n in pending if all(i in known for i in n.input)]
+        if not ready:  # a cycle or an input from an outer scope: leave the rest as it was
+            ordered.extend(pending)
+            break
+        for n in ready:
+            ordered.append(n)
+            known.update(n.output)
+        pending = [n for n in pending if all(n is not r for r in ready)]
+    copies = [type(n)() for n in ordered]
+    for c, n in zip(copies, ordered, strict=True):
+        c.CopyFrom(n)
+    del graph.node[:]
+    graph.node.extend(copies)
 
 
 def _count_quantized(path: Path) -> int:

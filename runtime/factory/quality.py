@@ -88,9 +88,12 @@ def score_bp(metric: str, outputs: np.ndarray, golden: Mapping[str, np.ndarray])
 
 
 def perplexity(logits: np.ndarray, targets: Sequence[int] | np.ndarray) -> float:
-    """exp of the mean negative log-likelihood of ``targets`` under row-wise ``logits``."""
+    """exp of the mean negative log-likelihood of ``targets`` under row-wise ``logits``;
+    capped at 1e300 so that reports stay valid JSON (a random model overflows exp)."""
     z = np.asarray(logits, dtype=np.float64)
     z = z - z.max(axis=1, keepdims=True)
     logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
     nll = -logp[np.arange(len(targets)), np.asarray(targets)]
-    return float(np.exp(nll.mean())) if len(nll) else float("nan")
+    if not len(nll):
+        return 0.0
+    return float(np.exp(min(float(nll.mean()), 690.0)))

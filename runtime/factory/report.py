@@ -103,6 +103,8 @@ def result_table(result: BuildResult) -> Table:
 
 
 def print_result(console: Console, result: BuildResult) -> None:
+    for note in result.notes:
+        console.print(f"note: {note}")
     console.print(result_table(result))
     kept = ", ".join(v.variant for v in result.kept) or "none"
     console.print(f"kept: {kept}")

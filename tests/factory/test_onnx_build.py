@@ -60,6 +60,9 @@ def test_conv_classifier_family(conv_source: Source, tmp_path: Path) -> None:
         assert v.meta.accuracy_bp == independent, v.id
         assert v.meta.latency_us and v.meta.latency_us > 0
         assert v.meta.reference_cpu
+    precision = {v.id: v.meta.precision for v in package.variants}
+    assert precision["fp32"] == "fp32"
+    assert precision["fp16"] == precision["openvino-fp16"] == "fp16"
     sizes = {v.id: v.meta.bytes for v in package.variants}
     assert sizes["fp16"] < sizes["fp32"] and sizes["int8-static"] < sizes["fp32"]
     # schema 1: top1 is what every box already reads
@@ -164,6 +167,8 @@ def test_int8_exclusion_keeps_the_costly_node_in_float(
     assert reference - search["before_bp"] > 200  # everything quantized: far too lossy
     assert "dense1" in search["excluded"] and search["stopped"] == "within bounds"
     assert reference - search["after_bp"] <= 200 and int8["accuracy_bp"] == search["after_bp"]
+    # dense1 (16 x 64) kept in float outweighs dense2 (64 x 10) in int8: the file says so
+    assert int8["precision"] == "fp32"
     ref_top1 = np.argmax(run_onnx(outlier_source.model, outlier_source.inputs), axis=1)
     got = _outputs(out / "variants" / "int8-static", "model.onnx", outlier_source.inputs)
     assert int8["accuracy_bp"] == _share_bp(np.argmax(got, axis=1) == ref_top1)
