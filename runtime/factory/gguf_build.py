@@ -108,7 +108,7 @@ class GgufFamily:
             path = self.ctx.work / f"drop-{i}.gguf"
             gguf_variants.quantize(self.opts.source, path, "q8_0", prune=[i])
             costs[i] = token_agreement_bp(
-                gguf_variants.run_text(path, self.tokens, 0).next_ids, self.ref_next
+                gguf_variants.run_text(path, self.tokens).next_ids, self.ref_next
             )
             path.unlink(missing_ok=True)
         self.ctx.result.details["block_drop_agreement_bp"] = {str(i): c for i, c in costs.items()}

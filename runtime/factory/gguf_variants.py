@@ -22,7 +22,6 @@ import numpy as np
 from runtime.factory.spec import BuildInputError
 
 MAX_TOKENS = 512
-LATENCY_TOKENS = 24
 
 
 def ftype_of(qtype: str) -> int:
@@ -115,14 +114,7 @@ class TextRun:
 def _llama(path: Path, n_ctx: int) -> Any:
     from llama_cpp import Llama
 
-    return Llama(
-        model_path=str(path),
-        n_ctx=n_ctx,
-        n_batch=min(n_ctx, MAX_TOKENS),
-        n_threads=1,
-        logits_all=True,
-        verbose=False,
-    )
+    return Llama(model_path=str(path), n_ctx=n_ctx, n_threads=1, verbose=False)
 
 
 def tokenize(path: Path, text: str) -> list[int]:
@@ -134,21 +126,24 @@ def tokenize(path: Path, text: str) -> list[int]:
         _close(llm)
 
 
-def run_text(path: Path, tokens: Sequence[int], latency_tokens: int = LATENCY_TOKENS) -> TextRun:
-    llm = _llama(path, len(tokens) + latency_tokens + 8)
+def run_text(path: Path, tokens: Sequence[int]) -> TextRun:
+    """Feed ``tokens`` one at a time (as LlamaBackend.next_token_ids does on a box, so the
+    trial reproduces these figures) and keep every position's logits and decode time."""
+    import llama_cpp
+
+    llm = _llama(path, len(tokens) + 8)
     try:
-        llm.eval(list(tokens))
-        logits = np.array(llm.scores[: len(tokens)], dtype=np.float32, copy=True)
-        times = []
-        for i in range(latency_tokens):
-            tok = int(tokens[i % len(tokens)])
+        n_vocab = llm.n_vocab()
+        rows, times = [], []
+        for token in tokens:
             t0 = time.perf_counter_ns()
-            llm.eval([tok])
+            llm.eval([int(token)])
             times.append(time.perf_counter_ns() - t0)
-        lat = max(1, int(np.median(times) // 1000)) if times else 0
+            logits = llama_cpp.llama_get_logits_ith(llm.ctx, -1)
+            rows.append(np.ctypeslib.as_array(logits, shape=(n_vocab,)).copy())
     finally:
         _close(llm)
-    return TextRun(logits, lat)
+    return TextRun(np.stack(rows), max(1, int(np.median(times) // 1000)))
 
 
 def _close(llm: Any) -> None:

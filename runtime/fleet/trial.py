@@ -43,6 +43,24 @@ def _p95(values: list[float]) -> float:
     return float(np.percentile(np.asarray(values), 95)) if values else 0.0
 
 
+def _score_text(
+    result: TrialResult, backend: Any, data: dict[str, np.ndarray], metric: str, floor: int
+) -> TrialResult:
+    """A text package: the golden tokens fed to the model, its next-token choices scored
+    against the source's (token_agreement), where the backend can report them."""
+    next_token_ids = getattr(backend, "next_token_ids", None)
+    if next_token_ids is None or "tokens" not in data:
+        result.ok, result.reason = True, "loaded; no token golden set this backend can score"
+        return result
+    result.accuracy_bp = score_bp(metric, next_token_ids(data["tokens"]), data)
+    result.samples = len(data["tokens"]) - 1
+    if result.accuracy_bp < floor:
+        result.reason = f"golden-set {metric} {result.accuracy_bp} bp is below the floor {floor} bp"
+    else:
+        result.ok, result.reason = True, f"{metric} {result.accuracy_bp} bp >= {floor} bp"
+    return result
+
+
 def run_trial(
     package: ModelPackage,
     variant_id: str,
@@ -66,11 +84,13 @@ def run_trial(
             False, "", floor_bp=floor, budget_us=budget, backend=info.backend, device=info.device
         )
         golden = package.meta.golden
-        if golden is None or package.meta.task != "tensor":
+        if golden is None:
             result.ok, result.reason = True, "loaded; no golden set to score"
             return result
         with np.load(package.path / golden.file) as npz:
             data = {k: npz[k] for k in npz.files}
+        if package.meta.task == "text":
+            return _score_text(result, backend, data, package.meta.metric, floor)
         # Inputs by name; the rest of the file is the metric's references (labels,
         # the source model's outputs), read by the one scorer models build uses too.
         names = [s.name for s in package.meta.inputs] or sorted(set(data) - REFERENCE_ARRAYS)

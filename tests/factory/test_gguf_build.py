@@ -120,3 +120,36 @@ def test_gguf_bad_input(source: tuple[Path, Path], tmp_path: Path) -> None:
     code, _, err = cli(*base, model, "--golden", golden, "--variants", "q8_0,int8-static")
     assert code == 2 and "unknown variant int8-static for a GGUF source" in err
     assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_the_fleet_trial_scores_token_agreement_on_the_box(
+    source: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """The trial loads each rung with the real llama backend and reproduces, from the
+    golden file alone, the token agreement the build recorded."""
+    from runtime.config import Settings
+    from runtime.fleet.trial import run_trial
+    from runtime.hardware.runtimes import probe_runtime_live
+    from runtime.loader import VariantLoader
+    from tests.support.synthetic import make_profile, make_report
+
+    model, golden = source
+    out = tmp_path / "pkg"
+    code, _, err = cli(
+        "models", "build", model, "--app", "a", "--version", "1.0.0", "--golden", golden,
+        "--out", out, "--variants", "q8_0,q4_k_m", "--floor-bp", "5000",
+    )  # fmt: skip
+    assert code == 0, err
+    package = load_package(out)
+    profile = make_profile(
+        targets=[{"backend": "llama", "device": "cpu"}], precisions=["q8_0", "q4_k_m"]
+    )
+    report = make_report(runtimes=[probe_runtime_live("llama_cpp")])
+    loader = VariantLoader(profile, report, Settings(paths={"cache_dir": tmp_path / "c"}))
+    for v in package.variants:
+        result = run_trial(package, v.id, lambda p, pin: loader(p, pin))
+        assert result.ok, result.reason
+        assert result.accuracy_bp == v.meta.accuracy_bp, v.id
+        assert result.reason.startswith("token_agreement ")
+    strict = run_trial(package, "q4_k_m", lambda p, pin: loader(p, pin), floor_bp=10_000)
+    assert not strict.ok and "below the floor 10000 bp" in strict.reason
