@@ -33,17 +33,9 @@ def _root(
 
 def _register_all() -> None:
     # Each module adds its own commands; imports stay cheap (no runtimes imported here).
-    from runtime.cli import (
-        build_cmd,
-        config_cmd,
-        demo_cmd,
-        detect_cmd,
-        fleet_cmd,
-        models_cmd,
-        serve_cmd,
-    )
+    from runtime.cli import config_cmd, demo_cmd, detect_cmd, fleet_cmd, models_cmd, serve_cmd
 
-    for module in (detect_cmd, config_cmd, models_cmd, build_cmd, demo_cmd, serve_cmd, fleet_cmd):
+    for module in (detect_cmd, config_cmd, models_cmd, demo_cmd, serve_cmd, fleet_cmd):
         module.register(app)
 
 

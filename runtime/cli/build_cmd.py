@@ -11,7 +11,7 @@ from pathlib import Path
 import typer
 
 from runtime.catalog import NAME_RE, VERSION_RE, Lineage
-from runtime.cli.models_cmd import STORE_HELP, fail, models_app, print_json
+from runtime.cli.models_cmd import STORE_HELP, fail, print_json
 from runtime.factory.spec import (
     DEFAULT_MAX_DROP_BP,
     DEFAULT_TIME_BUDGET_S,
@@ -25,9 +25,9 @@ from runtime.factory.spec import (
 )
 
 
-def register(app: typer.Typer) -> None:
-    """``build`` joins the ``models`` group (runtime.cli.models_cmd)."""
-    models_app.command("build")(build)
+def register(group: typer.Typer) -> None:
+    """``build`` joins the ``models`` group (called by runtime.cli.models_cmd.register)."""
+    group.command("build")(build)
 
 
 def _variants(source: Path, text: str | None) -> tuple[str, ...] | None:
