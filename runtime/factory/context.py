@@ -49,14 +49,18 @@ class BuildContext:
     def out_of_time(self) -> bool:
         return time.monotonic() > self.deadline
 
-    def step(self, vr: VariantResult, make: Callable[[Path], None]) -> VariantResult:
+    def step(
+        self, vr: VariantResult, make: Callable[[Path], None], *, always: bool = False
+    ) -> VariantResult:
         """Run ``make(variant_dir)`` for ``vr`` (it sets entrypoint, accuracy, latency);
-        fill bytes and peak memory from the files; any exception fails this variant only."""
+        fill bytes and peak memory from the files; any exception fails this variant only.
+        A step starts only while the time budget lasts, unless ``always`` (the source's
+        own variant: a copy, and the family's baseline)."""
         self.progress.begin(vr.variant, self.total_steps)
         t0 = time.monotonic()
         vdir = self.staged / "variants" / vr.variant
         try:
-            if self.out_of_time():
+            if self.out_of_time() and not always:
                 raise TimeoutError("the time budget was spent before this step")
             make(self.variant_dir(vr.variant))
             _, vr.bytes = variant_files(vdir)

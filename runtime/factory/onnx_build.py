@@ -143,7 +143,8 @@ class OnnxFamily:
             vr = VariantResult(
                 kind, kind, fmt, precision, pruning_bp=opts.pruning_bp, device_classes=devices
             )
-            ctx.step(vr, functools.partial(self._make, kind, vr, prepared=prepared))
+            make = functools.partial(self._make, kind, vr, prepared=prepared)
+            ctx.step(vr, make, always=kind == "fp32")
         for extra in opts.extra_variants:
             self._add(extra)
         return FamilyOutput(

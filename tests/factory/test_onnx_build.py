@@ -226,3 +226,28 @@ def test_the_terminal_table_marks_floor_and_pareto(conv_source: Source, tmp_path
     assert "metric top1" in stdout and "pareto" in stdout
     assert stdout.count("meets") == 2 and "kept: fp32, fp16" in stdout
     assert f"package: {tmp_path / 'pkg'}" in stdout.replace("\n", "")
+
+
+def test_a_spent_time_budget_still_ships_the_source_variant(
+    conv_source: Source, tmp_path: Path
+) -> None:
+    from runtime.factory import BuildOptions, build
+
+    result = build(
+        BuildOptions(
+            source=conv_source.model,
+            app="conv",
+            version="1.0.0",
+            golden=conv_source.golden,
+            out=tmp_path / "pkg",
+            variants=("fp32", "fp16", "int8-static"),
+            time_budget_s=0.001,
+            latency_samples=20,
+        )
+    )
+    by_id = {v.variant: v for v in result.variants}
+    assert by_id["fp32"].ok and by_id["fp32"].kept
+    for vid in ("fp16", "int8-static"):
+        assert not by_id[vid].ok
+        assert by_id[vid].reason == "TimeoutError: the time budget was spent before this step"
+    assert {v.id for v in load_package(tmp_path / "pkg").variants} == {"fp32"}
