@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from runtime.catalog import TensorSpec
 from runtime.factory.results import BuildResult, Progress, VariantResult
 from runtime.factory.spec import BuildOptions
 from runtime.package_writer import estimate_peak_memory, variant_files
@@ -25,8 +26,8 @@ class FamilyOutput:
     """What a family builder hands back besides its variants: the package's fields."""
 
     task: str
-    inputs: tuple[Any, ...] = ()
-    outputs: tuple[Any, ...] = ()
+    inputs: tuple[TensorSpec, ...] = ()
+    outputs: tuple[TensorSpec, ...] = ()
     golden_arrays: dict[str, Any] = field(default_factory=dict)
     samples: int = 0
 
@@ -64,9 +65,7 @@ class BuildContext:
                 raise TimeoutError("the time budget was spent before this step")
             make(self.variant_dir(vr.variant))
             _, vr.bytes = variant_files(vdir)
-            vr.peak_memory_bytes = estimate_peak_memory(
-                vr.format, vr.bytes, int(vr.details.pop("extra_memory", 0))
-            )
+            vr.peak_memory_bytes = estimate_peak_memory(vr.format, vr.bytes, vr.runtime_bytes)
             vr.ok = True
         except ImportError as e:
             vr.reason = f"{e.name or 'a library'} is not installed: {e}"

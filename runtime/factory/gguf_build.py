@@ -44,7 +44,7 @@ class GgufFamily:
         vr.accuracy_bp = token_agreement_bp(run.next_ids, self.ref_next)
         vr.latency_us = run.latency_us
         vr.details["perplexity"] = round(perplexity(run.logits[:-1], self.tokens[1:]), 4)
-        vr.details["extra_memory"] = self.kv_bytes
+        vr.runtime_bytes = self.kv_bytes
 
     def run(self) -> FamilyOutput:
         ctx, opts = self.ctx, self.opts
