@@ -42,7 +42,9 @@ from runtime.images.contract import ImageInput, mismatch
 SCHEMA_VERSION = 2
 # Top-level package.toml fields that schema 2 introduced. A feature that adds a field to
 # PackageMeta names it here; a package that sets one must declare schema_version = 2.
-SCHEMA_2_FIELDS: frozenset[str] = frozenset({"images", "labels", "embedding_truncation"})
+SCHEMA_2_FIELDS: frozenset[str] = frozenset(
+    {"images", "labels", "embedding_truncation", "quality_metric"}
+)
 # Task values that schema 2 introduced: a schema-1 reader would refuse them.
 SCHEMA_2_TASKS: frozenset[str] = frozenset({"embedding"})
 NAME_RE = r"^[a-z0-9][a-z0-9._-]{0,62}$"
@@ -52,6 +54,10 @@ FLEET_STAGED_MARKER = ".fleet-staged"
 VERSION_RE = r"^[0-9]+(\.[0-9]+){0,2}([.+-][0-9A-Za-z.-]+)?$"
 Format = Literal["onnx", "openvino", "gguf"]
 Task = Literal["tensor", "text", "embedding"]
+# How ``accuracy_bp`` was measured on the golden set (docs/model-package.md "Quality"):
+# top1 against labels, agreement with / fidelity to the source model's reference
+# outputs, token_agreement of next-token argmaxes for text. Absent means top1.
+QualityMetric = Literal["top1", "agreement", "fidelity", "token_agreement"]
 DeviceClass = Literal["cpu", "gpu", "npu"]
 # KServe v2 datatype names, the one vocabulary of tensor types across the project.
 Datatype = Literal[
@@ -155,6 +161,15 @@ class PackageMeta(_Strict):
         default=None,
         description="embedding models: vectors may be cut to fewer dimensions (Matryoshka)",
     )
+    quality_metric: QualityMetric | None = Field(
+        default=None,
+        description="how accuracy_bp and the floor are measured on the golden set; absent: top1",
+    )
+
+    @property
+    def metric(self) -> QualityMetric:
+        """The quality metric in force: the declared one, else top1 (schema 1 packages)."""
+        return self.quality_metric or "top1"
 
     @model_validator(mode="after")
     def _fields_match_schema(self) -> PackageMeta:

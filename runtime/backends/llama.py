@@ -300,6 +300,27 @@ class LlamaBackend:
                 out.insert(0, {"role": "system", "content": request.tool_instructions})
         return out, None
 
+    def next_token_ids(self, tokens: Sequence[int]) -> np.ndarray:
+        """The greedy next token after each prefix of ``tokens`` but the last, fed one
+        token at a time (teacher forcing): what a text package's ``token_agreement``
+        compares with the golden set's ``ref_next`` (runtime/factory/quality.py). One
+        token per decode, as ``models build`` measures, so the figures match."""
+        import llama_cpp
+
+        llm = self._require()
+        tokens = list(tokens)[: llm.n_ctx()]
+        n_vocab = llm.n_vocab()
+        ids = np.empty(max(len(tokens) - 1, 0), dtype=np.int32)
+        llm.reset()
+        try:
+            for i, token in enumerate(tokens[:-1]):
+                llm.eval([int(token)])
+                logits = llama_cpp.llama_get_logits_ith(llm.ctx, -1)
+                ids[i] = int(np.argmax(np.ctypeslib.as_array(logits, shape=(n_vocab,))))
+        finally:
+            llm.reset()
+        return ids
+
     def _require(self) -> Any:
         if self._llm is None:
             raise BackendLoadError("the llama backend has no model loaded")

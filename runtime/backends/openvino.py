@@ -36,18 +36,39 @@ def ov_device(device: str) -> str:
     return device.upper()
 
 
-def _spec(port: Any) -> TensorSpec:
+def declared_name(port: Any) -> str:
+    """The name the model declares for a port of the model as read (before compiling).
+
+    ``port.any_name`` is any one of the tensor's names: when a converter put a Cast
+    right behind an input (an fp16 ONNX with its io kept fp32), OpenVINO merges the
+    cast's output name into the input's and ``any_name`` may return the cast's
+    (``graph_input_cast_0``), which no client knows. A Parameter's friendly name is the
+    input's declared name; outputs keep the names of the model's result tensors."""
+    names = set(port.get_names())
+    node = port.get_node()
+    if node.get_type_name() == "Parameter" and node.get_friendly_name() in names:
+        return str(node.get_friendly_name())
+    if len(names) > 1:
+        # a name the converter made up never wins over one that the model declared
+        made_up = ("graph_input_cast", "graph_output_cast")
+        declared = sorted(n for n in names if not n.startswith(made_up))
+        if declared:
+            return declared[0]
+    return str(port.any_name)
+
+
+def _spec(port: Any, name: str) -> TensorSpec:
     """A TensorSpec from a compiled model port; dynamic dimensions become -1."""
     try:
         dtype = port.get_element_type().to_dtype()
     except Exception as e:
-        raise BackendLoadError(f"tensor {port.any_name!r}: unsupported element type: {e}") from e
+        raise BackendLoadError(f"tensor {name!r}: unsupported element type: {e}") from e
     shape = tuple(
         d.get_length() if d.is_static and d.get_length() > 0 else -1
         for d in port.get_partial_shape()
     )
     datatype = cast(Datatype, to_kserve_datatype(dtype))
-    return TensorSpec(name=port.any_name, datatype=datatype, shape=shape)
+    return TensorSpec(name=name, datatype=datatype, shape=shape)
 
 
 class OpenVinoBackend:
@@ -103,9 +124,17 @@ class OpenVinoBackend:
             raise BackendLoadError(
                 f"{path}: OpenVINO cannot compile it for {device}: {_first_line(e)}"
             ) from e
+        # Names from the model as read, types and shapes from the compiled ports (the
+        # same order): the compiled graph may carry names the model never declared.
         self._schema = IOSchema(
-            inputs=tuple(_spec(p) for p in compiled.inputs),
-            outputs=tuple(_spec(p) for p in compiled.outputs),
+            inputs=tuple(
+                _spec(c, declared_name(m))
+                for c, m in zip(compiled.inputs, model.inputs, strict=True)
+            ),
+            outputs=tuple(
+                _spec(c, declared_name(m))
+                for c, m in zip(compiled.outputs, model.outputs, strict=True)
+            ),
         )
         self._compiled = compiled
         self._request = compiled.create_infer_request()

@@ -23,7 +23,10 @@ STORE_HELP = "Model store directory (default: paths.store from the settings)."
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the root app."""
+    """Add this module's commands to the root app (``models build`` lives in build_cmd)."""
+    from runtime.cli import build_cmd
+
+    build_cmd.register(models_app)
     app.add_typer(models_app)
 
 

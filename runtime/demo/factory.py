@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 import logging
 import platform
-import zipfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,11 +26,15 @@ from runtime.catalog import (
     TensorSpec,
     VariantMeta,
 )
-from runtime.demo import export_onnx, export_openvino, measure, pictures, quantize
+from runtime.demo import export_onnx, measure, pictures
 from runtime.demo.data import N_CLASSES, N_FEATURES, DigitsSplit, load_split
 from runtime.demo.prune import prune_and_fine_tune
 from runtime.demo.train import layers, train_base
 from runtime.errors import BackendUnavailable, MetadataError
+from runtime.factory.exclusion import int8_static_within
+from runtime.factory.golden import write_npz
+from runtime.factory.onnx_variants import prepare
+from runtime.factory.openvino_variants import make_ir_fp16
 from runtime.package_writer import (
     estimate_peak_memory,
     install_package,
@@ -50,6 +54,8 @@ ACCURACY_FLOOR_BP = 9000
 LATENCY_BUDGET_US = 50_000  # generous: a slow Arm box in a cabinet must still pass its trial
 PRUNING_RATIOS = {"pruned50": 0.5, "pruned75": 0.75}
 ESTIMATE_BATCH = 64  # peak memory estimates include the activations of a batch this big
+INT8_MAX_DROP_BP = 50  # int8 within half a point of its fp32 model on the held-out digits
+INT8_SEARCH_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -99,16 +105,8 @@ def reference_cpu() -> str:
 
 
 def write_golden(path: Path, pixels: np.ndarray, labels: np.ndarray) -> None:
-    """An .npz (np.load reads it) with fixed zip timestamps, so its sha256 is reproducible
-    (np.savez stamps the current time into the archive)."""
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as zf:
-        for name, arr in (
-            ("pixels", pixels.astype(np.float32)),
-            ("labels", labels.astype(np.int64)),
-        ):
-            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-            with zf.open(info, "w") as f:
-                np.lib.format.write_array(f, np.ascontiguousarray(arr), allow_pickle=False)
+    """The golden .npz, written by the factory's golden-file writer (reproducible bytes)."""
+    write_npz(path, {"pixels": pixels.astype(np.float32), "labels": labels.astype(np.int64)})
 
 
 def _peak_memory(fmt: str, n_bytes: int, widths: list[int]) -> int:
@@ -126,12 +124,10 @@ def _make_variant(
 ) -> VariantMeta:
     vdir.mkdir(parents=True, exist_ok=True)
     if spec.format == "openvino":
-        xml, _ = export_openvino.export_ir_fp16(onnx_fp32[spec.model], vdir / "model.xml")
+        xml = make_ir_fp16(onnx_fp32[spec.model], vdir / "model.xml")
         entry, run = xml, measure.openvino_runner(xml)
     elif spec.precision == "int8":
-        entry = quantize.quantize_int8(
-            onnx_fp32[spec.model], vdir / "model.onnx", split.train_pixels
-        )
+        entry = _int8(onnx_fp32[spec.model], vdir / "model.onnx", split)
         run = measure.onnx_runner(entry)
     else:
         entry = vdir / "model.onnx"
@@ -160,6 +156,30 @@ def _make_variant(
     write_variant_meta(meta, vdir)
     log.info("demo variant %s: %d bytes, %d bp, %d us", spec.variant, n_bytes, acc, lat)
     return meta
+
+
+def _int8(src: Path, dst: Path, split: DigitsSplit) -> Path:
+    """The variant factory's int8-static path (runtime/factory): the prepared graph,
+    reduce-range QDQ calibrated on training pixels (no saturation on x86 without VNNI),
+    nodes kept in float until the held-out accuracy is within INT8_MAX_DROP_BP of fp32."""
+    prepared = src.with_name(f"{src.stem}-prepared.onnx")
+    prepare(src, prepared)
+
+    def score(path: Path) -> int:
+        return measure.accuracy(measure.onnx_runner(path), split.test_pixels, split.test_labels)
+
+    search = int8_static_within(
+        prepared,
+        dst,
+        {export_onnx.INPUT_NAME: split.train_pixels},
+        scheme="reduce-range",
+        score=score,
+        reference_bp=score(prepared),
+        max_drop_bp=INT8_MAX_DROP_BP,
+        deadline=time.monotonic() + INT8_SEARCH_S,
+    )
+    log.info("demo int8: %s", search.to_dict())
+    return dst
 
 
 def _installed(module: str) -> bool:

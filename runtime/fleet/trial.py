@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 
 from runtime.catalog import ModelPackage
+from runtime.factory.golden import RESERVED as REFERENCE_ARRAYS
+from runtime.factory.quality import score_bp
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +43,24 @@ def _p95(values: list[float]) -> float:
     return float(np.percentile(np.asarray(values), 95)) if values else 0.0
 
 
+def _score_text(
+    result: TrialResult, backend: Any, data: dict[str, np.ndarray], metric: str, floor: int
+) -> TrialResult:
+    """A text package: the golden tokens fed to the model, its next-token choices scored
+    against the source's (token_agreement), where the backend can report them."""
+    next_token_ids = getattr(backend, "next_token_ids", None)
+    if next_token_ids is None or "tokens" not in data:
+        result.ok, result.reason = True, "loaded; no token golden set this backend can score"
+        return result
+    result.accuracy_bp = score_bp(metric, next_token_ids(data["tokens"]), data)
+    result.samples = len(data["tokens"]) - 1
+    if result.accuracy_bp < floor:
+        result.reason = f"golden-set {metric} {result.accuracy_bp} bp is below the floor {floor} bp"
+    else:
+        result.ok, result.reason = True, f"{metric} {result.accuracy_bp} bp >= {floor} bp"
+    return result
+
+
 def run_trial(
     package: ModelPackage,
     variant_id: str,
@@ -64,27 +84,33 @@ def run_trial(
             False, "", floor_bp=floor, budget_us=budget, backend=info.backend, device=info.device
         )
         golden = package.meta.golden
-        if golden is None or package.meta.task != "tensor":
+        if golden is None:
             result.ok, result.reason = True, "loaded; no golden set to score"
             return result
         with np.load(package.path / golden.file) as npz:
             data = {k: npz[k] for k in npz.files}
-        labels = data.pop("labels")
-        names = [s.name for s in package.meta.inputs] or sorted(data)
+        if package.meta.task == "text":
+            return _score_text(result, backend, data, package.meta.metric, floor)
+        # Inputs by name; the rest of the file is the metric's references (labels,
+        # the source model's outputs), read by the one scorer models build uses too.
+        names = [s.name for s in package.meta.inputs] or sorted(set(data) - REFERENCE_ARRAYS)
         missing = [n for n in names if n not in data]
         if missing:
             result.reason = f"golden set lacks inputs {missing}"
             return result
         out_name = package.meta.outputs[0].name if package.meta.outputs else None
-        correct = 0
-        n = len(labels)
+        n = len(data[names[0]])
+        firsts = []
         for i in range(0, n, BATCH):
-            batch = {k: data[k][i : i + BATCH] for k in names}
-            outputs = backend.infer(batch)
-            scores = outputs[out_name] if out_name else next(iter(outputs.values()))
-            correct += int((np.argmax(scores, axis=-1) == labels[i : i + BATCH]).sum())
+            outputs = backend.infer({k: data[k][i : i + BATCH] for k in names})
+            firsts.append(outputs[out_name] if out_name else next(iter(outputs.values())))
+        metric = package.meta.metric
+        try:
+            result.accuracy_bp = score_bp(metric, np.concatenate(firsts, axis=0), data)
+        except KeyError as e:
+            result.reason = f"golden set lacks {e} for the {metric} metric"
+            return result
         result.samples = n
-        result.accuracy_bp = round(10_000 * correct / n)
         timings: list[float] = []
         for i in range(min(n, latency_samples) + 3):
             one = {k: data[k][i % n : i % n + 1] for k in names}
@@ -95,7 +121,7 @@ def run_trial(
         result.p95_latency_us = int(_p95(timings))
         if result.accuracy_bp < floor:
             result.reason = (
-                f"golden-set accuracy {result.accuracy_bp} bp is below the floor {floor} bp"
+                f"golden-set {metric} {result.accuracy_bp} bp is below the floor {floor} bp"
             )
         elif budget is not None and result.p95_latency_us > budget:
             result.reason = (
@@ -104,7 +130,7 @@ def run_trial(
         else:
             result.ok = True
             result.reason = (
-                f"accuracy {result.accuracy_bp} bp >= {floor} bp, p95 {result.p95_latency_us} us"
+                f"{metric} {result.accuracy_bp} bp >= {floor} bp, p95 {result.p95_latency_us} us"
             )
         return result
     except Exception as e:

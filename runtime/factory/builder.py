@@ -1,0 +1,184 @@
+"""``build(options)``: one source model -> a measured variant family -> a model package.
+
+The order: check the destination (before any work), read the source and the golden
+set (BuildInputError for anything wrong with them), build and measure each variant
+(a failing step is that variant's reason, not the build's end), mark the variants that
+meet the floor, write golden.npz, package.toml, every variant.toml and
+build-report.json into the staging directory, and move it into place in one rename.
+Nothing is left behind when the build fails or is interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from runtime.catalog import SCHEMA_VERSION, GoldenSet, Lineage, PackageMeta, VariantMeta
+from runtime.factory.context import BuildContext, FamilyOutput
+from runtime.factory.destination import Destination
+from runtime.factory.golden import GOLDEN_FILE, write_npz
+from runtime.factory.results import BuildResult, NoProgress, Progress
+from runtime.factory.spec import BuildInputError, BuildOptions
+from runtime.package_writer import (
+    sha256_file,
+    variant_files,
+    write_package_meta,
+    write_variant_meta,
+)
+
+if TYPE_CHECKING:
+    from runtime.factory.gguf_build import GgufFamily
+    from runtime.factory.onnx_build import OnnxFamily
+
+log = logging.getLogger(__name__)
+
+REPORT_FILE = "build-report.json"
+
+
+class NoVariantSurvived(Exception):
+    """Every variant failed or fell below the floor; ``result`` says why for each."""
+
+    def __init__(self, result: BuildResult) -> None:
+        reasons = "; ".join(
+            f"{v.variant}: {v.reason or 'below the floor'}" for v in result.variants
+        )
+        super().__init__(f"no variant survived ({reasons or 'none was attempted'})")
+        self.result = result
+
+
+def source_format(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix == ".onnx":
+        return "onnx"
+    if suffix == ".gguf":
+        return "gguf"
+    if not path.exists():
+        raise BuildInputError(f"{path}: file not found")
+    raise BuildInputError(f"{path}: not an ONNX (.onnx) or GGUF (.gguf) model")
+
+
+def reference_cpu() -> str:
+    from runtime.demo.factory import reference_cpu as cpu
+
+    return cpu()
+
+
+def build(opts: BuildOptions, progress: Progress | None = None) -> BuildResult:
+    """Run the build; returns the result with ``package_path`` set. Raises
+    BuildInputError (bad input, nothing written) or NoVariantSurvived."""
+    t0 = time.monotonic()
+    progress = progress or NoProgress()
+    fmt = source_format(opts.source)
+    if not opts.source.is_file():
+        raise BuildInputError(f"{opts.source}: file not found")
+    dest = Destination(
+        out=opts.out, store=opts.store, replace=opts.replace, app=opts.app, version=opts.version
+    )
+    staged = dest.stage()
+    try:
+        work = staged / ".work"
+        work.mkdir()
+        result = BuildResult(
+            application=opts.app,
+            version=opts.version,
+            source=str(opts.source),
+            source_format=fmt,
+            metric=opts.metric,
+            floor_bp=opts.floor_bp,
+            reference_cpu=reference_cpu(),
+        )
+        ctx = BuildContext(opts, staged, work, t0 + opts.time_budget_s, progress, result)
+        family = _family(fmt, ctx)
+        out = family.run()
+        shutil.rmtree(work, ignore_errors=True)
+        _mark(result, opts)
+        if not result.kept:
+            raise NoVariantSurvived(result)
+        _write_package(staged, out, result, opts)
+        result.wall_s = round(time.monotonic() - t0, 3)
+        _write_report(staged, result)
+        package = dest.commit()
+        result.package_path = str(package.path)
+        return result
+    finally:
+        dest.discard()
+
+
+def _family(fmt: str, ctx: BuildContext) -> OnnxFamily | GgufFamily:
+    if fmt == "onnx":
+        from runtime.factory.onnx_build import OnnxFamily
+
+        return OnnxFamily(ctx)
+    from runtime.factory.gguf_build import GgufFamily
+
+    return GgufFamily(ctx)
+
+
+def _mark(result: BuildResult, opts: BuildOptions) -> None:
+    """Floor marks; variants below the floor leave the package unless --keep-all."""
+    for v in result.variants:
+        v.meets_floor = v.ok and v.accuracy_bp is not None and v.accuracy_bp >= opts.floor_bp
+        v.kept = v.ok and (v.meets_floor or opts.keep_all)
+        if v.ok and not v.meets_floor:
+            v.reason = f"quality {v.accuracy_bp} bp is below the floor {opts.floor_bp} bp"
+
+
+def _write_package(
+    staged: Path, out: FamilyOutput, result: BuildResult, opts: BuildOptions
+) -> None:
+    for v in result.variants:
+        vdir = staged / "variants" / v.variant
+        if not v.kept:
+            shutil.rmtree(vdir, ignore_errors=True)
+            continue
+        files, n_bytes = variant_files(vdir)
+        meta = VariantMeta.model_validate(
+            {
+                "variant": v.variant,
+                "format": v.format,
+                "precision": v.precision,
+                "pruning_bp": v.pruning_bp,
+                "entrypoint": v.entrypoint,
+                "files": [f.model_dump() for f in files],
+                "bytes": n_bytes,
+                "peak_memory_bytes": v.peak_memory_bytes,
+                "device_classes": list(v.device_classes),
+                "accuracy_bp": v.accuracy_bp,
+                "latency_us": v.latency_us,
+                "reference_cpu": result.reference_cpu,
+            }
+        )
+        write_variant_meta(meta, vdir)
+    write_npz(staged / GOLDEN_FILE, out.golden_arrays)
+    lineage = opts.lineage or Lineage(
+        foundation=opts.app, sector="unspecified", application=opts.app
+    )
+    package = PackageMeta.model_validate(
+        {
+            # the writer lowers this to the oldest schema that holds the package
+            "schema_version": SCHEMA_VERSION,
+            "application": opts.app,
+            "version": opts.version,
+            "task": out.task,
+            "description": opts.description,
+            "lineage": lineage,
+            "accuracy_floor_bp": opts.floor_bp,
+            "latency_budget_us": opts.latency_budget_us,
+            "inputs": list(out.inputs),
+            "outputs": list(out.outputs),
+            "golden": GoldenSet(
+                file=GOLDEN_FILE, sha256=sha256_file(staged / GOLDEN_FILE), samples=out.samples
+            ),
+            # top1 is what a schema-1 package means: leave it out, stay readable by old boxes
+            "quality_metric": None if result.metric == "top1" else result.metric,
+        }
+    )
+    write_package_meta(package, staged)
+
+
+def _write_report(staged: Path, result: BuildResult) -> None:
+    (staged / REPORT_FILE).write_text(json.dumps(result.to_dict(), indent=2, sort_keys=True) + "\n")
