@@ -64,9 +64,11 @@ class Daemon:
         self.notifier = Notifier(env)
         self.phase = "starting"
         self.context = ServerContext(sections={"daemon": self._daemon_section})
+        self.context.select = lambda app, variant: self.select_variant(app, variant, "http")
         self.service: InferenceService | None = None
         self.tokens = Tokens()  # the HTTP guard's live set, refreshed on SIGHUP
         self.loader: Any = None
+        self.box: Any = None  # runtime.box.Box, built by _probe (again on SIGHUP)
         self.store = Store(settings.paths.store)
         self.url: str | None = None
         # runtime.fleet.runner.FleetRunner when [fleet] is set; the MQTT bridge connects
@@ -126,26 +128,44 @@ class Daemon:
         assert self.service is not None
         return self.service
 
-    def _build_loader(self, settings: Settings) -> Any:
+    def _build_loader(self) -> Any:
         from runtime.loader import VariantLoader
 
-        return VariantLoader(self.context.profile, self.context.report, settings)
+        return VariantLoader(self.box)
 
-    async def _probe(self) -> None:
-        from runtime.hardware import probe
-        from runtime.profiles import default_profiles_dir, load_profiles, match, profile_by_name
+    async def _probe(self, settings: Settings) -> None:
+        """Build the box policy (probe, profile, pins) off the loop; again on SIGHUP."""
+        from runtime.box import build_box, pins_path
 
-        report = await asyncio.to_thread(probe)
-        profiles = await asyncio.to_thread(load_profiles, default_profiles_dir(self.settings))
-        result = match(report, profiles)
-        profile = result.profile
-        if self.settings.profile:
-            profile = profile_by_name(profiles, self.settings.profile)
-            result = type(result)(
-                profile, [f"forced by settings: profile = {profile.name!r}"], result.candidates
-            )
-        self.context.report, self.context.match, self.context.profile = report, result, profile
-        log.info("device profile %s: %s", profile.name, "; ".join(result.reasons))
+        pins = self.box.pins if self.box is not None else None
+        if pins is not None and pins.path != pins_path(settings):
+            pins = None  # the state directory moved: read the pins kept there
+        if pins is not None:
+            await asyncio.to_thread(pins.reload)
+        box = await asyncio.to_thread(build_box, settings, pins=pins)
+        self.box = box
+        self.context.report, self.context.match, self.context.profile = (
+            box.report,
+            box.match,
+            box.profile,
+        )
+        self.context.sections["box"] = box.describe
+        reasons = box.match.reasons if box.match else []
+        log.info("device profile %s: %s", box.profile.name, "; ".join(reasons))
+
+    async def select_variant(self, app: str, variant: str | None, source: str) -> Any:
+        """An operator's select (HTTP admin, MQTT): pin ``variant`` (None: automatic),
+        persisted by the box, then swap to what the box now chooses. A select that
+        cannot load leaves the previous pin in force."""
+        box = self.box
+        assert box is not None
+        before = box.pins.get(app)
+        box.set_pin(app, variant, source)
+        try:
+            return await self._service().swap(app)
+        except Exception:
+            box.pins.restore(app, before)
+            raise
 
     async def _fill_store(self) -> None:
         if self.settings.demo and not self.store.applications():
@@ -157,11 +177,10 @@ class Daemon:
 
     async def _load_apps(self) -> None:
         service = self._service()
-        pins = {a.name: a.variant for a in self.settings.applications}
         for app in self._apps():
             try:
                 package = await asyncio.to_thread(self.store.load, app)
-                await service.add(package, pin=pins.get(app))
+                await service.add(package)
             except HeadframeError as e:
                 log.error("%s: not serving: %s", app, e.message)
             except Exception:
@@ -204,7 +223,8 @@ class Daemon:
         )
         self.settings = settings
         self.store = Store(settings.paths.store)
-        self.loader = self._build_loader(settings)  # the service loads through self.loader
+        await self._probe(settings)  # the box policy again: settings, hardware, pins
+        self.loader = self._build_loader()  # the service loads through self.loader
         for app_settings in settings.applications:
             service.configure(app_settings)
         wanted = set(self._apps())
@@ -214,19 +234,19 @@ class Daemon:
             if app not in wanted:
                 await service.remove(app)
                 log.info("reload: %s is gone; no longer served", app)
-        pins = {a.name: a.variant for a in settings.applications}
         for app in sorted(wanted):
             try:
                 package = await asyncio.to_thread(self.store.load, app)
                 current = {s.app: s for s in service.slots()}.get(app)
                 if current is None:
-                    await service.add(package, pin=pins.get(app))
+                    await service.add(package)
                     continue
-                choice = self.loader.select(package, pins.get(app)).chosen
+                selection = await asyncio.to_thread(self.loader.select, package)
+                choice = selection.chosen
                 same = choice is not None and choice.variant.variant == current.variant.id
                 if same and package.version == current.package.version:
                     continue
-                await service.swap(app, package, pin=pins.get(app))
+                await service.swap(app, package)
             except HeadframeError as e:
                 log.error("reload: %s keeps its current variant: %s", app, e.message)
         self.notifier.send(READY=1, STATUS=self._summary())
@@ -282,12 +302,12 @@ class Daemon:
             if interval:
                 self._tasks.append(asyncio.create_task(self._watchdog(interval), name="watchdog"))
             self.phase = "probing"
-            await self._probe()
+            await self._probe(self.settings)
             self.service.set_workers(self.context.profile.threads.workers)
             self._start_mqtt()
             self.service.hold_readiness("building the model store")
             await self._fill_store()
-            self.loader = self._build_loader(self.settings)
+            self.loader = self._build_loader()
             self.phase = "loading"
             self.service.hold_readiness("loading models")
             await self._load_apps()
@@ -313,7 +333,7 @@ class Daemon:
         from runtime.fleet.runner import FleetRunner
         from runtime.fleet.wiring import build_agent, make_chooser
 
-        chooser = make_chooser(self.settings, self.context.profile, self.context.report)
+        chooser = make_chooser(lambda: self.box)
         try:
             agent = build_agent(
                 self.settings, chooser=chooser, loader=self._load_via_current_loader
@@ -337,6 +357,8 @@ class Daemon:
 
         self.bridge = attach_bridge(self.settings, self._service(), self.context)
         if self.bridge is not None:
+            # MQTT select pins through the box (persisted), as the HTTP admin route does.
+            self.bridge.commands.selector = lambda app, v: self.select_variant(app, v, "mqtt")
             self.bridge.start()
 
     def _load_via_current_loader(self, package: Any, pin: str | None) -> Any:

@@ -1,13 +1,13 @@
-"""Builds a FleetAgent from settings: the variant chooser (selection on metadata alone,
-for this box's profile and hardware) and the trial loader. Shared by the CLI and the
-daemon so both decide exactly alike."""
+"""Builds a FleetAgent from settings: the variant chooser (the box's selection on
+metadata alone: runtime.box decides floor, pins and objective) and the trial loader.
+Shared by the CLI and the daemon so both decide exactly alike."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
+from runtime.box import Box, site_floors
 from runtime.catalog import PackageMeta, Store, VariantMeta
 from runtime.config import Settings
 from runtime.fleet.agent import Activated, Chooser, FleetAgent
@@ -16,26 +16,16 @@ from runtime.fleet.state import FleetState
 from runtime.fleet.trial import Loader
 from runtime.fleet.tufclient import FleetError
 
-
-def site_floors(settings: Settings) -> dict[str, int]:
-    return {a.name: a.accuracy_floor_bp for a in settings.applications if a.accuracy_floor_bp}
+__all__ = ["box_chooser_and_loader", "build_agent", "make_chooser", "read_state", "site_floors"]
 
 
-def make_chooser(settings: Settings, profile: Any, report: Any) -> Chooser:
-    """Selection on metadata alone for this box (``profile``, ``report``): the same rule
-    and site policy the loader applies, so the variant downloaded is the one that loads."""
-    from runtime.selection import Policy, resources_for, select
-
-    resources = resources_for(profile, report, settings.memory_bytes)
-    pins = {a.name: a.variant for a in settings.applications}
-    floors = site_floors(settings)
+def make_chooser(box: Callable[[], Box]) -> Chooser:
+    """Selection on metadata alone, asked of the box in force (``box()``: the daemon
+    rebuilds it on SIGHUP), with its floor, operator pins and objective: the same
+    decision the loader makes, so the variant downloaded is the one that loads."""
 
     def choose(package: PackageMeta, variants: Sequence[VariantMeta]) -> tuple[str | None, str]:
-        policy = Policy(
-            accuracy_floor_bp=floors.get(package.application),
-            pin=pins.get(package.application),
-        )
-        sel = select(package, variants, profile, report, resources, policy)
+        sel = box().select(package, variants)
         if sel.chosen is None:
             why = "; ".join(f"{r.variant.variant}: {r.reason}" for r in sel.rejected)
             return None, why or "no variants"
@@ -47,17 +37,11 @@ def make_chooser(settings: Settings, profile: Any, report: Any) -> Chooser:
 def box_chooser_and_loader(settings: Settings) -> tuple[Chooser, Loader]:
     """Probe the hardware once, match the profile, and close over them (the CLI's path;
     the daemon passes the report and profile it already has to ``make_chooser``)."""
-    from runtime.hardware import probe
+    from runtime.box import build_box
     from runtime.loader import VariantLoader
-    from runtime.profiles import default_profiles_dir, load_profiles, match, profile_by_name
 
-    report = probe()
-    profiles = load_profiles(default_profiles_dir(settings))
-    if settings.profile:
-        profile = profile_by_name(profiles, settings.profile)
-    else:
-        profile = match(report, profiles).profile
-    return make_chooser(settings, profile, report), VariantLoader(profile, report, settings)
+    box = build_box(settings)
+    return make_chooser(lambda: box), VariantLoader(box)
 
 
 def build_agent(

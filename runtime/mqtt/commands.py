@@ -33,6 +33,9 @@ class Commands:
 
     def __init__(self, bridge: MqttBridge) -> None:
         self.bridge = bridge
+        # select(app, variant or None) -> slot: the daemon's, which pins through the box
+        # (persisted) and swaps; without one, a plain swap that pins nothing.
+        self.selector: Callable[[str, str | None], Awaitable[Any]] | None = None
         self._handlers: dict[str, Handler] = {
             "reload": self._reload,
             "select": self._select,
@@ -99,7 +102,10 @@ class Commands:
         if not isinstance(app, str) or not isinstance(variant, str):
             raise InvalidInput('select needs {"app": name, "variant": id or "auto"}')
         pin = None if variant == "auto" else variant
-        slot = await self.bridge.service.swap(app, None, pin)
+        if self.selector is not None:
+            slot = await self.selector(app, pin)
+        else:
+            slot = await self.bridge.service.swap(app, None, pin)
         return {"app": app, "variant": slot.variant.id, "pin": pin}
 
     async def _status(self, body: dict[str, Any]) -> Any:
