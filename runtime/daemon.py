@@ -129,9 +129,13 @@ class Daemon:
         return self.service
 
     def _build_loader(self) -> Any:
-        from runtime.loader import VariantLoader
+        """The loader measures before it chooses (runtime.calibrate; cached in the state
+        dir); what it measured shows on /status under "calibration"."""
+        from runtime.calibrate import measuring_loader
 
-        return VariantLoader(self.box)
+        loader, calibrator = measuring_loader(self.box)
+        self.context.sections["calibration"] = lambda: calibrator.last
+        return loader
 
     async def _probe(self, settings: Settings) -> None:
         """Build the box policy (probe, profile, pins) off the loop; again on SIGHUP."""
@@ -176,15 +180,18 @@ class Daemon:
             await asyncio.to_thread(build_demo_catalog, self.store.root)
 
     async def _load_apps(self) -> None:
-        service = self._service()
-        for app in self._apps():
-            try:
-                package = await asyncio.to_thread(self.store.load, app)
-                await service.add(package)
-            except HeadframeError as e:
-                log.error("%s: not serving: %s", app, e.message)
-            except Exception:
-                log.exception("%s: not serving", app)
+        # Side by side: an application that calibrates (bounded by its budget) never
+        # delays one whose measurements are cached or that needs none.
+        await asyncio.gather(*(self._load_app(app) for app in self._apps()))
+
+    async def _load_app(self, app: str) -> None:
+        try:
+            package = await asyncio.to_thread(self.store.load, app)
+            await self._service().add(package)
+        except HeadframeError as e:
+            log.error("%s: not serving: %s", app, e.message)
+        except Exception:
+            log.exception("%s: not serving", app)
 
     def _summary(self) -> str:
         service = self._service()

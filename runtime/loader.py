@@ -145,6 +145,19 @@ class VariantLoader:
         attempts.append(LoadAttempt(variant.id, target.backend, target.device, False, error))
         return None
 
+    def load_target(self, variant: Variant, target: Target, task: str = "tensor") -> Backend:
+        """Verify ``variant``'s files and load it on ``target``: one calibration candidate.
+        Raises what the check or the runtime raises; the caller unloads the backend."""
+        self.verify_files(variant)
+        backend = create_backend(target.backend)
+        try:
+            backend.load(variant, replace(self.options_for(variant, target), task=task))
+        except BaseException:
+            with contextlib.suppress(Exception):
+                backend.unload()
+            raise
+        return backend
+
     def options_for(self, variant: Variant, target: Target) -> LoadOptions:
         """LoadOptions from the profile (threads, providers), settings (cache) and memory."""
         peak = variant.meta.peak_memory_bytes

@@ -12,7 +12,7 @@ from typing import Any
 import typer
 
 from runtime.catalog import ModelPackage, Store
-from runtime.cli.models_cmd import STORE_HELP, _bp, fail, print_json
+from runtime.cli.models_cmd import STORE_HELP, _bp, fail, print_json, print_table
 from runtime.errors import HeadframeError
 
 EXIT_NOTHING_QUALIFIES = 3
@@ -21,6 +21,7 @@ EXIT_NOTHING_QUALIFIES = 3
 def register(group: typer.Typer) -> None:
     """``select`` and ``calibrate`` join the ``models`` group (``use`` is serve_cmd's)."""
     group.command("select")(select_variant)
+    group.command("calibrate")(calibrate)
 
 
 def _select_package(store: Store, app: str, version: str | None, demo: bool) -> ModelPackage:
@@ -133,6 +134,12 @@ def select_variant(
     version: str | None = typer.Option(
         None, "--version", help="Package version (default: active)."
     ),
+    objective: str | None = typer.Option(
+        None, "--objective", help="smallest, fastest or balanced (default: the settings')."
+    ),
+    measure: bool = typer.Option(
+        False, "--measure", help="Measure the candidates here (or read the cache) first."
+    ),
     store_dir: Path | None = typer.Option(None, "--store", help=STORE_HELP),
     as_json: bool = typer.Option(False, "--json", help="One JSON object on stdout."),
 ) -> None:
@@ -150,18 +157,102 @@ def select_variant(
             profile=profile_name,
             memory_bytes=memory_bytes,
             floor_bp=floor_bp,
+            objective=_objective(objective),
         )
         store = Store(store_dir) if store_dir is not None else Store(settings.paths.store)
         box = build_box(settings, root=root if root is not None else "/")
         package = _select_package(store, app, version, settings.demo)
     except HeadframeError as e:
         raise fail(e.message, 2) from e
-    selection = box.select(package.meta, [v.meta for v in package.variants], force=pin)
+    measurements = None
+    if measure:
+        from runtime.calibrate import measuring_loader
+
+        measurements = measuring_loader(box)[1].measurements(package)
+    metas = [v.meta for v in package.variants]
+    selection = box.select(package.meta, metas, force=pin, measurements=measurements)
     selection = _without_broken(selection, {v.id: v.file_problems() for v in package.variants})
     if as_json:
         print_json(selection.to_dict())
     else:
+        if selection.measurements:
+            _print_measured(selection.measurements, package)
         _print_selection(selection, box)
+    if selection.chosen is None:
+        raise typer.Exit(EXIT_NOTHING_QUALIFIES)
+
+
+def _objective(name: str | None) -> str | None:
+    from runtime.ranking import OBJECTIVES
+
+    if name is not None and name not in OBJECTIVES:
+        raise fail(f"--objective {name!r}: one of {', '.join(OBJECTIVES)}", 2)
+    return name
+
+
+def _print_measured(measurements: Any, package: ModelPackage) -> None:
+    """The measured table: one row per candidate, with the build-time figure beside."""
+    build = {v.id: v.meta.accuracy_bp for v in package.variants}
+    rows = [
+        [
+            m.variant,
+            f"{m.backend}/{m.device}",
+            "-" if m.p50_us is None else f"{m.p50_us} us",
+            "-" if m.p99_us is None else f"{m.p99_us} us",
+            str(m.batch),
+            _bp(m.quality_bp),
+            _bp(build.get(m.variant)),
+            "-" if m.load_ms is None else f"{m.load_ms} ms",
+            "ok" if m.ok and not m.error else (m.error or "failed"),
+        ]
+        for m in measurements
+    ]
+    headers = ["CANDIDATE", "ON", "P50", "P99", "BATCH", "QUALITY HERE", "AT BUILD", "LOAD"]
+    print_table([*headers, "RESULT"], rows)
+    typer.echo("")
+
+
+def calibrate(
+    app: str = typer.Argument(..., help="Application name."),
+    force: bool = typer.Option(False, "--force", help="Measure again, ignoring the cache."),
+    store_dir: Path | None = typer.Option(None, "--store", help=STORE_HELP),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object on stdout."),
+) -> None:
+    """Measure every candidate of APP on this box (quality on the golden set, p50/p99 at
+    the served batch, load time) within the calibration budget, and cache the results
+    (state_dir/calibration.json) for the daemon. Prints what was measured and the choice."""
+    from runtime.box import build_box
+    from runtime.calibrate import measuring_loader
+    from runtime.config import load_settings
+
+    try:
+        settings = load_settings()
+        store = Store(store_dir) if store_dir is not None else Store(settings.paths.store)
+        box = build_box(settings)
+        package = _select_package(store, app, None, settings.demo)
+    except HeadframeError as e:
+        raise fail(e.message, 2) from e
+    calibrator = measuring_loader(box)[1]
+    measurements = calibrator.measurements(package, force=force)
+    selection = box.select(
+        package.meta, [v.meta for v in package.variants], measurements=measurements
+    )
+    last = calibrator.last.get(app, {})
+    if as_json:
+        print_json({"calibration": last, "selection": selection.to_dict()})
+    else:
+        if measurements:
+            _print_measured(selection.measurements, package)
+        typer.echo(
+            f"{app} {package.version}: {len(measurements)} candidate(s) in "
+            f"{last.get('seconds', 0):.2f} s (budget {last.get('budget_s', 0):g} s), "
+            f"{last.get('from_cache', 0)} from the cache, "
+            f"{last.get('not_measured', 0)} not measured (budget)"
+        )
+        if selection.chosen is not None:
+            typer.echo(f"chosen: {selection.chosen.variant.variant}: {selection.reason}")
+        else:
+            typer.echo(f"chosen: none: {selection.reason}")
     if selection.chosen is None:
         raise typer.Exit(EXIT_NOTHING_QUALIFIES)
 
