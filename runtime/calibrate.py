@@ -26,7 +26,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -262,6 +262,38 @@ class Calibrator:
                 backend.unload()
             except Exception:
                 log.exception("unloading calibration candidate %s failed", variant.id)
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def measured_metrics_text(slots: Iterable[Any]) -> str:
+    """Prometheus text: each served application's chosen candidate's measured p50 (and
+    p99), from the selection it was loaded with (runtime.service.ModelSlot)."""
+    lines = [
+        "# HELP headframe_selected_p50_microseconds The serving variant's p50 latency as "
+        "calibration measured it on this box, at the served batch.",
+        "# TYPE headframe_selected_p50_microseconds gauge",
+    ]
+    p99 = [
+        "# HELP headframe_selected_p99_microseconds The serving variant's measured p99 latency.",
+        "# TYPE headframe_selected_p99_microseconds gauge",
+    ]
+    for slot in slots:
+        chosen = getattr(slot.selection, "chosen", None)
+        m = getattr(chosen, "measured", None)
+        if m is None or m.p50_us is None or m.variant != slot.variant.id:
+            continue
+        labels = ",".join(
+            f'{k}="{_label(v)}"'
+            for k, v in (("app", slot.app), ("variant", m.variant), ("backend", m.backend),
+                         ("device", m.device))
+        )  # fmt: skip
+        lines.append(f"headframe_selected_p50_microseconds{{{labels}}} {m.p50_us}")
+        if m.p99_us is not None:
+            p99.append(f"headframe_selected_p99_microseconds{{{labels}}} {m.p99_us}")
+    return "\n".join(lines + p99) + "\n"
 
 
 def measuring_loader(box: Box) -> tuple[Any, Calibrator]:

@@ -69,6 +69,7 @@ class Daemon:
         self.tokens = Tokens()  # the HTTP guard's live set, refreshed on SIGHUP
         self.loader: Any = None
         self.box: Any = None  # runtime.box.Box, built by _probe (again on SIGHUP)
+        self._measured_metrics: Any = None
         self.store = Store(settings.paths.store)
         self.url: str | None = None
         # runtime.fleet.runner.FleetRunner when [fleet] is set; the MQTT bridge connects
@@ -131,10 +132,13 @@ class Daemon:
     def _build_loader(self) -> Any:
         """The loader measures before it chooses (runtime.calibrate; cached in the state
         dir); what it measured shows on /status under "calibration"."""
-        from runtime.calibrate import measuring_loader
+        from runtime.calibrate import measured_metrics_text, measuring_loader
 
         loader, calibrator = measuring_loader(self.box)
         self.context.sections["calibration"] = lambda: calibrator.last
+        if self._measured_metrics is None:  # registered once; reads the live slots
+            self._measured_metrics = lambda: measured_metrics_text(self._service().slots())
+            self.context.metrics.append(self._measured_metrics)
         return loader
 
     async def _probe(self, settings: Settings) -> None:

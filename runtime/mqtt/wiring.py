@@ -49,6 +49,10 @@ def info_from(context: Any) -> Callable[[], dict[str, Any]]:
         match = getattr(context, "match", None)
         if match is not None:
             doc["profile_reasons"] = list(getattr(match, "reasons", []))
+        sections = getattr(context, "sections", None) or {}
+        for name in ("box", "calibration"):  # the policy in force; what was measured, when
+            if name in sections:
+                doc[name] = sections[name]()
         return doc
 
     return info
