@@ -212,6 +212,17 @@ class FleetSettings(_Section):
         default=None, pattern=r"^\d{2}:\d{2}-\d{2}:\d{2}$", title="HH:MM-HH:MM local time"
     )
     min_versions: dict[str, str] = Field(default_factory=dict, title="Per-app minimum version")
+    candidates: int = Field(
+        default=2, ge=1, le=16, title="Candidates downloaded per update (best by the static rule)"
+    )
+    candidate_bytes_factor: float = Field(
+        default=1.5,
+        ge=1.0,
+        le=100.0,
+        title="Also download every candidate within this factor of the smallest's bytes",
+        description="the trial measures the downloaded candidates on this box and keeps the "
+        "winner under the objective; the rest are dropped",
+    )
 
 
 class Settings(BaseSettings):

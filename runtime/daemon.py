@@ -342,12 +342,18 @@ class Daemon:
         if self.settings.fleet is None:
             return
         from runtime.fleet.runner import FleetRunner
-        from runtime.fleet.wiring import build_agent, make_chooser
+        from runtime.fleet.wiring import build_agent, make_chooser, make_picker
 
-        chooser = make_chooser(lambda: self.box)
+        fleet = self.settings.fleet
+        chooser = make_chooser(lambda: self.box, fleet.candidates, fleet.candidate_bytes_factor)
+        # The trial measures the downloaded candidates as the loader would (same cache).
+        picker = make_picker(lambda package: self.loader.select(package))
         try:
             agent = build_agent(
-                self.settings, chooser=chooser, loader=self._load_via_current_loader
+                self.settings,
+                chooser=chooser,
+                loader=self._load_via_current_loader,
+                picker=picker,
             )
         except HeadframeError as e:
             log.error("model updates are off: %s", e.message)

@@ -110,3 +110,12 @@ def order(
         measured.sort(key=lambda i: static_key(i[0]))
         why = f"smallest of {len(measured)} measured"
     return measured + rest, f"objective {objective}: {why}"
+
+
+def shortlist(ranked: Sequence[VariantMeta], count: int, bytes_factor: float) -> list[VariantMeta]:
+    """What the fleet downloads to measure: the ``count`` best of ``ranked`` (the static
+    rule's order), and every one within ``bytes_factor`` of the smallest's bytes."""
+    if not ranked:
+        return []
+    limit = min(v.bytes for v in ranked) * bytes_factor
+    return [v for i, v in enumerate(ranked) if i < count or v.bytes <= limit]

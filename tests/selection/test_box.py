@@ -67,11 +67,11 @@ def test_the_fleet_chooser_follows_a_runtime_pin_and_the_site_floor(tmp_path: Pa
         make_variant("small", 1000, accuracy_bp=9500),
         make_variant("large", 4000, accuracy_bp=9700),
     ]
-    assert choose(make_package_meta(), variants)[0] == "large"  # small is under the floor
+    assert choose(make_package_meta(), variants)[0] == ["large"]  # small is under the floor
     variants.append(make_variant("mid", 2000, accuracy_bp=9800))
-    assert choose(make_package_meta(), variants)[0] == "mid"
+    assert choose(make_package_meta(), variants)[0] == ["mid", "large"]  # the shortlist
     box.set_pin("part-id-reader", "large", "http")
-    assert choose(make_package_meta(), variants)[0] == "large"
+    assert choose(make_package_meta(), variants)[0] == ["large"]  # exactly the pinned one
 
 
 def test_a_corrupt_pins_file_is_set_aside_with_a_warning(
