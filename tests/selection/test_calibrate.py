@@ -144,3 +144,23 @@ def test_models_calibrate_and_select_measure_print_the_table(
     assert json.loads(again.stdout)["calibration"]["from_cache"] == len(
         doc["calibration"]["measurements"]
     )
+
+
+def test_a_crashing_candidate_is_recorded_failed_and_the_next_target_serves(
+    tmp_path: Path, demo_store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(
+        BACKENDS,
+        "onnx",
+        BackendEntry("tests.support.sleepy_backend", "CrashingBackend", "onnxruntime",
+                     ("onnx",), "onnx"),
+    )  # fmt: skip
+    box, _, package, measured = _calibrate(_settings(tmp_path), demo_store)
+    crashed = [m for m in measured.values() if m.backend == "onnx"]
+    assert crashed and all("inference failed" in (m.error or "") for m in crashed)
+    assert all(not m.ok for m in crashed)
+    sel = box.select(package.meta, [v.meta for v in package.variants], measurements=measured)
+    assert sel.chosen is not None and sel.chosen.backend == "openvino"
+    assert "calibration failed" in sel.reason or any(
+        "calibration failed" in r.reason for r in sel.rejected
+    )
