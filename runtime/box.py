@@ -187,11 +187,18 @@ class Box:
     # ---- the decision --------------------------------------------------------------
     def policy_for(self, app: str, force: str | None = None) -> Policy:
         """The site policy for ``app``; ``force`` (a fleet trial's variant) wins over pins."""
+        state = self.pin_for(app)
+        pin_text = {
+            "operator": state.text,
+            "settings": "pinned by site policy",
+            "governor": state.text,
+        }.get(state.source, "pinned by site policy")
         return Policy(
             accuracy_floor_bp=self.floor_for(app),
-            pin=force or self.pin_for(app).variant,
+            pin=force or state.variant,
             objective=self.objective_for(app),
             factor=self.settings.balanced_factor,
+            pin_text="forced for this load" if force else pin_text,
         )
 
     def select(

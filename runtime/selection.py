@@ -70,6 +70,7 @@ class Policy:
     pin: str | None = None
     objective: str = "balanced"
     factor: float = 1.25
+    pin_text: str = "pinned by site policy"  # who pinned, for the reason (runtime.box)
 
 
 @dataclass(frozen=True)
@@ -337,7 +338,9 @@ def select(
     ]
     reason = ""
     if policy.pin is not None:
-        ranked, rejected, reason = _apply_pin(policy.pin, variants, ranked, rejected)
+        ranked, rejected, reason = _apply_pin(
+            policy.pin, variants, ranked, rejected, policy.pin_text
+        )
     chosen = ranked[0] if ranked else None
     if chosen is not None:
         reason = reason or chosen.reason
@@ -395,6 +398,7 @@ def _apply_pin(
     variants: Sequence[VariantMeta],
     ranked: list[Choice],
     rejected: list[Rejection],
+    pin_text: str = "pinned by site policy",
 ) -> tuple[list[Choice], list[Rejection], str]:
     """Keep only the pinned variant; the others that qualified are rejected because of the pin."""
     pinned = [c for c in ranked if c.variant.variant == pin]
@@ -406,7 +410,7 @@ def _apply_pin(
     if pinned:
         choice = pinned[0]
         size = human_bytes(choice.variant.bytes)
-        why = f"pinned by site policy ({size}) on {choice.backend}/{choice.device}"
+        why = f"{pin_text} ({size}) on {choice.backend}/{choice.device}"
         return (
             [Choice(choice.variant, choice.targets, why, choice.measured)],
             rejected + others,

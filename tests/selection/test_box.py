@@ -39,8 +39,9 @@ def test_an_operator_pin_is_persisted_and_read_back_by_a_new_box(tmp_path: Path)
     state = again.pin_for("part-id-reader")
     assert (state.variant, state.source) == ("large", "operator")
     assert state.text.startswith("pinned (since ") and "by http" in state.text
-    chosen = again.select(make_package_meta(), VARIANTS).chosen
-    assert chosen is not None and chosen.variant.variant == "large"
+    sel = again.select(make_package_meta(), VARIANTS)
+    assert sel.chosen is not None and sel.chosen.variant.variant == "large"
+    assert sel.reason.startswith("pinned (since ")  # the reason says who pinned, and when
     again.set_pin("part-id-reader", "auto", "cli")
     assert _box(settings).pin_for("part-id-reader").variant is None
 
