@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -262,3 +263,42 @@ def test_a_replay_that_fails_is_retried_and_delivers_in_order(
             h.run(lambda: buffer._db.execute("ALTER TABLE broken RENAME TO outbox"))
             assert r.wait_for(lambda r: len(r.on_topic(topic)) == 5, timeout=15)
             assert [m.payload for m in r.on_topic(topic)] == [b"r%d" % i for i in range(5)]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
+def test_broker_restart_with_400_requests_queued_answers_each_once_and_never_busy(
+    make_broker: Any, tmp_path: Path, sig: int
+) -> None:
+    # The outside review's fault run: a backlog of QoS 1 requests at a broker that restarts
+    # comes back all at once. A small queue and a model of milliseconds a row make sure
+    # most of the 400 wait at the broker across the restart.
+    broker = make_broker("restart", extra="autosave_interval 1")  # SIGKILL loses < 1 s
+    broker.start()
+    pkg = write_slow_package(tmp_path / "store", app="part-id-reader")
+    n = 400
+    with BridgeHarness(site_settings(broker, queue_size=16), [pkg], tmp_path / "s") as h:
+        assert h.wait_connected() and h.service is not None
+        with Requester(broker.host, broker.port, client_id="scada-3", persistent=True) as r:
+            for i in range(n):
+                r.request(INFER, infer_body(seed=i), correlation=b"%d" % i)
+            assert r.wait_for(lambda r: len(r.accepted()) == n, timeout=60)
+            assert r.wait_for(lambda r: len(r.by_corr) >= 20, timeout=60)
+            time.sleep(1.5)  # the broker's autosave has everything it acknowledged
+            early = [json.loads(m[0].payload) for m in list(r.by_corr.values())]
+            assert all(x["status"] == "ok" for x in early), [x for x in early if "error" in x][:1]
+            assert len(early) < n / 2, "the backlog drained before the restart"
+            broker.stop(sig)
+            time.sleep(0.3)
+            broker.start()
+            wanted = {b"%d" % i for i in range(n)}
+            assert r.wait_for(lambda r: _all_replied_identically(r, wanted), timeout=120), (
+                len(r.by_corr),
+                h.stats(),
+            )
+            replies = {c: json.loads(r.by_corr[c][0].payload) for c in wanted}
+        stats = h.stats()
+        computed = h.service.stats.snapshot()["part-id-reader"]["requests"]
+    assert {reply["status"] for reply in replies.values()} == {"ok"}, stats
+    assert stats.get("busy", 0) == 0
+    if sig == signal.SIGTERM:  # the broker kept its sessions exactly: nothing runs twice
+        assert computed == n, stats
