@@ -213,3 +213,27 @@ def test_unknown_application_names_leave_no_per_name_state(
     assert list(queues) == ["part-id-reader"]
     assert tasks_after <= tasks_before
     assert telemetry_apps == {"part-id-reader"} and service_apps == {"part-id-reader"}
+
+
+def test_oversize_payloads_are_answered_and_the_brokers_limit_is_the_hard_cap(
+    make_broker: Any, linear: ModelPackage, tmp_path: Path
+) -> None:
+    # As docs/mqtt.md tells a site: message_size_limit a little above max_payload_bytes.
+    broker = make_broker("capped", extra="message_size_limit 8192").start()
+    s = site_settings(broker, max_payload_bytes=4096)
+    with (
+        BridgeHarness(s, [linear], tmp_path / "state") as h,
+        Requester(broker.host, broker.port) as r,
+    ):
+        assert h.wait_connected()
+        r.request(INFER, b"x" * 6000, correlation=b"over-box")  # over the box's limit
+        with Requester(broker.host, broker.port) as sender:  # over the broker's limit
+            huge = sender.request(INFER, b"x" * 20000, correlation=b"over-broker")
+            time.sleep(0.5)
+            assert huge.mid not in sender.acked - sender.refused  # never accepted
+        r.request(INFER, infer_body(), correlation=b"fine")
+        assert r.wait_for(lambda r: r.by_corr.get(b"over-box") and r.by_corr.get(b"fine"))
+        received = h.stats()["received"]
+    assert _code(r.replies(b"over-box")[0]) == "payload_too_large"
+    assert _code(r.replies(b"fine")[0]) == "ok"
+    assert received == 2  # the publish over the broker's limit never reached the box
