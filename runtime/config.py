@@ -152,11 +152,42 @@ class MqttBuffer(_Section):
     )
 
 
+def check_topic_name(value: str) -> str:
+    """A name that becomes one topic level (site, node): the reason when it cannot be."""
+    if any(c in value for c in "/+#"):
+        raise ValueError(f"{value!r} must be one topic level, without / + or #")
+    if any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in value):
+        # NUL ends a C string in brokers and tools; the rest are invisible in logs.
+        raise ValueError(f"{value!r} must not contain NUL or other control characters")
+    if value.startswith("$"):
+        raise ValueError(f"{value!r} must not start with $ (broker-reserved topics)")
+    return value
+
+
+class MqttCommands(_Section):
+    """Which ``{prefix}/cmd/{name}`` commands the box obeys. An MQTT message carries no
+    sender identity a box can trust, so the broker's ACL decides who may publish to
+    ``cmd/+`` (docs/mqtt.md) and these switches what the box does about it. The ones that
+    change what is served are off unless a site turns them on."""
+
+    status: bool = Field(default=True, title="Answer cmd/status (read-only)")
+    reload: bool = Field(default=False, title="Obey cmd/reload (load every model again)")
+    select: bool = Field(default=False, title="Obey cmd/select (pin a variant)")
+    update_now: bool = Field(default=False, title="Obey cmd/update-now (fleet sync at once)")
+
+    def enabled(self, command: str) -> bool:
+        """The one answer to "may this command run here?" (MQTT and, later, Sparkplug)."""
+        return bool(getattr(self, command.replace("-", "_"), False))
+
+    def setting_for(self, command: str) -> str:
+        return f"mqtt.commands.{command.replace('-', '_')}"
+
+
 class MqttSettings(_Section):
     host: str = Field(default="127.0.0.1", title="Broker host")
     port: int = Field(default=1883, ge=1, le=65535, title="Broker port")
-    site: str = Field(default="site", pattern=r"^[^/#+]{1,64}$", title="Site name in topics")
-    node: str = Field(default="node", pattern=r"^[^/#+]{1,64}$", title="Node name in topics")
+    site: str = Field(default="site", min_length=1, max_length=64, title="Site name in topics")
+    node: str = Field(default="node", min_length=1, max_length=64, title="Node name in topics")
     prefix: str = Field(default="headframe/{site}/{node}", title="Topic prefix template")
     client_id: str | None = Field(default=None, title="Client id (default: headframe-{node})")
     keepalive: int = Field(default=30, ge=5, le=3600, title="Keepalive seconds")
@@ -165,7 +196,14 @@ class MqttSettings(_Section):
     username: str | None = Field(default=None, title="Username")
     password_file: Path | None = Field(default=None, title="File holding the password")
     pool_group: str | None = Field(default=None, title="Shared-subscription group for pools")
-    commands_enabled: bool = Field(default=True, title="Accept {prefix}/cmd/* commands")
+    commands_enabled: bool = Field(default=True, title="Subscribe to {prefix}/cmd/+ at all")
+    commands: MqttCommands = Field(default_factory=MqttCommands, title="Per-command switches")
+    reply_prefix: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=1024,
+        title="Only answer on Response Topics under this prefix (None: any allowed topic)",
+    )
     telemetry_interval_s: float = Field(default=10.0, ge=0.5, le=86400, title="Telemetry period")
     max_payload_bytes: int = Field(
         default=4 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024, title="Largest request payload"
@@ -180,6 +218,21 @@ class MqttSettings(_Section):
         default=60.0, gt=0, le=3600, title="Longest reconnect delay (broker refused us)"
     )
     buffer: MqttBuffer = Field(default_factory=MqttBuffer, title="Store-and-forward buffer")
+
+    @field_validator("site", "node")
+    @classmethod
+    def _check_names(cls, value: str) -> str:
+        return check_topic_name(value)
+
+    @field_validator("reply_prefix")
+    @classmethod
+    def _check_reply_prefix(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = value.rstrip("/")
+        if not value or any(c in value for c in "+#\x00") or value.startswith("$"):
+            raise ValueError(f"{value!r} must be a topic without + # NUL or a leading $")
+        return value
 
 
 class FleetSettings(_Section):
