@@ -77,9 +77,18 @@ class Daemon:
         self._tasks: list[asyncio.Task[Any]] = []
         self.bridge: Any = None  # runtime.mqtt.bridge.MqttBridge when [mqtt] is configured
         self._started = time.monotonic()
+        # One reselect at a time: SIGHUP and the store watcher both run _reselect.
+        self._reselecting = asyncio.Lock()
 
     def _daemon_section(self) -> dict[str, Any]:
-        return {"phase": self.phase, "store": str(self.store.root), "url": self.url}
+        return {
+            "phase": self.phase,
+            "store": str(self.store.root),
+            "store_watch_s": self.settings.paths.store_watch_s,
+            # empty: every application in the store is served
+            "configured_applications": [a.name for a in self.settings.applications],
+            "url": self.url,
+        }
 
     # ---- the parts ---------------------------------------------------------------------
     def _status(self, text: str) -> None:
@@ -207,18 +216,37 @@ class Daemon:
         self.loader = self._build_loader(settings)  # the service loads through self.loader
         for app_settings in settings.applications:
             service.configure(app_settings)
+        await self._reselect("reload")
+        self.notifier.send(READY=1, STATUS=self._summary())
+        log.info("reloaded settings: %s", self._summary())
+
+    async def store_changed(self) -> None:
+        """The store watcher saw a package added, removed or switched: serve what the
+        store holds now, with the running settings (the same path as SIGHUP's)."""
+        await self._reselect("store change")
+        self.notifier.send(STATUS=self._summary())
+        log.info("store changed: %s", self._summary())
+
+    async def _reselect(self, why: str) -> None:
+        """Drop applications gone from the settings or the store, add new ones, and swap
+        those whose choice or version changed; requests keep being served throughout."""
+        async with self._reselecting:
+            await self._reselect_locked(why)
+
+    async def _reselect_locked(self, why: str) -> None:
+        service, settings = self._service(), self.settings
         wanted = set(self._apps())
         # Gone from the settings or the store: loaded ones are unloaded, failed ones
         # forgotten (a failed one left behind would keep its error on /status forever).
         for app in sorted({s.app for s in service.slots()} | set(service.failures())):
             if app not in wanted:
                 await service.remove(app)
-                log.info("reload: %s is gone; no longer served", app)
+                log.info("%s: %s is gone; no longer served", why, app)
         pins = {a.name: a.variant for a in settings.applications}
         for app in sorted(wanted):
+            current = {s.app: s for s in service.slots()}.get(app)
             try:
                 package = await asyncio.to_thread(self.store.load, app)
-                current = {s.app: s for s in service.slots()}.get(app)
                 if current is None:
                     await service.add(package, pin=pins.get(app))
                     continue
@@ -228,9 +256,8 @@ class Daemon:
                     continue
                 await service.swap(app, package, pin=pins.get(app))
             except HeadframeError as e:
-                log.error("reload: %s keeps its current variant: %s", app, e.message)
-        self.notifier.send(READY=1, STATUS=self._summary())
-        log.info("reloaded settings: %s", self._summary())
+                outcome = "keeps its current variant" if current else "not serving"
+                log.error("%s: %s %s: %s", why, app, outcome, e.message)
 
     def _reload_api(self, settings: Settings) -> Settings:
         """Apply the API settings that can change live (tokens, readiness); the rest
@@ -290,7 +317,9 @@ class Daemon:
             self.loader = self._build_loader(self.settings)
             self.phase = "loading"
             self.service.hold_readiness("loading models")
-            await self._load_apps()
+            async with self._reselecting:  # a store change seen meanwhile waits for this
+                await self._start_store_watch()
+                await self._load_apps()
             self.service.hold_readiness(None)
             self.phase = "serving"
             self.notifier.send(READY=1, STATUS=self._summary())
@@ -327,6 +356,18 @@ class Daemon:
         self._tasks.append(asyncio.create_task(self.fleet.run(), name="fleet"))
         log.info("model updates from %s on channel %s as node %s", self.settings.fleet.url,
                  self.settings.fleet.channel, agent.node_id)  # fmt: skip
+
+    async def _start_store_watch(self) -> None:
+        """Serve packages added to or removed from the store without SIGHUP
+        (``paths.store_watch_s``; 0 turns it off; a change needs a restart)."""
+        interval = self.settings.paths.store_watch_s
+        if interval <= 0:
+            return
+        from runtime.store_watch import StoreWatcher
+
+        watcher = StoreWatcher(lambda: self.store, self.store_changed, interval)
+        await watcher.prime()
+        self._tasks.append(asyncio.create_task(watcher.run(), name="store-watch"))
 
     def _start_mqtt(self) -> None:
         """The MQTT bridge when [mqtt] is configured: connects in the background (an absent
