@@ -141,10 +141,13 @@ class Daemon:
         return VariantLoader(self.context.profile, self.context.report, settings)
 
     async def _probe(self) -> None:
-        from runtime.hardware import probe
+        from runtime.hardware.probe import probe, query_runtimes
         from runtime.profiles import default_profiles_dir, load_profiles, match, profile_by_name
+        from runtime.selection import runtimes_selection_reads
 
-        report = await asyncio.to_thread(probe)
+        # No runtime imported yet: the profile matches on files, and a backend imports its
+        # runtime when it loads a model, so only device lists that selection reads are asked.
+        report = await asyncio.to_thread(probe, runtimes=())
         profiles = await asyncio.to_thread(load_profiles, default_profiles_dir(self.settings))
         result = match(report, profiles)
         profile = result.profile
@@ -153,6 +156,7 @@ class Daemon:
             result = type(result)(
                 profile, [f"forced by settings: profile = {profile.name!r}"], result.candidates
             )
+        report = await asyncio.to_thread(query_runtimes, report, runtimes_selection_reads(profile))
         self.context.report, self.context.match, self.context.profile = report, result, profile
         log.info("device profile %s: %s", profile.name, "; ".join(result.reasons))
 
