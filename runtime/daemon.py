@@ -7,7 +7,8 @@ application in the store) -> READY=1. SIGTERM/SIGINT: STOPPING=1, stop accepting
 let in-flight requests finish (bounded), unload. SIGHUP: re-read the settings, the API
 tokens (file included) and the readiness rule, drop applications that are gone (loaded
 or failed), and reselect every other one, swapping only where the choice changed;
-requests keep being served throughout. Nothing else in the package imports this module.
+requests keep being served throughout. A change to the store alone (models add, remove) takes
+the same path without SIGHUP (store_watch.py). Nothing else in the package imports this module.
 """
 
 from __future__ import annotations
@@ -79,12 +80,13 @@ class Daemon:
         self._started = time.monotonic()
         # One reselect at a time: SIGHUP and the store watcher both run _reselect.
         self._reselecting = asyncio.Lock()
+        self._watch_s = 0.0  # the store watcher's period in force (0: not watching)
 
     def _daemon_section(self) -> dict[str, Any]:
         return {
             "phase": self.phase,
             "store": str(self.store.root),
-            "store_watch_s": self.settings.paths.store_watch_s,
+            "store_watch_s": self._watch_s,
             # empty: every application in the store is served
             "configured_applications": [a.name for a in self.settings.applications],
             "url": self.url,
@@ -225,8 +227,7 @@ class Daemon:
         log.info("reloaded settings: %s", self._summary())
 
     async def store_changed(self) -> None:
-        """The store watcher saw a package added, removed or switched: serve what the
-        store holds now, with the running settings (the same path as SIGHUP's)."""
+        """The store watcher saw a change: SIGHUP's path, with the running settings."""
         await self._reselect("store change")
         self.notifier.send(STATUS=self._summary())
         log.info("store changed: %s", self._summary())
@@ -235,10 +236,9 @@ class Daemon:
         """Drop applications gone from the settings or the store, add new ones, and swap
         those whose choice or version changed; requests keep being served throughout."""
         async with self._reselecting:
-            await self._reselect_locked(why)
+            await self._reselect_now(why, self._service(), self.settings)
 
-    async def _reselect_locked(self, why: str) -> None:
-        service, settings = self._service(), self.settings
+    async def _reselect_now(self, why: str, service: InferenceService, settings: Settings) -> None:
         wanted = set(self._apps())
         # Gone from the settings or the store: loaded ones are unloaded, failed ones
         # forgotten (a failed one left behind would keep its error on /status forever).
@@ -364,12 +364,12 @@ class Daemon:
     async def _start_store_watch(self) -> None:
         """Serve packages added to or removed from the store without SIGHUP
         (``paths.store_watch_s``; 0 turns it off; a change needs a restart)."""
-        interval = self.settings.paths.store_watch_s
-        if interval <= 0:
+        if self.settings.paths.store_watch_s <= 0:
             return
         from runtime.store_watch import StoreWatcher
 
-        watcher = StoreWatcher(lambda: self.store, self.store_changed, interval)
+        self._watch_s = self.settings.paths.store_watch_s
+        watcher = StoreWatcher(lambda: self.store, self.store_changed, self._watch_s)
         await watcher.prime()
         self._tasks.append(asyncio.create_task(watcher.run(), name="store-watch"))
 
