@@ -227,18 +227,22 @@ class Daemon:
         log.info("reloaded settings: %s", self._summary())
 
     async def store_changed(self) -> None:
-        """The store watcher saw a change: SIGHUP's path, with the running settings."""
-        await self._reselect("store change")
+        """The store watcher saw a change: SIGHUP's path, with the running settings. With
+        [fleet] the runner moves served applications between versions (it reconciles with
+        the pointer); swapping here too would load the same version twice."""
+        await self._reselect("store change", swap_served=self.fleet is None)
         self.notifier.send(STATUS=self._summary())
         log.info("store changed: %s", self._summary())
 
-    async def _reselect(self, why: str) -> None:
+    async def _reselect(self, why: str, swap_served: bool = True) -> None:
         """Drop applications gone from the settings or the store, add new ones, and swap
         those whose choice or version changed; requests keep being served throughout."""
         async with self._reselecting:
-            await self._reselect_now(why, self._service(), self.settings)
+            await self._reselect_now(why, self._service(), self.settings, swap_served)
 
-    async def _reselect_now(self, why: str, service: InferenceService, settings: Settings) -> None:
+    async def _reselect_now(
+        self, why: str, service: InferenceService, settings: Settings, swap_served: bool
+    ) -> None:
         wanted = set(self._apps())
         # Gone from the settings or the store: loaded ones are unloaded, failed ones
         # forgotten (a failed one left behind would keep its error on /status forever).
@@ -249,6 +253,8 @@ class Daemon:
         pins = {a.name: a.variant for a in settings.applications}
         for app in sorted(wanted):
             current = {s.app: s for s in service.slots()}.get(app)
+            if current is not None and not swap_served:
+                continue
             try:
                 package = await asyncio.to_thread(self.store.load, app)
                 if current is None:
