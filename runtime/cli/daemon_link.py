@@ -58,12 +58,19 @@ def call(
         return json.loads(response.read())
 
 
-def _daemon_section(settings: Settings, base: str) -> dict[str, Any] | None:
-    """The ``daemon`` section of the running daemon's /status, or None if none answers."""
+def _daemon_section(settings: Settings, base: str) -> dict[str, Any] | str | None:
+    """The ``daemon`` section of the running daemon's /status; None when nothing answers,
+    or the line to print when one answers but will not say (a refused token, say)."""
+    from runtime.errors import HeadframeError
+
     try:
         doc = call(settings, base, "/status", timeout=PROBE_TIMEOUT_S)
+    except urllib.error.HTTPError as e:
+        return f"the daemon at {base} answered /status with {e.code} {e.reason}: see its log"
     except (urllib.error.URLError, OSError, ValueError):
         return None
+    except HeadframeError as e:  # the API tokens file cannot be read
+        return f"cannot ask the daemon at {base}: {e.message}"
     section = doc.get("daemon") if isinstance(doc, dict) else None
     return section if isinstance(section, dict) else {}
 
@@ -83,6 +90,8 @@ def store_change_note(store: Store, app: str, effect: str) -> str:
     daemon = _daemon_section(settings, base)
     if daemon is None:
         return f"no daemon answers at {base}: start it with `headframe serve`"
+    if isinstance(daemon, str):
+        return daemon
     there = daemon.get("store")
     if there is not None and _same_dir(there, store.root) is False:
         return f"the daemon at {base} serves another store ({there}): it will not see this"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -159,3 +160,40 @@ def test_the_watcher_acts_once_per_change_and_never_on_a_quiet_store(tmp_path: P
 
     assert asyncio.run(scenario()) == [False, True, False, True, True, True, False]
     assert len(changes) == 4 and changes[-1] == frozenset()
+
+
+@pytest.mark.slow  # starts the daemon as a process
+def test_a_daemon_that_does_not_watch_is_told_to_reload(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, source = tmp_path / "store", tmp_path / "incoming"
+    write_linear_package(store, app="first")
+    write_linear_package(source, app="second")
+    port = free_port()
+    config = daemon_proc.write_config(tmp_path, store, port, 'tokens = ["right"]\n')
+    monkeypatch.setenv("HEADFRAME_PATHS__STORE_WATCH_S", "0")  # the daemon's and the CLI's
+    default_config_file().parent.mkdir(parents=True, exist_ok=True)
+    default_config_file().write_text(config.read_text().replace('"right"', '"wrong"'))
+    runner = CliRunner()
+    proc = daemon_proc.start(config)
+    url = f"http://127.0.0.1:{port}"
+    auth = {"Authorization": "Bearer right"}
+    try:
+        daemon_proc.wait_ready(url, proc)
+        refused = runner.invoke(cli, ["models", "add", str(source / "second" / "1.0.0")])
+        assert refused.exit_code == 0, refused.output  # the package is in; the note says why
+        assert f"the daemon at {url} answered /status with 401" in refused.stdout
+        runner.invoke(cli, ["models", "remove", "second"])
+
+        shutil.copy(config, default_config_file())
+        added = runner.invoke(cli, ["models", "add", str(source / "second" / "1.0.0")])
+        assert f"the daemon at {url} does not watch the store: reload it" in added.stdout
+        time.sleep(1.5)
+        assert httpx.get(f"{url}/v2/models/second", headers=auth).status_code == 404
+        proc.send_signal(signal.SIGHUP)
+        _until(
+            lambda: httpx.get(f"{url}/v2/models/second", headers=auth).status_code == 200,
+            "second served after SIGHUP",
+        )
+    finally:
+        daemon_proc.stop(proc)
