@@ -81,6 +81,14 @@ class PathsSettings(_Section):
         title="Device profiles directory",
         description="default: the installed device_profiles/",
     )
+    store_watch_s: float = Field(
+        default=2.0,
+        ge=0,
+        le=3600,
+        title="Store watch period (0: off)",
+        description="how often the daemon looks for packages added to or removed from the "
+        "store (models add, a deleted directory, a rollback) and serves them without SIGHUP",
+    )
 
     @property
     def store(self) -> Path:
