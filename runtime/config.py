@@ -235,6 +235,44 @@ class MqttSettings(_Section):
         return value
 
 
+def _check_sparkplug_id(value: str) -> str:
+    # Spec 3.0, 4.1.1: group, edge node and host ids are topic levels without + # /.
+    if any(c in value for c in "+#/\x00") or value.startswith("$"):
+        raise ValueError(f"{value!r} must not contain + # / NUL or start with $")
+    return value
+
+
+class SparkplugSettings(_Section):
+    """The Sparkplug B 3.0 edge node (docs/mqtt.md, "Sparkplug B"): its own MQTT session
+    (Clean Start, session expiry 0, NDEATH as the Will), one device per application."""
+
+    enabled: bool = Field(default=False, title="Run the Sparkplug B edge node")
+    group_id: str = Field(default="headframe", min_length=1, max_length=64, title="Group id")
+    edge_node_id: str = Field(default="node", min_length=1, max_length=64, title="Edge node id")
+    primary_host_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        title="Wait for spBv1.0/STATE/<id> online before NBIRTH (None: birth at once)",
+    )
+    host: str | None = Field(default=None, title="Broker host (None: [mqtt].host or 127.0.0.1)")
+    port: int | None = Field(
+        default=None, ge=1, le=65535, title="Broker port (None: [mqtt].port or 1883)"
+    )
+    username: str | None = Field(default=None, title="Username (None: [mqtt].username)")
+    password_file: Path | None = Field(default=None, title="Password file (None: [mqtt]'s)")
+    keepalive: int = Field(default=30, ge=5, le=3600, title="Keepalive seconds")
+    scan_interval_s: float = Field(
+        default=1.0, ge=0.01, le=3600, title="How often metrics are compared for NDATA/DDATA"
+    )
+    reconnect_max_s: float = Field(default=5.0, gt=0, le=3600, title="Longest reconnect delay")
+
+    @field_validator("group_id", "edge_node_id", "primary_host_id")
+    @classmethod
+    def _check_ids(cls, value: str | None) -> str | None:
+        return None if value is None else _check_sparkplug_id(value)
+
+
 class FleetSettings(_Section):
     url: str | None = Field(default=None, title="Repository base URL (metadata/ and targets/)")
     trusted_root: Path | None = Field(default=None, title="Root metadata installed with the box")
@@ -265,6 +303,9 @@ class Settings(BaseSettings):
     api: ApiSettings = Field(default_factory=ApiSettings, title="Local HTTP API")
     mqtt: MqttSettings | None = Field(default=None, title="MQTT bridge (None: off)")
     fleet: FleetSettings | None = Field(default=None, title="Model updates (None: off)")
+    sparkplug: SparkplugSettings = Field(
+        default_factory=SparkplugSettings, title="Sparkplug B edge node (off unless enabled)"
+    )
     log_format: Literal["auto", "text", "json"] = Field(default="auto", title="Log format")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", title="Log level"

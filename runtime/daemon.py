@@ -76,6 +76,7 @@ class Daemon:
         self._server: uvicorn.Server | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self.bridge: Any = None  # runtime.mqtt.bridge.MqttBridge when [mqtt] is configured
+        self.sparkplug: Any = None  # runtime.sparkplug.node.EdgeNode when [sparkplug] enabled
         self._started = time.monotonic()
 
     def _daemon_section(self) -> dict[str, Any]:
@@ -285,6 +286,7 @@ class Daemon:
             await self._probe()
             self.service.set_workers(self.context.profile.threads.workers)
             self._start_mqtt()
+            self._start_sparkplug()
             self.service.hold_readiness("building the model store")
             await self._fill_store()
             self.loader = self._build_loader(self.settings)
@@ -339,6 +341,27 @@ class Daemon:
         if self.bridge is not None:
             self.bridge.start()
 
+    async def select_variant(self, app: str, pin: str | None) -> Any:
+        """The variant switch of the HTTP admin route (``context.select`` when set, else
+        ``service.swap``), for the Sparkplug DCMD: the same rules whichever way it comes."""
+        service = self._service()
+        service.slot(app)  # not_found or not_ready before any loading, as over HTTP
+        select = self.context.select
+        return await (select(app, pin) if select else service.swap(app, pin=pin))
+
+    def _start_sparkplug(self) -> None:
+        """The Sparkplug B edge node when [sparkplug] enabled: its own MQTT session, which
+        connects in the background and births once a primary host (if named) is online."""
+        if not self.settings.sparkplug.enabled:
+            return
+        from runtime.sparkplug.wiring import attach_sparkplug
+
+        self.sparkplug = attach_sparkplug(
+            self.settings, self._service(), self.context, select=self.select_variant
+        )
+        if self.sparkplug is not None:
+            self.sparkplug.start()
+
     def _load_via_current_loader(self, package: Any, pin: str | None) -> Any:
         return self.loader(package, pin)
 
@@ -358,6 +381,11 @@ class Daemon:
                 await self.bridge.stop()
             except Exception:
                 log.exception("stopping the MQTT bridge failed")
+        if self.sparkplug is not None:
+            try:  # NDEATH: the host marks every device stale at once
+                await self.sparkplug.stop()
+            except Exception:
+                log.exception("stopping the Sparkplug edge node failed")
         if self.service is not None:
             await self.service.close(drain_timeout_s=DRAIN_TIMEOUT_S)
         for t in self._tasks:
