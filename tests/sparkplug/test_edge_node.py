@@ -173,3 +173,36 @@ def test_state_gates_births(broker: Mosquitto, tmp_path: Path) -> None:
         asyncio.run(main())
     finally:
         host.close()
+
+
+def test_dcmd_variant_obeys_the_select_switch(broker: Mosquitto, tmp_path: Path) -> None:
+    host = Host(broker.host, broker.port, "plant")
+    asked: list[tuple[str, str | None]] = []
+
+    async def select(app: str, pin: str | None) -> None:
+        asked.append((app, pin))
+
+    async def main(obey: bool) -> dict[str, Any]:
+        settings = SparkplugSettings(enabled=True, group_id="plant", edge_node_id="box1")
+        node = EdgeNode(settings, host=broker.host, port=broker.port, source=Counting(False),
+                        select=select, obey_select=lambda: obey,
+                        state_dir=tmp_path / "state")  # fmt: skip
+        node.start()
+        try:
+            births = 1 if obey is False else 2  # the second node's own birth, not the first's
+            await _until(lambda: len(host.messages("DBIRTH")) == births)
+            alias = host.messages("DBIRTH")[-1].payload.by_name()["Variant"].alias
+            host.command("box1", [wire.write_metric(alias=alias, value="auto")], "pump-model")
+            await _until(lambda: node.status()["counters"]["commands"] == 1)
+            await asyncio.sleep(0.2)
+            return node.status()["counters"]
+        finally:
+            await node.stop()
+
+    try:
+        counters = asyncio.run(main(False))
+        assert counters["refused"] == 1 and asked == []  # mqtt.commands.select off
+        counters = asyncio.run(main(True))
+        assert counters["refused"] == 0 and asked == [("pump-model", None)]  # "auto": no pin
+    finally:
+        host.close()
