@@ -15,7 +15,15 @@ import typing
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from runtime import systemd_env
@@ -273,6 +281,75 @@ class SparkplugSettings(_Section):
         return None if value is None else _check_sparkplug_id(value)
 
 
+class StreamAlert(_Section):
+    """Publish on ``topic`` when output ``output`` (flat index) crosses ``threshold``
+    upwards (state "on"), and again when it falls below ``threshold - hysteresis``
+    ("off"); only state changes are published (retained)."""
+
+    topic: str = Field(min_length=1, max_length=1024, title="Alert topic")
+    output: int = Field(default=0, ge=0, title="Flat index into the first output")
+    threshold: float = Field(title="Value above which the alert is on")
+    hysteresis: float = Field(default=0.0, ge=0, title="How far below the threshold it goes off")
+
+    @field_validator("topic")
+    @classmethod
+    def _check_topic(cls, value: str) -> str:
+        return _check_publish_topic(value)
+
+
+def _check_publish_topic(value: str) -> str:
+    if any(c in value for c in "+#\x00") or value.startswith("$"):
+        raise ValueError(f"{value!r} must be a topic without + # NUL or a leading $")
+    return value
+
+
+class StreamSettings(_Section):
+    """One sensor-stream binding (docs/mqtt.md, "Sensor streams"): samples from topics ->
+    a window -> the application's model -> a result topic (and an alert topic)."""
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$", title="Name")
+    app: str = Field(min_length=1, max_length=128, title="Application that runs the windows")
+    subscribe: list[str] = Field(min_length=1, max_length=64, title="Topic filter(s)")
+    value: Literal["number", "json", "sparkplug"] = Field(
+        default="number", title="How a sample is read: whole payload, JSON pointer, metric"
+    )
+    pointer: str | None = Field(default=None, title="JSON pointer (value = json), e.g. /vib/x")
+    metric: str | None = Field(default=None, title="Sparkplug metric name (value = sparkplug)")
+    fields: list[str] = Field(
+        default_factory=list,
+        max_length=64,
+        title="Topics whose values make one sample vector, in this order (empty: one value)",
+    )
+    input: str | None = Field(default=None, title="Model input to fill (None: the first)")
+    size: int = Field(ge=1, le=1_000_000, title="Samples per window")
+    hop: int | None = Field(default=None, ge=1, le=1_000_000, title="Samples between windows")
+    window_s: float | None = Field(
+        default=None, gt=0, le=86400, title="Time window: every window_s, the last size samples"
+    )
+    publish: str = Field(min_length=1, max_length=1024, title="Result topic")
+    qos: int = Field(default=0, ge=0, le=1, title="QoS of results and alerts")
+    retain: bool = Field(default=False, title="Retain results")
+    alert: StreamAlert | None = Field(default=None, title="Alert rule (None: no alerts)")
+    stall_after_s: float = Field(
+        default=10.0, gt=0, le=86400, title="No sample for this long: the stream is stalled"
+    )
+
+    @field_validator("publish")
+    @classmethod
+    def _check_publish(cls, value: str) -> str:
+        return _check_publish_topic(value)
+
+    @model_validator(mode="after")
+    def _check_reader(self) -> StreamSettings:
+        if self.value == "json" and not (self.pointer or "").startswith("/"):
+            raise ValueError("value = 'json' needs pointer = '/path/to/value'")
+        if self.value == "sparkplug" and not self.metric:
+            raise ValueError("value = 'sparkplug' needs metric = 'Metric Name'")
+        if self.hop is not None and self.window_s is not None:
+            raise ValueError("a window has hop (samples) or window_s (time), not both")
+        return self
+
+
 class FleetSettings(_Section):
     url: str | None = Field(default=None, title="Repository base URL (metadata/ and targets/)")
     trusted_root: Path | None = Field(default=None, title="Root metadata installed with the box")
@@ -303,6 +380,9 @@ class Settings(BaseSettings):
     api: ApiSettings = Field(default_factory=ApiSettings, title="Local HTTP API")
     mqtt: MqttSettings | None = Field(default=None, title="MQTT bridge (None: off)")
     fleet: FleetSettings | None = Field(default=None, title="Model updates (None: off)")
+    streams: list[StreamSettings] = Field(
+        default_factory=list, title="Sensor-stream bindings (empty: none)"
+    )
     sparkplug: SparkplugSettings = Field(
         default_factory=SparkplugSettings, title="Sparkplug B edge node (off unless enabled)"
     )
@@ -310,6 +390,15 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", title="Log level"
     )
+
+    @model_validator(mode="after")
+    def _check_streams(self) -> Settings:
+        names = [s.name for s in self.streams]
+        if len(set(names)) != len(names):
+            raise ValueError(f"streams: names must be unique, got {names}")
+        if self.streams and self.mqtt is None:
+            raise ValueError("streams need an [mqtt] section (the broker they read from)")
+        return self
 
     @classmethod
     def settings_customise_sources(

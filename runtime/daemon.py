@@ -77,6 +77,7 @@ class Daemon:
         self._tasks: list[asyncio.Task[Any]] = []
         self.bridge: Any = None  # runtime.mqtt.bridge.MqttBridge when [mqtt] is configured
         self.sparkplug: Any = None  # runtime.sparkplug.node.EdgeNode when [sparkplug] enabled
+        self.streams: Any = None  # runtime.streams.runner.StreamsRunner with [[streams]]
         self._started = time.monotonic()
 
     def _daemon_section(self) -> dict[str, Any]:
@@ -293,6 +294,7 @@ class Daemon:
             self.phase = "loading"
             self.service.hold_readiness("loading models")
             await self._load_apps()
+            self._start_streams()
             self.service.hold_readiness(None)
             self.phase = "serving"
             self.notifier.send(READY=1, STATUS=self._summary())
@@ -357,10 +359,27 @@ class Daemon:
         from runtime.sparkplug.wiring import attach_sparkplug
 
         self.sparkplug = attach_sparkplug(
-            self.settings, self._service(), self.context, select=self.select_variant
+            self.settings,
+            self._service(),
+            self.context,
+            select=self.select_variant,
+            last_result=lambda app: self.streams.last_result(app) if self.streams else None,
         )
         if self.sparkplug is not None:
             self.sparkplug.start()
+
+    def _start_streams(self) -> None:
+        """The [[streams]] bindings, once the models are loaded (each binding checks its
+        window against its model's input now); results and alert topics are refused as
+        Response Topics by the bridge. [[streams]] changes need a restart."""
+        if not self.settings.streams:
+            return
+        from runtime.streams.runner import attach_streams
+
+        refuse = self.bridge.reply_topics.refuse if self.bridge is not None else None
+        self.streams = attach_streams(self.settings, self._service(), self.context, refuse=refuse)
+        if self.streams is not None:
+            self.streams.start()
 
     def _load_via_current_loader(self, package: Any, pin: str | None) -> Any:
         return self.loader(package, pin)
@@ -381,6 +400,11 @@ class Daemon:
                 await self.bridge.stop()
             except Exception:
                 log.exception("stopping the MQTT bridge failed")
+        if self.streams is not None:
+            try:
+                await self.streams.stop()
+            except Exception:
+                log.exception("stopping the stream bindings failed")
         if self.sparkplug is not None:
             try:  # NDEATH: the host marks every device stale at once
                 await self.sparkplug.stop()

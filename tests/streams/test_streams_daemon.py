@@ -1,0 +1,171 @@
+"""`headframe serve` with [[streams]]: a sensor publishes a sine with injected spikes on
+its own topic; the binding's windows run a real model (peak |x|) and each result on the
+broker matches the window the test computes from what it sent; the alert topic changes
+only on a state change; bad samples are counted on /status; a broker restart mid-stream
+only pauses it."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import paho.mqtt.client as paho
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from tests.support import daemon_proc
+from tests.support.mosquitto import Mosquitto, free_port
+from tests.support.stream_models import write_peak_package
+
+pytestmark = [pytest.mark.mqtt, pytest.mark.slow]
+
+SENSOR = "plant/line1/pump3/vibration"
+RESULT = "plant/line1/pump3/vibration/anomaly"
+ALERT = "plant/line1/pump3/alarm"
+SIZE = 16
+
+
+class Client:
+    def __init__(self, broker: Mosquitto, subscribe: list[str]) -> None:
+        self.got: list[tuple[str, dict[str, Any]]] = []
+        self.lock = threading.Lock()
+        ready = threading.Event()
+        self.c = paho.Client(CallbackAPIVersion.VERSION2, client_id=uuid.uuid4().hex[:8],
+                             protocol=paho.MQTTv5)  # fmt: skip
+
+        def on_connect(c: paho.Client, *_a: Any) -> None:
+            if subscribe:
+                c.subscribe([(t, 1) for t in subscribe])
+            time.sleep(0.2)
+            ready.set()
+
+        def on_message(c: paho.Client, _u: Any, msg: paho.MQTTMessage) -> None:
+            with self.lock:
+                self.got.append((msg.topic, orjson.loads(msg.payload)))
+
+        self.c.on_connect = on_connect
+        self.c.on_message = on_message
+        self.c.connect(broker.host, broker.port)
+        self.c.loop_start()
+        assert ready.wait(10)
+
+    def on(self, topic: str) -> list[dict[str, Any]]:
+        with self.lock:
+            return [doc for t, doc in self.got if t == topic]
+
+    def send(self, payload: bytes) -> None:
+        self.c.publish(SENSOR, payload, qos=1).wait_for_publish(5)
+
+    def close(self) -> None:
+        self.c.loop_stop()
+        self.c.disconnect()
+
+
+def _wait(predicate: Any, timeout: float = 30.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := predicate():
+            return value
+        time.sleep(0.05)
+    raise AssertionError("timed out")
+
+
+def _signal(n: int, start: int) -> list[float]:
+    """A sine of amplitude 1 with a spike of 5 in windows 3 and 4 of every eight."""
+    out = []
+    for i in range(start, start + n):
+        value = math.sin(i / 3.0)
+        if (i // SIZE) % 8 in (3, 4) and i % SIZE == 7:
+            value = 5.0
+        out.append(value)
+    return out
+
+
+def test_stream_binding_results_alerts_bad_samples_and_broker_restart(
+    broker: Mosquitto, tmp_path: Path
+) -> None:
+    store = tmp_path / "store"
+    write_peak_package(store, window=SIZE)
+    port = free_port()
+    extra = (
+        f'[mqtt]\nhost = "127.0.0.1"\nport = {broker.port}\nsite = "s"\nnode = "box1"\n'
+        f'[[streams]]\nname = "pump3"\napp = "pump-vibration"\nsubscribe = ["{SENSOR}"]\n'
+        f'size = {SIZE}\npublish = "{RESULT}"\nqos = 1\nstall_after_s = 3\n'
+        f'[streams.alert]\ntopic = "{ALERT}"\noutput = 0\nthreshold = 3.0\nhysteresis = 0.5\n'
+    )
+    proc = daemon_proc.start(daemon_proc.write_config(tmp_path, store, port, extra))
+    url = f"http://127.0.0.1:{port}"
+
+    def stream() -> dict[str, Any]:
+        return httpx.get(f"{url}/status", timeout=5).json()["streams"]
+
+    listener = Client(broker, [RESULT, ALERT])
+    sent: list[float] = []
+    try:
+        daemon_proc.wait_ready(url, proc)
+        _wait(lambda: stream()["connected"])
+        sensor = Client(broker, [])
+        for k, value in enumerate(_signal(SIZE * 8, 0)):
+            sensor.send(repr(value).encode())
+            sent.append(value)
+            if k == 20:  # bad samples: counted, not part of any window
+                for bad in (b"abc", b"", b"inf", b'{"x": 1}'):
+                    sensor.send(bad)
+            if (k + 1) % SIZE == 0:
+                # one window at a time: a window that finds one running and one waiting
+                # replaces the waiting one (freshest data first), which would skip a number
+                _wait(lambda n=(k + 1) // SIZE: len(listener.on(RESULT)) == n)
+        _wait(lambda: len(listener.on(RESULT)) == 8)
+        results = listener.on(RESULT)
+        for doc in results:
+            n = doc["window"]["number"]
+            expected = max(abs(v) for v in sent[(n - 1) * SIZE : n * SIZE])
+            assert doc["outputs"]["peak"][0][0] == pytest.approx(expected, rel=1e-6)
+            assert doc["window"]["samples"] == SIZE
+            assert doc["window"]["first_at"] <= doc["window"]["last_at"]
+            assert (doc["app"], doc["version"], doc["variant"]) == ("pump-vibration", "1.0.0",
+                                                                    "fp32")  # fmt: skip
+        assert [d["window"]["number"] for d in results] == list(range(1, 9))
+        # spikes in windows 4 and 5: one "on" (window 4), one "off" (window 6)
+        alerts = _wait(lambda: len(listener.on(ALERT)) == 2 and listener.on(ALERT))
+        assert [(a["state"], a["window"]["number"]) for a in alerts] == [("on", 4), ("off", 6)]
+        status = stream()["streams"]["pump3"]
+        assert status["counters"]["non_numeric"] == 4
+        assert status["counters"]["results"] == 8
+        assert status["stalled"] is False
+        assert status["alert"] == "off"
+        assert "headframe_stream_events_total" in httpx.get(f"{url}/metrics", timeout=5).text
+
+        # the broker restarts mid-stream; the binding resumes on its own
+        sensor.close()
+        listener.close()
+        broker.stop()
+        broker.start()
+        _wait(lambda: stream()["connected"])
+        listener = Client(broker, [RESULT])
+        sensor = Client(broker, [])
+        for k, value in enumerate(_signal(SIZE * 2, len(sent))):
+            sensor.send(repr(value).encode())
+            sent.append(value)
+            if k == SIZE - 1:
+                _wait(lambda: len(listener.on(RESULT)) == 1)
+        _wait(lambda: len(listener.on(RESULT)) == 2)
+        assert [d["window"]["number"] for d in listener.on(RESULT)] == [9, 10]
+        # the sensor falls silent: /status says the stream stalled
+        _wait(lambda: stream()["streams"]["pump3"]["stalled"], timeout=10)
+        assert (
+            'headframe_stream_stalled{stream="pump3"} 1'
+            in httpx.get(f"{url}/metrics", timeout=5).text
+        )
+        sensor.close()
+    finally:
+        listener.close()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
