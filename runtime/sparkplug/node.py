@@ -28,6 +28,7 @@ import contextlib
 import logging
 import os
 import random
+import ssl
 import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -96,8 +97,10 @@ class EdgeNode:
         state_dir: Path,
         username: str | None = None,
         password: str | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.settings = settings
+        self.tls = tls
         self.host, self.port = host, port
         self.source = source
         self.select = select
@@ -175,6 +178,8 @@ class EdgeNode:
         )
         if self.username:
             client.username_pw_set(self.username, self.password)
+        if self.tls is not None:
+            client.tls_set_context(self.tls)
         client.will_set(self.topics["NDEATH"], self._ndeath(), qos=1, retain=False)
         ended = asyncio.Event()
         connected = threading.Event()

@@ -116,7 +116,11 @@ def attach_sparkplug(
         from runtime.mqtt.credentials import read_password
 
         password = read_password(password_file)
+    from runtime.mqtt.credentials import tls_context
     from runtime.mqtt.telemetry import temperatures
+
+    # [mqtt]'s TLS goes with [mqtt]'s broker; a broker of its own is plain TCP.
+    tls = tls_context(mqtt) if mqtt is not None and spb.host is None else None
 
     source = ServiceMetrics(
         slots=service.slots,
@@ -131,6 +135,7 @@ def attach_sparkplug(
         port=spb.port or (mqtt.port if mqtt is not None else 1883),
         username=spb.username or (mqtt.username if mqtt is not None else None),
         password=password,
+        tls=tls,
         source=source,
         select=select,
         obey_select=lambda: switches.enabled("select"),

@@ -75,6 +75,7 @@ def test_devices_dcmd_variant_switch_and_ndeath_on_sigkill(
         assert status["sparkplug"]["devices"] == ["part-id-reader"]
         text = httpx.get(f"{url}/metrics", timeout=5).text
         assert "headframe_sparkplug_online 1" in text
+        assert "<h2>sparkplug</h2>" in httpx.get(f"{url}/", timeout=5).text  # the status page
 
         # an unknown variant is refused by the swap; the daemon keeps serving it as it was
         host.command("box1", [wire.write_metric(name="Variant", value="nope")],

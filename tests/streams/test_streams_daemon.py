@@ -141,6 +141,8 @@ def test_stream_binding_results_alerts_bad_samples_and_broker_restart(
         assert status["stalled"] is False
         assert status["alert"] == "off"
         assert "headframe_stream_events_total" in httpx.get(f"{url}/metrics", timeout=5).text
+        page = httpx.get(f"{url}/", timeout=5).text
+        assert "<h2>streams</h2>" in page and "pump3" in page
 
         # the broker restarts mid-stream; the binding resumes on its own
         sensor.close()
