@@ -4,6 +4,8 @@ daemon's NDEATH (the broker's Will) carries the bdSeq of its NBIRTH."""
 
 from __future__ import annotations
 
+import shutil
+import signal
 from pathlib import Path
 
 import httpx
@@ -32,6 +34,7 @@ def test_devices_dcmd_variant_switch_and_ndeath_on_sigkill(
 ) -> None:
     store = tmp_path / "store"
     write_linear_package(store)  # variants "small" and "large"
+    write_linear_package(store, app="second-app", variants=("only",))
     port = free_port()
     extra = (
         f'[mqtt]\nhost = "127.0.0.1"\nport = {broker.port}\nsite = "s"\nnode = "box1"\n'
@@ -44,13 +47,15 @@ def test_devices_dcmd_variant_switch_and_ndeath_on_sigkill(
     url = f"http://127.0.0.1:{port}"
     try:
         daemon_proc.wait_ready(url, proc)
-        dbirth = host.wait(lambda: host.messages("DBIRTH"))[0]
-        assert dbirth.device == "part-id-reader"
+        host.wait(lambda: len(host.messages("DBIRTH")) == 2)
+        dbirth = next(s for s in host.messages("DBIRTH") if s.device == "part-id-reader")
+        assert {s.device for s in host.messages("DBIRTH")} == {"part-id-reader", "second-app"}
         metrics = dbirth.payload.by_name()
         first = metrics["Variant"].value
         assert first in ("small", "large")
         other = "large" if first == "small" else "small"
-        before = httpx.get(f"{url}/status", timeout=5).json()["applications"][0]
+        apps = httpx.get(f"{url}/status", timeout=5).json()["applications"]
+        before = next(a for a in apps if a["app"] == "part-id-reader")
         assert metrics["Properties/Backend"].value == before["backend"]
         assert metrics["Variant"].value == before["variant"]
         assert metrics["Requests"].value == 0
@@ -72,7 +77,7 @@ def test_devices_dcmd_variant_switch_and_ndeath_on_sigkill(
         served = {a["app"]: a for a in status["applications"]}
         assert served["part-id-reader"]["variant"] == other
         assert status["sparkplug"]["state"] == "online"
-        assert status["sparkplug"]["devices"] == ["part-id-reader"]
+        assert status["sparkplug"]["devices"] == ["part-id-reader", "second-app"]
         text = httpx.get(f"{url}/metrics", timeout=5).text
         assert "headframe_sparkplug_online 1" in text
         assert "<h2>sparkplug</h2>" in httpx.get(f"{url}/", timeout=5).text  # the status page
@@ -84,6 +89,12 @@ def test_devices_dcmd_variant_switch_and_ndeath_on_sigkill(
                   ["command_errors"] == 1)  # fmt: skip
         r = httpx.post(f"{url}/v2/models/part-id-reader/infer", json=infer_body(), timeout=10)
         assert r.status_code == 200
+
+        # an application gone from the store and a SIGHUP: its device dies (DDEATH)
+        shutil.rmtree(store / "second-app")
+        proc.send_signal(signal.SIGHUP)
+        ddeath = host.wait(lambda: host.messages("DDEATH"))[0]
+        assert ddeath.device == "second-app" and ddeath.payload.seq is not None
 
         proc.kill()  # SIGKILL: no goodbye; the broker publishes the Will
         proc.wait(10)

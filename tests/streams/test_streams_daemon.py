@@ -98,6 +98,9 @@ def test_stream_binding_results_alerts_bad_samples_and_broker_restart(
         f'[[streams]]\nname = "pump3"\napp = "pump-vibration"\nsubscribe = ["{SENSOR}"]\n'
         f'size = {SIZE}\npublish = "{RESULT}"\nqos = 1\nstall_after_s = 3\n'
         f'[streams.alert]\ntopic = "{ALERT}"\noutput = 0\nthreshold = 3.0\nhysteresis = 0.5\n'
+        # a window that does not fit the model's input: said on /status at start
+        f'[[streams]]\nname = "misfit"\napp = "pump-vibration"\nsubscribe = ["plant/other"]\n'
+        f'size = {SIZE - 1}\npublish = "plant/other/result"\n'
     )
     proc = daemon_proc.start(daemon_proc.write_config(tmp_path, store, port, extra))
     url = f"http://127.0.0.1:{port}"
@@ -110,6 +113,8 @@ def test_stream_binding_results_alerts_bad_samples_and_broker_restart(
     try:
         daemon_proc.wait_ready(url, proc)
         _wait(lambda: stream()["connected"])
+        misfit = stream()["streams"]["misfit"]["problem"]
+        assert f"a window of {SIZE - 1} values does not fit shape [-1, {SIZE}]" in misfit
         sensor = Client(broker, [])
         for k, value in enumerate(_signal(SIZE * 8, 0)):
             sensor.send(repr(value).encode())
