@@ -188,7 +188,7 @@ def sparkplug(broker: Mosquitto, tmp: Path, seconds: float) -> dict[str, Any]:
         node = EdgeNode(SparkplugSettings(enabled=True, group_id="bench", edge_node_id="box",
                                           scan_interval_s=0.01),
                         host=broker.host, port=broker.port, source=Moving(), select=select,
-                        obey_select=lambda: False, state_dir=tmp / "spb")  # fmt: skip
+                        obey=lambda command: False, state_dir=tmp / "spb")  # fmt: skip
         node.start()
         await asyncio.sleep(seconds)
         await node.stop()

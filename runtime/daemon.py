@@ -351,6 +351,27 @@ class Daemon:
         select = self.context.select
         return await (select(app, pin) if select else service.swap(app, pin=pin))
 
+    async def reload_models(self) -> None:
+        """Load every served application again and swap (as the MQTT ``reload`` command)."""
+        service = self._service()
+        for slot in list(service.slots()):
+            await service.swap(slot.app, None, slot.pin)
+
+    async def _update_now(self) -> None:
+        if self.fleet is None:
+            raise HeadframeError("no fleet agent runs on this box")
+        self.fleet.update_now()
+
+    def _node_controls(self) -> dict[str, Any]:
+        """The Sparkplug ``Node Control/...`` metrics this box supports beside Rebirth, each
+        under the ``mqtt.commands`` switch of the MQTT command that does the same."""
+        from runtime.sparkplug.commands import Control
+
+        controls = {"Node Control/Reload Models": Control("reload", self.reload_models)}
+        if self.settings.fleet is not None:
+            controls["Node Control/Update Now"] = Control("update-now", self._update_now)
+        return controls
+
     def _start_sparkplug(self) -> None:
         """The Sparkplug B edge node when [sparkplug] enabled: its own MQTT session, which
         connects in the background and births once a primary host (if named) is online."""
@@ -363,6 +384,7 @@ class Daemon:
             self._service(),
             self.context,
             select=self.select_variant,
+            controls=self._node_controls(),
             last_result=lambda app: self.streams.last_result(app) if self.streams else None,
         )
         if self.sparkplug is not None:

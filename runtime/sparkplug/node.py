@@ -10,9 +10,8 @@ persistent session with ``status`` as its Will, hence a second connection. Each 
    bdSeq), then a DBIRTH per application. From then on every ``scan_interval_s`` the
    metrics are compared with what was sent and only changes go out (NDATA/DDATA), by
    alias; an application that appears gets a DBIRTH, one that goes a DDEATH.
-4. NCMD ``Node Control/Rebirth``: NBIRTH and DBIRTHs again on the same connection with
-   the same bdSeq. DCMD on a device's ``Variant``: the variant switch the HTTP admin route
-   makes, obeyed only when ``mqtt.commands.select`` is on.
+4. NCMD and DCMD: commands.py (Rebirth on the same connection with the same bdSeq; the
+   controls and the ``Variant`` write under their ``mqtt.commands`` switches).
 5. The primary host going offline: NDEATH, disconnect, and a new session (next bdSeq)
    that waits for it to come back (spec 3.0, section 5.11).
 
@@ -30,7 +29,7 @@ import os
 import random
 import ssl
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -42,12 +41,10 @@ from paho.mqtt.properties import Properties
 
 from runtime.config import SparkplugSettings
 from runtime.sparkplug import payload as sp
+from runtime.sparkplug.commands import Control, NodeCommands, Selector
 from runtime.sparkplug.tracker import NODE, Tracker
 
 log = logging.getLogger(__name__)
-
-REBIRTH = "Node Control/Rebirth"
-VARIANT = "Variant"
 
 
 class MetricSource(Protocol):
@@ -60,10 +57,6 @@ class MetricSource(Protocol):
     def devices(self) -> dict[str, list[sp.Metric]]:
         """One entry per application being served: its device metrics."""
         ...
-
-
-Selector = Callable[[str, "str | None"], Awaitable[Any]]
-"""``select(app, variant_or_None)``: the same swap the HTTP admin route makes."""
 
 
 class BdSeq:
@@ -93,8 +86,9 @@ class EdgeNode:
         port: int,
         source: MetricSource,
         select: Selector,
-        obey_select: Callable[[], bool],
+        obey: Callable[[str], bool],
         state_dir: Path,
+        controls: Mapping[str, Control] | None = None,
         username: str | None = None,
         password: str | None = None,
         tls: ssl.SSLContext | None = None,
@@ -103,8 +97,6 @@ class EdgeNode:
         self.tls = tls
         self.host, self.port = host, port
         self.source = source
-        self.select = select
-        self.obey_select = obey_select  # mqtt.commands.select, read at each command
         self.username, self.password = username, password
         self.bdseq_store = BdSeq(state_dir / "sparkplug-bdseq")
         g, e = settings.group_id, settings.edge_node_id
@@ -126,12 +118,19 @@ class EdgeNode:
                                         "ddeath", "rebirths", "commands", "refused",
                                         "command_errors")}  # fmt: skip
         self._client: paho.Client | None = None
-        self._ended: asyncio.Event | None = None
         self._scan_now = asyncio.Event()
+        self.commands = NodeCommands(
+            name_of=self.tracker.name_of,
+            select=select,
+            obey=obey,  # mqtt.commands.<name>, asked at each command
+            controls=controls or {},
+            rebirth=self._rebirth,
+            changed=self._scan_now.set,
+            counters=self.counters,
+        )
+        self._ended: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
-        self._refused_logged = False
-        self._commands: set[asyncio.Task[Any]] = set()
 
     # ---- life ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -258,7 +257,7 @@ class EdgeNode:
     def _node_metrics(self) -> list[sp.Metric]:
         return [
             sp.Metric("bdSeq", sp.UINT64, self.bdseq),
-            sp.Metric(REBIRTH, sp.BOOLEAN, False),
+            *self.commands.control_metrics(),
             *self.source.node_metrics(),
         ]
 
@@ -273,6 +272,11 @@ class EdgeNode:
             self._dbirth(client, device, metrics)
         self.born, self.state = True, "online"
         log.info("sparkplug: NBIRTH as %s (bdSeq %d)", self.topics["NBIRTH"], self.bdseq)
+
+    def _rebirth(self) -> None:
+        # Same session, same bdSeq (spec 3.0: a rebirth is not a reconnect).
+        if self._client is not None:
+            self._birth(self._client)
 
     def _dbirth(self, client: paho.Client, device: str, metrics: list[sp.Metric]) -> None:
         entries = self.tracker.birth(device, metrics)
@@ -347,62 +351,11 @@ class EdgeNode:
             self.born = False
             client.disconnect()  # the pump returns; the next session has a new bdSeq
 
-    def _decode(self, body: bytes) -> list[sp.Received] | None:
-        self.counters["commands"] += 1
-        try:
-            return sp.decode(body)[1]
-        except ValueError as e:
-            self.counters["command_errors"] += 1
-            log.warning("sparkplug: ignored a command: %s", e)
-            return None
-
-    def _named(self, device: str, metric: sp.Received) -> str | None:
-        if metric.name:
-            return metric.name
-        return self.tracker.name_of(device, metric.alias) if metric.alias is not None else None
-
     def _on_ncmd(self, client: paho.Client, body: bytes) -> None:
-        metrics = self._decode(body)
-        for m in metrics or []:
-            name = self._named(NODE, m)
-            if name == REBIRTH and m.value is True:
-                # Read-only, and the spec requires it: no switch. Same session, same bdSeq.
-                self.counters["rebirths"] += 1
-                self._birth(client)
-            else:
-                self.counters["command_errors"] += 1
-                log.warning("sparkplug: NCMD %r is not a control this node has", name)
+        self.commands.on_ncmd(body)
 
     def _on_dcmd(self, device: str, body: bytes) -> None:
-        metrics = self._decode(body)
-        for m in metrics or []:
-            name = self._named(device, m)
-            if name != VARIANT or not isinstance(m.value, str):
-                self.counters["command_errors"] += 1
-                log.warning("sparkplug: DCMD %s/%r: only a string Variant is writable",
-                            device, name)  # fmt: skip
-                continue
-            if not self.obey_select():
-                self.counters["refused"] += 1
-                if not self._refused_logged:
-                    self._refused_logged = True
-                    log.warning("sparkplug: refused DCMD Variant for %s: mqtt.commands.select "
-                                "is false", device)  # fmt: skip
-                continue
-            task = asyncio.get_running_loop().create_task(self._switch(device, m.value))
-            self._commands.add(task)
-            task.add_done_callback(self._commands.discard)
-
-    async def _switch(self, app: str, variant: str) -> None:
-        pin = None if variant == "auto" else variant
-        try:
-            await self.select(app, pin)
-            log.info("sparkplug: DCMD switched %s to %s", app, variant)
-        except Exception as e:
-            self.counters["command_errors"] += 1
-            log.warning("sparkplug: DCMD Variant %s for %s failed: %s", variant, app,
-                        getattr(e, "message", e))  # fmt: skip
-        self._scan_now.set()  # report the variant in force at once
+        self.commands.on_dcmd(device, body)
 
     # ---- visible -------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from runtime import __version__
 from runtime.config import MqttCommands, Settings
 from runtime.sparkplug import payload as sp
-from runtime.sparkplug.node import EdgeNode, Selector
+from runtime.sparkplug.commands import Control, Selector
+from runtime.sparkplug.node import EdgeNode
 
 TEMPERATURE_EVERY_S = 10.0  # sysfs reads are not free; a host sees a change within this
 
@@ -101,10 +102,12 @@ def attach_sparkplug(
     *,
     select: Selector,
     last_result: Callable[[str], str | None] | None = None,
+    controls: Mapping[str, Control] | None = None,
 ) -> EdgeNode | None:
     """The edge node when ``[sparkplug] enabled``, else None; adds a "sparkplug" section
     to /status and the headframe_sparkplug_* families to /metrics. The broker and
-    credentials default to ``[mqtt]``'s; DCMD obeys ``mqtt.commands.select``."""
+    credentials default to ``[mqtt]``'s; DCMD obeys ``mqtt.commands.select``, each of
+    ``controls`` (``Node Control/...`` name -> switch and action) its own switch."""
     spb = settings.sparkplug
     if not spb.enabled:
         return None
@@ -138,7 +141,8 @@ def attach_sparkplug(
         tls=tls,
         source=source,
         select=select,
-        obey_select=lambda: switches.enabled("select"),
+        obey=switches.enabled,
+        controls=controls,
         state_dir=settings.paths.state_dir,
     )
     sections = getattr(context, "sections", None)

@@ -13,6 +13,7 @@ import pytest
 
 from runtime.config import SparkplugSettings
 from runtime.sparkplug import payload as sp
+from runtime.sparkplug.commands import Control
 from runtime.sparkplug.node import EdgeNode
 from tests.sparkplug import wire
 from tests.sparkplug.host import Host
@@ -53,7 +54,7 @@ def _node(broker: Mosquitto, tmp_path: Path, source: Any, **kw: Any) -> EdgeNode
 
     settings = SparkplugSettings(enabled=True, group_id="plant", edge_node_id="box1", **kw)
     return EdgeNode(settings, host=broker.host, port=broker.port, source=source, select=select,
-                    obey_select=lambda: False, state_dir=tmp_path / "state")  # fmt: skip
+                    obey=lambda command: False, state_dir=tmp_path / "state")  # fmt: skip
 
 
 def test_payload_reads_back_with_an_independent_decoder() -> None:
@@ -175,25 +176,37 @@ def test_state_gates_births(broker: Mosquitto, tmp_path: Path) -> None:
         host.close()
 
 
-def test_dcmd_variant_obeys_the_select_switch(broker: Mosquitto, tmp_path: Path) -> None:
+def test_commands_obey_their_switches(broker: Mosquitto, tmp_path: Path) -> None:
+    """DCMD Variant obeys mqtt.commands.select, NCMD Reload Models mqtt.commands.reload."""
     host = Host(broker.host, broker.port, "plant")
     asked: list[tuple[str, str | None]] = []
+    reloads: list[int] = []
 
     async def select(app: str, pin: str | None) -> None:
         asked.append((app, pin))
 
+    async def reload() -> None:
+        reloads.append(1)
+
     async def main(obey: bool) -> dict[str, Any]:
         settings = SparkplugSettings(enabled=True, group_id="plant", edge_node_id="box1")
+        controls = {"Node Control/Reload Models": Control("reload", reload)}
         node = EdgeNode(settings, host=broker.host, port=broker.port, source=Counting(False),
-                        select=select, obey_select=lambda: obey,
+                        select=select, obey=lambda command: obey, controls=controls,
                         state_dir=tmp_path / "state")  # fmt: skip
         node.start()
         try:
             births = 1 if obey is False else 2  # the second node's own birth, not the first's
             await _until(lambda: len(host.messages("DBIRTH")) == births)
+            nbirth = host.messages("NBIRTH")[-1].payload.by_name()
+            assert nbirth["Node Control/Reload Models"].value is False
             alias = host.messages("DBIRTH")[-1].payload.by_name()["Variant"].alias
             host.command("box1", [wire.write_metric(alias=alias, value="auto")], "pump-model")
-            await _until(lambda: node.status()["counters"]["commands"] == 1)
+            host.command("box1", [wire.write_metric(name="Node Control/Reload Models",
+                                                    value=True)])  # fmt: skip
+            host.command("box1", [wire.write_metric(name="Node Control/Format Disk",
+                                                    value=True)])  # fmt: skip
+            await _until(lambda: node.status()["counters"]["commands"] == 3)
             await asyncio.sleep(0.2)
             return node.status()["counters"]
         finally:
@@ -201,8 +214,11 @@ def test_dcmd_variant_obeys_the_select_switch(broker: Mosquitto, tmp_path: Path)
 
     try:
         counters = asyncio.run(main(False))
-        assert counters["refused"] == 1 and asked == []  # mqtt.commands.select off
+        assert counters["refused"] == 2 and asked == [] and reloads == []  # switches off
+        assert counters["command_errors"] == 1  # the control this node does not have
         counters = asyncio.run(main(True))
-        assert counters["refused"] == 0 and asked == [("pump-model", None)]  # "auto": no pin
+        assert counters["refused"] == 0
+        assert asked == [("pump-model", None)]  # "auto": no pin
+        assert reloads == [1]
     finally:
         host.close()
