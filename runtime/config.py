@@ -315,6 +315,10 @@ class StreamSettings(_Section):
     )
     pointer: str | None = Field(default=None, title="JSON pointer (value = json), e.g. /vib/x")
     metric: str | None = Field(default=None, title="Sparkplug metric name (value = sparkplug)")
+    timestamp_pointer: str | None = Field(
+        default=None,
+        title="JSON pointer to the sample's time (Unix s or ms; value = json): older = late",
+    )
     fields: list[str] = Field(
         default_factory=list,
         max_length=64,
@@ -343,6 +347,10 @@ class StreamSettings(_Section):
     def _check_reader(self) -> StreamSettings:
         if self.value == "json" and not (self.pointer or "").startswith("/"):
             raise ValueError("value = 'json' needs pointer = '/path/to/value'")
+        if self.timestamp_pointer is not None and (
+            self.value != "json" or not self.timestamp_pointer.startswith("/")
+        ):
+            raise ValueError("timestamp_pointer = '/path' needs value = 'json'")
         if self.value == "sparkplug" and not self.metric:
             raise ValueError("value = 'sparkplug' needs metric = 'Metric Name'")
         if self.hop is not None and self.window_s is not None:

@@ -20,7 +20,7 @@ import numpy as np
 import orjson
 
 from runtime.config import StreamSettings
-from runtime.streams.samples import BadSample, Fields, reader
+from runtime.streams.samples import BadSample, Fields, reader, timestamp_reader
 from runtime.streams.window import Window, Windower
 
 log = logging.getLogger(__name__)
@@ -60,10 +60,11 @@ class Binding:
         self.settings = s = settings
         self.infer, self.slot, self.publish, self.clock = infer, slot, publish, clock
         self.read = reader(s)
+        self.read_time = timestamp_reader(s)
         self.fields = Fields(s.fields) if s.fields else None
         self.width = len(s.fields) or 1
         self.windower = Windower(s.size, s.hop, s.window_s)
-        kinds = ("samples", "windows", "results", "errors", "non_numeric", "missing",
+        kinds = ("samples", "windows", "results", "errors", "non_numeric", "missing", "late",
                  "dropped_windows", "alerts")  # fmt: skip
         self.counters = dict.fromkeys(kinds, 0)
         self.alert_on = False
@@ -76,6 +77,7 @@ class Binding:
         self._busy = False
         self._waiting: Window | None = None
         self._rate_mark = (self.started_at, 0)
+        self._newest: float | None = None  # the sensor's newest sample time (timestamp_pointer)
         self.rate = 0.0
         self._input: tuple[str, tuple[int, ...], Any] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -113,7 +115,13 @@ class Binding:
             t0, n0 = self._rate_mark
             self.rate = (self.counters["samples"] - n0) / (at - t0)
             self._rate_mark = (at, self.counters["samples"])
+        arrived = at
         try:
+            if self.read_time is not None:
+                at = self.read_time(payload)
+                if self._newest is not None and at < self._newest:
+                    raise BadSample("late", f"a sample from {at} after one from {self._newest}")
+                self._newest = at
             value = self.read(payload)
             row = self.fields.add(topic, value) if self.fields else [value]
         except BadSample as e:
@@ -124,7 +132,7 @@ class Binding:
                             self.settings.name, e, e.kind)  # fmt: skip
             return
         if row is not None:
-            window = self.windower.add(at, row)
+            window = self.windower.add(at, row, arrived)
             if window is not None:
                 self.submit(window)
 

@@ -58,6 +58,20 @@ def _pointer(pointer: str) -> Callable[[bytes], float]:
     return read
 
 
+def timestamp_reader(settings: StreamSettings) -> Callable[[bytes], float] | None:
+    """The sample's own time in Unix seconds (``timestamp_pointer``; a value above 1e11 is
+    taken as milliseconds), or None when the binding uses the arrival time."""
+    if settings.timestamp_pointer is None:
+        return None
+    read = _pointer(settings.timestamp_pointer)
+
+    def at(payload: bytes) -> float:
+        value = read(payload)
+        return value / 1000.0 if value > 1e11 else value
+
+    return at
+
+
 def _metric(name: str) -> Callable[[bytes], float]:
     from runtime.sparkplug.payload import decode
 

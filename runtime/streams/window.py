@@ -25,13 +25,15 @@ class Windower:
         self.count = 0
         self.short = 0  # time windows that ended with fewer than size samples
 
-    def add(self, at: float, row: list[float]) -> Window | None:
-        """A sample; returns the window it completes (sample-count windows)."""
+    def add(self, at: float, row: list[float], arrived: float | None = None) -> Window | None:
+        """A sample taken at ``at`` (the sensor's time, or the arrival time); returns the
+        window it completes (sample-count windows). Time windows are timed by arrival
+        (``arrived``, default ``at``), the clock ``tick`` is given."""
         self._rows.append((at, row))
         self._since += 1
         if self.window_s is not None:
             if self._next_at is None:
-                self._next_at = at + self.window_s
+                self._next_at = (at if arrived is None else arrived) + self.window_s
             return None
         if len(self._rows) == self.size and self._since >= self.hop:
             self._since = 0

@@ -3,13 +3,21 @@ windows they fill: bad input is a counted reason, never an exception that escape
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import orjson
 import pytest
 
 from runtime.config import StreamSettings
+from runtime.service import InferenceService
 from runtime.sparkplug import payload as sp
-from runtime.streams.binding import ShapeMismatch, fit_shape
+from runtime.streams.binding import Binding, ShapeMismatch, fit_shape
 from runtime.streams.samples import BadSample, Fields, reader
 from runtime.streams.window import Windower
+from tests.support.loaders import ort_loader
+from tests.support.stream_models import write_peak_package
 
 
 def _settings(**kw: object) -> StreamSettings:
@@ -76,3 +84,42 @@ def test_fit_shape() -> None:
     assert fit_shape((-1, -1, 2), 16) == (1, 8, 2)
     with pytest.raises(ShapeMismatch):
         fit_shape((-1, 16), 15)
+
+
+def test_binding_counts_late_samples_and_uses_the_sensors_clock(tmp_path: Path) -> None:
+    """A binding fed directly (no broker) into a real service and model: samples carry
+    their own time, one is late; the window's time range is the sensor's, and the late
+    sample is counted, not used."""
+    published: list[tuple[str, bytes]] = []
+    package = write_peak_package(tmp_path / "store", app="peak", window=3)
+
+    async def main() -> Binding:
+        service = InferenceService(ort_loader, workers=1)
+        await service.add(package)
+
+        async def infer(app: str, inputs: Any) -> Any:
+            return await service.infer(app, inputs, protocol="stream")
+
+        settings = _settings(app="peak", value="json", pointer="/v", timestamp_pointer="/t",
+                             size=3)  # fmt: skip
+        binding = Binding(settings, infer=infer, slot=service.slot,
+                          publish=lambda t, b, q, r: published.append((t, b)))  # fmt: skip
+        try:
+            assert binding.check() is None
+            t0 = 1_700_000_000
+            for t, v in [(t0, 1), (t0 + 1, -7), (t0 - 1, 50), ((t0 + 2) * 1000, 3)]:  # ms last
+                binding.on_sample("t", b'{"t": %r, "v": %d}' % (t, v), at=5000.0)
+            binding.on_sample("t", b'{"v": 4}', at=5000.0)  # no time: missing
+            for _ in range(100):
+                if published:
+                    break
+                await asyncio.sleep(0.02)
+        finally:
+            await service.close(drain_timeout_s=5)
+        return binding
+
+    binding = asyncio.run(main())
+    assert binding.counters["late"] == 1 and binding.counters["missing"] == 1
+    doc = orjson.loads(published[0][1])
+    assert (doc["window"]["first_at"], doc["window"]["last_at"]) == (1_700_000_000, 1_700_000_002)
+    assert doc["outputs"]["peak"] == [[7.0]]  # max |x| of 1, -7, 3: the late 50 is not in it
