@@ -222,3 +222,33 @@ def test_commands_obey_their_switches(broker: Mosquitto, tmp_path: Path) -> None
         assert reloads == [1]
     finally:
         host.close()
+
+
+def test_broker_restart_is_a_new_session_with_the_next_bdseq(
+    broker: Mosquitto, tmp_path: Path
+) -> None:
+    async def main() -> None:
+        node = _node(broker, tmp_path, Counting(moving=False))
+        node.start()
+        try:
+            await _until(lambda: node.status()["state"] == "online")
+            first = node.status()["bdseq"]
+            await asyncio.to_thread(broker.stop)
+            await _until(lambda: node.status()["state"] != "online")
+            await asyncio.to_thread(broker.start)
+            await _until(lambda: node.status()["counters"]["births"] == 2, timeout=30)
+            status = node.status()
+            assert status["state"] == "online" and status["counters"]["sessions"] == 2
+            assert status["bdseq"] == (first + 1) % 256  # the Will of the new session
+        finally:
+            await node.stop()
+        # a restarted daemon goes on from the persisted counter, never reusing a bdSeq
+        again = _node(broker, tmp_path, Counting(moving=False))
+        again.start()
+        try:
+            await _until(lambda: again.status()["state"] == "online")
+            assert again.status()["bdseq"] == (first + 2) % 256
+        finally:
+            await again.stop()
+
+    asyncio.run(main())
