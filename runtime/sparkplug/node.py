@@ -206,14 +206,17 @@ class EdgeNode:
             self.state = f"broker unreachable: {e}"
             return False
         self._client, self._ended = client, ended
+        halt = threading.Event()  # the pump's own flag: asyncio.Event is not thread-safe
         thread = threading.Thread(
-            target=self._pump, args=(client, loop, ended), name="sparkplug-mqtt", daemon=True
-        )
+            target=self._pump, args=(client, loop, ended, halt), name="sparkplug-mqtt",
+            daemon=True,
+        )  # fmt: skip
         thread.start()
         scan = loop.create_task(self._scan_loop(client), name="sparkplug-scan")
         try:
             await ended.wait()
         finally:
+            halt.set()
             scan.cancel()
             self._client = None
             self.born = False
@@ -224,10 +227,16 @@ class EdgeNode:
                 self.state = "disconnected"
         return connected.is_set()
 
-    def _pump(self, client: paho.Client, loop: asyncio.AbstractEventLoop, ended: Any) -> None:
+    def _pump(
+        self,
+        client: paho.Client,
+        loop: asyncio.AbstractEventLoop,
+        ended: asyncio.Event,
+        halt: threading.Event,
+    ) -> None:
         # paho's own loop_forever would reconnect with the old Will (and old bdSeq); this
         # one returns at the first error and the next session brings a new bdSeq.
-        while not ended.is_set():
+        while not halt.is_set():
             if client.loop(timeout=0.1) != paho.MQTT_ERR_SUCCESS:
                 break
         loop.call_soon_threadsafe(ended.set)
