@@ -123,3 +123,17 @@ def test_binding_counts_late_samples_and_uses_the_sensors_clock(tmp_path: Path) 
     doc = orjson.loads(published[0][1])
     assert (doc["window"]["first_at"], doc["window"]["last_at"]) == (1_700_000_000, 1_700_000_002)
     assert doc["outputs"]["peak"] == [[7.0]]  # max |x| of 1, -7, 3: the late 50 is not in it
+
+
+def test_settings_refuse_streams_without_mqtt_duplicates_and_bad_sparkplug_ids() -> None:
+    from runtime.config import Settings
+
+    one = {"name": "a", "app": "x", "subscribe": ["t"], "size": 4, "publish": "r"}
+    with pytest.raises(ValueError, match=r"need an \[mqtt\] section"):
+        Settings(streams=[one])  # type: ignore[list-item]
+    with pytest.raises(ValueError, match="names must be unique"):
+        Settings(mqtt={}, streams=[one, one])  # type: ignore[arg-type, list-item]
+    with pytest.raises(ValueError, match="must be a topic"):
+        _settings(publish="plant/#")
+    with pytest.raises(ValueError, match=r"must not contain \+ # /"):
+        Settings(sparkplug={"enabled": True, "edge_node_id": "a/b"})  # type: ignore[arg-type]
