@@ -18,6 +18,8 @@ import orjson
 import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from tests.support import daemon_proc
 from tests.support.mosquitto import Mosquitto, free_port
@@ -61,6 +63,12 @@ class Client:
 
     def send(self, payload: bytes) -> None:
         self.c.publish(SENSOR, payload, qos=1).wait_for_publish(5)
+
+    def request(self, topic: str, body: dict[str, Any], response_topic: str) -> None:
+        props = Properties(PacketTypes.PUBLISH)
+        props.ResponseTopic = response_topic
+        props.CorrelationData = b"1"
+        self.c.publish(topic, orjson.dumps(body), qos=1, properties=props).wait_for_publish(5)
 
     def close(self) -> None:
         self.c.loop_stop()
@@ -148,6 +156,18 @@ def test_stream_binding_results_alerts_bad_samples_and_broker_restart(
         assert "headframe_stream_events_total" in httpx.get(f"{url}/metrics", timeout=5).text
         page = httpx.get(f"{url}/", timeout=5).text
         assert "<h2>streams</h2>" in page and "pump3" in page
+
+        # nobody can have the bridge answer onto a binding's result topic
+        body = {"inputs": [{"name": "samples", "datatype": "FP32", "shape": [1, SIZE],
+                            "data": [0.0] * SIZE}]}  # fmt: skip
+        sensor.request("headframe/s/box1/models/pump-vibration/infer", body, RESULT)
+
+        def bad_requests() -> int:
+            return int(httpx.get(f"{url}/status", timeout=5).json()["mqtt"]["bad_requests"])
+
+        _wait(lambda: bad_requests() == 1)
+        time.sleep(0.3)
+        assert all("stream" in doc for doc in listener.on(RESULT))
 
         # the broker restarts mid-stream; the binding resumes on its own
         sensor.close()
