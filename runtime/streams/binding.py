@@ -65,7 +65,7 @@ class Binding:
         self.width = len(s.fields) or 1
         self.windower = Windower(s.size, s.hop, s.window_s)
         kinds = ("samples", "windows", "results", "errors", "non_numeric", "missing", "late",
-                 "dropped_windows", "alerts")  # fmt: skip
+                 "ignored", "dropped_windows", "alerts")  # fmt: skip
         self.counters = dict.fromkeys(kinds, 0)
         self.alert_on = False
         self.last_sample_at: float | None = None
@@ -122,11 +122,11 @@ class Binding:
                 if self._newest is not None and at < self._newest:
                     raise BadSample("late", f"a sample from {at} after one from {self._newest}")
                 self._newest = at
-            value = self.read(payload)
+            value = self.read(payload, topic)
             row = self.fields.add(topic, value) if self.fields else [value]
         except BadSample as e:
             self.counters[e.kind] += 1
-            if e.kind not in self._logged:
+            if e.kind not in self._logged and e.kind != "ignored":
                 self._logged.add(e.kind)
                 log.warning("stream %s: %s (counted as %s; logged once)",
                             self.settings.name, e, e.kind)  # fmt: skip

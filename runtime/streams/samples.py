@@ -13,7 +13,8 @@ from runtime.config import StreamSettings
 
 class BadSample(ValueError):
     """A payload that gives no usable number; ``kind`` is the counter it goes to:
-    "non_numeric" (not a number, NaN or infinite) or "missing" (pointer/metric absent)."""
+    "non_numeric" (not a number, NaN or infinite), "missing" (pointer/metric absent),
+    "late" (older than the newest sample) or "ignored" (a Sparkplug death or STATE)."""
 
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
@@ -72,31 +73,55 @@ def timestamp_reader(settings: StreamSettings) -> Callable[[bytes], float] | Non
     return at
 
 
-def _metric(name: str) -> Callable[[bytes], float]:
-    from runtime.sparkplug.payload import decode
+class SparkplugMetric:
+    """A metric by name out of Sparkplug B payloads. Data messages usually carry the alias
+    alone, so the alias is learnt from the births (NBIRTH/DBIRTH on the same edge node and
+    device: subscribe to ``spBv1.0/<g>/+/<e>/<d>`` to see both). Deaths, STATE and
+    commands carry no samples: ``ignored``."""
 
-    def read(payload: bytes) -> float:
+    DATA_KINDS = frozenset({"NBIRTH", "DBIRTH", "NDATA", "DDATA"})
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.aliases: dict[tuple[str, ...], int] = {}
+
+    def __call__(self, payload: bytes, topic: str = "") -> float:
+        from runtime.sparkplug.payload import decode
+
+        parts = topic.split("/")
+        kind = parts[2] if len(parts) > 3 and parts[0] == "spBv1.0" else "NDATA"
+        if kind not in self.DATA_KINDS:
+            raise BadSample("ignored", f"a Sparkplug {kind} carries no sample")
+        source = (parts[1], *parts[3:]) if len(parts) > 3 else ()
         try:
             _seq, metrics = decode(payload)
         except ValueError:
             raise BadSample("non_numeric", "payload is not Sparkplug B") from None
+        alias = self.aliases.get(source)
         for m in metrics:
-            if m.name == name:
-                return _number(m.value, f"metric {name!r}")
-        raise BadSample("missing", f"metric {name!r} not in the payload")
+            if m.name == self.name:
+                if m.alias is not None:
+                    self.aliases[source] = m.alias
+                return _number(m.value, f"metric {self.name!r}")
+            if alias is not None and m.name is None and m.alias == alias:
+                return _number(m.value, f"metric {self.name!r}")
+        raise BadSample("missing", f"metric {self.name!r} not in the payload")
 
-    return read
 
-
-def reader(settings: StreamSettings) -> Callable[[bytes], float]:
-    """The binding's ``payload -> float``; raises BadSample."""
-    if settings.value == "json":
-        assert settings.pointer is not None
-        return _pointer(settings.pointer)
+def reader(settings: StreamSettings) -> Callable[[bytes, str], float]:
+    """The binding's ``(payload, topic) -> float``; raises BadSample."""
     if settings.value == "sparkplug":
         assert settings.metric is not None
-        return _metric(settings.metric)
-    return _whole
+        return SparkplugMetric(settings.metric)
+    read: Callable[[bytes], float] = _whole
+    if settings.value == "json":
+        assert settings.pointer is not None
+        read = _pointer(settings.pointer)
+
+    def by_payload(payload: bytes, topic: str = "") -> float:
+        return read(payload)
+
+    return by_payload
 
 
 class Fields:

@@ -27,25 +27,39 @@ def _settings(**kw: object) -> StreamSettings:
 
 
 def test_readers() -> None:
-    assert reader(_settings())(b" 1.5\n") == 1.5
+    number = reader(_settings())
+    assert number(b" 1.5\n", "t") == 1.5
     with pytest.raises(BadSample) as e:
-        reader(_settings())(b"abc")
+        number(b"abc", "t")
     assert e.value.kind == "non_numeric"
     with pytest.raises(BadSample):
-        reader(_settings())(b"nan")
+        number(b"nan", "t")
     pointer = reader(_settings(value="json", pointer="/vib/x~1y"))
-    assert pointer(b'{"vib": {"x/y": -2}}') == -2.0
+    assert pointer(b'{"vib": {"x/y": -2}}', "t") == -2.0
     with pytest.raises(BadSample) as e:
-        pointer(b'{"vib": {}}')
+        pointer(b'{"vib": {}}', "t")
     assert e.value.kind == "missing"
     with pytest.raises(BadSample) as e:
-        pointer(b'{"vib": {"x/y": "high"}}')
+        pointer(b'{"vib": {"x/y": "high"}}', "t")
     assert e.value.kind == "non_numeric"
+
+
+def test_sparkplug_metric_learns_its_alias_from_the_birth() -> None:
     metric = reader(_settings(value="sparkplug", metric="Temp"))
-    body = sp.encode([(sp.Metric("Temp", sp.DOUBLE, 71.5), 3, True)], seq=4)
-    assert metric(body) == 71.5
-    with pytest.raises(BadSample):
-        metric(b"\xff\xff not protobuf")
+    other = sp.Metric("Other", sp.DOUBLE, 1.0)
+    birth = sp.encode([(other, 2, True), (sp.Metric("Temp", sp.DOUBLE, 70.0), 3, True)], seq=1)
+    assert metric(birth, "spBv1.0/g/DBIRTH/e/kiln") == 70.0
+    data = sp.encode([(other, 2, False), (sp.Metric("Temp", sp.DOUBLE, 71.5), 3, False)], seq=2)
+    assert metric(data, "spBv1.0/g/DDATA/e/kiln") == 71.5  # by alias alone
+    with pytest.raises(BadSample) as e:  # another device's alias 3 is not ours
+        metric(data, "spBv1.0/g/DDATA/e/other")
+    assert e.value.kind == "missing"
+    with pytest.raises(BadSample) as e:
+        metric(sp.encode([], seq=3), "spBv1.0/g/DDEATH/e/kiln")
+    assert e.value.kind == "ignored"
+    with pytest.raises(BadSample) as e:
+        metric(b"\xff\xff not protobuf", "plant/x")
+    assert e.value.kind == "non_numeric"
 
 
 def test_settings_refuse_a_reader_without_its_path() -> None:
