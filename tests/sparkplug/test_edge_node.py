@@ -88,6 +88,7 @@ def test_birth_order_aliases_and_seq_wrap(broker: Mosquitto, tmp_path: Path) -> 
 
     try:
         asyncio.run(main())
+        host.wait(lambda: host.messages("NDEATH"))  # the goodbye may still be on its way
         seen = host.messages()
         assert [s.kind for s in seen[:2]] == ["NBIRTH", "DBIRTH"]
         nbirth = seen[0].payload
@@ -131,6 +132,7 @@ def test_rebirth_on_ncmd_keeps_the_session(broker: Mosquitto, tmp_path: Path) ->
 
     try:
         asyncio.run(main())
+        host.wait(lambda: host.messages("NDEATH"))
         first, second = (s.payload for s in host.messages("NBIRTH"))
         assert second.seq == 0
         assert second.by_name()["bdSeq"].value == first.by_name()["bdSeq"].value
