@@ -131,6 +131,7 @@ class EdgeNode:
         self._ended: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._unsent_bdseq: int | None = None
 
     # ---- life ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -167,7 +168,10 @@ class EdgeNode:
     async def _session(self) -> bool:
         """One MQTT session, start to end; True when it got connected."""
         loop = asyncio.get_running_loop()
-        self.bdseq = self.bdseq_store.next()
+        # A CONNECT that never left (no TCP connection) used no bdSeq: keep it for the next.
+        if self._unsent_bdseq is None:
+            self.bdseq = self.bdseq_store.next()
+        self._unsent_bdseq = None
         self.born, self.state = False, "connecting"
         self.host_online = self.state_topic is None
         client = paho.Client(
@@ -204,6 +208,7 @@ class EdgeNode:
             )  # fmt: skip
         except OSError as e:
             self.state = f"broker unreachable: {e}"
+            self._unsent_bdseq = self.bdseq
             return False
         self._client, self._ended = client, ended
         halt = threading.Event()  # the pump's own flag: asyncio.Event is not thread-safe
