@@ -21,6 +21,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from tests.sparkplug.host import Host
 from tests.support import daemon_proc
 from tests.support.mosquitto import Mosquitto, free_port
 from tests.support.stream_models import write_peak_package
@@ -109,6 +110,8 @@ def test_stream_binding_results_alerts_bad_samples_and_broker_restart(
         # a window that does not fit the model's input: said on /status at start
         f'[[streams]]\nname = "misfit"\napp = "pump-vibration"\nsubscribe = ["plant/other"]\n'
         f'size = {SIZE - 1}\npublish = "plant/other/result"\n'
+        f'[sparkplug]\nenabled = true\ngroup_id = "plant"\nedge_node_id = "box1"\n'
+        f"scan_interval_s = 0.1\n"
     )
     proc = daemon_proc.start(daemon_proc.write_config(tmp_path, store, port, extra))
     url = f"http://127.0.0.1:{port}"
@@ -117,6 +120,7 @@ def test_stream_binding_results_alerts_bad_samples_and_broker_restart(
         return httpx.get(f"{url}/status", timeout=5).json()["streams"]
 
     listener = Client(broker, [RESULT, ALERT])
+    scada = Host(broker.host, broker.port, "plant")
     sent: list[float] = []
     try:
         daemon_proc.wait_ready(url, proc)
@@ -157,6 +161,15 @@ def test_stream_binding_results_alerts_bad_samples_and_broker_restart(
         page = httpx.get(f"{url}/", timeout=5).text
         assert "<h2>streams</h2>" in page and "pump3" in page
 
+        # a SCADA host sees the newest result on the application's device
+        def last_result() -> str | None:
+            values = [m.value for x in scada.messages() if x.device == "pump-vibration"
+                      for m in x.payload.metrics if m.value and isinstance(m.value, str)
+                      and m.value.startswith("pump3 #")]  # fmt: skip
+            return values[-1] if values else None
+
+        assert scada.wait(lambda: (last_result() or "").startswith("pump3 #8:"))
+
         # nobody can have the bridge answer onto a binding's result topic
         body = {"inputs": [{"name": "samples", "datatype": "FP32", "shape": [1, SIZE],
                             "data": [0.0] * SIZE}]}  # fmt: skip
@@ -193,6 +206,7 @@ def test_stream_binding_results_alerts_bad_samples_and_broker_restart(
         sensor.close()
     finally:
         listener.close()
+        scada.close()
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
