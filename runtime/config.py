@@ -15,7 +15,15 @@ import typing
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from runtime import systemd_env
@@ -243,6 +251,121 @@ class MqttSettings(_Section):
         return value
 
 
+def _check_sparkplug_id(value: str) -> str:
+    # Spec 3.0, 4.1.1: group, edge node and host ids are topic levels without + # /.
+    if any(c in value for c in "+#/\x00") or value.startswith("$"):
+        raise ValueError(f"{value!r} must not contain + # / NUL or start with $")
+    return value
+
+
+class SparkplugSettings(_Section):
+    """The Sparkplug B 3.0 edge node (docs/mqtt.md, "Sparkplug B"): its own MQTT session
+    (Clean Start, session expiry 0, NDEATH as the Will), one device per application."""
+
+    enabled: bool = Field(default=False, title="Run the Sparkplug B edge node")
+    group_id: str = Field(default="headframe", min_length=1, max_length=64, title="Group id")
+    edge_node_id: str = Field(default="node", min_length=1, max_length=64, title="Edge node id")
+    primary_host_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        title="Wait for spBv1.0/STATE/<id> online before NBIRTH (None: birth at once)",
+    )
+    host: str | None = Field(default=None, title="Broker host (None: [mqtt].host or 127.0.0.1)")
+    port: int | None = Field(
+        default=None, ge=1, le=65535, title="Broker port (None: [mqtt].port or 1883)"
+    )
+    username: str | None = Field(default=None, title="Username (None: [mqtt].username)")
+    password_file: Path | None = Field(default=None, title="Password file (None: [mqtt]'s)")
+    keepalive: int = Field(default=30, ge=5, le=3600, title="Keepalive seconds")
+    scan_interval_s: float = Field(
+        default=1.0, ge=0.01, le=3600, title="How often metrics are compared for NDATA/DDATA"
+    )
+    reconnect_max_s: float = Field(default=5.0, gt=0, le=3600, title="Longest reconnect delay")
+
+    @field_validator("group_id", "edge_node_id", "primary_host_id")
+    @classmethod
+    def _check_ids(cls, value: str | None) -> str | None:
+        return None if value is None else _check_sparkplug_id(value)
+
+
+class StreamAlert(_Section):
+    """Publish on ``topic`` when output ``output`` (flat index) crosses ``threshold``
+    upwards (state "on"), and again when it falls below ``threshold - hysteresis``
+    ("off"); only state changes are published (retained)."""
+
+    topic: str = Field(min_length=1, max_length=1024, title="Alert topic")
+    output: int = Field(default=0, ge=0, title="Flat index into the first output")
+    threshold: float = Field(title="Value above which the alert is on")
+    hysteresis: float = Field(default=0.0, ge=0, title="How far below the threshold it goes off")
+
+    @field_validator("topic")
+    @classmethod
+    def _check_topic(cls, value: str) -> str:
+        return _check_publish_topic(value)
+
+
+def _check_publish_topic(value: str) -> str:
+    if any(c in value for c in "+#\x00") or value.startswith("$"):
+        raise ValueError(f"{value!r} must be a topic without + # NUL or a leading $")
+    return value
+
+
+class StreamSettings(_Section):
+    """One sensor-stream binding (docs/mqtt.md, "Sensor streams"): samples from topics ->
+    a window -> the application's model -> a result topic (and an alert topic)."""
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$", title="Name")
+    app: str = Field(min_length=1, max_length=128, title="Application that runs the windows")
+    subscribe: list[str] = Field(min_length=1, max_length=64, title="Topic filter(s)")
+    value: Literal["number", "json", "sparkplug"] = Field(
+        default="number", title="How a sample is read: whole payload, JSON pointer, metric"
+    )
+    pointer: str | None = Field(default=None, title="JSON pointer (value = json), e.g. /vib/x")
+    metric: str | None = Field(default=None, title="Sparkplug metric name (value = sparkplug)")
+    timestamp_pointer: str | None = Field(
+        default=None,
+        title="JSON pointer to the sample's time (Unix s or ms; value = json): older = late",
+    )
+    fields: list[str] = Field(
+        default_factory=list,
+        max_length=64,
+        title="Topics whose values make one sample vector, in this order (empty: one value)",
+    )
+    input: str | None = Field(default=None, title="Model input to fill (None: the first)")
+    size: int = Field(ge=1, le=1_000_000, title="Samples per window")
+    hop: int | None = Field(default=None, ge=1, le=1_000_000, title="Samples between windows")
+    window_s: float | None = Field(
+        default=None, gt=0, le=86400, title="Time window: every window_s, the last size samples"
+    )
+    publish: str = Field(min_length=1, max_length=1024, title="Result topic")
+    qos: int = Field(default=0, ge=0, le=1, title="QoS of results and alerts")
+    retain: bool = Field(default=False, title="Retain results")
+    alert: StreamAlert | None = Field(default=None, title="Alert rule (None: no alerts)")
+    stall_after_s: float = Field(
+        default=10.0, gt=0, le=86400, title="No sample for this long: the stream is stalled"
+    )
+
+    @field_validator("publish")
+    @classmethod
+    def _check_publish(cls, value: str) -> str:
+        return _check_publish_topic(value)
+
+    @model_validator(mode="after")
+    def _check_reader(self) -> StreamSettings:
+        if self.value == "json" and not (self.pointer or "").startswith("/"):
+            raise ValueError("value = 'json' needs pointer = '/path/to/value'")
+        if self.timestamp_pointer is not None and (
+            self.value != "json" or not self.timestamp_pointer.startswith("/")
+        ):
+            raise ValueError("timestamp_pointer = '/path' needs value = 'json'")
+        if self.value == "sparkplug" and not self.metric:
+            raise ValueError("value = 'sparkplug' needs metric = 'Metric Name'")
+        if self.hop is not None and self.window_s is not None:
+            raise ValueError("a window has hop (samples) or window_s (time), not both")
+        return self
+
+
 class FleetSettings(_Section):
     url: str | None = Field(default=None, title="Repository base URL (metadata/ and targets/)")
     trusted_root: Path | None = Field(default=None, title="Root metadata installed with the box")
@@ -273,10 +396,25 @@ class Settings(BaseSettings):
     api: ApiSettings = Field(default_factory=ApiSettings, title="Local HTTP API")
     mqtt: MqttSettings | None = Field(default=None, title="MQTT bridge (None: off)")
     fleet: FleetSettings | None = Field(default=None, title="Model updates (None: off)")
+    streams: list[StreamSettings] = Field(
+        default_factory=list, title="Sensor-stream bindings (empty: none)"
+    )
+    sparkplug: SparkplugSettings = Field(
+        default_factory=SparkplugSettings, title="Sparkplug B edge node (off unless enabled)"
+    )
     log_format: Literal["auto", "text", "json"] = Field(default="auto", title="Log format")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", title="Log level"
     )
+
+    @model_validator(mode="after")
+    def _check_streams(self) -> Settings:
+        names = [s.name for s in self.streams]
+        if len(set(names)) != len(names):
+            raise ValueError(f"streams: names must be unique, got {names}")
+        if self.streams and self.mqtt is None:
+            raise ValueError("streams need an [mqtt] section (the broker they read from)")
+        return self
 
     @classmethod
     def settings_customise_sources(

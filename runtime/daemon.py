@@ -77,6 +77,8 @@ class Daemon:
         self._server: uvicorn.Server | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self.bridge: Any = None  # runtime.mqtt.bridge.MqttBridge when [mqtt] is configured
+        self.sparkplug: Any = None  # runtime.sparkplug.node.EdgeNode when [sparkplug] enabled
+        self.streams: Any = None  # runtime.streams.runner.StreamsRunner with [[streams]]
         self._started = time.monotonic()
         # One reselect at a time: SIGHUP and the store watcher both run _reselect.
         self._reselecting = asyncio.Lock()
@@ -322,6 +324,7 @@ class Daemon:
             await self._probe()
             self.service.set_workers(self.context.profile.threads.workers)
             self._start_mqtt()
+            self._start_sparkplug()
             self.service.hold_readiness("building the model store")
             await self._fill_store()
             self.loader = self._build_loader(self.settings)
@@ -330,6 +333,7 @@ class Daemon:
             async with self._reselecting:  # a store change seen meanwhile waits for this
                 await self._start_store_watch()
                 await self._load_apps()
+            self._start_streams()
             self.service.hold_readiness(None)
             self.phase = "serving"
             self.notifier.send(READY=1, STATUS=self._summary())
@@ -390,6 +394,66 @@ class Daemon:
         if self.bridge is not None:
             self.bridge.start()
 
+    async def select_variant(self, app: str, pin: str | None) -> Any:
+        """The variant switch of the HTTP admin route (``context.select`` when set, else
+        ``service.swap``), for the Sparkplug DCMD: the same rules whichever way it comes."""
+        service = self._service()
+        service.slot(app)  # not_found or not_ready before any loading, as over HTTP
+        select = self.context.select
+        return await (select(app, pin) if select else service.swap(app, pin=pin))
+
+    async def reload_models(self) -> None:
+        """Load every served application again and swap (as the MQTT ``reload`` command)."""
+        service = self._service()
+        for slot in list(service.slots()):
+            await service.swap(slot.app, None, slot.pin)
+
+    async def _update_now(self) -> None:
+        if self.fleet is None:
+            raise HeadframeError("no fleet agent runs on this box")
+        self.fleet.update_now()
+
+    def _node_controls(self) -> dict[str, Any]:
+        """The Sparkplug ``Node Control/...`` metrics this box supports beside Rebirth, each
+        under the ``mqtt.commands`` switch of the MQTT command that does the same."""
+        from runtime.sparkplug.commands import Control
+
+        controls = {"Node Control/Reload Models": Control("reload", self.reload_models)}
+        if self.settings.fleet is not None:
+            controls["Node Control/Update Now"] = Control("update-now", self._update_now)
+        return controls
+
+    def _start_sparkplug(self) -> None:
+        """The Sparkplug B edge node when [sparkplug] enabled: its own MQTT session, which
+        connects in the background and births once a primary host (if named) is online."""
+        if not self.settings.sparkplug.enabled:
+            return
+        from runtime.sparkplug.wiring import attach_sparkplug
+
+        self.sparkplug = attach_sparkplug(
+            self.settings,
+            self._service(),
+            self.context,
+            select=self.select_variant,
+            controls=self._node_controls(),
+            last_result=lambda app: self.streams.last_result(app) if self.streams else None,
+        )
+        if self.sparkplug is not None:
+            self.sparkplug.start()
+
+    def _start_streams(self) -> None:
+        """The [[streams]] bindings, once the models are loaded (each binding checks its
+        window against its model's input now); results and alert topics are refused as
+        Response Topics by the bridge. [[streams]] changes need a restart."""
+        if not self.settings.streams:
+            return
+        from runtime.streams.runner import attach_streams
+
+        refuse = self.bridge.reply_topics.refuse if self.bridge is not None else None
+        self.streams = attach_streams(self.settings, self._service(), self.context, refuse=refuse)
+        if self.streams is not None:
+            self.streams.start()
+
     def _load_via_current_loader(self, package: Any, pin: str | None) -> Any:
         return self.loader(package, pin)
 
@@ -409,6 +473,16 @@ class Daemon:
                 await self.bridge.stop()
             except Exception:
                 log.exception("stopping the MQTT bridge failed")
+        if self.streams is not None:
+            try:
+                await self.streams.stop()
+            except Exception:
+                log.exception("stopping the stream bindings failed")
+        if self.sparkplug is not None:
+            try:  # NDEATH: the host marks every device stale at once
+                await self.sparkplug.stop()
+            except Exception:
+                log.exception("stopping the Sparkplug edge node failed")
         if self.service is not None:
             await self.service.close(drain_timeout_s=DRAIN_TIMEOUT_S)
         for t in self._tasks:
