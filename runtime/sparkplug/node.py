@@ -266,6 +266,10 @@ class EdgeNode:
         return self.seq
 
     def _publish(self, client: paho.Client, topic: str, body: bytes) -> None:
+        # Once stop() has queued NDEATH nothing may follow it: a host would read data from a
+        # node it has just been told is dead. (Reports run on the loop, as stop() does.)
+        if self._stopping:
+            return
         client.publish(topic, body, qos=0, retain=False)
 
     def _node_metrics(self) -> list[sp.Metric]:
