@@ -254,11 +254,18 @@ def build_box(
     pins: PinStore | None = None,
 ) -> Box:
     """Probe (unless ``report`` is given), match or force the profile, read the pins.
-    BLOCKING (file reads, the live runtime probe): the daemon calls it in a thread."""
-    from runtime.hardware import probe
-    from runtime.profiles import default_profiles_dir, load_profiles, match, profile_by_name
+    BLOCKING (file reads, the live runtime probe): the daemon calls it in a thread.
 
-    report = report if report is not None else probe(root)
+    The probe imports no runtime: the profile matches on files, and a backend imports its
+    runtime when it loads a model, so only the device lists selection reads are asked for
+    (cold start pays only for those)."""
+    from runtime.hardware.probe import probe, query_runtimes
+    from runtime.profiles import default_profiles_dir, load_profiles, match, profile_by_name
+    from runtime.selection import runtimes_selection_reads
+
+    probed = report is None
+    if report is None:
+        report = probe(root, runtimes=())
     profiles = load_profiles(default_profiles_dir(settings))
     result = match(report, profiles)
     profile = result.profile
@@ -267,6 +274,8 @@ def build_box(
         result = type(result)(
             profile, [f"forced by settings: profile = {profile.name!r}"], result.candidates
         )
+    if probed:
+        report = query_runtimes(report, runtimes_selection_reads(profile))
     return Box(settings, report, profile, result, pins or PinStore(pins_path(settings)))
 
 
