@@ -60,10 +60,12 @@ class MqttBridge:
         *,
         info: Callable[[], dict[str, Any]],
         state_dir: Path,
+        fast_path: bool | None = None,
     ) -> None:
         self.settings = settings
         self.service = service
         self._info = info
+        self._fast_path = fast_path  # None: the connection checks paho itself
         self.topics = Topics.build(
             settings.prefix, site=settings.site, node=settings.node, pool_group=settings.pool_group
         )
@@ -109,6 +111,7 @@ class MqttBridge:
             on_message=self._on_message,
             on_publish=self._on_publish,
             receive_maximum=receive_maximum(self.settings),
+            fast_path=self._fast_path,
         )
         self.outbox = Outbox(self.conn, self.buffer, replay_rate_per_s=b.replay_rate_per_s)
         self.conn.before_send = self.outbox.commit

@@ -1,7 +1,8 @@
 """paho's MQTT client, adapted to be driven by an asyncio loop (runtime.mqtt.connection).
 
-Three changes, each to a private paho hook, all covered by the MQTT tests against a real
-broker (pin: paho-mqtt 2.x):
+Changes to private paho hooks, all covered by the MQTT tests against a real broker. Used
+only on the tested paho minor version (runtime.mqtt.paho_compat decides); any other
+version gets runtime.mqtt.plain_client, paho's own code paths:
 
 - The blocking part of ``reconnect`` is split off. ``open_socket`` (TCP connect, TLS
   handshake) runs in a worker thread and touches no client state; ``reconnect`` then runs
@@ -25,8 +26,9 @@ import logging
 import ssl
 from typing import Any
 
-import paho.mqtt.client as paho
 from paho.mqtt.enums import MQTTErrorCode
+
+from runtime.mqtt.plain_client import PlainClient
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +36,7 @@ RECV_CHUNK = 65536
 _WOULD_BLOCK = (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
 
 
-class LoopClient(paho.Client):
+class LoopClient(PlainClient):
     """A paho client whose socket I/O the caller drives (see the module docstring)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -50,6 +52,10 @@ class LoopClient(paho.Client):
     def open_socket(self) -> Any:
         """A connected (and, with TLS, handshaken) socket. Blocks: call off the loop."""
         return super()._create_socket()
+
+    def use_socket(self, sock: Any) -> None:
+        """The socket the next ``reconnect`` takes instead of opening one."""
+        self._ready_socket = sock
 
     def _create_socket(self) -> Any:
         # Called by reconnect(): a new connection starts with empty buffers.
