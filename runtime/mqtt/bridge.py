@@ -268,6 +268,7 @@ class MqttBridge:
             received=now,
             expires_at=now + expiry if expiry else None,
             content_type=content_type,
+            topic=topic,
         )
         if job.qos > 0:
             job.key = request_key(topic, raw_reply, job.correlation, job.payload)
@@ -290,7 +291,7 @@ class MqttBridge:
         if queue is None:
             absent = self._absent(route.name)
             if absent is not None:
-                self.replies.rejected(topic, absent)
+                self.replies.rejected(job, absent)
                 self.replies.finish(job, codec.error_from(absent))
                 return
             queue = self._queue(route.name)
@@ -298,7 +299,7 @@ class MqttBridge:
             # The broker holds QoS 1 requests back (Receive Maximum); QoS 0 it cannot.
             self.counters["busy"] += 1
             busy = Busy(f"{route.name}: queue full, try again")
-            self.replies.rejected(topic, busy, count=False)  # counted as busy
+            self.replies.rejected(job, busy, count=False)  # counted as busy
             self.replies.finish(job, codec.error_from(busy))
             return
         queue.put_nowait(job)

@@ -64,6 +64,6 @@ async def run_chat(service: MqttService, job: Job, limits: Limits, replier: Repl
                     replier.send(job, codec.ok_body(obj))
         body = codec.ok_body(enc.response(chunks))
     except HeadframeError as e:
-        replier.rejected(app, e)
+        replier.rejected(job, e)
         body = codec.error_from(e)
     replier.finish(job, body)

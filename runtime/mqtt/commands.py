@@ -108,7 +108,7 @@ class Commands:
             result = await handler(body)
             reply = codec.ok_body(result)
         except HeadframeError as e:
-            self._replier.rejected(f"cmd/{name}", e, count=False)  # counted as commands
+            self._replier.rejected(job, e, count=False)  # counted as commands
             reply = codec.error_from(e)
         except Exception as e:
             log.exception("mqtt: command %s failed", name)

@@ -29,5 +29,5 @@ async def run_embed(service: EmbedService, job: Job, limits: Limits, replier: Re
         request = parse_embedding(doc)
         return codec.ok_body(await embed(service, request, "mqtt"))
     except HeadframeError as e:
-        replier.rejected(app, e)
+        replier.rejected(job, e)
         return codec.error_from(e)

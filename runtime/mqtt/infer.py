@@ -65,5 +65,5 @@ async def run_infer(service: MqttService, job: Job, limits: Limits, replier: Rep
         )
         return codec.ok_body_raw(body)
     except HeadframeError as e:
-        replier.rejected(job.route.name, e)
+        replier.rejected(job, e)
         return codec.error_from(e)

@@ -80,7 +80,7 @@ class Replier(Protocol):
         """The last reply (if any), then the request is acknowledged."""
         ...
 
-    def rejected(self, where: str, error: HeadframeError, *, count: bool = True) -> None:
+    def rejected(self, job: Job, error: HeadframeError, *, count: bool = True) -> None:
         """Log a refused request (INFO, rate limited) and count it as ``error_{code}``."""
         ...
 

@@ -109,10 +109,10 @@ class Replies:
         job.done = True
         self.ack(job)
 
-    def rejected(self, where: str, error: HeadframeError, *, count: bool = True) -> None:
+    def rejected(self, job: Job, error: HeadframeError, *, count: bool = True) -> None:
         if count:
             self._counters[f"error_{error.code}"] += 1
-        self.reject_log.note(where, error.code, error.message)
+        self.reject_log.note(job.topic or job.route.name, error.code, error.message)
 
     def answer_duplicate(self, dup: Job) -> bool:
         """A QoS 1 redelivery (DUP set) of a request answered lately: send the same reply
