@@ -325,24 +325,18 @@ class MqttConnection:
                 await asyncio.wait_for(self._wake.wait(), wait)
 
     async def _reconnect(self) -> MQTTErrorCode:
-        """Open the socket off the loop (it blocks), then let paho send CONNECT on it. On
-        paho's own code paths ``reconnect`` opens the socket itself: all of it runs off
-        the loop, before the driver serves that socket."""
+        """paho's own ``reconnect`` in a worker thread: the TCP connect and the TLS handshake
+        block. Meanwhile the loop serves no socket of this client (the last one is closed),
+        so only paho's locked paths (acknowledgements of requests still finishing) touch it."""
         client = self.client
-        if not isinstance(client, LoopClient):
-            rc = await asyncio.to_thread(client.reconnect)
-            if self._stopping:
-                opened = client.socket()
-                if opened is not None:
-                    opened.close()
-                return MQTTErrorCode.MQTT_ERR_NO_CONN
-            return rc
-        sock = await asyncio.to_thread(client.open_socket)
+        client.reset_io()
+        rc = await asyncio.to_thread(client.reconnect)
         if self._stopping:
-            sock.close()
+            opened = client.socket()
+            if opened is not None:
+                opened.close()
             return MQTTErrorCode.MQTT_ERR_NO_CONN
-        client.use_socket(sock)
-        return client.reconnect()
+        return rc
 
     def _check_flapping(self, started: float) -> None:
         """A session the broker keeps closing right after accepting it: almost always a

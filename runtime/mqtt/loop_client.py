@@ -4,10 +4,10 @@ Changes to private paho hooks, all covered by the MQTT tests against a real brok
 only on the tested paho minor version (runtime.mqtt.paho_compat decides); any other
 version gets runtime.mqtt.plain_client, paho's own code paths:
 
-- The blocking part of ``reconnect`` is split off. ``open_socket`` (TCP connect, TLS
-  handshake) runs in a worker thread and touches no client state; ``reconnect`` then runs
-  on the loop and takes that socket instead of opening one, so the client's state only
-  ever changes on the loop.
+(Connecting needs no private hook: the connection runs paho's own ``reconnect`` in a
+worker thread on both paths. An earlier ``_create_socket`` override that opened the socket
+off the loop and connected on it saved nothing a benchmark could see, so it went.)
+
 - Reads are buffered. paho reads a packet in three or more ``recv`` calls (type byte,
   length bytes, body); here one ``recv`` per readable event fills a buffer they are
   served from. ``buffered()`` tells the loop that packets are waiting in it.
@@ -41,7 +41,6 @@ class LoopClient(PlainClient):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._ready_socket: Any = None
         self._rbuf = b""
         self._rpos = 0
         self._wbuf = bytearray()
@@ -49,20 +48,10 @@ class LoopClient(PlainClient):
 
     # --- connecting -------------------------------------------------------------------
 
-    def open_socket(self) -> Any:
-        """A connected (and, with TLS, handshaken) socket. Blocks: call off the loop."""
-        return super()._create_socket()
-
-    def use_socket(self, sock: Any) -> None:
-        """The socket the next ``reconnect`` takes instead of opening one."""
-        self._ready_socket = sock
-
-    def _create_socket(self) -> Any:
-        # Called by reconnect(): a new connection starts with empty buffers.
+    def reset_io(self) -> None:
+        """A new connection starts with empty buffers: call before ``reconnect``."""
         self._rbuf, self._rpos = b"", 0
         self._wbuf.clear()
-        sock, self._ready_socket = self._ready_socket, None
-        return sock if sock is not None else super()._create_socket()
 
     # --- reading ----------------------------------------------------------------------
 

@@ -22,6 +22,9 @@ class PlainClient(paho.Client):
         super().__init__(*args, **kwargs)
         self._hf_held = False
 
+    def reset_io(self) -> None:
+        """Nothing to reset: paho keeps no bytes of ours between connections."""
+
     def hold_reads(self, hold: bool) -> None:
         """While held, the driver does not call ``loop_read`` (the socket is left unread)."""
         self._hf_held = hold

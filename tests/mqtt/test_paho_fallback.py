@@ -136,5 +136,6 @@ def test_a_half_second_model_never_stalls_the_loop_or_keepalive(
         assert h.bridge.conn.client.__class__ is (LoopClient if fast else PlainClient)
         # One session throughout: neither side gave up on the other.
         assert h.bridge.conn.connects == 1 and h.bridge.conn.failures == 0
-        # A model run on the loop would show as a gap of at least its own time.
-        assert max(gaps) < took / 2, (max(gaps), took)
+        # A model run on the loop would show as a gap of at least its own time; a shared,
+        # busy machine adds scheduling gaps of its own, well below that.
+        assert max(gaps) < took * 0.8, (max(gaps), took)
