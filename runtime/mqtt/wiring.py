@@ -18,6 +18,7 @@ from typing import Any
 
 from runtime.config import Settings
 from runtime.mqtt.bridge import MqttBridge
+from runtime.mqtt.ports import MqttService
 
 _HARDWARE_KEYS = ("cpu", "memory", "accelerators", "board", "thermal", "runtimes")
 GIL_SWITCH_S = 0.0005
@@ -56,7 +57,7 @@ def info_from(context: Any) -> Callable[[], dict[str, Any]]:
 
 def attach_bridge(
     settings: Settings,
-    service: Any,
+    service: MqttService,
     context: Any,
     *,
     fleet: Any = None,
