@@ -80,8 +80,14 @@ def test_the_bridge_serves_on_paho_own_code_paths(
                     INFER.format(app="part-id-reader"), infer_body(seed=i), correlation=b"%d" % i
                 )
             assert r.wait_for(lambda r: len(r.by_corr) >= n, 30), len(r.by_corr)
-            replies = [json.loads(r.by_corr[b"%d" % i][0].payload) for i in range(n)]
-        assert all(rep["status"] == "ok" for rep in replies)
+            msgs = [r.by_corr[b"%d" % i][0] for i in range(n)]
+        assert all(json.loads(m.payload)["status"] == "ok" for m in msgs)
+        # paho's own Properties carry the same reply properties.
+        assert h.service is not None
+        variant = h.service.slot("part-id-reader").variant.id
+        for m in msgs:
+            assert dict(m.properties.UserProperty) == {"model_version": "1.0.0", "variant": variant}
+            assert m.properties.ContentType == "application/json"
         assert h.stats().get("busy", 0) == 0
     assert h.bridge.conn is None  # stopped cleanly
 
