@@ -4,9 +4,9 @@ Changes to private paho hooks, all covered by the MQTT tests against a real brok
 only on the tested paho minor version (runtime.mqtt.paho_compat decides); any other
 version gets runtime.mqtt.plain_client, paho's own code paths:
 
-(Connecting needs no private hook: the connection runs paho's own ``reconnect`` in a
-worker thread on both paths. An earlier ``_create_socket`` override that opened the socket
-off the loop and connected on it saved nothing a benchmark could see, so it went.)
+(Connecting and aborting need no private hook: the connection runs paho's own
+``reconnect`` in a worker thread on both paths, and ``abort`` is PlainClient's. Earlier
+``_create_socket`` and ``_sock_close`` overrides saved nothing a benchmark could see.)
 
 - Reads are buffered. paho reads a packet in three or more ``recv`` calls (type byte,
   length bytes, body); here one ``recv`` per readable event fills a buffer they are
@@ -114,8 +114,3 @@ class LoopClient(PlainClient):
     def drop_unsent(self) -> None:
         """Forget bytes that could not be sent before the connection closed."""
         self._wbuf.clear()
-
-    def abort(self) -> None:
-        """Close the connection now, without DISCONNECT (a handshake still in progress,
-        or a broker that no longer reads): paho closes its socket and forgets it."""
-        self._sock_close()

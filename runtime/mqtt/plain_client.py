@@ -49,8 +49,9 @@ class PlainClient(paho.Client):
         """paho forgets unsent packets itself when it closes the socket."""
 
     def abort(self) -> None:
-        """End the connection now, without DISCONNECT: paho then reads end-of-stream and
-        closes the socket through its own error path."""
+        """End the connection now, without DISCONNECT (a handshake still in progress, or
+        a broker that no longer reads): paho then reads end-of-stream and closes the
+        socket through its own error path."""
         sock: Any = self.socket()  # a socket or an SSLSocket: both shut down
         if sock is not None:
             with contextlib.suppress(OSError):
