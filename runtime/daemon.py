@@ -388,9 +388,14 @@ class Daemon:
         broker is retried; HTTP serves meanwhile) and answers not_ready until models load."""
         if self.settings.mqtt is None:
             return
+        from runtime.mqtt import paho_compat
         from runtime.mqtt.wiring import attach_bridge
 
-        self.bridge = attach_bridge(self.settings, self._service(), self.context)
+        # Once per process: paho's version decides the fast path (and FastProperties).
+        mode = paho_compat.start_up(self.settings.mqtt)
+        self.bridge = attach_bridge(
+            self.settings, self._service(), self.context, fast_path=mode.fast
+        )
         if self.bridge is not None:
             self.bridge.start()
 

@@ -11,27 +11,38 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
+from collections import Counter, deque
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 if TYPE_CHECKING:
-    from runtime.mqtt.bridge import MqttBridge
+    from runtime.config import MqttSettings
+    from runtime.mqtt.buffer import StoreAndForward
+    from runtime.mqtt.connection import MqttConnection
+    from runtime.mqtt.outbox import Outbox
+    from runtime.mqtt.ports import StatsSnapshot
 
 log = logging.getLogger(__name__)
 
 WINDOW = 1024
 
 
-def bridge_stats(bridge: MqttBridge) -> dict[str, Any]:
+def bridge_stats(
+    counters: Counter[str],
+    conn: MqttConnection | None,
+    buffer: StoreAndForward | None,
+    outbox: Outbox | None,
+    queue_depths: Mapping[str, int],
+) -> dict[str, Any]:
     """The bridge's counters, the buffer's fill and drops, replay and queue figures."""
-    out: dict[str, Any] = {"connected": bool(bridge.conn and bridge.conn.connected)}
-    out.update(bridge.counters)
-    if bridge.conn is not None and bridge.conn.window is not None:
-        out["receive_maximum_overruns"] = bridge.conn.window.overruns
-    if bridge.buffer is not None:
-        s = bridge.buffer.stats
+    out: dict[str, Any] = {"connected": bool(conn and conn.connected)}
+    out.update(counters)
+    if conn is not None and conn.window is not None:
+        out["receive_maximum_overruns"] = conn.window.overruns
+    if buffer is not None:
+        s = buffer.stats
         out["buffer"] = {
             "entries": s.entries,
             "bytes": s.bytes,
@@ -45,12 +56,12 @@ def bridge_stats(bridge: MqttBridge) -> dict[str, Any]:
             "dropped": s.dropped,
             "write_errors": s.write_errors,
         }
-    if bridge.outbox is not None:
-        out["inflight"] = bridge.outbox.inflight
-        out["broker_rejected"] = bridge.outbox.broker_rejected
-        out["telemetry_dropped"] = bridge.outbox.qos0_dropped
-        out["replayed"] = bridge.outbox.replayed
-    out["queue_depth"] = bridge.queue_depths()
+    if outbox is not None:
+        out["inflight"] = outbox.inflight
+        out["broker_rejected"] = outbox.broker_rejected
+        out["telemetry_dropped"] = outbox.qos0_dropped
+        out["replayed"] = outbox.replayed
+    out["queue_depth"] = dict(queue_depths)
     return out
 
 
@@ -71,8 +82,21 @@ def temperatures() -> dict[str, float]:
 
 
 class Telemetry:
-    def __init__(self, bridge: MqttBridge) -> None:
-        self.bridge = bridge
+    """Per-application latencies (``observe``) and the periodic document: ``stats()`` gives
+    the bridge's figures, ``service`` the service's; ``run(outbox)`` publishes."""
+
+    def __init__(
+        self,
+        settings: MqttSettings,
+        topic: str,
+        *,
+        stats: Callable[[], dict[str, Any]],
+        service: StatsSnapshot,
+    ) -> None:
+        self._settings = settings
+        self._topic = topic
+        self._stats = stats
+        self._service = service
         self._latencies: dict[str, deque[float]] = {}
         self._counts: dict[str, int] = {}
         self._last: tuple[float, dict[str, int]] = (time.monotonic(), {})
@@ -98,34 +122,29 @@ class Telemetry:
         self._last = (now, dict(self._counts))
         doc: dict[str, Any] = {
             "time": time.time(),
-            "node": self.bridge.settings.node,
-            "mqtt": self.bridge.stats(),
+            "node": self._settings.node,
+            "mqtt": self._stats(),
             "applications": apps,
             "temperatures_c": temperatures() if temperatures_c is None else temperatures_c,
+            "service": self._service.snapshot(),
         }
-        stats = getattr(self.bridge.service, "stats", None)
-        if stats is not None and hasattr(stats, "snapshot"):
-            doc["service"] = stats.snapshot()
         return doc
 
-    async def run(self) -> None:
-        interval = self.bridge.settings.telemetry_interval_s
+    async def run(self, outbox: Outbox) -> None:
+        interval = self._settings.telemetry_interval_s
         while True:
             await asyncio.sleep(interval)
             try:
                 # Reading hwmon sensors can take tens of milliseconds: not on the loop.
-                self.publish(await asyncio.to_thread(temperatures))
+                self.publish(outbox, await asyncio.to_thread(temperatures))
             except Exception:  # telemetry must never take the bridge down
                 log.exception("mqtt: telemetry failed")
 
-    def publish(self, temperatures_c: dict[str, float] | None = None) -> None:
-        outbox = self.bridge.outbox
-        if outbox is None:
-            return
+    def publish(self, outbox: Outbox, temperatures_c: dict[str, float] | None = None) -> None:
         body = orjson.dumps(self.document(temperatures_c), option=orjson.OPT_NON_STR_KEYS)
-        expiry = max(1, int(self.bridge.settings.telemetry_interval_s * 2))
+        expiry = max(1, int(self._settings.telemetry_interval_s * 2))
         outbox.send(
-            self.bridge.topics.telemetry,
+            self._topic,
             body,
             qos=0,
             properties={"message_expiry": expiry, "content_type": "application/json"},

@@ -18,6 +18,7 @@ from typing import Any
 
 from runtime.config import Settings
 from runtime.mqtt.bridge import MqttBridge
+from runtime.mqtt.ports import MqttService
 
 _HARDWARE_KEYS = ("cpu", "memory", "accelerators", "board", "thermal", "runtimes")
 GIL_SWITCH_S = 0.0005
@@ -55,15 +56,25 @@ def info_from(context: Any) -> Callable[[], dict[str, Any]]:
 
 
 def attach_bridge(
-    settings: Settings, service: Any, context: Any, *, fleet: Any = None
+    settings: Settings,
+    service: MqttService,
+    context: Any,
+    *,
+    fleet: Any = None,
+    fast_path: bool | None = None,
 ) -> MqttBridge | None:
-    """The bridge when ``[mqtt]`` is configured, else None. Adds an "mqtt" section to
+    """The bridge when ``[mqtt]`` is configured, else None. ``fast_path``: the daemon's
+    start-up check of paho (runtime.mqtt.paho_compat.start_up). Adds an "mqtt" section to
     /status and the headframe_mqtt_* families to /metrics; with a fleet runner, the
     ``update-now`` command nudges it."""
     if settings.mqtt is None:
         return None
     bridge = MqttBridge(
-        settings.mqtt, service, info=info_from(context), state_dir=settings.paths.state_dir
+        settings.mqtt,
+        service,
+        info=info_from(context),
+        state_dir=settings.paths.state_dir,
+        fast_path=fast_path,
     )
     sections = getattr(context, "sections", None)
     if isinstance(sections, dict):
