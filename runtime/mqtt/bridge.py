@@ -420,11 +420,11 @@ class MqttBridge:
 
     # --- figures for telemetry and /metrics -------------------------------------------------
 
-    def metrics_text(self) -> str:
-        """Prometheus families for /metrics (ServerContext.metrics)."""
-        from runtime.mqtt.telemetry import prometheus_text
+    def metric_families(self) -> list[Any]:
+        """Prometheus families for /metrics (the daemon registers this source)."""
+        from runtime.mqtt.telemetry import metric_families
 
-        return prometheus_text(self.stats())
+        return metric_families(self.stats())
 
     def stats(self) -> dict[str, Any]:
         """Counters for telemetry, /status and /metrics: bridge, buffer, queues."""

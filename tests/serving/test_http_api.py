@@ -15,7 +15,8 @@ import pytest
 import tritonclient.http as triton
 from prometheus_client.parser import text_string_to_metric_families
 
-from runtime.api.app import ServerContext, create_app
+from runtime.api.app import create_app
+from runtime.api.context import ServerContext
 from runtime.catalog import Store
 from runtime.config import ApiSettings, Settings
 from runtime.service import InferenceService
