@@ -42,6 +42,9 @@ def numpy_dtype(datatype: str) -> np.dtype:
 
 def to_kserve_datatype(dtype: np.dtype | type) -> str:
     """The KServe datatype name of a numpy dtype; strings and bytes map to BYTES."""
+    name = _KSERVE.get(dtype)  # type: ignore[arg-type]  # native dtypes: no copy
+    if name is not None:
+        return name
     dt = np.dtype(dtype)
     if dt.kind in ("O", "S", "U"):
         return "BYTES"

@@ -23,7 +23,7 @@ from runtime.api import kserve, metrics, status
 from runtime.api.auth import Tokens, load_tokens
 from runtime.api.context import ServerContext
 from runtime.api.errors import error_parts
-from runtime.api.guard import Guard, InFlight, error_payload
+from runtime.api.guard import ASGIApp, Guard, InFlight, Receive, Scope, Send, error_payload
 from runtime.api.hosts import HostCheck, trusted_hosts
 from runtime.config import Settings
 from runtime.errors import HeadframeError, ModelNotFound, NotReady
@@ -81,7 +81,7 @@ def create_app(
     the guard. ``tokens`` is the live token set (the daemon's, which SIGHUP refreshes);
     by default the ones ``settings.api`` names, read once."""
     context = context or ServerContext()
-    app = FastAPI(
+    app = HeadframeApp(
         title="headframe",
         version=__version__,
         description="Edge AI runtime: KServe v2 and OpenAI-compatible inference.",
@@ -114,15 +114,32 @@ def create_app(
             raise ModelNotFound(str(e.args[0] if e.args else e)) from None
         return slot.to_dict()
 
-    # Each add wraps the ones before: the host check runs first, then the guard (tokens,
-    # limits), then the infer fast path.
-    app.add_middleware(kserve.InferFastPath, service=service)
-    app.add_middleware(
-        Guard,
+    # The host check runs first, then the guard (tokens, limits), then the infer fast path,
+    # then FastAPI.
+    fast = kserve.InferFastPath(app.routed, service=service)
+    guard = Guard(
+        fast,
         tokens=tokens if tokens is not None else Tokens(load_tokens(settings.api)),
         max_body_bytes=settings.api.max_body_bytes,
         timeout_s=settings.api.request_timeout_s,
         in_flight=in_flight,
     )
-    app.add_middleware(HostCheck, trusted=trusted_hosts(settings.api))
+    app.entry = HostCheck(guard, trusted=trusted_hosts(settings.api))
     return app
+
+
+class HeadframeApp(FastAPI):
+    """FastAPI behind plain-ASGI layers (host check, guard, infer fast path) rather than
+    with them inside its middleware stack: every request passes the layers, and the hot
+    infer route is answered before FastAPI's own per-request work (its telemetry check
+    reads the environment on every call, Starlette's error middleware wraps ``send``),
+    which cost more than a small model's inference and protect nothing there."""
+
+    entry: ASGIApp
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.entry(scope, receive, send)
+
+    async def routed(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """FastAPI itself: routing, the OpenAPI document, error handlers."""
+        await super().__call__(scope, receive, send)
