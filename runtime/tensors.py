@@ -59,3 +59,18 @@ def element_size(datatype: str) -> int | None:
     if datatype == "BYTES":
         return None
     return numpy_dtype(datatype).itemsize
+
+
+def not_a_tensor(name: str, type_text: str) -> str:
+    """Why a model input or output that is a sequence or map (not a tensor) cannot be
+    served, and for scikit-learn's ZipMap (probabilities as a list of dicts) how to
+    export the model without it."""
+    message = f"{name!r} is {type_text}, not a tensor: KServe v2 carries tensors only"
+    if "map" in type_text:
+        message += (
+            "; a scikit-learn classifier exported by skl2onnx ends in a ZipMap that turns "
+            "the probabilities into a list of dicts: export it without one, "
+            "skl2onnx.to_onnx(model, X, options={'zipmap': False}), and the probabilities "
+            "come out as one FP32 tensor"
+        )
+    return message

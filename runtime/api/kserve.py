@@ -97,6 +97,56 @@ def model_metadata(slot: ModelSlot) -> dict[str, Any]:
     }
 
 
+INDEX_REQUEST_SCHEMA: dict[str, Any] = {
+    "requestBody": {
+        "required": False,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "properties": {"ready": {"type": "boolean"}},
+                    "additionalProperties": False,
+                }
+            }
+        },
+    }
+}
+
+
+def repository_index(service: InferenceService, ready_only: bool = False) -> list[dict[str, Any]]:
+    """Triton's repository index: every tensor application (text ones are on /v1/models)
+    with its state, READY (and the version served), LOADING, or UNAVAILABLE (and why)."""
+    rows: dict[str, dict[str, Any]] = {}
+    slots = service.slots()
+    for slot in slots:
+        if slot.task != "text":
+            rows[slot.app] = {"name": slot.app, "version": slot.package.version, "state": "READY"}
+    if not ready_only:
+        failures, serving = service.failures(), {s.app for s in slots}
+        for app in service.known_apps():
+            if app in failures:
+                rows[app] = {"name": app, "state": "UNAVAILABLE", "reason": failures[app]}
+            elif app not in serving:
+                rows[app] = {"name": app, "state": "LOADING"}
+    return [rows[name] for name in sorted(rows)]
+
+
+def _index_ready_only(body: bytes) -> bool:
+    """The optional ``{"ready": true}`` body; Triton's client sends none."""
+    if not body.strip():
+        return False
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as e:
+        raise InvalidInput(f"the body is not JSON: {e}") from None
+    if not isinstance(doc, dict) or set(doc) - {"ready"}:
+        raise InvalidInput('the body is an object with at most "ready": true or false')
+    ready = doc.get("ready", False)
+    if not isinstance(ready, bool):
+        raise InvalidInput('"ready" is true or false')
+    return ready
+
+
 def _parse_header_length(raw: str | None) -> int | None:
     if raw is None:
         return None
@@ -196,6 +246,14 @@ def router(service: InferenceService) -> APIRouter:
         if service.is_ready():
             return JSONResponse({"ready": True})
         return JSONResponse({"ready": False}, status_code=503, headers={"Retry-After": "2"})
+
+    @api.post(
+        "/v2/repository/index",
+        summary="Model repository index (tensor models)",
+        openapi_extra=INDEX_REQUEST_SCHEMA,
+    )
+    async def index(request: Request) -> list[dict[str, Any]]:
+        return repository_index(service, _index_ready_only(await request.body()))
 
     @api.get("/v2/models/{model}", summary="Model metadata")
     async def metadata(model: str) -> dict[str, Any]:

@@ -32,7 +32,7 @@ from runtime.backends.base import (
 )
 from runtime.catalog import Datatype, TensorSpec, Variant
 from runtime.errors import BackendLoadError, BackendUnavailable, InferenceFailed, InvalidInput
-from runtime.tensors import to_kserve_datatype
+from runtime.tensors import not_a_tensor, to_kserve_datatype
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,8 @@ _ORT_TYPES: dict[str, Any] = {
 def _spec(arg: Any) -> TensorSpec:
     """A TensorSpec from an onnxruntime NodeArg; symbolic or unknown dims become -1."""
     if arg.type not in _ORT_TYPES:
+        if not arg.type.startswith("tensor("):  # seq(...), map(...): e.g. sklearn's ZipMap
+            raise BackendLoadError(not_a_tensor(arg.name, f"a {arg.type}"))
         raise BackendLoadError(
             f"tensor {arg.name!r} has type {arg.type}, which headframe cannot carry"
         )
