@@ -23,17 +23,24 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from serving_bench import APP, BARE_APP, REPO, VARIANT, free_port, headframe_config
+from serving_bench import (
+    APP,
+    BARE_APP,
+    REPO,
+    demo_store,
+    free_port,
+    headframe_config,
+    model_and_body,
+    stop,
+    wait_ready,
+)
 
 
 def _request(conn: http.client.HTTPConnection, path: str, body: bytes) -> bytes:
@@ -45,30 +52,13 @@ def _request(conn: http.client.HTTPConnection, path: str, body: bytes) -> bytes:
     return data
 
 
-def _wait_ready(port: int, path: str, proc: subprocess.Popen[bytes], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}")
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-            conn.request("GET", path)
-            if conn.getresponse().status == 200:
-                conn.close()
-                return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    raise RuntimeError(f"not ready in {timeout:.0f}s")
-
-
 def measure(name: str, cmd: list[str], port: int, ready: str, body: bytes, n: int,
             work: Path) -> dict[str, float]:  # fmt: skip
     out = work / f"callgrind.{name.replace(' ', '_').replace(',', '')}"
     vg = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}"]
     proc = subprocess.Popen([*vg, *cmd], stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
     try:
-        _wait_ready(port, ready, proc, 900)
+        wait_ready(f"http://127.0.0.1:{port}{ready}", proc, 900)
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         path = f"/v2/models/{APP}/infer"
         for _ in range(20):  # warm-up: first-call paths are not what a request costs
@@ -82,12 +72,7 @@ def measure(name: str, cmd: list[str], port: int, ready: str, body: bytes, n: in
         subprocess.run([*ctl[:1], "-i", "off", *ctl[1:]], check=True, capture_output=True)
         conn.close()
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(300)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc, 300)  # valgrind writes its counts on the way out
     total = 0
     for f in work.glob(out.name + "*"):  # one file per process (and thread, if split)
         # "totals:" holds what was counted while instrumentation was on ("summary:" is 0)
@@ -107,16 +92,8 @@ def main() -> int:
         return 2
     with tempfile.TemporaryDirectory(prefix="request-cost-") as tmp:
         work = Path(tmp)
-        store = args.store
-        if store is None:
-            from runtime.demo import build_demo_catalog
-
-            store = work / "demo-store"
-            build_demo_catalog(store)
-        model = store / APP / "1.0.0" / "variants" / VARIANT / "model.onnx"
-        row = np.load(store / APP / "1.0.0" / "golden.npz")["pixels"][:1].astype(np.float32)
-        body = json.dumps({"inputs": [{"name": "pixels", "datatype": "FP32", "shape": [1, 64],
-                                       "data": row.ravel().tolist()}]}).encode()  # fmt: skip
+        store = demo_store(args.store, work)
+        model, body = model_and_body(store)
         ports = {name: free_port() for name in ("headframe", "bare, threaded", "bare, inline")}
         cfg = headframe_config(work, store, ports["headframe"])
         servers = {

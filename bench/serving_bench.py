@@ -90,11 +90,11 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 120) ->
     raise RuntimeError(f"{url} not ready in {timeout}s")
 
 
-def stop(proc: subprocess.Popen[bytes]) -> None:
+def stop(proc: subprocess.Popen[bytes], timeout_s: float = 30) -> None:
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         try:
-            proc.wait(30)
+            proc.wait(timeout_s)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
@@ -171,12 +171,27 @@ def start_mlserver(work: Path, model: Path, binary: str) -> tuple[subprocess.Pop
     return proc, f"http://127.0.0.1:{port}"
 
 
-def throughput(args: argparse.Namespace, store: Path, work: Path) -> dict[str, Any]:
+def demo_store(store: Path | None, work: Path) -> Path:
+    """``store`` (a built demo store), or one built into ``work``."""
+    if store is not None:
+        return store
+    from runtime.demo import build_demo_catalog
+
+    build_demo_catalog(work / "demo-store")
+    return work / "demo-store"
+
+
+def model_and_body(store: Path) -> tuple[Path, bytes]:
+    """The demo variant's .onnx file and a KServe v2 JSON body with one golden row."""
     model = store / APP / "1.0.0" / "variants" / VARIANT / "model.onnx"
-    golden = np.load(store / APP / "1.0.0" / "golden.npz")
-    row = golden["pixels"][:1].astype(np.float32)
+    row = np.load(store / APP / "1.0.0" / "golden.npz")["pixels"][:1].astype(np.float32)
     body = json.dumps({"inputs": [{"name": "pixels", "datatype": "FP32", "shape": [1, 64],
                                    "data": row.ravel().tolist()}]}).encode()  # fmt: skip
+    return model, body
+
+
+def throughput(args: argparse.Namespace, store: Path, work: Path) -> dict[str, Any]:
+    model, body = model_and_body(store)
     servers: dict[str, Any] = {
         "headframe": lambda: start_headframe(work, store),
         "bare, threaded": lambda: start_bare(model, "threaded"),
@@ -379,12 +394,7 @@ def main() -> int:
         return 2
     with tempfile.TemporaryDirectory(prefix="serving-bench-") as tmp:
         work = Path(tmp)
-        store = args.store
-        if store is None:
-            from runtime.demo import build_demo_catalog
-
-            store = work / "demo-store"
-            build_demo_catalog(store)
+        store = demo_store(args.store, work)
         report: dict[str, Any] = {}
         only = args.only or ["throughput", "binary", "cold"]
         if "throughput" in only:

@@ -162,21 +162,17 @@ def metric_families(stats: dict[str, Any]) -> list[Metric]:
             value=int(bool(stats.get("connected"))),
         ),
         messages,
-        GaugeMetricFamily(
-            "headframe_mqtt_buffer_entries", "Replies waiting in the store-and-forward buffer.",
-            value=buf.get("entries", 0),
-        ),
-        GaugeMetricFamily(
-            "headframe_mqtt_buffer_bytes", "Bytes held by the store-and-forward buffer.",
-            value=buf.get("bytes", 0),
-        ),
-        GaugeMetricFamily(
-            "headframe_mqtt_buffer_max_bytes", "The buffer's bound in bytes.",
-            value=buf.get("max_bytes", 0),
-        ),
-        GaugeMetricFamily(
-            "headframe_mqtt_inflight", "Replies handed to the broker and not yet acknowledged.",
-            value=stats.get("inflight", 0),
+        *(
+            GaugeMetricFamily(f"headframe_mqtt_{name}", help_, value=value)
+            for name, help_, value in (
+                ("buffer_entries", "Replies waiting in the store-and-forward buffer.",
+                 buf.get("entries", 0)),
+                ("buffer_bytes", "Bytes held by the store-and-forward buffer.",
+                 buf.get("bytes", 0)),
+                ("buffer_max_bytes", "The buffer's bound in bytes.", buf.get("max_bytes", 0)),
+                ("inflight", "Replies handed to the broker and not yet acknowledged.",
+                 stats.get("inflight", 0)),
+            )
         ),
         dropped,
         CounterMetricFamily(
