@@ -7,7 +7,8 @@ application in the store) -> READY=1. SIGTERM/SIGINT: STOPPING=1, stop accepting
 let in-flight requests finish (bounded), unload. SIGHUP: re-read the settings, the API
 tokens (file included) and the readiness rule, drop applications that are gone (loaded
 or failed), and reselect every other one, swapping only where the choice changed;
-requests keep being served throughout. Nothing else in the package imports this module.
+requests keep being served throughout. A change to the store alone (models add, remove) takes
+the same path without SIGHUP (store_watch.py). Nothing else in the package imports this module.
 """
 
 from __future__ import annotations
@@ -83,10 +84,22 @@ class Daemon:
         self._server: uvicorn.Server | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self.bridge: Any = None  # runtime.mqtt.bridge.MqttBridge when [mqtt] is configured
+        self.sparkplug: Any = None  # runtime.sparkplug.node.EdgeNode when [sparkplug] enabled
+        self.streams: Any = None  # runtime.streams.runner.StreamsRunner with [[streams]]
         self._started = time.monotonic()
+        # One reselect at a time: SIGHUP and the store watcher both run _reselect.
+        self._reselecting = asyncio.Lock()
+        self._watch_s = 0.0  # the store watcher's period in force (0: not watching)
 
     def _daemon_section(self) -> dict[str, Any]:
-        return {"phase": self.phase, "store": str(self.store.root), "url": self.url}
+        return {
+            "phase": self.phase,
+            "store": str(self.store.root),
+            "store_watch_s": self._watch_s,
+            # empty: every application in the store is served
+            "configured_applications": [a.name for a in self.settings.applications],
+            "url": self.url,
+        }
 
     # ---- the parts ---------------------------------------------------------------------
     def _status(self, text: str) -> None:
@@ -148,10 +161,13 @@ class Daemon:
         return VariantLoader(*self._probed(), settings)
 
     async def _probe(self) -> None:
-        from runtime.hardware import probe
+        from runtime.hardware.probe import probe, query_runtimes
         from runtime.profiles import default_profiles_dir, load_profiles, match, profile_by_name
+        from runtime.selection import runtimes_selection_reads
 
-        report = await asyncio.to_thread(probe)
+        # No runtime imported yet: the profile matches on files, and a backend imports its
+        # runtime when it loads a model, so only device lists that selection reads are asked.
+        report = await asyncio.to_thread(probe, runtimes=())
         profiles = await asyncio.to_thread(load_profiles, default_profiles_dir(self.settings))
         result = match(report, profiles)
         profile = result.profile
@@ -160,6 +176,7 @@ class Daemon:
             result = type(result)(
                 profile, [f"forced by settings: profile = {profile.name!r}"], result.candidates
             )
+        report = await asyncio.to_thread(query_runtimes, report, runtimes_selection_reads(profile))
         self.context.describe(BoxDescription(self.context.box.hostname, report, result))
         log.info("device profile %s: %s", profile.name, "; ".join(result.reasons))
 
@@ -223,18 +240,41 @@ class Daemon:
         self.loader = self._build_loader(settings)  # the service loads through self.loader
         for app_settings in settings.applications:
             service.configure(app_settings)
+        await self._reselect("reload")
+        self.notifier.send(READY=1, STATUS=self._summary())
+        log.info("reloaded settings: %s", self._summary())
+
+    async def store_changed(self) -> None:
+        """The store watcher saw a change: SIGHUP's path, with the running settings. With
+        [fleet] the runner moves served applications between versions (it reconciles with
+        the pointer); swapping here too would load the same version twice."""
+        await self._reselect("store change", swap_served=self.fleet is None)
+        self.notifier.send(STATUS=self._summary())
+        log.info("store changed: %s", self._summary())
+
+    async def _reselect(self, why: str, swap_served: bool = True) -> None:
+        """Drop applications gone from the settings or the store, add new ones, and swap
+        those whose choice or version changed; requests keep being served throughout."""
+        async with self._reselecting:
+            await self._reselect_now(why, self._service(), self.settings, swap_served)
+
+    async def _reselect_now(
+        self, why: str, service: InferenceService, settings: Settings, swap_served: bool
+    ) -> None:
         wanted = set(self._apps())
         # Gone from the settings or the store: loaded ones are unloaded, failed ones
         # forgotten (a failed one left behind would keep its error on /status forever).
         for app in sorted({s.app for s in service.slots()} | set(service.failures())):
             if app not in wanted:
                 await service.remove(app)
-                log.info("reload: %s is gone; no longer served", app)
+                log.info("%s: %s is gone; no longer served", why, app)
         pins = {a.name: a.variant for a in settings.applications}
         for app in sorted(wanted):
+            current = {s.app: s for s in service.slots()}.get(app)
+            if current is not None and not swap_served:
+                continue
             try:
                 package = await asyncio.to_thread(self.store.load, app)
-                current = {s.app: s for s in service.slots()}.get(app)
                 if current is None:
                     await service.add(package, pin=pins.get(app))
                     continue
@@ -244,9 +284,8 @@ class Daemon:
                     continue
                 await service.swap(app, package, pin=pins.get(app))
             except HeadframeError as e:
-                log.error("reload: %s keeps its current variant: %s", app, e.message)
-        self.notifier.send(READY=1, STATUS=self._summary())
-        log.info("reloaded settings: %s", self._summary())
+                outcome = "keeps its current variant" if current else "not serving"
+                log.error("%s: %s %s: %s", why, app, outcome, e.message)
 
     def _reload_api(self, settings: Settings) -> Settings:
         """Apply the API settings that can change live (tokens, readiness); the rest
@@ -301,12 +340,16 @@ class Daemon:
             await self._probe()
             self.service.set_workers(self._probed()[0].threads.workers)
             self._start_mqtt()
+            self._start_sparkplug()
             self.service.hold_readiness("building the model store")
             await self._fill_store()
             self.loader = self._build_loader(self.settings)
             self.phase = "loading"
             self.service.hold_readiness("loading models")
-            await self._load_apps()
+            async with self._reselecting:  # a store change seen meanwhile waits for this
+                await self._start_store_watch()
+                await self._load_apps()
+            self._start_streams()
             self.service.hold_readiness(None)
             self.phase = "serving"
             self.notifier.send(READY=1, STATUS=self._summary())
@@ -344,6 +387,18 @@ class Daemon:
         log.info("model updates from %s on channel %s as node %s", self.settings.fleet.url,
                  self.settings.fleet.channel, agent.node_id)  # fmt: skip
 
+    async def _start_store_watch(self) -> None:
+        """Serve packages added to or removed from the store without SIGHUP
+        (``paths.store_watch_s``; 0 turns it off; a change needs a restart)."""
+        if self.settings.paths.store_watch_s <= 0:
+            return
+        from runtime.store_watch import StoreWatcher
+
+        self._watch_s = self.settings.paths.store_watch_s
+        watcher = StoreWatcher(lambda: self.store, self.store_changed, self._watch_s)
+        await watcher.prime()
+        self._tasks.append(asyncio.create_task(watcher.run(), name="store-watch"))
+
     def _start_mqtt(self) -> None:
         """The MQTT bridge when [mqtt] is configured: connects in the background (an absent
         broker is retried; HTTP serves meanwhile) and answers not_ready until models load."""
@@ -356,6 +411,66 @@ class Daemon:
             self.context.add_section("mqtt", self.bridge.stats)
             self.context.add_metrics("mqtt", self.bridge.metric_families)
             self.bridge.start()
+
+    async def select_variant(self, app: str, pin: str | None) -> Any:
+        """The variant switch of the HTTP admin route (``context.select`` when set, else
+        ``service.swap``), for the Sparkplug DCMD: the same rules whichever way it comes."""
+        service = self._service()
+        service.slot(app)  # not_found or not_ready before any loading, as over HTTP
+        select = self.context.select
+        return await (select(app, pin) if select else service.swap(app, pin=pin))
+
+    async def reload_models(self) -> None:
+        """Load every served application again and swap (as the MQTT ``reload`` command)."""
+        service = self._service()
+        for slot in list(service.slots()):
+            await service.swap(slot.app, None, slot.pin)
+
+    async def _update_now(self) -> None:
+        if self.fleet is None:
+            raise HeadframeError("no fleet agent runs on this box")
+        self.fleet.update_now()
+
+    def _node_controls(self) -> dict[str, Any]:
+        """The Sparkplug ``Node Control/...`` metrics this box supports beside Rebirth, each
+        under the ``mqtt.commands`` switch of the MQTT command that does the same."""
+        from runtime.sparkplug.commands import Control
+
+        controls = {"Node Control/Reload Models": Control("reload", self.reload_models)}
+        if self.settings.fleet is not None:
+            controls["Node Control/Update Now"] = Control("update-now", self._update_now)
+        return controls
+
+    def _start_sparkplug(self) -> None:
+        """The Sparkplug B edge node when [sparkplug] enabled: its own MQTT session, which
+        connects in the background and births once a primary host (if named) is online."""
+        if not self.settings.sparkplug.enabled:
+            return
+        from runtime.sparkplug.wiring import attach_sparkplug
+
+        self.sparkplug = attach_sparkplug(
+            self.settings,
+            self._service(),
+            self.context,
+            select=self.select_variant,
+            controls=self._node_controls(),
+            last_result=lambda app: self.streams.last_result(app) if self.streams else None,
+        )
+        if self.sparkplug is not None:
+            self.sparkplug.start()
+
+    def _start_streams(self) -> None:
+        """The [[streams]] bindings, once the models are loaded (each binding checks its
+        window against its model's input now); results and alert topics are refused as
+        Response Topics by the bridge. [[streams]] changes need a restart."""
+        if not self.settings.streams:
+            return
+        from runtime.streams.runner import attach_streams
+
+        refuse = self.bridge.reply_topics.refuse if self.bridge is not None else None
+        self.streams = attach_streams(self.settings, self._service(), self.context, refuse=refuse)
+        if self.streams is not None:
+            self.streams.start()
 
     def _load_via_current_loader(self, package: Any, pin: str | None) -> Any:
         return self.loader(package, pin)
@@ -376,6 +491,16 @@ class Daemon:
                 await self.bridge.stop()
             except Exception:
                 log.exception("stopping the MQTT bridge failed")
+        if self.streams is not None:
+            try:
+                await self.streams.stop()
+            except Exception:
+                log.exception("stopping the stream bindings failed")
+        if self.sparkplug is not None:
+            try:  # NDEATH: the host marks every device stale at once
+                await self.sparkplug.stop()
+            except Exception:
+                log.exception("stopping the Sparkplug edge node failed")
         if self.service is not None:
             await self.service.close(drain_timeout_s=DRAIN_TIMEOUT_S)
         for t in self._tasks:

@@ -210,6 +210,28 @@ def install_package(staged: Path, store: Store, *, replace: bool = False) -> Mod
     return load_package(target)
 
 
+def remove_package(store: Store, app: str, version: str | None = None) -> list[str]:
+    """Remove ``version`` of ``app`` (default: every version, the whole application) from
+    the store; returns the versions removed. The last version takes the application with
+    it. Like an install, one ``rename``: the tree is moved under a dot-name (which readers
+    and the daemon's store watcher ignore) and only then deleted, so a reader never sees
+    half a package. MetadataError when there is no such application or version.
+    """
+    versions = store.versions(app) if app in store.applications() else []
+    if not versions:
+        raise MetadataError(f"{store.root}: no application {app!r} in the store")
+    if version is not None and version not in versions:
+        have = ", ".join(versions)
+        raise MetadataError(f"{store.root / app}: no version {version!r} (it has {have})")
+    removed = versions if version is None or versions == [version] else [version]
+    target = store.root / app if removed == versions else store.package_dir(app, version or "")
+    trash = Path(tempfile.mkdtemp(prefix=".removed-", dir=target.parent))
+    os.rename(target, trash / target.name)
+    shutil.rmtree(trash, ignore_errors=True)
+    log.info("removed %s %s from %s", app, ", ".join(removed), store.root)
+    return removed
+
+
 def schema_text() -> str:
     """The JSON Schema of package.toml and variant.toml as published in docs/."""
     import json

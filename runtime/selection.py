@@ -195,6 +195,19 @@ def _device_problem(target: Target, variant: VariantMeta, report: HardwareReport
     return None
 
 
+def runtimes_selection_reads(profile: DeviceProfile) -> set[str]:
+    """The runtimes whose own device lists ``select`` reads for ``profile``: those of its
+    GPU and NPU targets (onnxruntime's providers, OpenVINO's devices, llama.cpp's offload).
+    A CPU or auto target needs the runtime's presence only (every OpenVINO wheel ships
+    its CPU plugin), so a box that runs on its CPU need not import a runtime it does not
+    load (runtime.hardware.probe ``runtimes``, ``query_runtimes``)."""
+    return {
+        BACKENDS[t.backend].runtime
+        for t in profile.targets
+        if _device_class(t.device) in ("gpu", "npu")
+    }
+
+
 def _usable_targets(
     variant: VariantMeta, profile: DeviceProfile, report: HardwareReport
 ) -> tuple[list[Target], list[str], str | None]:

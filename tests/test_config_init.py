@@ -18,11 +18,16 @@ runner = CliRunner()
 
 def _uncomment(text: str) -> str:
     """Every commented section header and `key = value` line, uncommented; the
-    [[applications]] block stays out (its `name` has no default)."""
-    out, skipping = [], False
+    [[applications]] and [[streams]] blocks stay out, with their sub-tables (their
+    `name` has no default)."""
+    out, skipping, array = [], False, ""
     for line in text.splitlines():
         if header := re.fullmatch(r"# (\[\[?[a-z_.]+\]\]?)", line):
-            skipping = header.group(1).startswith("[[")
+            if header.group(1).startswith("[["):
+                array = header.group(1).strip("[]") + "."
+            skipping = header.group(1).startswith("[[") or (
+                bool(array) and header.group(1).strip("[]").startswith(array)
+            )
             if not skipping:
                 out.append(header.group(1))
         elif (pair := re.fullmatch(r"# ([a-z_]+ = .*)", line)) and not skipping:

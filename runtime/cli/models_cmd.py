@@ -1,4 +1,4 @@
-"""CLI: the `models` commands (list, show, add; `select` lives beside them).
+"""CLI: the `models` commands (list, show, add, remove; `select` lives beside them).
 
 Parsing and printing only: the store is runtime.catalog, importing is
 runtime.catalog_import.
@@ -17,7 +17,9 @@ from runtime.errors import HeadframeError
 from runtime.units import human_bytes
 
 models_app = typer.Typer(
-    name="models", help="The model store: list, show and add model packages.", no_args_is_help=True
+    name="models",
+    help="The model store: list, show, add and remove model packages.",
+    no_args_is_help=True,
 )
 
 STORE_HELP = "Model store directory (default: paths.store from the settings)."
@@ -194,21 +196,54 @@ def add_model(
 ) -> None:
     """Import a package, or wrap one model file into a one-variant package."""
     from runtime.catalog_import import import_path
+    from runtime.cli.daemon_link import store_change_note
 
     store = resolve_store(store_dir)
     try:
         package = import_path(store, path, app, version, replace=replace)
     except HeadframeError as e:
         raise fail(e.message) from e
+    app, active = package.application, store.active_version(package.application)
+    effect = "serves it" if active == package.version else f"keeps serving {app} {active}"
+    note = store_change_note(store, app, effect)
     if as_json:
         print_json(package_dict(package))
+        typer.echo(note, err=True)
         return
-    typer.echo(f"added {package.application} {package.version} to {store.root}")
+    typer.echo(f"added {app} {package.version} to {store.root}")
     for v in package.variants:
         typer.echo(
             f"  {v.id}: {v.meta.format} {v.meta.precision}, {human_bytes(v.meta.bytes)}, "
             f"accuracy {_bp(v.meta.accuracy_bp)}"
         )
+    if active != package.version:
+        typer.echo(f"{store.pointer_path(app)} names {active}: that version stays active")
+    typer.echo(note)
+
+
+@models_app.command("remove")
+def remove_model(
+    app: str = typer.Argument(..., help="Application name."),
+    version: str | None = typer.Option(
+        None, "--version", help="Remove only this version (default: the whole application)."
+    ),
+    store_dir: Path | None = typer.Option(None, "--store", help=STORE_HELP),
+) -> None:
+    """Delete an application, or one of its versions, from the store (a running daemon
+    that watches the store stops serving it, or serves the version now active)."""
+    from runtime.cli.daemon_link import store_change_note
+    from runtime.package_writer import remove_package
+
+    store = resolve_store(store_dir)
+    try:
+        removed = remove_package(store, app, version)
+    except HeadframeError as e:
+        raise fail(e.message) from e
+    typer.echo(f"removed {app} {', '.join(removed)} from {store.root}")
+    active = store.active_version(app)
+    typer.echo(
+        store_change_note(store, app, f"serves {app} {active}" if active else "stops serving it")
+    )
 
 
 # --- select ------------------------------------------------------------------------------

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import ssl
 import sys
 import urllib.error
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import typer
 
+from runtime.cli.daemon_link import base_url, call
 from runtime.config import Settings, load_settings
 from runtime.errors import HeadframeError
 
@@ -69,14 +68,6 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return uvloop.new_event_loop
 
 
-def _base_url(settings: Settings) -> str:
-    api = settings.api
-    host = "127.0.0.1" if api.host in ("0.0.0.0", "") else ("::1" if api.host == "::" else api.host)
-    host = f"[{host}]" if ":" in host else host
-    scheme = "https" if api.tls_cert_file else "http"
-    return f"{scheme}://{host}:{api.port}"
-
-
 def use(
     app_name: str = typer.Argument(..., metavar="APP", help="Application name."),
     variant: str = typer.Argument(..., metavar="VARIANT", help='Variant id, or "auto".'),
@@ -85,25 +76,10 @@ def use(
 ) -> None:
     """Swap APP on the running daemon to VARIANT (or the automatic choice), with no
     request dropped. Calls POST /admin/models/APP/select."""
-    from runtime.api.auth import load_tokens
-
     settings, _ = _settings(config, None, None)
-    base = url or _base_url(settings)
-    request = urllib.request.Request(
-        f"{base}/admin/models/{app_name}/select",
-        data=json.dumps({"variant": variant}).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
-    tokens = load_tokens(settings.api)
-    if tokens:
-        request.add_header("Authorization", f"Bearer {tokens[0].decode()}")
-    context = None
-    if base.startswith("https") and settings.api.tls_cert_file:
-        context = ssl.create_default_context(cafile=str(settings.api.tls_cert_file))
+    base = url or base_url(settings)
     try:
-        with urllib.request.urlopen(request, timeout=300, context=context) as response:
-            slot = json.loads(response.read())
+        slot = call(settings, base, f"/admin/models/{app_name}/select", {"variant": variant})
     except urllib.error.HTTPError as e:
         try:
             message = json.loads(e.read()).get("error", e.reason)

@@ -7,7 +7,6 @@ figure describes the model, not the machine's momentary load or its core count.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,9 +14,9 @@ import numpy as np
 
 from runtime.demo.export_onnx import INPUT_NAME, OUTPUT_NAME
 from runtime.demo.train import accuracy_bp
+from runtime.factory import measure as factory_measure
 
 Runner = Callable[[np.ndarray], np.ndarray]
-WARMUP = 20
 TIMED = 200
 
 
@@ -65,13 +64,7 @@ def accuracy(run: Runner, pixels: np.ndarray, labels: np.ndarray) -> int:
 
 
 def latency_us(run: Runner, pixels: np.ndarray) -> int:
-    """Median single-row latency in microseconds."""
-    rows = [np.ascontiguousarray(pixels[i % len(pixels)][None, :]) for i in range(TIMED)]
-    for row in rows[:WARMUP]:
-        run(row)
-    times = []
-    for row in rows:
-        t0 = time.perf_counter_ns()
-        run(row)
-        times.append(time.perf_counter_ns() - t0)
-    return max(1, int(np.median(times) // 1000))
+    """Median single-row latency in microseconds, measured as the variant factory does."""
+    return factory_measure.latency_us(
+        lambda row: {OUTPUT_NAME: run(row[INPUT_NAME])}, {INPUT_NAME: pixels}, TIMED
+    )

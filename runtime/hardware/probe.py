@@ -5,7 +5,9 @@ Two stages, timed separately in ``report.timings`` (seconds per source):
    tree is a complete fake host. On a live box this takes a few milliseconds.
 2. live enrichment, only when ``live`` (default: root is "/"): psutil, NVML, and the
    inference runtimes, each imported and asked what it offers. This is the slow part
-   (importing OpenVINO dominates) and every source may be missing.
+   (importing OpenVINO dominates) and every source may be missing. ``runtimes`` limits
+   the imports to those names; the others are found from package metadata alone
+   (``RuntimeInfo.queried`` False) and ``query_runtimes`` lists their devices later.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import logging
 import os
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -30,7 +32,12 @@ from runtime.hardware.memory import probe_memory
 from runtime.hardware.nvml import merge_nvml, nvml_from_fixture, query_nvml
 from runtime.hardware.pci import probe_pci
 from runtime.hardware.report import HardwareReport, MemoryInfo, RuntimeInfo
-from runtime.hardware.runtimes import RUNTIMES, probe_runtime_live, runtimes_from_fixture
+from runtime.hardware.runtimes import (
+    RUNTIMES,
+    probe_runtime_live,
+    runtime_presence,
+    runtimes_from_fixture,
+)
 from runtime.hardware.thermal import probe_thermal
 
 log = logging.getLogger(__name__)
@@ -65,9 +72,16 @@ def _check_root(root: Path) -> None:
 
 
 def probe(
-    root: str | Path = "/", *, live: bool | None = None, record_into: str | Path | None = None
+    root: str | Path = "/",
+    *,
+    live: bool | None = None,
+    record_into: str | Path | None = None,
+    runtimes: Collection[str] | None = None,
 ) -> HardwareReport:
     """Read the host under ``root``. Raises ProbeError when root is not a readable Linux tree.
+
+    ``runtimes``: on a live host, import and query only these (default: every one); the
+    rest are reported from package metadata, not imported.
 
     ``record_into``: also copy every file read, and what live software said, into that
     (new or empty) directory, which then serves as a fixture host that reproduces this
@@ -75,10 +89,10 @@ def probe(
     """
     _check_root(Path(root))
     if record_into is None:
-        return _probe(HostFS(root), root, live)
+        return _probe(HostFS(root), root, live, runtimes)
     fs = RecordingHostFS(root, record_into)
     try:
-        report = _probe(fs, root, live)
+        report = _probe(fs, root, live, RUNTIMES)
         write_live_answers(report, fs.into)
     except BaseException:
         fs.discard()
@@ -86,7 +100,9 @@ def probe(
     return report
 
 
-def _probe(fs: HostFS, root: str | Path, live: bool | None) -> HardwareReport:
+def _probe(
+    fs: HostFS, root: str | Path, live: bool | None, query: Collection[str] | None
+) -> HardwareReport:
     if live is None:
         live = fs.is_live
     timings: dict[str, float] = {}
@@ -121,11 +137,30 @@ def _probe(fs: HostFS, root: str | Path, live: bool | None) -> HardwareReport:
         timings=timings,
     )
     if live:
-        report = _enrich(report, timings)
+        report = _enrich(report, timings, RUNTIMES if query is None else query)
     return report
 
 
-def _enrich(report: HardwareReport, timings: dict[str, float]) -> HardwareReport:
+def _runtime(name: str, query: Collection[str]) -> RuntimeInfo:
+    return probe_runtime_live(name) if name in query else runtime_presence(name)
+
+
+def query_runtimes(report: HardwareReport, names: Collection[str]) -> HardwareReport:
+    """``report`` with the runtimes in ``names`` that were found by presence alone now
+    imported and asked for their devices (timed); every other entry unchanged. BLOCKING."""
+    timings = dict(report.timings)
+    runtimes = tuple(
+        _timed(timings, r.name, partial(probe_runtime_live, r.name))
+        if r.name in names and not r.queried
+        else r
+        for r in report.runtimes
+    )
+    return replace(report, runtimes=runtimes, timings=timings)
+
+
+def _enrich(
+    report: HardwareReport, timings: dict[str, float], query: Collection[str]
+) -> HardwareReport:
     """Fill in what only live software can say. Every source is optional and timed."""
     start = time.perf_counter()
     notes = list(report.notes)
@@ -151,7 +186,7 @@ def _enrich(report: HardwareReport, timings: dict[str, float]) -> HardwareReport
         notes.append(f"nvml: not installed (pip install 'headframe[gpu]'): {e}")
     except Exception as e:  # no driver, no GPU: a fact, not a failure
         notes.append(f"nvml: {type(e).__name__}: {e}".rstrip(": "))
-    runtimes = tuple(_timed(timings, n, partial(probe_runtime_live, n)) for n in RUNTIMES)
+    runtimes = tuple(_timed(timings, n, partial(_runtime, n, query)) for n in RUNTIMES)
     timings["live_total"] = time.perf_counter() - start
     log.debug("live enrichment took %.3f s: %s", timings["live_total"], timings)
     return replace(

@@ -79,6 +79,9 @@ class RuntimeInfo:
     version: str | None = None
     devices: tuple[str, ...] = ()  # ORT providers, OpenVINO devices, ("cpu", "gpu") for llama
     reason: str | None = None  # why not available
+    # False: found from package metadata alone (runtimes.runtime_presence), not imported,
+    # so ``devices`` is not known yet; the daemon lists them only where selection reads them.
+    queried: bool = True
 
 
 @dataclass(frozen=True)

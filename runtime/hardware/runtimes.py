@@ -19,11 +19,17 @@ Fixture trees (live False) import nothing. A fixture host describes its runtimes
 
 A runtime the file does not list, or every runtime when there is no file, is reported
 unavailable with a reason that says so.
+
+``runtime_presence`` says whether a runtime is installed, and its version, from package
+metadata alone (``find_spec`` and ``importlib.metadata``): no import, so the daemon's cold
+start pays only for the runtimes its models load (``queried`` False on such an entry).
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
+import importlib.util
 from collections.abc import Callable
 
 from pydantic import BaseModel, ConfigDict
@@ -35,6 +41,16 @@ from runtime.hardware.report import RuntimeInfo
 RUNTIMES = ("onnxruntime", "openvino", "llama_cpp")
 FIXTURE_FILE = ".headframe-runtimes.toml"
 _EXTRAS = {"onnxruntime": "onnx", "openvino": "openvino", "llama_cpp": "llm"}
+# The distributions that may install each runtime's Python package (its version without
+# importing it); the first one installed is the one reported.
+_DISTRIBUTIONS = {
+    "onnxruntime": (
+        "onnxruntime", "onnxruntime-gpu", "onnxruntime-openvino", "onnxruntime-directml",
+        "onnxruntime-qnn", "onnxruntime-training",
+    ),
+    "openvino": ("openvino",),
+    "llama_cpp": ("llama-cpp-python",),
+}  # fmt: skip
 
 
 class _FixtureRuntime(BaseModel):
@@ -110,3 +126,20 @@ def probe_runtime_live(name: str) -> RuntimeInfo:
         return RuntimeInfo(name, False, reason=hint)
     except Exception as e:  # a broken install must not stop the box from starting
         return RuntimeInfo(name, False, reason=f"import or query failed: {type(e).__name__}: {e}")
+
+
+def runtime_presence(name: str) -> RuntimeInfo:
+    """Whether runtime ``name`` is installed and which version, without importing it
+    (``queried`` False: its devices are not listed). A package that is present but broken
+    shows up when a backend loads it, as that load attempt's error."""
+    if importlib.util.find_spec(name) is None:
+        hint = f"not installed (pip install 'headframe[{_EXTRAS[name]}]')"
+        return RuntimeInfo(name, False, reason=hint, queried=False)
+    version = None
+    for dist in _DISTRIBUTIONS[name]:
+        try:
+            version = importlib.metadata.version(dist)
+            break
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return RuntimeInfo(name, True, version, queried=False)

@@ -3,10 +3,11 @@
 paho's socket I/O and callbacks run on the event loop (runtime.mqtt.connection), so a
 request is routed, answered and acknowledged there; inference runs through ``await
 service.infer`` / ``service.generate`` like any HTTP request, on the model's worker.
-Each application has a bounded queue: when it is full the request is answered "busy" at
-once. A QoS 1 request is acknowledged to the broker only after its reply is safe in the
-store-and-forward buffer, so a daemon killed mid-request gets the request again from its
-persistent session.
+A QoS 1 request is acknowledged to the broker only after its reply is safe in the
+store-and-forward buffer (a daemon killed mid-request gets it again from its persistent
+session); the Receive Maximum keeps the rest waiting at the broker (runtime.mqtt.flow), so
+only QoS 0 requests are answered "busy". An unknown application is answered ``not_found``
+before anything is kept for its name.
 
 Replies go to the request's Response Topic with its Correlation Data echoed, else to
 ``{prefix}/models/{app}/result``; they carry the model version and variant as user
@@ -16,12 +17,10 @@ properties. See docs/mqtt.md for every topic and guarantee.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,37 +28,25 @@ import orjson
 import paho.mqtt.client as paho
 
 from runtime.config import MqttSettings
-from runtime.errors import Busy, InvalidInput
+from runtime.errors import Busy, HeadframeError, InvalidInput
 from runtime.mqtt import codec, presence
 from runtime.mqtt.buffer import StoreAndForward
 from runtime.mqtt.commands import Commands
 from runtime.mqtt.connection import MqttConnection, Will
+from runtime.mqtt.flow import receive_maximum
 from runtime.mqtt.infer import run_infer
+from runtime.mqtt.jobs import Job, request_key
 from runtime.mqtt.outbox import Outbox
 from runtime.mqtt.redelivery import RedeliveryCache
+from runtime.mqtt.reply_topics import ReplyTopics
 from runtime.mqtt.telemetry import Telemetry
-from runtime.mqtt.topics import Route, Topics, check_reply_topic
+from runtime.mqtt.topics import Topics
 
 log = logging.getLogger(__name__)
 
 WORKERS_PER_APP = 8  # requests of one app awaiting the service at once; the service queues
 CONTENT_TYPE = "application/json"
-
-
-@dataclass
-class Job:
-    route: Route
-    payload: bytes
-    reply_to: str
-    correlation: bytes | None
-    mid: int
-    qos: int
-    received: float
-    expires_at: float | None
-    key: bytes | None = None
-    content_type: str | None = None  # MQTT v5 Content Type: image/jpeg|png means a picture
-    done: bool = False
-    replies: list[tuple[str, bytes, dict[str, Any]]] = field(default_factory=list)
+__all__ = ["Job", "MqttBridge"]
 
 
 class MqttBridge:
@@ -80,6 +67,8 @@ class MqttBridge:
         self.topics = Topics.build(
             settings.prefix, site=settings.site, node=settings.node, pool_group=settings.pool_group
         )
+        # Stream bindings add their publish and alert topics with reply_topics.refuse().
+        self.reply_topics = ReplyTopics(settings.prefix, reply_prefix=settings.reply_prefix)
         b = settings.buffer
         self.buffer_path = b.path or Path(state_dir) / "mqtt-buffer.sqlite"
         self.counters: Counter[str] = Counter()
@@ -119,6 +108,7 @@ class MqttBridge:
             on_disconnect=self._on_disconnected,
             on_message=self._on_message,
             on_publish=self._on_publish,
+            receive_maximum=receive_maximum(self.settings),
         )
         self.outbox = Outbox(self.conn, self.buffer, replay_rate_per_s=b.replay_rate_per_s)
         self.conn.before_send = self.outbox.commit
@@ -225,6 +215,9 @@ class MqttBridge:
     def _ack(self, job_or_msg: Job | paho.MQTTMessage) -> None:
         if self.conn is not None and job_or_msg.qos > 0:
             self.conn.ack(job_or_msg.mid, job_or_msg.qos)
+            if isinstance(job_or_msg, Job):
+                for mid in job_or_msg.more_acks:
+                    self.conn.ack(mid, job_or_msg.qos)
 
     def _on_message(self, msg: paho.MQTTMessage) -> None:
         try:
@@ -269,31 +262,35 @@ class MqttBridge:
             expires_at=now + expiry if expiry else None,
             content_type=content_type,
         )
+        if job.qos > 0:
+            job.key = request_key(topic, raw_reply, job.correlation, job.payload)
+            if msg.dup and self._answer_duplicate(job):
+                return
+            # Every answer is remembered, errors included: a repeat gets the same bytes.
+            self._dedup.remember(job.key, job)
         if raw_reply is not None:
             try:
-                job.reply_to = check_reply_topic(raw_reply)
+                job.reply_to = self.reply_topics.check(raw_reply)
             except InvalidInput as e:
                 self.counters["bad_requests"] += 1
                 self._finish(job, codec.error_body("bad_response_topic", e.message))
                 return
-        if job.qos > 0:
-            job.key = hashlib.blake2b(
-                b"\0".join(
-                    (topic.encode(), job.reply_to.encode(), job.correlation or b"", job.payload)
-                ),
-                digest_size=16,
-            ).digest()
-            if msg.dup and self._answer_duplicate(job):
-                return
         if route.kind == "cmd":
             self._spawn(self.commands.handle(job))
             return
-        queue = self._queue(route.name)
-        if queue.full():
+        queue = self._queues.get(route.name)
+        if queue is None:
+            absent = self._absent(route.name)
+            if absent is not None:
+                self.counters[f"error_{absent.code}"] += 1
+                self._finish(job, codec.error_from(absent))
+                return
+            queue = self._queue(route.name)
+        if job.qos == 0 and queue.qsize() >= self.settings.queue_size:
+            # The broker holds QoS 1 requests back (Receive Maximum); QoS 0 it cannot.
             self.counters["busy"] += 1
             self._finish(job, codec.error_from(Busy(f"{route.name}: queue full, try again")))
             return
-        self._dedup.remember(job.key, job)
         queue.put_nowait(job)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
@@ -302,10 +299,22 @@ class MqttBridge:
         self._workers.append(task)
         task.add_done_callback(lambda t: self._workers.remove(t) if t in self._workers else None)
 
+    def _absent(self, app: str) -> HeadframeError | None:
+        """Why no queue may be made for ``app`` (None: the service knows it, loaded or
+        not). Checked before anything is kept per name: names are the sender's choice."""
+        if app in self.service.known_apps():
+            return None
+        try:
+            self.service.slot(app)
+        except HeadframeError as e:
+            return e  # not_found; not_ready while the server is starting
+        return None
+
     def _queue(self, app: str) -> asyncio.Queue[Job]:
         queue = self._queues.get(app)
         if queue is None:
-            queue = self._queues[app] = asyncio.Queue(self.settings.queue_size)
+            # Unbounded here: the Receive Maximum bounds QoS 1, _route bounds QoS 0.
+            queue = self._queues[app] = asyncio.Queue()
             assert self._loop is not None
             for i in range(WORKERS_PER_APP):
                 self._workers.append(
@@ -410,8 +419,10 @@ class MqttBridge:
             return False
         self.counters["duplicates"] += 1
         if not original.done:
-            # Still running: its reply will come, and its acknowledgement (same packet id)
-            # covers this copy too.
+            # Still running: its reply will come, and its acknowledgement covers this copy
+            # too (a broker that redelivers under another packet id gets that one acked).
+            if dup.mid != original.mid and dup.mid not in original.more_acks:
+                original.more_acks.append(dup.mid)
             return True
         for topic, body, props in list(original.replies):
             self.outbox.send(topic, body, qos=1, properties=props)

@@ -5,8 +5,11 @@
 - ``status``  {}: the status document plus the bridge and service figures.
 - ``update-now`` {...}: handed to a hook the fleet agent registers (``register``).
 
-Commands can be switched off with ``mqtt.commands_enabled = false`` (then they are not
-even subscribed to).
+An MQTT message carries no sender identity the box can trust, so who may publish to
+``cmd/+`` is the broker's ACL (docs/mqtt.md) and what the box obeys is a switch per
+command (``mqtt.commands``: ``status`` on, ``reload``, ``select`` and ``update-now`` off
+unless a site turns them on). A switched-off command is answered ``forbidden`` naming its
+switch. ``mqtt.commands_enabled = false`` does not even subscribe to ``cmd/+``.
 """
 
 from __future__ import annotations
@@ -25,6 +28,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+
+class CommandForbidden(HeadframeError):
+    """A command this box is configured not to obey."""
+
+    code = "forbidden"
+
+
 Handler = Callable[[dict[str, Any]], Awaitable[Any]]
 
 
@@ -38,6 +48,7 @@ class Commands:
             "select": self._select,
             "status": self._status,
         }
+        self._refused: set[str] = set()
 
     def register(self, name: str, handler: Handler) -> None:
         self._handlers[name] = handler
@@ -55,6 +66,19 @@ class Commands:
                 if name == "update-now":
                     raise ModelNotFound("update-now: no fleet agent runs on this box")
                 raise ModelNotFound(f"unknown command {name!r}; known: {', '.join(self.names())}")
+            switches = b.settings.commands
+            if not switches.enabled(name):
+                if name not in self._refused:  # once per command: senders may repeat
+                    self._refused.add(name)
+                    log.warning(
+                        "mqtt: refused command %s: %s is false (the broker's ACL let it through)",
+                        name,
+                        switches.setting_for(name),
+                    )
+                raise CommandForbidden(
+                    f"command {name!r} is switched off on this box "
+                    f"({switches.setting_for(name)} = false)"
+                )
             body: dict[str, Any] = {}
             if job.payload.strip():
                 body = codec.parse_json_object(

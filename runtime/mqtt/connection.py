@@ -13,6 +13,10 @@ growing, jittered delay before trying again. A broker that is absent is normal (
 API serves meanwhile); a broker that refuses us (bad credentials, not authorised, a
 client id in use) is logged once, clearly, and retried on a slower schedule.
 
+With ``receive_maximum`` the CONNECT announces it and the connection keeps to it
+(runtime.mqtt.flow): past it, nothing more is read until the handler has acknowledged
+enough; TCP holds the rest at the broker.
+
 The callbacks run on the event loop and must not block. The session is persistent
 (clean start off, a session expiry interval) so that QoS 1 requests published while the
 daemon is briefly away are waiting when it returns; subscriptions are made again on every
@@ -42,6 +46,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from runtime.config import MqttSettings
 from runtime.mqtt import properties as fast_properties
 from runtime.mqtt.credentials import read_password, tls_context
+from runtime.mqtt.flow import ReceiveWindow
 from runtime.mqtt.loop_client import LoopClient
 from runtime.mqtt.socket_driver import SocketDriver
 from runtime.retry import backoff_delays
@@ -121,6 +126,7 @@ class MqttConnection:
         on_message: Callable[[paho.MQTTMessage], None] | None = None,
         on_publish: Callable[[int, int], None] | None = None,
         manual_ack: bool = True,
+        receive_maximum: int | None = None,
     ) -> None:
         self.settings = settings
         self.client_id = settings.client_id or f"headframe-{settings.node}"
@@ -147,6 +153,9 @@ class MqttConnection:
         self.before_send: Callable[[], None] = lambda: None
         self.connects = 0  # successful connections so far
         self.failures = 0  # failed attempts so far
+        self.window: ReceiveWindow | None = None
+        if receive_maximum is not None and manual_ack:
+            self.window = ReceiveWindow(receive_maximum, self._hold_reads)
 
         fast_properties.install()
         c = LoopClient(
@@ -173,9 +182,11 @@ class MqttConnection:
         c.on_subscribe = self._on_subscribe
         c.on_publish = self._on_publish
         if on_message is not None:
-            c.on_message = lambda _c, _u, msg: on_message(msg)
+            c.on_message = lambda _c, _u, msg: self._on_message(msg, on_message)
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = settings.session_expiry_s
+        if receive_maximum is not None:
+            props.ReceiveMaximum = receive_maximum
         c.connect_async(
             settings.host,
             settings.port,
@@ -236,6 +247,17 @@ class MqttConnection:
     def ack(self, mid: int, qos: int) -> None:
         if qos > 0:
             self.client.ack(mid, qos)
+            if self.window is not None:
+                self.window.acked(mid)
+
+    def _on_message(self, msg: paho.MQTTMessage, handler: Callable[..., None]) -> None:
+        if self.window is not None:
+            self.window.received(msg.mid, msg.qos)
+        handler(msg)
+
+    def _hold_reads(self, hold: bool) -> None:
+        if self._io is not None:
+            self._io.hold_reads(hold)
 
     # --- the supervisor (event loop) -------------------------------------------------
 
@@ -258,6 +280,8 @@ class MqttConnection:
             else:
                 if rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
                     assert self._io is not None
+                    if self.window is not None:
+                        self.window.reset_hold()  # serve() reads from the start
                     await self._io.serve()
                     self._subscribed.clear()
                     if self._connected.is_set():

@@ -10,6 +10,9 @@ broker (pin: paho-mqtt 2.x):
 - Reads are buffered. paho reads a packet in three or more ``recv`` calls (type byte,
   length bytes, body); here one ``recv`` per readable event fills a buffer they are
   served from. ``buffered()`` tells the loop that packets are waiting in it.
+- Reads can be held (``hold_reads``): flow control when a broker sends more
+  unacknowledged requests than our Receive Maximum allows. paho keeps a packet it has
+  begun and goes on with it once reads are released; TCP holds the rest at the broker.
 - Writes are gathered. paho sends each packet with its own ``send``; here they collect
   in a buffer that ``flush_writes`` sends at the end of the loop pass, so the
   acknowledgements and replies of several requests leave in one system call. A send that
@@ -40,6 +43,7 @@ class LoopClient(paho.Client):
         self._rbuf = b""
         self._rpos = 0
         self._wbuf = bytearray()
+        self._held = False
 
     # --- connecting -------------------------------------------------------------------
 
@@ -57,6 +61,8 @@ class LoopClient(paho.Client):
     # --- reading ----------------------------------------------------------------------
 
     def _sock_recv(self, bufsize: int) -> bytes:
+        if self._held:
+            raise BlockingIOError  # paho keeps a partial packet and comes back for the rest
         if self._rpos >= len(self._rbuf):
             data = super()._sock_recv(RECV_CHUNK)  # BlockingIOError when nothing came
             if not data:
@@ -68,7 +74,15 @@ class LoopClient(paho.Client):
 
     def buffered(self) -> bool:
         """Bytes received and not yet read by paho (the socket will not report them)."""
-        return self._rpos < len(self._rbuf)
+        return not self._held and self._rpos < len(self._rbuf)
+
+    def hold_reads(self, hold: bool) -> None:
+        """While held, paho reads nothing more (``buffered()`` says False meanwhile)."""
+        self._held = hold
+
+    @property
+    def reads_held(self) -> bool:
+        return self._held
 
     # --- writing ----------------------------------------------------------------------
 

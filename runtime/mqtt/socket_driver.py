@@ -5,7 +5,8 @@ wait in the client's read buffer or TLS holds decrypted bytes (the socket report
 Writes run at the end of the loop pass in which paho queued a packet, so the replies and
 acknowledgements of one pass leave in one system call; only a full socket buffer makes us
 wait for the selector. ``before_send`` runs before any byte is sent: the bridge stores
-replies there. Keepalive (paho's ``loop_misc``) runs once a second.
+replies there. Keepalive (paho's ``loop_misc``) runs once a second. ``hold_reads`` stops
+reading (the socket leaves the selector) until released: flow control.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ class SocketDriver:
         self._sock = sock
         self._closed = asyncio.Event()
         self._flush_due = self._writer_added = False
+        self.client.hold_reads(False)  # a new connection starts reading (CONNACK, at least)
         self._loop.add_reader(sock, self._readable)
         if self.client.want_write():  # CONNECT, queued by reconnect()
             self._want_write(sock)
@@ -71,14 +73,31 @@ class SocketDriver:
 
     # --- reading ------------------------------------------------------------------------
 
+    def hold_reads(self, hold: bool) -> None:
+        """Stop reading from the broker (``True``) or go on (``False``); on the loop only."""
+        if self.client.reads_held == hold:
+            return
+        self.client.hold_reads(hold)
+        sock = self._sock
+        if sock is None:
+            return
+        if hold:
+            self._loop.remove_reader(sock)  # else a readable socket would wake us for nothing
+        else:
+            self._loop.add_reader(sock, self._readable)
+            self._loop.call_soon(self._readable)  # packets may wait in the read buffer
+
     def _readable(self) -> None:
         sock = self._sock
+        if self.client.reads_held:
+            return
         try:
             self.client.loop_read()
         finally:
             # Even after a failed callback: packets left in the buffer must not wait for
             # the next bytes from the broker.
-            if sock is not None and sock is self._sock:
+            # Held meanwhile: hold_reads(False) schedules the next read.
+            if sock is not None and sock is self._sock and not self.client.reads_held:
                 pending = getattr(sock, "pending", None)
                 if self.client.buffered() or (pending is not None and pending()):
                     self._loop.call_soon(self._readable)

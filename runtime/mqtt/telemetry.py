@@ -29,6 +29,8 @@ def bridge_stats(bridge: MqttBridge) -> dict[str, Any]:
     """The bridge's counters, the buffer's fill and drops, replay and queue figures."""
     out: dict[str, Any] = {"connected": bool(bridge.conn and bridge.conn.connected)}
     out.update(bridge.counters)
+    if bridge.conn is not None and bridge.conn.window is not None:
+        out["receive_maximum_overruns"] = bridge.conn.window.overruns
     if bridge.buffer is not None:
         s = bridge.buffer.stats
         out["buffer"] = {

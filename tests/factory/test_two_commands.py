@@ -48,8 +48,4 @@ def test_build_then_serve(conv_source: Source, tmp_path: Path) -> None:
         qualifying = [v for v in package.variants if (v.meta.accuracy_bp or 0) >= 8000]
         assert app["variant"] in {v.id for v in qualifying}
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        daemon_proc.stop(proc)

@@ -48,7 +48,7 @@ def test_update_now_over_mqtt_and_retained_state(
         service = InferenceService(agent.loader)  # type: ignore[arg-type]
         runner = FleetRunner(agent, service, reconcile_s=0.2)
         bridge = MqttBridge(
-            site_settings(broker),
+            site_settings(broker, commands={"update_now": True}),  # off by default
             service, info=lambda: {}, state_dir=tmp_path / "box",
         )  # fmt: skip
         bridge.start()

@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -262,3 +263,58 @@ def test_a_replay_that_fails_is_retried_and_delivers_in_order(
             h.run(lambda: buffer._db.execute("ALTER TABLE broken RENAME TO outbox"))
             assert r.wait_for(lambda r: len(r.on_topic(topic)) == 5, timeout=15)
             assert [m.payload for m in r.on_topic(topic)] == [b"r%d" % i for i in range(5)]
+
+
+def _saved_after(db: Path, moment: float, timeout: float = 15.0) -> bool:
+    """Mosquitto has written its database (autosave) since ``moment``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if db.exists() and db.stat().st_mtime > moment:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
+def test_broker_restart_with_400_requests_queued_answers_each_once_and_never_busy(
+    make_broker: Any, tmp_path: Path, sig: int
+) -> None:
+    # The outside review's fault run: a backlog of QoS 1 requests in the box's persistent
+    # session, delivered all at once, and a broker restart while it drains. A small queue
+    # and a model of milliseconds a row keep most of the 400 waiting across the restart.
+    broker = make_broker("restart", extra="autosave_interval 1")
+    broker.start()
+    pkg = write_slow_package(tmp_path / "store", app="part-id-reader", rounds=96)
+    settings = site_settings(broker, queue_size=16)
+    n = 400
+    with Requester(broker.host, broker.port, client_id="scada-3", persistent=True) as r:
+        with BridgeHarness(settings, [pkg], tmp_path / "s") as h:
+            assert h.wait_connected()  # the box's session and subscriptions at the broker
+        # The box is away: every request waits in its session.
+        for i in range(n):
+            r.request(INFER, infer_body(seed=i), correlation=b"%d" % i)
+        assert r.wait_for(lambda r: len(r.accepted()) == n, timeout=60)
+        # A SIGKILL loses what changed since the broker's last autosave: let it save the
+        # backlog first (the broker's durability, not the box's, is not under test).
+        assert _saved_after(broker.data / "mosquitto.db", time.time())
+        with BridgeHarness(settings, [pkg], tmp_path / "s") as h:
+            assert h.service is not None
+            assert r.wait_for(lambda r: len(r.by_corr) >= 20, timeout=60)
+            early = [json.loads(m[0].payload) for m in list(r.by_corr.values())]
+            assert all(x["status"] == "ok" for x in early), [x for x in early if "error" in x][:1]
+            assert len(early) < n / 2, "the backlog drained before the restart"
+            broker.stop(sig)
+            time.sleep(0.3)
+            broker.start()
+            wanted = {b"%d" % i for i in range(n)}
+            assert r.wait_for(lambda r: _all_replied_identically(r, wanted), timeout=120), (
+                len(r.by_corr),
+                h.stats(),
+            )
+            replies = {c: json.loads(r.by_corr[c][0].payload) for c in wanted}
+            stats = h.stats()
+            computed = h.service.stats.snapshot()["part-id-reader"]["requests"]
+    assert {reply["status"] for reply in replies.values()} == {"ok"}, stats
+    assert stats.get("busy", 0) == 0
+    if sig == signal.SIGTERM:  # the broker kept its sessions exactly: nothing runs twice
+        assert computed == n, stats

@@ -33,12 +33,7 @@ def _daemon(config: Path, port: int) -> Iterator[tuple[str, subprocess.Popen[str
         daemon_proc.wait_ready(url, proc)
         yield url, proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        daemon_proc.stop(proc)
 
 
 def _until(check: Callable[[], bool], what: str, timeout: float = 60) -> None:

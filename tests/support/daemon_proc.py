@@ -49,3 +49,13 @@ def wait_ready(url: str, proc: subprocess.Popen[str], timeout: float = 120) -> N
             pass
         assert time.monotonic() < deadline, f"not ready within {timeout} s"
         time.sleep(0.2)
+
+
+def stop(proc: subprocess.Popen[str], timeout: float = 30) -> None:
+    """SIGTERM, as systemd stops the service; SIGKILL if it has not exited by ``timeout``."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

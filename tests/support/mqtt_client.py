@@ -30,6 +30,8 @@ class Requester:
         persistent: bool = False,
         reply_topic: str | None = None,
         subscribe: list[str] | None = None,
+        username: str | None = None,
+        password: str | None = None,
     ) -> None:
         self.client_id = client_id or f"test-{uuid.uuid4().hex[:8]}"
         self.reply_topic = reply_topic or f"test/replies/{self.client_id}"
@@ -41,6 +43,7 @@ class Requester:
         self.subscribed = threading.Event()
         self.sent: dict[int, bytes] = {}  # packet id -> correlation data
         self.acked: set[int] = set()  # packet ids the broker acknowledged (PUBACK)
+        self.refused: set[int] = set()  # ... with a failure reason code (an ACL, say)
         c = paho.Client(
             CallbackAPIVersion.VERSION2,
             client_id=self.client_id,
@@ -53,6 +56,8 @@ class Requester:
         c.on_publish = self._on_publish
         c.on_disconnect = lambda *a: self.connected.clear()
         c.reconnect_delay_set(0.05, 0.2)
+        if username is not None:
+            c.username_pw_set(username, password)
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = 3600 if persistent else 0
         c.connect_async(host, port, keepalive=10, clean_start=not persistent, properties=props)
@@ -77,6 +82,8 @@ class Requester:
     def _on_publish(self, client: paho.Client, u: Any, mid: int, rc: Any, p: Any) -> None:
         with self.lock:
             self.acked.add(mid)
+            if getattr(rc, "is_failure", False):
+                self.refused.add(mid)
 
     def accepted(self) -> set[bytes]:
         """Correlation data of every request the broker acknowledged."""

@@ -36,11 +36,7 @@ def daemon(tmp_path: Path) -> Iterator[str]:
         daemon_proc.wait_ready(url, proc)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        daemon_proc.stop(proc)
 
 
 def test_a_gguf_added_by_the_user_is_served_over_the_openai_api(daemon: str) -> None:

@@ -1,0 +1,139 @@
+"""NCMD and DCMD: what a Sparkplug host may write to this node, and whether it is obeyed.
+
+- NCMD ``Node Control/Rebirth`` = true: births again on the same session. Always obeyed:
+  it changes nothing and the specification requires it.
+- NCMD ``Node Control/<name>`` = true for each control the daemon hands in (``Reload
+  Models``, ``Update Now``): obeyed only when its ``mqtt.commands`` switch is on, the same
+  switch as the MQTT command of that name.
+- DCMD ``Variant`` = a variant id or ``auto`` on an application's device: the HTTP admin
+  route's swap, under ``mqtt.commands.select``.
+
+A refused or unknown write is counted (``refused``, ``command_errors``) and logged once per
+name; a host has no reply channel in Sparkplug, so the metrics it sees next (DDATA with
+the variant in force) are the answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from runtime.sparkplug import payload as sp
+from runtime.sparkplug.tracker import NODE
+
+log = logging.getLogger(__name__)
+
+REBIRTH = "Node Control/Rebirth"
+VARIANT = "Variant"
+
+Selector = Callable[[str, "str | None"], Awaitable[Any]]
+"""``select(app, variant_or_None)``: the same swap the HTTP admin route makes."""
+
+
+@dataclass(frozen=True)
+class Control:
+    """A ``Node Control/...`` metric: the ``mqtt.commands`` switch it obeys, and the action."""
+
+    command: str
+    action: Callable[[], Awaitable[Any]]
+
+
+class NodeCommands:
+    def __init__(
+        self,
+        *,
+        name_of: Callable[[str, int], str | None],
+        select: Selector,
+        obey: Callable[[str], bool],
+        controls: Mapping[str, Control],
+        rebirth: Callable[[], None],
+        changed: Callable[[], None],
+        counters: dict[str, int],
+    ) -> None:
+        self.name_of, self.select, self.obey = name_of, select, obey
+        self.controls = dict(controls)
+        self.rebirth, self.changed, self.counters = rebirth, changed, counters
+        self._logged: set[str] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def control_metrics(self) -> list[sp.Metric]:
+        """The writable node metrics for NBIRTH (all false: a write of true triggers)."""
+        return [sp.Metric(n, sp.BOOLEAN, False) for n in (REBIRTH, *self.controls)]
+
+    def _decode(self, body: bytes) -> list[sp.Received]:
+        self.counters["commands"] += 1
+        try:
+            return sp.decode(body)[1]
+        except ValueError as e:
+            self._error("payload", f"ignored a command: {e}")
+            return []
+
+    def _named(self, device: str, metric: sp.Received) -> str | None:
+        if metric.name:
+            return metric.name
+        return self.name_of(device, metric.alias) if metric.alias is not None else None
+
+    def _error(self, key: str, message: str) -> None:
+        self.counters["command_errors"] += 1
+        if key not in self._logged:
+            self._logged.add(key)
+            log.warning("sparkplug: %s (logged once)", message)
+
+    def _refuse(self, command: str, what: str) -> None:
+        self.counters["refused"] += 1
+        if command not in self._logged:
+            self._logged.add(command)
+            log.warning("sparkplug: refused %s: mqtt.commands.%s is false (logged once)",
+                        what, command.replace("-", "_"))  # fmt: skip
+
+    def _spawn(self, job: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(job)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def on_ncmd(self, body: bytes) -> None:
+        for m in self._decode(body):
+            name = self._named(NODE, m)
+            if name == REBIRTH and m.value is True:
+                self.counters["rebirths"] += 1
+                self.rebirth()
+            elif name in self.controls and m.value is True:
+                control = self.controls[name]
+                if not self.obey(control.command):
+                    self._refuse(control.command, f"NCMD {name}")
+                    continue
+                self._spawn(self._run(name, control))
+            else:
+                self._error(f"ncmd:{name}", f"NCMD {name!r} is not a control this node has")
+
+    async def _run(self, name: str, control: Control) -> None:
+        try:
+            await control.action()
+            log.info("sparkplug: NCMD %s done", name)
+        except Exception as e:
+            self._error(f"run:{name}", f"NCMD {name} failed: {getattr(e, 'message', e)}")
+        self.changed()
+
+    def on_dcmd(self, device: str, body: bytes) -> None:
+        for m in self._decode(body):
+            name = self._named(device, m)
+            if name != VARIANT or not isinstance(m.value, str):
+                self._error(f"dcmd:{name}", f"DCMD {device}/{name!r}: only Variant is writable")
+            elif not self.obey("select"):
+                self._refuse("select", f"DCMD Variant for {device}")
+            else:
+                self._spawn(self._switch(device, m.value))
+
+    async def _switch(self, app: str, variant: str) -> None:
+        pin = None if variant == "auto" else variant
+        try:
+            await self.select(app, pin)
+            log.info("sparkplug: DCMD switched %s to %s", app, variant)
+        except Exception as e:
+            self.counters["command_errors"] += 1
+            log.warning("sparkplug: DCMD Variant %s for %s failed: %s", variant, app,
+                        getattr(e, "message", e))  # fmt: skip
+        self.changed()  # report the variant in force at once

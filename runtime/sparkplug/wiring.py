@@ -1,0 +1,154 @@
+"""How the daemon plugs the edge node in: the metrics it reports, read from what the
+daemon hands over (a slots view, a stats snapshot, the profile), and ``attach_sparkplug``.
+
+The daemon calls, after the hardware probe::
+
+    node = attach_sparkplug(settings, service, context, select=select)
+    if node is not None:
+        node.start()           # returns at once; an absent broker is retried
+    ...
+    await node.stop()          # NDEATH, then disconnect
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from runtime import __version__
+from runtime.config import MqttCommands, Settings
+from runtime.sparkplug import payload as sp
+from runtime.sparkplug.commands import Control, Selector
+from runtime.sparkplug.node import EdgeNode
+
+TEMPERATURE_EVERY_S = 10.0  # sysfs reads are not free; a host sees a change within this
+
+
+class ServiceMetrics:
+    """The node's ``MetricSource``: the box as node metrics, each application a device.
+
+    ``slots()`` lists what is served (objects with ``app``, ``package.version``,
+    ``variant.id``, ``pin``, ``backend_info.backend/device``), ``stats()`` is the service
+    statistics snapshot (per app: requests, errors, p95_ms), ``profile()`` the profile
+    name, ``last_result(app)`` a short summary of the app's latest result, when known."""
+
+    def __init__(
+        self,
+        *,
+        slots: Callable[[], list[Any]],
+        stats: Callable[[], dict[str, Any]],
+        profile: Callable[[], str | None],
+        last_result: Callable[[str], str | None] | None = None,
+        temperatures: Callable[[], dict[str, float]] | None = None,
+    ) -> None:
+        self.slots, self.stats, self.profile = slots, stats, profile
+        self.last_result = last_result
+        self.temperatures = temperatures
+        self._temperature: float | None = None
+        self._temperature_at = -TEMPERATURE_EVERY_S
+        self.hostname = socket.gethostname()
+
+    def _cpu_temperature(self) -> float | None:
+        now = time.monotonic()
+        if self.temperatures is not None and now - self._temperature_at >= TEMPERATURE_EVERY_S:
+            self._temperature_at = now
+            values = self.temperatures().values()
+            self._temperature = max(values) if values else None
+        return self._temperature
+
+    def node_metrics(self) -> list[sp.Metric]:
+        import psutil
+
+        return [
+            sp.Metric("Properties/Hostname", sp.STRING, self.hostname),
+            sp.Metric("Properties/Software", sp.STRING, f"headframe {__version__}"),
+            sp.Metric("Properties/Profile", sp.STRING, self.profile()),
+            # MiB, not bytes: report by exception should not send a message every scan.
+            sp.Metric(
+                "Status/Memory Available MiB", sp.UINT64, psutil.virtual_memory().available >> 20
+            ),
+            sp.Metric("Status/CPU Temperature", sp.DOUBLE, self._cpu_temperature()),
+        ]
+
+    def devices(self) -> dict[str, list[sp.Metric]]:
+        stats = self.stats()
+        out = {}
+        for slot in self.slots():
+            app = slot.app
+            figures = stats.get(app, {})
+            p95 = figures.get("p95_ms")
+            out[app] = [
+                sp.Metric("Properties/Version", sp.STRING, str(slot.package.version)),
+                sp.Metric("Properties/Backend", sp.STRING, slot.backend_info.backend),
+                sp.Metric("Properties/Device", sp.STRING, slot.backend_info.device),
+                sp.Metric("Variant", sp.STRING, slot.variant.id),
+                sp.Metric("Variant Pin", sp.STRING, slot.pin or "auto"),
+                sp.Metric("Requests", sp.UINT64, int(figures.get("requests", 0))),
+                sp.Metric("Errors", sp.UINT64, int(figures.get("errors", 0))),
+                sp.Metric("Latency p95 ms", sp.DOUBLE, None if p95 is None else float(p95)),
+                sp.Metric(
+                    "Last Result", sp.STRING, self.last_result(app) if self.last_result else None
+                ),
+            ]
+        return out
+
+
+def attach_sparkplug(
+    settings: Settings,
+    service: Any,
+    context: Any,
+    *,
+    select: Selector,
+    last_result: Callable[[str], str | None] | None = None,
+    controls: Mapping[str, Control] | None = None,
+) -> EdgeNode | None:
+    """The edge node when ``[sparkplug] enabled``, else None; adds a "sparkplug" section
+    to /status and the headframe_sparkplug_* families to /metrics. The broker and
+    credentials default to ``[mqtt]``'s; DCMD obeys ``mqtt.commands.select``, each of
+    ``controls`` (``Node Control/...`` name -> switch and action) its own switch."""
+    spb = settings.sparkplug
+    if not spb.enabled:
+        return None
+    mqtt = settings.mqtt
+    switches = mqtt.commands if mqtt is not None else MqttCommands()
+    password = None
+    password_file = spb.password_file or (mqtt.password_file if mqtt is not None else None)
+    if password_file is not None:
+        from runtime.mqtt.credentials import read_password
+
+        password = read_password(password_file)
+    from runtime.mqtt.credentials import tls_context
+    from runtime.mqtt.telemetry import temperatures
+
+    # [mqtt]'s TLS goes with [mqtt]'s broker; a broker of its own is plain TCP.
+    tls = tls_context(mqtt) if mqtt is not None and spb.host is None else None
+
+    source = ServiceMetrics(
+        slots=service.slots,
+        stats=service.stats.snapshot,
+        profile=lambda: getattr(getattr(context, "profile", None), "name", None),
+        last_result=last_result,
+        temperatures=temperatures,
+    )
+    node = EdgeNode(
+        spb,
+        host=spb.host or (mqtt.host if mqtt is not None else "127.0.0.1"),
+        port=spb.port or (mqtt.port if mqtt is not None else 1883),
+        username=spb.username or (mqtt.username if mqtt is not None else None),
+        password=password,
+        tls=tls,
+        source=source,
+        select=select,
+        obey=switches.enabled,
+        controls=controls,
+        state_dir=settings.paths.state_dir,
+    )
+    sections = getattr(context, "sections", None)
+    if isinstance(sections, dict):
+        sections["sparkplug"] = node.status
+    metrics = getattr(context, "metrics", None)
+    if isinstance(metrics, list):
+        metrics.append(node.metrics_text)
+    return node
