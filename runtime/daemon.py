@@ -451,12 +451,14 @@ class Daemon:
         self.sparkplug = attach_sparkplug(
             self.settings,
             self._service(),
-            self.context,
+            lambda: self.context.box,
             select=self.select_variant,
             controls=self._node_controls(),
             last_result=lambda app: self.streams.last_result(app) if self.streams else None,
         )
         if self.sparkplug is not None:
+            self.context.add_section("sparkplug", self.sparkplug.status)
+            self.context.add_metrics("sparkplug", self.sparkplug.metric_families)
             self.sparkplug.start()
 
     def _start_streams(self) -> None:
@@ -468,8 +470,10 @@ class Daemon:
         from runtime.streams.runner import attach_streams
 
         refuse = self.bridge.reply_topics.refuse if self.bridge is not None else None
-        self.streams = attach_streams(self.settings, self._service(), self.context, refuse=refuse)
+        self.streams = attach_streams(self.settings, self._service(), refuse=refuse)
         if self.streams is not None:
+            self.context.add_section("streams", self.streams.status)
+            self.context.add_metrics("streams", self.streams.metric_families)
             self.streams.start()
 
     def _load_via_current_loader(self, package: Any, pin: str | None) -> Any:

@@ -20,3 +20,15 @@ def prometheus_text(source: Callable[[], Iterable[Metric]]) -> str:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Source(source))  # type: ignore[arg-type]
     return generate_latest(registry).decode()
+
+
+def scraped(text: str) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
+    """/metrics text read back by prometheus_client's parser (a malformed line raises):
+    sample name (counters keep ``_total``) -> sorted label pairs -> value."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    out: dict[str, dict[tuple[tuple[str, str], ...], float]] = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            out.setdefault(s.name, {})[tuple(sorted(s.labels.items()))] = s.value
+    return out
