@@ -20,17 +20,23 @@ import signal
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
-from runtime.api.app import ServerContext, create_app
+from runtime.api.app import create_app
 from runtime.api.auth import Tokens, check_bind, load_tokens
+from runtime.api.context import ServerContext
 from runtime.catalog import Store
 from runtime.config import Settings, load_settings
+from runtime.description import BoxDescription
 from runtime.errors import HeadframeError
 from runtime.sdnotify import Notifier
 from runtime.service import InferenceService
+
+if TYPE_CHECKING:
+    from runtime.hardware.report import HardwareReport
+    from runtime.profiles import DeviceProfile
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +70,8 @@ class Daemon:
         self.overrides = dict(overrides or {})
         self.notifier = Notifier(env)
         self.phase = "starting"
-        self.context = ServerContext(sections={"daemon": self._daemon_section})
+        self.context = ServerContext()
+        self.context.add_section("daemon", self._daemon_section)
         self.service: InferenceService | None = None
         self.tokens = Tokens()  # the HTTP guard's live set, refreshed on SIGHUP
         self.loader: Any = None
@@ -116,6 +123,9 @@ class Daemon:
             port=api.port,
             log_config=None,
             access_log=False,
+            # X-Forwarded-For rewriting of the client address: nothing here reads the
+            # client address (no access log, tokens and Host decide), so it only cost time.
+            proxy_headers=False,
             lifespan="off",
             timeout_graceful_shutdown=int(DRAIN_TIMEOUT_S),
             **tls,  # type: ignore[arg-type]
@@ -135,6 +145,12 @@ class Daemon:
         self.url = f"{scheme}://{host}:{port}"
         self._status(f"headframe listening on {self.url}; loading models")
 
+    def _probed(self) -> tuple[DeviceProfile, HardwareReport]:
+        """The profile and report of the box's description (set once by ``_probe``)."""
+        box = self.context.box
+        assert box.profile is not None and box.report is not None, "called before the probe"
+        return box.profile, box.report
+
     def _service(self) -> InferenceService:
         assert self.service is not None
         return self.service
@@ -142,7 +158,7 @@ class Daemon:
     def _build_loader(self, settings: Settings) -> Any:
         from runtime.loader import VariantLoader
 
-        return VariantLoader(self.context.profile, self.context.report, settings)
+        return VariantLoader(*self._probed(), settings)
 
     async def _probe(self) -> None:
         from runtime.hardware.probe import probe, query_runtimes
@@ -161,7 +177,7 @@ class Daemon:
                 profile, [f"forced by settings: profile = {profile.name!r}"], result.candidates
             )
         report = await asyncio.to_thread(query_runtimes, report, runtimes_selection_reads(profile))
-        self.context.report, self.context.match, self.context.profile = report, result, profile
+        self.context.describe(BoxDescription(self.context.box.hostname, report, result))
         log.info("device profile %s: %s", profile.name, "; ".join(result.reasons))
 
     async def _fill_store(self) -> None:
@@ -322,7 +338,7 @@ class Daemon:
                 self._tasks.append(asyncio.create_task(self._watchdog(interval), name="watchdog"))
             self.phase = "probing"
             await self._probe()
-            self.service.set_workers(self.context.profile.threads.workers)
+            self.service.set_workers(self._probed()[0].threads.workers)
             self._start_mqtt()
             self._start_sparkplug()
             self.service.hold_readiness("building the model store")
@@ -356,7 +372,7 @@ class Daemon:
         from runtime.fleet.runner import FleetRunner
         from runtime.fleet.wiring import build_agent, make_chooser
 
-        chooser = make_chooser(self.settings, self.context.profile, self.context.report)
+        chooser = make_chooser(self.settings, *self._probed())
         try:
             agent = build_agent(
                 self.settings, chooser=chooser, loader=self._load_via_current_loader
@@ -365,8 +381,8 @@ class Daemon:
             log.error("model updates are off: %s", e.message)
             return
         self.fleet = FleetRunner(agent, self._service())
-        self.context.sections["fleet"] = self.fleet.status
-        self.context.metrics.append(self.fleet.metrics_text)
+        self.context.add_section("fleet", self.fleet.status)
+        self.context.add_metrics("fleet", self.fleet.metric_families)
         self._tasks.append(asyncio.create_task(self.fleet.run(), name="fleet"))
         log.info("model updates from %s on channel %s as node %s", self.settings.fleet.url,
                  self.settings.fleet.channel, agent.node_id)  # fmt: skip
@@ -394,9 +410,11 @@ class Daemon:
         # Once per process: paho's version decides the fast path (and FastProperties).
         mode = paho_compat.start_up(self.settings.mqtt)
         self.bridge = attach_bridge(
-            self.settings, self._service(), self.context, fast_path=mode.fast
+            self.settings, self._service(), lambda: self.context.box, fast_path=mode.fast
         )
         if self.bridge is not None:
+            self.context.add_section("mqtt", self.bridge.stats)
+            self.context.add_metrics("mqtt", self.bridge.metric_families)
             self.bridge.start()
 
     async def select_variant(self, app: str, pin: str | None) -> Any:
@@ -438,12 +456,14 @@ class Daemon:
         self.sparkplug = attach_sparkplug(
             self.settings,
             self._service(),
-            self.context,
+            lambda: self.context.box,
             select=self.select_variant,
             controls=self._node_controls(),
             last_result=lambda app: self.streams.last_result(app) if self.streams else None,
         )
         if self.sparkplug is not None:
+            self.context.add_section("sparkplug", self.sparkplug.status)
+            self.context.add_metrics("sparkplug", self.sparkplug.metric_families)
             self.sparkplug.start()
 
     def _start_streams(self) -> None:
@@ -455,8 +475,10 @@ class Daemon:
         from runtime.streams.runner import attach_streams
 
         refuse = self.bridge.reply_topics.refuse if self.bridge is not None else None
-        self.streams = attach_streams(self.settings, self._service(), self.context, refuse=refuse)
+        self.streams = attach_streams(self.settings, self._service(), refuse=refuse)
         if self.streams is not None:
+            self.context.add_section("streams", self.streams.status)
+            self.context.add_metrics("streams", self.streams.metric_families)
             self.streams.start()
 
     def _load_via_current_loader(self, package: Any, pin: str | None) -> Any:

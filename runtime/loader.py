@@ -24,7 +24,8 @@ from runtime.config import Settings
 from runtime.errors import BackendLoadError, HeadframeError
 from runtime.hardware.report import HardwareReport
 from runtime.profiles import DeviceProfile, Target
-from runtime.selection import Policy, Selection, human_bytes, resources_for, select
+from runtime.selection import Policy, Selection, resources_for, select
+from runtime.units import human_bytes
 
 log = logging.getLogger(__name__)
 

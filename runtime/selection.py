@@ -19,6 +19,7 @@ from runtime.backends.registry import BACKENDS, runtime_problem
 from runtime.catalog import PackageMeta, VariantMeta
 from runtime.hardware.report import HardwareReport
 from runtime.profiles import DeviceProfile, Target
+from runtime.units import human_bytes
 
 # onnxruntime execution providers by the device class they drive. OpenVINO's provider
 # drives Intel GPUs and NPUs alike.
@@ -135,18 +136,6 @@ class Selection:
             "memory_budget_bytes": self.budget_bytes,
             "pin": self.pin,
         }
-
-
-def human_bytes(n: int) -> str:
-    """1_000_000 -> "1.0 MB": decimal units, three significant figures or so."""
-    value = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1000 or unit == "GB":
-            if unit == "B":
-                return f"{n} B"
-            return f"{value:.1f} {unit}" if value < 10 else f"{value:.0f} {unit}"
-        value /= 1000
-    raise AssertionError("unreachable")
 
 
 def percent(bp: int) -> str:

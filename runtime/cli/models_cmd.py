@@ -14,6 +14,7 @@ import typer
 
 from runtime.catalog import ModelPackage, Store, Variant
 from runtime.errors import HeadframeError
+from runtime.units import human_bytes
 
 models_app = typer.Typer(
     name="models",
@@ -51,15 +52,6 @@ def resolve_store(store_dir: Path | None) -> Store:
         return Store(load_settings().paths.store)
     except HeadframeError as e:
         raise fail(e.message, 2) from e
-
-
-def human_bytes(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    raise AssertionError("unreachable")
 
 
 def print_table(headers: list[str], rows: list[list[str]]) -> None:
@@ -283,12 +275,10 @@ def _select_profile(report: Any, settings: Any, name: str | None) -> Any:
 
 
 def _print_selection(selection: Any, resources: Any, profile: Any) -> None:
-    from runtime.selection import human_bytes as decimal_bytes
-
     typer.echo(
         f"{selection.application} {selection.version} on profile {profile.name}: memory budget "
-        f"{decimal_bytes(selection.budget_bytes)} ({profile.memory_budget_fraction:.0%} of "
-        f"{decimal_bytes(resources.memory_bytes)} {resources.source}), "
+        f"{human_bytes(selection.budget_bytes)} ({profile.memory_budget_fraction:.0%} of "
+        f"{human_bytes(resources.memory_bytes)} {resources.source}), "
         f"accuracy floor {_bp(selection.accuracy_floor_bp)}"
     )
     if selection.chosen is None:
@@ -298,14 +288,14 @@ def _print_selection(selection: Any, resources: Any, profile: Any) -> None:
         chain = ", ".join(f"{t.backend}/{t.device}" for t in c.targets)
         typer.echo(
             f"chosen: {c.variant.variant} ({c.variant.format} {c.variant.precision}, "
-            f"{decimal_bytes(c.variant.bytes)}, accuracy {_bp(c.variant.accuracy_bp)}) "
+            f"{human_bytes(c.variant.bytes)}, accuracy {_bp(c.variant.accuracy_bp)}) "
             f"on {chain}"
         )
         typer.echo(f"  why: {selection.reason}")
     for i, c in enumerate(selection.ranked[1:], start=1):
-        typer.echo(f"fallback {i}: {c.variant.variant} ({decimal_bytes(c.variant.bytes)})")
+        typer.echo(f"fallback {i}: {c.variant.variant} ({human_bytes(c.variant.bytes)})")
     for r in selection.rejected:
-        typer.echo(f"rejected: {r.variant.variant} ({decimal_bytes(r.variant.bytes)}): {r.reason}")
+        typer.echo(f"rejected: {r.variant.variant} ({human_bytes(r.variant.bytes)}): {r.reason}")
 
 
 def _without_broken(selection: Any, problems: dict[str, list[str]]) -> Any:

@@ -43,7 +43,7 @@ from runtime.mqtt.ports import Limits, MqttService
 from runtime.mqtt.presence import Presence
 from runtime.mqtt.replies import Replies
 from runtime.mqtt.reply_topics import ReplyTopics
-from runtime.mqtt.telemetry import Telemetry, bridge_stats, prometheus_text
+from runtime.mqtt.telemetry import Telemetry, bridge_stats, metric_families
 from runtime.mqtt.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -367,9 +367,9 @@ class MqttBridge:
 
     # --- figures for telemetry and /metrics -------------------------------------------------
 
-    def metrics_text(self) -> str:
-        """Prometheus families for /metrics (ServerContext.metrics)."""
-        return prometheus_text(self.stats())
+    def metric_families(self) -> list[Any]:
+        """Prometheus families for /metrics (the daemon registers this source)."""
+        return metric_families(self.stats())
 
     def stats(self) -> dict[str, Any]:
         """Counters for telemetry, /status and /metrics: bridge, buffer, queues."""

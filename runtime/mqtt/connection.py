@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import socket
 import ssl
 import threading
@@ -51,6 +50,7 @@ from runtime.mqtt.loop_client import LoopClient
 from runtime.mqtt.paho_compat import choose
 from runtime.mqtt.plain_client import PlainClient
 from runtime.mqtt.socket_driver import SocketDriver
+from runtime.retry import backoff_delays
 
 log = logging.getLogger(__name__)
 
@@ -72,16 +72,6 @@ class Will:
     payload: bytes
     qos: int = 1
     retain: bool = True
-
-
-def backoff_delays(min_s: float, max_s: float, rng: random.Random | None = None) -> Any:
-    """Exponential back-off with "equal jitter": each delay is in [d/2, d] and d doubles up
-    to ``max_s``. Jitter keeps a fleet of boxes from reconnecting in lock step."""
-    rng = rng or random.Random()
-    d = min_s
-    while True:
-        yield d / 2 + rng.random() * d / 2
-        d = min(d * 2, max_s)
 
 
 def _set_nodelay(client: paho.Client, userdata: Any, sock: Any) -> None:

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import orjson
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 if TYPE_CHECKING:
     from runtime.config import MqttSettings
@@ -157,45 +158,52 @@ _COUNTERS = (
 )  # fmt: skip
 
 
-def prometheus_text(stats: dict[str, Any]) -> str:
-    """The bridge's figures as Prometheus text families (for /metrics via the daemon)."""
-    out = [
-        "# HELP headframe_mqtt_connected 1 while connected to the broker.",
-        "# TYPE headframe_mqtt_connected gauge",
-        f"headframe_mqtt_connected {int(bool(stats.get('connected')))}",
-        "# HELP headframe_mqtt_messages_total MQTT requests and replies by outcome.",
-        "# TYPE headframe_mqtt_messages_total counter",
-    ]
-    out += [f'headframe_mqtt_messages_total{{kind="{k}"}} {stats.get(k, 0)}' for k in _COUNTERS]
+def metric_families(stats: dict[str, Any]) -> list[Metric]:
+    """The bridge's figures as Prometheus families (for /metrics via the daemon)."""
     buf = stats.get("buffer") or {}
-    for name, key, help_ in (
-        ("buffer_entries", "entries", "Replies waiting in the store-and-forward buffer."),
-        ("buffer_bytes", "bytes", "Bytes held by the store-and-forward buffer."),
-        ("buffer_max_bytes", "max_bytes", "The buffer's bound in bytes."),
-        ("inflight", None, "Replies handed to the broker and not yet acknowledged."),
-    ):
-        value = buf.get(key, 0) if key else stats.get("inflight", 0)
-        out += [
-            f"# HELP headframe_mqtt_{name} {help_}",
-            f"# TYPE headframe_mqtt_{name} gauge",
-            f"headframe_mqtt_{name} {value}",
-        ]
-    out += [
-        "# HELP headframe_mqtt_buffer_dropped_total Replies dropped from the buffer, by reason.",
-        "# TYPE headframe_mqtt_buffer_dropped_total counter",
-        f'headframe_mqtt_buffer_dropped_total{{reason="full"}} {buf.get("dropped_full", 0)}',
-        f'headframe_mqtt_buffer_dropped_total{{reason="age"}} {buf.get("dropped_age", 0)}',
-        f'headframe_mqtt_buffer_dropped_total{{reason="rejected"}} {buf.get("rejected", 0)}',
-        "# HELP headframe_mqtt_buffer_write_errors_total Replies sent but not stored: the "
-        "disk refused the write.",
-        "# TYPE headframe_mqtt_buffer_write_errors_total counter",
-        f"headframe_mqtt_buffer_write_errors_total {buf.get('write_errors', 0)}",
-        "# HELP headframe_mqtt_broker_rejected_total Replies the broker refused (ACL, quota).",
-        "# TYPE headframe_mqtt_broker_rejected_total counter",
-        f"headframe_mqtt_broker_rejected_total {stats.get('broker_rejected', 0)}",
-        "# HELP headframe_mqtt_queue_depth Requests waiting per application.",
-        "# TYPE headframe_mqtt_queue_depth gauge",
-    ]
-    for app, depth in sorted((stats.get("queue_depth") or {}).items()):
-        out.append(f'headframe_mqtt_queue_depth{{app="{app}"}} {depth}')
-    return "\n".join(out) + "\n"
+    messages = CounterMetricFamily(
+        "headframe_mqtt_messages", "MQTT requests and replies by outcome.", labels=["kind"]
+    )
+    for kind in _COUNTERS:
+        messages.add_metric([kind], stats.get(kind, 0))
+    dropped = CounterMetricFamily(
+        "headframe_mqtt_buffer_dropped", "Replies dropped from the buffer, by reason.",
+        labels=["reason"],
+    )  # fmt: skip
+    for reason, key in (("full", "dropped_full"), ("age", "dropped_age"), ("rejected", "rejected")):
+        dropped.add_metric([reason], buf.get(key, 0))
+    depth = GaugeMetricFamily(
+        "headframe_mqtt_queue_depth", "Requests waiting per application.", labels=["app"]
+    )
+    for app, d in sorted((stats.get("queue_depth") or {}).items()):
+        depth.add_metric([app], d)
+    return [
+        GaugeMetricFamily(
+            "headframe_mqtt_connected", "1 while connected to the broker.",
+            value=int(bool(stats.get("connected"))),
+        ),
+        messages,
+        *(
+            GaugeMetricFamily(f"headframe_mqtt_{name}", help_, value=value)
+            for name, help_, value in (
+                ("buffer_entries", "Replies waiting in the store-and-forward buffer.",
+                 buf.get("entries", 0)),
+                ("buffer_bytes", "Bytes held by the store-and-forward buffer.",
+                 buf.get("bytes", 0)),
+                ("buffer_max_bytes", "The buffer's bound in bytes.", buf.get("max_bytes", 0)),
+                ("inflight", "Replies handed to the broker and not yet acknowledged.",
+                 stats.get("inflight", 0)),
+            )
+        ),
+        dropped,
+        CounterMetricFamily(
+            "headframe_mqtt_buffer_write_errors",
+            "Replies sent but not stored: the disk refused the write.",
+            value=buf.get("write_errors", 0),
+        ),
+        CounterMetricFamily(
+            "headframe_mqtt_broker_rejected", "Replies the broker refused (ACL, quota).",
+            value=stats.get("broker_rejected", 0),
+        ),
+        depth,
+    ]  # fmt: skip

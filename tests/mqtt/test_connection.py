@@ -19,7 +19,8 @@ import paho.mqtt.client as paho
 import pytest
 
 from runtime.config import MqttSettings
-from runtime.mqtt.connection import MqttConnection, backoff_delays
+from runtime.mqtt.connection import MqttConnection
+from runtime.retry import backoff_delays
 from tests.support.certs import CertAuthority
 from tests.support.loop_thread import LoopThread
 from tests.support.mosquitto import Mosquitto, TlsFiles

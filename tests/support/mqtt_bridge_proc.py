@@ -18,7 +18,6 @@ from runtime.catalog import load_package
 from runtime.config import MqttSettings
 from runtime.mqtt.bridge import MqttBridge
 from runtime.mqtt.paho_compat import start_up
-from runtime.mqtt.wiring import tune_interpreter
 from runtime.service import InferenceService
 from tests.support.loaders import ort_loader
 
@@ -46,7 +45,6 @@ async def main(
 
 
 if __name__ == "__main__":
-    tune_interpreter()  # as attach_bridge does in the daemon
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     try:  # the daemon's loop: uvloop when installed (runtime.cli.serve_cmd)
         import uvloop
