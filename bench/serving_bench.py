@@ -1,10 +1,13 @@
-"""Serving benchmarks: KServe v2 JSON throughput against MLServer and a bare ASGI ceiling,
+"""Serving benchmarks: KServe v2 JSON throughput against MLServer and two bare apps,
 binary against JSON tensors on a 224x224x3 input, and cold start of `headframe serve`.
 
 Every server runs as its own process and serves the same ONNX file (the demo's fp32
-variant) with onnxruntime on one intra-op thread; wrk drives 8 connections. Rounds are
-interleaved (headframe, bare, MLServer, headframe, ...) and the median is reported, so a
-busy neighbour on a shared box hurts all three alike.
+variant) with onnxruntime on one intra-op thread; wrk drives 8 connections. The bare apps
+(bench/bare_kserve_app.py) run inference inline on the loop (the ceiling) or on one worker
+thread (the fair baseline: headframe never runs inference on the loop); every row has its
+ratio to the threaded one and the load average of each round. Rounds are interleaved
+(headframe, bare, MLServer, headframe, ...) and the median is reported; only figures
+measured at a load average under 1 mean anything.
 
     .venv/bin/python bench/serving_bench.py [--store DIR] [--rounds 3] [--seconds 5]
         [--mlserver /tmp/mlserver-venv/bin/mlserver]
@@ -39,41 +42,7 @@ APP = "part-id-reader"
 VARIANT = "fp32"
 CONNECTIONS = 8
 
-BARE_APP = textwrap.dedent(
-    """
-    import sys
-    import numpy as np, onnxruntime as ort, orjson
-    so = ort.SessionOptions(); so.intra_op_num_threads = 1
-    sess = ort.InferenceSession(sys.argv[1], so, providers=["CPUExecutionProvider"])
-    DT = {"FP32": np.float32}
-
-    async def app(scope, receive, send):
-        if scope["method"] == "GET":  # readiness probe
-            await send({"type": "http.response.start", "status": 200, "headers": []})
-            await send({"type": "http.response.body", "body": b"ok"})
-            return
-        body = b""
-        while True:
-            m = await receive()
-            body += m.get("body", b"")
-            if not m.get("more_body"):
-                break
-        req = orjson.loads(body)
-        i = req["inputs"][0]
-        x = np.asarray(i["data"], dtype=DT[i["datatype"]]).reshape(i["shape"])
-        y = sess.run(None, {i["name"]: x})[0]
-        out = orjson.dumps({"model_name": "m", "outputs": [{"name": "probabilities",
-              "datatype": "FP32", "shape": list(y.shape), "data": y.ravel().tolist()}]})
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"application/json")]})
-        await send({"type": "http.response.body", "body": out})
-
-    if __name__ == "__main__":
-        import uvicorn
-        uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), log_level="warning",
-                    access_log=False, lifespan="off")
-    """
-)
+BARE_APP = REPO / "bench" / "bare_kserve_app.py"  # modes: "inline", "threaded"
 
 MLSERVER_RUNTIME = textwrap.dedent(
     """
@@ -121,11 +90,11 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 120) ->
     raise RuntimeError(f"{url} not ready in {timeout}s")
 
 
-def stop(proc: subprocess.Popen[bytes]) -> None:
+def stop(proc: subprocess.Popen[bytes], timeout_s: float = 30) -> None:
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         try:
-            proc.wait(30)
+            proc.wait(timeout_s)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
@@ -177,10 +146,9 @@ def start_headframe(work: Path, store: Path) -> tuple[subprocess.Popen[bytes], s
     return proc, f"http://127.0.0.1:{port}"
 
 
-def start_bare(work: Path, model: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_bare(model: Path, mode: str) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
-    (work / "bare_app.py").write_text(BARE_APP)
-    proc = subprocess.Popen([sys.executable, str(work / "bare_app.py"), str(model), str(port)])
+    proc = subprocess.Popen([sys.executable, str(BARE_APP), str(model), str(port), mode])
     return proc, f"http://127.0.0.1:{port}"
 
 
@@ -203,15 +171,31 @@ def start_mlserver(work: Path, model: Path, binary: str) -> tuple[subprocess.Pop
     return proc, f"http://127.0.0.1:{port}"
 
 
-def throughput(args: argparse.Namespace, store: Path, work: Path) -> dict[str, Any]:
+def demo_store(store: Path | None, work: Path) -> Path:
+    """``store`` (a built demo store), or one built into ``work``."""
+    if store is not None:
+        return store
+    from runtime.demo import build_demo_catalog
+
+    build_demo_catalog(work / "demo-store")
+    return work / "demo-store"
+
+
+def model_and_body(store: Path) -> tuple[Path, bytes]:
+    """The demo variant's .onnx file and a KServe v2 JSON body with one golden row."""
     model = store / APP / "1.0.0" / "variants" / VARIANT / "model.onnx"
-    golden = np.load(store / APP / "1.0.0" / "golden.npz")
-    row = golden["pixels"][:1].astype(np.float32)
+    row = np.load(store / APP / "1.0.0" / "golden.npz")["pixels"][:1].astype(np.float32)
     body = json.dumps({"inputs": [{"name": "pixels", "datatype": "FP32", "shape": [1, 64],
                                    "data": row.ravel().tolist()}]}).encode()  # fmt: skip
+    return model, body
+
+
+def throughput(args: argparse.Namespace, store: Path, work: Path) -> dict[str, Any]:
+    model, body = model_and_body(store)
     servers: dict[str, Any] = {
         "headframe": lambda: start_headframe(work, store),
-        "bare ASGI": lambda: start_bare(work, model),
+        "bare, threaded": lambda: start_bare(model, "threaded"),
+        "bare, inline": lambda: start_bare(model, "inline"),
     }
     results: dict[str, list[dict[str, Any]]] = {name: [] for name in servers}
     notes: dict[str, str] = {}
@@ -226,7 +210,8 @@ def throughput(args: argparse.Namespace, store: Path, work: Path) -> dict[str, A
         for name, start in servers.items():
             proc, url = start()
             try:
-                wait_ready(f"{url}/v2/health/ready" if name != "bare ASGI" else url + "/", proc)
+                bare = name.startswith("bare")
+                wait_ready(url + "/" if bare else f"{url}/v2/health/ready", proc)
                 infer = f"{url}/v2/models/{APP}/infer"
                 if name == "headframe":
                     import httpx
@@ -234,7 +219,11 @@ def throughput(args: argparse.Namespace, store: Path, work: Path) -> dict[str, A
                     meta = httpx.get(f"{url}/v2/models/{APP}").json()["parameters"]
                     notes["headframe"] = "served {variant} on {backend}/{device}".format(**meta)
                 wrk(infer, body, 1, CONNECTIONS, work)  # warm-up
-                results[name].append(wrk(infer, body, args.seconds, CONNECTIONS, work))
+                run = wrk(infer, body, args.seconds, CONNECTIONS, work)
+                run["load_avg_1m"] = os.getloadavg()[0]  # beside every figure: was it idle?
+                results[name].append(run)
+                print(f"{name}: {run['rps']:.0f} req/s, load average {run['load_avg_1m']:.2f}",
+                      file=sys.stderr)  # fmt: skip
                 one = wrk(infer, body, args.seconds / 2, 1, work)
                 if one["p50_ms"] is not None:
                     single[name].append(one["p50_ms"])
@@ -250,7 +239,11 @@ def throughput(args: argparse.Namespace, store: Path, work: Path) -> dict[str, A
                 "p50_ms_8conn": statistics.median(r["p50_ms"] for r in runs),
                 "p50_ms_1conn": statistics.median(single[name]) if single[name] else None,
                 "non_2xx": sum(r["non_2xx"] for r in runs),
+                "load_avg_1m": [round(r["load_avg_1m"], 2) for r in runs],
             }
+    base = table.get("bare, threaded", {}).get("rps")
+    for row in table.values():  # the target: headframe at 0.9x the threaded bare app or more
+        row["x_bare_threaded"] = round(row["rps"] / base, 2) if base else None
     return {"servers": table, "notes": notes}
 
 
@@ -401,12 +394,7 @@ def main() -> int:
         return 2
     with tempfile.TemporaryDirectory(prefix="serving-bench-") as tmp:
         work = Path(tmp)
-        store = args.store
-        if store is None:
-            from runtime.demo import build_demo_catalog
-
-            store = work / "demo-store"
-            build_demo_catalog(store)
+        store = demo_store(args.store, work)
         report: dict[str, Any] = {}
         only = args.only or ["throughput", "binary", "cold"]
         if "throughput" in only:

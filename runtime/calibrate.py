@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -41,6 +41,9 @@ from runtime.catalog import ModelPackage, Variant
 from runtime.fleet.state import atomic_write_json
 from runtime.measurement import Measurement, MeasurementKey
 from runtime.profiles import Target
+
+if TYPE_CHECKING:
+    from prometheus_client.metrics_core import Metric
 
 log = logging.getLogger(__name__)
 
@@ -264,36 +267,34 @@ class Calibrator:
                 log.exception("unloading calibration candidate %s failed", variant.id)
 
 
-def _label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+def measured_metric_families(slots: Iterable[Any]) -> list[Metric]:
+    """/metrics: each served application's chosen candidate's measured p50 (and p99),
+    from the selection it was loaded with (runtime.service.ModelSlot), as
+    prometheus_client families (the daemon registers this as a metrics source)."""
+    from prometheus_client.metrics_core import GaugeMetricFamily
 
-
-def measured_metrics_text(slots: Iterable[Any]) -> str:
-    """Prometheus text: each served application's chosen candidate's measured p50 (and
-    p99), from the selection it was loaded with (runtime.service.ModelSlot)."""
-    lines = [
-        "# HELP headframe_selected_p50_microseconds The serving variant's p50 latency as "
-        "calibration measured it on this box, at the served batch.",
-        "# TYPE headframe_selected_p50_microseconds gauge",
-    ]
-    p99 = [
-        "# HELP headframe_selected_p99_microseconds The serving variant's measured p99 latency.",
-        "# TYPE headframe_selected_p99_microseconds gauge",
-    ]
+    labels = ["app", "variant", "backend", "device"]
+    p50 = GaugeMetricFamily(
+        "headframe_selected_p50_microseconds",
+        "The serving variant's p50 latency as calibration measured it on this box, "
+        "at the served batch.",
+        labels=labels,
+    )
+    p99 = GaugeMetricFamily(
+        "headframe_selected_p99_microseconds",
+        "The serving variant's measured p99 latency.",
+        labels=labels,
+    )
     for slot in slots:
         chosen = getattr(slot.selection, "chosen", None)
         m = getattr(chosen, "measured", None)
         if m is None or m.p50_us is None or m.variant != slot.variant.id:
             continue
-        labels = ",".join(
-            f'{k}="{_label(v)}"'
-            for k, v in (("app", slot.app), ("variant", m.variant), ("backend", m.backend),
-                         ("device", m.device))
-        )  # fmt: skip
-        lines.append(f"headframe_selected_p50_microseconds{{{labels}}} {m.p50_us}")
+        values = [slot.app, m.variant, m.backend, m.device]
+        p50.add_metric(values, m.p50_us)
         if m.p99_us is not None:
-            p99.append(f"headframe_selected_p99_microseconds{{{labels}}} {m.p99_us}")
-    return "\n".join(lines + p99) + "\n"
+            p99.add_metric(values, m.p99_us)
+    return [p50, p99]
 
 
 def measuring_loader(box: Box) -> tuple[Any, Calibrator]:

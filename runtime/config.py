@@ -253,6 +253,10 @@ class MqttSettings(_Section):
         default=60.0, gt=0, le=3600, title="Longest reconnect delay (broker refused us)"
     )
     buffer: MqttBuffer = Field(default_factory=MqttBuffer, title="Store-and-forward buffer")
+    paho_fast_path: bool = Field(
+        default=True,
+        title="Use the fast path on the tested paho-mqtt 2.2 (false: paho's own code paths)",
+    )
 
     @field_validator("site", "node")
     @classmethod

@@ -24,10 +24,12 @@ from typing import Any
 
 import uvicorn
 
-from runtime.api.app import ServerContext, create_app
+from runtime.api.app import create_app
 from runtime.api.auth import Tokens, check_bind, load_tokens
+from runtime.api.context import ServerContext
 from runtime.catalog import Store
 from runtime.config import Settings, load_settings
+from runtime.description import BoxDescription
 from runtime.errors import HeadframeError
 from runtime.sdnotify import Notifier
 from runtime.service import InferenceService
@@ -64,13 +66,20 @@ class Daemon:
         self.overrides = dict(overrides or {})
         self.notifier = Notifier(env)
         self.phase = "starting"
-        self.context = ServerContext(sections={"daemon": self._daemon_section})
-        self.context.select = lambda app, variant: self.select_variant(app, variant, "http")
+        self.context = ServerContext(
+            select=lambda app, variant: self.select_variant(app, variant, "http")
+        )
+        self.context.add_section("daemon", self._daemon_section)
+        # The box policy in force and what calibration measured (read live: the box and
+        # the loader are rebuilt on SIGHUP); the chosen variants' measured latency.
+        self.context.add_section("box", self._box_section)
+        self.context.add_section("calibration", self._calibration_section)
+        self.context.add_metrics("calibration", self._measured_families)
         self.service: InferenceService | None = None
         self.tokens = Tokens()  # the HTTP guard's live set, refreshed on SIGHUP
         self.loader: Any = None
         self.box: Any = None  # runtime.box.Box, built by _probe (again on SIGHUP)
-        self._measured_metrics: Any = None
+        self._calibrator: Any = None  # runtime.calibrate.Calibrator of the current loader
         self.store = Store(settings.paths.store)
         self.url: str | None = None
         # runtime.fleet.runner.FleetRunner when [fleet] is set; the MQTT bridge connects
@@ -119,6 +128,9 @@ class Daemon:
             port=api.port,
             log_config=None,
             access_log=False,
+            # X-Forwarded-For rewriting of the client address: nothing here reads the
+            # client address (no access log, tokens and Host decide), so it only cost time.
+            proxy_headers=False,
             lifespan="off",
             timeout_graceful_shutdown=int(DRAIN_TIMEOUT_S),
             **tls,  # type: ignore[arg-type]
@@ -138,6 +150,22 @@ class Daemon:
         self.url = f"{scheme}://{host}:{port}"
         self._status(f"headframe listening on {self.url}; loading models")
 
+    def _box(self) -> Any:
+        """The box policy (runtime.box.Box) built by ``_probe``."""
+        assert self.box is not None, "called before the probe"
+        return self.box
+
+    def _box_section(self) -> dict[str, Any]:
+        return self.box.describe() if self.box is not None else {}
+
+    def _calibration_section(self) -> dict[str, Any]:
+        return self._calibrator.last if self._calibrator is not None else {}
+
+    def _measured_families(self) -> list[Any]:
+        from runtime.calibrate import measured_metric_families
+
+        return measured_metric_families(self.service.slots()) if self.service else []
+
     def _service(self) -> InferenceService:
         assert self.service is not None
         return self.service
@@ -145,13 +173,9 @@ class Daemon:
     def _build_loader(self) -> Any:
         """The loader measures before it chooses (runtime.calibrate; cached in the state
         dir); what it measured shows on /status under "calibration"."""
-        from runtime.calibrate import measured_metrics_text, measuring_loader
+        from runtime.calibrate import measuring_loader
 
-        loader, calibrator = measuring_loader(self.box)
-        self.context.sections["calibration"] = lambda: calibrator.last
-        if self._measured_metrics is None:  # registered once; reads the live slots
-            self._measured_metrics = lambda: measured_metrics_text(self._service().slots())
-            self.context.metrics.append(self._measured_metrics)
+        loader, self._calibrator = measuring_loader(self._box())
         return loader
 
     async def _probe(self, settings: Settings) -> None:
@@ -164,13 +188,12 @@ class Daemon:
         if pins is not None:
             await asyncio.to_thread(pins.reload)
         box = await asyncio.to_thread(build_box, settings, pins=pins)
+        description = BoxDescription(self.context.box.hostname, box.report, box.match)
+        if self.box is None:
+            self.context.describe(description)
+        else:  # SIGHUP: the settings may force another profile
+            self.context.redescribe(description)
         self.box = box
-        self.context.report, self.context.match, self.context.profile = (
-            box.report,
-            box.match,
-            box.profile,
-        )
-        self.context.sections["box"] = box.describe
         reasons = box.match.reasons if box.match else []
         log.info("device profile %s: %s", box.profile.name, "; ".join(reasons))
 
@@ -352,7 +375,7 @@ class Daemon:
                 self._tasks.append(asyncio.create_task(self._watchdog(interval), name="watchdog"))
             self.phase = "probing"
             await self._probe(self.settings)
-            self.service.set_workers(self.context.profile.threads.workers)
+            self.service.set_workers(self._box().profile.threads.workers)
             self._start_mqtt()
             self._start_sparkplug()
             self.service.hold_readiness("building the model store")
@@ -401,8 +424,8 @@ class Daemon:
             log.error("model updates are off: %s", e.message)
             return
         self.fleet = FleetRunner(agent, self._service())
-        self.context.sections["fleet"] = self.fleet.status
-        self.context.metrics.append(self.fleet.metrics_text)
+        self.context.add_section("fleet", self.fleet.status)
+        self.context.add_metrics("fleet", self.fleet.metric_families)
         self._tasks.append(asyncio.create_task(self.fleet.run(), name="fleet"))
         log.info("model updates from %s on channel %s as node %s", self.settings.fleet.url,
                  self.settings.fleet.channel, agent.node_id)  # fmt: skip
@@ -424,12 +447,23 @@ class Daemon:
         broker is retried; HTTP serves meanwhile) and answers not_ready until models load."""
         if self.settings.mqtt is None:
             return
+        from runtime.mqtt import paho_compat
         from runtime.mqtt.wiring import attach_bridge
 
-        self.bridge = attach_bridge(self.settings, self._service(), self.context)
+        # Once per process: paho's version decides the fast path (and FastProperties).
+        mode = paho_compat.start_up(self.settings.mqtt)
+        self.bridge = attach_bridge(
+            self.settings,
+            self._service(),
+            lambda: self.context.box,
+            fast_path=mode.fast,
+            info_sections={"box": self._box_section, "calibration": self._calibration_section},
+        )
         if self.bridge is not None:
             # MQTT select pins through the box (persisted), as the HTTP admin route does.
             self.bridge.commands.selector = lambda app, v: self.select_variant(app, v, "mqtt")
+            self.context.add_section("mqtt", self.bridge.stats)
+            self.context.add_metrics("mqtt", self.bridge.metric_families)
             self.bridge.start()
 
     async def reload_models(self) -> None:
@@ -463,13 +497,15 @@ class Daemon:
         self.sparkplug = attach_sparkplug(
             self.settings,
             self._service(),
-            self.context,
+            lambda: self.context.box,
             # DCMD Variant pins through the box (persisted), as HTTP and MQTT select do.
             select=lambda app, v: self.select_variant(app, v, "sparkplug"),
             controls=self._node_controls(),
             last_result=lambda app: self.streams.last_result(app) if self.streams else None,
         )
         if self.sparkplug is not None:
+            self.context.add_section("sparkplug", self.sparkplug.status)
+            self.context.add_metrics("sparkplug", self.sparkplug.metric_families)
             self.sparkplug.start()
 
     def _start_streams(self) -> None:
@@ -481,8 +517,10 @@ class Daemon:
         from runtime.streams.runner import attach_streams
 
         refuse = self.bridge.reply_topics.refuse if self.bridge is not None else None
-        self.streams = attach_streams(self.settings, self._service(), self.context, refuse=refuse)
+        self.streams = attach_streams(self.settings, self._service(), refuse=refuse)
         if self.streams is not None:
+            self.context.add_section("streams", self.streams.status)
+            self.context.add_metrics("streams", self.streams.metric_families)
             self.streams.start()
 
     def _load_via_current_loader(self, package: Any, pin: str | None) -> Any:

@@ -27,7 +27,8 @@ from runtime.catalog import ModelPackage, Variant
 from runtime.errors import BackendLoadError, HeadframeError
 from runtime.measurement import Measurement, MeasurementKey
 from runtime.profiles import Target
-from runtime.selection import Selection, human_bytes
+from runtime.selection import Selection
+from runtime.units import human_bytes
 
 # measure(package) -> the measurements selection ranks by (runtime.calibrate.Calibrator)
 Measure = Callable[[ModelPackage], Mapping[MeasurementKey, Measurement]]

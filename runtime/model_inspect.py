@@ -16,6 +16,7 @@ from typing import Any
 
 from runtime.catalog import TensorSpec
 from runtime.errors import MetadataError
+from runtime.tensors import not_a_tensor
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,12 @@ def _dominant(counts: Counter[str], path: Path, default: str = "fp32") -> str:
 
 
 def _onnx_spec(value_info: Any, path: Path) -> TensorSpec:
+    kind = value_info.type.WhichOneof("value")
+    if kind != "tensor_type":  # a sequence or map: e.g. scikit-learn's ZipMap output
+        what = {"sequence_type": "a sequence", "map_type": "a map"}.get(kind, f"a {kind}")
+        if kind == "sequence_type" and value_info.type.sequence_type.elem_type.HasField("map_type"):
+            what = "a sequence of maps"
+        raise MetadataError(f"{path}: {not_a_tensor(value_info.name, what)}")
     ttype = value_info.type.tensor_type
     datatype = _ONNX_DATATYPES.get(ttype.elem_type)
     if datatype is None:

@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import tomli_w
 from pydantic import BaseModel
 
 from runtime.catalog import (
@@ -32,6 +33,7 @@ from runtime.catalog import (
     required_schema_version,
 )
 from runtime.errors import MetadataError
+from runtime.files import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -41,88 +43,22 @@ _CHUNK = 1 << 20
 
 
 # --- TOML ------------------------------------------------------------------------------
-# A small writer for the subset our metadata uses (tables, arrays of tables, strings,
-# integers, floats, booleans, arrays of scalars). tomllib reads it back; tests check that.
-
-
-def _toml_key(key: str) -> str:
-    if key and all(c.isalnum() or c in "-_" for c in key):
-        return key
-    return _toml_str(key)
-
-
-def _toml_str(s: str) -> str:
-    out = ['"']
-    for ch in s:
-        if ch == '"':
-            out.append('\\"')
-        elif ch == "\\":
-            out.append("\\\\")
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\t":
-            out.append("\\t")
-        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
-            out.append(f"\\u{ord(ch):04x}")
-        else:
-            out.append(ch)
-    out.append('"')
-    return "".join(out)
-
-
-def _toml_scalar(value: Any, where: str) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise ValueError(f"{where}: TOML metadata holds finite numbers only")
-        return repr(value)
-    if isinstance(value, str):
-        return _toml_str(value)
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_toml_scalar(v, where) for v in value) + "]"
-    if isinstance(value, Mapping):
-        inner = ", ".join(
-            f"{_toml_key(str(k))} = {_toml_scalar(v, where)}"
-            for k, v in value.items()
-            if v is not None
-        )
-        return "{ " + inner + " }" if inner else "{}"
-    raise TypeError(f"{where}: cannot write {type(value).__name__} to TOML")
-
-
-def _is_table_array(value: Any) -> bool:
-    return (
-        isinstance(value, list | tuple)
-        and len(value) > 0
-        and all(isinstance(v, Mapping) for v in value)
-    )
-
-
-def _emit_table(data: Mapping[str, Any], prefix: str, lines: list[str]) -> None:
-    # Scalars first: TOML assigns keys to the most recent table header.
-    for key, value in data.items():
-        if value is None or isinstance(value, Mapping) or _is_table_array(value):
-            continue
-        lines.append(f"{_toml_key(key)} = {_toml_scalar(value, prefix + key)}")
-    for key, value in data.items():
-        name = f"{prefix}{_toml_key(key)}"
-        if isinstance(value, Mapping):
-            lines.extend(["", f"[{name}]"])
-            _emit_table(value, name + ".", lines)
-        elif _is_table_array(value):
-            for item in value:
-                lines.extend(["", f"[[{name}]]"])
-                _emit_table(item, name + ".", lines)
 
 
 def dumps_toml(data: Mapping[str, Any]) -> str:
-    """TOML text for ``data``; ``None`` values are left out (TOML has no null)."""
-    lines: list[str] = []
-    _emit_table(data, "", lines)
-    return "\n".join(lines).lstrip("\n") + "\n"
+    """TOML text for ``data`` (tomli-w); ``None`` values are left out (TOML has no null)
+    and a non-finite float is refused: signed metadata holds finite numbers only."""
+    return tomli_w.dumps(_checked(data, ""))
+
+
+def _checked(value: Any, where: str) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _checked(v, f"{where}{k}.") for k, v in value.items() if v is not None}
+    if isinstance(value, list | tuple):
+        return [_checked(v, where) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{where.rstrip('.')}: TOML metadata holds finite numbers only")
+    return value
 
 
 def _meta_dict(meta: BaseModel) -> dict[str, Any]:
@@ -146,10 +82,7 @@ def write_variant_meta(meta: VariantMeta, variant_dir: Path) -> Path:
 
 
 def _write_text_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 # --- estimates -------------------------------------------------------------------------

@@ -86,7 +86,10 @@ class Target(_Strict):
 
 
 class Threads(_Strict):
-    intra_op: int = Field(default=0, ge=0, le=1024, description="0: one per physical core")
+    intra_op: int = Field(
+        default=0, ge=0, le=1024,
+        description="0: the backend decides (onnx: physical cores less one, for the event loop)",
+    )  # fmt: skip
     inter_op: int = Field(default=1, ge=0, le=64)
     workers: int = Field(default=1, ge=1, le=64, description="worker threads per model")
 

@@ -26,6 +26,7 @@ from runtime.catalog import PackageMeta, VariantMeta
 from runtime.hardware.report import HardwareReport
 from runtime.measurement import Measurement, MeasurementKey
 from runtime.profiles import DeviceProfile, Target
+from runtime.units import human_bytes
 
 # onnxruntime execution providers by the device class they drive. OpenVINO's provider
 # drives Intel GPUs and NPUs alike.
@@ -152,18 +153,6 @@ class Selection:
             "objective": self.objective,
             "measurements": [m.to_dict() for m in self.measurements],
         }
-
-
-def human_bytes(n: int) -> str:
-    """1_000_000 -> "1.0 MB": decimal units, three significant figures or so."""
-    value = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1000 or unit == "GB":
-            if unit == "B":
-                return f"{n} B"
-            return f"{value:.1f} {unit}" if value < 10 else f"{value:.0f} {unit}"
-        value /= 1000
-    raise AssertionError("unreachable")
 
 
 def percent(bp: int) -> str:

@@ -197,6 +197,7 @@ class InferenceService:
         self._locks: dict[str, asyncio.Lock] = {}
         self._listeners: list[Listener] = []
         self._closing = False
+        self._retiring: set[asyncio.Task[None]] = set()
         self._hold: str | None = None
         self.stats = ServiceStats()
 
@@ -292,12 +293,34 @@ class InferenceService:
         new = await self._load(package or old.package, pin)
         self._slots[app] = new  # the switch: one assignment on the loop
         self._emit("swapped", app)
-        asyncio.get_running_loop().create_task(self._retire(old))
+        self._start_retire(old)
         return new
 
+    def _start_retire(self, old: ModelSlot) -> None:
+        # Tracked, not fire-and-forget: a failed unload is logged, and close() waits for
+        # the old variants to finish their requests and unload.
+        task = asyncio.get_running_loop().create_task(
+            self._retire(old), name=f"retire {old.app} {old.variant.id}"
+        )
+        self._retiring.add(task)
+        task.add_done_callback(self._retired)
+
+    def _retired(self, task: asyncio.Task[None]) -> None:
+        self._retiring.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("%s failed", task.get_name(), exc_info=task.exception())
+
     async def _retire(self, old: ModelSlot, timeout_s: float | None = None) -> None:
-        if not await old.worker.drain(timeout_s):
-            log.warning("%s: old variant still busy after %.1fs; unloading", old.app, timeout_s)
+        try:
+            drained = await old.worker.drain(timeout_s)
+        except asyncio.CancelledError:
+            drained = False  # close() stopped waiting for the old variant: unload it now
+        if not drained:
+            log.warning("%s: old variant %s still busy; unloading", old.app, old.variant.id)
+        # Shielded: a cancellation must not leave the worker closed and the backend loaded.
+        await asyncio.shield(self._unload(old))
+
+    async def _unload(self, old: ModelSlot) -> None:
         await asyncio.to_thread(old.worker.close)
         await asyncio.to_thread(old.loaded.backend.unload)
         log.info("%s: unloaded variant %s", old.app, old.variant.id)
@@ -318,7 +341,14 @@ class InferenceService:
         self._closing = True
         slots = list(self._slots.values())
         self._slots.clear()
-        await asyncio.gather(*(s.worker.drain(drain_timeout_s) for s in slots))
+        retiring = list(self._retiring)  # old variants of swaps, still finishing requests
+        await asyncio.gather(
+            *(s.worker.drain(drain_timeout_s) for s in slots),
+            asyncio.wait(retiring, timeout=drain_timeout_s) if retiring else asyncio.sleep(0),
+        )
+        for task in retiring:
+            task.cancel()  # past the drain budget: stop waiting, unload
+        await asyncio.gather(*retiring, return_exceptions=True)
         for s in slots:
             await self._retire(s, 0.0)
 

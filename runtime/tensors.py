@@ -42,6 +42,9 @@ def numpy_dtype(datatype: str) -> np.dtype:
 
 def to_kserve_datatype(dtype: np.dtype | type) -> str:
     """The KServe datatype name of a numpy dtype; strings and bytes map to BYTES."""
+    name = _KSERVE.get(dtype)  # type: ignore[arg-type]  # native dtypes: no copy
+    if name is not None:
+        return name
     dt = np.dtype(dtype)
     if dt.kind in ("O", "S", "U"):
         return "BYTES"
@@ -56,3 +59,18 @@ def element_size(datatype: str) -> int | None:
     if datatype == "BYTES":
         return None
     return numpy_dtype(datatype).itemsize
+
+
+def not_a_tensor(name: str, type_text: str) -> str:
+    """Why a model input or output that is a sequence or map (not a tensor) cannot be
+    served, and for scikit-learn's ZipMap (probabilities as a list of dicts) how to
+    export the model without it."""
+    message = f"{name!r} is {type_text}, not a tensor: KServe v2 carries tensors only"
+    if "map" in type_text:
+        message += (
+            "; a scikit-learn classifier exported by skl2onnx ends in a ZipMap that turns "
+            "the probabilities into a list of dicts: export it without one, "
+            "skl2onnx.to_onnx(model, X, options={'zipmap': False}), and the probabilities "
+            "come out as one FP32 tensor"
+        )
+    return message

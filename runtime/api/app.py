@@ -10,10 +10,6 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import logging
-import socket
-import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -25,35 +21,15 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from runtime import __version__
 from runtime.api import kserve, metrics, status
 from runtime.api.auth import Tokens, load_tokens
+from runtime.api.context import ServerContext
 from runtime.api.errors import error_parts
-from runtime.api.guard import Guard, InFlight, error_payload
+from runtime.api.guard import ASGIApp, Guard, InFlight, Receive, Scope, Send, error_payload
 from runtime.api.hosts import HostCheck, trusted_hosts
 from runtime.config import Settings
 from runtime.errors import HeadframeError, ModelNotFound, NotReady
-from runtime.service import InferenceService, ModelSlot
+from runtime.service import InferenceService
 
 log = logging.getLogger(__name__)
-
-Selector = Callable[[str, "str | None"], Awaitable[ModelSlot]]
-
-
-@dataclass
-class ServerContext:
-    """What the status page and admin routes show or call, handed in by the daemon.
-
-    ``match`` is a runtime.profiles.ProfileMatch (or None), ``select(app, variant_or_None)``
-    swaps an application to a variant (None: automatic choice), ``sections`` adds named
-    blocks to /status (update state, MQTT)."""
-
-    report: Any = None
-    match: Any = None
-    profile: Any = None
-    hostname: str = field(default_factory=socket.gethostname)
-    started_at: float = field(default_factory=time.time)
-    select: Selector | None = None
-    sections: dict[str, Callable[[], Any]] = field(default_factory=dict)
-    # Extra Prometheus text (complete families with HELP/TYPE), e.g. the fleet agent's.
-    metrics: list[Callable[[], str]] = field(default_factory=list)
 
 
 class SelectRequest(BaseModel):
@@ -105,7 +81,7 @@ def create_app(
     the guard. ``tokens`` is the live token set (the daemon's, which SIGHUP refreshes);
     by default the ones ``settings.api`` names, read once."""
     context = context or ServerContext()
-    app = FastAPI(
+    app = HeadframeApp(
         title="headframe",
         version=__version__,
         description="Edge AI runtime: KServe v2 and OpenAI-compatible inference.",
@@ -113,12 +89,11 @@ def create_app(
         redoc_url=None,
     )
     app.state.service = service
-    app.state.context = context
     _install_error_handlers(app)
     app.include_router(kserve.router(service))
     app.include_router(status.router(service, context))
     in_flight = InFlight()
-    app.include_router(metrics.router(service, context, in_flight))
+    app.include_router(metrics.router(metrics.build_registry(service, context, in_flight)))
     if importlib.util.find_spec("runtime.api.openai") is not None:
         # The text side (C2's module) plugs in when present; a module that exists but
         # fails to import is a bug and must fail loudly, hence no ImportError guard.
@@ -139,15 +114,32 @@ def create_app(
             raise ModelNotFound(str(e.args[0] if e.args else e)) from None
         return slot.to_dict()
 
-    # Each add wraps the ones before: the host check runs first, then the guard (tokens,
-    # limits), then the infer fast path.
-    app.add_middleware(kserve.InferFastPath, service=service)
-    app.add_middleware(
-        Guard,
+    # The host check runs first, then the guard (tokens, limits), then the infer fast path,
+    # then FastAPI.
+    fast = kserve.InferFastPath(app.routed, service=service)
+    guard = Guard(
+        fast,
         tokens=tokens if tokens is not None else Tokens(load_tokens(settings.api)),
         max_body_bytes=settings.api.max_body_bytes,
         timeout_s=settings.api.request_timeout_s,
         in_flight=in_flight,
     )
-    app.add_middleware(HostCheck, trusted=trusted_hosts(settings.api))
+    app.entry = HostCheck(guard, trusted=trusted_hosts(settings.api))
     return app
+
+
+class HeadframeApp(FastAPI):
+    """FastAPI behind plain-ASGI layers (host check, guard, infer fast path) rather than
+    with them inside its middleware stack: every request passes the layers, and the hot
+    infer route is answered before FastAPI's own per-request work (its telemetry check
+    reads the environment on every call, Starlette's error middleware wraps ``send``),
+    which cost more than a small model's inference and protect nothing there."""
+
+    entry: ASGIApp
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.entry(scope, receive, send)
+
+    async def routed(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """FastAPI itself: routing, the OpenAPI document, error handlers."""
+        await super().__call__(scope, receive, send)

@@ -19,6 +19,8 @@ from runtime.api.auth import is_loopback
 from runtime.api.guard import ASGIApp, Receive, Scope, Send, send_error
 from runtime.config import ApiSettings
 
+MAX_REMEMBERED_HOSTS = 256
+
 
 @dataclass(frozen=True)
 class TrustedHosts:
@@ -80,13 +82,25 @@ class HostCheck:
     def __init__(self, app: ASGIApp, *, trusted: TrustedHosts | None) -> None:
         self.app = app
         self.trusted = trusted
+        # Host header -> verdict: clients repeat theirs, and parsing an address per
+        # request cost more than the rest of the check. Bounded: cleared when full.
+        self._verdicts: dict[bytes, bool] = {}
+
+    def _allows(self, host: bytes) -> bool:
+        assert self.trusted is not None
+        verdict = self._verdicts.get(host)
+        if verdict is None:
+            if len(self._verdicts) >= MAX_REMEMBERED_HOSTS:
+                self._verdicts.clear()
+            verdict = self._verdicts[host] = self.trusted.allows(host.decode("latin-1"))
+        return verdict
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.trusted is None or scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         host = next((v for k, v in scope["headers"] if k == b"host"), None)
-        if host is None or self.trusted.allows(host.decode("latin-1")):
+        if host is None or self._allows(host):
             await self.app(scope, receive, send)
             return
         shown = host.decode("latin-1")[:100]

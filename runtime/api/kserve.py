@@ -8,6 +8,7 @@ messages.
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -20,9 +21,11 @@ from runtime.api.errors import error_parts
 from runtime.api.guard import ASGIApp, Receive, Scope, Send
 from runtime.codecs.images import is_picture, media_type, picture_request
 from runtime.codecs.kserve import HEADER_LENGTH, decode_infer_request, encode_infer_response
-from runtime.errors import HeadframeError, InvalidInput, ModelNotFound
+from runtime.errors import HeadframeError, InvalidInput, ModelNotFound, NotReady
 from runtime.service import InferenceService, ModelSlot
 from runtime.tensors import DATATYPES
+
+log = logging.getLogger(__name__)
 
 HEADER_LENGTH_B = HEADER_LENGTH.encode()
 PLATFORMS = {"onnx": "onnxruntime_onnx", "openvino": "openvino_ir", "llama": "llama_cpp_gguf"}
@@ -94,6 +97,56 @@ def model_metadata(slot: ModelSlot) -> dict[str, Any]:
     }
 
 
+INDEX_REQUEST_SCHEMA: dict[str, Any] = {
+    "requestBody": {
+        "required": False,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "properties": {"ready": {"type": "boolean"}},
+                    "additionalProperties": False,
+                }
+            }
+        },
+    }
+}
+
+
+def repository_index(service: InferenceService, ready_only: bool = False) -> list[dict[str, Any]]:
+    """Triton's repository index: every tensor application (text ones are on /v1/models)
+    with its state, READY (and the version served), LOADING, or UNAVAILABLE (and why)."""
+    rows: dict[str, dict[str, Any]] = {}
+    slots = service.slots()
+    for slot in slots:
+        if slot.task != "text":
+            rows[slot.app] = {"name": slot.app, "version": slot.package.version, "state": "READY"}
+    if not ready_only:
+        failures, serving = service.failures(), {s.app for s in slots}
+        for app in service.known_apps():
+            if app in failures:
+                rows[app] = {"name": app, "state": "UNAVAILABLE", "reason": failures[app]}
+            elif app not in serving:
+                rows[app] = {"name": app, "state": "LOADING"}
+    return [rows[name] for name in sorted(rows)]
+
+
+def _index_ready_only(body: bytes) -> bool:
+    """The optional ``{"ready": true}`` body; Triton's client sends none."""
+    if not body.strip():
+        return False
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as e:
+        raise InvalidInput(f"the body is not JSON: {e}") from None
+    if not isinstance(doc, dict) or set(doc) - {"ready"}:
+        raise InvalidInput('the body is an object with at most "ready": true or false')
+    ready = doc.get("ready", False)
+    if not isinstance(ready, bool):
+        raise InvalidInput('"ready" is true or false')
+    return ready
+
+
 def _parse_header_length(raw: str | None) -> int | None:
     if raw is None:
         return None
@@ -101,10 +154,6 @@ def _parse_header_length(raw: str | None) -> int | None:
         return int(raw)
     except ValueError:
         raise InvalidInput(f"Inference-Header-Content-Length {raw!r} is not a number") from None
-
-
-def _header_length(request: Request) -> int | None:
-    return _parse_header_length(request.headers.get(HEADER_LENGTH))
 
 
 def served(service: InferenceService, model: str, version: str | None) -> ModelSlot:
@@ -148,14 +197,36 @@ async def run_infer(
     )
 
 
-def _response(payload: bytes, header_length: int | None) -> Response:
-    if header_length is None:
-        return Response(payload, media_type="application/json")
-    return Response(
-        payload,
-        media_type="application/octet-stream",
-        headers={"Inference-Header-Content-Length": str(header_length)},
-    )
+JSON_HEADERS = ((b"content-type", b"application/json"),)
+
+
+async def answer_infer(
+    service: InferenceService,
+    path: str,
+    model: str,
+    version: str | None,
+    body: bytes,
+    header_length: str | None,
+    content_type: str | None,
+) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """The one KServe v2 infer implementation, behind both entry points (``InferFastPath``
+    and the documented FastAPI routes): the request's body and its two headers in, the
+    status, headers (content-length aside) and body out, errors included."""
+    try:
+        payload, out_length = await run_infer(
+            service, model, version, body, _parse_header_length(header_length), content_type
+        )
+    except HeadframeError as e:
+        status, extra, doc = error_parts(path, e)
+        if status >= 500 and not isinstance(e, NotReady):
+            log.warning("POST %s: %s", path, e.message)
+        headers = [*JSON_HEADERS, *((k.lower().encode(), v.encode()) for k, v in extra.items())]
+        return status, headers, orjson.dumps(doc)
+    if out_length is None:
+        return 200, list(JSON_HEADERS), payload
+    headers = [(b"content-type", b"application/octet-stream")]
+    headers.append((HEADER_LENGTH_B, str(out_length).encode()))
+    return 200, headers, payload
 
 
 def router(service: InferenceService) -> APIRouter:
@@ -176,6 +247,14 @@ def router(service: InferenceService) -> APIRouter:
             return JSONResponse({"ready": True})
         return JSONResponse({"ready": False}, status_code=503, headers={"Retry-After": "2"})
 
+    @api.post(
+        "/v2/repository/index",
+        summary="Model repository index (tensor models)",
+        openapi_extra=INDEX_REQUEST_SCHEMA,
+    )
+    async def index(request: Request) -> list[dict[str, Any]]:
+        return repository_index(service, _index_ready_only(await request.body()))
+
     @api.get("/v2/models/{model}", summary="Model metadata")
     async def metadata(model: str) -> dict[str, Any]:
         return model_metadata(served(service, model, None))
@@ -195,15 +274,17 @@ def router(service: InferenceService) -> APIRouter:
         return {"name": model, "ready": True, "version": version}
 
     async def infer(model: str, version: str | None, request: Request) -> Response:
-        payload, header_length = await run_infer(
+        # Reached only when InferFastPath is not in front (it answers these paths first).
+        status, headers, body = await answer_infer(
             service,
+            request.url.path,
             model,
             version,
             await request.body(),
-            _header_length(request),
+            request.headers.get(HEADER_LENGTH),
             request.headers.get("content-type"),
         )
-        return _response(payload, header_length)
+        return Response(body, status, headers={k.decode(): v.decode() for k, v in headers})
 
     @api.post("/v2/models/{model}/infer", summary="Inference", openapi_extra=INFER_REQUEST_SCHEMA)
     async def infer_latest(model: str, request: Request) -> Response:
@@ -224,8 +305,8 @@ class InferFastPath:
     """Plain ASGI in front of FastAPI's router for POST .../infer, the one hot route.
 
     Routing and dependency solving cost more than a small model's inference, so this
-    answers infer requests itself with the same run_infer as the documented FastAPI
-    route (which still serves the OpenAPI document and any request this does not take).
+    answers infer requests itself through ``answer_infer``, the one implementation the
+    documented FastAPI routes (the OpenAPI document) call too.
     It sits inside the guard, so tokens and the body limit apply as everywhere."""
 
     def __init__(self, app: ASGIApp, service: InferenceService) -> None:
@@ -257,34 +338,12 @@ class InferFastPath:
         raw_length = raw_type = None
         for k, v in scope["headers"]:
             if k == HEADER_LENGTH_B:
-                raw_length = v
+                raw_length = v.decode("latin-1")
             elif k == b"content-type":
                 raw_type = v.decode("latin-1")
-        try:
-            header_length = _parse_header_length(
-                None if raw_length is None else raw_length.decode("latin-1")
-            )
-            payload, header_length = await run_infer(
-                self.service, model, version, b"".join(chunks), header_length, raw_type
-            )
-        except HeadframeError as e:
-            status, extra, doc = error_parts(scope["path"], e)
-            body = orjson.dumps(doc)
-            headers = [(b"content-type", b"application/json")]
-            headers += [(k.lower().encode(), v.encode()) for k, v in extra.items()]
-            await _send(send, status, headers, body)
-            return
-        if header_length is None:
-            headers = [(b"content-type", b"application/json")]
-        else:
-            headers = [
-                (b"content-type", b"application/octet-stream"),
-                (HEADER_LENGTH_B, str(header_length).encode()),
-            ]
-        await _send(send, 200, headers, payload)
-
-
-async def _send(send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
-    headers.append((b"content-length", str(len(body)).encode()))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+        status, headers, body = await answer_infer(
+            self.service, scope["path"], model, version, b"".join(chunks), raw_length, raw_type
+        )
+        headers.append((b"content-length", str(len(body)).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})

@@ -1,169 +1,146 @@
-"""GET /metrics in the Prometheus text exposition format (version 0.0.4), written by hand.
+"""GET /metrics: the Prometheus text format, written by prometheus_client.
 
-The format is small; writing it here keeps prometheus_client out of the box's install.
-Every family has HELP and TYPE lines; label values are escaped as the format requires.
+Custom collectors read the live figures at scrape time (nothing is counted twice: the
+service's stats stay the one record), registered in a private ``CollectorRegistry`` per
+app (no global registry, so tests and the daemon build as many apps as they like). The
+daemon's other sources (MQTT, fleet) come through ``ServerContext.add_metrics``.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import time
-from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Iterator
 
-import psutil
 from fastapi import APIRouter, Response
+from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
+from runtime.api.context import ServerContext
 from runtime.api.guard import InFlight
 from runtime.service import InferenceService
 
-if TYPE_CHECKING:
-    from runtime.api.app import ServerContext
-
 log = logging.getLogger(__name__)
 
+# generate_latest writes the 0.0.4 text format; every Prometheus version scrapes it.
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+class ServiceCollector(Collector):
+    """The inference service's families: requests, errors, latency, queues, tokens, the
+    variant serving each application, readiness, in-flight HTTP requests, uptime."""
 
+    def __init__(
+        self, service: InferenceService, started_at: float, in_flight: InFlight | None
+    ) -> None:
+        self.service, self.started_at, self.in_flight = service, started_at, in_flight
 
-def _labels(labels: Mapping[str, str]) -> str:
-    if not labels:
-        return ""
-    return "{" + ",".join(f'{k}="{_escape(str(v))}"' for k, v in labels.items()) + "}"
-
-
-def _num(value: float) -> str:
-    if value == float("inf"):
-        return "+Inf"
-    if float(value).is_integer():
-        return str(int(value))
-    return repr(float(value))
-
-
-class _Writer:
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def family(self, name: str, kind: str, help_text: str) -> None:
-        self.lines.append(f"# HELP {name} {help_text}")
-        self.lines.append(f"# TYPE {name} {kind}")
-
-    def sample(self, name: str, labels: Mapping[str, str], value: float) -> None:
-        self.lines.append(f"{name}{_labels(labels)} {_num(value)}")
-
-    def samples(self, name: str, rows: Iterable[tuple[Mapping[str, str], float]]) -> None:
-        for labels, value in rows:
-            self.sample(name, labels, value)
-
-
-def render_metrics(
-    service: InferenceService,
-    context: ServerContext | None = None,
-    in_flight: InFlight | None = None,
-) -> str:
-    w = _Writer()
-    stats = service.stats
-    requests, tokens = stats.copy_counters()
-    w.family(
-        "headframe_requests_total",
-        "counter",
-        "Requests finished, by application, protocol and status.",
-    )
-    w.samples(
-        "headframe_requests_total",
-        (({"app": a, "protocol": p, "status": s}, n) for (a, p, s), n in sorted(requests.items())),
-    )
-    w.family(
-        "headframe_request_errors_total", "counter", "Requests that ended in an error, by status."
-    )
-    w.samples(
-        "headframe_request_errors_total",
-        (
-            ({"app": a, "protocol": p, "status": s}, n)
-            for (a, p, s), n in sorted(requests.items())
-            if s != "ok"
-        ),
-    )
-    w.family(
-        "headframe_request_duration_seconds", "histogram", "Time from request to answer, seconds."
-    )
-    for (app, protocol), hist in sorted(stats.copy_histograms().items()):
-        base = {"app": app, "protocol": protocol}
-        for bound, count in hist.cumulative():
-            w.sample(
-                "headframe_request_duration_seconds_bucket", {**base, "le": _num(bound)}, count
-            )
-        w.sample("headframe_request_duration_seconds_sum", base, hist.sum)
-        w.sample("headframe_request_duration_seconds_count", base, hist.count)
-    w.family(
-        "headframe_queue_depth", "gauge", "Requests admitted and not finished, per application."
-    )
-    w.samples(
-        "headframe_queue_depth",
-        (({"app": a}, d) for a, d in sorted(service.queue_depths().items())),
-    )
-    w.family(
-        "headframe_tokens_generated_total", "counter", "Tokens generated by text applications."
-    )
-    w.samples(
-        "headframe_tokens_generated_total",
-        (({"app": a, "protocol": p}, n) for (a, p), n in sorted(tokens.items())),
-    )
-    w.family(
-        "headframe_model_info", "gauge", "The variant, backend and device serving each application."
-    )
-    for slot in sorted(service.slots(), key=lambda s: s.app):
-        w.sample(
-            "headframe_model_info",
-            {
-                "app": slot.app,
-                "version": slot.package.version,
-                "variant": slot.variant.id,
-                "precision": slot.variant.meta.precision,
-                "backend": slot.backend_info.backend,
-                "device": slot.backend_info.device,
-            },
-            1,
+    def collect(self) -> Iterator[Metric]:
+        service = self.service
+        requests, tokens = service.stats.copy_counters()
+        keys = ["app", "protocol", "status"]
+        total = CounterMetricFamily(
+            "headframe_requests", "Requests finished, by application, protocol and status.",
+            labels=keys,
+        )  # fmt: skip
+        errors = CounterMetricFamily(
+            "headframe_request_errors", "Requests that ended in an error, by status.", labels=keys
         )
-    w.family(
-        "headframe_ready", "gauge", "1 when every configured application has a loaded variant."
-    )
-    w.sample("headframe_ready", {}, 1 if service.is_ready() else 0)
-    if in_flight is not None:
-        w.family(
-            "headframe_http_requests_in_flight", "gauge", "HTTP requests being read or answered."
-        )
-        w.sample("headframe_http_requests_in_flight", {}, in_flight.count)
-    proc = psutil.Process(os.getpid())
-    mem = proc.memory_info()
-    w.family("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.")
-    w.sample("process_resident_memory_bytes", {}, mem.rss)
-    w.family("process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.")
-    w.sample("process_virtual_memory_bytes", {}, mem.vms)
-    w.family("process_start_time_seconds", "gauge", "Start time of the process, Unix seconds.")
-    w.sample("process_start_time_seconds", {}, proc.create_time())
-    w.family("headframe_uptime_seconds", "gauge", "Seconds since the server started.")
-    started = context.started_at if context is not None else proc.create_time()
-    w.sample("headframe_uptime_seconds", {}, round(time.time() - started, 3))
-    for extra in context.metrics if context is not None else ():
-        try:
-            w.lines.append(extra().rstrip("\n"))
-        except Exception:  # a broken contributor must not take /metrics down
-            log.exception("a metrics contributor failed")
-    return "\n".join(w.lines) + "\n"
+        for (app, protocol, status), n in sorted(requests.items()):
+            total.add_metric([app, protocol, status], n)
+            if status != "ok":
+                errors.add_metric([app, protocol, status], n)
+        yield total
+        yield errors
+        latency = HistogramMetricFamily(
+            "headframe_request_duration_seconds", "Time from request to answer, seconds.",
+            labels=["app", "protocol"],
+        )  # fmt: skip
+        for (app, protocol), hist in sorted(service.stats.copy_histograms().items()):
+            buckets = [(floatToGoString(bound), n) for bound, n in hist.cumulative()]
+            latency.add_metric([app, protocol], buckets, hist.sum)
+        yield latency
+        depth = GaugeMetricFamily(
+            "headframe_queue_depth", "Requests admitted and not finished, per application.",
+            labels=["app"],
+        )  # fmt: skip
+        for app, d in sorted(service.queue_depths().items()):
+            depth.add_metric([app], d)
+        yield depth
+        generated = CounterMetricFamily(
+            "headframe_tokens_generated", "Tokens generated by text applications.",
+            labels=["app", "protocol"],
+        )  # fmt: skip
+        for (app, protocol), n in sorted(tokens.items()):
+            generated.add_metric([app, protocol], n)
+        yield generated
+        info = GaugeMetricFamily(
+            "headframe_model_info", "The variant, backend and device serving each application.",
+            labels=["app", "version", "variant", "precision", "backend", "device"],
+        )  # fmt: skip
+        for slot in sorted(service.slots(), key=lambda s: s.app):
+            info.add_metric(
+                [slot.app, slot.package.version, slot.variant.id, slot.variant.meta.precision,
+                 slot.backend_info.backend, slot.backend_info.device],
+                1,
+            )  # fmt: skip
+        yield info
+        yield GaugeMetricFamily(
+            "headframe_ready", "1 when every configured application has a loaded variant.",
+            value=1 if service.is_ready() else 0,
+        )  # fmt: skip
+        if self.in_flight is not None:
+            yield GaugeMetricFamily(
+                "headframe_http_requests_in_flight", "HTTP requests being read or answered.",
+                value=self.in_flight.count,
+            )  # fmt: skip
+        yield GaugeMetricFamily(
+            "headframe_uptime_seconds", "Seconds since the server started.",
+            value=round(time.time() - self.started_at, 3),
+        )  # fmt: skip
 
 
-def router(
+class RegisteredSources(Collector):
+    """The sources registered with the context (read at scrape time, so a source added
+    after the app was built shows up); one that raises is logged and left out."""
+
+    def __init__(self, context: ServerContext) -> None:
+        self.context = context
+
+    def collect(self) -> Iterator[Metric]:
+        for name, source in list(self.context.metric_sources.items()):
+            try:
+                families = list(source())
+            except Exception:  # a broken source must not take /metrics down
+                log.exception("metrics source %s failed", name)
+                continue
+            yield from families
+
+
+def build_registry(
     service: InferenceService, context: ServerContext, in_flight: InFlight | None = None
-) -> APIRouter:
+) -> CollectorRegistry:
+    """A private registry: the service, the process (memory, CPU, start time, file
+    descriptors, from /proc) and the context's sources."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(ServiceCollector(service, context.started_at, in_flight))
+    ProcessCollector(registry=registry)
+    registry.register(RegisteredSources(context))
+    return registry
+
+
+def router(registry: CollectorRegistry) -> APIRouter:
     api = APIRouter(tags=["metrics"])
 
     @api.get("/metrics", summary="Prometheus metrics")
     async def metrics() -> Response:
-        return Response(render_metrics(service, context, in_flight), media_type=CONTENT_TYPE)
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE)
 
     return api

@@ -3,7 +3,7 @@
 Both come from one document so they never disagree: the host, the matched device
 profile and why, each application with its chosen variant, why the others were turned
 down, and live rates and latencies. Extra sections (update state, MQTT) are callables
-in the server context, added by the daemon.
+registered with ``ServerContext.add_section`` by the daemon.
 """
 
 from __future__ import annotations
@@ -20,29 +20,30 @@ from runtime import __version__
 from runtime.service import InferenceService
 
 if TYPE_CHECKING:
-    from runtime.api.app import ServerContext
+    from runtime.api.context import ServerContext
+    from runtime.description import BoxDescription
 
 
-def _profile(context: ServerContext) -> dict[str, Any] | None:
-    match = context.match
-    profile = getattr(match, "profile", None) or context.profile
-    if profile is None:
+def _profile(box: BoxDescription) -> dict[str, Any] | None:
+    match = box.match
+    if match is None:
         return None
+    profile = match.profile
     return {
         "name": profile.name,
         "description": profile.description,
-        "reasons": list(getattr(match, "reasons", []) or []),
+        "reasons": list(match.reasons),
         "targets": [f"{t.backend}/{t.device}" for t in profile.targets],
         "candidates": [
             {"name": c.name, "matched": c.matched, "reasons": list(c.reasons)}
-            for c in getattr(match, "candidates", []) or []
+            for c in match.candidates
         ],
     }
 
 
-def _host(context: ServerContext) -> dict[str, Any]:
-    host: dict[str, Any] = {"hostname": context.hostname}
-    report = context.report
+def _host(box: BoxDescription) -> dict[str, Any]:
+    host: dict[str, Any] = {"hostname": box.hostname}
+    report = box.report
     if report is not None:
         host.update(
             arch=report.cpu.arch,
@@ -81,8 +82,8 @@ def status_document(service: InferenceService, context: ServerContext) -> dict[s
             "started_at": context.started_at,
             "uptime_s": round(time.time() - context.started_at, 1),
         },
-        "host": _host(context),
-        "profile": _profile(context),
+        "host": _host(context.box),
+        "profile": _profile(context.box),
         "applications": apps,
     }
     for name, section in context.sections.items():

@@ -32,7 +32,7 @@ from runtime.backends.base import (
 )
 from runtime.catalog import Datatype, TensorSpec, Variant
 from runtime.errors import BackendLoadError, BackendUnavailable, InferenceFailed, InvalidInput
-from runtime.tensors import to_kserve_datatype
+from runtime.tensors import not_a_tensor, to_kserve_datatype
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,8 @@ _ORT_TYPES: dict[str, Any] = {
 def _spec(arg: Any) -> TensorSpec:
     """A TensorSpec from an onnxruntime NodeArg; symbolic or unknown dims become -1."""
     if arg.type not in _ORT_TYPES:
+        if not arg.type.startswith("tensor("):  # seq(...), map(...): e.g. sklearn's ZipMap
+            raise BackendLoadError(not_a_tensor(arg.name, f"a {arg.type}"))
         raise BackendLoadError(
             f"tensor {arg.name!r} has type {arg.type}, which headframe cannot carry"
         )
@@ -190,7 +192,7 @@ class OnnxBackend:
         """An InferenceSession, from the cached optimised graph when there is one, else from
         the model file (writing the optimised graph to the cache on the way)."""
         so = ort.SessionOptions()
-        so.intra_op_num_threads = options.intra_op_threads
+        so.intra_op_num_threads = options.intra_op_threads or default_intra_op_threads()
         so.inter_op_num_threads = options.inter_op_threads
         so.log_severity_level = 3  # errors only; our own messages say what happened
         if cache is not None and cache.is_file():
@@ -265,3 +267,16 @@ class OnnxBackend:
     def unload(self) -> None:
         self._session = None
         self._encoder = None
+
+
+def default_intra_op_threads() -> int:
+    """The intra-op threads when the profile leaves it to the runtime (0): one per physical
+    core less one. onnxruntime's own default takes every physical core and its pool threads
+    spin between runs, taking the core the event loop needs to parse the next request: on
+    2 cores that was most of the gap to a bare app handing inference to one thread
+    (bench/serving_bench.py, bench/README.md "Serving"). A profile that names a count gets
+    that count."""
+    import psutil
+
+    physical = psutil.cpu_count(logical=False) or os.cpu_count() or 2
+    return max(1, physical - 1)

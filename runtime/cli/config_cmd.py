@@ -21,7 +21,7 @@ from runtime.config import (
 )
 from runtime.config_doc import commented_file
 from runtime.errors import ConfigError
-from runtime.fleet.state import atomic_write_bytes
+from runtime.files import atomic_write_bytes
 
 
 def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:

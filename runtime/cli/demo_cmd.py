@@ -6,8 +6,9 @@ from pathlib import Path
 
 import typer
 
-from runtime.cli.models_cmd import fail, human_bytes, print_table, resolve_store
+from runtime.cli.models_cmd import fail, print_table, resolve_store
 from runtime.errors import HeadframeError
+from runtime.units import human_bytes
 
 demo_app = typer.Typer(name="demo", help="The built-in demo models.", no_args_is_help=True)
 

@@ -14,6 +14,7 @@ import typer
 
 from runtime.catalog import ModelPackage, Store, Variant
 from runtime.errors import HeadframeError
+from runtime.units import human_bytes
 
 models_app = typer.Typer(
     name="models",
@@ -52,15 +53,6 @@ def resolve_store(store_dir: Path | None) -> Store:
         return Store(load_settings().paths.store)
     except HeadframeError as e:
         raise fail(e.message, 2) from e
-
-
-def human_bytes(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    raise AssertionError("unreachable")
 
 
 def print_table(headers: list[str], rows: list[list[str]]) -> None:

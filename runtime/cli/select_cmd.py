@@ -56,14 +56,14 @@ def what_if(settings: Any, app: str, **changes: Any) -> Any:
 
 
 def _print_selection(selection: Any, box: Any) -> None:
-    from runtime.selection import human_bytes as decimal_bytes
+    from runtime.units import human_bytes
 
     resources, profile = box.resources, box.profile
     pin = box.pin_for(selection.application)
     typer.echo(
         f"{selection.application} {selection.version} on profile {profile.name}: memory budget "
-        f"{decimal_bytes(selection.budget_bytes)} ({profile.memory_budget_fraction:.0%} of "
-        f"{decimal_bytes(resources.memory_bytes)} {resources.source}), "
+        f"{human_bytes(selection.budget_bytes)} ({profile.memory_budget_fraction:.0%} of "
+        f"{human_bytes(resources.memory_bytes)} {resources.source}), "
         f"accuracy floor {_bp(selection.accuracy_floor_bp)}, objective {selection.objective}"
         + (f", {pin.text}: {pin.variant}" if pin.variant else "")
     )
@@ -74,14 +74,14 @@ def _print_selection(selection: Any, box: Any) -> None:
         chain = ", ".join(f"{t.backend}/{t.device}" for t in c.targets)
         typer.echo(
             f"chosen: {c.variant.variant} ({c.variant.format} {c.variant.precision}, "
-            f"{decimal_bytes(c.variant.bytes)}, accuracy {_bp(c.variant.accuracy_bp)}) "
+            f"{human_bytes(c.variant.bytes)}, accuracy {_bp(c.variant.accuracy_bp)}) "
             f"on {chain}"
         )
         typer.echo(f"  why: {selection.reason}")
     for i, c in enumerate(selection.ranked[1:], start=1):
-        typer.echo(f"fallback {i}: {c.variant.variant} ({decimal_bytes(c.variant.bytes)})")
+        typer.echo(f"fallback {i}: {c.variant.variant} ({human_bytes(c.variant.bytes)})")
     for r in selection.rejected:
-        typer.echo(f"rejected: {r.variant.variant} ({decimal_bytes(r.variant.bytes)}): {r.reason}")
+        typer.echo(f"rejected: {r.variant.variant} ({human_bytes(r.variant.bytes)}): {r.reason}")
 
 
 def _without_broken(selection: Any, problems: dict[str, list[str]]) -> Any:

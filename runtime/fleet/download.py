@@ -29,9 +29,9 @@ from runtime.fleet.tufclient import (
     FleetError,
     LocalFetcher,
     Opener,
-    backoff_delay,
     describe_tuf_error,
 )
+from runtime.retry import backoff_delay
 
 log = logging.getLogger(__name__)
 

@@ -39,9 +39,9 @@ from tuf.api.serialization.json import JSONSerializer
 
 from runtime.catalog import ModelPackage, load_package
 from runtime.errors import ConfigError, MetadataError
+from runtime.files import atomic_write_bytes
 from runtime.fleet import keys as keymod
 from runtime.fleet.releases import CUSTOM_KEY
-from runtime.fleet.state import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 

@@ -8,9 +8,10 @@
 - activation goes through ``service.swap`` (``service.add`` for a first install), called
   from the agent's thread onto the daemon's loop: zero failed requests;
 - ``runner.update_now()`` (thread-safe) for the MQTT update-now command;
-- ``runner.status()`` for /status and the status page (``context.sections["fleet"]``),
-  ``runner.metrics_text()`` for /metrics, ``runner.add_listener(fn)`` for the retained
-  MQTT ``{prefix}/fleet/state`` (fn gets the whole state on every change).
+- ``runner.status()`` for /status and the status page, ``runner.metric_families()`` for
+  /metrics (the daemon registers both with its ``ServerContext``),
+  ``runner.add_listener(fn)`` for the retained MQTT ``{prefix}/fleet/state`` (fn gets the
+  whole state on every change).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import contextlib
 import logging
 import time
 from typing import Any
+
+from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 
 from runtime.catalog import ModelPackage
 from runtime.fleet.agent import FleetAgent
@@ -106,37 +109,33 @@ class FleetRunner:
         return {"node_id": self.agent.node_id, "channel": self.agent.settings.channel,
                 **self.agent.status()}  # fmt: skip
 
-    def metrics_text(self) -> str:
-        """Prometheus text for the fleet: stage per app, bytes, last check, failures."""
+    def metric_families(self) -> list[Metric]:
+        """The fleet's Prometheus families: stage per app, bytes, last check, failures."""
         st = self.agent.status()
-        lines = [
-            "# HELP headframe_fleet_stage 1 for the stage each application's update is in.",
-            "# TYPE headframe_fleet_stage gauge",
-        ]
+        stage = GaugeMetricFamily(
+            "headframe_fleet_stage", "1 for the stage each application's update is in.",
+            labels=["app", "stage"],
+        )  # fmt: skip
+        done = GaugeMetricFamily(
+            "headframe_fleet_download_bytes", "Bytes of the pending update downloaded.",
+            labels=["app"],
+        )  # fmt: skip
+        bad = GaugeMetricFamily(
+            "headframe_fleet_bad_versions", "Versions marked bad (never retried).", labels=["app"]
+        )
         for app, rec in st["apps"].items():
-            for stage in STAGES:
-                lines.append(
-                    f'headframe_fleet_stage{{app="{app}",stage="{stage}"}} '
-                    f"{1 if rec['stage'] == stage else 0}"
-                )
-        lines += [
-            "# HELP headframe_fleet_download_bytes Bytes of the pending update downloaded.",
-            "# TYPE headframe_fleet_download_bytes gauge",
-        ]
-        for app, rec in st["apps"].items():
-            lines.append(f'headframe_fleet_download_bytes{{app="{app}"}} {rec["bytes_done"]}')
-        lines += [
-            "# HELP headframe_fleet_bad_versions Versions marked bad (never retried).",
-            "# TYPE headframe_fleet_bad_versions gauge",
-        ]
-        for app, rec in st["apps"].items():
-            lines.append(f'headframe_fleet_bad_versions{{app="{app}"}} {len(rec["bad"])}')
-        lines += [
-            "# HELP headframe_fleet_last_check_timestamp_seconds Unix time of the last check.",
-            "# TYPE headframe_fleet_last_check_timestamp_seconds gauge",
-            f"headframe_fleet_last_check_timestamp_seconds {st['last_check'] or 0}",
-            "# HELP headframe_fleet_check_ok 1 when the last metadata check succeeded.",
-            "# TYPE headframe_fleet_check_ok gauge",
-            f"headframe_fleet_check_ok {0 if st['last_error'] else 1}",
-        ]
-        return "\n".join(lines) + "\n"
+            for name in STAGES:
+                stage.add_metric([app, name], 1 if rec["stage"] == name else 0)
+            done.add_metric([app], rec["bytes_done"])
+            bad.add_metric([app], len(rec["bad"]))
+        return [
+            stage, done, bad,
+            GaugeMetricFamily(
+                "headframe_fleet_last_check_timestamp_seconds", "Unix time of the last check.",
+                value=st["last_check"] or 0,
+            ),
+            GaugeMetricFamily(
+                "headframe_fleet_check_ok", "1 when the last metadata check succeeded.",
+                value=0 if st["last_error"] else 1,
+            ),
+        ]  # fmt: skip

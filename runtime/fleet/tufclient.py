@@ -10,7 +10,6 @@ verified targets into releases.
 from __future__ import annotations
 
 import logging
-import random
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from tuf.ngclient import FetcherInterface, Updater
 from runtime import __version__
 from runtime.errors import HeadframeError
 from runtime.fleet.releases import Release, ReleaseError, parse_releases
+from runtime.retry import backoff_delay
 
 log = logging.getLogger(__name__)
 
@@ -61,11 +61,6 @@ def describe_tuf_error(e: BaseException) -> str:
     if isinstance(e, tufx.RepositoryError):
         return f"repository metadata rejected: {e}"
     return f"{type(e).__name__}: {e}"
-
-
-def backoff_delay(attempt: int, base_s: float, cap_s: float) -> float:
-    """Capped exponential back-off with full jitter (AWS architecture blog's variant)."""
-    return random.uniform(0, min(cap_s, base_s * (2**attempt)))
 
 
 # What one read from the network or a file may hand over at most (httpx reads 64 KiB).

@@ -13,15 +13,20 @@ zones): no logs, no configuration, no credentials.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
+from typing import Any
+
+import tomli_w
 
 from runtime.errors import ProbeError
-from runtime.hardware.fixture_files import toml_string
 from runtime.hardware.hostfs import HostFS
 from runtime.hardware.nvml import NVML_FIXTURE_FILE, nvml_of
 from runtime.hardware.report import HardwareReport
 from runtime.hardware.runtimes import FIXTURE_FILE
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class RecordingHostFS(HostFS):
@@ -111,30 +116,32 @@ def write_live_answers(report: HardwareReport, into: str | Path) -> list[Path]:
     root) is left as it is. Returns the files written."""
     into = Path(into)
     texts: dict[str, str] = {}
-    lines = [f"# What the inference runtimes said on {report.root!r} when this tree was saved."]
+    runtimes: dict[str, Any] = {}
     for rt in report.runtimes:
-        lines += ["", f"[{rt.name}]", f"available = {'true' if rt.available else 'false'}"]
+        entry: dict[str, Any] = {"available": rt.available}
         if rt.version is not None:
-            lines.append(f"version = {toml_string(rt.version)}")
-        lines.append(f"devices = [{', '.join(toml_string(d) for d in rt.devices)}]")
+            entry["version"] = rt.version
+        entry["devices"] = list(rt.devices)
         if rt.reason is not None:
-            lines.append(f"reason = {toml_string(rt.reason)}")
-    texts[FIXTURE_FILE] = "\n".join(lines) + "\n"
+            entry["reason"] = rt.reason
+        runtimes[rt.name] = entry
+    head = f"# What the inference runtimes said on {report.root!r} when this tree was saved.\n"
+    texts[FIXTURE_FILE] = head + _toml(runtimes)
     gpus = nvml_of(report.accelerators)
     if gpus:
-        lines = [f"# What NVML said on {report.root!r} when this tree was saved."]
+        rows = []
         for g in gpus:
-            lines += [
-                "",
-                "[[gpus]]",
-                f"pci_address = {toml_string(g.pci_address)}",
-                f"name = {toml_string(g.name)}",
-                f"memory_bytes = {g.memory_bytes}",
-                f"compute_capability = {toml_string(g.compute_capability)}",
-            ]
+            row: dict[str, Any] = {
+                "pci_address": g.pci_address,
+                "name": g.name,
+                "memory_bytes": g.memory_bytes,
+                "compute_capability": g.compute_capability,
+            }
             if g.minor is not None:
-                lines.append(f"minor = {g.minor}")
-        texts[NVML_FIXTURE_FILE] = "\n".join(lines) + "\n"
+                row["minor"] = g.minor
+            rows.append(row)
+        head = f"# What NVML said on {report.root!r} when this tree was saved.\n"
+        texts[NVML_FIXTURE_FILE] = head + _toml({"gpus": rows})
     written = []
     for name, text in texts.items():
         path = into / name
@@ -146,3 +153,10 @@ def write_live_answers(report: HardwareReport, into: str | Path) -> list[Path]:
             raise ProbeError(f"{path}: cannot write the tree: {e}") from e
         written.append(path)
     return written
+
+
+def _toml(data: dict[str, Any]) -> str:
+    """TOML text any reader takes back: tomli-w escapes control characters (an exception's
+    message can hold newlines and terminal colour codes); a lone surrogate, which TOML
+    cannot hold, becomes U+FFFD."""
+    return _SURROGATE.sub("\ufffd", tomli_w.dumps(data))

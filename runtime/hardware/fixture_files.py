@@ -2,8 +2,8 @@
 software can say: which inference runtimes are installed (``.headframe-runtimes.toml``)
 and what NVML reported about NVIDIA GPUs (``.headframe-nvml.toml``).
 
-``read_fixture`` reads and validates one; ``toml_string`` writes a value that any TOML
-reader takes back unchanged (``runtime.hardware.capture`` writes them on a live host).
+``read_fixture`` reads and validates one (``runtime.hardware.capture`` writes them on a
+live host).
 """
 
 from __future__ import annotations
@@ -35,22 +35,3 @@ def read_fixture(fs: HostFS, name: str, model: type[M]) -> M | None:
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors()
         )
         raise ProbeError(f"{path}: {where}") from e
-
-
-def toml_string(value: str) -> str:
-    """A TOML basic string. Control characters (an exception's message can hold newlines
-    and terminal colour codes) become escapes; a lone surrogate, which TOML cannot hold,
-    becomes U+FFFD."""
-    out = ['"']
-    for ch in value:
-        code = ord(ch)
-        if ch in ('"', "\\"):
-            out.append("\\" + ch)
-        elif 0xD800 <= code <= 0xDFFF:
-            out.append("\ufffd")
-        elif (code < 0x20 and ch != "\t") or code == 0x7F:
-            out.append(f"\\u{code:04x}")
-        else:
-            out.append(ch)
-    out.append('"')
-    return "".join(out)

@@ -29,23 +29,26 @@ import paho.mqtt.client as paho
 
 from runtime.config import MqttSettings
 from runtime.errors import Busy, HeadframeError, InvalidInput
-from runtime.mqtt import codec, presence
+from runtime.mqtt import codec
 from runtime.mqtt.buffer import StoreAndForward
+from runtime.mqtt.chat import run_chat
 from runtime.mqtt.commands import Commands
 from runtime.mqtt.connection import MqttConnection, Will
+from runtime.mqtt.embed import run_embed
 from runtime.mqtt.flow import receive_maximum
 from runtime.mqtt.infer import run_infer
 from runtime.mqtt.jobs import Job, request_key
 from runtime.mqtt.outbox import Outbox
-from runtime.mqtt.redelivery import RedeliveryCache
+from runtime.mqtt.ports import Limits, MqttService
+from runtime.mqtt.presence import Presence
+from runtime.mqtt.replies import Replies
 from runtime.mqtt.reply_topics import ReplyTopics
-from runtime.mqtt.telemetry import Telemetry
+from runtime.mqtt.telemetry import Telemetry, bridge_stats, metric_families
 from runtime.mqtt.topics import Topics
 
 log = logging.getLogger(__name__)
 
 WORKERS_PER_APP = 8  # requests of one app awaiting the service at once; the service queues
-CONTENT_TYPE = "application/json"
 __all__ = ["Job", "MqttBridge"]
 
 
@@ -56,14 +59,16 @@ class MqttBridge:
     def __init__(
         self,
         settings: MqttSettings,
-        service: Any,
+        service: MqttService,
         *,
         info: Callable[[], dict[str, Any]],
         state_dir: Path,
+        fast_path: bool | None = None,
     ) -> None:
         self.settings = settings
         self.service = service
-        self._info = info
+        self._fast_path = fast_path  # None: the connection checks paho itself
+        self._limits = Limits.of(settings)
         self.topics = Topics.build(
             settings.prefix, site=settings.site, node=settings.node, pool_group=settings.pool_group
         )
@@ -72,14 +77,23 @@ class MqttBridge:
         b = settings.buffer
         self.buffer_path = b.path or Path(state_dir) / "mqtt-buffer.sqlite"
         self.counters: Counter[str] = Counter()
-        self.commands = Commands(self)
-        self.telemetry = Telemetry(self)
+        self.replies = Replies(service, self.counters)
+        self.presence = Presence(settings, self.topics, service, info)
+        self.commands = Commands(
+            service,
+            self.replies,
+            switches=settings.commands,
+            limits=self._limits,
+            status=self.status_doc,
+            counters=self.counters,
+        )
+        self.telemetry = Telemetry(
+            settings, self.topics.telemetry, stats=self.stats, service=service.stats
+        )
         self._queues: dict[str, asyncio.Queue[Job]] = {}
         self._workers: list[asyncio.Task[None]] = []
         self._tasks: list[asyncio.Task[None]] = []
-        self._dedup: RedeliveryCache[Job] = RedeliveryCache()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._started_at = time.time()
         self.buffer: StoreAndForward | None = None
         self.conn: MqttConnection | None = None
         self.outbox: Outbox | None = None
@@ -103,21 +117,21 @@ class MqttBridge:
             subscriptions=lambda: self.topics.subscriptions(
                 commands=self.settings.commands_enabled
             ),
-            will=Will(self.topics.status, self._status_body("offline", "connection lost")),
+            will=Will(self.topics.status, self.presence.status_body("offline", "connection lost")),
             on_connect=lambda present: self._on_connected(),
             on_disconnect=self._on_disconnected,
             on_message=self._on_message,
             on_publish=self._on_publish,
             receive_maximum=receive_maximum(self.settings),
+            fast_path=self._fast_path,
         )
         self.outbox = Outbox(self.conn, self.buffer, replay_rate_per_s=b.replay_rate_per_s)
         self.conn.before_send = self.outbox.commit
-        add_listener = getattr(self.service, "add_listener", None)
-        if add_listener is not None:
-            add_listener(self._on_service_event)
+        self.replies.bind(self.conn, self.outbox)
+        self.service.add_listener(self._on_service_event)
         self._tasks = [
             self._loop.create_task(self.outbox.run(), name="mqtt-outbox"),
-            self._loop.create_task(self.telemetry.run(), name="mqtt-telemetry"),
+            self._loop.create_task(self.telemetry.run(self.outbox), name="mqtt-telemetry"),
         ]
         self.conn.start()
         log.info(
@@ -136,7 +150,7 @@ class MqttBridge:
         if conn.connected:
             info = conn.publish(
                 self.topics.status,
-                self._status_body("offline", "shutdown"),
+                self.presence.status_body("offline", "shutdown"),
                 qos=1,
                 retain=True,
                 properties=None,
@@ -166,7 +180,11 @@ class MqttBridge:
         if self.conn is None or not self.conn.connected:
             return
         self.conn.publish(
-            self.topics.status, self._status_body("online"), qos=1, retain=True, properties=None
+            self.topics.status,
+            self.presence.status_body("online"),
+            qos=1,
+            retain=True,
+            properties=None,
         )
         self.publish_info()
 
@@ -184,20 +202,16 @@ class MqttBridge:
         if event in ("loaded", "swapped", "removed"):
             self._publish_presence()
 
-    def _status_body(self, state: str, reason: str | None = None) -> bytes:
-        return presence.status_body(self, state, reason)
-
     def info_doc(self) -> dict[str, Any]:
-        return presence.info_doc(self)
+        return self.presence.info_doc()
 
-    def _app_names(self) -> list[str]:
-        return sorted(s.app for s in self._slots())
-
-    def _slots(self) -> list[Any]:
-        try:
-            return list(self.service.slots())
-        except Exception:  # a service still starting: nothing to list yet
-            return []
+    def status_doc(self) -> dict[str, Any]:
+        """What the ``status`` command answers: the retained status, the bridge's and the
+        service's figures."""
+        doc: dict[str, Any] = orjson.loads(self.presence.status_body("online"))
+        doc["mqtt"] = self.stats()
+        doc["service"] = self.service.stats.snapshot()
+        return doc
 
     def publish_info(self) -> None:
         """Retained info; republished whenever a variant changes."""
@@ -212,33 +226,26 @@ class MqttBridge:
 
     # --- requests (event loop) ----------------------------------------------------------
 
-    def _ack(self, job_or_msg: Job | paho.MQTTMessage) -> None:
-        if self.conn is not None and job_or_msg.qos > 0:
-            self.conn.ack(job_or_msg.mid, job_or_msg.qos)
-            if isinstance(job_or_msg, Job):
-                for mid in job_or_msg.more_acks:
-                    self.conn.ack(mid, job_or_msg.qos)
-
     def _on_message(self, msg: paho.MQTTMessage) -> None:
         try:
             self._route(msg)
         except Exception:  # nothing a client sends may stop the bridge
             log.exception("mqtt: unexpected error handling a message on %s", msg.topic)
             self.counters["internal_errors"] += 1
-            self._ack(msg)
+            self.replies.ack(msg)
 
     def _route(self, msg: paho.MQTTMessage) -> None:
         self.counters["received"] += 1
         topic = msg.topic  # paho decodes the topic on every access
         route = self.topics.parse(topic)
         if route is None:
-            self._ack(msg)
+            self.replies.ack(msg)
             return
         if msg.retain:
             # A retained request would be replayed at every (re)subscribe: never act on it.
             self.counters["retained_ignored"] += 1
             log.warning("mqtt: ignored a retained message on %s", topic)
-            self._ack(msg)
+            self.replies.ack(msg)
             return
         props = msg.properties
         raw_reply = getattr(props, "ResponseTopic", None) if props is not None else None
@@ -261,19 +268,21 @@ class MqttBridge:
             received=now,
             expires_at=now + expiry if expiry else None,
             content_type=content_type,
+            topic=topic,
         )
         if job.qos > 0:
             job.key = request_key(topic, raw_reply, job.correlation, job.payload)
-            if msg.dup and self._answer_duplicate(job):
+            if msg.dup and self.replies.answer_duplicate(job):
                 return
             # Every answer is remembered, errors included: a repeat gets the same bytes.
-            self._dedup.remember(job.key, job)
+            self.replies.dedup.remember(job.key, job)
         if raw_reply is not None:
             try:
                 job.reply_to = self.reply_topics.check(raw_reply)
             except InvalidInput as e:
                 self.counters["bad_requests"] += 1
-                self._finish(job, codec.error_body("bad_response_topic", e.message))
+                self.replies.reject_log.note(topic, "bad_response_topic", e.message)
+                self.replies.finish(job, codec.error_body("bad_response_topic", e.message))
                 return
         if route.kind == "cmd":
             self._spawn(self.commands.handle(job))
@@ -282,14 +291,16 @@ class MqttBridge:
         if queue is None:
             absent = self._absent(route.name)
             if absent is not None:
-                self.counters[f"error_{absent.code}"] += 1
-                self._finish(job, codec.error_from(absent))
+                self.replies.rejected(job, absent)
+                self.replies.finish(job, codec.error_from(absent))
                 return
             queue = self._queue(route.name)
         if job.qos == 0 and queue.qsize() >= self.settings.queue_size:
             # The broker holds QoS 1 requests back (Receive Maximum); QoS 0 it cannot.
             self.counters["busy"] += 1
-            self._finish(job, codec.error_from(Busy(f"{route.name}: queue full, try again")))
+            busy = Busy(f"{route.name}: queue full, try again")
+            self.replies.rejected(job, busy, count=False)  # counted as busy
+            self.replies.finish(job, codec.error_from(busy))
             return
         queue.put_nowait(job)
 
@@ -334,7 +345,7 @@ class MqttBridge:
                 raise
             except Exception:
                 log.exception("mqtt: request on %s failed unexpectedly", job.route.name)
-                self._finish(job, codec.error_body("internal", "internal error"))
+                self.replies.finish(job, codec.error_body("internal", "internal error"))
             finally:
                 queue.task_done()
 
@@ -342,103 +353,24 @@ class MqttBridge:
         if job.expires_at is not None and time.monotonic() > job.expires_at:
             # Nobody waits for it any more: answering would only add load.
             self.counters["expired"] += 1
-            self._dedup.forget(job.key)
-            self._ack(job)
+            self.replies.dedup.forget(job.key)
+            self.replies.ack(job)
             return
         start = time.perf_counter()
-        if job.route.kind == "infer":
-            body = await run_infer(self, job)
-            self._finish(job, body)
-        elif job.route.kind == "embed":
-            self._finish(job, await self._embed(job))
+        kind = job.route.kind
+        if kind == "chat":  # answers through the replier itself: a stream sends several
+            await run_chat(self.service, job, self._limits, self.replies)
         else:
-            await self._chat(job)
+            run = run_embed if kind == "embed" else run_infer
+            self.replies.finish(job, await run(self.service, job, self._limits, self.replies))
         self.telemetry.observe(job.route.name, time.perf_counter() - start)
-
-    async def _embed(self, job: Job) -> bytes:
-        from runtime.mqtt.embed import run_embed
-
-        def count(code: str) -> None:
-            self.counters[f"error_{code}"] += 1
-
-        return await run_embed(
-            self.service, job.route.name, job.payload,
-            max_bytes=self.settings.max_payload_bytes,
-            max_depth=self.settings.max_json_depth,
-            count_error=count,
-        )  # fmt: skip
-
-    async def _chat(self, job: Job) -> None:
-        from runtime.mqtt.chat import run_chat
-
-        await run_chat(self, job)
-
-    # --- replies --------------------------------------------------------------------------
-
-    def _version(self, app: str) -> str | None:
-        try:
-            return str(self.service.slot(app).package.version)
-        except Exception:
-            return None
-
-    def reply_properties(self, job: Job) -> dict[str, Any]:
-        user: list[tuple[str, str]] = []
-        if job.route.kind != "cmd":
-            try:
-                slot = self.service.slot(job.route.name)
-                user = [("model_version", str(slot.package.version)), ("variant", slot.variant.id)]
-            except Exception:
-                user = []
-        props: dict[str, Any] = {"content_type": CONTENT_TYPE, "user": user}
-        if job.correlation is not None:
-            props["correlation_data"] = job.correlation
-        return props
-
-    def send_reply(self, job: Job, body: bytes) -> None:
-        """One reply message (a stream sends several, then calls ``_finish``)."""
-        assert self.outbox is not None
-        props = self.reply_properties(job)
-        job.replies.append((job.reply_to, body, props))
-        if self.outbox.send(job.reply_to, body, qos=1, properties=props):
-            self.counters["replies"] += 1
-        else:
-            self.counters["replies_dropped"] += 1
-
-    def _finish(self, job: Job, body: bytes | None = None) -> None:
-        if body is not None:
-            self.send_reply(job, body)
-        job.done = True
-        self._ack(job)
-
-    def _answer_duplicate(self, dup: Job) -> bool:
-        """A QoS 1 redelivery (DUP set) of a request answered lately: send the same reply
-        bytes again instead of computing it twice."""
-        assert dup.key is not None and self.outbox is not None
-        original = self._dedup.get(dup.key)
-        if original is None:
-            return False
-        self.counters["duplicates"] += 1
-        if not original.done:
-            # Still running: its reply will come, and its acknowledgement covers this copy
-            # too (a broker that redelivers under another packet id gets that one acked).
-            if dup.mid != original.mid and dup.mid not in original.more_acks:
-                original.more_acks.append(dup.mid)
-            return True
-        for topic, body, props in list(original.replies):
-            self.outbox.send(topic, body, qos=1, properties=props)
-        self._ack(dup)
-        return True
 
     # --- figures for telemetry and /metrics -------------------------------------------------
 
-    def metrics_text(self) -> str:
-        """Prometheus families for /metrics (ServerContext.metrics)."""
-        from runtime.mqtt.telemetry import prometheus_text
-
-        return prometheus_text(self.stats())
+    def metric_families(self) -> list[Any]:
+        """Prometheus families for /metrics (the daemon registers this source)."""
+        return metric_families(self.stats())
 
     def stats(self) -> dict[str, Any]:
         """Counters for telemetry, /status and /metrics: bridge, buffer, queues."""
-        from runtime.mqtt.telemetry import bridge_stats
-
-        return bridge_stats(self)
+        return bridge_stats(self.counters, self.conn, self.buffer, self.outbox, self.queue_depths())

@@ -5,7 +5,8 @@ order (each in the usual envelope, each buffered like any reply), then one final
 message holding the whole ``chat.completion``; a subscriber tells them apart by
 ``data.object``. Uses runtime.codecs.openai, the same codec as the HTTP API, so
 ``response_format`` and ``tools`` work here as they do over HTTP (a tool call arrives as
-``tool_calls`` in the message or in one chunk).
+``tool_calls`` in the message or in one chunk). ``system_fingerprint`` is the serving
+variant's id, as over HTTP.
 """
 
 from __future__ import annotations
@@ -17,36 +18,52 @@ from runtime.errors import HeadframeError
 from runtime.mqtt import codec
 
 if TYPE_CHECKING:
-    from runtime.mqtt.bridge import Job, MqttBridge
+    from runtime.mqtt.jobs import Job
+    from runtime.mqtt.ports import Limits, MqttService, Replier
 
 
-async def run_chat(bridge: MqttBridge, job: Job) -> None:
+def fingerprint(service: MqttService, app: str) -> str | None:
+    """The ``system_fingerprint`` HTTP's OpenAI routes give (runtime.api.openai): the
+    serving variant's id."""
+    try:
+        return f"{service.slot(app).variant.id}"
+    except (HeadframeError, KeyError, AttributeError):
+        return None
+
+
+async def run_chat(service: MqttService, job: Job, limits: Limits, replier: Replier) -> None:
+    """Answer one chat request through ``replier`` (chunks, then the completion), and
+    finish it; a HeadframeError is answered as an error envelope."""
     from runtime.codecs import openai as oai
 
     app = job.route.name
     try:
         doc = codec.parse_json_object(
             job.payload,
-            max_bytes=bridge.settings.max_payload_bytes,
-            max_depth=bridge.settings.max_json_depth,
+            max_bytes=limits.max_bytes,
+            max_depth=limits.max_depth,
         )
         doc.setdefault("model", app)  # the topic names the application already
         request = oai.parse_chat(doc)
         generation = request.to_generation()
         enc = oai.StreamEncoder(
-            "chat", app, include_usage=request.include_usage, tools=request.tool_plan()
+            "chat",
+            app,
+            include_usage=request.include_usage,
+            fingerprint=fingerprint(service, app),
+            tools=request.tool_plan(),
         )
         chunks: list[GenerationChunk] = []
         if request.stream:
             for obj in enc.start():
-                bridge.send_reply(job, codec.ok_body(obj))
-        async for chunk in bridge.service.generate(app, generation, protocol="mqtt"):
+                replier.send(job, codec.ok_body(obj))
+        async for chunk in service.generate(app, generation, protocol="mqtt"):
             chunks.append(chunk)
             if request.stream:
                 for obj in enc.encode(chunk):
-                    bridge.send_reply(job, codec.ok_body(obj))
+                    replier.send(job, codec.ok_body(obj))
         body = codec.ok_body(enc.response(chunks))
     except HeadframeError as e:
-        bridge.counters[f"error_{e.code}"] += 1
+        replier.rejected(job, e)
         body = codec.error_from(e)
-    bridge._finish(job, body)
+    replier.finish(job, body)

@@ -15,6 +15,7 @@ switch. ``mqtt.commands_enabled = false`` does not even subscribe to ``cmd/+``.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +25,9 @@ from runtime.errors import HeadframeError, InvalidInput, ModelNotFound
 from runtime.mqtt import codec
 
 if TYPE_CHECKING:
-    from runtime.mqtt.bridge import Job, MqttBridge
+    from runtime.config import MqttCommands
+    from runtime.mqtt.jobs import Job
+    from runtime.mqtt.ports import Limits, MqttService, Replier
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +42,26 @@ Handler = Callable[[dict[str, Any]], Awaitable[Any]]
 
 
 class Commands:
-    """The command table; ``register`` adds one (the fleet agent's ``update-now``)."""
+    """The command table; ``register`` adds one (the fleet agent's ``update-now``).
+    ``switches``: which commands this box obeys; ``status()``: the status document (with
+    the bridge's and the service's figures) the ``status`` command answers."""
 
-    def __init__(self, bridge: MqttBridge) -> None:
-        self.bridge = bridge
+    def __init__(
+        self,
+        service: MqttService,
+        replier: Replier,
+        *,
+        switches: MqttCommands,
+        limits: Limits,
+        status: Callable[[], dict[str, Any]],
+        counters: Counter[str],
+    ) -> None:
+        self._service = service
+        self._replier = replier
+        self._switches = switches
+        self._limits = limits
+        self._status_doc = status
+        self._counters = counters
         # select(app, variant or None) -> slot: the daemon's, which pins through the box
         # (persisted) and swaps; without one, a plain swap that pins nothing.
         self.selector: Callable[[str, str | None], Awaitable[Any]] | None = None
@@ -60,8 +79,7 @@ class Commands:
         return sorted(self._handlers)
 
     async def handle(self, job: Job) -> None:
-        b = self.bridge
-        b.counters["commands"] += 1
+        self._counters["commands"] += 1
         name = job.route.name
         try:
             handler = self._handlers.get(name)
@@ -69,7 +87,7 @@ class Commands:
                 if name == "update-now":
                     raise ModelNotFound("update-now: no fleet agent runs on this box")
                 raise ModelNotFound(f"unknown command {name!r}; known: {', '.join(self.names())}")
-            switches = b.settings.commands
+            switches = self._switches
             if not switches.enabled(name):
                 if name not in self._refused:  # once per command: senders may repeat
                     self._refused.add(name)
@@ -86,23 +104,24 @@ class Commands:
             if job.payload.strip():
                 body = codec.parse_json_object(
                     job.payload,
-                    max_bytes=b.settings.max_payload_bytes,
-                    max_depth=b.settings.max_json_depth,
+                    max_bytes=self._limits.max_bytes,
+                    max_depth=self._limits.max_depth,
                 )
             log.info("mqtt: command %s %s", name, orjson.dumps(body).decode()[:200])
             result = await handler(body)
             reply = codec.ok_body(result)
         except HeadframeError as e:
+            self._replier.rejected(job, e, count=False)  # counted as commands
             reply = codec.error_from(e)
         except Exception as e:
             log.exception("mqtt: command %s failed", name)
             reply = codec.error_from(e)
-        b._finish(job, reply)
+        self._replier.finish(job, reply)
 
     def _apps(self, body: dict[str, Any]) -> list[str]:
         app = body.get("app")
         if app is None:
-            return sorted(s.app for s in self.bridge._slots())
+            return sorted(s.app for s in self._service.slots())
         if not isinstance(app, str):
             raise InvalidInput("'app' must be a string")
         return [app]
@@ -110,13 +129,13 @@ class Commands:
     async def _reload(self, body: dict[str, Any]) -> Any:
         done = []
         for app in self._apps(body):
-            slot = await self.bridge.service.swap(app, None, self._pin(app))
+            slot = await self._service.swap(app, None, self._pin(app))
             done.append({"app": app, "variant": slot.variant.id})
         return {"reloaded": done}
 
     def _pin(self, app: str) -> str | None:
         try:
-            return getattr(self.bridge.service.slot(app), "pin", None)
+            return self._service.slot(app).pin
         except HeadframeError:
             return None
 
@@ -129,14 +148,8 @@ class Commands:
         if self.selector is not None:
             slot = await self.selector(app, pin)
         else:
-            slot = await self.bridge.service.swap(app, None, pin)
+            slot = await self._service.swap(app, None, pin)
         return {"app": app, "variant": slot.variant.id, "pin": pin}
 
     async def _status(self, body: dict[str, Any]) -> Any:
-        b = self.bridge
-        doc = orjson.loads(b._status_body("online"))
-        doc["mqtt"] = b.stats()
-        stats = getattr(b.service, "stats", None)
-        if stats is not None and hasattr(stats, "snapshot"):
-            doc["service"] = stats.snapshot()
-        return doc
+        return self._status_doc()

@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import socket
 import ssl
 import threading
@@ -45,11 +44,13 @@ from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from runtime.config import MqttSettings
-from runtime.mqtt import properties as fast_properties
 from runtime.mqtt.credentials import read_password, tls_context
 from runtime.mqtt.flow import ReceiveWindow
 from runtime.mqtt.loop_client import LoopClient
+from runtime.mqtt.paho_compat import choose
+from runtime.mqtt.plain_client import PlainClient
 from runtime.mqtt.socket_driver import SocketDriver
+from runtime.retry import backoff_delays
 
 log = logging.getLogger(__name__)
 
@@ -71,16 +72,6 @@ class Will:
     payload: bytes
     qos: int = 1
     retain: bool = True
-
-
-def backoff_delays(min_s: float, max_s: float, rng: random.Random | None = None) -> Any:
-    """Exponential back-off with "equal jitter": each delay is in [d/2, d] and d doubles up
-    to ``max_s``. Jitter keeps a fleet of boxes from reconnecting in lock step."""
-    rng = rng or random.Random()
-    d = min_s
-    while True:
-        yield d / 2 + rng.random() * d / 2
-        d = min(d * 2, max_s)
 
 
 def _set_nodelay(client: paho.Client, userdata: Any, sock: Any) -> None:
@@ -137,6 +128,7 @@ class MqttConnection:
         on_publish: Callable[[int, int], None] | None = None,
         manual_ack: bool = True,
         receive_maximum: int | None = None,
+        fast_path: bool | None = None,
     ) -> None:
         self.settings = settings
         self.client_id = settings.client_id or f"headframe-{settings.node}"
@@ -167,8 +159,11 @@ class MqttConnection:
         if receive_maximum is not None and manual_ack:
             self.window = ReceiveWindow(receive_maximum, self._hold_reads)
 
-        fast_properties.install()
-        c = LoopClient(
+        if fast_path is None:  # the daemon decides once (paho_compat.start_up); else: check
+            fast_path = choose(settings).fast
+        self.fast_path = fast_path
+        client_class = LoopClient if fast_path else PlainClient
+        c = client_class(
             CallbackAPIVersion.VERSION2,
             client_id=self.client_id,
             protocol=MQTTProtocolVersion.MQTTv5,
@@ -320,13 +315,18 @@ class MqttConnection:
                 await asyncio.wait_for(self._wake.wait(), wait)
 
     async def _reconnect(self) -> MQTTErrorCode:
-        """Open the socket off the loop (it blocks), then let paho send CONNECT on it."""
-        sock = await asyncio.to_thread(self.client.open_socket)
+        """paho's own ``reconnect`` in a worker thread: the TCP connect and the TLS handshake
+        block. Meanwhile the loop serves no socket of this client (the last one is closed),
+        so only paho's locked paths (acknowledgements of requests still finishing) touch it."""
+        client = self.client
+        client.reset_io()
+        rc = await asyncio.to_thread(client.reconnect)
         if self._stopping:
-            sock.close()
+            opened = client.socket()
+            if opened is not None:
+                opened.close()
             return MQTTErrorCode.MQTT_ERR_NO_CONN
-        self.client._ready_socket = sock
-        return self.client.reconnect()
+        return rc
 
     def _check_flapping(self, started: float) -> None:
         """A session the broker keeps closing right after accepting it: almost always a

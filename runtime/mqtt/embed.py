@@ -1,33 +1,33 @@
 """Embeddings over MQTT: an OpenAI embeddings body on ``{prefix}/models/{app}/embed``, the
 OpenAI ``list`` object in the reply envelope. The same codec as ``POST /v1/embeddings``
 (runtime.codecs.embeddings); the topic names the application, so ``model`` may be left out.
+Same signature as runtime.mqtt.infer.run_infer.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 from runtime.codecs.embeddings import EmbedService, embed, parse_embedding
 from runtime.errors import HeadframeError
 from runtime.mqtt import codec
 
+if TYPE_CHECKING:
+    from runtime.mqtt.jobs import Job
+    from runtime.mqtt.ports import Limits, Replier
 
-async def run_embed(
-    service: EmbedService,
-    app: str,
-    payload: bytes,
-    *,
-    max_bytes: int,
-    max_depth: int,
-    count_error: Callable[[str], Any],
-) -> bytes:
-    """The reply body for one embed request (an error envelope on any HeadframeError)."""
+
+async def run_embed(service: EmbedService, job: Job, limits: Limits, replier: Replier) -> bytes:
+    """The reply body for one embed request (an error envelope on any HeadframeError,
+    which ``replier.rejected`` counts and logs)."""
+    app = job.route.name
     try:
-        doc = codec.parse_json_object(payload, max_bytes=max_bytes, max_depth=max_depth)
+        doc = codec.parse_json_object(
+            job.payload, max_bytes=limits.max_bytes, max_depth=limits.max_depth
+        )
         doc["model"] = app  # the topic decides the application
         request = parse_embedding(doc)
         return codec.ok_body(await embed(service, request, "mqtt"))
     except HeadframeError as e:
-        count_error(e.code)
+        replier.rejected(job, e)
         return codec.error_from(e)

@@ -15,11 +15,13 @@ from runtime.errors import HeadframeError
 from runtime.mqtt import codec
 
 if TYPE_CHECKING:
-    from runtime.mqtt.bridge import Job, MqttBridge
+    from runtime.mqtt.jobs import Job
+    from runtime.mqtt.ports import Limits, MqttService, Replier
 
 
-async def run_infer(bridge: MqttBridge, job: Job) -> bytes:
-    """The reply body for one infer request (an error envelope on any HeadframeError)."""
+async def run_infer(service: MqttService, job: Job, limits: Limits, replier: Replier) -> bytes:
+    """The reply body for one infer request (an error envelope on any HeadframeError,
+    which ``replier.rejected`` counts and logs)."""
     from runtime.codecs.images import is_picture, media_type, picture_request
     from runtime.codecs.kserve import (
         RequestedOutput,
@@ -31,20 +33,20 @@ async def run_infer(bridge: MqttBridge, job: Job) -> bytes:
     try:
         version = None
         if is_picture(job.content_type):
-            codec.check_size(job.payload, max_bytes=bridge.settings.max_payload_bytes)
-            meta = bridge.service.slot(app).package.meta
+            codec.check_size(job.payload, max_bytes=limits.max_bytes)
+            meta = service.slot(app).package.meta
             request = picture_request(app, meta, media_type(job.content_type), job.payload)
         else:
             codec.check_payload(
                 job.payload,
-                max_bytes=bridge.settings.max_payload_bytes,
-                max_depth=bridge.settings.max_json_depth,
+                max_bytes=limits.max_bytes,
+                max_depth=limits.max_depth,
             )
             request = decode_infer_request(job.payload, None)  # parsed once, here
             if b'"model_version"' in job.payload:  # HTTP has it in the URL; MQTT in the body
                 v = orjson.loads(job.payload).get("model_version")
                 version = v if isinstance(v, str) else None
-        outputs = await bridge.service.infer(
+        outputs = await service.infer(
             app, request.inputs, version=version, outputs=request.output_names, protocol="mqtt"
         )
         requested = (
@@ -52,16 +54,16 @@ async def run_infer(bridge: MqttBridge, job: Job) -> bytes:
             if request.outputs
             else None
         )
-        labels = bridge.service.slot(app).package.meta.labels
+        package = service.slot(app).package
         body, _ = encode_infer_response(
             app,
-            bridge._version(app),
+            str(package.version),
             outputs,
             request_id=request.id,
             requested=requested,
-            labels=labels,
+            labels=package.meta.labels,
         )
         return codec.ok_body_raw(body)
     except HeadframeError as e:
-        bridge.counters[f"error_{e.code}"] += 1
+        replier.rejected(job, e)
         return codec.error_from(e)

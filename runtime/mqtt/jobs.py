@@ -30,6 +30,7 @@ class Job:
     expires_at: float | None
     key: bytes | None = None
     content_type: str | None = None  # MQTT v5 Content Type: image/jpeg|png means a picture
+    topic: str = ""  # the request's topic, for the log
     done: bool = False
     replies: list[tuple[str, bytes, dict[str, Any]]] = field(default_factory=list)
     more_acks: list[int] = field(default_factory=list)  # redeliveries under other packet ids

@@ -1,12 +1,13 @@
 """paho's MQTT client, adapted to be driven by an asyncio loop (runtime.mqtt.connection).
 
-Three changes, each to a private paho hook, all covered by the MQTT tests against a real
-broker (pin: paho-mqtt 2.x):
+Changes to private paho hooks, all covered by the MQTT tests against a real broker. Used
+only on the tested paho minor version (runtime.mqtt.paho_compat decides); any other
+version gets runtime.mqtt.plain_client, paho's own code paths:
 
-- The blocking part of ``reconnect`` is split off. ``open_socket`` (TCP connect, TLS
-  handshake) runs in a worker thread and touches no client state; ``reconnect`` then runs
-  on the loop and takes that socket instead of opening one, so the client's state only
-  ever changes on the loop.
+(Connecting and aborting need no private hook: the connection runs paho's own
+``reconnect`` in a worker thread on both paths, and ``abort`` is PlainClient's. Earlier
+``_create_socket`` and ``_sock_close`` overrides saved nothing a benchmark could see.)
+
 - Reads are buffered. paho reads a packet in three or more ``recv`` calls (type byte,
   length bytes, body); here one ``recv`` per readable event fills a buffer they are
   served from. ``buffered()`` tells the loop that packets are waiting in it.
@@ -25,8 +26,9 @@ import logging
 import ssl
 from typing import Any
 
-import paho.mqtt.client as paho
 from paho.mqtt.enums import MQTTErrorCode
+
+from runtime.mqtt.plain_client import PlainClient
 
 log = logging.getLogger(__name__)
 
@@ -34,12 +36,11 @@ RECV_CHUNK = 65536
 _WOULD_BLOCK = (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
 
 
-class LoopClient(paho.Client):
+class LoopClient(PlainClient):
     """A paho client whose socket I/O the caller drives (see the module docstring)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._ready_socket: Any = None
         self._rbuf = b""
         self._rpos = 0
         self._wbuf = bytearray()
@@ -47,16 +48,10 @@ class LoopClient(paho.Client):
 
     # --- connecting -------------------------------------------------------------------
 
-    def open_socket(self) -> Any:
-        """A connected (and, with TLS, handshaken) socket. Blocks: call off the loop."""
-        return super()._create_socket()
-
-    def _create_socket(self) -> Any:
-        # Called by reconnect(): a new connection starts with empty buffers.
+    def reset_io(self) -> None:
+        """A new connection starts with empty buffers: call before ``reconnect``."""
         self._rbuf, self._rpos = b"", 0
         self._wbuf.clear()
-        sock, self._ready_socket = self._ready_socket, None
-        return sock if sock is not None else super()._create_socket()
 
     # --- reading ----------------------------------------------------------------------
 
@@ -119,8 +114,3 @@ class LoopClient(paho.Client):
     def drop_unsent(self) -> None:
         """Forget bytes that could not be sent before the connection closed."""
         self._wbuf.clear()
-
-    def abort(self) -> None:
-        """Close the connection now, without DISCONNECT (a handshake still in progress,
-        or a broker that no longer reads): paho closes its socket and forgets it."""
-        self._sock_close()

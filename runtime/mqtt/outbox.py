@@ -17,6 +17,7 @@ import logging
 from typing import Any
 
 from paho.mqtt.enums import MQTTErrorCode
+from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from runtime.mqtt.buffer import BufferFull, Entry, StoreAndForward
@@ -31,7 +32,8 @@ RETRY_S = 5.0  # after a failed replay
 
 
 def publish_properties(props: dict[str, Any]) -> Properties | None:
-    """paho Properties from the plain dict kept in the buffer."""
+    """paho Properties from the plain dict kept in the buffer (the fast path's
+    PublishProperties, packed directly)."""
     if not props:
         return None
     return PublishProperties(
@@ -42,6 +44,23 @@ def publish_properties(props: dict[str, Any]) -> Properties | None:
     )
 
 
+def paho_properties(props: dict[str, Any]) -> Properties | None:
+    """The same, built and packed by paho's own Properties (paho's own code paths)."""
+    if not props:
+        return None
+    out = Properties(PacketTypes.PUBLISH)
+    if props.get("message_expiry"):
+        out.MessageExpiryInterval = int(props["message_expiry"])
+    if props.get("content_type"):
+        out.ContentType = props["content_type"]
+    if props.get("correlation_data") is not None:
+        out.CorrelationData = bytes(props["correlation_data"])
+    pairs = [(str(k), str(v)) for k, v in props.get("user") or ()]
+    if pairs:
+        out.UserProperty = pairs
+    return out
+
+
 class Outbox:
     """Sends messages through ``conn``; QoS 1 ones are kept in ``buffer`` until acknowledged."""
 
@@ -49,6 +68,7 @@ class Outbox:
         self, conn: MqttConnection, buffer: StoreAndForward, *, replay_rate_per_s: float
     ) -> None:
         self.conn = conn
+        self._properties = publish_properties if conn.fast_path else paho_properties
         self.buffer = buffer
         self.replay_interval = 1.0 / replay_rate_per_s
         self._mids: dict[int, int] = {}  # paho packet id -> buffer row id
@@ -87,7 +107,7 @@ class Outbox:
                 payload,
                 qos=qos,
                 retain=retain,
-                properties=publish_properties(properties or {}),
+                properties=self._properties(properties or {}),
             )
             return True
         try:
@@ -110,7 +130,7 @@ class Outbox:
             entry.payload,
             qos=entry.qos,
             retain=entry.retain,
-            properties=publish_properties(entry.properties),
+            properties=self._properties(entry.properties),
         )
         self._sent_upto = max(self._sent_upto, entry.id)
         if info.rc in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):

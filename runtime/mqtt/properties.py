@@ -8,8 +8,8 @@ two out per request that came to about a third of the bridge's time (bench/READM
 them), with the lookups made by dictionary:
 
 - ``FastProperties``: the same behaviour, checks and errors as paho's class (a test
-  compares them on generated properties). ``install()`` makes paho decode incoming
-  packets' properties with it.
+  compares them on generated properties). ``install()`` (called by the daemon's start-up
+  check, runtime.mqtt.paho_compat) makes paho decode incoming packets' properties with it.
 - ``PublishProperties``: what the bridge sends (expiry, content type, correlation data,
   user pairs), packed directly; anything else set on it is packed by paho's own code.
 """
@@ -20,7 +20,6 @@ import struct
 from collections.abc import Iterable
 from typing import Any
 
-import paho.mqtt._packet as paho_packet
 from paho.mqtt.exception import MalformedPacket
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import MQTTException, Properties, VariableByteIntegers, writeUTF
@@ -159,7 +158,11 @@ def _read_value(buf: bytes | bytearray, pos: int, kind: int, maxlen: int) -> tup
 
 
 def install() -> None:
-    """Make paho decode incoming packets' properties with FastProperties (idempotent)."""
+    """Make paho decode incoming packets' properties with FastProperties (idempotent).
+    Rebinds a name in paho's private ``_packet`` module, process-wide: only the daemon
+    calls it, and only on the tested paho version (runtime.mqtt.paho_compat)."""
+    import paho.mqtt._packet as paho_packet  # absent before paho 2.2
+
     paho_packet.Properties = FastProperties  # type: ignore[misc]
 
 

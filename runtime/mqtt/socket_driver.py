@@ -19,13 +19,13 @@ from typing import Any
 
 import paho.mqtt.client as paho
 
-from runtime.mqtt.loop_client import LoopClient
+from runtime.mqtt.plain_client import PlainClient
 
 
 class SocketDriver:
     """Create on the running loop; ``serve()`` once per connection."""
 
-    def __init__(self, client: LoopClient, *, before_send: Callable[[], None]) -> None:
+    def __init__(self, client: PlainClient, *, before_send: Callable[[], None]) -> None:
         self.client = client
         self.before_send = before_send
         self._loop = asyncio.get_running_loop()
@@ -114,6 +114,9 @@ class SocketDriver:
         sock = self._sock
         if sock is None:
             return
+        # Replies are stored before any byte leaves: paho's own write path (the fallback)
+        # sends inside loop_write, the fast path only gathers there.
+        self.before_send()
         self.client.loop_write()  # paho's packets into the client's write buffer
         if sock is self._sock:
             self._send_buffered()

@@ -11,27 +11,39 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
+from collections import Counter, deque
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import orjson
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 if TYPE_CHECKING:
-    from runtime.mqtt.bridge import MqttBridge
+    from runtime.config import MqttSettings
+    from runtime.mqtt.buffer import StoreAndForward
+    from runtime.mqtt.connection import MqttConnection
+    from runtime.mqtt.outbox import Outbox
+    from runtime.mqtt.ports import StatsSnapshot
 
 log = logging.getLogger(__name__)
 
 WINDOW = 1024
 
 
-def bridge_stats(bridge: MqttBridge) -> dict[str, Any]:
+def bridge_stats(
+    counters: Counter[str],
+    conn: MqttConnection | None,
+    buffer: StoreAndForward | None,
+    outbox: Outbox | None,
+    queue_depths: Mapping[str, int],
+) -> dict[str, Any]:
     """The bridge's counters, the buffer's fill and drops, replay and queue figures."""
-    out: dict[str, Any] = {"connected": bool(bridge.conn and bridge.conn.connected)}
-    out.update(bridge.counters)
-    if bridge.conn is not None and bridge.conn.window is not None:
-        out["receive_maximum_overruns"] = bridge.conn.window.overruns
-    if bridge.buffer is not None:
-        s = bridge.buffer.stats
+    out: dict[str, Any] = {"connected": bool(conn and conn.connected)}
+    out.update(counters)
+    if conn is not None and conn.window is not None:
+        out["receive_maximum_overruns"] = conn.window.overruns
+    if buffer is not None:
+        s = buffer.stats
         out["buffer"] = {
             "entries": s.entries,
             "bytes": s.bytes,
@@ -45,12 +57,12 @@ def bridge_stats(bridge: MqttBridge) -> dict[str, Any]:
             "dropped": s.dropped,
             "write_errors": s.write_errors,
         }
-    if bridge.outbox is not None:
-        out["inflight"] = bridge.outbox.inflight
-        out["broker_rejected"] = bridge.outbox.broker_rejected
-        out["telemetry_dropped"] = bridge.outbox.qos0_dropped
-        out["replayed"] = bridge.outbox.replayed
-    out["queue_depth"] = bridge.queue_depths()
+    if outbox is not None:
+        out["inflight"] = outbox.inflight
+        out["broker_rejected"] = outbox.broker_rejected
+        out["telemetry_dropped"] = outbox.qos0_dropped
+        out["replayed"] = outbox.replayed
+    out["queue_depth"] = dict(queue_depths)
     return out
 
 
@@ -71,8 +83,21 @@ def temperatures() -> dict[str, float]:
 
 
 class Telemetry:
-    def __init__(self, bridge: MqttBridge) -> None:
-        self.bridge = bridge
+    """Per-application latencies (``observe``) and the periodic document: ``stats()`` gives
+    the bridge's figures, ``service`` the service's; ``run(outbox)`` publishes."""
+
+    def __init__(
+        self,
+        settings: MqttSettings,
+        topic: str,
+        *,
+        stats: Callable[[], dict[str, Any]],
+        service: StatsSnapshot,
+    ) -> None:
+        self._settings = settings
+        self._topic = topic
+        self._stats = stats
+        self._service = service
         self._latencies: dict[str, deque[float]] = {}
         self._counts: dict[str, int] = {}
         self._last: tuple[float, dict[str, int]] = (time.monotonic(), {})
@@ -98,34 +123,29 @@ class Telemetry:
         self._last = (now, dict(self._counts))
         doc: dict[str, Any] = {
             "time": time.time(),
-            "node": self.bridge.settings.node,
-            "mqtt": self.bridge.stats(),
+            "node": self._settings.node,
+            "mqtt": self._stats(),
             "applications": apps,
             "temperatures_c": temperatures() if temperatures_c is None else temperatures_c,
+            "service": self._service.snapshot(),
         }
-        stats = getattr(self.bridge.service, "stats", None)
-        if stats is not None and hasattr(stats, "snapshot"):
-            doc["service"] = stats.snapshot()
         return doc
 
-    async def run(self) -> None:
-        interval = self.bridge.settings.telemetry_interval_s
+    async def run(self, outbox: Outbox) -> None:
+        interval = self._settings.telemetry_interval_s
         while True:
             await asyncio.sleep(interval)
             try:
                 # Reading hwmon sensors can take tens of milliseconds: not on the loop.
-                self.publish(await asyncio.to_thread(temperatures))
+                self.publish(outbox, await asyncio.to_thread(temperatures))
             except Exception:  # telemetry must never take the bridge down
                 log.exception("mqtt: telemetry failed")
 
-    def publish(self, temperatures_c: dict[str, float] | None = None) -> None:
-        outbox = self.bridge.outbox
-        if outbox is None:
-            return
+    def publish(self, outbox: Outbox, temperatures_c: dict[str, float] | None = None) -> None:
         body = orjson.dumps(self.document(temperatures_c), option=orjson.OPT_NON_STR_KEYS)
-        expiry = max(1, int(self.bridge.settings.telemetry_interval_s * 2))
+        expiry = max(1, int(self._settings.telemetry_interval_s * 2))
         outbox.send(
-            self.bridge.topics.telemetry,
+            self._topic,
             body,
             qos=0,
             properties={"message_expiry": expiry, "content_type": "application/json"},
@@ -138,45 +158,52 @@ _COUNTERS = (
 )  # fmt: skip
 
 
-def prometheus_text(stats: dict[str, Any]) -> str:
-    """The bridge's figures as Prometheus text families (for /metrics via the daemon)."""
-    out = [
-        "# HELP headframe_mqtt_connected 1 while connected to the broker.",
-        "# TYPE headframe_mqtt_connected gauge",
-        f"headframe_mqtt_connected {int(bool(stats.get('connected')))}",
-        "# HELP headframe_mqtt_messages_total MQTT requests and replies by outcome.",
-        "# TYPE headframe_mqtt_messages_total counter",
-    ]
-    out += [f'headframe_mqtt_messages_total{{kind="{k}"}} {stats.get(k, 0)}' for k in _COUNTERS]
+def metric_families(stats: dict[str, Any]) -> list[Metric]:
+    """The bridge's figures as Prometheus families (for /metrics via the daemon)."""
     buf = stats.get("buffer") or {}
-    for name, key, help_ in (
-        ("buffer_entries", "entries", "Replies waiting in the store-and-forward buffer."),
-        ("buffer_bytes", "bytes", "Bytes held by the store-and-forward buffer."),
-        ("buffer_max_bytes", "max_bytes", "The buffer's bound in bytes."),
-        ("inflight", None, "Replies handed to the broker and not yet acknowledged."),
-    ):
-        value = buf.get(key, 0) if key else stats.get("inflight", 0)
-        out += [
-            f"# HELP headframe_mqtt_{name} {help_}",
-            f"# TYPE headframe_mqtt_{name} gauge",
-            f"headframe_mqtt_{name} {value}",
-        ]
-    out += [
-        "# HELP headframe_mqtt_buffer_dropped_total Replies dropped from the buffer, by reason.",
-        "# TYPE headframe_mqtt_buffer_dropped_total counter",
-        f'headframe_mqtt_buffer_dropped_total{{reason="full"}} {buf.get("dropped_full", 0)}',
-        f'headframe_mqtt_buffer_dropped_total{{reason="age"}} {buf.get("dropped_age", 0)}',
-        f'headframe_mqtt_buffer_dropped_total{{reason="rejected"}} {buf.get("rejected", 0)}',
-        "# HELP headframe_mqtt_buffer_write_errors_total Replies sent but not stored: the "
-        "disk refused the write.",
-        "# TYPE headframe_mqtt_buffer_write_errors_total counter",
-        f"headframe_mqtt_buffer_write_errors_total {buf.get('write_errors', 0)}",
-        "# HELP headframe_mqtt_broker_rejected_total Replies the broker refused (ACL, quota).",
-        "# TYPE headframe_mqtt_broker_rejected_total counter",
-        f"headframe_mqtt_broker_rejected_total {stats.get('broker_rejected', 0)}",
-        "# HELP headframe_mqtt_queue_depth Requests waiting per application.",
-        "# TYPE headframe_mqtt_queue_depth gauge",
-    ]
-    for app, depth in sorted((stats.get("queue_depth") or {}).items()):
-        out.append(f'headframe_mqtt_queue_depth{{app="{app}"}} {depth}')
-    return "\n".join(out) + "\n"
+    messages = CounterMetricFamily(
+        "headframe_mqtt_messages", "MQTT requests and replies by outcome.", labels=["kind"]
+    )
+    for kind in _COUNTERS:
+        messages.add_metric([kind], stats.get(kind, 0))
+    dropped = CounterMetricFamily(
+        "headframe_mqtt_buffer_dropped", "Replies dropped from the buffer, by reason.",
+        labels=["reason"],
+    )  # fmt: skip
+    for reason, key in (("full", "dropped_full"), ("age", "dropped_age"), ("rejected", "rejected")):
+        dropped.add_metric([reason], buf.get(key, 0))
+    depth = GaugeMetricFamily(
+        "headframe_mqtt_queue_depth", "Requests waiting per application.", labels=["app"]
+    )
+    for app, d in sorted((stats.get("queue_depth") or {}).items()):
+        depth.add_metric([app], d)
+    return [
+        GaugeMetricFamily(
+            "headframe_mqtt_connected", "1 while connected to the broker.",
+            value=int(bool(stats.get("connected"))),
+        ),
+        messages,
+        *(
+            GaugeMetricFamily(f"headframe_mqtt_{name}", help_, value=value)
+            for name, help_, value in (
+                ("buffer_entries", "Replies waiting in the store-and-forward buffer.",
+                 buf.get("entries", 0)),
+                ("buffer_bytes", "Bytes held by the store-and-forward buffer.",
+                 buf.get("bytes", 0)),
+                ("buffer_max_bytes", "The buffer's bound in bytes.", buf.get("max_bytes", 0)),
+                ("inflight", "Replies handed to the broker and not yet acknowledged.",
+                 stats.get("inflight", 0)),
+            )
+        ),
+        dropped,
+        CounterMetricFamily(
+            "headframe_mqtt_buffer_write_errors",
+            "Replies sent but not stored: the disk refused the write.",
+            value=buf.get("write_errors", 0),
+        ),
+        CounterMetricFamily(
+            "headframe_mqtt_broker_rejected", "Replies the broker refused (ACL, quota).",
+            value=stats.get("broker_rejected", 0),
+        ),
+        depth,
+    ]  # fmt: skip

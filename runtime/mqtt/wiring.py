@@ -1,10 +1,12 @@
-"""How the daemon plugs the bridge in: ``attach_bridge`` builds it from the settings and
-hooks its figures into the HTTP side (the /status section and /metrics families).
+"""How the daemon builds the bridge: ``attach_bridge`` makes it from the settings, with
+the retained ``info`` document reading the box's description.
 
 The daemon (the one composition root) calls, after the hardware probe::
 
-    bridge = attach_bridge(settings, service, context, fleet=fleet_runner_or_None)
+    bridge = attach_bridge(settings, service, lambda: context.box)
     if bridge is not None:
+        context.add_section("mqtt", bridge.stats)            # /status and the page
+        context.add_metrics("mqtt", bridge.metric_families)  # /metrics
         bridge.start()          # returns at once; an absent broker is retried
     ...
     await bridge.stop()         # before service.close(): "offline", replies stay buffered
@@ -12,70 +14,62 @@ The daemon (the one composition root) calls, after the hardware probe::
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from runtime.config import Settings
+from runtime.description import BoxDescription
 from runtime.mqtt.bridge import MqttBridge
+from runtime.mqtt.ports import MqttService
 
 _HARDWARE_KEYS = ("cpu", "memory", "accelerators", "board", "thermal", "runtimes")
-GIL_SWITCH_S = 0.0005
 
 
-def tune_interpreter() -> None:
-    """A shorter GIL switch interval (0.5 ms instead of CPython's 5 ms), so the event loop
-    and the model's worker thread hand over quickly. It was worth 25 % of MQTT throughput
-    when paho ran on its own network thread (four threads per request); with paho on the
-    event loop (two) 5, 0.5 and 0.1 ms measured within noise of each other (bench/README.md,
-    "MQTT"), so this only guards against a slow hand-off on a busier box."""
-    if sys.getswitchinterval() > GIL_SWITCH_S:
-        sys.setswitchinterval(GIL_SWITCH_S)
-
-
-def info_from(context: Any) -> Callable[[], dict[str, Any]]:
-    """The hardware and profile part of the retained info topic, from the daemon's
-    ServerContext (report, match, profile, hostname); read at every publish."""
+def info_from(
+    box: Callable[[], BoxDescription], sections: Mapping[str, Callable[[], Any]] | None = None
+) -> Callable[[], dict[str, Any]]:
+    """The hardware and profile part of the retained info topic, from the box's
+    description, and the ``sections`` the daemon adds (the box policy, calibration);
+    read at every publish."""
+    sections = dict(sections or {})
 
     def info() -> dict[str, Any]:
-        doc: dict[str, Any] = {"hostname": getattr(context, "hostname", None)}
-        report = getattr(context, "report", None)
-        if report is not None and hasattr(report, "to_dict"):
-            data = report.to_dict()
+        desc = box()
+        doc: dict[str, Any] = {"hostname": desc.hostname}
+        if desc.report is not None:
+            data = desc.report.to_dict()
             doc["hardware"] = {k: data[k] for k in _HARDWARE_KEYS if k in data}
-        profile = getattr(context, "profile", None)
-        if profile is not None:
-            doc["profile"] = getattr(profile, "name", str(profile))
-        match = getattr(context, "match", None)
-        if match is not None:
-            doc["profile_reasons"] = list(getattr(match, "reasons", []))
-        sections = getattr(context, "sections", None) or {}
-        for name in ("box", "calibration"):  # the policy in force; what was measured, when
-            if name in sections:
-                doc[name] = sections[name]()
+        if desc.match is not None:
+            doc["profile"] = desc.match.profile.name
+            doc["profile_reasons"] = list(desc.match.reasons)
+        for name, section in sections.items():  # the box policy in force; what was measured
+            doc[name] = section()
         return doc
 
     return info
 
 
 def attach_bridge(
-    settings: Settings, service: Any, context: Any, *, fleet: Any = None
+    settings: Settings,
+    service: MqttService,
+    box: Callable[[], BoxDescription] = BoxDescription,
+    *,
+    fleet: Any = None,
+    fast_path: bool | None = None,
+    info_sections: Mapping[str, Callable[[], Any]] | None = None,
 ) -> MqttBridge | None:
-    """The bridge when ``[mqtt]`` is configured, else None. Adds an "mqtt" section to
-    /status and the headframe_mqtt_* families to /metrics; with a fleet runner, the
+    """The bridge when ``[mqtt]`` is configured, else None. ``fast_path``: the daemon's
+    start-up check of paho (runtime.mqtt.paho_compat.start_up). With a fleet runner, the
     ``update-now`` command nudges it."""
     if settings.mqtt is None:
         return None
     bridge = MqttBridge(
-        settings.mqtt, service, info=info_from(context), state_dir=settings.paths.state_dir
+        settings.mqtt,
+        service,
+        info=info_from(box, info_sections),
+        state_dir=settings.paths.state_dir,
+        fast_path=fast_path,
     )
-    sections = getattr(context, "sections", None)
-    if isinstance(sections, dict):
-        sections["mqtt"] = bridge.stats
-    metrics = getattr(context, "metrics", None)
-    if isinstance(metrics, list):
-        metrics.append(bridge.metrics_text)
-    tune_interpreter()
     if fleet is not None:
 
         async def update_now(body: dict[str, Any]) -> Any:

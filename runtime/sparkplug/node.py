@@ -38,6 +38,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from runtime.config import SparkplugSettings
 from runtime.sparkplug import payload as sp
@@ -390,15 +391,18 @@ class EdgeNode:
             "counters": dict(self.counters),
         }
 
-    def metrics_text(self) -> str:
-        lines = [
-            "# HELP headframe_sparkplug_online 1 while the edge node is born (NBIRTH sent)",
-            "# TYPE headframe_sparkplug_online gauge",
-            f"headframe_sparkplug_online {int(self.born)}",
-            "# HELP headframe_sparkplug_messages_total Sparkplug messages published and "
-            "commands received, by kind",
-            "# TYPE headframe_sparkplug_messages_total counter",
-        ]
+    def metric_families(self) -> list[Metric]:
+        """Prometheus families for /metrics (the daemon registers this source)."""
+        messages = CounterMetricFamily(
+            "headframe_sparkplug_messages",
+            "Sparkplug messages published and commands received, by kind.",
+            labels=["kind"],
+        )
         for kind, n in sorted(self.counters.items()):
-            lines.append(f'headframe_sparkplug_messages_total{{kind="{kind}"}} {n}')
-        return "\n".join(lines) + "\n"
+            messages.add_metric([kind], n)
+        online = GaugeMetricFamily(
+            "headframe_sparkplug_online",
+            "1 while the edge node is born (NBIRTH sent).",
+            value=int(self.born),
+        )
+        return [online, messages]

@@ -1,10 +1,13 @@
 """How the daemon plugs the edge node in: the metrics it reports, read from what the
-daemon hands over (a slots view, a stats snapshot, the profile), and ``attach_sparkplug``.
+daemon hands over (a slots view, a stats snapshot, the box's description for the
+profile), and ``attach_sparkplug``.
 
 The daemon calls, after the hardware probe::
 
-    node = attach_sparkplug(settings, service, context, select=select)
+    node = attach_sparkplug(settings, service, lambda: context.box, select=select)
     if node is not None:
+        context.add_section("sparkplug", node.status)            # /status and the page
+        context.add_metrics("sparkplug", node.metric_families)   # /metrics
         node.start()           # returns at once; an absent broker is retried
     ...
     await node.stop()          # NDEATH, then disconnect
@@ -19,6 +22,7 @@ from typing import Any
 
 from runtime import __version__
 from runtime.config import MqttCommands, Settings
+from runtime.description import BoxDescription
 from runtime.sparkplug import payload as sp
 from runtime.sparkplug.commands import Control, Selector
 from runtime.sparkplug.node import EdgeNode
@@ -98,14 +102,16 @@ class ServiceMetrics:
 def attach_sparkplug(
     settings: Settings,
     service: Any,
-    context: Any,
+    box: Callable[[], BoxDescription],
     *,
     select: Selector,
     last_result: Callable[[str], str | None] | None = None,
     controls: Mapping[str, Control] | None = None,
 ) -> EdgeNode | None:
-    """The edge node when ``[sparkplug] enabled``, else None; adds a "sparkplug" section
-    to /status and the headframe_sparkplug_* families to /metrics. The broker and
+    """The edge node when ``[sparkplug] enabled``, else None. ``box`` gives the box's
+    description (its profile is the node's ``Properties/Profile``); the daemon registers
+    the node's ``status`` ("sparkplug" on /status) and ``metric_families``
+    (headframe_sparkplug_* on /metrics). The broker and
     credentials default to ``[mqtt]``'s; DCMD obeys ``mqtt.commands.select``, each of
     ``controls`` (``Node Control/...`` name -> switch and action) its own switch."""
     spb = settings.sparkplug
@@ -128,7 +134,7 @@ def attach_sparkplug(
     source = ServiceMetrics(
         slots=service.slots,
         stats=service.stats.snapshot,
-        profile=lambda: getattr(getattr(context, "profile", None), "name", None),
+        profile=lambda: _profile_name(box()),
         last_result=last_result,
         temperatures=temperatures,
     )
@@ -145,10 +151,10 @@ def attach_sparkplug(
         controls=controls,
         state_dir=settings.paths.state_dir,
     )
-    sections = getattr(context, "sections", None)
-    if isinstance(sections, dict):
-        sections["sparkplug"] = node.status
-    metrics = getattr(context, "metrics", None)
-    if isinstance(metrics, list):
-        metrics.append(node.metrics_text)
     return node
+
+
+def _profile_name(box: BoxDescription) -> str | None:
+    """The profile in force, None before the probe (the metric is then sent as null)."""
+    profile = box.profile
+    return profile.name if profile is not None else None

@@ -8,8 +8,10 @@ the model's worker, never on paho's thread.
 
 The daemon calls, once the applications are loaded::
 
-    streams = attach_streams(settings, service, context, refuse=bridge.reply_topics.refuse)
+    streams = attach_streams(settings, service, refuse=bridge.reply_topics.refuse)
     if streams is not None:
+        context.add_section("streams", streams.status)
+        context.add_metrics("streams", streams.metric_families)
         streams.start()
     ...
     await streams.stop()
@@ -27,6 +29,7 @@ from typing import Any
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from runtime.config import Settings
 from runtime.streams.binding import Binding
@@ -139,37 +142,37 @@ class StreamsRunner:
             "streams": {b.settings.name: b.status(now) for b in self.bindings},
         }
 
-    def metrics_text(self) -> str:
-        lines = [
-            "# HELP headframe_stream_events_total Stream binding events: samples, windows, "
-            "results, alerts, bad samples by kind, errors",
-            "# TYPE headframe_stream_events_total counter",
-        ]
-        gauge = [
-            "# HELP headframe_stream_stalled 1 while a stream has had no sample for stall_after_s",
-            "# TYPE headframe_stream_stalled gauge",
-        ]
+    def metric_families(self) -> list[Metric]:
+        """Prometheus families for /metrics (the daemon registers this source)."""
+        events = CounterMetricFamily(
+            "headframe_stream_events",
+            "Stream binding events: samples, windows, results, alerts, bad samples by kind, "
+            "errors.",
+            labels=["stream", "kind"],
+        )
+        stalled = GaugeMetricFamily(
+            "headframe_stream_stalled",
+            "1 while a stream has had no sample for stall_after_s.",
+            labels=["stream"],
+        )
         now = time.time()
         for b in self.bindings:
             st = b.status(now)
             for kind, n in sorted(st["counters"].items()):
-                lines.append(
-                    f'headframe_stream_events_total{{stream="{b.settings.name}",kind="{kind}"}} {n}'
-                )
-            gauge.append(f'headframe_stream_stalled{{stream="{b.settings.name}"}} '
-                         f"{int(st['stalled'])}")  # fmt: skip
-        return "\n".join(lines + gauge) + "\n"
+                events.add_metric([b.settings.name, kind], n)
+            stalled.add_metric([b.settings.name], int(st["stalled"]))
+        return [events, stalled]
 
 
 def attach_streams(
     settings: Settings,
     service: Any,
-    context: Any,
     *,
     refuse: Callable[[str], None] | None = None,
 ) -> StreamsRunner | None:
     """The runner when ``[[streams]]`` are configured (on ``[mqtt]``'s broker), else None.
-    Adds a "streams" section to /status and headframe_stream_* to /metrics; ``refuse``
+    The daemon registers its ``status`` (the "streams" section of /status) and its
+    ``metric_families`` (headframe_stream_* on /metrics); ``refuse``
     (the bridge's Response Topic policy) is given every result and alert topic, so no
     request can be answered onto a binding's topic."""
     if not settings.streams or settings.mqtt is None:
@@ -203,11 +206,5 @@ def attach_streams(
             refuse(s.publish)
             if s.alert is not None:
                 refuse(s.alert.topic)
-    sections = getattr(context, "sections", None)
-    if isinstance(sections, dict):
-        sections["streams"] = runner.status
-    metrics = getattr(context, "metrics", None)
-    if isinstance(metrics, list):
-        metrics.append(runner.metrics_text)
     log.info("streams: %s", ", ".join(f"{s.name} -> {s.app}" for s in settings.streams))
     return runner

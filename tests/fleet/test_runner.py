@@ -18,6 +18,7 @@ from runtime.fleet.runner import FleetRunner
 from runtime.fleet.wiring import build_agent
 from runtime.service import InferenceService
 from tests.fleet.conftest import DEMO_APP, make_version, write_box_config
+from tests.support.prometheus import prometheus_text
 from tests.support.static_server import StaticServer
 
 
@@ -59,7 +60,7 @@ def test_runner_installs_updates_and_follows_a_shell_rollback(
         await _until(lambda: runner.status()["apps"][DEMO_APP]["stage"] == "active", 30)
         status = runner.status()
         assert status["apps"][DEMO_APP]["previous"] == "1.0.0"
-        metrics = runner.metrics_text()
+        metrics = prometheus_text(runner.metric_families)
         assert f'headframe_fleet_stage{{app="{DEMO_APP}",stage="active"}} 1' in metrics
         assert "headframe_fleet_check_ok 1" in metrics
 
@@ -95,7 +96,8 @@ def test_update_over_http_under_load_with_status_page_and_metrics(
     import httpx
     import numpy as np
 
-    from runtime.api.app import ServerContext, create_app
+    from runtime.api.app import create_app
+    from runtime.api.context import ServerContext
     from tests.support.http_server import running_server
 
     demo_pkg = demo_store / DEMO_APP / "1.0.0"
@@ -113,7 +115,9 @@ def test_update_over_http_under_load_with_status_page_and_metrics(
         service = InferenceService(agent.loader, queue_size=256)  # type: ignore[arg-type]
         await service.add(store.load(DEMO_APP))
         runner = FleetRunner(agent, service, reconcile_s=0.2)
-        context = ServerContext(sections={"fleet": runner.status}, metrics=[runner.metrics_text])
+        context = ServerContext()
+        context.add_section("fleet", runner.status)
+        context.add_metrics("fleet", runner.metric_families)
         task = asyncio.get_running_loop().create_task(runner.run())
         return create_app(service, settings=settings, context=context), (runner, service, task)
 

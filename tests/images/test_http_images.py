@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 import tritonclient.http as triton
 
-from runtime.api.app import ServerContext, create_app
+from runtime.api.app import create_app
+from runtime.api.context import ServerContext
 from runtime.catalog import Store
 from runtime.config import ApiSettings, Settings
 from runtime.demo.pictures import IMAGE_CONTRACT

@@ -20,6 +20,7 @@ from runtime.catalog import ModelPackage
 from tests.support.mosquitto import Mosquitto
 from tests.support.mqtt_bridge import BridgeHarness, infer_body, site_settings, write_slow_package
 from tests.support.mqtt_client import Requester
+from tests.support.prometheus import prometheus_text
 
 pytestmark = pytest.mark.mqtt
 PREFIX = "headframe/mine/n1"
@@ -188,7 +189,7 @@ def test_metrics_text_is_valid_prometheus(broker: Mosquitto, harness: BridgeHarn
         r.request(f"{PREFIX}/models/part-id-reader/infer", infer_body(), correlation=b"m")
         assert r.wait_for(lambda r: r.by_corr.get(b"m"))
     assert harness.bridge is not None
-    text = harness.run(harness.bridge.metrics_text)
+    text = harness.run(lambda: prometheus_text(harness.bridge.metric_families))
     families = {f.name: f for f in text_string_to_metric_families(text)}
     assert families["headframe_mqtt_connected"].samples[0].value == 1
     replies = [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -77,3 +78,64 @@ def test_chat_round_trip_streamed_and_not(broker: Mosquitto, harness: BridgeHarn
 
     assert r.replies(b"bad")[0]["error"]["code"] == "invalid_input"
     assert r.replies(b"x")[0]["status"] == "error"  # a text app has no tensor endpoint
+
+
+def test_info_names_only_the_topics_each_application_answers_and_chat_fingerprint_matches_http(
+    broker: Mosquitto, tmp_path: Path
+) -> None:
+    """Issue 15 item 6: a tensor app lists no chat topic, a text app no infer topic; MQTT
+    chat's system_fingerprint is the one HTTP's /v1/chat/completions gives."""
+    import json
+
+    import httpx
+
+    from runtime.api.app import create_app
+    from runtime.config import Settings
+    from runtime.service import InferenceService
+    from tests.support.http_server import running_server
+    from tests.support.loaders import ort_loader
+    from tests.support.serving_models import write_linear_package
+    from tests.support.text_models import write_text_package
+
+    store = tmp_path / "store"
+    text = write_text_package(store, variants=(("tiny-f32", "tiny", "f32"),))
+    tensor = write_linear_package(store)
+    prefix = "headframe/mine/n1"
+    info_topic = f"{prefix}/info"
+    with BridgeHarness(site_settings(broker), [text, tensor], tmp_path / "state") as h:
+        assert h.wait_connected()
+        with Requester(broker.host, broker.port, subscribe=[info_topic]) as r:
+
+            def info(r: Requester) -> dict[str, Any] | None:
+                msgs = r.on_topic(info_topic)
+                doc = json.loads(msgs[-1].payload) if msgs else None
+                return doc if doc and len(doc["applications"]) == 2 else None
+
+            assert r.wait_for(info)
+            topics = {a["app"]: a["topics"] for a in info(r)["applications"]}  # type: ignore[index]
+            r.request(CHAT, _chat(False), correlation=b"fp")
+            assert r.wait_for(lambda r: r.replies(b"fp"), timeout=60)
+            mqtt_reply = r.replies(b"fp")[0]
+    assert topics["assistant"] == {"chat": CHAT, "result": f"{prefix}/models/assistant/result"}
+    reader = f"{prefix}/models/part-id-reader"
+    assert topics["part-id-reader"] == {"infer": f"{reader}/infer", "result": f"{reader}/result"}
+
+    settings = Settings(paths={"state_dir": tmp_path / "http-state", "cache_dir": tmp_path / "c"})
+
+    async def build() -> tuple[Any, InferenceService]:
+        service = InferenceService(ort_loader)
+        await service.add(text)
+        return create_app(service, settings=settings), service
+
+    async def close(service: InferenceService) -> None:
+        await service.close()
+
+    with running_server(build, close=close) as server:
+        http = httpx.post(
+            f"{server.url}/v1/chat/completions",
+            json={"model": "assistant", **_chat(False)},
+            timeout=60,
+        ).json()
+    assert mqtt_reply["status"] == "ok"
+    fingerprint = mqtt_reply["data"]["system_fingerprint"]
+    assert fingerprint and fingerprint == http["system_fingerprint"]

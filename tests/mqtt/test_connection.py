@@ -19,7 +19,8 @@ import paho.mqtt.client as paho
 import pytest
 
 from runtime.config import MqttSettings
-from runtime.mqtt.connection import MqttConnection, backoff_delays
+from runtime.mqtt.connection import MqttConnection
+from runtime.retry import backoff_delays
 from tests.support.certs import CertAuthority
 from tests.support.loop_thread import LoopThread
 from tests.support.mosquitto import Mosquitto, TlsFiles
@@ -222,11 +223,15 @@ def test_a_frozen_broker_is_noticed_by_keepalive_and_left(
         conn.stop()
 
 
-def test_stop_during_the_handshake_closes_at_once_and_stays_closed(loop: LoopThread) -> None:
+@pytest.mark.parametrize("fast", [True, False], ids=["fast-path", "paho-own-paths"])
+def test_stop_during_the_handshake_closes_at_once_and_stays_closed(
+    loop: LoopThread, fast: bool
+) -> None:
     # A "broker" that accepts TCP and never answers CONNECT.
     server = socket.create_server(("127.0.0.1", 0))
     port = server.getsockname()[1]
-    conn = _conn(loop, MqttSettings(host="127.0.0.1", port=port, node="n1"))
+    settings = MqttSettings(host="127.0.0.1", port=port, node="n1", paho_fast_path=fast)
+    conn = _conn(loop, settings)
     conn.start()
     try:
         server.settimeout(5)

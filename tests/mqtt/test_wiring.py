@@ -9,7 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from runtime.api.app import ServerContext, create_app
+from runtime.api.app import create_app
+from runtime.api.context import ServerContext
 from runtime.config import Settings
 from runtime.mqtt.wiring import attach_bridge
 from runtime.service import InferenceService
@@ -24,7 +25,7 @@ pytestmark = pytest.mark.mqtt
 
 def test_no_mqtt_section_no_bridge(tmp_path: Path) -> None:
     settings = Settings(paths={"state_dir": tmp_path})
-    assert attach_bridge(settings, object(), ServerContext()) is None
+    assert attach_bridge(settings, object()) is None
 
 
 def test_http_serves_while_the_broker_is_absent_then_mqtt_joins(
@@ -36,14 +37,16 @@ def test_http_serves_while_the_broker_is_absent_then_mqtt_joins(
         paths={"state_dir": tmp_path / "state"},
         mqtt={"host": broker.host, "port": broker.port, "site": "s", "node": "n"},
     )
-    context = ServerContext(profile=None)
+    context = ServerContext()
     holder: dict[str, Any] = {}
 
     async def build() -> tuple[Any, Any]:
         service = InferenceService(ort_loader)
         await service.add(pkg)
-        bridge = attach_bridge(settings, service, context)
+        bridge = attach_bridge(settings, service, lambda: context.box)
         assert bridge is not None
+        context.add_section("mqtt", bridge.stats)  # as the daemon registers it
+        context.add_metrics("mqtt", bridge.metric_families)
         bridge.start()
         holder["bridge"] = bridge
         return create_app(service, settings=settings, context=context), service

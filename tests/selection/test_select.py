@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 
 from runtime.hardware.report import RuntimeInfo
-from runtime.selection import Policy, Resources, human_bytes, resources_for, select
+from runtime.selection import Policy, Resources, resources_for, select
+from runtime.units import human_bytes
 from tests.support.synthetic import (
     GB,
     MB,
@@ -102,7 +103,7 @@ def test_peak_memory_over_the_budget_is_rejected_with_the_numbers():
     sel = _select(variants, memory=1 * GB)
     assert sel.chosen.variant.variant == "pruned"
     assert _reasons(sel)["fp32"] == (
-        "peak memory 812 MB exceeds the budget 500 MB (50% of 1.0 GB RAM)"
+        "peak memory 774 MiB exceeds the budget 477 MiB (50% of 954 MiB RAM)"
     )
     assert sel.budget_bytes == 500 * MB
 
@@ -297,7 +298,7 @@ def test_to_dict_is_the_json_models_select_prints():
         {
             "variant": "huge",
             "bytes": 900 * MB,
-            "reason": "peak memory 5.0 GB exceeds the budget 1.0 GB (50% of 2.0 GB RAM)",
+            "reason": "peak memory 4.7 GiB exceeds the budget 954 MiB (50% of 1.9 GiB RAM)",
         }
     ]
     assert [r["variant"] for r in data["ranked"]] == ["int8"]
@@ -313,12 +314,13 @@ def test_resources_come_from_ram_vram_or_the_override():
     assert resources_for(make_profile(), report, 512 * MB) == Resources(512 * MB, "--memory-bytes")
 
 
-def test_human_bytes_reads_naturally():
-    assert [human_bytes(n) for n in (512, 2_500, 81_234, 812 * MB, 1 * GB, 24 * GB)] == [
+def test_human_bytes_reads_naturally_in_binary_units():
+    sizes = (512, 2_560, 81 * 2**10, 812 * 2**20, 2**30, 24 * 2**30)
+    assert [human_bytes(n) for n in sizes] == [
         "512 B",
-        "2.5 KB",
-        "81 KB",
-        "812 MB",
-        "1.0 GB",
-        "24 GB",
+        "2.5 KiB",
+        "81 KiB",
+        "812 MiB",
+        "1.0 GiB",
+        "24 GiB",
     ]

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from runtime.catalog import Store, VariantMeta
 from runtime.cli import app
-from runtime.selection import human_bytes
+from runtime.units import human_bytes
 
 pytestmark = pytest.mark.slow  # builds the demo catalog once per session
 
@@ -110,8 +110,8 @@ def test_little_memory_with_a_tight_floor_picks_differently_again(demo_store) ->
     for m in candidates:
         if m.peak_memory_bytes > budget:
             assert _reasons(tight)[m.variant] == (
-                f"peak memory {human_bytes(m.peak_memory_bytes)} exceeds the budget 20 MB "
-                "(50% of 40 MB --memory-bytes)"
+                f"peak memory {human_bytes(m.peak_memory_bytes)} exceeds the budget "
+                f"{human_bytes(budget)} (50% of {human_bytes(40_000_000)} --memory-bytes)"
             )
     # the OpenVINO IR's peak follows from its bytes, not from this CPU: it never fits
     assert measured["pruned50-openvino-fp16"].peak_memory_bytes > budget
@@ -130,7 +130,7 @@ def test_a_fixture_host_with_too_little_memory_runs_nothing_and_exits_3(demo_sto
     assert data["chosen"] is None
     assert data["profile"] == "raspberry-pi"
     assert len(data["rejected"]) == 5
-    assert all("exceeds the budget 10 MB (35% of 30 MB" in r["reason"] for r in data["rejected"])
+    assert all("exceeds the budget 10 MiB (35% of 29 MiB" in r["reason"] for r in data["rejected"])
 
 
 def test_a_fixture_host_uses_its_own_runtimes(demo_store) -> None:

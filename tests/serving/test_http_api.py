@@ -15,7 +15,8 @@ import pytest
 import tritonclient.http as triton
 from prometheus_client.parser import text_string_to_metric_families
 
-from runtime.api.app import ServerContext, create_app
+from runtime.api.app import create_app
+from runtime.api.context import ServerContext
 from runtime.catalog import Store
 from runtime.config import ApiSettings, Settings
 from runtime.service import InferenceService
@@ -350,3 +351,27 @@ def test_request_timeout_answers_504_and_the_server_keeps_serving(store: Path, l
             return int(server.extra.queue_depths()[APP])
 
         assert server.call(depth) == 0
+
+
+def test_triton_client_lists_the_repository_with_states(store: Path, loader: Any) -> None:
+    async def build() -> tuple[Any, InferenceService]:
+        service = InferenceService(loader)
+        await service.add(Store(store).load(APP))
+        with pytest.raises(KeyError):
+            await service.add(Store(store).load("echo"), pin="no-such-variant")
+        return create_app(service, settings=_settings(), context=ServerContext()), service
+
+    async def close(service: InferenceService) -> None:
+        await service.close()
+
+    with running_server(build, close=close) as h:
+        client = triton.InferenceServerClient(f"127.0.0.1:{h.port}")
+        index = client.get_model_repository_index()  # POST /v2/repository/index, no body
+        with httpx.Client(base_url=h.url) as http:
+            ready = http.post("/v2/repository/index", json={"ready": True}).json()
+            bad = http.post("/v2/repository/index", content=b'{"ready": "yes"}')
+    assert [row["name"] for row in index] == ["echo", APP]  # sorted by name
+    assert index[1] == {"name": APP, "version": "1.0.0", "state": "READY"}
+    assert index[0]["state"] == "UNAVAILABLE" and "no-such-variant" in index[0]["reason"]
+    assert ready == [{"name": APP, "version": "1.0.0", "state": "READY"}]
+    assert bad.status_code == 400 and '"ready" is true or false' in bad.json()["error"]

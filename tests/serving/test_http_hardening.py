@@ -14,7 +14,8 @@ import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from runtime.api.app import ServerContext, create_app
+from runtime.api.app import create_app
+from runtime.api.context import ServerContext
 from runtime.catalog import Store
 from runtime.config import ApiSettings, Settings
 from runtime.service import UNKNOWN_APP, InferenceService

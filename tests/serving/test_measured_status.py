@@ -9,7 +9,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from runtime.api.app import ServerContext
+from runtime.description import BoxDescription
 from runtime.mqtt.wiring import info_from
 from tests.support import daemon_proc
 from tests.support.mosquitto import free_port
@@ -59,11 +59,9 @@ def test_status_metrics_show_the_measured_choice_and_a_restart_uses_the_cache(
 
 
 def test_mqtt_info_carries_the_box_policy_and_what_was_measured() -> None:
-    context = ServerContext(
-        sections={
-            "box": lambda: {"objective": "balanced"},
-            "calibration": lambda: {APP: {"at": 1.0}},
-        }
-    )
-    doc = info_from(context)()
+    sections = {
+        "box": lambda: {"objective": "balanced"},
+        "calibration": lambda: {APP: {"at": 1.0}},
+    }
+    doc = info_from(BoxDescription, sections)()
     assert doc["box"]["objective"] == "balanced" and doc["calibration"][APP]["at"] == 1.0

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from runtime.api.app import ServerContext, create_app
+from runtime.api.app import create_app
+from runtime.api.context import ServerContext
 from runtime.catalog import Store
 from runtime.config import Settings
 from runtime.service import InferenceService

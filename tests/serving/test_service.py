@@ -198,3 +198,22 @@ def test_mixed_datatypes_round_trip(store: Path, loader: Any) -> None:
     for name, value in inputs.items():
         assert out[f"{name}_out"].dtype == value.dtype
         assert out[f"{name}_out"].tolist() == value.tolist()
+
+
+def test_close_right_after_a_swap_waits_for_the_old_variant_and_unloads_it(
+    store: Path, loader: Any
+) -> None:
+    async def main() -> None:
+        service = InferenceService(loader, queue_size=8, workers=1)
+        first = await service.add(Store(store).load(APP), pin="large")
+        running = asyncio.create_task(service.infer(APP, {"pixels": _x(200_000)}))
+        while service.queue_depths()[APP] == 0:
+            await asyncio.sleep(0.001)
+        await service.swap(APP, pin="small")  # the old variant still has a request running
+        await service.close()
+        out = await running  # finished on the old variant, not cut off
+        assert out["probabilities"].shape == (200_000, 10)
+        with pytest.raises(InferenceFailed, match="no model loaded"):
+            first.loaded.backend.infer({"pixels": _x()})  # unloaded before close returned
+
+    asyncio.run(main())

@@ -11,9 +11,11 @@ from typing import Any
 import httpx
 import pytest
 
-from runtime.api.app import ServerContext, create_app
+from runtime.api.app import create_app
+from runtime.api.context import ServerContext
 from runtime.catalog import Store
 from runtime.config import Settings
+from runtime.description import BoxDescription
 from runtime.service import InferenceService
 from tests.support.http_server import running_server
 
@@ -25,7 +27,7 @@ def _build(store: Path, loader: Any) -> Any:
     async def build() -> tuple[Any, InferenceService]:
         service = InferenceService(loader)
         await service.add(Store(store).load(APP), pin="small")
-        context = ServerContext(hostname="pit-3-cabinet")
+        context = ServerContext(BoxDescription(hostname="pit-3-cabinet"))
         return create_app(service, settings=Settings(demo=False), context=context), service
 
     return build

@@ -16,6 +16,7 @@ from tests.sparkplug.host import Host
 from tests.support import daemon_proc
 from tests.support.mosquitto import Mosquitto, free_port
 from tests.support.mqtt_bridge import infer_body
+from tests.support.prometheus import scraped
 from tests.support.serving_models import write_linear_package
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.slow]
@@ -60,7 +61,8 @@ def test_devices_dcmd_variant_switch_and_ndeath_on_sigkill(
         assert metrics["Variant"].value == before["variant"]
         assert metrics["Requests"].value == 0
         nbirth = host.messages("NBIRTH")[0].payload
-        assert nbirth.by_name()["Properties/Profile"].value  # the matched profile
+        profile = httpx.get(f"{url}/status", timeout=5).json()["profile"]["name"]
+        assert nbirth.by_name()["Properties/Profile"].value == profile  # the box's description
 
         # requests served over HTTP show up as DDATA on the device (report by exception)
         r = httpx.post(f"{url}/v2/models/part-id-reader/infer", json=infer_body(), timeout=10)
@@ -81,8 +83,11 @@ def test_devices_dcmd_variant_switch_and_ndeath_on_sigkill(
         assert pin["variant"] == other and "by sparkplug" in pin["text"]
         assert status["sparkplug"]["state"] == "online"
         assert status["sparkplug"]["devices"] == ["part-id-reader", "second-app"]
-        text = httpx.get(f"{url}/metrics", timeout=5).text
-        assert "headframe_sparkplug_online 1" in text
+        metrics = scraped(httpx.get(f"{url}/metrics", timeout=5).text)
+        assert metrics["headframe_sparkplug_online"] == {(): 1.0}
+        sent_by_kind = metrics["headframe_sparkplug_messages_total"]
+        assert sent_by_kind[(("kind", "births"),)] == status["sparkplug"]["counters"]["births"]
+        assert sent_by_kind[(("kind", "dbirth"),)] >= 2
         assert "<h2>sparkplug</h2>" in httpx.get(f"{url}/", timeout=5).text  # the status page
 
         # an unknown variant is refused by the swap; the daemon keeps serving it as it was
@@ -90,6 +95,8 @@ def test_devices_dcmd_variant_switch_and_ndeath_on_sigkill(
                      device="part-id-reader")  # fmt: skip
         host.wait(lambda: httpx.get(f"{url}/status", timeout=5).json()["sparkplug"]["counters"]
                   ["command_errors"] == 1)  # fmt: skip
+        metrics = scraped(httpx.get(f"{url}/metrics", timeout=5).text)
+        assert metrics["headframe_sparkplug_messages_total"][(("kind", "command_errors"),)] == 1
         r = httpx.post(f"{url}/v2/models/part-id-reader/infer", json=infer_body(), timeout=10)
         assert r.status_code == 200
         pins = httpx.get(f"{url}/status", timeout=5).json()["box"]["pins"]

@@ -24,6 +24,7 @@ from paho.mqtt.properties import Properties
 from tests.sparkplug.host import Host
 from tests.support import daemon_proc
 from tests.support.mosquitto import Mosquitto, free_port
+from tests.support.prometheus import scraped
 from tests.support.stream_models import write_peak_package
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.slow]
@@ -157,7 +158,11 @@ def test_stream_binding_results_alerts_bad_samples_and_broker_restart(
         assert status["counters"]["results"] == 8
         assert status["stalled"] is False
         assert status["alert"] == "off"
-        assert "headframe_stream_events_total" in httpx.get(f"{url}/metrics", timeout=5).text
+        metrics = scraped(httpx.get(f"{url}/metrics", timeout=5).text)
+        events = metrics["headframe_stream_events_total"]
+        assert events[(("kind", "results"), ("stream", "pump3"))] == 8
+        assert events[(("kind", "non_numeric"), ("stream", "pump3"))] == 4
+        assert metrics["headframe_stream_stalled"][(("stream", "pump3"),)] == 0
         page = httpx.get(f"{url}/", timeout=5).text
         assert "<h2>streams</h2>" in page and "pump3" in page
 
@@ -169,6 +174,11 @@ def test_stream_binding_results_alerts_bad_samples_and_broker_restart(
             return values[-1] if values else None
 
         assert scada.wait(lambda: (last_result() or "").startswith("pump3 #8:"))
+        # both rooms registered with the daemon: /status sections and /metrics families
+        sections = httpx.get(f"{url}/status", timeout=5).json().keys()
+        assert {"streams", "sparkplug", "mqtt"} <= sections
+        metrics = scraped(httpx.get(f"{url}/metrics", timeout=5).text)
+        assert metrics["headframe_sparkplug_online"] == {(): 1.0}
 
         # nobody can have the bridge answer onto a binding's result topic
         body = {"inputs": [{"name": "samples", "datatype": "FP32", "shape": [1, SIZE],
@@ -199,10 +209,8 @@ def test_stream_binding_results_alerts_bad_samples_and_broker_restart(
         assert [d["window"]["number"] for d in listener.on(RESULT)] == [9, 10]
         # the sensor falls silent: /status says the stream stalled
         _wait(lambda: stream()["streams"]["pump3"]["stalled"], timeout=10)
-        assert (
-            'headframe_stream_stalled{stream="pump3"} 1'
-            in httpx.get(f"{url}/metrics", timeout=5).text
-        )
+        metrics = scraped(httpx.get(f"{url}/metrics", timeout=5).text)
+        assert metrics["headframe_stream_stalled"][(("stream", "pump3"),)] == 1
         sensor.close()
     finally:
         listener.close()

@@ -17,7 +17,7 @@ from typing import Any
 from runtime.catalog import load_package
 from runtime.config import MqttSettings
 from runtime.mqtt.bridge import MqttBridge
-from runtime.mqtt.wiring import tune_interpreter
+from runtime.mqtt.paho_compat import start_up
 from runtime.service import InferenceService
 from tests.support.loaders import ort_loader
 
@@ -27,7 +27,14 @@ async def main(
 ) -> None:
     service = InferenceService(ort_loader)
     await service.add(load_package(package_dir), pin)
-    bridge = MqttBridge(settings, service, info=lambda: {"profile": "test"}, state_dir=state_dir)
+    mode = start_up(settings)  # as the daemon does: the paho check, FastProperties
+    bridge = MqttBridge(
+        settings,
+        service,
+        info=lambda: {"profile": "test"},
+        state_dir=state_dir,
+        fast_path=mode.fast,
+    )
     bridge.start()
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
@@ -38,7 +45,6 @@ async def main(
 
 
 if __name__ == "__main__":
-    tune_interpreter()  # as attach_bridge does in the daemon
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     try:  # the daemon's loop: uvloop when installed (runtime.cli.serve_cmd)
         import uvloop

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import tomli_w
 from onnx import TensorProto, helper, numpy_helper
 
 from runtime.catalog import ModelPackage, load_package
@@ -81,40 +82,24 @@ def sha256_of(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _toml_value(v: object) -> str:
-    if isinstance(v, str):
-        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    return str(v)
-
-
 def write_variant(package_dir: Path, spec: VariantSpec) -> Path:
     """Write variants/<id>/model.onnx and its variant.toml with the real digest and size."""
     vdir = package_dir / "variants" / spec.variant
     model = write_mlp(vdir / "model.onnx", hidden=spec.hidden, seed=spec.seed)
     size = model.stat().st_size
-    lines = [
-        f"variant = {_toml_value(spec.variant)}",
-        'format = "onnx"',
-        f"precision = {_toml_value(spec.precision)}",
-        'entrypoint = "model.onnx"',
-        f"bytes = {size}",
-        f"peak_memory_bytes = {spec.peak_memory_bytes or 4 * size}",
-        'device_classes = ["cpu", "gpu", "npu"]',
-    ]
+    meta: dict[str, object] = {
+        "variant": spec.variant,
+        "format": "onnx",
+        "precision": spec.precision,
+        "entrypoint": "model.onnx",
+        "bytes": size,
+        "peak_memory_bytes": spec.peak_memory_bytes or 4 * size,
+        "device_classes": ["cpu", "gpu", "npu"],
+    }
     if spec.accuracy_bp is not None:
-        lines.append(f"accuracy_bp = {spec.accuracy_bp}")
-    lines += [
-        "",
-        "[[files]]",
-        'path = "model.onnx"',
-        f'sha256 = "{sha256_of(model)}"',
-        f"size = {size}",
-    ]
-    (vdir / "variant.toml").write_text("\n".join(lines) + "\n")
+        meta["accuracy_bp"] = spec.accuracy_bp
+    meta["files"] = [{"path": "model.onnx", "sha256": sha256_of(model), "size": size}]
+    (vdir / "variant.toml").write_text(tomli_w.dumps(meta))
     return vdir
 
 
