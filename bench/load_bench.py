@@ -25,6 +25,7 @@ sys.path.insert(0, str(REPO))
 from runtime.backends.base import LoadOptions  # noqa: E402
 from runtime.backends.onnx import OnnxBackend  # noqa: E402
 from runtime.backends.openvino import OpenVinoBackend  # noqa: E402
+from runtime.box import box_for  # noqa: E402
 from runtime.catalog import Store  # noqa: E402
 from runtime.config import Settings  # noqa: E402
 from runtime.demo import APP, build_demo_catalog  # noqa: E402
@@ -49,7 +50,7 @@ def bench(store_dir: Path, rounds: int) -> list[dict[str, object]]:
     OpenVinoBackend().load(ir_v, warm)
     report = probe("/")
     profile = match(report, load_profiles()).profile
-    loader = VariantLoader(profile, report, Settings(paths={"cache_dir": cache}))
+    loader = VariantLoader(box_for(Settings(paths={"cache_dir": cache}), report, profile))
     first = profile.targets[0].backend
     bare_cls = OpenVinoBackend if first == "openvino" else OnnxBackend
     chosen = loader(package).variant

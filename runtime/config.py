@@ -68,6 +68,22 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+Objective = Literal["smallest", "fastest", "balanced"]
+
+
+class CalibrationSettings(_Section):
+    """Measuring candidates on this box before the first load (runtime.calibrate)."""
+
+    enabled: bool = Field(default=True, title="Measure candidates before choosing")
+    tensor_budget_s: float = Field(
+        default=5.0, gt=0, le=3600, title="Time budget per tensor application, seconds"
+    )
+    text_budget_s: float = Field(
+        default=60.0, gt=0, le=3600, title="Time budget per text application, seconds"
+    )
+    timed_runs: int = Field(default=50, ge=5, le=100_000, title="Timed runs per candidate")
+
+
 class PathsSettings(_Section):
     state_dir: Path = Field(
         default_factory=default_state_dir,
@@ -114,6 +130,9 @@ class ApplicationSettings(_Section):
     queue_size: int = Field(default=64, ge=1, le=100_000, title="Bounded request queue")
     max_batch: int = Field(default=1, ge=1, le=1024, title="Dynamic batching: most requests")
     batch_wait_ms: float = Field(default=0.0, ge=0, le=100, title="Dynamic batching: wait")
+    objective: Objective | None = Field(
+        default=None, title="Objective for this application (None: the box's objective)"
+    )
 
 
 class ApiSettings(_Section):
@@ -381,6 +400,17 @@ class FleetSettings(_Section):
         default=None, pattern=r"^\d{2}:\d{2}-\d{2}:\d{2}$", title="HH:MM-HH:MM local time"
     )
     min_versions: dict[str, str] = Field(default_factory=dict, title="Per-app minimum version")
+    candidates: int = Field(
+        default=2, ge=1, le=16, title="Candidates downloaded per update (best by the static rule)"
+    )
+    candidate_bytes_factor: float = Field(
+        default=1.5,
+        ge=1.0,
+        le=100.0,
+        title="Also download every candidate within this factor of the smallest's bytes",
+        description="the trial measures the downloaded candidates on this box and keeps the "
+        "winner under the objective; the rest are dropped",
+    )
 
 
 class Settings(BaseSettings):
@@ -393,6 +423,18 @@ class Settings(BaseSettings):
     paths: PathsSettings = Field(default_factory=PathsSettings, title="Directories")
     profile: str | None = Field(default=None, title="Force a device profile by name")
     memory_bytes: int | None = Field(default=None, ge=1, title="Override the memory budget base")
+    objective: Objective = Field(
+        default="balanced",
+        title="How measured variants are ranked",
+        description="smallest: the smallest that qualifies; fastest: the lowest measured p50; "
+        "balanced: the smallest whose p50 is within balanced_factor of the fastest",
+    )
+    balanced_factor: float = Field(
+        default=1.25, ge=1.0, le=100.0, title="balanced: p50 within this factor of the fastest"
+    )
+    calibration: CalibrationSettings = Field(
+        default_factory=CalibrationSettings, title="Measuring candidates on this box"
+    )
     applications: list[ApplicationSettings] = Field(
         default_factory=list, title="Applications to serve (empty: every one in the store)"
     )

@@ -20,7 +20,7 @@ import signal
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import uvicorn
 
@@ -33,10 +33,6 @@ from runtime.description import BoxDescription
 from runtime.errors import HeadframeError
 from runtime.sdnotify import Notifier
 from runtime.service import InferenceService
-
-if TYPE_CHECKING:
-    from runtime.hardware.report import HardwareReport
-    from runtime.profiles import DeviceProfile
 
 log = logging.getLogger(__name__)
 
@@ -70,11 +66,20 @@ class Daemon:
         self.overrides = dict(overrides or {})
         self.notifier = Notifier(env)
         self.phase = "starting"
-        self.context = ServerContext()
+        self.context = ServerContext(
+            select=lambda app, variant: self.select_variant(app, variant, "http")
+        )
         self.context.add_section("daemon", self._daemon_section)
+        # The box policy in force and what calibration measured (read live: the box and
+        # the loader are rebuilt on SIGHUP); the chosen variants' measured latency.
+        self.context.add_section("box", self._box_section)
+        self.context.add_section("calibration", self._calibration_section)
+        self.context.add_metrics("calibration", self._measured_families)
         self.service: InferenceService | None = None
         self.tokens = Tokens()  # the HTTP guard's live set, refreshed on SIGHUP
         self.loader: Any = None
+        self.box: Any = None  # runtime.box.Box, built by _probe (again on SIGHUP)
+        self._calibrator: Any = None  # runtime.calibrate.Calibrator of the current loader
         self.store = Store(settings.paths.store)
         self.url: str | None = None
         # runtime.fleet.runner.FleetRunner when [fleet] is set; the MQTT bridge connects
@@ -145,40 +150,69 @@ class Daemon:
         self.url = f"{scheme}://{host}:{port}"
         self._status(f"headframe listening on {self.url}; loading models")
 
-    def _probed(self) -> tuple[DeviceProfile, HardwareReport]:
-        """The profile and report of the box's description (set once by ``_probe``)."""
-        box = self.context.box
-        assert box.profile is not None and box.report is not None, "called before the probe"
-        return box.profile, box.report
+    def _box(self) -> Any:
+        """The box policy (runtime.box.Box) built by ``_probe``."""
+        assert self.box is not None, "called before the probe"
+        return self.box
+
+    def _box_section(self) -> dict[str, Any]:
+        return self.box.describe() if self.box is not None else {}
+
+    def _calibration_section(self) -> dict[str, Any]:
+        return self._calibrator.last if self._calibrator is not None else {}
+
+    def _measured_families(self) -> list[Any]:
+        from runtime.calibrate import measured_metric_families
+
+        return measured_metric_families(self.service.slots()) if self.service else []
 
     def _service(self) -> InferenceService:
         assert self.service is not None
         return self.service
 
-    def _build_loader(self, settings: Settings) -> Any:
-        from runtime.loader import VariantLoader
+    def _build_loader(self) -> Any:
+        """The loader measures before it chooses (runtime.calibrate; cached in the state
+        dir); what it measured shows on /status under "calibration"."""
+        from runtime.calibrate import measuring_loader
 
-        return VariantLoader(*self._probed(), settings)
+        loader, self._calibrator = measuring_loader(self._box())
+        return loader
 
-    async def _probe(self) -> None:
-        from runtime.hardware.probe import probe, query_runtimes
-        from runtime.profiles import default_profiles_dir, load_profiles, match, profile_by_name
-        from runtime.selection import runtimes_selection_reads
+    async def _probe(self, settings: Settings) -> None:
+        """Build the box policy (probe, profile, pins) off the loop; again on SIGHUP."""
+        from runtime.box import build_box, pins_path
 
-        # No runtime imported yet: the profile matches on files, and a backend imports its
-        # runtime when it loads a model, so only device lists that selection reads are asked.
-        report = await asyncio.to_thread(probe, runtimes=())
-        profiles = await asyncio.to_thread(load_profiles, default_profiles_dir(self.settings))
-        result = match(report, profiles)
-        profile = result.profile
-        if self.settings.profile:
-            profile = profile_by_name(profiles, self.settings.profile)
-            result = type(result)(
-                profile, [f"forced by settings: profile = {profile.name!r}"], result.candidates
-            )
-        report = await asyncio.to_thread(query_runtimes, report, runtimes_selection_reads(profile))
-        self.context.describe(BoxDescription(self.context.box.hostname, report, result))
-        log.info("device profile %s: %s", profile.name, "; ".join(result.reasons))
+        pins = self.box.pins if self.box is not None else None
+        if pins is not None and pins.path != pins_path(settings):
+            pins = None  # the state directory moved: read the pins kept there
+        if pins is not None:
+            await asyncio.to_thread(pins.reload)
+        box = await asyncio.to_thread(build_box, settings, pins=pins)
+        description = BoxDescription(self.context.box.hostname, box.report, box.match)
+        if self.box is None:
+            self.context.describe(description)
+        else:  # SIGHUP: the settings may force another profile
+            self.context.redescribe(description)
+        self.box = box
+        reasons = box.match.reasons if box.match else []
+        log.info("device profile %s: %s", box.profile.name, "; ".join(reasons))
+
+    async def select_variant(self, app: str, variant: str | None, source: str) -> Any:
+        """An operator's select, the one path for every way it comes (HTTP admin route,
+        MQTT ``select``, Sparkplug DCMD Variant; ``source`` names which): pin ``variant``
+        (None: automatic), persisted by the box, then swap to what the box now chooses.
+        A select that cannot load leaves the previous pin in force."""
+        box = self.box
+        assert box is not None
+        service = self._service()
+        service.slot(app)  # not_found or not_ready before any pin or loading, as over HTTP
+        before = box.pins.get(app)
+        box.set_pin(app, variant, source)
+        try:
+            return await service.swap(app)
+        except Exception:
+            box.pins.restore(app, before)
+            raise
 
     async def _fill_store(self) -> None:
         if self.settings.demo and not self.store.applications():
@@ -189,16 +223,18 @@ class Daemon:
             await asyncio.to_thread(build_demo_catalog, self.store.root)
 
     async def _load_apps(self) -> None:
-        service = self._service()
-        pins = {a.name: a.variant for a in self.settings.applications}
-        for app in self._apps():
-            try:
-                package = await asyncio.to_thread(self.store.load, app)
-                await service.add(package, pin=pins.get(app))
-            except HeadframeError as e:
-                log.error("%s: not serving: %s", app, e.message)
-            except Exception:
-                log.exception("%s: not serving", app)
+        # Side by side: an application that calibrates (bounded by its budget) never
+        # delays one whose measurements are cached or that needs none.
+        await asyncio.gather(*(self._load_app(app) for app in self._apps()))
+
+    async def _load_app(self, app: str) -> None:
+        try:
+            package = await asyncio.to_thread(self.store.load, app)
+            await self._service().add(package)
+        except HeadframeError as e:
+            log.error("%s: not serving: %s", app, e.message)
+        except Exception:
+            log.exception("%s: not serving", app)
 
     def _summary(self) -> str:
         service = self._service()
@@ -237,7 +273,8 @@ class Daemon:
         )
         self.settings = settings
         self.store = Store(settings.paths.store)
-        self.loader = self._build_loader(settings)  # the service loads through self.loader
+        await self._probe(settings)  # the box policy again: settings, hardware, pins
+        self.loader = self._build_loader()  # the service loads through self.loader
         for app_settings in settings.applications:
             service.configure(app_settings)
         await self._reselect("reload")
@@ -268,7 +305,6 @@ class Daemon:
             if app not in wanted:
                 await service.remove(app)
                 log.info("%s: %s is gone; no longer served", why, app)
-        pins = {a.name: a.variant for a in settings.applications}
         for app in sorted(wanted):
             current = {s.app: s for s in service.slots()}.get(app)
             if current is not None and not swap_served:
@@ -276,13 +312,14 @@ class Daemon:
             try:
                 package = await asyncio.to_thread(self.store.load, app)
                 if current is None:
-                    await service.add(package, pin=pins.get(app))
+                    await service.add(package)
                     continue
-                choice = self.loader.select(package, pins.get(app)).chosen
+                selection = await asyncio.to_thread(self.loader.select, package)
+                choice = selection.chosen
                 same = choice is not None and choice.variant.variant == current.variant.id
                 if same and package.version == current.package.version:
                     continue
-                await service.swap(app, package, pin=pins.get(app))
+                await service.swap(app, package)
             except HeadframeError as e:
                 outcome = "keeps its current variant" if current else "not serving"
                 log.error("%s: %s %s: %s", why, app, outcome, e.message)
@@ -337,13 +374,13 @@ class Daemon:
             if interval:
                 self._tasks.append(asyncio.create_task(self._watchdog(interval), name="watchdog"))
             self.phase = "probing"
-            await self._probe()
-            self.service.set_workers(self._probed()[0].threads.workers)
+            await self._probe(self.settings)
+            self.service.set_workers(self._box().profile.threads.workers)
             self._start_mqtt()
             self._start_sparkplug()
             self.service.hold_readiness("building the model store")
             await self._fill_store()
-            self.loader = self._build_loader(self.settings)
+            self.loader = self._build_loader()
             self.phase = "loading"
             self.service.hold_readiness("loading models")
             async with self._reselecting:  # a store change seen meanwhile waits for this
@@ -370,12 +407,18 @@ class Daemon:
         if self.settings.fleet is None:
             return
         from runtime.fleet.runner import FleetRunner
-        from runtime.fleet.wiring import build_agent, make_chooser
+        from runtime.fleet.wiring import build_agent, make_chooser, make_picker
 
-        chooser = make_chooser(self.settings, *self._probed())
+        fleet = self.settings.fleet
+        chooser = make_chooser(lambda: self.box, fleet.candidates, fleet.candidate_bytes_factor)
+        # The trial measures the downloaded candidates as the loader would (same cache).
+        picker = make_picker(lambda package: self.loader.select(package))
         try:
             agent = build_agent(
-                self.settings, chooser=chooser, loader=self._load_via_current_loader
+                self.settings,
+                chooser=chooser,
+                loader=self._load_via_current_loader,
+                picker=picker,
             )
         except HeadframeError as e:
             log.error("model updates are off: %s", e.message)
@@ -410,26 +453,24 @@ class Daemon:
         # Once per process: paho's version decides the fast path (and FastProperties).
         mode = paho_compat.start_up(self.settings.mqtt)
         self.bridge = attach_bridge(
-            self.settings, self._service(), lambda: self.context.box, fast_path=mode.fast
+            self.settings,
+            self._service(),
+            lambda: self.context.box,
+            fast_path=mode.fast,
+            info_sections={"box": self._box_section, "calibration": self._calibration_section},
         )
         if self.bridge is not None:
+            # MQTT select pins through the box (persisted), as the HTTP admin route does.
+            self.bridge.commands.selector = lambda app, v: self.select_variant(app, v, "mqtt")
             self.context.add_section("mqtt", self.bridge.stats)
             self.context.add_metrics("mqtt", self.bridge.metric_families)
             self.bridge.start()
-
-    async def select_variant(self, app: str, pin: str | None) -> Any:
-        """The variant switch of the HTTP admin route (``context.select`` when set, else
-        ``service.swap``), for the Sparkplug DCMD: the same rules whichever way it comes."""
-        service = self._service()
-        service.slot(app)  # not_found or not_ready before any loading, as over HTTP
-        select = self.context.select
-        return await (select(app, pin) if select else service.swap(app, pin=pin))
 
     async def reload_models(self) -> None:
         """Load every served application again and swap (as the MQTT ``reload`` command)."""
         service = self._service()
         for slot in list(service.slots()):
-            await service.swap(slot.app, None, slot.pin)
+            await service.swap(slot.app)  # the box's pins and choice, as at start
 
     async def _update_now(self) -> None:
         if self.fleet is None:
@@ -457,7 +498,8 @@ class Daemon:
             self.settings,
             self._service(),
             lambda: self.context.box,
-            select=self.select_variant,
+            # DCMD Variant pins through the box (persisted), as HTTP and MQTT select do.
+            select=lambda app, v: self.select_variant(app, v, "sparkplug"),
             controls=self._node_controls(),
             last_result=lambda app: self.streams.last_result(app) if self.streams else None,
         )

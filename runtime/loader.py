@@ -1,7 +1,9 @@
 """The loader: select a variant, verify its files, and load it along the fallback chain.
 
-``VariantLoader(profile, report, settings)(package, pin)`` is BLOCKING (the service runs
-it in a thread). It selects (runtime.selection), then for the chosen variant tries each
+``VariantLoader(box, measure)(package, force)`` is BLOCKING (the service runs it in a
+thread). It asks the box (runtime.box: floor, pins, objective) to select, with what
+``measure(package)`` returns (runtime.calibrate: cached or measured now, on this
+thread), then for the chosen variant tries each
 (backend, device) target the selection kept, in the profile's order; when every target
 fails it moves to the next ranked variant. Every try is recorded as a LoadAttempt with
 the error text, so /status can say what is in use and why the others failed. Before a
@@ -14,18 +16,22 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from runtime.backends.base import Backend, LoadOptions
 from runtime.backends.registry import create_backend
+from runtime.box import Box
 from runtime.catalog import ModelPackage, Variant
-from runtime.config import Settings
 from runtime.errors import BackendLoadError, HeadframeError
-from runtime.hardware.report import HardwareReport
-from runtime.profiles import DeviceProfile, Target
-from runtime.selection import Policy, Selection, resources_for, select
+from runtime.measurement import Measurement, MeasurementKey
+from runtime.profiles import Target
+from runtime.selection import Selection
 from runtime.units import human_bytes
+
+# measure(package) -> the measurements selection ranks by (runtime.calibrate.Calibrator)
+Measure = Callable[[ModelPackage], Mapping[MeasurementKey, Measurement]]
 
 log = logging.getLogger(__name__)
 
@@ -61,30 +67,27 @@ class FileCheckError(BackendLoadError):
 
 
 class VariantLoader:
-    """Selects and loads variants for one box (one profile, one hardware report)."""
+    """Selects (through the box) and loads variants for one box."""
 
-    def __init__(self, profile: DeviceProfile, report: HardwareReport, settings: Settings) -> None:
-        self.profile = profile
-        self.report = report
-        self.settings = settings
+    def __init__(self, box: Box, measure: Measure | None = None) -> None:
+        self.box = box
+        self.profile = box.profile
+        self.report = box.report
+        self.settings = box.settings
+        self.measure = measure
         # (path, size, mtime_ns) -> sha256, so a reload does not re-hash unchanged files.
         self._digests: dict[tuple[str, int, int], str] = {}
 
-    def policy_for(self, application: str, pin: str | None = None) -> Policy:
-        """Site policy for ``application`` from settings; an explicit ``pin`` wins."""
-        app = next((a for a in self.settings.applications if a.name == application), None)
-        floor = app.accuracy_floor_bp if app else None
-        return Policy(accuracy_floor_bp=floor, pin=pin or (app.variant if app else None))
-
     def select(self, package: ModelPackage, pin: str | None = None) -> Selection:
-        resources = resources_for(self.profile, self.report, self.settings.memory_bytes)
-        return select(
+        """The box's choice for ``package``; ``pin`` forces a variant (a fleet trial, an
+        operator's select in flight) over the box's own pins.
+        Measures first (cache, else calibration within its budget) unless forced."""
+        measurements = self.measure(package) if self.measure and pin is None else None
+        return self.box.select(
             package.meta,
             [v.meta for v in package.variants],
-            self.profile,
-            self.report,
-            resources,
-            self.policy_for(package.application, pin),
+            force=pin,
+            measurements=measurements,
         )
 
     def __call__(self, package: ModelPackage, pin: str | None = None) -> LoadedModel:
@@ -142,6 +145,19 @@ class VariantLoader:
                 backend.unload()
         attempts.append(LoadAttempt(variant.id, target.backend, target.device, False, error))
         return None
+
+    def load_target(self, variant: Variant, target: Target, task: str = "tensor") -> Backend:
+        """Verify ``variant``'s files and load it on ``target``: one calibration candidate.
+        Raises what the check or the runtime raises; the caller unloads the backend."""
+        self.verify_files(variant)
+        backend = create_backend(target.backend)
+        try:
+            backend.load(variant, replace(self.options_for(variant, target), task=task))
+        except BaseException:
+            with contextlib.suppress(Exception):
+                backend.unload()
+            raise
+        return backend
 
     def options_for(self, variant: Variant, target: Target) -> LoadOptions:
         """LoadOptions from the profile (threads, providers), settings (cache) and memory."""

@@ -7,17 +7,24 @@ device that exists, whose precision the profile allows, whose peak memory fits t
 budget and whose accuracy meets the floor; take the smallest by bytes, ties to the more
 accurate, then the faster. Every variant turned down gets a plain-English reason with
 the numbers in it.
+
+With ``measurements`` (what runtime.calibrate measured on this box) the quality measured
+here replaces the build-time figure for the floor, a failed or too slow target is
+dropped, and the objective ranks the measured variants by their p50 (runtime.ranking);
+variants not measured rank after them by the rule above.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from runtime import ranking
 from runtime.backends.registry import BACKENDS, runtime_problem
 from runtime.catalog import PackageMeta, VariantMeta
 from runtime.hardware.report import HardwareReport
+from runtime.measurement import Measurement, MeasurementKey
 from runtime.profiles import DeviceProfile, Target
 from runtime.units import human_bytes
 
@@ -57,10 +64,14 @@ class Resources:
 
 @dataclass(frozen=True)
 class Policy:
-    """Site policy: a floor that can only raise the package's, and an optional pin."""
+    """Site policy: a floor that can only raise the package's, an optional pin, and the
+    objective that ranks measured variants (``balanced``: within ``factor`` of the fastest)."""
 
     accuracy_floor_bp: int | None = None
     pin: str | None = None
+    objective: str = "balanced"
+    factor: float = 1.25
+    pin_text: str = "pinned by site policy"  # who pinned, for the reason (runtime.box)
 
 
 @dataclass(frozen=True)
@@ -70,6 +81,7 @@ class Choice:
     variant: VariantMeta
     targets: list[Target]
     reason: str
+    measured: Measurement | None = None
 
     @property
     def backend(self) -> str:
@@ -93,6 +105,7 @@ class Choice:
             "latency_us": v.latency_us,
             "targets": [{"backend": t.backend, "device": t.device} for t in self.targets],
             "reason": self.reason,
+            "measured": self.measured.to_dict() if self.measured else None,
         }
 
 
@@ -121,6 +134,8 @@ class Selection:
     reason: str
     pin: str | None = None
     notes: list[str] = field(default_factory=list)
+    objective: str = "smallest"
+    measurements: list[Measurement] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON that ``headframe models select --json`` prints."""
@@ -135,6 +150,8 @@ class Selection:
             "accuracy_floor_bp": self.accuracy_floor_bp,
             "memory_budget_bytes": self.budget_bytes,
             "pin": self.pin,
+            "objective": self.objective,
+            "measurements": [m.to_dict() for m in self.measurements],
         }
 
 
@@ -245,9 +262,12 @@ def select(
     report: HardwareReport,
     resources: Resources,
     policy: Policy | None = None,
+    *,
+    measurements: Mapping[MeasurementKey, Measurement] | None = None,
 ) -> Selection:
     """Decide which variant of ``package`` to run here. Pure; see the module docstring."""
     policy = policy or Policy()
+    measurements = measurements or {}
     floor = max(package.accuracy_floor_bp, policy.accuracy_floor_bp or 0)
     floor_src = (
         "site policy" if (policy.accuracy_floor_bp or 0) > package.accuracy_floor_bp else "package"
@@ -258,12 +278,13 @@ def select(
         f"{human_bytes(resources.memory_bytes)} {resources.source})"
     )
 
-    qualified: list[tuple[VariantMeta, list[Target]]] = []
+    qualified: list[ranking.Item] = []
     skipped: dict[str, list[str]] = {}
     rejected: list[Rejection] = []
     for v in variants:
         reasons: list[str] = []
         targets: list[Target] = []
+        best: Measurement | None = None
         if v.format not in profile.formats:
             allowed = ", ".join(profile.formats)
             reasons.append(
@@ -273,6 +294,17 @@ def select(
             targets, skipped[v.variant], problem = _usable_targets(v, profile, report)
             if problem:
                 reasons.append(problem)
+            elif measurements:
+                targets, best, dropped = ranking.measured_targets(
+                    v, targets, measurements, floor, package.latency_budget_us
+                )
+                skipped[v.variant] += dropped
+                if not targets:
+                    reasons.append("measured on this box: " + "; ".join(dropped))
+        measured_here = any(
+            (m.variant == v.variant and m.ok and m.quality_bp is not None)
+            for m in measurements.values()
+        )
         if v.precision not in profile.precisions:
             allowed = ", ".join(profile.precisions)
             reasons.append(
@@ -280,7 +312,9 @@ def select(
             )
         if v.peak_memory_bytes > budget:
             reasons.append(f"peak memory {human_bytes(v.peak_memory_bytes)} exceeds {budget_text}")
-        if floor > 0 and v.accuracy_bp is None:
+        if measured_here:
+            pass  # the quality measured here replaced the build-time figure (above)
+        elif floor > 0 and v.accuracy_bp is None:
             reasons.append(
                 f"accuracy is unknown, and the {floor_src} floor {percent(floor)} "
                 "needs a measured one"
@@ -292,16 +326,23 @@ def select(
         if reasons:
             rejected.append(Rejection(v, "; ".join(reasons)))
         else:
-            qualified.append((v, targets))
+            qualified.append((v, targets, best))
 
-    qualified.sort(key=lambda item: _rank_key(item[0]))
+    qualified, why = ranking.order(qualified, policy.objective, policy.factor, _rank_key)
     ranked = [
-        Choice(v, t, _choice_reason(v, t, i, len(qualified), floor, skipped.get(v.variant, [])))
-        for i, (v, t) in enumerate(qualified)
+        Choice(
+            v,
+            t,
+            _choice_reason(v, t, m, i, len(qualified), floor, skipped.get(v.variant, []), why),
+            m,
+        )
+        for i, (v, t, m) in enumerate(qualified)
     ]
     reason = ""
     if policy.pin is not None:
-        ranked, rejected, reason = _apply_pin(policy.pin, variants, ranked, rejected)
+        ranked, rejected, reason = _apply_pin(
+            policy.pin, variants, ranked, rejected, policy.pin_text
+        )
     chosen = ranked[0] if ranked else None
     if chosen is not None:
         reason = reason or chosen.reason
@@ -319,14 +360,30 @@ def select(
         budget_bytes=budget,
         reason=reason,
         pin=policy.pin,
+        objective=policy.objective if measurements else "smallest",
+        measurements=sorted(measurements.values(), key=lambda m: m.key),
     )
 
 
 def _choice_reason(
-    v: VariantMeta, targets: list[Target], rank: int, of: int, floor: int, skipped: list[str]
+    v: VariantMeta,
+    targets: list[Target],
+    m: Measurement | None,
+    rank: int,
+    of: int,
+    floor: int,
+    skipped: list[str],
+    why: str,
 ) -> str:
     where = f"{targets[0].backend}/{targets[0].device}"
     acc = percent(v.accuracy_bp) if v.accuracy_bp is not None else "unmeasured"
+    if why:  # measurements decided: every reason names the numbers measured here
+        said = ranking.measured_text(v, m) if m else f"{v.variant}: not measured (budget)"
+        size = f"{human_bytes(v.bytes)}, floor {percent(floor)}"
+        if rank == 0:
+            passed_over = "".join(f"; skipped {s}" for s in skipped)
+            return f"{why}: {said} ({size}){passed_over}"
+        return f"qualifies, fallback {rank} of {of - 1}: {said} ({size})"
     if rank == 0:
         # Say why an earlier target was passed over: "why is my GPU box on CPU?"
         passed_over = "".join(f"; skipped {s}" for s in skipped)
@@ -343,6 +400,7 @@ def _apply_pin(
     variants: Sequence[VariantMeta],
     ranked: list[Choice],
     rejected: list[Rejection],
+    pin_text: str = "pinned by site policy",
 ) -> tuple[list[Choice], list[Rejection], str]:
     """Keep only the pinned variant; the others that qualified are rejected because of the pin."""
     pinned = [c for c in ranked if c.variant.variant == pin]
@@ -354,8 +412,12 @@ def _apply_pin(
     if pinned:
         choice = pinned[0]
         size = human_bytes(choice.variant.bytes)
-        why = f"pinned by site policy ({size}) on {choice.backend}/{choice.device}"
-        return [Choice(choice.variant, choice.targets, why)], rejected + others, why
+        why = f"{pin_text} ({size}) on {choice.backend}/{choice.device}"
+        return (
+            [Choice(choice.variant, choice.targets, why, choice.measured)],
+            rejected + others,
+            why,
+        )
     if not any(v.variant == pin for v in variants):
         known = ", ".join(v.variant for v in variants)
         return [], rejected + others, f"the pinned variant {pin} is not in this package ({known})"

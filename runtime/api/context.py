@@ -59,6 +59,13 @@ class ServerContext:
             raise RuntimeError("the box is already described")
         self._box, self._described = box, True
 
+    def redescribe(self, box: BoxDescription) -> None:
+        """Replace the description after a new probe: the daemon rebuilds its box policy
+        on SIGHUP, where the settings may force another profile. Only once described."""
+        if not self._described:
+            raise RuntimeError("the box is not described yet")
+        self._box = box
+
     def add_section(self, name: str, section: Section) -> None:
         """Add ``name`` to /status and the status page."""
         if name in RESERVED_SECTIONS or name in self._sections:

@@ -27,9 +27,10 @@ STORE_HELP = "Model store directory (default: paths.store from the settings)."
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the root app (``models build`` lives in build_cmd)."""
-    from runtime.cli import build_cmd
+    from runtime.cli import build_cmd, select_cmd
 
     build_cmd.register(models_app)
+    select_cmd.register(models_app)
     app.add_typer(models_app)
 
 
@@ -75,6 +76,17 @@ def package_dict(p: ModelPackage) -> dict[str, Any]:
         "path": str(p.path),
         "variants": [variant_dict(v) for v in p.variants],
     }
+
+
+def _operator_pin(app: str) -> Any:
+    """The operator's pin of ``app`` kept in the state directory (runtime.box), or None."""
+    from runtime.box import PinStore, pins_path
+    from runtime.config import load_settings
+
+    try:
+        return PinStore(pins_path(load_settings())).get(app)
+    except HeadframeError:
+        return None
 
 
 def _bp(value: int | None) -> str:
@@ -138,10 +150,12 @@ def show_model(
     except HeadframeError as e:
         raise fail(e.message) from e
     problems = {v.id: v.file_problems() for v in package.variants}
+    pin = _operator_pin(app)
     if as_json:
         data = package_dict(package)
         for v in data["variants"]:
             v["file_problems"] = problems[v["variant"]]
+        data["pin"] = pin.to_dict() if pin else None
         print_json(data)
         return
     m = package.meta
@@ -160,6 +174,8 @@ def show_model(
             typer.echo(f"  {label}: {text}")
     if m.golden is not None:
         typer.echo(f"  golden set: {m.golden.file} ({m.golden.samples} samples)")
+    if pin is not None:
+        typer.echo(f"  {pin.describe()}: {pin.variant} (headframe models use {app} auto clears it)")
     typer.echo("")
     rows = [
         [
@@ -244,143 +260,3 @@ def remove_model(
     typer.echo(
         store_change_note(store, app, f"serves {app} {active}" if active else "stops serving it")
     )
-
-
-# --- select ------------------------------------------------------------------------------
-
-EXIT_NOTHING_QUALIFIES = 3
-
-
-def _select_package(store: Store, app: str, version: str | None, demo: bool) -> ModelPackage:
-    """The package to decide for; builds the demo catalog first when it is the demo app
-    and the store does not have it yet (settings.demo, as the daemon does)."""
-    from runtime.demo.factory import APP as DEMO_APP
-
-    if app == DEMO_APP and demo and not store.versions(app):
-        from runtime.demo import build_demo_catalog
-
-        typer.echo(f"building the demo catalog into {store.root} (first use)...", err=True)
-        build_demo_catalog(store.root)
-    return store.load(app, version)
-
-
-def _select_profile(report: Any, settings: Any, name: str | None) -> Any:
-    from runtime.profiles import default_profiles_dir, load_profiles, match, profile_by_name
-
-    profiles = load_profiles(default_profiles_dir(settings))
-    name = name or settings.profile
-    if name:
-        return profile_by_name(profiles, name)
-    return match(report, profiles).profile
-
-
-def _print_selection(selection: Any, resources: Any, profile: Any) -> None:
-    typer.echo(
-        f"{selection.application} {selection.version} on profile {profile.name}: memory budget "
-        f"{human_bytes(selection.budget_bytes)} ({profile.memory_budget_fraction:.0%} of "
-        f"{human_bytes(resources.memory_bytes)} {resources.source}), "
-        f"accuracy floor {_bp(selection.accuracy_floor_bp)}"
-    )
-    if selection.chosen is None:
-        typer.echo(f"chosen: none: {selection.reason}")
-    else:
-        c = selection.chosen
-        chain = ", ".join(f"{t.backend}/{t.device}" for t in c.targets)
-        typer.echo(
-            f"chosen: {c.variant.variant} ({c.variant.format} {c.variant.precision}, "
-            f"{human_bytes(c.variant.bytes)}, accuracy {_bp(c.variant.accuracy_bp)}) "
-            f"on {chain}"
-        )
-        typer.echo(f"  why: {selection.reason}")
-    for i, c in enumerate(selection.ranked[1:], start=1):
-        typer.echo(f"fallback {i}: {c.variant.variant} ({human_bytes(c.variant.bytes)})")
-    for r in selection.rejected:
-        typer.echo(f"rejected: {r.variant.variant} ({human_bytes(r.variant.bytes)}): {r.reason}")
-
-
-def _without_broken(selection: Any, problems: dict[str, list[str]]) -> Any:
-    """The selection as the loader will live it: it skips a ranked variant whose files
-    fail their check and takes the next, so one with files missing is never "chosen";
-    it moves to the rejected with the reason, and every rejection says so too."""
-    from dataclasses import replace
-
-    from runtime.selection import Rejection
-
-    def why(vid: str) -> str:
-        return "files: " + "; ".join(problems[vid])
-
-    broken = [c for c in selection.ranked if problems.get(c.variant.variant)]
-    if not broken and not any(problems.values()):
-        return selection
-    ranked = [c for c in selection.ranked if not problems.get(c.variant.variant)]
-    rejected = [
-        Rejection(r.variant, f"{r.reason}; {why(r.variant.variant)}")
-        if problems.get(r.variant.variant)
-        else r
-        for r in selection.rejected
-    ] + [Rejection(c.variant, why(c.variant.variant)) for c in broken]
-    rejected.sort(key=lambda r: (r.variant.bytes, r.variant.variant))
-    chosen = ranked[0] if ranked else None
-    reason = selection.reason
-    if selection.chosen is not None and chosen is not selection.chosen:
-        lost = selection.chosen.variant.variant
-        reason = f"{lost} would be chosen but {why(lost)}; " + (
-            f"the next in rank is {chosen.variant.variant}" if chosen else "none is left"
-        )
-    return replace(selection, chosen=chosen, ranked=ranked, rejected=rejected, reason=reason)
-
-
-@models_app.command("select")
-def select_variant(
-    app: str = typer.Argument(..., help="Application name, e.g. part-id-reader."),
-    root: Path | None = typer.Option(
-        None, "--root", help="Probe this root tree instead of this machine (a fixture host)."
-    ),
-    profile_name: str | None = typer.Option(
-        None, "--profile", help="Use this device profile instead of the matched one."
-    ),
-    memory_bytes: int | None = typer.Option(
-        None, "--memory-bytes", min=1, help="Pretend the box has this much memory (bytes)."
-    ),
-    floor_bp: int | None = typer.Option(
-        None, "--accuracy-floor-bp", min=0, max=10_000, help="Raise the accuracy floor (bp)."
-    ),
-    pin: str | None = typer.Option(None, "--variant", help="Pin this variant id."),
-    version: str | None = typer.Option(
-        None, "--version", help="Package version (default: active)."
-    ),
-    store_dir: Path | None = typer.Option(None, "--store", help=STORE_HELP),
-    as_json: bool = typer.Option(False, "--json", help="One JSON object on stdout."),
-) -> None:
-    """Which variant of APP this box would run, and why every other one is turned down.
-
-    Exit status 3 when no variant qualifies."""
-    from runtime.config import load_settings
-    from runtime.hardware import probe
-    from runtime.selection import Policy, resources_for, select
-
-    try:
-        settings = load_settings()
-        store = Store(store_dir) if store_dir is not None else Store(settings.paths.store)
-        report = probe(root if root is not None else "/")
-        profile = _select_profile(report, settings, profile_name)
-        package = _select_package(store, app, version, settings.demo)
-    except HeadframeError as e:
-        raise fail(e.message, 2) from e
-    site = next((a for a in settings.applications if a.name == app), None)
-    floors = [f for f in (floor_bp, site.accuracy_floor_bp if site else None) if f is not None]
-    policy = Policy(
-        accuracy_floor_bp=max(floors) if floors else None,
-        pin=pin or (site.variant if site else None),
-    )
-    resources = resources_for(profile, report, memory_bytes or settings.memory_bytes)
-    selection = select(
-        package.meta, [v.meta for v in package.variants], profile, report, resources, policy
-    )
-    selection = _without_broken(selection, {v.id: v.file_problems() for v in package.variants})
-    if as_json:
-        print_json(selection.to_dict())
-    else:
-        _print_selection(selection, resources, profile)
-    if selection.chosen is None:
-        raise typer.Exit(EXIT_NOTHING_QUALIFIES)

@@ -74,8 +74,10 @@ def use(
     config: Path | None = typer.Option(None, "--config", "-c", help=CONFIG_HELP),
     url: str | None = typer.Option(None, "--url", help="Daemon URL (default: from settings)."),
 ) -> None:
-    """Swap APP on the running daemon to VARIANT (or the automatic choice), with no
-    request dropped. Calls POST /admin/models/APP/select."""
+    """Pin APP to VARIANT ("auto" clears the pin): the running daemon swaps with no
+    request dropped (POST /admin/models/APP/select) and keeps the pin in its state
+    directory across restarts; with no daemon running the pin is written there for the
+    next start."""
     settings, _ = _settings(config, None, None)
     base = url or base_url(settings)
     try:
@@ -88,12 +90,16 @@ def use(
         typer.echo(f"headframe models use: {e.code}: {message}", err=True)
         raise typer.Exit(1) from None
     except (urllib.error.URLError, OSError) as e:
+        from runtime.cli.select_cmd import pin_offline
+
         reason = getattr(e, "reason", e)
-        typer.echo(f"headframe models use: no daemon answering at {base}: {reason}", err=True)
-        raise typer.Exit(1) from None
+        typer.echo(f"no daemon answering at {base} ({reason}); pinning for the next start")
+        pin_offline(settings, app_name, variant)
+        return
     typer.echo(
         f"{slot['app']} {slot['version']}: now serving {slot['variant']} "
         f"on {slot['backend']}/{slot['device']}"
+        + ("" if variant == "auto" else f" (pinned; `headframe models use {app_name} auto` clears)")
     )
     sys.stdout.flush()
 

@@ -35,8 +35,11 @@ from runtime.fleet.tufclient import FleetError, TrustedRepo
 
 log = logging.getLogger(__name__)
 
-# chooser(package meta, variant metas) -> (variant id or None, reason)
-Chooser = Callable[[PackageMeta, Sequence[VariantMeta]], tuple[str | None, str]]
+# chooser(package meta, variant metas) -> (candidate variant ids to download, rule order;
+# empty when none qualifies, reason). runtime.fleet.wiring.make_chooser asks the box.
+Chooser = Callable[[PackageMeta, Sequence[VariantMeta]], tuple[list[str], str]]
+# picker(staged package) -> (the winner among its candidates, reason): measured on this box
+Picker = Callable[[ModelPackage], tuple[str | None, str]]
 # on_activated(package, variant id or None): the hot swap; raising undoes the switch
 Activated = Callable[[ModelPackage, str | None], None]
 
@@ -73,6 +76,7 @@ class FleetAgent:
         *,
         chooser: Chooser | None = None,
         loader: Loader | None = None,
+        picker: Picker | None = None,
         floors: dict[str, int] | None = None,
         applications: Sequence[str] = (),
         on_activated: Activated | None = None,
@@ -94,6 +98,7 @@ class FleetAgent:
         self.installer = Installer(store)
         self.chooser = chooser
         self.loader = loader
+        self.picker = picker
         self.floors = floors or {}
         self.applications = list(applications)
         self.on_activated = on_activated
@@ -206,20 +211,22 @@ class FleetAgent:
             return "current" if active else "failed" if self.applications else "current"
         version = release.version
         assert self.chooser is not None and self.loader is not None
-        variant, why = self.chooser(release.package, [v.meta for v in release.variants.values()])
-        if variant is None:
+        candidates, why = self.chooser(release.package, [v.meta for v in release.variants.values()])
+        if not candidates:
             reason = f"no variant fits: {why}"
             self.state.update(app, stage="failed", pending=version, reason=reason)
             return "failed"
+        variant = candidates[0]
+        also = f"; measuring {', '.join(candidates)} here" if len(candidates) > 1 else ""
         self.state.update(
             app,
             stage="downloading",
             pending=version,
             variant=variant,
-            reason=f"{version}: variant {variant} ({why})",
+            reason=f"{version}: variant {variant} ({why}){also}",
         )
         try:
-            self._download(repo, app, release, variant)
+            self._download(repo, app, release, candidates)
         except FleetError as e:
             self.state.update(app, stage="failed", reason=e.reason)
             return "failed"
@@ -237,11 +244,13 @@ class FleetAgent:
                 ),
             )
             return "deferred"
-        return self._install(app, release, variant)
+        return self._install(app, release, candidates)
 
-    def _download(self, repo: TrustedRepo, app: str, release: Release, variant: str) -> None:
-        targets = release.targets_for(variant)
-        todo = [t for t in targets if not self.installer.has_blob(t)]
+    def _download(
+        self, repo: TrustedRepo, app: str, release: Release, variants: Sequence[str]
+    ) -> None:
+        targets = {t.path: t for v in variants for t in release.targets_for(v)}
+        todo = [t for t in targets.values() if not self.installer.has_blob(t)]
         total = sum(t.length for t in todo)
         done_before = 0
         self.state.update(app, bytes_done=0, bytes_total=total)
@@ -268,11 +277,28 @@ class FleetAgent:
             self.downloader.verify(t, partial)
             self.installer.commit_blob(t, partial)
 
-    def _install(self, app: str, release: Release, variant: str) -> str:
+    def _install(self, app: str, release: Release, candidates: Sequence[str]) -> str:
         version = release.version
         assert self.loader is not None
-        pdir = self.installer.stage(release, variant)
+        pdir = self.installer.stage(release, candidates)
         package = load_package(pdir)
+        variant = candidates[0]
+        if len(candidates) > 1 and self.picker is not None:
+            # Measure the candidates on this box; keep the winner, drop the rest, so a
+            # variant that was not downloaded and trialled never serves.
+            self.state.update(app, stage="trial", reason=f"{version}: measuring {candidates}")
+            winner, why = self.picker(package)
+            if winner is None:
+                reason = f"{version} rejected at trial: {why}"
+                self.state.mark_bad(app, version, reason)
+                self.installer.discard(app, version)
+                self.state.update(app, stage="failed", reason=reason, pending=None)
+                return "failed"
+            log.info("%s %s: measured winner %s: %s", app, version, winner, why)
+            variant = winner
+            self.installer.keep_only(pdir, variant)
+            package = load_package(pdir)
+            self.state.update(app, variant=variant)
         self.state.update(app, stage="trial", reason=f"{version}: trial of {variant}")
         pause_point("trial")
         result = run_trial(package, variant, self.loader, floor_bp=self.floors.get(app))

@@ -17,6 +17,7 @@ import logging
 import os
 import shutil
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -126,22 +127,25 @@ class Installer:
         return str(cur), str(prev)
 
     # ---- staging ------------------------------------------------------------------
-    def stage(self, release: Release, variant_id: str) -> Path:
-        """Build the package tree from verified blobs and move it into the store."""
+    def stage(self, release: Release, variant_ids: str | Sequence[str]) -> Path:
+        """Build the package tree from verified blobs (one variant, or the candidates the
+        trial measures) and move it into the store."""
         app, version = release.application, release.version
+        ids = [variant_ids] if isinstance(variant_ids, str) else list(variant_ids)
         self.ensure_pointer(app)
         tmp = self.staging / app / version
         if tmp.exists():
             shutil.rmtree(tmp)
         tmp.mkdir(parents=True)
         prefix = f"{app}/{version}/"
-        vdir_rel = f"variants/{variant_id}/"
-        vrel = release.variants[variant_id]
         placed: list[tuple[TargetFile, str]] = [(release.package_target, "package.toml")]
         if release.golden_target is not None:
             placed.append((release.golden_target, release.golden_target.path[len(prefix) :]))
-        placed.append((vrel.meta_target, vdir_rel + "variant.toml"))
-        placed += [(t, vdir_rel + rel) for rel, t in vrel.files.items()]
+        for variant_id in ids:
+            vdir_rel = f"variants/{variant_id}/"
+            vrel = release.variants[variant_id]
+            placed.append((vrel.meta_target, vdir_rel + "variant.toml"))
+            placed += [(t, vdir_rel + rel) for rel, t in vrel.files.items()]
         for target, rel in placed:
             dest = tmp / rel
             if ".." in Path(rel).parts or Path(rel).is_absolute():
@@ -151,7 +155,7 @@ class Installer:
                 os.link(self.blob_path(target), dest)
             except OSError:
                 shutil.copyfile(self.blob_path(target), dest)
-        (tmp / STAGED_MARKER).write_text(variant_id)
+        (tmp / STAGED_MARKER).write_text(",".join(ids))
         for d in sorted({p.parent for p in tmp.rglob("*")} | {tmp}, key=lambda p: -len(p.parts)):
             fsync_dir(d)
         final = self.store.package_dir(app, version)
@@ -161,6 +165,16 @@ class Installer:
         os.replace(tmp, final)
         fsync_dir(final.parent)
         return final
+
+    def keep_only(self, pdir: Path, variant_id: str) -> None:
+        """Drop every staged variant but ``variant_id`` (the trial's measured winner)."""
+        variants = pdir / "variants"
+        for vdir in variants.iterdir():
+            if vdir.name != variant_id:
+                shutil.rmtree(vdir)
+        (pdir / STAGED_MARKER).write_text(variant_id)
+        fsync_dir(variants)
+        fsync_dir(pdir)
 
     def discard(self, app: str, version: str) -> None:
         """Remove a staged version that failed (never the active or previous one)."""

@@ -5,22 +5,20 @@ package's budget) before it may serve."""
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
+from runtime import golden_run
 from runtime.catalog import ModelPackage
-from runtime.factory.golden import RESERVED as REFERENCE_ARRAYS
-from runtime.factory.quality import score_bp
+from runtime.golden_run import GoldenProblem, read_golden
 
 log = logging.getLogger(__name__)
 
 # loader(package, pin) -> LoadedModel (runtime.loader.VariantLoader): .backend, .variant
 Loader = Callable[[ModelPackage, str | None], Any]
-BATCH = 64
 
 
 @dataclass
@@ -41,24 +39,6 @@ class TrialResult:
 
 def _p95(values: list[float]) -> float:
     return float(np.percentile(np.asarray(values), 95)) if values else 0.0
-
-
-def _score_text(
-    result: TrialResult, backend: Any, data: dict[str, np.ndarray], metric: str, floor: int
-) -> TrialResult:
-    """A text package: the golden tokens fed to the model, its next-token choices scored
-    against the source's (token_agreement), where the backend can report them."""
-    next_token_ids = getattr(backend, "next_token_ids", None)
-    if next_token_ids is None or "tokens" not in data:
-        result.ok, result.reason = True, "loaded; no token golden set this backend can score"
-        return result
-    result.accuracy_bp = score_bp(metric, next_token_ids(data["tokens"]), data)
-    result.samples = len(data["tokens"]) - 1
-    if result.accuracy_bp < floor:
-        result.reason = f"golden-set {metric} {result.accuracy_bp} bp is below the floor {floor} bp"
-    else:
-        result.ok, result.reason = True, f"{metric} {result.accuracy_bp} bp >= {floor} bp"
-    return result
 
 
 def run_trial(
@@ -83,55 +63,40 @@ def run_trial(
         result = TrialResult(
             False, "", floor_bp=floor, budget_us=budget, backend=info.backend, device=info.device
         )
-        golden = package.meta.golden
-        if golden is None:
+        data = read_golden(package)
+        if data is None:
             result.ok, result.reason = True, "loaded; no golden set to score"
             return result
-        with np.load(package.path / golden.file) as npz:
-            data = {k: npz[k] for k in npz.files}
-        if package.meta.task == "text":
-            return _score_text(result, backend, data, package.meta.metric, floor)
-        # Inputs by name; the rest of the file is the metric's references (labels,
-        # the source model's outputs), read by the one scorer models build uses too.
-        names = [s.name for s in package.meta.inputs] or sorted(set(data) - REFERENCE_ARRAYS)
-        missing = [n for n in names if n not in data]
-        if missing:
-            result.reason = f"golden set lacks inputs {missing}"
-            return result
-        out_name = package.meta.outputs[0].name if package.meta.outputs else None
-        n = len(data[names[0]])
-        firsts = []
-        for i in range(0, n, BATCH):
-            outputs = backend.infer({k: data[k][i : i + BATCH] for k in names})
-            firsts.append(outputs[out_name] if out_name else next(iter(outputs.values())))
-        metric = package.meta.metric
         try:
-            result.accuracy_bp = score_bp(metric, np.concatenate(firsts, axis=0), data)
-        except KeyError as e:
-            result.reason = f"golden set lacks {e} for the {metric} metric"
+            scored = golden_run.score(package, backend, data)
+        except GoldenProblem as e:
+            result.reason = e.reason
             return result
-        result.samples = n
-        timings: list[float] = []
-        for i in range(min(n, latency_samples) + 3):
-            one = {k: data[k][i % n : i % n + 1] for k in names}
-            t0 = time.perf_counter()
-            backend.infer(one)
-            if i >= 3:  # the first calls warm caches and allocators
-                timings.append((time.perf_counter() - t0) * 1e6)
-        result.p95_latency_us = int(_p95(timings))
-        if result.accuracy_bp < floor:
-            result.reason = (
-                f"golden-set {metric} {result.accuracy_bp} bp is below the floor {floor} bp"
-            )
-        elif budget is not None and result.p95_latency_us > budget:
+        metric = package.meta.metric
+        result.accuracy_bp, result.samples = scored.quality_bp, scored.samples
+        if package.meta.task == "text" or scored.request is None:
+            if scored.quality_bp is None:
+                result.ok, result.reason = True, f"loaded; {scored.note}"
+            elif scored.quality_bp < floor:
+                result.reason = (
+                    f"golden-set {metric} {scored.quality_bp} bp is below the floor {floor} bp"
+                )
+            else:
+                result.ok, result.reason = True, f"{metric} {scored.quality_bp} bp >= {floor} bp"
+            return result
+        n = scored.samples
+        timings = golden_run.time_requests(scored.request, min(n, latency_samples))
+        result.p95_latency_us = p95 = int(_p95(timings))
+        accuracy = scored.quality_bp or 0  # a tensor score is always a number
+        if accuracy < floor:
+            result.reason = f"golden-set {metric} {accuracy} bp is below the floor {floor} bp"
+        elif budget is not None and p95 > budget:
             result.reason = (
                 f"p95 latency {result.p95_latency_us} us is over the budget {budget} us on this box"
             )
         else:
             result.ok = True
-            result.reason = (
-                f"{metric} {result.accuracy_bp} bp >= {floor} bp, p95 {result.p95_latency_us} us"
-            )
+            result.reason = f"{metric} {accuracy} bp >= {floor} bp, p95 {p95} us"
         return result
     except Exception as e:
         log.exception("trial of %s %s crashed", package.application, package.version)

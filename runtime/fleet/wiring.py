@@ -1,63 +1,78 @@
-"""Builds a FleetAgent from settings: the variant chooser (selection on metadata alone,
-for this box's profile and hardware) and the trial loader. Shared by the CLI and the
-daemon so both decide exactly alike."""
+"""Builds a FleetAgent from settings: the variant chooser (the box's selection on
+metadata alone: runtime.box decides floor, pins and objective) and the trial loader.
+Shared by the CLI and the daemon so both decide exactly alike."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
-from runtime.catalog import PackageMeta, Store, VariantMeta
+from runtime.box import Box, site_floors
+from runtime.catalog import ModelPackage, PackageMeta, Store, VariantMeta
 from runtime.config import Settings
-from runtime.fleet.agent import Activated, Chooser, FleetAgent
+from runtime.fleet.agent import Activated, Chooser, FleetAgent, Picker
 from runtime.fleet.download import Progress
 from runtime.fleet.state import FleetState
 from runtime.fleet.trial import Loader
 from runtime.fleet.tufclient import FleetError
+from runtime.selection import Selection
+
+__all__ = [
+    "box_chooser_and_loader",
+    "build_agent",
+    "make_chooser",
+    "make_picker",
+    "read_state",
+    "site_floors",
+]
 
 
-def site_floors(settings: Settings) -> dict[str, int]:
-    return {a.name: a.accuracy_floor_bp for a in settings.applications if a.accuracy_floor_bp}
+def make_chooser(box: Callable[[], Box], count: int = 2, bytes_factor: float = 1.5) -> Chooser:
+    """Selection on metadata alone, asked of the box in force (``box()``: the daemon
+    rebuilds it on SIGHUP), with its floor, operator pins and objective: the same
+    decision the loader makes. Returns the candidates to download in rule order: the
+    pinned one alone under a pin, else the shortlist (runtime.ranking.shortlist) that
+    the trial measures before the box keeps the winner."""
+    from runtime.ranking import shortlist
 
-
-def make_chooser(settings: Settings, profile: Any, report: Any) -> Chooser:
-    """Selection on metadata alone for this box (``profile``, ``report``): the same rule
-    and site policy the loader applies, so the variant downloaded is the one that loads."""
-    from runtime.selection import Policy, resources_for, select
-
-    resources = resources_for(profile, report, settings.memory_bytes)
-    pins = {a.name: a.variant for a in settings.applications}
-    floors = site_floors(settings)
-
-    def choose(package: PackageMeta, variants: Sequence[VariantMeta]) -> tuple[str | None, str]:
-        policy = Policy(
-            accuracy_floor_bp=floors.get(package.application),
-            pin=pins.get(package.application),
-        )
-        sel = select(package, variants, profile, report, resources, policy)
+    def choose(package: PackageMeta, variants: Sequence[VariantMeta]) -> tuple[list[str], str]:
+        sel = box().select(package, variants)
         if sel.chosen is None:
             why = "; ".join(f"{r.variant.variant}: {r.reason}" for r in sel.rejected)
-            return None, why or "no variants"
-        return sel.chosen.variant.variant, sel.chosen.reason
+            return [], why or sel.reason or "no variants"
+        if sel.pin is not None:
+            return [sel.chosen.variant.variant], sel.reason
+        picked = shortlist([c.variant for c in sel.ranked], count, bytes_factor)
+        return [v.variant for v in picked], sel.chosen.reason
 
     return choose
 
 
-def box_chooser_and_loader(settings: Settings) -> tuple[Chooser, Loader]:
-    """Probe the hardware once, match the profile, and close over them (the CLI's path;
-    the daemon passes the report and profile it already has to ``make_chooser``)."""
-    from runtime.hardware import probe
-    from runtime.loader import VariantLoader
-    from runtime.profiles import default_profiles_dir, load_profiles, match, profile_by_name
+def make_picker(select: Callable[[ModelPackage], Selection]) -> Picker:
+    """The winner among the staged candidates: ``select`` is the measuring loader's
+    (runtime.calibrate: measured on this box, cached for the load that follows)."""
 
-    report = probe()
-    profiles = load_profiles(default_profiles_dir(settings))
-    if settings.profile:
-        profile = profile_by_name(profiles, settings.profile)
-    else:
-        profile = match(report, profiles).profile
-    return make_chooser(settings, profile, report), VariantLoader(profile, report, settings)
+    def pick(package: ModelPackage) -> tuple[str | None, str]:
+        sel = select(package)
+        if sel.chosen is None:
+            why = "; ".join(f"{r.variant.variant}: {r.reason}" for r in sel.rejected)
+            return None, f"{sel.reason} ({why})" if why else sel.reason
+        return sel.chosen.variant.variant, sel.reason
+
+    return pick
+
+
+def box_chooser_and_loader(settings: Settings) -> tuple[Chooser, Loader, Picker]:
+    """Build the box once (probe, profile, pins) and close over it (the CLI's path; the
+    daemon passes its own box, loader and picker)."""
+    from runtime.box import build_box
+    from runtime.calibrate import measuring_loader
+
+    box = build_box(settings)
+    loader = measuring_loader(box)[0]
+    fleet = settings.fleet
+    count, factor = (fleet.candidates, fleet.candidate_bytes_factor) if fleet else (2, 1.5)
+    return make_chooser(lambda: box, count, factor), loader, make_picker(loader.select)
 
 
 def build_agent(
@@ -68,6 +83,7 @@ def build_agent(
     with_backends: bool = True,
     chooser: Chooser | None = None,
     loader: Loader | None = None,
+    picker: Picker | None = None,
     lock_wait_s: float = 0.0,
     on_lock_wait: Callable[[str], None] | None = None,
 ) -> FleetAgent:
@@ -77,13 +93,14 @@ def build_agent(
     if settings.fleet is None:
         raise FleetError("fleet updates are off: add a [fleet] section to the settings")
     if with_backends and (chooser is None or loader is None):
-        chooser, loader = box_chooser_and_loader(settings)
+        chooser, loader, picker = box_chooser_and_loader(settings)
     return FleetAgent(
         settings.fleet,
         Store(settings.paths.store),
         settings.paths.state_dir,
         chooser=chooser,
         loader=loader,
+        picker=picker,
         floors=site_floors(settings),
         applications=[a.name for a in settings.applications],
         on_activated=on_activated,

@@ -62,6 +62,9 @@ class Commands:
         self._limits = limits
         self._status_doc = status
         self._counters = counters
+        # select(app, variant or None) -> slot: the daemon's, which pins through the box
+        # (persisted) and swaps; without one, a plain swap that pins nothing.
+        self.selector: Callable[[str, str | None], Awaitable[Any]] | None = None
         self._handlers: dict[str, Handler] = {
             "reload": self._reload,
             "select": self._select,
@@ -142,7 +145,10 @@ class Commands:
         if not isinstance(app, str) or not isinstance(variant, str):
             raise InvalidInput('select needs {"app": name, "variant": id or "auto"}')
         pin = None if variant == "auto" else variant
-        slot = await self._service.swap(app, None, pin)
+        if self.selector is not None:
+            slot = await self.selector(app, pin)
+        else:
+            slot = await self._service.swap(app, None, pin)
         return {"app": app, "variant": slot.variant.id, "pin": pin}
 
     async def _status(self, body: dict[str, Any]) -> Any:

@@ -14,7 +14,7 @@ The daemon (the one composition root) calls, after the hardware probe::
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from runtime.config import Settings
@@ -25,9 +25,13 @@ from runtime.mqtt.ports import MqttService
 _HARDWARE_KEYS = ("cpu", "memory", "accelerators", "board", "thermal", "runtimes")
 
 
-def info_from(box: Callable[[], BoxDescription]) -> Callable[[], dict[str, Any]]:
+def info_from(
+    box: Callable[[], BoxDescription], sections: Mapping[str, Callable[[], Any]] | None = None
+) -> Callable[[], dict[str, Any]]:
     """The hardware and profile part of the retained info topic, from the box's
-    description; read at every publish."""
+    description, and the ``sections`` the daemon adds (the box policy, calibration);
+    read at every publish."""
+    sections = dict(sections or {})
 
     def info() -> dict[str, Any]:
         desc = box()
@@ -38,6 +42,8 @@ def info_from(box: Callable[[], BoxDescription]) -> Callable[[], dict[str, Any]]
         if desc.match is not None:
             doc["profile"] = desc.match.profile.name
             doc["profile_reasons"] = list(desc.match.reasons)
+        for name, section in sections.items():  # the box policy in force; what was measured
+            doc[name] = section()
         return doc
 
     return info
@@ -50,6 +56,7 @@ def attach_bridge(
     *,
     fleet: Any = None,
     fast_path: bool | None = None,
+    info_sections: Mapping[str, Callable[[], Any]] | None = None,
 ) -> MqttBridge | None:
     """The bridge when ``[mqtt]`` is configured, else None. ``fast_path``: the daemon's
     start-up check of paho (runtime.mqtt.paho_compat.start_up). With a fleet runner, the
@@ -59,7 +66,7 @@ def attach_bridge(
     bridge = MqttBridge(
         settings.mqtt,
         service,
-        info=info_from(box),
+        info=info_from(box, info_sections),
         state_dir=settings.paths.state_dir,
         fast_path=fast_path,
     )

@@ -30,7 +30,8 @@ REBIRTH = "Node Control/Rebirth"
 VARIANT = "Variant"
 
 Selector = Callable[[str, "str | None"], Awaitable[Any]]
-"""``select(app, variant_or_None)``: the same swap the HTTP admin route makes."""
+"""``select(app, variant_or_None)``: the daemon's operator select (a pin kept by the box, then
+the swap), the same the HTTP admin route makes."""
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from runtime.box import box_for
 from runtime.catalog import ModelPackage, Store
 from runtime.config import Settings
 from runtime.demo.data import load_split, normalise
@@ -40,7 +41,7 @@ def sklearn_labels(golden: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 def _loader(tmp_path: Path, **profile: Any) -> VariantLoader:
     settings = Settings(paths={"cache_dir": tmp_path / "cache"})
-    return VariantLoader(make_profile(**profile), local_report(), settings)
+    return VariantLoader(box_for(settings, local_report(), make_profile(**profile)))
 
 
 def _labels(loaded: Any, pixels: np.ndarray) -> np.ndarray:
@@ -101,7 +102,9 @@ def test_every_demo_variant_loads_with_this_machines_own_profile(package, golden
 
     report = probe("/")
     profile = match(report, load_profiles()).profile
-    loader = VariantLoader(profile, report, Settings(paths={"cache_dir": tmp_path / "cache"}))
+    loader = VariantLoader(
+        box_for(Settings(paths={"cache_dir": tmp_path / "cache"}), report, profile)
+    )
     for variant in package.variants:
         loaded = loader(package, pin=variant.id)
         assert loaded.attempts[-1].ok, [a.describe() for a in loaded.attempts]

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from runtime.box import box_for
 from runtime.catalog import ModelPackage
 from runtime.config import Settings
 from runtime.errors import BackendLoadError
@@ -32,7 +33,7 @@ def settings(tmp_path: Path) -> Settings:
 
 
 def _loader(settings: Settings, **profile: object) -> VariantLoader:
-    return VariantLoader(make_profile(**profile), local_report(), settings)
+    return VariantLoader(box_for(settings, local_report(), make_profile(**profile)))
 
 
 def test_loads_the_smallest_variant_on_the_first_target(package, settings) -> None:
@@ -134,7 +135,7 @@ def test_options_carry_threads_providers_cache_and_gpu_layers(package, settings)
             {"backend": "onnx", "device": "cpu"},
         ],
     )
-    loader = VariantLoader(profile, local_report(accelerators=[nvidia_gpu()]), settings)
+    loader = VariantLoader(box_for(settings, local_report(accelerators=[nvidia_gpu()]), profile))
     small = package.variant("small")
     gpu = loader.options_for(small, profile.targets[0])
     assert (gpu.device, gpu.providers, gpu.gpu_layers) == ("gpu", ("CUDAExecutionProvider",), -1)

@@ -129,6 +129,7 @@ def test_the_fleet_trial_scores_token_agreement_on_the_box(
 ) -> None:
     """The trial loads each rung with the real llama backend and reproduces, from the
     golden file alone, the token agreement the build recorded."""
+    from runtime.box import box_for
     from runtime.config import Settings
     from runtime.fleet.trial import run_trial
     from runtime.hardware.runtimes import probe_runtime_live
@@ -147,7 +148,7 @@ def test_the_fleet_trial_scores_token_agreement_on_the_box(
         targets=[{"backend": "llama", "device": "cpu"}], precisions=["q8_0", "q4_k_m"]
     )
     report = make_report(runtimes=[probe_runtime_live("llama_cpp")])
-    loader = VariantLoader(profile, report, Settings(paths={"cache_dir": tmp_path / "c"}))
+    loader = VariantLoader(box_for(Settings(paths={"cache_dir": tmp_path / "c"}), report, profile))
     for v in package.variants:
         result = run_trial(package, v.id, lambda p, pin: loader(p, pin))
         assert result.ok, result.reason

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from runtime.box import box_for
 from runtime.catalog import Store, load_package
 from runtime.config import Settings
 from runtime.fleet.keys import init_keys
@@ -73,7 +74,7 @@ def test_publish_and_the_fleet_trial_take_it(built: Path, tmp_path: Path) -> Non
     assert published.meta.golden is not None
     package = load_package(built)
     loader = VariantLoader(
-        make_profile(), local_report(), Settings(paths={"cache_dir": tmp_path / "cache"})
+        box_for(Settings(paths={"cache_dir": tmp_path / "cache"}), local_report(), make_profile())
     )
     for v in package.variants:
         result = run_trial(package, v.id, lambda p, pin: loader(p, pin))

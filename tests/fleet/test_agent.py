@@ -18,7 +18,7 @@ from runtime.cli import app as cli_app
 from runtime.config import Settings, load_settings
 from runtime.fleet.agent import FleetAgent
 from runtime.fleet.publish import RepoWriter, publish
-from runtime.fleet.wiring import build_agent
+from runtime.fleet.wiring import box_chooser_and_loader, build_agent
 from runtime.service import InferenceService
 from tests.fleet.conftest import DEMO_APP, make_version, reshuffle_golden, write_box_config
 from tests.support.static_server import Faults, StaticServer
@@ -74,7 +74,11 @@ def test_publish_sync_serve_then_update_under_load(
     assert box.active() == "1.0.0"
     installed = box.store.load(DEMO_APP)
     (chosen,) = installed.variants  # only the variant this box runs was installed
-    assert _variant_dirs_fetched(server, "1.0.0") == {chosen.id}
+    # Downloaded: the shortlist the box's chooser names; the trial measured them and kept one.
+    chooser = box_chooser_and_loader(box.settings)[0]
+    published = Store(demo_pkg.parent.parent).load(DEMO_APP)
+    shortlist = set(chooser(published.meta, [v.meta for v in published.variants])[0])
+    assert _variant_dirs_fetched(server, "1.0.0") == shortlist and chosen.id in shortlist
     assert box.status()["stage"] == "active"
 
     v2 = make_version(demo_pkg, tmp_path / "pkgs", "2.0.0")
@@ -119,7 +123,7 @@ def test_publish_sync_serve_then_update_under_load(
     assert total > 10 and versions[0] == "1.0.0" and versions[-1] == "2.0.0"
     # Unchanged files are already in the content-addressed store: only new bytes travel,
     # and never another variant's.
-    assert _variant_dirs_fetched(server, "2.0.0") <= {chosen.id}
+    assert _variant_dirs_fetched(server, "2.0.0") <= shortlist
     assert any(h.path.endswith(".package.toml") for h in server.log)
     st = box.status()
     assert (st["active"], st["previous"], st["stage"]) == ("2.0.0", "1.0.0", "active")

@@ -76,7 +76,11 @@ def test_names_register_once_and_the_box_is_described_once() -> None:
     context.add_metrics("fleet", list)
     with pytest.raises(ValueError, match="fleet"):
         context.add_metrics("fleet", list)
+    with pytest.raises(RuntimeError, match="not described"):
+        context.redescribe(BoxDescription(hostname="a"))
     context.describe(BoxDescription(hostname="a"))
     with pytest.raises(RuntimeError, match="already described"):
         context.describe(BoxDescription(hostname="b"))
     assert context.box.hostname == "a"
+    context.redescribe(BoxDescription(hostname="c"))  # SIGHUP's new probe
+    assert context.box.hostname == "c"

@@ -1,5 +1,5 @@
 """`headframe serve` with [sparkplug]: each application a device, a DCMD Variant write
-switches the variant through the same swap as the HTTP admin route, and a SIGKILLed
+pins and switches the variant through the box as the HTTP admin route does, and a SIGKILLed
 daemon's NDEATH (the broker's Will) carries the bdSeq of its NBIRTH."""
 
 from __future__ import annotations
@@ -78,6 +78,9 @@ def test_devices_dcmd_variant_switch_and_ndeath_on_sigkill(
         status = httpx.get(f"{url}/status", timeout=5).json()
         served = {a["app"]: a for a in status["applications"]}
         assert served["part-id-reader"]["variant"] == other
+        # the same operator pin as over HTTP and MQTT: kept by the box, named by its source
+        pin = status["box"]["pins"]["part-id-reader"]
+        assert pin["variant"] == other and "by sparkplug" in pin["text"]
         assert status["sparkplug"]["state"] == "online"
         assert status["sparkplug"]["devices"] == ["part-id-reader", "second-app"]
         metrics = scraped(httpx.get(f"{url}/metrics", timeout=5).text)
@@ -96,6 +99,8 @@ def test_devices_dcmd_variant_switch_and_ndeath_on_sigkill(
         assert metrics["headframe_sparkplug_messages_total"][(("kind", "command_errors"),)] == 1
         r = httpx.post(f"{url}/v2/models/part-id-reader/infer", json=infer_body(), timeout=10)
         assert r.status_code == 200
+        pins = httpx.get(f"{url}/status", timeout=5).json()["box"]["pins"]
+        assert pins["part-id-reader"]["variant"] == other  # the refused one pinned nothing
 
         # an application gone from the store and a SIGHUP: its device dies (DDEATH)
         shutil.rmtree(store / "second-app")

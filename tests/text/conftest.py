@@ -12,6 +12,7 @@ import pytest
 
 from runtime.api.app import create_app
 from runtime.backends.base import LoadOptions
+from runtime.box import box_for
 from runtime.catalog import ModelPackage, Store
 from runtime.config import Settings
 from runtime.errors import HeadframeError
@@ -87,7 +88,7 @@ def text_server(text_store: Path, tmp_path_factory: pytest.TempPathFactory) -> I
     broken.variants[0].entrypoint.write_bytes(b"GGUF" + b"\x00" * 64)
     state = tmp_path_factory.mktemp("state")
     settings = Settings(paths={"state_dir": state / "state", "cache_dir": state / "cache"})
-    loader = VariantLoader(text_profile(), text_report(), settings)
+    loader = VariantLoader(box_for(settings, text_report(), text_profile()))
 
     async def build() -> tuple[Any, InferenceService]:
         service = InferenceService(loader)
@@ -123,7 +124,7 @@ def agent_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     ]
     state = tmp_path_factory.mktemp("agent-state")
     settings = Settings(paths={"state_dir": state / "state", "cache_dir": state / "cache"})
-    loader = VariantLoader(text_profile(), text_report(), settings)
+    loader = VariantLoader(box_for(settings, text_report(), text_profile()))
     batching = {
         name: ApplicationSettings(name=name, max_batch=8, batch_wait_ms=2.0)
         for name in ("gguf-embedder", "encoder")

@@ -1,0 +1,28 @@
+"""Backends that misbehave in inference, onnxruntime underneath: ``SleepyBackend`` sleeps
+in every ``infer`` (a hang), ``CrashingBackend`` raises. Tests put them in the real backend
+table (runtime.backends.registry.BACKENDS) to show that calibration cuts a hanging
+candidate at its budget and records a crashing one as failed."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+
+import numpy as np
+
+from runtime.backends.onnx import OnnxBackend
+
+HANG_S = 30.0
+
+
+class SleepyBackend(OnnxBackend):
+    def infer(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        time.sleep(HANG_S)
+        return super().infer(inputs)
+
+
+class CrashingBackend(OnnxBackend):
+    """Loads, then fails every inference the way a broken runtime kernel does."""
+
+    def infer(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        raise RuntimeError("kernel crashed")
