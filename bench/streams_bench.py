@@ -235,8 +235,15 @@ def main() -> int:
                 time.sleep(0.1)
             print(f"streams (window {SIZE}), load average {load()}", flush=True)
             rows = sustained(broker, url, rates, args.seconds)
-            ok = [r["offered_per_s"] for r in rows if r["loss"] < 0.01 and not r["dropped_windows"]]
-            print(f"  sustained with < 1 % loss: {max(ok) if ok else 'none'}/s", flush=True)
+            # The figure is sample loss. A window that waits for the model is replaced
+            # by a newer one (by design, docs/mqtt.md), so dropped windows are shown beside it.
+            ok = [r["offered_per_s"] for r in rows if r["loss"] < 0.01]
+            best = next((r for r in rows if ok and r["offered_per_s"] == max(ok)), None)
+            dropped = f", {best['dropped_windows']} windows replaced there" if best else ""
+            print(
+                f"  sustained with < 1 % sample loss: {max(ok) if ok else 'none'}/s{dropped}",
+                flush=True,
+            )
             lat = latency(broker, args.windows)
         finally:
             proc.terminate()
