@@ -9,18 +9,14 @@ from pathlib import Path
 import pytest
 
 from runtime.catalog import ModelPackage, load_package
-from tests.support.mosquitto import Mosquitto, require_mosquitto
+from tests.support.mosquitto import Mosquitto, require_mosquitto, running_broker
 from tests.support.serving_models import write_linear_package
 
 
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[Mosquitto]:
-    require_mosquitto()
-    b = Mosquitto(tmp_path / "broker").start()
-    try:
+    with running_broker(tmp_path / "broker") as b:
         yield b
-    finally:
-        b.stop()
 
 
 @pytest.fixture

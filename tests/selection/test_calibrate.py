@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from runtime.backends.registry import BACKENDS, BackendEntry
 from runtime.box import box_for
 from runtime.calibrate import CACHE_FILE, measuring_loader
 from runtime.catalog import Store
 from runtime.cli import app as cli
 from runtime.config import Settings
+from tests.support.sleepy_backend import serve_onnx_with
 from tests.support.synthetic import local_report, make_profile
 
 pytestmark = pytest.mark.slow  # the demo catalog, built once per session
@@ -104,12 +104,7 @@ def test_a_hanging_candidate_is_cut_at_the_budget(
     tmp_path: Path, demo_store: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The registry's own table: "onnx" now names a backend whose inference hangs.
-    monkeypatch.setitem(
-        BACKENDS,
-        "onnx",
-        BackendEntry("tests.support.sleepy_backend", "SleepyBackend", "onnxruntime",
-                     ("onnx",), "onnx"),
-    )  # fmt: skip
+    serve_onnx_with(monkeypatch, "SleepyBackend")
     budget = 1.5
     settings = _settings(tmp_path, calibration={"tensor_budget_s": budget})
     profile = make_profile()  # onnx (the sleepy one) first, then openvino
@@ -149,12 +144,7 @@ def test_models_calibrate_and_select_measure_print_the_table(
 def test_a_crashing_candidate_is_recorded_failed_and_the_next_target_serves(
     tmp_path: Path, demo_store: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(
-        BACKENDS,
-        "onnx",
-        BackendEntry("tests.support.sleepy_backend", "CrashingBackend", "onnxruntime",
-                     ("onnx",), "onnx"),
-    )  # fmt: skip
+    serve_onnx_with(monkeypatch, "CrashingBackend")
     box, _, package, measured = _calibrate(_settings(tmp_path), demo_store)
     crashed = [m for m in measured.values() if m.backend == "onnx"]
     assert crashed and all("inference failed" in (m.error or "") for m in crashed)

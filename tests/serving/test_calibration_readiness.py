@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from runtime.backends.registry import BACKENDS, BackendEntry
 from runtime.config import Settings
 from runtime.daemon import Daemon
 from tests.support.serving_models import write_linear_package
+from tests.support.sleepy_backend import serve_onnx_with
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = "part-id-reader"
@@ -27,12 +27,7 @@ BUDGET_S = 4.0
 def test_a_calibrating_app_never_delays_another(
     tmp_path: Path, demo_store: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(
-        BACKENDS,
-        "onnx",
-        BackendEntry("tests.support.sleepy_backend", "SleepyBackend", "onnxruntime",
-                     ("onnx",), "onnx"),
-    )  # fmt: skip
+    serve_onnx_with(monkeypatch, "SleepyBackend")
     store = tmp_path / "store"
     shutil.copytree(demo_store / DEMO, store / DEMO)
     write_linear_package(store, app=PLAIN)  # no golden set: nothing to measure

@@ -7,14 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.mosquitto import Mosquitto, require_mosquitto
+from tests.support.mosquitto import Mosquitto, running_broker
 
 
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[Mosquitto]:
-    require_mosquitto()
-    b = Mosquitto(tmp_path / "broker").start()
-    try:
+    with running_broker(tmp_path / "broker") as b:
         yield b
-    finally:
-        b.stop()

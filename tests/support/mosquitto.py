@@ -7,12 +7,14 @@ here says ``user root`` when we are root, so persistence works either way.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -136,3 +138,15 @@ class Mosquitto:
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+@contextlib.contextmanager
+def running_broker(directory: Path) -> Iterator[Mosquitto]:
+    """A plain Mosquitto on a free loopback port for the ``with`` block (the per-test
+    ``broker`` fixture of the MQTT, Sparkplug and streams tests)."""
+    require_mosquitto()
+    broker = Mosquitto(directory).start()
+    try:
+        yield broker
+    finally:
+        broker.stop()

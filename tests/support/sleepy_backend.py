@@ -9,8 +9,10 @@ import time
 from collections.abc import Mapping
 
 import numpy as np
+import pytest
 
 from runtime.backends.onnx import OnnxBackend
+from runtime.backends.registry import BACKENDS, BackendEntry
 
 HANG_S = 30.0
 
@@ -26,3 +28,10 @@ class CrashingBackend(OnnxBackend):
 
     def infer(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         raise RuntimeError("kernel crashed")
+
+
+def serve_onnx_with(monkeypatch: pytest.MonkeyPatch, cls: str) -> None:
+    """Make the backend registry's own "onnx" entry name ``cls`` of this module for the
+    test (the registry's table is the seam; nothing of ours is mocked)."""
+    entry = BackendEntry(__name__, cls, "onnxruntime", ("onnx",), "onnx")
+    monkeypatch.setitem(BACKENDS, "onnx", entry)
