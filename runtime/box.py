@@ -26,7 +26,7 @@ from typing import Any
 
 from runtime.catalog import PackageMeta, VariantMeta
 from runtime.config import ApplicationSettings, Settings
-from runtime.fleet.state import atomic_write_json
+from runtime.files import atomic_write_json
 from runtime.hardware.report import HardwareReport
 from runtime.measurement import Measurement, MeasurementKey
 from runtime.profiles import DeviceProfile, ProfileMatch

@@ -38,7 +38,7 @@ from runtime.backends.base import Backend
 from runtime.backends.registry import BACKENDS
 from runtime.box import Box
 from runtime.catalog import ModelPackage, Variant
-from runtime.fleet.state import atomic_write_json
+from runtime.files import atomic_write_json
 from runtime.measurement import Measurement, MeasurementKey
 from runtime.profiles import Target
 

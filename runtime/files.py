@@ -6,9 +6,11 @@ writer's metadata, the TUF repository and ``config init`` all write through it.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 
 def fsync_dir(path: Path) -> None:
@@ -36,3 +38,8 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         Path(tmp).unlink(missing_ok=True)
         raise
     fsync_dir(path.parent)
+
+
+def atomic_write_json(path: Path, data: Any) -> None:
+    """``data`` as indented, sorted JSON, written as ``atomic_write_bytes`` does."""
+    atomic_write_bytes(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())

@@ -16,10 +16,13 @@ Pure numpy: no runtime, no file I/O.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import get_args
 
 import numpy as np
 
-METRICS = ("top1", "agreement", "fidelity", "token_agreement")
+from runtime.catalog import QualityMetric
+
+METRICS: tuple[str, ...] = get_args(QualityMetric)  # the one list: catalog.py
 DEFAULT_FIDELITY_TOLERANCE = 0.05
 # A row whose reference output is all zeros is compared absolutely against this floor.
 _NORM_FLOOR = 1e-12

@@ -26,9 +26,9 @@ from tuf.api.metadata import TargetFile
 
 from runtime.catalog import FLEET_STAGED_MARKER, Store
 from runtime.errors import MetadataError
-from runtime.files import fsync_dir
+from runtime.files import atomic_write_json, fsync_dir
 from runtime.fleet.releases import Release
-from runtime.fleet.state import atomic_write_json, pause_point
+from runtime.fleet.state import pause_point
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from runtime.files import atomic_write_bytes
+from runtime.files import atomic_write_json
 
 log = logging.getLogger(__name__)
 
@@ -37,11 +37,6 @@ STAGES: tuple[str, ...] = (
 )  # fmt: skip
 Listener = Callable[[dict[str, Any]], None]
 PROGRESS_EVERY_S = 1.0
-
-
-def atomic_write_json(path: Path, data: Any) -> None:
-    """``data`` as indented, sorted JSON, written as ``atomic_write_bytes`` does."""
-    atomic_write_bytes(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
 
 
 @dataclass
