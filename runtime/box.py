@@ -10,7 +10,8 @@ none of them recomputes floors or pins.
 The box also owns the one changeable layer: operator pins (HTTP admin, MQTT ``select``,
 ``headframe models use``), persisted in ``state_dir/pins.json`` so they survive a
 restart, and governor overrides (held in memory only: a restart forgets pressure).
-Precedence: governor override > operator pin > the settings' ``variant`` > automatic.
+Precedence: operator pin > the settings' ``variant`` > governor override > automatic (a pin
+wins over the governor, which then only reports what it would do).
 """
 
 from __future__ import annotations
@@ -159,16 +160,16 @@ class Box:
 
     # ---- the changeable layer ------------------------------------------------------
     def pin_for(self, app: str) -> PinState:
-        with self._lock:
-            override = self._overrides.get(app)
-        if override is not None:
-            return PinState(override[0], "governor", f"governor override: {override[1]}")
         pin = self.pins.get(app)
         if pin is not None:
             return PinState(pin.variant, "operator", pin.describe())
         site = self.app_settings(app)
         if site is not None and site.variant:
             return PinState(site.variant, "settings", "pinned by the settings file")
+        with self._lock:
+            override = self._overrides.get(app)
+        if override is not None:
+            return PinState(override[0], "governor", f"governor override: {override[1]}")
         return PinState(None, "auto", "automatic")
 
     def set_pin(self, app: str, variant: str | None, source: str) -> Pin | None:
@@ -185,9 +186,10 @@ class Box:
                 self._overrides[app] = (variant, reason or "resource pressure")
 
     # ---- the decision --------------------------------------------------------------
-    def policy_for(self, app: str, force: str | None = None) -> Policy:
-        """The site policy for ``app``; ``force`` (a fleet trial's variant) wins over pins."""
-        state = self.pin_for(app)
+    def policy_for(self, app: str, force: str | None = None, unpinned: bool = False) -> Policy:
+        """The site policy for ``app``; ``force`` (a fleet trial's variant) wins over pins;
+        ``unpinned``: every pin and override left out (the governor's ladder of rungs)."""
+        state = self.pin_for(app) if not unpinned else PinState(None, "auto", "automatic")
         pin_text = {
             "operator": state.text,
             "settings": "pinned by site policy",
@@ -208,6 +210,7 @@ class Box:
         *,
         force: str | None = None,
         measurements: Mapping[MeasurementKey, Measurement] | None = None,
+        unpinned: bool = False,
     ) -> Selection:
         return select(
             package,
@@ -215,7 +218,7 @@ class Box:
             self.profile,
             self.report,
             self.resources,
-            self.policy_for(package.application, force),
+            self.policy_for(package.application, force, unpinned),
             measurements=measurements,
         )
 

@@ -28,6 +28,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from runtime import systemd_env
 from runtime.errors import ConfigError
+from runtime.governor.settings import GovernorSettings
 
 ENV_PREFIX = "HEADFRAME_"
 
@@ -447,6 +448,9 @@ class Settings(BaseSettings):
     )
     sparkplug: SparkplugSettings = Field(
         default_factory=SparkplugSettings, title="Sparkplug B edge node (off unless enabled)"
+    )
+    governor: GovernorSettings = Field(
+        default_factory=GovernorSettings, title="Step variants down under pressure, back up after"
     )
     log_format: Literal["auto", "text", "json"] = Field(default="auto", title="Log format")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(

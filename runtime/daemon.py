@@ -33,6 +33,7 @@ from runtime.description import BoxDescription
 from runtime.errors import HeadframeError
 from runtime.sdnotify import Notifier
 from runtime.service import InferenceService
+from runtime.swap_lock import SwapLock
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +96,9 @@ class Daemon:
         # One reselect at a time: SIGHUP and the store watcher both run _reselect.
         self._reselecting = asyncio.Lock()
         self._watch_s = 0.0  # the store watcher's period in force (0: not watching)
+        # One hot swap at a time between the fleet and the governor (runtime/governor/).
+        self.swap_lock = SwapLock()
+        self.governor: Any = None  # runtime.governor.controller.Governor unless disabled
 
     def _daemon_section(self) -> dict[str, Any]:
         return {
@@ -391,6 +395,9 @@ class Daemon:
             self.phase = "serving"
             self.notifier.send(READY=1, STATUS=self._summary())
             log.info("ready in %.2f s: %s", time.monotonic() - self._started, self._summary())
+            from runtime.governor.wiring import start_governor
+
+            self.governor = start_governor(self.settings.governor, self._service(), self)
             await self._start_fleet()
             if self.fleet is not None and self.bridge is not None:
                 from runtime.fleet import mqtt_hook  # update-now and the retained fleet state
@@ -423,7 +430,7 @@ class Daemon:
         except HeadframeError as e:
             log.error("model updates are off: %s", e.message)
             return
-        self.fleet = FleetRunner(agent, self._service())
+        self.fleet = FleetRunner(agent, self._service(), swap_lock=self.swap_lock)
         self.context.add_section("fleet", self.fleet.status)
         self.context.add_metrics("fleet", self.fleet.metric_families)
         self._tasks.append(asyncio.create_task(self.fleet.run(), name="fleet"))
@@ -529,6 +536,8 @@ class Daemon:
     async def _shutdown(self) -> None:
         self.phase = "stopping"
         self.notifier.send(STOPPING=1, STATUS="stopping: draining requests")
+        if self.governor is not None:
+            await self.governor.close()  # no swap starts while the service drains
         if self.fleet is not None:
             self.fleet.stop()  # a download in progress ends at its next chunk
         log.info("stopping: draining in-flight requests (up to %.0f s)", DRAIN_TIMEOUT_S)
