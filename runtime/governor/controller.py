@@ -103,6 +103,7 @@ class Governor:
         self.last_action: dict[str, Any] | None = None
         self.recent: deque[dict[str, Any]] = deque(maxlen=20)
         self._listeners: list[EventListener] = []
+        self._said: set[tuple[str, ...]] = set()
         self._stop = asyncio.Event()
         self.task: asyncio.Task[None] | None = None  # set by wiring.start_governor
 
@@ -137,6 +138,8 @@ class Governor:
         now = self.clock()
         self._forget_replaced()
         self.assessment = assess(readings, self.table)
+        if not self.assessment.level:
+            self._said.clear()  # the episode is over; the next one reports afresh
         self.decision = self.policy.decide(
             now, self.assessment, stepped_down=bool(self.steps), shedding=self.shedding
         )
@@ -147,6 +150,14 @@ class Governor:
         elif self.decision.action == "stop_shed":
             self._shed(False, self.decision.reason)
         return self.decision
+
+    def _first_time(self, *what: str) -> bool:
+        """Whether ``what`` is new in this pressure episode: a report (pinned, no lighter
+        rung) is logged and sent once per episode, not once per sample."""
+        if what in self._said:
+            return False
+        self._said.add(what)
+        return True
 
     def forget(self, app: str, why: str) -> None:
         """Drop the record of ``app`` (a fleet update, a reload): the new choice stands."""
@@ -197,11 +208,7 @@ class Governor:
                     f"({here.describe(kind)} -> {lower.describe(kind)})")  # fmt: skip
             pin = self.host.pinned(served.app)
             if pin is not None:
-                if (
-                    self.counts["pinned"] == 0
-                    or self.last_action is None
-                    or (self.last_action.get("action") != "pinned")
-                ):
+                if self._first_time("pinned", served.app, lower.variant):
                     log.info("governor: %s pressure (%s): %s, would step down %s",
                              d.level, d.reason, pin, move)  # fmt: skip
                     self._record("pinned", d, app=served.app, variant=here.variant,
@@ -212,8 +219,8 @@ class Governor:
             return
         if d.level == "hard":
             self._shed(True, d.reason)
-        elif self.last_action is None or self.last_action.get("action") != "no_rung":
-            log.info("governor: %s pressure (%s): no lighter variant to step down to",
+        elif self._first_time("no_rung", d.level):
+            log.info("governor: %s pressure (%s): no lighter variant it may step down to",
                      d.level, d.reason)  # fmt: skip
             self._record("no_rung", d)
 
@@ -277,14 +284,15 @@ class Governor:
             return
         d = self.decision
         if self.host.shed is None:
-            if on and (self.last_action is None or self.last_action.get("action") != "no_rung"):
-                log.warning("governor: hard pressure (%s) and no lighter variant; no load "
-                            "shedding in this daemon", reason)  # fmt: skip
+            if on and self._first_time("no_shed", d.level):
+                log.warning("governor: hard pressure (%s) and no lighter variant it may use; "
+                            "no load shedding in this daemon", reason)  # fmt: skip
                 self._record("no_rung", d)
             return
         if on:
-            log.warning("governor: hard pressure (%s) and no lighter variant: shedding load "
-                        "(Retry-After %d s)", reason, self.settings.retry_after_s)  # fmt: skip
+            log.warning("governor: hard pressure (%s) and no lighter variant it may use: "
+                        "shedding load (Retry-After %d s)", reason,
+                        self.settings.retry_after_s)  # fmt: skip
             if not self.settings.dry_run:
                 self.host.shed.start(reason, self.settings.retry_after_s)
         else:
@@ -319,7 +327,8 @@ class Governor:
             "stepped": {a: {"serving": s.placed, "came_from": list(s.came_from)}
                         for a, s in self.steps.items()},
             "shedding": self.shedding,
-            "counts": dict(self.counts), "swaps": dict(self.swaps), "samples": self.samples,
+            "counts": dict(self.counts), "samples": self.samples,
+            "swaps": {"ok": self.swaps["ok"], "failed": self.swaps["failed"]},
             "recent": list(self.recent),
         }  # fmt: skip
 
