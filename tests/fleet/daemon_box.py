@@ -55,6 +55,11 @@ def running_daemon(cfg: Path, log: Path) -> Iterator[subprocess.Popen[str]]:
     assert rc == 0, f"the daemon exited {rc}:\n{log.read_text()[-3000:]}"
 
 
+def fleet_app(url: str, app: str) -> dict[str, object]:
+    """The daemon's fleet report for ``app`` (its /status "fleet" section)."""
+    return dict(httpx.get(f"{url}/status", timeout=10).json()["fleet"]["apps"][app])
+
+
 def wait_for(
     pred: Callable[[], object], what: str, proc: subprocess.Popen[str], log: Path,
     timeout: float = 180,

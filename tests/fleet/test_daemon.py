@@ -15,7 +15,7 @@ import pytest
 
 from runtime.fleet.publish import publish
 from tests.fleet.conftest import DEMO_APP, make_version, reshuffle_golden
-from tests.fleet.daemon_box import running_daemon, served_box_config, wait_for
+from tests.fleet.daemon_box import fleet_app, running_daemon, served_box_config, wait_for
 from tests.support.static_server import StaticServer
 
 
@@ -31,11 +31,7 @@ def test_daemon_installs_and_updates_under_load(
     )  # fmt: skip
     log = tmp_path / "daemon.log"
     with running_daemon(cfg, log) as proc:
-
-        def fleet_app() -> dict[str, object]:
-            return httpx.get(f"{url}/status", timeout=10).json()["fleet"]["apps"][DEMO_APP]
-
-        wait_for(lambda: fleet_app()["active"] == "1.0.0", "v1 installed", proc, log)
+        wait_for(lambda: fleet_app(url, DEMO_APP)["active"] == "1.0.0", "v1 installed", proc, log)
         with np.load(demo_pkg / "golden.npz") as z:
             pixels = z["pixels"][:1].astype(np.float32)
         body = {"inputs": [{"name": "pixels", "datatype": "FP32", "shape": [1, 64],
@@ -58,8 +54,8 @@ def test_daemon_installs_and_updates_under_load(
         v2 = make_version(demo_pkg, tmp_path / "pkgs", "2.0.0")
         reshuffle_golden(v2)
         publish(repo_dir, keys_dir, [v2])
-        wait_for(lambda: fleet_app()["active"] == "2.0.0", "v2 active", proc, log)
-        wait_for(lambda: fleet_app()["stage"] == "active", "v2 reported", proc, log)
+        wait_for(lambda: fleet_app(url, DEMO_APP)["active"] == "2.0.0", "v2 active", proc, log)
+        wait_for(lambda: fleet_app(url, DEMO_APP)["stage"] == "active", "v2 reported", proc, log)
         time.sleep(0.5)
         stop.set()
         for t in threads:
@@ -85,12 +81,9 @@ def test_daemon_never_serves_a_first_version_that_failed_its_trial(
     )  # fmt: skip
     log = tmp_path / "daemon.log"
     with running_daemon(cfg, log) as proc:
-
-        def fleet_app() -> dict[str, object]:
-            return httpx.get(f"{url}/status", timeout=10).json()["fleet"]["apps"][DEMO_APP]
-
-        wait_for(lambda: fleet_app()["stage"] == "failed", "the trial to reject 1.0.0", proc, log)
-        assert "below the floor" in str(fleet_app()["reason"])
+        rejected = "the trial to reject 1.0.0"
+        wait_for(lambda: fleet_app(url, DEMO_APP)["stage"] == "failed", rejected, proc, log)
+        assert "below the floor" in str(fleet_app(url, DEMO_APP)["reason"])
         # SIGHUP re-reads the store (what a restart does too): still nothing to serve.
         proc.send_signal(signal.SIGHUP)
         wait_for(lambda: "reloaded settings" in log.read_text(), "the reload", proc, log)
