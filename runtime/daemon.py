@@ -14,11 +14,10 @@ the same path without SIGHUP (store_watch.py). Nothing else in the package impor
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +26,13 @@ import uvicorn
 from runtime.api.app import create_app
 from runtime.api.auth import Tokens, check_bind, load_tokens
 from runtime.api.context import ServerContext
+from runtime.api.live_settings import apply_live_api
 from runtime.catalog import Store
 from runtime.config import Settings, load_settings
 from runtime.description import BoxDescription
 from runtime.errors import HeadframeError
+from runtime.http_server import start_http
+from runtime.reselect import reselect
 from runtime.sdnotify import Notifier
 from runtime.service import InferenceService
 from runtime.swap_lock import SwapLock
@@ -38,14 +40,6 @@ from runtime.swap_lock import SwapLock
 log = logging.getLogger(__name__)
 
 DRAIN_TIMEOUT_S = 10.0
-
-
-class _Server(uvicorn.Server):
-    """uvicorn without its own signal handling: the daemon owns SIGTERM, SIGINT, SIGHUP."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
 
 
 class Daemon:
@@ -120,38 +114,13 @@ class Daemon:
         return configured or self.store.applications()
 
     async def _start_http(self) -> None:
-        api = self.settings.api
-        tls = {}
-        if api.tls_cert_file or api.tls_key_file:
-            tls = {"ssl_certfile": str(api.tls_cert_file), "ssl_keyfile": str(api.tls_key_file)}
-        config = uvicorn.Config(
-            create_app(
-                self._service(), settings=self.settings, context=self.context, tokens=self.tokens
-            ),
-            host=api.host,
-            port=api.port,
-            log_config=None,
-            access_log=False,
-            # X-Forwarded-For rewriting of the client address: nothing here reads the
-            # client address (no access log, tokens and Host decide), so it only cost time.
-            proxy_headers=False,
-            lifespan="off",
-            timeout_graceful_shutdown=int(DRAIN_TIMEOUT_S),
-            **tls,  # type: ignore[arg-type]
+        app = create_app(
+            self._service(), settings=self.settings, context=self.context, tokens=self.tokens
         )
-        server = _Server(config)
-        self._server = server
-        serving = asyncio.create_task(server.serve(), name="http")
-        self._tasks.append(serving)
-        while not server.started:
-            if serving.done():
-                serving.result()  # raises the bind error
-                raise HeadframeError(f"the HTTP server on {api.host}:{api.port} did not start")
-            await asyncio.sleep(0.01)
-        port = server.servers[0].sockets[0].getsockname()[1]
-        scheme = "https" if tls else "http"
-        host = f"[{api.host}]" if ":" in api.host else api.host
-        self.url = f"{scheme}://{host}:{port}"
+        http = await start_http(app, self.settings.api, DRAIN_TIMEOUT_S)
+        self._server = http.server
+        self._tasks.append(http.task)
+        self.url = http.url
         self._status(f"headframe listening on {self.url}; loading models")
 
     def _box(self) -> Any:
@@ -271,7 +240,8 @@ class Daemon:
         except HeadframeError as e:
             log.error("reload refused, keeping the running settings: %s", e.message)
             return
-        settings = self._reload_api(settings)
+        api = apply_live_api(settings.api, self.settings.api, self.tokens, service)
+        settings = settings.model_copy(update={"api": api})
         self.notifier.send(
             RELOADING=1, MONOTONIC_USEC=time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
         )
@@ -295,58 +265,12 @@ class Daemon:
 
     async def _reselect(self, why: str, swap_served: bool = True) -> None:
         """Drop applications gone from the settings or the store, add new ones, and swap
-        those whose choice or version changed; requests keep being served throughout."""
+        those whose choice or version changed (runtime/reselect.py); one at a time."""
         async with self._reselecting:
-            await self._reselect_now(why, self._service(), self.settings, swap_served)
-
-    async def _reselect_now(
-        self, why: str, service: InferenceService, settings: Settings, swap_served: bool
-    ) -> None:
-        wanted = set(self._apps())
-        # Gone from the settings or the store: loaded ones are unloaded, failed ones
-        # forgotten (a failed one left behind would keep its error on /status forever).
-        for app in sorted({s.app for s in service.slots()} | set(service.failures())):
-            if app not in wanted:
-                await service.remove(app)
-                log.info("%s: %s is gone; no longer served", why, app)
-        for app in sorted(wanted):
-            current = {s.app: s for s in service.slots()}.get(app)
-            if current is not None and not swap_served:
-                continue
-            try:
-                package = await asyncio.to_thread(self.store.load, app)
-                if current is None:
-                    await service.add(package)
-                    continue
-                selection = await asyncio.to_thread(self.loader.select, package)
-                choice = selection.chosen
-                same = choice is not None and choice.variant.variant == current.variant.id
-                if same and package.version == current.package.version:
-                    continue
-                await service.swap(app, package)
-            except HeadframeError as e:
-                outcome = "keeps its current variant" if current else "not serving"
-                log.error("%s: %s %s: %s", why, app, outcome, e.message)
-
-    def _reload_api(self, settings: Settings) -> Settings:
-        """Apply the API settings that can change live (tokens, readiness); the rest
-        (bind, TLS, limits) wait for a restart. Returns ``settings`` with the api section
-        in force."""
-        new, running = settings.api, self.settings.api
-        live: dict[str, Any] = {"readiness": new.readiness}
-        try:
-            tokens = load_tokens(new)
-            check_bind(running.host, tokens)  # the socket stays bound where it is
-        except HeadframeError as e:
-            log.error("reload: keeping the API tokens in force: %s", e.message)
-        else:
-            self.tokens.replace(tokens)
-            live.update(tokens=new.tokens, tokens_file=new.tokens_file)
-            log.info("reload: %d API token(s) in force", len(tokens))
-        self._service().readiness = new.readiness
-        if new.model_dump(exclude=set(live)) != running.model_dump(exclude=set(live)):
-            log.warning("reload: api settings changed; they take effect at the next restart")
-        return settings.model_copy(update={"api": running.model_copy(update=live)})
+            await reselect(
+                why, self._service(), self.store, self.loader.select, self._apps(),
+                swap_served=swap_served,
+            )  # fmt: skip
 
     def _install_signals(self, loop: asyncio.AbstractEventLoop) -> None:
         loop.add_signal_handler(signal.SIGTERM, self.request_stop)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -117,12 +118,12 @@ class OpenVinoBackend:
         try:
             model = core.read_model(str(path))
         except Exception as e:
-            raise BackendLoadError(f"{path}: OpenVINO cannot read it: {_first_line(e)}") from e
+            raise BackendLoadError(f"{path}: OpenVINO cannot read it: {_reason(e)}") from e
         try:
             compiled = core.compile_model(model, device, config)
         except Exception as e:
             raise BackendLoadError(
-                f"{path}: OpenVINO cannot compile it for {device}: {_first_line(e)}"
+                f"{path}: OpenVINO cannot compile it for {device}: {_reason(e)}"
             ) from e
         # Names from the model as read, types and shapes from the compiled ports (the
         # same order): the compiled graph may carry names the model never declared.
@@ -154,7 +155,7 @@ class OpenVinoBackend:
                     for spec, port in zip(self._schema.outputs, self._compiled.outputs, strict=True)
                 }
         except Exception as e:
-            raise InferenceFailed(f"OpenVINO failed: {_first_line(e)}") from e
+            raise InferenceFailed(f"OpenVINO failed: {_reason(e)}") from e
 
     def generate(self, request: GenerationRequest) -> Iterator[GenerationChunk]:
         raise InvalidInput("this is a tensor model: it does not generate text")
@@ -179,9 +180,19 @@ class OpenVinoBackend:
         self._compiled = None
 
 
-def _first_line(e: BaseException) -> str:
-    # OpenVINO messages open with "Exception from src/...cpp:84:" source locations; the
-    # first other line is the one that says what is wrong.
+def _reason(e: BaseException) -> str:
+    """Everything OpenVINO said about ``e`` but where in its sources it said it.
+
+    Its messages open with "Exception from src/...cpp:84:" lines and often a "Check '...'
+    failed at src/...cpp:900:" line; what is wrong comes after ("Incorrect weights in bin
+    file!", or the library an NPU plugin could not load), sometimes on the line after the
+    first informative one. Keep every other line, joined: a fallback reason an operator
+    reads must not lose its cause."""
     lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-    useful = [ln for ln in lines if not ln.startswith("Exception from ")]
-    return (useful or lines or [type(e).__name__])[0]
+    useful = [ln for ln in lines if not _SOURCE_LOCATION.fullmatch(ln)]
+    return " ".join(useful or lines) or type(e).__name__
+
+
+# "Exception from src/inference/src/cpp/core.cpp:84:" or
+# "Check 'cond' failed at src/core/xml_util/src/xml_deserialize_util.cpp:900:"
+_SOURCE_LOCATION = re.compile(r"(Exception from|Check '.*' failed at) \S+:\d+:")

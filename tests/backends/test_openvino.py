@@ -93,3 +93,21 @@ def test_a_damaged_ir_fails_with_a_readable_message(ir_variant: Variant) -> None
         BackendLoadError, match=r"model\.xml: OpenVINO cannot read it: Unable to read"
     ):
         OpenVinoBackend().load(ir_variant, LoadOptions())
+
+
+def test_a_failure_reason_keeps_every_line_openvino_gave(ir_variant: Variant) -> None:
+    """Truncated weights: OpenVINO says where it checked, then, on a later line, what is
+    wrong. The fallback reason an operator reads carries all of it but the source paths."""
+    weights = ir_variant.entrypoint.with_suffix(".bin")
+    weights.write_bytes(weights.read_bytes()[:5])
+    core = ov.Core()
+    with pytest.raises(Exception) as raw:
+        core.compile_model(core.read_model(str(ir_variant.entrypoint)), "CPU")
+    said = [ln.strip() for ln in str(raw.value).splitlines() if ln.strip()]
+    causes = [ln for ln in said if not ln.startswith(("Exception from ", "Check '"))]
+    assert causes, f"OpenVINO gave no cause beyond source locations: {said}"
+    with pytest.raises(BackendLoadError) as ours:
+        OpenVinoBackend().load(ir_variant, LoadOptions())
+    for cause in causes:
+        assert cause in ours.value.message
+    assert "src/" not in ours.value.message.split("OpenVINO cannot", 1)[1]

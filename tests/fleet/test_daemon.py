@@ -4,10 +4,7 @@ page and /metrics."""
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -17,28 +14,9 @@ import numpy as np
 import pytest
 
 from runtime.fleet.publish import publish
-from tests.fleet.conftest import DEMO_APP, make_version, reshuffle_golden, write_box_config
-from tests.support.mosquitto import free_port
+from tests.fleet.conftest import DEMO_APP, make_version, reshuffle_golden
+from tests.fleet.daemon_box import fleet_app, running_daemon, served_box_config, wait_for
 from tests.support.static_server import StaticServer
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _wait(pred: object, what: str, proc: subprocess.Popen[str], timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if pred():  # type: ignore[operator]
-                return
-        except (httpx.HTTPError, KeyError, ValueError):
-            pass
-        if proc.poll() is not None:
-            log = Path(str(proc.args[-1])).parent / "daemon.log"
-            raise AssertionError(
-                f"the daemon exited ({proc.returncode}):\n{log.read_text()[-3000:]}"
-            )
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
 
 
 @pytest.mark.slow
@@ -47,33 +25,21 @@ def test_daemon_installs_and_updates_under_load(
 ) -> None:
     demo_pkg = demo_store / DEMO_APP / "1.0.0"
     publish(repo_dir, keys_dir, [demo_pkg])
-    cfg = write_box_config(
-        tmp_path / "box.toml", state=tmp_path / "box", url=server.url,
-        trusted_root=repo_dir / "metadata" / "1.root.json", poll_interval_s=5,
+    cfg, url = served_box_config(
+        tmp_path, url=server.url, trusted_root=repo_dir / "metadata" / "1.root.json",
+        poll_interval_s=5,
     )  # fmt: skip
-    port = free_port()
-    cfg.write_text(cfg.read_text().replace("[fleet]", f"[api]\nport = {port}\n[fleet]"))
-    url = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "runtime", "serve", "--config", str(cfg)],
-        cwd=REPO, env={**os.environ}, stdout=subprocess.DEVNULL,
-        stderr=(tmp_path / "daemon.log").open("w"), text=True,
-    )  # fmt: skip
-    try:
-
-        def fleet_app() -> dict[str, object]:
-            return httpx.get(f"{url}/status", timeout=10).json()["fleet"]["apps"][DEMO_APP]
-
-        _wait(lambda: fleet_app()["active"] == "1.0.0", "v1 installed", proc)
+    log = tmp_path / "daemon.log"
+    with running_daemon(cfg, log) as proc:
+        wait_for(lambda: fleet_app(url, DEMO_APP)["active"] == "1.0.0", "v1 installed", proc, log)
         with np.load(demo_pkg / "golden.npz") as z:
             pixels = z["pixels"][:1].astype(np.float32)
         body = {"inputs": [{"name": "pixels", "datatype": "FP32", "shape": [1, 64],
                             "data": pixels.reshape(-1).tolist()}]}  # fmt: skip
-        _wait(
+        wait_for(
             lambda: httpx.post(f"{url}/v2/models/{DEMO_APP}/infer", json=body).status_code == 200,
-            "v1 serving",
-            proc,
-        )
+            "v1 serving", proc, log,
+        )  # fmt: skip
         stop = threading.Event()
         codes: list[int] = []
 
@@ -88,8 +54,8 @@ def test_daemon_installs_and_updates_under_load(
         v2 = make_version(demo_pkg, tmp_path / "pkgs", "2.0.0")
         reshuffle_golden(v2)
         publish(repo_dir, keys_dir, [v2])
-        _wait(lambda: fleet_app()["active"] == "2.0.0", "v2 active", proc)
-        _wait(lambda: fleet_app()["stage"] == "active", "v2 reported", proc)
+        wait_for(lambda: fleet_app(url, DEMO_APP)["active"] == "2.0.0", "v2 active", proc, log)
+        wait_for(lambda: fleet_app(url, DEMO_APP)["stage"] == "active", "v2 reported", proc, log)
         time.sleep(0.5)
         stop.set()
         for t in threads:
@@ -97,14 +63,6 @@ def test_daemon_installs_and_updates_under_load(
         page = httpx.get(f"{url}/").text
         metrics = httpx.get(f"{url}/metrics").text
         served = httpx.get(f"{url}/status").json()["applications"]
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            rc = proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            raise
-    assert rc == 0
     assert codes and set(codes) == {200}, f"{len(codes)} requests: {set(codes)}"
     assert next(a for a in served if a["app"] == DEMO_APP)["version"] == "2.0.0"
     assert "<h2>updates" in page
@@ -117,37 +75,20 @@ def test_daemon_never_serves_a_first_version_that_failed_its_trial(
 ) -> None:
     spoiled = make_version(demo_store / DEMO_APP / "1.0.0", tmp_path / "pkgs", "1.0.0", spoil=True)
     publish(repo_dir, keys_dir, [spoiled])
-    cfg = write_box_config(
-        tmp_path / "box.toml", state=tmp_path / "box", url=server.url,
-        trusted_root=repo_dir / "metadata" / "1.root.json", poll_interval_s=3600,
+    cfg, url = served_box_config(
+        tmp_path, url=server.url, trusted_root=repo_dir / "metadata" / "1.root.json",
+        poll_interval_s=3600,
     )  # fmt: skip
-    port = free_port()
-    cfg.write_text(cfg.read_text().replace("[fleet]", f"[api]\nport = {port}\n[fleet]"))
-    url = f"http://127.0.0.1:{port}"
     log = tmp_path / "daemon.log"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "runtime", "serve", "--config", str(cfg)],
-        cwd=REPO, env={**os.environ}, stdout=subprocess.DEVNULL, stderr=log.open("w"), text=True,
-    )  # fmt: skip
-    try:
-
-        def fleet_app() -> dict[str, object]:
-            return httpx.get(f"{url}/status", timeout=10).json()["fleet"]["apps"][DEMO_APP]
-
-        _wait(lambda: fleet_app()["stage"] == "failed", "the trial to reject 1.0.0", proc)
-        assert "below the floor" in str(fleet_app()["reason"])
+    with running_daemon(cfg, log) as proc:
+        rejected = "the trial to reject 1.0.0"
+        wait_for(lambda: fleet_app(url, DEMO_APP)["stage"] == "failed", rejected, proc, log)
+        assert "below the floor" in str(fleet_app(url, DEMO_APP)["reason"])
         # SIGHUP re-reads the store (what a restart does too): still nothing to serve.
         proc.send_signal(signal.SIGHUP)
-        _wait(lambda: "reloaded settings" in log.read_text(), "the reload", proc)
+        wait_for(lambda: "reloaded settings" in log.read_text(), "the reload", proc, log)
         ready = httpx.get(f"{url}/v2/models/{DEMO_APP}/ready", timeout=10).status_code
         served = httpx.get(f"{url}/status", timeout=10).json()["applications"]
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            raise
     assert ready != 200
     assert not [a for a in served if a["app"] == DEMO_APP], served
     assert _store_active_version(tmp_path) is None

@@ -4,10 +4,6 @@ by the trial, and only the winner is kept. Through the real agent and daemon."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +13,9 @@ import pytest
 from runtime.box import PinStore
 from runtime.catalog import Store
 from runtime.fleet.publish import publish
-from tests.fleet.conftest import DEMO_APP, make_version, reshuffle_golden, write_box_config
-from tests.fleet.test_daemon import _wait
-from tests.support.mosquitto import free_port
+from tests.fleet.conftest import DEMO_APP, make_version, reshuffle_golden
+from tests.fleet.daemon_box import running_daemon, served_box_config, wait_for
 from tests.support.static_server import StaticServer
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow
@@ -41,20 +34,13 @@ def test_the_fleet_downloads_exactly_what_the_daemon_serves(
     pinned = qualifying[-1].variant  # the largest that qualifies: never the rule's choice
     publish(repo_dir, keys_dir, [demo_pkg])
     state = tmp_path / "box"
-    cfg = write_box_config(
-        tmp_path / "box.toml", state=state, url=server.url,
-        trusted_root=repo_dir / "metadata" / "1.root.json", poll_interval_s=5,
-    )  # fmt: skip
-    port = free_port()
     site = f'[[applications]]\nname = "{DEMO_APP}"\naccuracy_floor_bp = {floor}\n'
-    cfg.write_text(cfg.read_text().replace("[fleet]", f"{site}[api]\nport = {port}\n[fleet]"))
-    PinStore(state / "pins.json").set(DEMO_APP, pinned, "cli")  # `models use`, offline
-    url = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "runtime", "serve", "--config", str(cfg)],
-        cwd=REPO, env={**os.environ}, stdout=subprocess.DEVNULL,
-        stderr=(tmp_path / "daemon.log").open("w"), text=True,
+    cfg, url = served_box_config(
+        tmp_path, url=server.url, trusted_root=repo_dir / "metadata" / "1.root.json",
+        sections=site, poll_interval_s=5,
     )  # fmt: skip
+    PinStore(state / "pins.json").set(DEMO_APP, pinned, "cli")  # `models use`, offline
+    log = tmp_path / "daemon.log"
 
     def served() -> dict[str, Any]:
         apps = httpx.get(f"{url}/status", timeout=10).json()["applications"]
@@ -63,8 +49,8 @@ def test_the_fleet_downloads_exactly_what_the_daemon_serves(
     def on_disk(version: str) -> set[str]:
         return {p.name for p in (state / "store" / DEMO_APP / version / "variants").iterdir()}
 
-    try:
-        _wait(lambda: served().get("version") == "1.0.0", "v1 serving", proc)
+    with running_daemon(cfg, log) as proc:
+        wait_for(lambda: served().get("version") == "1.0.0", "v1 serving", proc, log)
         assert served()["variant"] == pinned
         assert on_disk("1.0.0") == {pinned}  # only the pinned variant came down
         # The pin cleared: the next release is measured here, the winner kept alone.
@@ -73,16 +59,9 @@ def test_the_fleet_downloads_exactly_what_the_daemon_serves(
         v2 = make_version(demo_pkg, tmp_path / "pkgs", "2.0.0")
         reshuffle_golden(v2)
         publish(repo_dir, keys_dir, [v2])
-        _wait(lambda: served().get("version") == "2.0.0", "v2 serving", proc, timeout=240)
+        wait_for(lambda: served().get("version") == "2.0.0", "v2 serving", proc, log, timeout=240)
         winner = served()["variant"]
         assert on_disk("2.0.0") == {winner}
         assert (metas[winner].accuracy_bp or 0) >= floor
         fleet = httpx.get(f"{url}/status").json()["fleet"]["apps"][DEMO_APP]
         assert fleet["variant"] == winner
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            raise

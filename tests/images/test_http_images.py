@@ -17,13 +17,10 @@ import numpy as np
 import pytest
 import tritonclient.http as triton
 
-from runtime.api.app import create_app
-from runtime.api.context import ServerContext
 from runtime.catalog import Store
 from runtime.config import ApiSettings, Settings
 from runtime.demo.pictures import IMAGE_CONTRACT
-from runtime.service import InferenceService
-from tests.support.http_server import ServerHandle, running_server
+from tests.support.http_server import ServerHandle, serving
 from tests.support.image_models import (
     CAMERA,
     LABELS,
@@ -50,17 +47,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerHandle]:
     write_camera_package(store)
     write_linear_package(store, app="plain", variants=("small",))
 
-    async def build() -> tuple[Any, InferenceService]:
-        service = InferenceService(ort_loader, workers=2)
-        for app in ("part-id-reader", "camera", "plain"):
-            await service.add(Store(store).load(app))
-        settings = Settings(demo=False, api=ApiSettings(max_body_bytes=4 * 1024 * 1024))
-        return create_app(service, settings=settings, context=ServerContext()), service
-
-    async def close(service: InferenceService) -> None:
-        await service.close()
-
-    with running_server(build, close=close) as handle:
+    packages = [Store(store).load(app) for app in ("part-id-reader", "camera", "plain")]
+    settings = Settings(demo=False, api=ApiSettings(max_body_bytes=4 * 1024 * 1024))
+    with serving(packages, loader=ort_loader, settings=settings, workers=2) as handle:
         yield handle
 
 

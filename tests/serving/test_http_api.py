@@ -20,7 +20,7 @@ from runtime.api.context import ServerContext
 from runtime.catalog import Store
 from runtime.config import ApiSettings, Settings
 from runtime.service import InferenceService
-from tests.support.http_server import ServerHandle, running_server
+from tests.support.http_server import ServerHandle, running_server, serving
 
 APP = "part-id-reader"
 
@@ -30,16 +30,10 @@ def _settings(**api: Any) -> Settings:
 
 
 def _serve(store: Path, loader: Any, *, queue_size: int = 64, **api: Any) -> Any:
-    async def build() -> tuple[Any, InferenceService]:
-        service = InferenceService(loader, queue_size=queue_size, workers=2)
-        await service.add(Store(store).load(APP))
-        await service.add(Store(store).load("echo"))
-        return create_app(service, settings=_settings(**api), context=ServerContext()), service
-
-    async def close(service: InferenceService) -> None:
-        await service.close()
-
-    return running_server(build, close=close)
+    packages = [Store(store).load(APP), Store(store).load("echo")]
+    return serving(
+        packages, loader=loader, settings=_settings(**api), queue_size=queue_size, workers=2
+    )
 
 
 @pytest.fixture

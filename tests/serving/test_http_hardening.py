@@ -4,7 +4,6 @@ streamed bodies on routes with a body model, DNS rebinding, unknown model names 
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,12 +13,10 @@ import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from runtime.api.app import create_app
-from runtime.api.context import ServerContext
 from runtime.catalog import Store
 from runtime.config import ApiSettings, Settings
-from runtime.service import UNKNOWN_APP, InferenceService
-from tests.support.http_server import ServerHandle, running_server
+from runtime.service import UNKNOWN_APP
+from tests.support.http_server import ServerHandle, serving
 from tests.support.serving_models import write_linear_package
 
 APP = "part-id-reader"
@@ -29,19 +26,12 @@ MAX_BODY = 64 * 1024
 
 def _serve(store: Path, loader: Any, apps: tuple[str, ...] = (APP, "echo"), **api: Any) -> Any:
     settings = Settings(demo=False, api=ApiSettings(**{"max_body_bytes": MAX_BODY, **api}))
-
-    async def build() -> tuple[Any, InferenceService]:
-        service = InferenceService(loader, workers=1, readiness=settings.api.readiness)
-        for app in apps:
-            # a broken application stays failed; the others serve
-            with contextlib.suppress(Exception):
-                await service.add(Store(store).load(app))
-        return create_app(service, settings=settings, context=ServerContext()), service
-
-    async def close(service: InferenceService) -> None:
-        await service.close()
-
-    return running_server(build, close=close)
+    packages = [Store(store).load(app) for app in apps]
+    # a broken application stays failed; the others serve
+    return serving(
+        packages, loader=loader, settings=settings, tolerate_failures=True,
+        workers=1, readiness=settings.api.readiness,
+    )  # fmt: skip
 
 
 @pytest.fixture

@@ -10,27 +10,16 @@ from typing import Any
 
 import pytest
 
-from runtime.api.app import create_app
-from runtime.api.context import ServerContext
 from runtime.catalog import Store
 from runtime.config import Settings
-from runtime.service import InferenceService
-from tests.support.http_server import running_server
+from tests.support.http_server import serving
 
 
 @pytest.mark.slow
 def test_openapi_fuzzing_finds_no_server_error(store: Path, loader: Any, tmp_path: Path) -> None:
-    async def build() -> tuple[Any, InferenceService]:
-        service = InferenceService(loader)
-        await service.add(Store(store).load("part-id-reader"))
-        await service.add(Store(store).load("echo"))
-        return create_app(service, settings=Settings(demo=False), context=ServerContext()), service
-
-    async def close(service: InferenceService) -> None:
-        await service.close()
-
+    packages = [Store(store).load("part-id-reader"), Store(store).load("echo")]
     st = Path(sys.executable).with_name("schemathesis")
-    with running_server(build, close=close) as server:
+    with serving(packages, loader=loader, settings=Settings(demo=False)) as server:
         result = subprocess.run(
             [str(st), "run", f"{server.url}/openapi.json", "--checks", "not_a_server_error",
              "--max-examples", "20", "--workers", "1"],

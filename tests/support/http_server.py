@@ -4,6 +4,8 @@
 their workers belong to that loop), serves the FastAPI app it returns on 127.0.0.1 at a
 port the OS picks, and stops it on exit. ``handle.call(coro_fn)`` runs a coroutine on
 the server's loop from the test thread (to swap a model while clients fire, say).
+``serving(packages, loader=..., settings=...)`` is the common case: headframe's app over an
+``InferenceService`` holding those packages.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -88,3 +90,38 @@ def running_server(
         thread.join(30)
         loop.close()
         sock.close()
+
+
+@contextmanager
+def serving(
+    packages: Sequence[Any],
+    *,
+    loader: Any,
+    settings: Any,
+    context: Any = None,
+    tolerate_failures: bool = False,
+    **service_options: Any,
+) -> Iterator[ServerHandle]:
+    """headframe's HTTP app over an ``InferenceService(loader, **service_options)`` that
+    has ``packages`` added; ``handle.extra`` is the service, closed at the end. With
+    ``tolerate_failures`` a package that fails to load stays failed and the rest serve."""
+    from runtime.api.app import create_app
+    from runtime.api.context import ServerContext
+    from runtime.service import InferenceService
+
+    async def build() -> tuple[Any, InferenceService]:
+        service = InferenceService(loader, **service_options)
+        for package in packages:
+            try:
+                await service.add(package)
+            except Exception:
+                if not tolerate_failures:
+                    raise
+        app = create_app(service, settings=settings, context=context or ServerContext())
+        return app, service
+
+    async def close(service: InferenceService) -> None:
+        await service.close()
+
+    with running_server(build, close=close) as handle:
+        yield handle

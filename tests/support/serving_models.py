@@ -79,11 +79,14 @@ def _write_variant(vdir: Path, variant: str, precision: str, size_rank: int) -> 
     )
 
 
-def _write_package_toml(pdir: Path, app: str, version: str, inputs: str, outputs: str) -> None:
+def write_package_toml(
+    pdir: Path, app: str, version: str, inputs: str, outputs: str, description: str = "test model"
+) -> None:
+    """A tensor package.toml (floor 5000 bp, test lineage) with TOML ``inputs``/``outputs``."""
     pdir.mkdir(parents=True, exist_ok=True)
     (pdir / "package.toml").write_text(
         f'application = "{app}"\nversion = "{version}"\ntask = "tensor"\n'
-        f'description = "test model"\naccuracy_floor_bp = 5000\n'
+        f'description = "{description}"\naccuracy_floor_bp = 5000\n'
         f"inputs = [{inputs}]\noutputs = [{outputs}]\n"
         f'[lineage]\nfoundation = "test"\nsector = "test"\napplication = "{app}"\n'
     )
@@ -97,7 +100,7 @@ def write_linear_package(
 ) -> ModelPackage:
     """A package under ``store/app/version`` whose variants differ in weights."""
     pdir = store / app / version
-    _write_package_toml(
+    write_package_toml(
         pdir,
         app,
         version,
@@ -117,7 +120,7 @@ def write_mixed_package(store: Path, app: str = "echo", version: str = "1") -> M
              ("count", "INT64", "[-1, 2]")]  # fmt: skip
     ins = ", ".join(f'{{name = "{n}", datatype = "{d}", shape = {s}}}' for n, d, s in specs)
     outs = ", ".join(f'{{name = "{n}_out", datatype = "{d}", shape = {s}}}' for n, d, s in specs)
-    _write_package_toml(pdir, app, version, ins, outs)
+    write_package_toml(pdir, app, version, ins, outs)
     vdir = pdir / "variants" / "base"
     mixed_model(vdir / "model.onnx")
     _write_variant(vdir, "base", "fp32", 0)

@@ -11,6 +11,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from runtime.catalog import ModelPackage, load_package
+from tests.support.serving_models import write_package_toml
 
 
 def peak_model(path: Path, window: int) -> Path:
@@ -35,14 +36,12 @@ def peak_model(path: Path, window: int) -> Path:
 
 def write_peak_package(store: Path, app: str = "pump-vibration", window: int = 16) -> ModelPackage:
     pdir = store / app / "1.0.0"
-    pdir.mkdir(parents=True, exist_ok=True)
-    (pdir / "package.toml").write_text(
-        f'application = "{app}"\nversion = "1.0.0"\ntask = "tensor"\n'
-        f'description = "peak magnitude of a vibration window"\naccuracy_floor_bp = 5000\n'
-        f'inputs = [{{name = "samples", datatype = "FP32", shape = [-1, {window}]}}]\n'
-        f'outputs = [{{name = "peak", datatype = "FP32", shape = [-1, 1]}}]\n'
-        f'[lineage]\nfoundation = "test"\nsector = "test"\napplication = "{app}"\n'
-    )
+    write_package_toml(
+        pdir, app, "1.0.0",
+        f'{{name = "samples", datatype = "FP32", shape = [-1, {window}]}}',
+        '{name = "peak", datatype = "FP32", shape = [-1, 1]}',
+        description="peak magnitude of a vibration window",
+    )  # fmt: skip
     vdir = pdir / "variants" / "fp32"
     model = peak_model(vdir / "model.onnx", window)
     nbytes = model.stat().st_size

@@ -2,25 +2,21 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from runtime.api.app import create_app
 from runtime.backends.base import LoadOptions
 from runtime.box import box_for
 from runtime.catalog import ModelPackage, Store
 from runtime.config import Settings
-from runtime.errors import HeadframeError
 from runtime.hardware.report import HardwareReport, RuntimeInfo
 from runtime.loader import VariantLoader
 from runtime.profiles import DeviceProfile
 from runtime.service import InferenceService
-from tests.support.http_server import running_server
+from tests.support.http_server import serving
 from tests.support.prereq import need_module
 from tests.support.synthetic import installed_runtimes, make_profile, make_report
 from tests.support.text_models import write_text_package
@@ -90,18 +86,9 @@ def text_server(text_store: Path, tmp_path_factory: pytest.TempPathFactory) -> I
     settings = Settings(paths={"state_dir": state / "state", "cache_dir": state / "cache"})
     loader = VariantLoader(box_for(settings, text_report(), text_profile()))
 
-    async def build() -> tuple[Any, InferenceService]:
-        service = InferenceService(loader)
-        await service.add(Store(text_store).load("assistant"))
-        await service.add(tensor_pkg)
-        with contextlib.suppress(HeadframeError):
-            await service.add(broken)
-        return create_app(service, settings=settings), service
-
-    async def close(service: InferenceService) -> None:
-        await service.close()
-
-    with running_server(build, close=close) as handle:
+    packages = [Store(text_store).load("assistant"), tensor_pkg, broken]
+    # "broken" stays failed: the API must say so while the others serve
+    with serving(packages, loader=loader, settings=settings, tolerate_failures=True) as handle:
         yield Server(handle.url, handle.extra)
 
 
@@ -130,14 +117,5 @@ def agent_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         for name in ("gguf-embedder", "encoder")
     }
 
-    async def build() -> tuple[Any, InferenceService]:
-        service = InferenceService(loader, app_settings=batching)
-        for p in packages:
-            await service.add(p)
-        return create_app(service, settings=settings), service
-
-    async def close(service: InferenceService) -> None:
-        await service.close()
-
-    with running_server(build, close=close) as handle:
+    with serving(packages, loader=loader, settings=settings, app_settings=batching) as handle:
         yield Server(handle.url, handle.extra)
