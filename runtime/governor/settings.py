@@ -7,14 +7,16 @@ signals (PSI, temperature without a trip point, queue depth, p95 latency) the ot
 round. A contradiction is a configuration error that names both keys.
 
 Kept apart from runtime/config.py (which imports it) so the governor's room owns its
-keys; the base is the same as config.py's sections: unknown keys are errors.
+keys; the base is config_base.Section: unknown keys are errors.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from runtime.config_base import Section
 
 # (soft key, hard key, True when the signal is in pressure BELOW its thresholds)
 PAIRS: tuple[tuple[str, str, bool], ...] = (
@@ -30,10 +32,8 @@ PAIRS: tuple[tuple[str, str, bool], ...] = (
 )
 
 
-class GovernorSettings(BaseModel):
+class GovernorSettings(Section):
     """Resource pressure -> smaller variants (runtime/governor/). See docs/configuration.md."""
-
-    model_config = ConfigDict(extra="forbid")
 
     enabled: bool = Field(default=True, title="Watch resources and step variants down and up")
     dry_run: bool = Field(
