@@ -6,7 +6,10 @@ flapping around the threshold -> no swap; an operator pin wins (the governor rep
 from __future__ import annotations
 
 import contextlib
+import json
+import shutil
 import subprocess
+import sys
 import threading
 import time
 import tomllib
@@ -180,3 +183,69 @@ def test_a_flapping_signal_causes_no_swap_and_a_pin_wins(tmp_path: Path, demo_st
         assert event["variant"] == first and event["to"] != first and "pinned" in event["pin"]
         time.sleep(1.0)
         assert d.serving() == first and swaps(d) == 0 and len(reported()) == 1
+
+
+def lighter_rungs(d: Daemon, first: str) -> list[str]:
+    app = next(a for a in d.status()["applications"] if a["app"] == APP)
+    return [c["variant"] for c in app["selection"]["ranked"]
+            if c["peak_memory_bytes"] < d.peak(first)]  # fmt: skip
+
+
+def headframe(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "runtime", *args], capture_output=True,
+                          text=True, timeout=60)  # fmt: skip
+
+
+@pytest.mark.slow
+def test_dry_run_decides_and_reports_but_never_swaps(tmp_path: Path, demo_store: Path) -> None:
+    host = PressureHost(tmp_path / "host")
+    extra = APP_SETTINGS + governor_section(host.root, "dry_run = true\n")
+    with run_daemon(tmp_path, demo_store, extra) as d:
+        first = d.serving()
+        if not lighter_rungs(d, first):
+            pytest.skip(f"{first} is already the demo's lightest variant here (no OpenVINO)")
+        host.memory(3.0)
+        d.wait(lambda: bool(d.status()["governor"]["counts"].get("step_down")), "a decision")
+        last = d.status()["governor"]["last_action"]
+        assert (last["action"], last["dry_run"], last["variant"]) == ("step_down", True, first)
+        time.sleep(0.5)
+        assert d.serving() == first and swaps(d) == 0
+        # The CLI shows the same, as a table and as JSON.
+        shown = headframe("governor", "status", "--url", d.url)
+        assert shown.returncode == 0, shown.stderr
+        assert "dry run" in shown.stdout and "memory_available_pct" in shown.stdout
+        assert "hard" in shown.stdout and f"step_down {APP} {first} ->" in shown.stdout
+        as_json = headframe("governor", "status", "--url", d.url, "--json")
+        assert json.loads(as_json.stdout)["last_action"]["action"] == "step_down"
+    gone = headframe("governor", "status", "--url", d.url)
+    assert gone.returncode == 1 and "no daemon answering" in gone.stderr
+
+
+@pytest.mark.slow
+def test_a_failed_swap_keeps_the_current_variant_and_backs_off(
+    tmp_path: Path, demo_store: Path
+) -> None:
+    store = tmp_path / "store"
+    shutil.copytree(demo_store, store)
+    host = PressureHost(tmp_path / "host")
+    extra = APP_SETTINGS + governor_section(host.root)  # backoff_s = 1.0
+    with run_daemon(tmp_path, store, extra) as d:
+        first = d.serving()
+        lighter = lighter_rungs(d, first)
+        if not lighter:
+            pytest.skip(f"{first} is already the demo's lightest variant here (no OpenVINO)")
+        target = max(lighter, key=d.peak)  # one rung down
+        for f in (store / APP / "1.0.0" / "variants" / target).glob("model*"):
+            f.unlink()  # the rung's file is gone: its load fails
+        with Load(d.url) as load:
+            host.memory(3.0)
+            d.wait(lambda: d.status()["governor"]["swaps"]["failed"] >= 1, "a failed swap")
+            gov = d.status()["governor"]
+            assert gov["last_action"]["action"] == "step_down_failed"
+            assert target in gov["last_action"]["to"]
+            assert d.serving() == first
+            time.sleep(1.5)
+        assert load.failed == [] and load.ok > 10
+        failed = d.status()["governor"]["swaps"]["failed"]
+        assert 1 <= failed <= 3  # once a back-off (1 s), not once a sample (0.1 s)
+        assert d.serving() == first
