@@ -159,7 +159,9 @@ class Box:
         return site_floors(self.settings).get(app)
 
     # ---- the changeable layer ------------------------------------------------------
-    def pin_for(self, app: str) -> PinState:
+    def pin_for(self, app: str, governed: bool = True) -> PinState:
+        """The pin in force; ``governed=False`` leaves the governor's override out (the
+        fleet chooses a new version as the box would without pressure)."""
         pin = self.pins.get(app)
         if pin is not None:
             return PinState(pin.variant, "operator", pin.describe())
@@ -167,7 +169,7 @@ class Box:
         if site is not None and site.variant:
             return PinState(site.variant, "settings", "pinned by the settings file")
         with self._lock:
-            override = self._overrides.get(app)
+            override = self._overrides.get(app) if governed else None
         if override is not None:
             return PinState(override[0], "governor", f"governor override: {override[1]}")
         return PinState(None, "auto", "automatic")
@@ -186,10 +188,13 @@ class Box:
                 self._overrides[app] = (variant, reason or "resource pressure")
 
     # ---- the decision --------------------------------------------------------------
-    def policy_for(self, app: str, force: str | None = None, unpinned: bool = False) -> Policy:
+    def policy_for(
+        self, app: str, force: str | None = None, unpinned: bool = False, governed: bool = True
+    ) -> Policy:
         """The site policy for ``app``; ``force`` (a fleet trial's variant) wins over pins;
-        ``unpinned``: every pin and override left out (the governor's ladder of rungs)."""
-        state = self.pin_for(app) if not unpinned else PinState(None, "auto", "automatic")
+        ``unpinned``: every pin and override left out (the governor's ladder of rungs);
+        ``governed=False``: the governor's override left out (the fleet's choice)."""
+        state = self.pin_for(app, governed) if not unpinned else PinState(None, "auto", "automatic")
         pin_text = {
             "operator": state.text,
             "settings": "pinned by site policy",
@@ -211,6 +216,7 @@ class Box:
         force: str | None = None,
         measurements: Mapping[MeasurementKey, Measurement] | None = None,
         unpinned: bool = False,
+        governed: bool = True,
     ) -> Selection:
         return select(
             package,
@@ -218,7 +224,7 @@ class Box:
             self.profile,
             self.report,
             self.resources,
-            self.policy_for(package.application, force, unpinned),
+            self.policy_for(package.application, force, unpinned, governed),
             measurements=measurements,
         )
 

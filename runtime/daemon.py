@@ -343,7 +343,7 @@ class Daemon:
         fleet = self.settings.fleet
         chooser = make_chooser(lambda: self.box, fleet.candidates, fleet.candidate_bytes_factor)
         # The trial measures the downloaded candidates as the loader would (same cache).
-        picker = make_picker(lambda package: self.loader.select(package))
+        picker = make_picker(lambda package: self.loader.select(package, governed=False))
         try:
             agent = build_agent(
                 self.settings,

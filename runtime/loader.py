@@ -79,12 +79,17 @@ class VariantLoader:
         self._digests: dict[tuple[str, int, int], str] = {}
 
     def select(
-        self, package: ModelPackage, pin: str | None = None, *, unpinned: bool = False
+        self,
+        package: ModelPackage,
+        pin: str | None = None,
+        *,
+        unpinned: bool = False,
+        governed: bool = True,
     ) -> Selection:
         """The box's choice for ``package``; ``pin`` forces a variant (a fleet trial, an
         operator's select in flight) over the box's own pins; ``unpinned`` leaves every pin
-        out (the governor's rungs). Measures first (cache, else calibration within its
-        budget) unless forced."""
+        out (the governor's rungs), ``governed=False`` the governor's override (the fleet's
+        pick). Measures first (cache, else calibration within its budget) unless forced."""
         measurements = self.measure(package) if self.measure and pin is None else None
         return self.box.select(
             package.meta,
@@ -92,6 +97,7 @@ class VariantLoader:
             force=pin,
             measurements=measurements,
             unpinned=unpinned,
+            governed=governed,
         )
 
     def __call__(self, package: ModelPackage, pin: str | None = None) -> LoadedModel:

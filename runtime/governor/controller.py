@@ -65,6 +65,9 @@ class Host(Protocol):
     def rungs(self, app: str) -> list[Rung]:
         """The qualifying variants of the served package, pins left out. BLOCKING."""
 
+    def swap_history(self) -> list[dict[str, Any]]:
+        """The last swaps under the shared lock (fleet and governor), oldest first."""
+
     async def swap(self, app: str, variant: str | None, reason: str) -> None:
         """Override ``app`` to ``variant`` (None: lift it) and hot-swap under the swap
         lock; on failure the old variant keeps serving, the override is undone, it raises."""
@@ -117,7 +120,7 @@ class Governor:
             try:
                 await self.tick()
             except Exception:  # a bug in one sample must not end the governor
-                log.exception("governor: sample failed")
+                log.exception("sample failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), self.settings.period_s)
 
@@ -162,7 +165,7 @@ class Governor:
     def forget(self, app: str, why: str) -> None:
         """Drop the record of ``app`` (a fleet update, a reload): the new choice stands."""
         if self.steps.pop(app, None) is not None:
-            log.info("governor: %s: %s; starting from its new choice", app, why)
+            log.info("%s: %s; starting from its new choice", app, why)
 
     def _forget_replaced(self) -> None:
         served = {s.app: s for s in self.host.served()}
@@ -185,7 +188,7 @@ class Governor:
             try:
                 fn(event)
             except Exception:
-                log.exception("governor: event listener failed")
+                log.exception("event listener failed")
         return event
 
     async def _candidates(self, kind: Kind, first: str | None) -> list[tuple[Served, Rung, Rung]]:
@@ -209,7 +212,7 @@ class Governor:
             pin = self.host.pinned(served.app)
             if pin is not None:
                 if self._first_time("pinned", served.app, lower.variant):
-                    log.info("governor: %s pressure (%s): %s, would step down %s",
+                    log.info("%s pressure (%s): %s, would step down %s",
                              d.level, d.reason, pin, move)  # fmt: skip
                     self._record("pinned", d, app=served.app, variant=here.variant,
                                  to=lower.variant, pin=pin)  # fmt: skip
@@ -220,7 +223,7 @@ class Governor:
         if d.level == "hard":
             self._shed(True, d.reason)
         elif self._first_time("no_rung", d.level):
-            log.info("governor: %s pressure (%s): no lighter variant it may step down to",
+            log.info("%s pressure (%s): no lighter variant it may step down to",
                      d.level, d.reason)  # fmt: skip
             self._record("no_rung", d)
 
@@ -240,13 +243,13 @@ class Governor:
     ) -> None:  # fmt: skip
         target = expect or override
         if self.settings.dry_run:
-            log.info("governor: dry run: would %s %s (%s)", action.replace("_", " "), move,
+            log.info("dry run: would %s %s (%s)", action.replace("_", " "), move,
                      d.reason)  # fmt: skip
             self._record(action, d, app=s.app, variant=s.variant, to=target)
             self.policy.started(now)
             self.policy.finished(self.clock(), True)
             return
-        log.info("governor: %s %s (%s)", action.replace("_", " "), move, d.reason)
+        log.info("%s %s (%s)", action.replace("_", " "), move, d.reason)
         self.policy.started(now)
         t0 = time.perf_counter()
         try:
@@ -254,7 +257,7 @@ class Governor:
         except Exception as e:
             self.policy.finished(self.clock(), False)
             self.swaps["failed"] += 1
-            log.error("governor: %s of %s failed, %s keeps serving; backing off %g s: %s",
+            log.error("%s of %s failed, %s keeps serving; backing off %g s: %s",
                       action.replace("_", " "), s.app, s.variant, self.settings.backoff_s,
                       e)  # fmt: skip
             self._record(f"{action}_failed", d, app=s.app, variant=s.variant, to=target,
@@ -285,18 +288,18 @@ class Governor:
         d = self.decision
         if self.host.shed is None:
             if on and self._first_time("no_shed", d.level):
-                log.warning("governor: hard pressure (%s) and no lighter variant it may use; "
+                log.warning("hard pressure (%s) and no lighter variant it may use; "
                             "no load shedding in this daemon", reason)  # fmt: skip
                 self._record("no_rung", d)
             return
         if on:
-            log.warning("governor: hard pressure (%s) and no lighter variant it may use: "
+            log.warning("hard pressure (%s) and no lighter variant it may use: "
                         "shedding load (Retry-After %d s)", reason,
                         self.settings.retry_after_s)  # fmt: skip
             if not self.settings.dry_run:
                 self.host.shed.start(reason, self.settings.retry_after_s)
         else:
-            log.info("governor: %s: no longer shedding load", reason)
+            log.info("%s: no longer shedding load", reason)
             if not self.settings.dry_run:
                 self.host.shed.stop()
         self.shedding = on
@@ -330,6 +333,7 @@ class Governor:
             "counts": dict(self.counts), "samples": self.samples,
             "swaps": {"ok": self.swaps["ok"], "failed": self.swaps["failed"]},
             "recent": list(self.recent),
+            "swap_history": self.host.swap_history(),
         }  # fmt: skip
 
     def metric_families(self) -> list[Metric]:

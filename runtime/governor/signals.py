@@ -97,12 +97,12 @@ class SignalReader:
     def _missing(self, source: str, why: str) -> None:
         if source not in self._warned:
             self._warned.add(source)
-            log.warning("governor: %s; that signal is skipped until it can be read", why)
+            log.warning("%s; that signal is skipped until it can be read", why)
 
     def _back(self, source: str) -> None:
         if source in self._warned:
             self._warned.discard(source)
-            log.info("governor: %s can be read again", source)
+            log.info("%s can be read again", source)
 
     def read_host(self) -> list[Reading]:
         """Every host signal that can be read now (blocking)."""

@@ -58,6 +58,9 @@ class DaemonHost:
             return []
         return rungs_of(self.parts.loader.select(slot.package, unpinned=True))
 
+    def swap_history(self) -> list[dict[str, Any]]:
+        return list(self.parts.swap_lock.history)
+
     async def swap(self, app: str, variant: str | None, reason: str) -> None:
         async with self.parts.swap_lock.hold(app, "governor"):
             box = self.parts.box
@@ -111,7 +114,7 @@ def start_governor(
     parts.swap_lock.add_listener(fleet_swap)
     governor.task = asyncio.get_running_loop().create_task(governor.run(), name="governor")
     log.info(
-        "governor: watching %s every %g s%s", settings.host_root, settings.period_s,
+        "watching %s every %g s%s", settings.host_root, settings.period_s,
         " (dry run: decisions are logged, not acted on)" if settings.dry_run else "",
     )  # fmt: skip
     return governor
