@@ -154,6 +154,8 @@ def test_step_down_under_pressure_and_back_up_after_the_hold(
         assert load.failed == [] and load.ok > 50
         gov = d.status()["governor"]
         assert gov["swaps"] == {"ok": 2, "failed": 0} and gov["stepped"] == {}
+        page = httpx.get(f"{d.url}/").text
+        assert "<h2>governor</h2>" in page and "memory_available_pct" in page
         metrics = httpx.get(f"{d.url}/metrics").text
         assert 'headframe_governor_decisions_total{action="step_down"} 1.0' in metrics
         assert 'headframe_governor_decisions_total{action="step_up"} 1.0' in metrics
