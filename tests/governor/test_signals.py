@@ -100,3 +100,13 @@ def test_one_load_side_off_is_not_a_contradiction(tmp_path: Path) -> None:
     cfg = tmp_path / "headframe.toml"
     cfg.write_text("[governor]\nqueue_soft = 40\np95_hard_ms = 250\n")
     assert load_settings(cfg).governor.queue_soft == 40
+
+
+def test_the_readme_governor_example_is_valid_settings(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = next(b.split("```", 1)[0] for b in readme.split("```toml\n")[1:]
+                 if b.startswith("[governor]"))  # fmt: skip
+    cfg = tmp_path / "headframe.toml"
+    cfg.write_text(block)
+    governor = load_settings(cfg).governor
+    assert governor.enabled and governor.hold_s == 60.0
