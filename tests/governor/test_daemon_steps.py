@@ -251,3 +251,40 @@ def test_a_failed_swap_keeps_the_current_variant_and_backs_off(
         failed = d.status()["governor"]["swaps"]["failed"]
         assert 1 <= failed <= 3  # once a back-off (1 s), not once a sample (0.1 s)
         assert d.serving() == first
+
+
+@pytest.mark.slow
+def test_lasting_pressure_steps_down_rung_by_rung_and_recovery_climbs_back_one_at_a_time(
+    tmp_path: Path, demo_store: Path
+) -> None:
+    host = PressureHost(tmp_path / "host")
+    extra = APP_SETTINGS + governor_section(host.root)
+    with run_daemon(tmp_path, demo_store, extra) as d:
+        first = d.serving()
+        if len(lighter_rungs(d, first)) < 2:
+            pytest.skip(f"fewer than two variants lighter than {first} qualify here")
+        seen = [first]
+
+        def moved() -> bool:
+            now = d.serving()
+            if now != seen[-1]:
+                seen.append(now)
+                return True
+            return False
+
+        with Load(d.url) as load:
+            host.memory(12.0)  # soft, and it lasts
+            d.wait(moved, "the first step down")
+            t1 = time.monotonic()
+            d.wait(moved, "the second step down")
+            assert time.monotonic() - t1 >= SUSTAIN_S * 0.9  # the sustain again, per rung
+            assert d.peak(seen[2]) < d.peak(seen[1]) < d.peak(seen[0])
+            host.memory(50.0)
+            d.wait(moved, "the first step up")
+            t2 = time.monotonic()
+            assert seen[3] == seen[1]  # one rung at a time, the way it came
+            d.wait(moved, "the second step up")
+            assert time.monotonic() - t2 >= HOLD_S * 0.9  # the hold again, per rung
+            assert seen[4] == first
+        assert load.failed == []
+        assert d.status()["governor"]["swaps"] == {"ok": 4, "failed": 0}
