@@ -288,3 +288,27 @@ def test_lasting_pressure_steps_down_rung_by_rung_and_recovery_climbs_back_one_a
             assert seen[4] == first
         assert load.failed == []
         assert d.status()["governor"]["swaps"] == {"ok": 4, "failed": 0}
+
+
+@pytest.mark.slow
+def test_a_zone_near_its_trip_point_steps_down_to_a_faster_variant(
+    tmp_path: Path, demo_store: Path
+) -> None:
+    host = PressureHost(tmp_path / "host")
+    extra = APP_SETTINGS + governor_section(host.root)
+    with run_daemon(tmp_path, demo_store, extra) as d:
+        first = d.serving()
+        app = next(a for a in d.status()["applications"] if a["app"] == APP)
+        p50 = {c["variant"]: (c["measured"] or {}).get("p50_us") or c["latency_us"]
+               for c in app["selection"]["ranked"]}  # fmt: skip
+        if not any(v < p50[first] for v in p50.values()):
+            pytest.skip(f"{first} is already the fastest qualifying variant measured here")
+        host.zone(0, "x86_pkg_temp", 98.0, trip_c=100.0)  # 2 C from its passive trip: hard
+        d.wait(lambda: d.serving() != first, "the thermal step down")
+        last = d.status()["governor"]["last_action"]
+        assert (last["kind"], last["level"]) == ("thermal", "hard")
+        assert (
+            "thermal_margin_c 2.0 C (thermal_zone0 (x86_pkg_temp) 98.0 C, trip 100 C)"
+            in (last["reason"])
+        )
+        assert p50[d.serving()] < p50[first]
