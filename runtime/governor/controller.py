@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from runtime.governor.idle import IdleUnloader, Parking
 from runtime.governor.ladder import Rung, rung_below
 from runtime.governor.policy import LEVELS, Assessment, Decision, Kind, Policy, assess, thresholds
 from runtime.governor.settings import GovernorSettings
@@ -41,6 +42,7 @@ class Served:
     app: str
     variant: str
     version: str
+    task: str = "tensor"
 
 
 class Shedder(Protocol):
@@ -56,6 +58,7 @@ class Host(Protocol):
 
     load: ServiceLoad
     shed: Shedder | None
+    parking: Parking | None  # idle unload (the service's park), None where there is none
 
     def served(self) -> list[Served]: ...
 
@@ -107,6 +110,8 @@ class Governor:
         self.recent: deque[dict[str, Any]] = deque(maxlen=20)
         self._listeners: list[EventListener] = []
         self._said: set[tuple[str, ...]] = set()
+        parking = host.parking
+        self.idle = IdleUnloader(parking, settings.idle_unload_s) if parking is not None else None
         self._stop = asyncio.Event()
         self.task: asyncio.Task[None] | None = None  # set by wiring.start_governor
 
@@ -152,6 +157,11 @@ class Governor:
             await self._step_up(now, self.decision)
         elif self.decision.action == "stop_shed":
             self._shed(False, self.decision.reason)
+        if self.idle is not None:
+            text = [s.app for s in self.host.served() if s.task == "text"]
+            for app in await self.idle.tick(now, text, self.settings.dry_run):
+                idle = Decision("none", reason=f"idle {self.settings.idle_unload_s:g} s or more")
+                self._record("idle_unload", idle, app=app)
         return self.decision
 
     def _first_time(self, *what: str) -> bool:

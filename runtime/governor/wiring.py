@@ -15,6 +15,7 @@ from typing import Any, Protocol
 import orjson
 
 from runtime.governor.controller import Governor, Served, Shedder
+from runtime.governor.idle import Parking
 from runtime.governor.ladder import Rung, rungs_of
 from runtime.governor.settings import GovernorSettings
 from runtime.governor.signals import ServiceLoad
@@ -44,9 +45,12 @@ class DaemonHost:
         self.service = service
         self.load: ServiceLoad = service
         self.shed = shed
+        self.parking: Parking | None = None  # idle unload: the service's park, once it has one
 
     def served(self) -> list[Served]:
-        return [Served(s.app, s.variant.id, s.package.version) for s in self.service.slots()]
+        return [
+            Served(s.app, s.variant.id, s.package.version, s.task) for s in self.service.slots()
+        ]
 
     def pinned(self, app: str) -> str | None:
         state = self.parts.box.pin_for(app)
