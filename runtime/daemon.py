@@ -31,6 +31,7 @@ from runtime.catalog import Store
 from runtime.config import Settings, load_settings
 from runtime.description import BoxDescription
 from runtime.errors import HeadframeError
+from runtime.load_shed import LoadShed
 from runtime.sdnotify import Notifier
 from runtime.service import InferenceService
 
@@ -75,6 +76,10 @@ class Daemon:
         self.context.add_section("box", self._box_section)
         self.context.add_section("calibration", self._calibration_section)
         self.context.add_metrics("calibration", self._measured_families)
+        # The one LoadShed (runtime.load_shed): HTTP answers 429 and MQTT holds requests
+        # while it blocks an application; the governor starts and stops it.
+        self.shed = LoadShed()
+        self.context.add_metrics("load_shed", self.shed.metric_families)
         self.service: InferenceService | None = None
         self.tokens = Tokens()  # the HTTP guard's live set, refreshed on SIGHUP
         self.loader: Any = None
@@ -122,7 +127,11 @@ class Daemon:
             tls = {"ssl_certfile": str(api.tls_cert_file), "ssl_keyfile": str(api.tls_key_file)}
         config = uvicorn.Config(
             create_app(
-                self._service(), settings=self.settings, context=self.context, tokens=self.tokens
+                self._service(),
+                settings=self.settings,
+                context=self.context,
+                tokens=self.tokens,
+                shed=self.shed,
             ),
             host=api.host,
             port=api.port,
@@ -458,6 +467,7 @@ class Daemon:
             lambda: self.context.box,
             fast_path=mode.fast,
             info_sections={"box": self._box_section, "calibration": self._calibration_section},
+            shed=self.shed,
         )
         if self.bridge is not None:
             # MQTT select pins through the box (persisted), as the HTTP admin route does.

@@ -29,6 +29,7 @@ from runtime.catalog import ModelPackage, TensorSpec, Variant
 from runtime.config import ApplicationSettings
 from runtime.errors import HeadframeError, InvalidInput, ModelNotFound, NotReady
 from runtime.images.step import check_contracts, image_step
+from runtime.reload_note import note_reload
 from runtime.stats import ServiceStats
 from runtime.tensors import to_kserve_datatype
 from runtime.worker import ModelWorker, WorkerConfig
@@ -67,6 +68,23 @@ class ModelSlot:
     worker: ModelWorker
     pin: str | None = None
     loaded_at: float = field(default_factory=time.time)
+    # Parked (``InferenceService.park``): the model is unloaded to free its memory, the
+    # application stays ready and listed, and the next request loads it again.
+    parked_since: float | None = None  # wall clock
+    idle_since: float | None = None  # wall clock of the last request before parking
+    reload_error: str | None = None  # the last failed reload; the next request tries again
+    unloaded: bool = False  # the worker is closed and the backend unloaded
+
+    @property
+    def state(self) -> str:
+        """ "serving", or "parked (idle since ...)" / "parked (reload failed: ...)"."""
+        if self.parked_since is None:
+            return "serving"
+        if self.reload_error is not None:
+            return f"parked (reload failed: {self.reload_error})"
+        idle = self.idle_since if self.idle_since is not None else self.parked_since
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(idle))
+        return f"parked (idle since {stamp})"
 
     @property
     def package(self) -> ModelPackage:
@@ -103,7 +121,9 @@ class ModelSlot:
             "device": self.backend_info.device,
             "detail": dict(self.backend_info.detail),
             "loaded_at": self.loaded_at,
-            "queue_depth": self.worker.depth,
+            "state": self.state,
+            "parked_since": self.parked_since,
+            "queue_depth": 0 if self.unloaded else self.worker.depth,
             "inputs": [s.model_dump() for s in self.schema.inputs],
             "outputs": [s.model_dump() for s in self.schema.outputs],
             "selection": sel.to_dict() if hasattr(sel, "to_dict") else None,
@@ -199,6 +219,7 @@ class InferenceService:
         self._closing = False
         self._retiring: set[asyncio.Task[None]] = set()
         self._hold: str | None = None
+        self._last_used: dict[str, float] = {}  # app -> monotonic time of the last request
         self.stats = ServiceStats()
 
     # ---- configuration ---------------------------------------------------------------
@@ -217,7 +238,8 @@ class InferenceService:
         self._hold = reason
 
     def add_listener(self, fn: Listener) -> None:
-        """``fn(event, app)`` on the event loop after "loaded", "swapped" or "removed"."""
+        """``fn(event, app)`` on the event loop after "loaded", "swapped", "removed",
+        "parked" or "reloaded"."""
         self._listeners.append(fn)
 
     def _emit(self, event: str, app: str) -> None:
@@ -251,6 +273,7 @@ class InferenceService:
             "%s %s: loaded variant %s on %s/%s",
             app, package.version, loaded.variant.id, info.backend, info.device,
         )  # fmt: skip
+        self._last_used.setdefault(app, time.monotonic())
         return ModelSlot(app, loaded, schema, info, worker, pin)
 
     def _lock(self, app: str) -> asyncio.Lock:
@@ -321,6 +344,9 @@ class InferenceService:
         await asyncio.shield(self._unload(old))
 
     async def _unload(self, old: ModelSlot) -> None:
+        if old.unloaded:  # parked earlier: nothing left to free
+            return
+        old.unloaded = True
         await asyncio.to_thread(old.worker.close)
         await asyncio.to_thread(old.loaded.backend.unload)
         log.info("%s: unloaded variant %s", old.app, old.variant.id)
@@ -351,6 +377,74 @@ class InferenceService:
         await asyncio.gather(*retiring, return_exceptions=True)
         for s in slots:
             await self._retire(s, 0.0)
+
+    # ---- idle unload ---------------------------------------------------------------------
+    def last_used(self, app: str) -> float | None:
+        """Monotonic time of ``app``'s last request (its first load if none came since);
+        None for an application this service does not serve."""
+        return self._last_used.get(app) if app in self._slots else None
+
+    async def park(self, app: str) -> bool:
+        """Unload ``app``'s model to free its memory; the application stays ready and
+        listed, and its next request loads it again (``reload_waited_ms``). Waits for the
+        requests in flight (the swap's drain). False, and logged, when there is nothing
+        to park (not served, already parked) or a swap, load or reload of ``app`` is in
+        progress: the caller (the governor) tries again later."""
+        lock = self._lock(app)
+        slot = self._slots.get(app)
+        if slot is None or slot.parked_since is not None:
+            log.info("%s: not parked: %s", app, "not served" if slot is None else "already parked")
+            return False
+        if lock.locked():
+            log.info("%s: not parked: a swap or load of it is in progress", app)
+            return False
+        async with lock:
+            slot = self._slots.get(app)
+            if slot is None or slot.parked_since is not None:
+                return False
+            idle_since = time.time() - (time.monotonic() - self._last_used.get(app, 0.0))
+            slot.parked_since, slot.idle_since = time.time(), idle_since
+            await self._retire(slot)  # new requests wait on the lock meanwhile, then reload
+        log.info("%s: parked (variant %s unloaded, idle %.0f s); the next request reloads it",
+                 app, slot.variant.id, time.time() - idle_since)  # fmt: skip
+        self._emit("parked", app)
+        return True
+
+    async def _reload(self, app: str) -> ModelSlot:
+        """Load a parked application again, under its lock: concurrent first requests
+        load it once. A failure is kept on the slot (shown in /status) and raised as
+        NotReady (503) naming the cause; the next request tries again."""
+        async with self._lock(app):
+            current = self._slots.get(app)
+            if current is None:
+                raise ModelNotFound(f"no application {app!r} is served")
+            if current.parked_since is None:
+                return current  # another request loaded it meanwhile
+            try:
+                new = await self._load(current.package, current.pin)
+            except Exception as e:
+                current.reload_error = str(e) or type(e).__name__
+                log.warning("%s: reloading the parked model failed: %s", app, current.reload_error)
+                raise NotReady(
+                    f"{app}: loading the idle-unloaded model again failed: {current.reload_error}",
+                    retry_after_s=2.0,
+                ) from e
+            self._slots[app] = new
+        self._emit("reloaded", app)
+        return new
+
+    async def _ready_slot(self, app: str, version: str | None) -> ModelSlot:
+        """The serving slot for a request, loaded again first if it was parked."""
+        note_reload(None)
+        slot = self._serving(app, version)
+        if slot.parked_since is None:
+            return slot
+        start = time.perf_counter()
+        slot = await self._reload(app)
+        waited = round((time.perf_counter() - start) * 1000)
+        note_reload(waited)
+        self._last_used[app] = time.monotonic()
+        return slot
 
     # ---- reading ---------------------------------------------------------------------
     def slot(self, app: str) -> ModelSlot:
@@ -398,7 +492,7 @@ class InferenceService:
         return app if known else UNKNOWN_APP
 
     def queue_depths(self) -> dict[str, int]:
-        return {app: s.worker.depth for app, s in self._slots.items()}
+        return {app: 0 if s.unloaded else s.worker.depth for app, s in self._slots.items()}
 
     # ---- requests --------------------------------------------------------------------
     def _serving(self, app: str, version: str | None) -> ModelSlot:
@@ -407,6 +501,7 @@ class InferenceService:
         slot = self.slot(app)
         if version is not None and version != slot.package.version:
             raise ModelNotFound(f"{app} serves version {slot.package.version}, not {version!r}")
+        self._last_used[app] = time.monotonic()
         return slot
 
     async def infer(
@@ -422,7 +517,7 @@ class InferenceService:
         start = time.perf_counter()
         status = "ok"
         try:
-            slot = self._serving(app, version)
+            slot = await self._ready_slot(app, version)
             if slot.task == "text":  # tensor and embedding applications take tensors
                 raise InvalidInput(f"{app} is a text application; use the OpenAI API")
             step = image_step(app, slot.package.meta.images, slot.schema.inputs, inputs)
@@ -457,7 +552,7 @@ class InferenceService:
         tokens = 0
         chunks = 0
         try:
-            slot = self._serving(app, None)
+            slot = await self._ready_slot(app, None)
             if slot.task != "text":
                 raise InvalidInput(f"{app} is not a text application (its task is {slot.task})")
             async for chunk in slot.worker.generate(request):
