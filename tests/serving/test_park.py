@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -155,9 +156,12 @@ def test_parking_waits_for_requests_in_flight(store: Path) -> None:
         t.start()
         while h.call(lambda: _depth(service)) == 0:
             pass
+        started = time.monotonic()
         assert _park(h)  # returns once the request in flight has finished
-        assert results and results[0].status_code == 200, results
+        waited = time.monotonic() - started
         t.join(SLOW_S * 10)
+        assert results and results[0].status_code == 200, results
+        assert waited >= SLOW_S / 2  # it waited for the slow request rather than cutting it
 
 
 def test_parking_is_refused_while_a_swap_is_in_progress(store: Path) -> None:
