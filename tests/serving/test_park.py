@@ -183,3 +183,16 @@ def test_parking_is_refused_while_a_swap_is_in_progress(store: Path) -> None:
 
 async def _depth(service: InferenceService) -> int:
     return service.queue_depths()[APP]
+
+
+def test_a_swap_of_a_parked_app_serves_the_new_load(server: ServerHandle) -> None:
+    """The fleet or the governor may swap an application while it is parked: the swap
+    loads and serves, and the parked slot (already unloaded) is not unloaded twice."""
+    service: InferenceService = server.extra
+    assert _park(server)
+    slot = server.call(lambda: service.swap(APP))
+    assert slot.state == "serving"
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        r = http.post(f"/v2/models/{APP}/infer", content=_body())
+        assert r.status_code == 200 and "x-headframe-reload-ms" not in r.headers
+        assert _app_status(http)["state"] == "serving"
