@@ -32,6 +32,7 @@ from runtime.config import Settings, load_settings
 from runtime.description import BoxDescription
 from runtime.errors import HeadframeError
 from runtime.http_server import start_http
+from runtime.load_shed import LoadShed
 from runtime.reselect import reselect
 from runtime.sdnotify import Notifier
 from runtime.service import InferenceService
@@ -69,6 +70,10 @@ class Daemon:
         self.context.add_section("box", self._box_section)
         self.context.add_section("calibration", self._calibration_section)
         self.context.add_metrics("calibration", self._measured_families)
+        # The one LoadShed (runtime.load_shed): HTTP answers 429 and MQTT holds requests
+        # while it blocks an application; the governor starts and stops it.
+        self.shed = LoadShed()
+        self.context.add_metrics("load_shed", self.shed.metric_families)
         self.service: InferenceService | None = None
         self.tokens = Tokens()  # the HTTP guard's live set, refreshed on SIGHUP
         self.loader: Any = None
@@ -111,7 +116,11 @@ class Daemon:
 
     async def _start_http(self) -> None:
         app = create_app(
-            self._service(), settings=self.settings, context=self.context, tokens=self.tokens
+            self._service(),
+            settings=self.settings,
+            context=self.context,
+            tokens=self.tokens,
+            shed=self.shed,
         )
         http = await start_http(app, self.settings.api, DRAIN_TIMEOUT_S)
         self._server = http.server
@@ -382,6 +391,7 @@ class Daemon:
             lambda: self.context.box,
             fast_path=mode.fast,
             info_sections={"box": self._box_section, "calibration": self._calibration_section},
+            shed=self.shed,
         )
         if self.bridge is not None:
             # MQTT select pins through the box (persisted), as the HTTP admin route does.
