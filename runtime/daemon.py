@@ -32,6 +32,7 @@ from runtime.config import Settings, load_settings
 from runtime.description import BoxDescription
 from runtime.errors import HeadframeError
 from runtime.http_server import start_http
+from runtime.load_shed import LoadShed
 from runtime.reselect import reselect
 from runtime.sdnotify import Notifier
 from runtime.service import InferenceService
@@ -70,6 +71,10 @@ class Daemon:
         self.context.add_section("box", self._box_section)
         self.context.add_section("calibration", self._calibration_section)
         self.context.add_metrics("calibration", self._measured_families)
+        # The one LoadShed (runtime.load_shed): HTTP answers 429 and MQTT holds requests
+        # while it blocks an application; the governor starts and stops it.
+        self.shed = LoadShed()
+        self.context.add_metrics("load_shed", self.shed.metric_families)
         self.service: InferenceService | None = None
         self.tokens = Tokens()  # the HTTP guard's live set, refreshed on SIGHUP
         self.loader: Any = None
@@ -115,7 +120,11 @@ class Daemon:
 
     async def _start_http(self) -> None:
         app = create_app(
-            self._service(), settings=self.settings, context=self.context, tokens=self.tokens
+            self._service(),
+            settings=self.settings,
+            context=self.context,
+            tokens=self.tokens,
+            shed=self.shed,
         )
         http = await start_http(app, self.settings.api, DRAIN_TIMEOUT_S)
         self._server = http.server
@@ -321,7 +330,9 @@ class Daemon:
             log.info("ready in %.2f s: %s", time.monotonic() - self._started, self._summary())
             from runtime.governor.wiring import start_governor
 
-            self.governor = start_governor(self.settings.governor, self._service(), self)
+            self.governor = start_governor(
+                self.settings.governor, self._service(), self, shed=self.shed
+            )
             await self._start_fleet()
             if self.fleet is not None and self.bridge is not None:
                 from runtime.fleet import mqtt_hook  # update-now and the retained fleet state
@@ -389,6 +400,7 @@ class Daemon:
             lambda: self.context.box,
             fast_path=mode.fast,
             info_sections={"box": self._box_section, "calibration": self._calibration_section},
+            shed=self.shed,
         )
         if self.bridge is not None:
             # MQTT select pins through the box (persisted), as the HTTP admin route does.

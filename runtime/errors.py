@@ -94,6 +94,13 @@ class Busy(HeadframeError):
         self.retry_after_s = retry_after_s
 
 
+class Shedding(Busy):
+    """The box sheds new work for now (the governor, runtime.load_shed): HTTP 429 with
+    Retry-After; MQTT never answers it (reads of the application's requests pause)."""
+
+    code = "shedding"
+
+
 class InferenceFailed(HeadframeError):
     """The backend raised while running a valid request (HTTP 500)."""
 

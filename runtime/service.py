@@ -13,25 +13,32 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Literal
 
 import numpy as np
 
 from runtime.backends.base import (
-    Backend,
-    BackendInfo,
     GenerationChunk,
     GenerationRequest,
-    IOSchema,
 )
-from runtime.catalog import ModelPackage, TensorSpec, Variant
+from runtime.catalog import ModelPackage
 from runtime.config import ApplicationSettings
 from runtime.errors import HeadframeError, InvalidInput, ModelNotFound, NotReady
 from runtime.images.step import check_contracts, image_step
+from runtime.reload_note import note_reload
+from runtime.slot import (
+    LoadedModel,
+    Loader,
+    ModelSlot,
+    batchable,
+    schema_of,
+    tensor_names,
+    validate_inputs,
+)
 from runtime.stats import ServiceStats
-from runtime.tensors import to_kserve_datatype
 from runtime.worker import ModelWorker, WorkerConfig
+
+__all__ = ["UNKNOWN_APP", "InferenceService", "LoadedModel", "Loader", "ModelSlot"]
 
 log = logging.getLogger(__name__)
 
@@ -41,138 +48,6 @@ Readiness = Literal["not_failed", "all", "any"]
 # The one label that requests for applications this service never had are counted under,
 # so a client sending made-up names cannot grow the statistics (and /metrics) without end.
 UNKNOWN_APP = "_unknown"
-
-
-class LoadedModel(Protocol):
-    """What the loader returns (runtime.loader.LoadedModel satisfies this)."""
-
-    package: ModelPackage
-    variant: Variant
-    backend: Backend
-    selection: Any
-    attempts: list[Any]
-
-
-Loader = Callable[[ModelPackage, "str | None"], LoadedModel]
-
-
-@dataclass
-class ModelSlot:
-    """One application as it serves now."""
-
-    app: str
-    loaded: LoadedModel
-    schema: IOSchema
-    backend_info: BackendInfo
-    worker: ModelWorker
-    pin: str | None = None
-    loaded_at: float = field(default_factory=time.time)
-
-    @property
-    def package(self) -> ModelPackage:
-        return self.loaded.package
-
-    @property
-    def variant(self) -> Variant:
-        return self.loaded.variant
-
-    @property
-    def selection(self) -> Any:
-        return self.loaded.selection
-
-    @property
-    def attempts(self) -> list[Any]:
-        return self.loaded.attempts
-
-    @property
-    def task(self) -> str:
-        return self.package.meta.task
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready summary for /status and MQTT info."""
-        sel = self.selection
-        return {
-            "app": self.app,
-            "version": self.package.version,
-            "task": self.task,
-            "variant": self.variant.id,
-            "precision": self.variant.meta.precision,
-            "format": self.variant.meta.format,
-            "pin": self.pin,
-            "backend": self.backend_info.backend,
-            "device": self.backend_info.device,
-            "detail": dict(self.backend_info.detail),
-            "loaded_at": self.loaded_at,
-            "queue_depth": self.worker.depth,
-            "inputs": [s.model_dump() for s in self.schema.inputs],
-            "outputs": [s.model_dump() for s in self.schema.outputs],
-            "selection": sel.to_dict() if hasattr(sel, "to_dict") else None,
-            "attempts": [_attempt_dict(a) for a in self.attempts],
-        }
-
-
-def _attempt_dict(a: Any) -> dict[str, Any]:
-    return {
-        "variant": getattr(getattr(a, "variant", None), "variant", str(getattr(a, "variant", ""))),
-        "backend": getattr(a, "backend", None),
-        "device": getattr(a, "device", None),
-        "ok": getattr(a, "ok", None),
-        "error": getattr(a, "error", None),
-    }
-
-
-def _schema_of(loaded: LoadedModel) -> IOSchema:
-    meta = loaded.package.meta
-    try:
-        schema = loaded.backend.describe()
-    except Exception:  # a backend that cannot describe itself: trust the package
-        log.warning("%s: backend describe() failed; using package.toml", meta.application)
-        schema = IOSchema(meta.inputs, meta.outputs)
-    if not schema.inputs and meta.inputs:
-        schema = IOSchema(meta.inputs, meta.outputs)
-    return schema
-
-
-def validate_inputs(
-    app: str, schema: IOSchema, inputs: Mapping[str, np.ndarray], pictures: Sequence[str] = ()
-) -> None:
-    """Names, datatypes and shapes (-1 matches any size); InvalidInput says which and why.
-    Inputs named in ``pictures`` still hold encoded pictures: only their presence counts."""
-    expected = {s.name: s for s in schema.inputs}
-    unknown = [n for n in inputs if n not in expected]
-    if unknown:
-        raise InvalidInput(
-            f"{app}: unknown input {unknown[0]!r}; the model takes {_names(schema.inputs)}"
-        )
-    for name, spec in expected.items():
-        arr = inputs.get(name)
-        if arr is None:
-            raise InvalidInput(
-                f"{app}: missing input {name!r}; the model takes {_names(schema.inputs)}"
-            )
-        if name in pictures:
-            continue
-        datatype = to_kserve_datatype(arr.dtype)
-        if datatype != spec.datatype:
-            raise InvalidInput(
-                f"{app}: input {name!r} has datatype {datatype}, the model expects {spec.datatype}"
-            )
-        if len(arr.shape) != len(spec.shape) or any(
-            d != -1 and d != a for d, a in zip(spec.shape, arr.shape, strict=True)
-        ):
-            raise InvalidInput(
-                f"{app}: input {name!r} has shape {list(arr.shape)}, the model expects "
-                f"{list(spec.shape)} (-1: any size)"
-            )
-
-
-def _names(specs: Sequence[TensorSpec]) -> str:
-    return ", ".join(f"{s.name} {s.datatype} {list(s.shape)}" for s in specs)
-
-
-def _batchable(schema: IOSchema) -> bool:
-    specs = (*schema.inputs, *schema.outputs)
-    return bool(specs) and all(s.shape[:1] == (-1,) for s in specs)
 
 
 class InferenceService:
@@ -199,6 +74,7 @@ class InferenceService:
         self._closing = False
         self._retiring: set[asyncio.Task[None]] = set()
         self._hold: str | None = None
+        self._last_used: dict[str, float] = {}  # app -> monotonic time of the last request
         self.stats = ServiceStats()
 
     # ---- configuration ---------------------------------------------------------------
@@ -217,7 +93,8 @@ class InferenceService:
         self._hold = reason
 
     def add_listener(self, fn: Listener) -> None:
-        """``fn(event, app)`` on the event loop after "loaded", "swapped" or "removed"."""
+        """``fn(event, app)`` on the event loop after "loaded", "swapped", "removed",
+        "parked" or "reloaded"."""
         self._listeners.append(fn)
 
     def _emit(self, event: str, app: str) -> None:
@@ -238,11 +115,11 @@ class InferenceService:
         app = package.application
         loaded = await asyncio.to_thread(self._loader, package, pin)
         try:
-            schema = _schema_of(loaded)
+            schema = schema_of(loaded)
             check_contracts(package.meta.images, schema.inputs, package.path / "package.toml")
             info = loaded.backend.info()
             worker = ModelWorker(
-                app, loaded.backend, self._worker_config(app), batchable=_batchable(schema)
+                app, loaded.backend, self._worker_config(app), batchable=batchable(schema)
             )
         except Exception:
             await asyncio.to_thread(loaded.backend.unload)
@@ -251,6 +128,7 @@ class InferenceService:
             "%s %s: loaded variant %s on %s/%s",
             app, package.version, loaded.variant.id, info.backend, info.device,
         )  # fmt: skip
+        self._last_used.setdefault(app, time.monotonic())
         return ModelSlot(app, loaded, schema, info, worker, pin)
 
     def _lock(self, app: str) -> asyncio.Lock:
@@ -321,6 +199,9 @@ class InferenceService:
         await asyncio.shield(self._unload(old))
 
     async def _unload(self, old: ModelSlot) -> None:
+        if old.unloaded:  # parked earlier: nothing left to free
+            return
+        old.unloaded = True
         await asyncio.to_thread(old.worker.close)
         await asyncio.to_thread(old.loaded.backend.unload)
         log.info("%s: unloaded variant %s", old.app, old.variant.id)
@@ -351,6 +232,74 @@ class InferenceService:
         await asyncio.gather(*retiring, return_exceptions=True)
         for s in slots:
             await self._retire(s, 0.0)
+
+    # ---- idle unload ---------------------------------------------------------------------
+    def last_used(self, app: str) -> float | None:
+        """Monotonic time of ``app``'s last request (its first load if none came since);
+        None for an application this service does not serve."""
+        return self._last_used.get(app) if app in self._slots else None
+
+    async def park(self, app: str) -> bool:
+        """Unload ``app``'s model to free its memory; the application stays ready and
+        listed, and its next request loads it again (``reload_waited_ms``). Waits for the
+        requests in flight (the swap's drain). False, and logged, when there is nothing
+        to park (not served, already parked) or a swap, load or reload of ``app`` is in
+        progress: the caller (the governor) tries again later."""
+        lock = self._lock(app)
+        slot = self._slots.get(app)
+        if slot is None or slot.parked_since is not None:
+            log.info("%s: not parked: %s", app, "not served" if slot is None else "already parked")
+            return False
+        if lock.locked():
+            log.info("%s: not parked: a swap or load of it is in progress", app)
+            return False
+        async with lock:
+            slot = self._slots.get(app)
+            if slot is None or slot.parked_since is not None:
+                return False
+            idle_since = time.time() - (time.monotonic() - self._last_used.get(app, 0.0))
+            slot.parked_since, slot.idle_since = time.time(), idle_since
+            await self._retire(slot)  # new requests wait on the lock meanwhile, then reload
+        log.info("%s: parked (variant %s unloaded, idle %.0f s); the next request reloads it",
+                 app, slot.variant.id, time.time() - idle_since)  # fmt: skip
+        self._emit("parked", app)
+        return True
+
+    async def _reload(self, app: str) -> ModelSlot:
+        """Load a parked application again, under its lock: concurrent first requests
+        load it once. A failure is kept on the slot (shown in /status) and raised as
+        NotReady (503) naming the cause; the next request tries again."""
+        async with self._lock(app):
+            current = self._slots.get(app)
+            if current is None:
+                raise ModelNotFound(f"no application {app!r} is served")
+            if current.parked_since is None:
+                return current  # another request loaded it meanwhile
+            try:
+                new = await self._load(current.package, current.pin)
+            except Exception as e:
+                current.reload_error = str(e) or type(e).__name__
+                log.warning("%s: reloading the parked model failed: %s", app, current.reload_error)
+                raise NotReady(
+                    f"{app}: loading the idle-unloaded model again failed: {current.reload_error}",
+                    retry_after_s=2.0,
+                ) from e
+            self._slots[app] = new
+        self._emit("reloaded", app)
+        return new
+
+    async def _ready_slot(self, app: str, version: str | None) -> ModelSlot:
+        """The serving slot for a request, loaded again first if it was parked."""
+        note_reload(None)
+        slot = self._serving(app, version)
+        if slot.parked_since is None:
+            return slot
+        start = time.perf_counter()
+        slot = await self._reload(app)
+        waited = round((time.perf_counter() - start) * 1000)
+        note_reload(waited)
+        self._last_used[app] = time.monotonic()
+        return slot
 
     # ---- reading ---------------------------------------------------------------------
     def slot(self, app: str) -> ModelSlot:
@@ -398,7 +347,7 @@ class InferenceService:
         return app if known else UNKNOWN_APP
 
     def queue_depths(self) -> dict[str, int]:
-        return {app: s.worker.depth for app, s in self._slots.items()}
+        return {app: 0 if s.unloaded else s.worker.depth for app, s in self._slots.items()}
 
     # ---- requests --------------------------------------------------------------------
     def _serving(self, app: str, version: str | None) -> ModelSlot:
@@ -407,6 +356,7 @@ class InferenceService:
         slot = self.slot(app)
         if version is not None and version != slot.package.version:
             raise ModelNotFound(f"{app} serves version {slot.package.version}, not {version!r}")
+        self._last_used[app] = time.monotonic()
         return slot
 
     async def infer(
@@ -422,7 +372,7 @@ class InferenceService:
         start = time.perf_counter()
         status = "ok"
         try:
-            slot = self._serving(app, version)
+            slot = await self._ready_slot(app, version)
             if slot.task == "text":  # tensor and embedding applications take tensors
                 raise InvalidInput(f"{app} is a text application; use the OpenAI API")
             step = image_step(app, slot.package.meta.images, slot.schema.inputs, inputs)
@@ -433,7 +383,7 @@ class InferenceService:
                     if name not in known:
                         raise InvalidInput(
                             f"{app}: unknown output {name!r}; the model gives "
-                            f"{_names(slot.schema.outputs)}"
+                            f"{tensor_names(slot.schema.outputs)}"
                         )
             result = await slot.worker.infer(inputs, prepare=step)
             if outputs is not None:
@@ -457,7 +407,7 @@ class InferenceService:
         tokens = 0
         chunks = 0
         try:
-            slot = self._serving(app, None)
+            slot = await self._ready_slot(app, None)
             if slot.task != "text":
                 raise InvalidInput(f"{app} is not a text application (its task is {slot.task})")
             async for chunk in slot.worker.generate(request):

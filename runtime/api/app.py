@@ -27,6 +27,7 @@ from runtime.api.guard import ASGIApp, Guard, InFlight, Receive, Scope, Send, er
 from runtime.api.hosts import HostCheck, trusted_hosts
 from runtime.config import Settings
 from runtime.errors import HeadframeError, ModelNotFound, NotReady
+from runtime.load_shed import LoadShed
 from runtime.service import InferenceService
 
 log = logging.getLogger(__name__)
@@ -75,11 +76,13 @@ def create_app(
     settings: Settings,
     context: ServerContext | None = None,
     tokens: Tokens | None = None,
+    shed: LoadShed | None = None,
 ) -> FastAPI:
     """The FastAPI app serving ``service``: KServe v2, OpenAI (when runtime.api.openai is
     present), /metrics, the status page and the admin routes, behind the host check and
     the guard. ``tokens`` is the live token set (the daemon's, which SIGHUP refreshes);
-    by default the ones ``settings.api`` names, read once."""
+    by default the ones ``settings.api`` names, read once. ``shed`` (the daemon's one
+    ``LoadShed``) makes the inference routes answer 429 while it blocks an application."""
     context = context or ServerContext()
     app = HeadframeApp(
         title="headframe",
@@ -90,7 +93,7 @@ def create_app(
     )
     app.state.service = service
     _install_error_handlers(app)
-    app.include_router(kserve.router(service))
+    app.include_router(kserve.router(service, shed))
     app.include_router(status.router(service, context))
     in_flight = InFlight()
     app.include_router(metrics.router(metrics.build_registry(service, context, in_flight)))
@@ -98,7 +101,7 @@ def create_app(
         # The text side (C2's module) plugs in when present; a module that exists but
         # fails to import is a bug and must fail loudly, hence no ImportError guard.
         openai_api: Any = importlib.import_module("runtime.api.openai")
-        app.include_router(openai_api.router(service))
+        app.include_router(openai_api.router(service, shed))
 
     select = context.select
 
@@ -116,7 +119,7 @@ def create_app(
 
     # The host check runs first, then the guard (tokens, limits), then the infer fast path,
     # then FastAPI.
-    fast = kserve.InferFastPath(app.routed, service=service)
+    fast = kserve.InferFastPath(app.routed, service=service, shed=shed)
     guard = Guard(
         fast,
         tokens=tokens if tokens is not None else Tokens(load_tokens(settings.api)),

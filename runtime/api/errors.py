@@ -5,6 +5,8 @@ Shared by the FastAPI exception handlers and the KServe fast path so both answer
 
 from __future__ import annotations
 
+import math
+
 from runtime.api.guard import error_payload
 from runtime.errors import (
     BackendLoadError,
@@ -17,6 +19,10 @@ from runtime.errors import (
     ModelNotFound,
     NotReady,
 )
+
+# On a response that waited for its idle-unloaded (parked) model to load again
+# (runtime.reload_note): the KServe and OpenAI routes both add it.
+RELOAD_HEADER = "X-Headframe-Reload-Ms"
 
 STATUS_BY_ERROR: dict[type[HeadframeError], int] = {
     InvalidInput: 400,
@@ -37,10 +43,15 @@ def status_for(exc: HeadframeError) -> int:
     return 500
 
 
+def retry_after(seconds: float) -> str:
+    """Retry-After in whole seconds, rounded up (a client told 0 would come straight back)."""
+    return str(max(1, math.ceil(seconds)))
+
+
 def error_parts(path: str, exc: HeadframeError) -> tuple[int, dict[str, str], dict[str, object]]:
     """(status, extra headers, JSON body) for ``exc`` raised while serving ``path``."""
     headers = {}
     retry = getattr(exc, "retry_after_s", None)
     if retry is not None:
-        headers["Retry-After"] = str(max(1, round(retry)))
+        headers["Retry-After"] = retry_after(retry)
     return status_for(exc), headers, error_payload(path, exc.message, exc.code)

@@ -17,17 +17,20 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from runtime import __version__
-from runtime.api.errors import error_parts
+from runtime.api.errors import RELOAD_HEADER, error_parts
 from runtime.api.guard import ASGIApp, Receive, Scope, Send
 from runtime.codecs.images import is_picture, media_type, picture_request
 from runtime.codecs.kserve import HEADER_LENGTH, decode_infer_request, encode_infer_response
 from runtime.errors import HeadframeError, InvalidInput, ModelNotFound, NotReady
+from runtime.load_shed import LoadShed
+from runtime.reload_note import reload_waited_ms
 from runtime.service import InferenceService, ModelSlot
 from runtime.tensors import DATATYPES
 
 log = logging.getLogger(__name__)
 
 HEADER_LENGTH_B = HEADER_LENGTH.encode()
+RELOAD_HEADER_B = RELOAD_HEADER.lower().encode()
 PLATFORMS = {"onnx": "onnxruntime_onnx", "openvino": "openvino_ir", "llama": "llama_cpp_gguf"}
 
 _TENSOR = {
@@ -208,11 +211,16 @@ async def answer_infer(
     body: bytes,
     header_length: str | None,
     content_type: str | None,
+    shed: LoadShed | None = None,
 ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
     """The one KServe v2 infer implementation, behind both entry points (``InferFastPath``
     and the documented FastAPI routes): the request's body and its two headers in, the
-    status, headers (content-length aside) and body out, errors included."""
+    status, headers (content-length aside) and body out, errors included. While ``shed``
+    blocks the model: 429 with Retry-After, before the body is decoded. A response that
+    waited for its parked model to load again carries X-Headframe-Reload-Ms."""
     try:
+        if shed is not None:
+            shed.check(model, "kserve")
         payload, out_length = await run_infer(
             service, model, version, body, _parse_header_length(header_length), content_type
         )
@@ -222,15 +230,19 @@ async def answer_infer(
             log.warning("POST %s: %s", path, e.message)
         headers = [*JSON_HEADERS, *((k.lower().encode(), v.encode()) for k, v in extra.items())]
         return status, headers, orjson.dumps(doc)
+    reload_ms = reload_waited_ms()
     if out_length is None:
-        return 200, list(JSON_HEADERS), payload
-    headers = [(b"content-type", b"application/octet-stream")]
-    headers.append((HEADER_LENGTH_B, str(out_length).encode()))
+        headers = list(JSON_HEADERS)
+    else:
+        headers = [(b"content-type", b"application/octet-stream")]
+        headers.append((HEADER_LENGTH_B, str(out_length).encode()))
+    if reload_ms is not None:
+        headers.append((RELOAD_HEADER_B, str(reload_ms).encode()))
     return 200, headers, payload
 
 
-def router(service: InferenceService) -> APIRouter:
-    """The /v2 routes for ``service``."""
+def router(service: InferenceService, shed: LoadShed | None = None) -> APIRouter:
+    """The /v2 routes for ``service``; infer sheds by ``shed``."""
     api = APIRouter(tags=["KServe v2"])
 
     @api.get("/v2", summary="Server metadata")
@@ -283,6 +295,7 @@ def router(service: InferenceService) -> APIRouter:
             await request.body(),
             request.headers.get(HEADER_LENGTH),
             request.headers.get("content-type"),
+            shed,
         )
         return Response(body, status, headers={k.decode(): v.decode() for k, v in headers})
 
@@ -309,9 +322,12 @@ class InferFastPath:
     documented FastAPI routes (the OpenAPI document) call too.
     It sits inside the guard, so tokens and the body limit apply as everywhere."""
 
-    def __init__(self, app: ASGIApp, service: InferenceService) -> None:
+    def __init__(
+        self, app: ASGIApp, service: InferenceService, shed: LoadShed | None = None
+    ) -> None:
         self.app = app
         self.service = service
+        self.shed = shed
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         parts: list[str] = scope["path"].split("/") if scope["type"] == "http" else []
@@ -342,7 +358,14 @@ class InferFastPath:
             elif k == b"content-type":
                 raw_type = v.decode("latin-1")
         status, headers, body = await answer_infer(
-            self.service, scope["path"], model, version, b"".join(chunks), raw_length, raw_type
+            self.service,
+            scope["path"],
+            model,
+            version,
+            b"".join(chunks),
+            raw_length,
+            raw_type,
+            self.shed,
         )
         headers.append((b"content-length", str(len(body)).encode()))
         await send({"type": "http.response.start", "status": status, "headers": headers})

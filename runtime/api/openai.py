@@ -25,6 +25,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
 from fastapi.routing import APIRoute
 
+from runtime.api.errors import RELOAD_HEADER, retry_after
 from runtime.backends.base import GenerationChunk, GenerationRequest
 from runtime.codecs.embeddings import EmbeddingRequest, embed
 from runtime.codecs.openai import (
@@ -36,6 +37,8 @@ from runtime.codecs.openai import (
     validation_message,
 )
 from runtime.errors import Busy, HeadframeError, InvalidInput, ModelNotFound, NotReady
+from runtime.load_shed import LoadShed
+from runtime.reload_note import reload_waited_ms
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +75,7 @@ def error_response(exc: HeadframeError) -> Response:
     headers = {}
     retry = getattr(exc, "retry_after_s", None)
     if retry is not None:
-        headers["Retry-After"] = str(max(1, round(retry)))
+        headers["Retry-After"] = retry_after(retry)
     return Response(
         orjson.dumps(error_for(exc)),
         status_code=status_for(exc),
@@ -103,9 +106,19 @@ def _sse(obj: dict[str, Any]) -> bytes:
 _DONE = b"data: [DONE]\n\n"
 
 
-def router(service: TextService) -> APIRouter:
-    """The OpenAI routes over ``service``; include with ``app.include_router(router(svc))``."""
+def router(service: TextService, shed: LoadShed | None = None) -> APIRouter:
+    """The OpenAI routes over ``service``; include with ``app.include_router(router(svc))``.
+    While ``shed`` blocks a model, its chat, completions and embeddings answer 429."""
     r = APIRouter(route_class=OpenAIRoute, tags=["openai"])
+
+    def reload_headers(headers: dict[str, str] | None = None) -> dict[str, str]:
+        """The X-Headframe-Reload-Ms header when this request waited for its parked model
+        to load again (runtime.reload_note)."""
+        out = dict(headers or {})
+        waited = reload_waited_ms()
+        if waited is not None:
+            out[RELOAD_HEADER] = str(waited)
+        return out
 
     def text_apps() -> list[Any]:
         return [s for s in service.slots() if s.package.meta.task in ("text", "embedding")]
@@ -147,6 +160,11 @@ def router(service: TextService) -> APIRouter:
             fingerprint=fingerprint(model),
             tools=tools,
         )
+        try:
+            if shed is not None:
+                shed.check(model, "openai")
+        except HeadframeError as e:
+            return error_response(e)
         chunks = service.generate(model, gen, protocol="openai")
         try:
             # Wait for the first chunk before answering, so that an unknown model, a
@@ -166,9 +184,15 @@ def router(service: TextService) -> APIRouter:
                 return error_response(e)
             finally:
                 await _close(chunks)
-            return Response(orjson.dumps(enc.response(collected)), media_type="application/json")
+            return Response(
+                orjson.dumps(enc.response(collected)),
+                media_type="application/json",
+                headers=reload_headers(),
+            )
         return StreamingResponse(
-            _events(enc, first, chunks), media_type="text/event-stream", headers=SSE_HEADERS
+            _events(enc, first, chunks),
+            media_type="text/event-stream",
+            headers=reload_headers(SSE_HEADERS),
         )
 
     @r.post("/v1/chat/completions", response_model=None)
@@ -190,10 +214,12 @@ def router(service: TextService) -> APIRouter:
     @r.post("/v1/embeddings", response_model=None)
     async def embeddings(body: EmbeddingRequest) -> Response:
         try:
+            if shed is not None:
+                shed.check(body.model, "openai")
             out = await embed(service, body, "openai")
         except HeadframeError as e:
             return error_response(e)
-        return Response(orjson.dumps(out), media_type="application/json")
+        return Response(orjson.dumps(out), media_type="application/json", headers=reload_headers())
 
     return r
 

@@ -60,8 +60,7 @@ def status_document(service: InferenceService, context: ServerContext) -> dict[s
     stats = service.stats.snapshot()
     apps = []
     for slot in sorted(service.slots(), key=lambda s: s.app):
-        entry = slot.to_dict()
-        entry["state"] = "serving"
+        entry = slot.to_dict()  # state: "serving", or "parked (idle since ...)"
         entry["stats"] = stats.get(slot.app, {})
         apps.append(entry)
     for app, error in sorted(service.failures().items()):
@@ -101,7 +100,8 @@ def _e(value: Any) -> str:
 def _app_html(a: dict[str, Any]) -> str:
     stats = a.get("stats") or {}
     head = f"<h2>{_e(a['app'])} <small>{_e(a.get('version', ''))}</small></h2>"
-    if a["state"] != "serving":
+    parked = str(a["state"]).startswith("parked")  # idle-unloaded: ready, loads on use
+    if a["state"] != "serving" and not parked:
         problem = f"{_e(a['state'])}: {_e(a.get('error'))}"
         return f'<section class="app">{head}<p class="bad">{problem}</p></section>'
     rows = []
@@ -110,7 +110,7 @@ def _app_html(a: dict[str, Any]) -> str:
     why = chosen.get("reason") or sel.get("reason") or ("pinned" if a.get("pin") else "")
     rows.append(
         f'<tr class="chosen"><td>{_e(a["variant"])}</td><td>{_e(a["precision"])}</td>'
-        f"<td>serving on {_e(a['backend'])}/{_e(a['device'])}</td>"
+        f"<td>{_e(a['state'])} on {_e(a['backend'])}/{_e(a['device'])}</td>"
         f"<td>{_e(why)}</td></tr>"
     )
     for r in sel.get("ranked", [])[1:] if isinstance(sel.get("ranked"), list) else []:

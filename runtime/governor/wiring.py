@@ -45,7 +45,7 @@ class DaemonHost:
         self.service = service
         self.load: ServiceLoad = service
         self.shed = shed
-        self.parking: Parking | None = None  # idle unload: the service's park, once it has one
+        self.parking: Parking | None = service  # idle unload: the service parks text models
 
     def served(self) -> list[Served]:
         return [

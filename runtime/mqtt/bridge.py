@@ -12,6 +12,13 @@ before anything is kept for its name.
 Replies go to the request's Response Topic with its Correlation Data echoed, else to
 ``{prefix}/models/{app}/result``; they carry the model version and variant as user
 properties. See docs/mqtt.md for every topic and guarantee.
+
+While the box sheds load (runtime.load_shed) the bridge takes no new request of a blocked
+application: it keeps them unacknowledged and unserved, in arrival order, so the broker
+holds the rest (Receive Maximum); none is answered "busy". When shedding stops they are
+served as if they had just arrived. Why not stop reading the socket, as flow control
+does: paho must read the broker's PINGRESP within the keepalive or it drops the
+connection, and a hold lasts as long as the pressure (runtime.mqtt.flow's hold is brief).
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ import paho.mqtt.client as paho
 
 from runtime.config import MqttSettings
 from runtime.errors import Busy, HeadframeError, InvalidInput
+from runtime.load_shed import LoadShed, ShedState
 from runtime.mqtt import codec
 from runtime.mqtt.buffer import StoreAndForward
 from runtime.mqtt.chat import run_chat
@@ -45,6 +53,7 @@ from runtime.mqtt.replies import Replies
 from runtime.mqtt.reply_topics import ReplyTopics
 from runtime.mqtt.telemetry import Telemetry, bridge_stats, metric_families
 from runtime.mqtt.topics import Topics
+from runtime.reload_note import clear_reload_note
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +73,11 @@ class MqttBridge:
         info: Callable[[], dict[str, Any]],
         state_dir: Path,
         fast_path: bool | None = None,
+        shed: LoadShed | None = None,
     ) -> None:
         self.settings = settings
+        self._shed = shed  # while it blocks an application, its requests wait (unacked)
+        self._held: dict[str, list[Job]] = {}  # app -> requests held while shedding
         self.service = service
         self._fast_path = fast_path  # None: the connection checks paho itself
         self._limits = Limits.of(settings)
@@ -129,6 +141,8 @@ class MqttBridge:
         self.conn.before_send = self.outbox.commit
         self.replies.bind(self.conn, self.outbox)
         self.service.add_listener(self._on_service_event)
+        if self._shed is not None:
+            self._shed.add_listener(self._on_shed_change)
         self._tasks = [
             self._loop.create_task(self.outbox.run(), name="mqtt-outbox"),
             self._loop.create_task(self.telemetry.run(self.outbox), name="mqtt-telemetry"),
@@ -201,6 +215,26 @@ class MqttBridge:
         # not keep saying "no applications" once they are.
         if event in ("loaded", "swapped", "removed"):
             self._publish_presence()
+
+    def _on_shed_change(self, state: ShedState | None) -> None:
+        # On the governor's thread: hand it to the loop, where the jobs live.
+        loop = self._loop
+        if loop is None or loop.is_closed() or self.conn is None:
+            return
+        loop.call_soon_threadsafe(self._release_held)
+
+    def _release_held(self) -> None:
+        """Requests held for applications no longer shed go to their queues, in order."""
+        if self.conn is None:
+            return
+        for app in list(self._held):
+            if self._shed is not None and self._shed.blocks(app):
+                continue
+            jobs = self._held.pop(app)
+            queue = self._queue(app)
+            for job in jobs:
+                queue.put_nowait(job)
+            log.info("mqtt: shedding over for %s: serving %d held requests", app, len(jobs))
 
     def info_doc(self) -> dict[str, Any]:
         return self.presence.info_doc()
@@ -295,6 +329,10 @@ class MqttBridge:
                 self.replies.finish(job, codec.error_from(absent))
                 return
             queue = self._queue(route.name)
+        held = self._held.get(route.name)
+        if held is not None or (self._shed is not None and self._shed.blocks(route.name)):
+            self._hold(job, held)
+            return
         if job.qos == 0 and queue.qsize() >= self.settings.queue_size:
             # The broker holds QoS 1 requests back (Receive Maximum); QoS 0 it cannot.
             self.counters["busy"] += 1
@@ -303,6 +341,20 @@ class MqttBridge:
             self.replies.finish(job, codec.error_from(busy))
             return
         queue.put_nowait(job)
+
+    def _hold(self, job: Job, held: list[Job] | None) -> None:
+        """Keep ``job`` unacknowledged until shedding stops (the broker holds the rest by
+        the Receive Maximum). QoS 0 has no such bound: past a queue's room, "busy"."""
+        if held is None:
+            held = self._held[job.route.name] = []
+        if job.qos == 0 and sum(j.qos == 0 for j in held) >= self.settings.queue_size:
+            self.counters["busy"] += 1
+            busy = Busy(f"{job.route.name}: the box is shedding load, try again later")
+            self.replies.rejected(job, busy, count=False)
+            self.replies.finish(job, codec.error_from(busy))
+            return
+        self.counters["held_shedding"] += 1
+        held.append(job)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         assert self._loop is not None
@@ -334,7 +386,8 @@ class MqttBridge:
         return queue
 
     def queue_depths(self) -> dict[str, int]:
-        return {app: q.qsize() for app, q in self._queues.items()}
+        """Requests waiting per application: queued, and held while shedding."""
+        return {app: q.qsize() + len(self._held.get(app, ())) for app, q in self._queues.items()}
 
     async def _work(self, queue: asyncio.Queue[Job]) -> None:
         while True:
@@ -350,6 +403,7 @@ class MqttBridge:
                 queue.task_done()
 
     async def _run_job(self, job: Job) -> None:
+        clear_reload_note()  # this worker task's last job may have waited for a reload
         if job.expires_at is not None and time.monotonic() > job.expires_at:
             # Nobody waits for it any more: answering would only add load.
             self.counters["expired"] += 1

@@ -2,7 +2,8 @@
 the same bytes again for a redelivered request, and the log of refused requests.
 
 A reply goes to the job's reply topic, QoS 1 through the store-and-forward buffer, with
-the request's Correlation Data and the model's version and variant as user properties.
+the request's Correlation Data and the model's version and variant as user properties
+(and ``reload_ms`` when the request waited for its idle-unloaded model to load again).
 A QoS 1 request is acknowledged only after its reply is staged (the buffer commits before
 any byte is sent), so a daemon killed mid-request gets it again from its session.
 """
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from runtime.errors import HeadframeError
 from runtime.mqtt.jobs import Job
 from runtime.mqtt.redelivery import RedeliveryCache
+from runtime.reload_note import reload_waited_ms
 
 if TYPE_CHECKING:
     import paho.mqtt.client as paho
@@ -89,6 +91,9 @@ class Replies:
                 user = [("model_version", str(slot.package.version)), ("variant", slot.variant.id)]
             except Exception:
                 user = []
+            waited = reload_waited_ms()  # this request waited for its parked model to load
+            if waited is not None:
+                user.append(("reload_ms", str(waited)))
         props: dict[str, Any] = {"content_type": CONTENT_TYPE, "user": user}
         if job.correlation is not None:
             props["correlation_data"] = job.correlation

@@ -19,6 +19,7 @@ from typing import Any
 
 from runtime.config import Settings
 from runtime.description import BoxDescription
+from runtime.load_shed import LoadShed
 from runtime.mqtt.bridge import MqttBridge
 from runtime.mqtt.ports import MqttService
 
@@ -57,10 +58,12 @@ def attach_bridge(
     fleet: Any = None,
     fast_path: bool | None = None,
     info_sections: Mapping[str, Callable[[], Any]] | None = None,
+    shed: LoadShed | None = None,
 ) -> MqttBridge | None:
     """The bridge when ``[mqtt]`` is configured, else None. ``fast_path``: the daemon's
     start-up check of paho (runtime.mqtt.paho_compat.start_up). With a fleet runner, the
-    ``update-now`` command nudges it."""
+    ``update-now`` command nudges it. ``shed``: the daemon's one LoadShed, which pauses
+    the bridge's requests while it blocks their application."""
     if settings.mqtt is None:
         return None
     bridge = MqttBridge(
@@ -69,6 +72,7 @@ def attach_bridge(
         info=info_from(box, info_sections),
         state_dir=settings.paths.state_dir,
         fast_path=fast_path,
+        shed=shed,
     )
     if fleet is not None:
 

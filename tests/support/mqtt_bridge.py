@@ -18,6 +18,7 @@ import numpy as np
 
 from runtime.catalog import ModelPackage, load_package
 from runtime.config import MqttSettings
+from runtime.load_shed import LoadShed
 from runtime.mqtt.bridge import MqttBridge
 from runtime.service import InferenceService
 from tests.support.loaders import ort_loader
@@ -47,8 +48,10 @@ class BridgeHarness:
         workers: int = 1,
         info: Callable[[], dict[str, Any]] | None = None,
         pin: str | None = None,
+        shed: LoadShed | None = None,
     ) -> None:
         self.pin = pin
+        self.shed = shed
         self.settings = settings
         self.packages = packages
         self.state_dir = state_dir
@@ -73,7 +76,7 @@ class BridgeHarness:
         for p in self.packages:
             await self.service.add(p, self.pin)
         self.bridge = MqttBridge(
-            self.settings, self.service, info=self.info, state_dir=self.state_dir
+            self.settings, self.service, info=self.info, state_dir=self.state_dir, shed=self.shed
         )
         self.bridge.start()
 
