@@ -187,6 +187,14 @@ class Box:
             else:
                 self._overrides[app] = (variant, reason or "resource pressure")
 
+    def carry_overrides(self, old: Box) -> None:
+        """Keep ``old``'s governor overrides in this box (SIGHUP rebuilds the box; the
+        pressure has not gone away with the old one)."""
+        with old._lock:
+            overrides = dict(old._overrides)
+        with self._lock:
+            self._overrides.update(overrides)
+
     # ---- the decision --------------------------------------------------------------
     def policy_for(
         self, app: str, force: str | None = None, unpinned: bool = False, governed: bool = True

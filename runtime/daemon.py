@@ -175,6 +175,7 @@ class Daemon:
             self.context.describe(description)
         else:  # SIGHUP: the settings may force another profile
             self.context.redescribe(description)
+            box.carry_overrides(self.box)  # the governor's steps outlive a reload
         self.box = box
         reasons = box.match.reasons if box.match else []
         log.info("device profile %s: %s", box.profile.name, "; ".join(reasons))

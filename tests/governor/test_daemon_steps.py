@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -142,10 +143,14 @@ def test_step_down_under_pressure_and_back_up_after_the_hold(
             )  # fmt: skip
             assert "memory_available_pct 12.0%" in last["reason"]
             assert took < SUSTAIN_S + last["swap_s"] + 10  # sustain + one swap (+ load)
-            # Out of pressure but not recovered (17% < 15% + half the gap): it stays.
+            # Out of pressure but not recovered (17% < 15% + half the gap): it stays,
+            # SIGHUP (settings re-read, the box rebuilt, every application reselected)
+            # included.
             host.memory(17.0)
+            d.proc.send_signal(signal.SIGHUP)
             time.sleep(HOLD_S + 1)
             assert d.serving() == stepped
+            assert d.status()["governor"]["stepped"][APP]["came_from"] == [first]
             host.memory(50.0)
             recovered_at = time.monotonic()
             d.wait(lambda: d.serving() == first, "the step back up")
