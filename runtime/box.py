@@ -10,7 +10,8 @@ none of them recomputes floors or pins.
 The box also owns the one changeable layer: operator pins (HTTP admin, MQTT ``select``,
 ``headframe models use``), persisted in ``state_dir/pins.json`` so they survive a
 restart, and governor overrides (held in memory only: a restart forgets pressure).
-Precedence: governor override > operator pin > the settings' ``variant`` > automatic.
+Precedence: operator pin > the settings' ``variant`` > governor override > automatic (a pin
+wins over the governor, which then only reports what it would do).
 """
 
 from __future__ import annotations
@@ -158,17 +159,19 @@ class Box:
         return site_floors(self.settings).get(app)
 
     # ---- the changeable layer ------------------------------------------------------
-    def pin_for(self, app: str) -> PinState:
-        with self._lock:
-            override = self._overrides.get(app)
-        if override is not None:
-            return PinState(override[0], "governor", f"governor override: {override[1]}")
+    def pin_for(self, app: str, governed: bool = True) -> PinState:
+        """The pin in force; ``governed=False`` leaves the governor's override out (the
+        fleet chooses a new version as the box would without pressure)."""
         pin = self.pins.get(app)
         if pin is not None:
             return PinState(pin.variant, "operator", pin.describe())
         site = self.app_settings(app)
         if site is not None and site.variant:
             return PinState(site.variant, "settings", "pinned by the settings file")
+        with self._lock:
+            override = self._overrides.get(app) if governed else None
+        if override is not None:
+            return PinState(override[0], "governor", f"governor override: {override[1]}")
         return PinState(None, "auto", "automatic")
 
     def set_pin(self, app: str, variant: str | None, source: str) -> Pin | None:
@@ -184,10 +187,22 @@ class Box:
             else:
                 self._overrides[app] = (variant, reason or "resource pressure")
 
+    def carry_overrides(self, old: Box) -> None:
+        """Keep ``old``'s governor overrides in this box (SIGHUP rebuilds the box; the
+        pressure has not gone away with the old one)."""
+        with old._lock:
+            overrides = dict(old._overrides)
+        with self._lock:
+            self._overrides.update(overrides)
+
     # ---- the decision --------------------------------------------------------------
-    def policy_for(self, app: str, force: str | None = None) -> Policy:
-        """The site policy for ``app``; ``force`` (a fleet trial's variant) wins over pins."""
-        state = self.pin_for(app)
+    def policy_for(
+        self, app: str, force: str | None = None, unpinned: bool = False, governed: bool = True
+    ) -> Policy:
+        """The site policy for ``app``; ``force`` (a fleet trial's variant) wins over pins;
+        ``unpinned``: every pin and override left out (the governor's ladder of rungs);
+        ``governed=False``: the governor's override left out (the fleet's choice)."""
+        state = self.pin_for(app, governed) if not unpinned else PinState(None, "auto", "automatic")
         pin_text = {
             "operator": state.text,
             "settings": "pinned by site policy",
@@ -208,6 +223,8 @@ class Box:
         *,
         force: str | None = None,
         measurements: Mapping[MeasurementKey, Measurement] | None = None,
+        unpinned: bool = False,
+        governed: bool = True,
     ) -> Selection:
         return select(
             package,
@@ -215,7 +232,7 @@ class Box:
             self.profile,
             self.report,
             self.resources,
-            self.policy_for(package.application, force),
+            self.policy_for(package.application, force, unpinned, governed),
             measurements=measurements,
         )
 

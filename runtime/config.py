@@ -36,6 +36,7 @@ from runtime.config_mqtt import StreamAlert as StreamAlert
 from runtime.config_mqtt import StreamSettings as StreamSettings
 from runtime.config_mqtt import check_topic_name as check_topic_name
 from runtime.errors import ConfigError
+from runtime.governor.settings import GovernorSettings
 
 ENV_PREFIX = "HEADFRAME_"
 
@@ -230,6 +231,9 @@ class Settings(BaseSettings):
     )
     sparkplug: SparkplugSettings = Field(
         default_factory=SparkplugSettings, title="Sparkplug B edge node (off unless enabled)"
+    )
+    governor: GovernorSettings = Field(
+        default_factory=GovernorSettings, title="Step variants down under pressure, back up after"
     )
     log_format: Literal["auto", "text", "json"] = Field(default="auto", title="Log format")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(

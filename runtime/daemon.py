@@ -36,6 +36,7 @@ from runtime.load_shed import LoadShed
 from runtime.reselect import reselect
 from runtime.sdnotify import Notifier
 from runtime.service import InferenceService
+from runtime.swap_lock import SwapLock
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +95,9 @@ class Daemon:
         # One reselect at a time: SIGHUP and the store watcher both run _reselect.
         self._reselecting = asyncio.Lock()
         self._watch_s = 0.0  # the store watcher's period in force (0: not watching)
+        # One hot swap at a time between the fleet and the governor (runtime/governor/).
+        self.swap_lock = SwapLock()
+        self.governor: Any = None  # runtime.governor.controller.Governor unless disabled
 
     def _daemon_section(self) -> dict[str, Any]:
         return {
@@ -171,6 +175,7 @@ class Daemon:
             self.context.describe(description)
         else:  # SIGHUP: the settings may force another profile
             self.context.redescribe(description)
+            box.carry_overrides(self.box)  # the governor's steps outlive a reload
         self.box = box
         reasons = box.match.reasons if box.match else []
         log.info("device profile %s: %s", box.profile.name, "; ".join(reasons))
@@ -324,6 +329,11 @@ class Daemon:
             self.phase = "serving"
             self.notifier.send(READY=1, STATUS=self._summary())
             log.info("ready in %.2f s: %s", time.monotonic() - self._started, self._summary())
+            from runtime.governor.wiring import start_governor
+
+            self.governor = start_governor(
+                self.settings.governor, self._service(), self, shed=self.shed
+            )
             await self._start_fleet()
             if self.fleet is not None and self.bridge is not None:
                 from runtime.fleet import mqtt_hook  # update-now and the retained fleet state
@@ -345,7 +355,7 @@ class Daemon:
         fleet = self.settings.fleet
         chooser = make_chooser(lambda: self.box, fleet.candidates, fleet.candidate_bytes_factor)
         # The trial measures the downloaded candidates as the loader would (same cache).
-        picker = make_picker(lambda package: self.loader.select(package))
+        picker = make_picker(lambda package: self.loader.select(package, governed=False))
         try:
             agent = build_agent(
                 self.settings,
@@ -356,7 +366,7 @@ class Daemon:
         except HeadframeError as e:
             log.error("model updates are off: %s", e.message)
             return
-        self.fleet = FleetRunner(agent, self._service())
+        self.fleet = FleetRunner(agent, self._service(), swap_lock=self.swap_lock)
         self.context.add_section("fleet", self.fleet.status)
         self.context.add_metrics("fleet", self.fleet.metric_families)
         self._tasks.append(asyncio.create_task(self.fleet.run(), name="fleet"))
@@ -463,6 +473,8 @@ class Daemon:
     async def _shutdown(self) -> None:
         self.phase = "stopping"
         self.notifier.send(STOPPING=1, STATUS="stopping: draining requests")
+        if self.governor is not None:
+            await self.governor.close()  # no swap starts while the service drains
         if self.fleet is not None:
             self.fleet.stop()  # a download in progress ends at its next chunk
         log.info("stopping: draining in-flight requests (up to %.0f s)", DRAIN_TIMEOUT_S)

@@ -78,16 +78,26 @@ class VariantLoader:
         # (path, size, mtime_ns) -> sha256, so a reload does not re-hash unchanged files.
         self._digests: dict[tuple[str, int, int], str] = {}
 
-    def select(self, package: ModelPackage, pin: str | None = None) -> Selection:
+    def select(
+        self,
+        package: ModelPackage,
+        pin: str | None = None,
+        *,
+        unpinned: bool = False,
+        governed: bool = True,
+    ) -> Selection:
         """The box's choice for ``package``; ``pin`` forces a variant (a fleet trial, an
-        operator's select in flight) over the box's own pins.
-        Measures first (cache, else calibration within its budget) unless forced."""
+        operator's select in flight) over the box's own pins; ``unpinned`` leaves every pin
+        out (the governor's rungs), ``governed=False`` the governor's override (the fleet's
+        pick). Measures first (cache, else calibration within its budget) unless forced."""
         measurements = self.measure(package) if self.measure and pin is None else None
         return self.box.select(
             package.meta,
             [v.meta for v in package.variants],
             force=pin,
             measurements=measurements,
+            unpinned=unpinned,
+            governed=governed,
         )
 
     def __call__(self, package: ModelPackage, pin: str | None = None) -> LoadedModel:

@@ -31,8 +31,11 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "fleet": ("fleet_cmd",),
     "publish": ("fleet_cmd",),
     "rollback": ("fleet_cmd",),
+    "governor": ("governor_cmd",),
 }
-ALL_MODULES = ("detect_cmd", "config_cmd", "models_cmd", "demo_cmd", "serve_cmd", "fleet_cmd")
+ALL_MODULES = (
+    "detect_cmd", "config_cmd", "models_cmd", "demo_cmd", "serve_cmd", "fleet_cmd", "governor_cmd",
+)  # fmt: skip
 
 
 def _version(value: bool) -> None:

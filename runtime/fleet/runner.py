@@ -28,16 +28,24 @@ from runtime.catalog import ModelPackage
 from runtime.fleet.agent import FleetAgent
 from runtime.fleet.state import STAGES, Listener
 from runtime.service import InferenceService
+from runtime.swap_lock import SwapLock
 
 log = logging.getLogger(__name__)
 
 
 class FleetRunner:
     def __init__(
-        self, agent: FleetAgent, service: InferenceService, *, reconcile_s: float = 2.0
+        self,
+        agent: FleetAgent,
+        service: InferenceService,
+        *,
+        reconcile_s: float = 2.0,
+        swap_lock: SwapLock | None = None,
     ) -> None:
         self.agent = agent
         self.service = service
+        # Shared with the governor: a fleet swap and a governor swap never overlap.
+        self.swap_lock = swap_lock or SwapLock()
         self.reconcile_s = reconcile_s
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
@@ -52,10 +60,11 @@ class FleetRunner:
         fut.result()
 
     async def _swap(self, package: ModelPackage, variant: str | None) -> None:
-        if package.application in {s.app for s in self.service.slots()}:
-            await self.service.swap(package.application, package, variant)
-        else:
-            await self.service.add(package, variant)
+        async with self.swap_lock.hold(package.application, "fleet"):
+            if package.application in {s.app for s in self.service.slots()}:
+                await self.service.swap(package.application, package, variant)
+            else:
+                await self.service.add(package, variant)
 
     async def reconcile(self) -> None:
         """Serve what the store's pointer says (after a CLI rollback, say)."""
@@ -71,7 +80,8 @@ class FleetRunner:
                 log.info("%s: pointer says %s, serving %s; swapping", slot.app, want,
                          slot.package.version)  # fmt: skip
                 try:
-                    await self.service.swap(slot.app, store.load(slot.app, want))
+                    async with self.swap_lock.hold(slot.app, "fleet"):
+                        await self.service.swap(slot.app, store.load(slot.app, want))
                 except Exception as e:
                     log.error("%s: swap to %s failed, %s keeps serving: %s", slot.app, want,
                               slot.package.version, e)  # fmt: skip

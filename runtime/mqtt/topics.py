@@ -80,6 +80,11 @@ class Topics:
         return f"{self.prefix}/status"
 
     @property
+    def events(self) -> str:
+        """The governor's decisions (QoS 1, not retained)."""
+        return f"{self.prefix}/events"
+
+    @property
     def info(self) -> str:
         return f"{self.prefix}/info"
 

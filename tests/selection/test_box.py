@@ -46,16 +46,24 @@ def test_an_operator_pin_is_persisted_and_read_back_by_a_new_box(tmp_path: Path)
     assert _box(settings).pin_for("part-id-reader").variant is None
 
 
-def test_precedence_governor_then_operator_then_settings(tmp_path: Path) -> None:
+def test_precedence_operator_then_settings_then_governor(tmp_path: Path) -> None:
     settings = _settings(tmp_path, applications=[{"name": "part-id-reader", "variant": "small"}])
     box = _box(settings)
     assert box.pin_for("part-id-reader").source == "settings"
     box.set_pin("part-id-reader", "large", "mqtt")
     assert box.pin_for("part-id-reader").variant == "large"
     box.override("part-id-reader", "small", "memory pressure")
-    assert box.pin_for("part-id-reader").source == "governor"
+    assert box.pin_for("part-id-reader").source == "operator"  # a pin wins over the governor
     box.override("part-id-reader", None)
     assert box.pin_for("part-id-reader").variant == "large"
+    unpinned = _settings(tmp_path, applications=[{"name": "part-id-reader"}])
+    free = _box(unpinned)
+    free.set_pin("part-id-reader", None, "cli")
+    free.override("part-id-reader", "small", "memory pressure")
+    assert (free.pin_for("part-id-reader").source, free.pin_for("part-id-reader").variant) == (
+        "governor", "small",
+    )  # fmt: skip
+    assert free.policy_for("part-id-reader", unpinned=True).pin is None
 
 
 def test_the_fleet_chooser_follows_a_runtime_pin_and_the_site_floor(tmp_path: Path) -> None:
