@@ -377,22 +377,25 @@ def _choice_reason(
 ) -> str:
     where = f"{targets[0].backend}/{targets[0].device}"
     acc = percent(v.accuracy_bp) if v.accuracy_bp is not None else "unmeasured"
+    # Say why an earlier target was passed over ("why is my GPU box on CPU?"), for a
+    # fallback too: it is what serves when the choice cannot load.
+    passed_over = "".join(f"; skipped {s}" for s in skipped)
     if why:  # measurements decided: every reason names the numbers measured here
         said = ranking.measured_text(v, m) if m else f"{v.variant}: not measured (budget)"
         size = f"{human_bytes(v.bytes)}, floor {percent(floor)}"
         if rank == 0:
-            passed_over = "".join(f"; skipped {s}" for s in skipped)
             return f"{why}: {said} ({size}){passed_over}"
-        return f"qualifies, fallback {rank} of {of - 1}: {said} ({size})"
+        return f"qualifies, fallback {rank} of {of - 1}: {said} ({size}){passed_over}"
     if rank == 0:
-        # Say why an earlier target was passed over: "why is my GPU box on CPU?"
-        passed_over = "".join(f"; skipped {s}" for s in skipped)
         return (
             f"smallest of {of} qualifying variant{'s' if of != 1 else ''} "
             f"({human_bytes(v.bytes)}, accuracy {acc}, floor {percent(floor)}) on {where}"
             f"{passed_over}"
         )
-    return f"qualifies, fallback {rank} of {of - 1} ({human_bytes(v.bytes)}, accuracy {acc})"
+    return (
+        f"qualifies, fallback {rank} of {of - 1} ({human_bytes(v.bytes)}, accuracy {acc})"
+        f"{passed_over}"
+    )
 
 
 def _apply_pin(
