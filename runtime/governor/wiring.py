@@ -12,8 +12,6 @@ import asyncio
 import logging
 from typing import Any, Protocol
 
-import orjson
-
 from runtime.governor.controller import Governor, Served, Shedder
 from runtime.governor.idle import Parking
 from runtime.governor.ladder import Rung, rungs_of
@@ -79,19 +77,9 @@ class DaemonHost:
 
 
 def attach_events(governor: Governor, bridge: Any) -> None:
-    """Each governor action on ``{prefix}/events`` (QoS 1, not retained)."""
-    topic = bridge.topics.events
-
-    def publish(event: dict[str, Any]) -> None:
-        conn = getattr(bridge, "conn", None)
-        if conn is None:
-            return
-        try:
-            conn.publish(topic, orjson.dumps(event), qos=1, retain=False, properties=None)
-        except Exception as e:  # the broker being away must never stop the governor
-            log.warning("mqtt: could not publish %s: %s", topic, e)
-
-    governor.add_listener(publish)
+    """Each governor action on ``{prefix}/events`` (QoS 1, not retained) through the
+    bridge (runtime.mqtt.bridge.MqttBridge.publish_event)."""
+    governor.add_listener(bridge.publish_event)
 
 
 def start_governor(

@@ -27,7 +27,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -257,6 +257,21 @@ class MqttBridge:
             log.exception("mqtt: could not build the info document")
             return
         self.conn.publish(self.topics.info, body, qos=1, retain=True, properties=None)
+
+    def publish_event(self, event: Mapping[str, Any]) -> bool:
+        """One event on ``{prefix}/events`` (QoS 1, not retained: an event is news, not
+        state). On the event loop. False, with a warning, when the broker is away: an
+        event is not buffered (the state it reports is on /status and the retained status)."""
+        if self.conn is None or not self.conn.connected:
+            log.warning("mqtt: broker away, event not sent: %s", event.get("action", event))
+            return False
+        try:
+            body = orjson.dumps(event, option=orjson.OPT_SERIALIZE_NUMPY)
+            self.conn.publish(self.topics.events, body, qos=1, retain=False, properties=None)
+        except Exception as e:  # a broker going away mid-call must never stop the caller
+            log.warning("mqtt: could not publish %s: %s", self.topics.events, e)
+            return False
+        return True
 
     # --- requests (event loop) ----------------------------------------------------------
 
