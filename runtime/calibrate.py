@@ -136,7 +136,10 @@ class Calibrator:
         if not self.box.settings.calibration.enabled and not force:
             return {}
         app = package.application
-        static = self.box.select(package.meta, [v.meta for v in package.variants])
+        # Without the governor's override: a step down under pressure is not a reason to
+        # measure less (the fleet's picker measures a new version while the override of
+        # the old one holds, and must see every candidate it downloaded).
+        static = self.box.select(package.meta, [v.meta for v in package.variants], governed=False)
         batch = self.box.batch_for(app)
         candidates = [
             (package.variant(c.variant.variant), t) for c in static.ranked for t in c.targets

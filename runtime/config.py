@@ -195,6 +195,16 @@ class FleetSettings(_Section):
         description="the trial measures the downloaded candidates on this box and keeps the "
         "winner under the objective; the rest are dropped",
     )
+    keep_rungs: int = Field(
+        default=2,
+        ge=0,
+        le=8,
+        title="Lighter qualifying variants kept beside the winner (for the governor)",
+        description="with [governor] enabled, the fleet also downloads up to this many "
+        "variants lighter (peak memory, then bytes) than the shortlist, and keeps those "
+        "lighter than the measured winner that qualified here, so the governor can step "
+        "down under pressure; 0, the governor off, or an operator pin: only the winner",
+    )
 
 
 class Settings(BaseSettings):

@@ -350,12 +350,15 @@ class Daemon:
         if self.settings.fleet is None:
             return
         from runtime.fleet.runner import FleetRunner
-        from runtime.fleet.wiring import build_agent, make_chooser, make_picker
+        from runtime.fleet.wiring import build_agent, make_chooser, make_picker, rungs_to_keep
 
         fleet = self.settings.fleet
-        chooser = make_chooser(lambda: self.box, fleet.candidates, fleet.candidate_bytes_factor)
+        rungs = rungs_to_keep(self.settings)
+        chooser = make_chooser(
+            lambda: self.box, fleet.candidates, fleet.candidate_bytes_factor, rungs
+        )
         # The trial measures the downloaded candidates as the loader would (same cache).
-        picker = make_picker(lambda package: self.loader.select(package, governed=False))
+        picker = make_picker(lambda package: self.loader.select(package, governed=False), rungs)
         try:
             agent = build_agent(
                 self.settings,

@@ -38,8 +38,9 @@ log = logging.getLogger(__name__)
 # chooser(package meta, variant metas) -> (candidate variant ids to download, rule order;
 # empty when none qualifies, reason). runtime.fleet.wiring.make_chooser asks the box.
 Chooser = Callable[[PackageMeta, Sequence[VariantMeta]], tuple[list[str], str]]
-# picker(staged package) -> (the winner among its candidates, reason): measured on this box
-Picker = Callable[[ModelPackage], tuple[str | None, str]]
+# picker(staged package) -> (the variants to keep: the measured winner, then lighter
+# rungs for the governor; empty when none qualifies, reason)
+Picker = Callable[[ModelPackage], tuple[list[str], str]]
 # on_activated(package, variant id or None): the hot swap; raising undoes the switch
 Activated = Callable[[ModelPackage, str | None], None]
 
@@ -284,19 +285,19 @@ class FleetAgent:
         package = load_package(pdir)
         variant = candidates[0]
         if len(candidates) > 1 and self.picker is not None:
-            # Measure the candidates on this box; keep the winner, drop the rest, so a
-            # variant that was not downloaded and trialled never serves.
+            # Measure the candidates here; keep the winner and the lighter rungs that
+            # qualified (the governor's), drop the rest: nothing unmeasured serves.
             self.state.update(app, stage="trial", reason=f"{version}: measuring {candidates}")
-            winner, why = self.picker(package)
-            if winner is None:
+            kept, why = self.picker(package)
+            if not kept:
                 reason = f"{version} rejected at trial: {why}"
                 self.state.mark_bad(app, version, reason)
                 self.installer.discard(app, version)
                 self.state.update(app, stage="failed", reason=reason, pending=None)
                 return "failed"
-            log.info("%s %s: measured winner %s: %s", app, version, winner, why)
-            variant = winner
-            self.installer.keep_only(pdir, variant)
+            variant = kept[0]
+            log.info("%s %s: measured winner %s: %s; kept %s", app, version, variant, why, kept)
+            self.installer.keep_only(pdir, set(kept), variant)
             package = load_package(pdir)
             self.state.update(app, variant=variant)
         self.state.update(app, stage="trial", reason=f"{version}: trial of {variant}")

@@ -18,6 +18,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 from typing import Any
 
@@ -166,13 +167,14 @@ class Installer:
         fsync_dir(final.parent)
         return final
 
-    def keep_only(self, pdir: Path, variant_id: str) -> None:
-        """Drop every staged variant but ``variant_id`` (the trial's measured winner)."""
+    def keep_only(self, pdir: Path, keep: AbstractSet[str], winner: str) -> None:
+        """Drop every staged variant not in ``keep`` (the trial's measured winner and the
+        lighter rungs kept for the governor); the staged marker names the winner."""
         variants = pdir / "variants"
         for vdir in variants.iterdir():
-            if vdir.name != variant_id:
+            if vdir.name not in keep and vdir.name != winner:
                 shutil.rmtree(vdir)
-        (pdir / STAGED_MARKER).write_text(variant_id)
+        (pdir / STAGED_MARKER).write_text(winner)
         fsync_dir(variants)
         fsync_dir(pdir)
 

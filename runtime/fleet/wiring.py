@@ -23,16 +23,31 @@ __all__ = [
     "make_chooser",
     "make_picker",
     "read_state",
+    "rungs_to_keep",
     "site_floors",
 ]
 
 
-def make_chooser(box: Callable[[], Box], count: int = 2, bytes_factor: float = 1.5) -> Chooser:
+def rungs_to_keep(settings: Settings) -> int:
+    """How many lighter variants the fleet keeps beside its winner: ``[fleet] keep_rungs``
+    when the governor is on (it steps down to them), else 0 (only the winner, as it
+    serves). The daemon and the CLI both ask here."""
+    if settings.fleet is None or not settings.governor.enabled:
+        return 0
+    return settings.fleet.keep_rungs
+
+
+def make_chooser(
+    box: Callable[[], Box], count: int = 2, bytes_factor: float = 1.5, rungs: int = 0
+) -> Chooser:
     """Selection on metadata alone, asked of the box in force (``box()``: the daemon
     rebuilds it on SIGHUP), with its floor, operator pins and objective: the same
     decision the loader makes. Returns the candidates to download in rule order: the
     pinned one alone under a pin, else the shortlist (runtime.ranking.shortlist) that
-    the trial measures before the box keeps the winner."""
+    the trial measures before the box keeps the winner, plus up to ``rungs`` qualifying
+    variants lighter than every shortlisted one (the governor's memory order,
+    runtime.governor.ladder), nearest first, for the governor to step down to."""
+    from runtime.governor.ladder import lighter
     from runtime.ranking import shortlist
 
     def choose(package: PackageMeta, variants: Sequence[VariantMeta]) -> tuple[list[str], str]:
@@ -42,22 +57,33 @@ def make_chooser(box: Callable[[], Box], count: int = 2, bytes_factor: float = 1
             return [], why or sel.reason or "no variants"
         if sel.pin is not None:
             return [sel.chosen.variant.variant], sel.reason
-        picked = shortlist([c.variant for c in sel.ranked], count, bytes_factor)
-        return [v.variant for v in picked], sel.chosen.reason
+        ranked = [c.variant for c in sel.ranked]
+        picked = shortlist(ranked, count, bytes_factor)
+        below = lighter(ranked, picked, rungs)
+        wanted = {v.variant for v in picked + below}
+        return [v.variant for v in ranked if v.variant in wanted], sel.chosen.reason
 
     return choose
 
 
-def make_picker(select: Callable[[ModelPackage], Selection]) -> Picker:
-    """The winner among the staged candidates: ``select`` is the measuring loader's
-    (runtime.calibrate: measured on this box, cached for the load that follows)."""
+def make_picker(select: Callable[[ModelPackage], Selection], rungs: int = 0) -> Picker:
+    """The variants to keep among the staged candidates, the winner first: ``select`` is
+    the measuring loader's (runtime.calibrate: measured on this box, cached for the load
+    that follows). Beside the winner, up to ``rungs`` candidates lighter than it (the
+    governor's memory order) that the selection still ranks as qualifying with a
+    measurement of their own (at or above the floor here); one that failed its
+    measurement, or was not measured, is not kept."""
+    from runtime.governor.ladder import lighter
 
-    def pick(package: ModelPackage) -> tuple[str | None, str]:
+    def pick(package: ModelPackage) -> tuple[list[str], str]:
         sel = select(package)
         if sel.chosen is None:
             why = "; ".join(f"{r.variant.variant}: {r.reason}" for r in sel.rejected)
-            return None, f"{sel.reason} ({why})" if why else sel.reason
-        return sel.chosen.variant.variant, sel.reason
+            return [], f"{sel.reason} ({why})" if why else sel.reason
+        winner = sel.chosen.variant
+        measured = [c.variant for c in sel.ranked[1:] if c.measured is not None]
+        kept = [winner, *lighter(measured, [winner], rungs)]
+        return [v.variant for v in kept], sel.reason
 
     return pick
 
@@ -72,7 +98,9 @@ def box_chooser_and_loader(settings: Settings) -> tuple[Chooser, Loader, Picker]
     loader = measuring_loader(box)[0]
     fleet = settings.fleet
     count, factor = (fleet.candidates, fleet.candidate_bytes_factor) if fleet else (2, 1.5)
-    return make_chooser(lambda: box, count, factor), loader, make_picker(loader.select)
+    rungs = rungs_to_keep(settings)
+    chooser = make_chooser(lambda: box, count, factor, rungs)
+    return chooser, loader, make_picker(loader.select, rungs)
 
 
 def build_agent(

@@ -73,12 +73,14 @@ def test_publish_sync_serve_then_update_under_load(
     assert report.current and report.outcomes == {DEMO_APP: "updated"}
     assert box.active() == "1.0.0"
     installed = box.store.load(DEMO_APP)
-    (chosen,) = installed.variants  # only the variant this box runs was installed
-    # Downloaded: the shortlist the box's chooser names; the trial measured them and kept one.
+    # Kept: the measured winner (and the lighter rungs that qualified, for the governor).
+    kept = {v.id for v in installed.variants}
+    # Downloaded: the shortlist the box's chooser names; the trial measured them.
     chooser = box_chooser_and_loader(box.settings)[0]
     published = Store(demo_pkg.parent.parent).load(DEMO_APP)
     shortlist = set(chooser(published.meta, [v.meta for v in published.variants])[0])
-    assert _variant_dirs_fetched(server, "1.0.0") == shortlist and chosen.id in shortlist
+    assert _variant_dirs_fetched(server, "1.0.0") == shortlist
+    assert box.status()["variant"] in kept <= shortlist
     assert box.status()["stage"] == "active"
 
     v2 = make_version(demo_pkg, tmp_path / "pkgs", "2.0.0")

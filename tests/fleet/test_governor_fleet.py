@@ -1,11 +1,12 @@
-"""The fleet and the governor in one daemon: their swaps never overlap (one lock), and
+"""The fleet and the governor in one daemon: on a store that came from the fleet alone
+the governor steps down to a rung the fleet kept; their swaps never overlap (one lock);
 after a fleet update the governor starts from the new version's own choice."""
 
 from __future__ import annotations
 
 import itertools
-import shutil
 import time
+import tomllib
 from pathlib import Path
 
 import httpx
@@ -40,19 +41,37 @@ def test_fleet_update_and_governor_swaps_never_overlap(
         f'objective = "smallest"\n[governor]\nhost_root = "{host.root}"\nperiod_s = 0.1\n'
         "sustain_s = 1.0\nhold_s = 3.0\n"
     )
+    # One candidate: the rule's choice (OpenVINO fp16, fewest bytes and the highest peak
+    # memory); the lighter variants on disk are only the rungs the fleet kept for the
+    # governor. The store starts empty: everything on it came from the fleet.
     cfg, url = served_box_config(
         tmp_path, url=server.url, trusted_root=repo_dir / "metadata" / "1.root.json",
-        poll_interval_s=5, sections=sections,
+        poll_interval_s=5, sections=sections, candidates=1,
     )  # fmt: skip
-    # The box starts with every variant of 1.0.0 in its store (a fleet install keeps only
-    # the winner of its trial, which would leave the governor no rung to step to).
-    shutil.copytree(demo_store, tmp_path / "box" / "store")
+    store = tmp_path / "box" / "store" / DEMO_APP / "1.0.0"
     log = tmp_path / "daemon.log"
+
+    def peak(variant: str) -> int:
+        toml = (store / "variants" / variant / "variant.toml").read_text()
+        return int(tomllib.loads(toml)["peak_memory_bytes"])
+
     with running_daemon(cfg, log) as proc:
         wait_for(lambda: _serving(url)[0] == "1.0.0", "v1 serving", proc, log)
         _, first = _serving(url)
+        kept = {p.name for p in (store / "variants").iterdir()}
+        rungs = {v for v in kept if peak(v) < peak(first)}
+        if not rungs:
+            pytest.skip(f"{first} is already the lightest qualifying variant here (no OpenVINO)")
         host.memory(12.0)  # soft pressure: the governor steps v1 down
+        start = time.monotonic()
         wait_for(lambda: _serving(url)[1] != first, "the governor's step down", proc, log, 60)
+        took = time.monotonic() - start
+        _, stepped = _serving(url)
+        assert stepped in rungs  # a rung the fleet kept, the nearest below in memory
+        assert stepped == max(rungs, key=peak), (stepped, {v: peak(v) for v in kept})
+        last = _status(url)["governor"]["last_action"]  # type: ignore[index]
+        assert (last["action"], last["variant"], last["to"]) == ("step_down", first, stepped)
+        assert 0.9 <= took < 1.0 + last["swap_s"] + 10  # the sustain (1 s) + one swap (+ load)
         host.memory(17.0)  # out of pressure, not recovered: the governor holds
         v2 = make_version(demo_pkg, tmp_path / "pkgs", "2.0.0")
         publish(repo_dir, keys_dir, [v2])

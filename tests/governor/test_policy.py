@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from runtime.governor.ladder import Rung, rung_below
+from runtime.governor.ladder import Rung, lighter, rung_below
 from runtime.governor.policy import Policy, assess, thresholds
 from runtime.governor.settings import GovernorSettings
 from runtime.governor.signals import Reading
@@ -122,3 +122,13 @@ def test_the_ladder_orders_by_peak_memory_or_by_latency() -> None:
     assert rung_below(rungs, "mid", "thermal") == (rungs[1], rungs[2])
     assert rung_below(rungs, "big", "thermal") is None
     assert rung_below(rungs, "gone", "memory") is None
+
+
+def test_memory_order_is_peak_then_bytes_and_lighter_keeps_the_nearest() -> None:
+    # Equal peaks: fewer bytes on disk is the lighter rung (the fleet keeps by this order).
+    rungs = [Rung("a", 300, 1, 50), Rung("b", 200, 1, 90), Rung("c", 200, 1, 40),
+             Rung("d", 100, 1, 10)]  # fmt: skip
+    assert rung_below(rungs, "b", "memory") == (rungs[1], rungs[2])
+    assert [r.variant for r in lighter(rungs, [rungs[0]], 2)] == ["b", "c"]
+    assert [r.variant for r in lighter(rungs, [rungs[0], rungs[2]], 8)] == ["d"]
+    assert lighter(rungs, [rungs[0]], 0) == [] and lighter(rungs, [], 2) == []
