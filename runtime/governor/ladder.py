@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from runtime.governor.policy import Kind
+from runtime.units import human_bytes
 
 
 class Sized(Protocol):
@@ -63,7 +64,7 @@ class Rung:
 
     def describe(self, kind: Kind) -> str:
         if kind == "memory":
-            return f"peak {self.peak_memory_bytes / 1e6:.1f} MB"
+            return f"peak {human_bytes(self.peak_memory_bytes)}"
         return f"latency {self.latency_us} us" if self.latency_us is not None else "latency ?"
 
 
