@@ -53,7 +53,12 @@ class GovernorSettings(Section):
         default=5.0, ge=0, le=100, title="Hard: MemAvailable below this % of MemTotal"
     )
     cgroup_soft_pct: float = Field(
-        default=15.0, ge=0, le=100, title="Soft: cgroup memory.max headroom below this %"
+        default=15.0,
+        ge=0,
+        le=100,
+        title="Soft: cgroup memory.max headroom below this %",
+        description="headroom over the working set: memory.current less the page cache the "
+        "kernel can drop (memory.stat inactive_file), as the kubelet counts it",
     )
     cgroup_hard_pct: float = Field(
         default=5.0, ge=0, le=100, title="Hard: cgroup memory.max headroom below this %"

@@ -139,7 +139,16 @@ class SignalReader:
             self._missing("cgroup", f"{self.fs.path(base)} memory.max/current are unreadable")
             return []
         self._back("cgroup")
-        headroom = 100.0 * (int(limit) - int(current)) / int(limit)
+        # memory.current includes the page cache of every file read (the models); the
+        # inactive part is dropped before any OOM, so it is not pressure: the working set,
+        # as the kubelet counts it. A group without memory.stat is judged on current.
+        stat = self.fs.read_text(f"{base}/memory.stat") or ""
+        inactive = next(
+            (int(v) for k, _, v in (ln.partition(" ") for ln in stat.splitlines())
+             if k == "inactive_file" and v.strip().isdigit()), 0,
+        )  # fmt: skip
+        working = max(int(current) - inactive, 0)
+        headroom = 100.0 * (int(limit) - working) / int(limit)
         return [Reading("cgroup_headroom_pct", max(headroom, 0.0), f"cgroup {own.strip()}")]
 
     def _psi(self) -> list[Reading]:

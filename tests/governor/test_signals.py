@@ -43,6 +43,10 @@ def test_memory_psi_thermal_and_cgroup_from_a_rewritten_tree(tmp_path: Path) -> 
     assert now["cgroup_headroom_pct"] == [pytest.approx(10.0)]
     host.cgroup("/system.slice/headframe.service", "max", 900)
     assert "cgroup_headroom_pct" not in by_signal(reader)  # "max": no limit, no signal
+    # memory.current counts the page cache of every model file read; what the kernel can
+    # drop (inactive_file) is not pressure, as for the kubelet's working set.
+    host.cgroup("/system.slice/headframe.service", 1000, 990, inactive_file=600)
+    assert by_signal(reader)["cgroup_headroom_pct"] == [pytest.approx(61.0)]
 
 
 def test_a_real_fixture_host_reads_without_warnings(

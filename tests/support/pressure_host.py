@@ -51,8 +51,15 @@ class PressureHost:
             self._write(f"{base}/trip_point_1_type", "active\n")  # a fan stage: not a limit
             self._write(f"{base}/trip_point_1_temp", "40000\n")
 
-    def cgroup(self, path: str, limit: int | str, current: int) -> None:
+    def cgroup(
+        self, path: str, limit: int | str, current: int, inactive_file: int | None = None
+    ) -> None:
+        """The daemon's cgroup v2 group; ``inactive_file``: the page cache the kernel can
+        reclaim, in memory.stat (None: no memory.stat file)."""
         self._write("/proc/self/cgroup", f"0::{path}\n")
         base = f"/sys/fs/cgroup{path}"
         self._write(f"{base}/memory.max", f"{limit}\n")
         self._write(f"{base}/memory.current", f"{current}\n")
+        if inactive_file is not None:
+            stat = f"anon {current - inactive_file}\nfile {inactive_file}\n"
+            self._write(f"{base}/memory.stat", stat + f"inactive_file {inactive_file}\n")
