@@ -350,15 +350,12 @@ class Daemon:
         if self.settings.fleet is None:
             return
         from runtime.fleet.runner import FleetRunner
-        from runtime.fleet.wiring import build_agent, make_chooser, make_picker, rungs_to_keep
+        from runtime.fleet.wiring import build_agent, chooser_and_picker
 
-        fleet = self.settings.fleet
-        rungs = rungs_to_keep(self.settings)
-        chooser = make_chooser(
-            lambda: self.box, fleet.candidates, fleet.candidate_bytes_factor, rungs
-        )
         # The trial measures the downloaded candidates as the loader would (same cache).
-        picker = make_picker(lambda package: self.loader.select(package, governed=False), rungs)
+        chooser, picker = chooser_and_picker(
+            self.settings, lambda: self.box, lambda p: self.loader.select(p, governed=False)
+        )
         try:
             agent = build_agent(
                 self.settings,

@@ -20,6 +20,7 @@ from runtime.selection import Selection
 __all__ = [
     "box_chooser_and_loader",
     "build_agent",
+    "chooser_and_picker",
     "make_chooser",
     "make_picker",
     "read_state",
@@ -88,6 +89,19 @@ def make_picker(select: Callable[[ModelPackage], Selection], rungs: int = 0) -> 
     return pick
 
 
+def chooser_and_picker(
+    settings: Settings, box: Callable[[], Box], select: Callable[[ModelPackage], Selection]
+) -> tuple[Chooser, Picker]:
+    """The fleet's chooser (what to download: the shortlist, plus the governor's rungs)
+    and picker (what to keep: the measured winner and its rungs), by ``[fleet]``'s
+    counts; ``box()`` the box in force, ``select`` the measuring loader's choice with the
+    governor's override left out (the fleet picks for no pressure of the moment)."""
+    fleet = settings.fleet
+    count, factor = (fleet.candidates, fleet.candidate_bytes_factor) if fleet else (2, 1.5)
+    rungs = rungs_to_keep(settings)
+    return make_chooser(box, count, factor, rungs), make_picker(select, rungs)
+
+
 def box_chooser_and_loader(settings: Settings) -> tuple[Chooser, Loader, Picker]:
     """Build the box once (probe, profile, pins) and close over it (the CLI's path; the
     daemon passes its own box, loader and picker)."""
@@ -96,11 +110,10 @@ def box_chooser_and_loader(settings: Settings) -> tuple[Chooser, Loader, Picker]
 
     box = build_box(settings)
     loader = measuring_loader(box)[0]
-    fleet = settings.fleet
-    count, factor = (fleet.candidates, fleet.candidate_bytes_factor) if fleet else (2, 1.5)
-    rungs = rungs_to_keep(settings)
-    chooser = make_chooser(lambda: box, count, factor, rungs)
-    return chooser, loader, make_picker(loader.select, rungs)
+    chooser, picker = chooser_and_picker(
+        settings, lambda: box, lambda package: loader.select(package, governed=False)
+    )
+    return chooser, loader, picker
 
 
 def build_agent(
