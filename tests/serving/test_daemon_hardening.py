@@ -68,7 +68,8 @@ def test_sighup_rotates_the_api_tokens(tmp_path: Path) -> None:
         assert proc.poll() is None
         assert (_get(url, "new-token"), _get(url, "old-token")) == (200, 401)
         proc.terminate()
-        _, err = proc.communicate(timeout=30)
+        proc.wait(timeout=30)
+    err = daemon_proc.log_of(proc)
     assert "keeping the API tokens in force" in err and str(tokens) in err
 
 
