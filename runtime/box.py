@@ -203,11 +203,10 @@ class Box:
         ``unpinned``: every pin and override left out (the governor's ladder of rungs);
         ``governed=False``: the governor's override left out (the fleet's choice)."""
         state = self.pin_for(app, governed) if not unpinned else PinState(None, "auto", "automatic")
-        pin_text = {
-            "operator": state.text,
-            "settings": "pinned by site policy",
-            "governor": state.text,
-        }.get(state.source, "pinned by site policy")
+        # An operator's or the governor's pin says who and since when; the settings' one
+        # is the site's policy.
+        by_whom = state.source in ("operator", "governor")
+        pin_text = state.text if by_whom else "pinned by site policy"
         return Policy(
             accuracy_floor_bp=self.floor_for(app),
             pin=force or state.variant,

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterable
-from typing import Any
 
 from runtime.catalog import ModelPackage, Store
 from runtime.errors import HeadframeError
@@ -51,8 +50,7 @@ async def reselect(
             if current is None:
                 await service.add(package)
                 continue
-            selection: Any = await asyncio.to_thread(select, package)
-            choice = selection.chosen
+            choice = (await asyncio.to_thread(select, package)).chosen
             same = choice is not None and choice.variant.variant == current.variant.id
             if same and package.version == current.package.version:
                 continue
