@@ -29,10 +29,10 @@ sys.path.insert(0, str(REPO))
 
 from runtime import golden_run  # noqa: E402
 from runtime.box import build_box  # noqa: E402
-from runtime.calibrate import measuring_loader  # noqa: E402
 from runtime.catalog import ModelPackage, Store  # noqa: E402
 from runtime.config import Settings  # noqa: E402
 from runtime.demo import APP, build_demo_catalog  # noqa: E402
+from runtime.loading.calibrator import measuring_loader  # noqa: E402
 from runtime.profiles import Target  # noqa: E402
 
 

@@ -28,8 +28,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from runtime.catalog.golden import write_npz  # noqa: E402
 from runtime.factory import BuildOptions, build  # noqa: E402
-from runtime.factory.golden import write_npz  # noqa: E402
 from runtime.factory.results import BuildResult  # noqa: E402
 
 

@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx
 
-from runtime.governor.settings import GovernorSettings
+from runtime.config.governor import GovernorSettings
 from runtime.governor.signals import SignalReader
 from tests.support import daemon_proc
 from tests.support.mosquitto import free_port

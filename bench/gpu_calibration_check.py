@@ -6,7 +6,7 @@ onnxruntime-gpu (CUDAExecutionProvider); NOT run in CI, nor on a box without a G
 
 Builds the demo store and a wide fp32/fp16 MLP package (``headframe models build`` on a
 model made here, golden rows random), then runs what the daemon runs before a first load
-(runtime.box.build_box on this machine's probe, runtime.calibrate.measuring_loader) with
+(runtime.box.build_box on this machine's probe, runtime.loading.calibrator.measuring_loader) with
 ``[[applications]] max_batch`` 1 for the demo and ``--batch`` for the wide model, objective
 ``fastest``. Prints one JSON document: the profile, each application's measured table and
 choice, and the load average. Exit 1 unless the demo lands on a CPU target and the wide
@@ -30,11 +30,11 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from runtime.box import build_box  # noqa: E402
-from runtime.calibrate import measuring_loader  # noqa: E402
 from runtime.catalog import Store  # noqa: E402
 from runtime.config import Settings  # noqa: E402
 from runtime.demo import APP as DEMO  # noqa: E402
 from runtime.demo import build_demo_catalog  # noqa: E402
+from runtime.loading.calibrator import measuring_loader  # noqa: E402
 
 WIDE = "wide-mlp"
 

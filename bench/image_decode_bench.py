@@ -33,7 +33,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from runtime.images.contract import ImageInput  # noqa: E402
+from runtime.catalog.image_contract import ImageInput  # noqa: E402
 from runtime.images.preprocess import picture_to_tensor, resize  # noqa: E402
 
 FRAMES = {"1080p": (1080, 1920), "640x480": (480, 640)}

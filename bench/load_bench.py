@@ -30,7 +30,7 @@ from runtime.catalog import Store  # noqa: E402
 from runtime.config import Settings  # noqa: E402
 from runtime.demo import APP, build_demo_catalog  # noqa: E402
 from runtime.hardware import probe  # noqa: E402
-from runtime.loader import VariantLoader  # noqa: E402
+from runtime.loading.loader import VariantLoader  # noqa: E402
 from runtime.profiles import load_profiles, match  # noqa: E402
 
 

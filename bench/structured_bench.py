@@ -60,7 +60,7 @@ def load(text: Path, threads: int, task: str) -> Any:
     from runtime.backends.base import LoadOptions
     from runtime.backends.llama import LlamaBackend
     from runtime.catalog import Variant, VariantMeta
-    from runtime.package_writer import file_entry
+    from runtime.catalog.writer import file_entry
 
     entry = file_entry(text, text.parent)
     meta = VariantMeta(

@@ -56,7 +56,7 @@ def serve_headframe(model: Path, port: int, threads: int) -> None:
     from runtime.backends.base import LoadOptions
     from runtime.backends.llama import LlamaBackend
     from runtime.catalog import ModelPackage, Store
-    from runtime.catalog_import import import_path
+    from runtime.catalog.add import import_path
     from runtime.config import Settings
     from runtime.service import InferenceService
 

@@ -95,7 +95,7 @@ class Busy(HeadframeError):
 
 
 class Shedding(Busy):
-    """The box sheds new work for now (the governor, runtime.load_shed): HTTP 429 with
+    """The box sheds new work for now (the governor, runtime.service.load_shed): HTTP 429 with
     Retry-After; MQTT never answers it (reads of the application's requests pause)."""
 
     code = "shedding"
@@ -117,7 +117,7 @@ class BackendLoadError(HeadframeError):
     """The backend is present but could not load this variant on this device.
 
     From the loader, ``attempts`` lists every (variant, backend, device) tried and why
-    each failed (runtime.loader.LoadAttempt objects).
+    each failed (runtime.loading.loader.LoadAttempt objects).
     """
 
     code = "backend_load_failed"
@@ -125,3 +125,10 @@ class BackendLoadError(HeadframeError):
     def __init__(self, message: str, attempts: Sequence[Any] = ()) -> None:
         super().__init__(message)
         self.attempts = list(attempts)
+
+
+class BuildInputError(HeadframeError):
+    """Bad input to a build (source, golden set, calibration set, output directory): the
+    message is one line naming the file and what is wrong (CLI exit 2)."""
+
+    code = "build_input"

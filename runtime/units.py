@@ -15,3 +15,8 @@ def human_bytes(n: int) -> str:
             return f"{value:.1f} {unit}" if value < 10 else f"{value:.0f} {unit}"
         value /= 1024
     raise AssertionError("unreachable")
+
+
+def percent_bp(bp: int | None, missing: str = "-") -> str:
+    """Basis points as a percentage with two decimals: 9512 -> "95.12%"; None -> ``missing``."""
+    return missing if bp is None else f"{bp / 100:.2f}%"

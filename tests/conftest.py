@@ -28,7 +28,7 @@ def _isolated_home(
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / "cache"))
     # As root the defaults are /etc/headframe, /var/lib/headframe and /var/cache/headframe
     # (a CI machine, a package test): point them here too, through the variables systemd
-    # sets for the unit (runtime/systemd_env.py), so no test writes to the real ones.
+    # sets for the unit (runtime/config/systemd_env.py), so no test writes to the real ones.
     monkeypatch.setenv("CONFIGURATION_DIRECTORY", str(home / "etc"))
     monkeypatch.setenv("STATE_DIRECTORY", str(home / "state"))
     monkeypatch.setenv("CACHE_DIRECTORY", str(home / "cache-dir"))

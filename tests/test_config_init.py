@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from runtime.cli import app
 from runtime.config import Settings, check_config_file
-from runtime.config_doc import markdown
+from runtime.config.doc import markdown
 
 REPO = Path(__file__).resolve().parents[1]
 runner = CliRunner()
@@ -73,7 +73,7 @@ def test_show_names_the_file_it_looked_for(tmp_path: Path, monkeypatch: pytest.M
 
 
 def test_configuration_reference_is_current() -> None:
-    # Regenerate with: python -m runtime.config_doc > docs/configuration.md
+    # Regenerate with: python -m runtime.config.doc > docs/configuration.md
     assert (REPO / "docs" / "configuration.md").read_text() == markdown()
 
 

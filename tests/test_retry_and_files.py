@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from runtime.catalog.writer import dumps_toml
 from runtime.files import atomic_write_bytes
-from runtime.package_writer import dumps_toml
 from runtime.retry import backoff_delay, backoff_delays
 
 

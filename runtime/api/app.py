@@ -27,8 +27,8 @@ from runtime.api.guard import ASGIApp, Guard, InFlight, Receive, Scope, Send, er
 from runtime.api.hosts import HostCheck, trusted_hosts
 from runtime.config import Settings
 from runtime.errors import HeadframeError, ModelNotFound, NotReady
-from runtime.load_shed import LoadShed
 from runtime.service import InferenceService
+from runtime.service.load_shed import LoadShed
 
 log = logging.getLogger(__name__)
 

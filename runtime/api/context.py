@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from runtime.description import BoxDescription
+from runtime.box.description import BoxDescription
 
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric

@@ -22,9 +22,9 @@ from runtime.api.guard import ASGIApp, Receive, Scope, Send
 from runtime.codecs.images import is_picture, media_type, picture_request
 from runtime.codecs.kserve import HEADER_LENGTH, decode_infer_request, encode_infer_response
 from runtime.errors import HeadframeError, InvalidInput, ModelNotFound, NotReady
-from runtime.load_shed import LoadShed
-from runtime.reload_note import reload_waited_ms
 from runtime.service import InferenceService, ModelSlot
+from runtime.service.load_shed import LoadShed
+from runtime.service.reload_note import reload_waited_ms
 from runtime.tensors import DATATYPES
 
 log = logging.getLogger(__name__)

@@ -37,8 +37,8 @@ from runtime.codecs.openai import (
     validation_message,
 )
 from runtime.errors import Busy, HeadframeError, InvalidInput, ModelNotFound, NotReady
-from runtime.load_shed import LoadShed
-from runtime.reload_note import reload_waited_ms
+from runtime.service.load_shed import LoadShed
+from runtime.service.reload_note import reload_waited_ms
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ def router(service: TextService, shed: LoadShed | None = None) -> APIRouter:
 
     def reload_headers(headers: dict[str, str] | None = None) -> dict[str, str]:
         """The X-Headframe-Reload-Ms header when this request waited for its parked model
-        to load again (runtime.reload_note)."""
+        to load again (runtime.service.reload_note)."""
         out = dict(headers or {})
         waited = reload_waited_ms()
         if waited is not None:

@@ -21,7 +21,7 @@ from runtime.service import InferenceService
 
 if TYPE_CHECKING:
     from runtime.api.context import ServerContext
-    from runtime.description import BoxDescription
+    from runtime.box.description import BoxDescription
 
 
 def _profile(box: BoxDescription) -> dict[str, Any] | None:

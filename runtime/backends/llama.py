@@ -303,7 +303,7 @@ class LlamaBackend:
     def next_token_ids(self, tokens: Sequence[int]) -> np.ndarray:
         """The greedy next token after each prefix of ``tokens`` but the last, fed one
         token at a time (teacher forcing): what a text package's ``token_agreement``
-        compares with the golden set's ``ref_next`` (runtime/factory/quality.py). One
+        compares with the golden set's ``ref_next`` (runtime/catalog/quality.py). One
         token per decode, as ``models build`` measures, so the figures match."""
         import llama_cpp
 

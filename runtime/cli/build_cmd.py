@@ -12,7 +12,7 @@ from typing import get_args
 import typer
 
 from runtime.catalog import NAME_RE, VERSION_RE, Lineage, QualityMetric
-from runtime.cli.models_cmd import STORE_HELP, fail, print_json
+from runtime.cli.output import STORE_HELP, fail, print_json
 from runtime.factory.spec import (
     DEFAULT_MAX_DROP_BP,
     DEFAULT_TIME_BUDGET_S,

@@ -19,7 +19,7 @@ from runtime.config import (
     load_settings,
     read_config_file,
 )
-from runtime.config_doc import commented_file
+from runtime.config.doc import commented_file
 from runtime.errors import ConfigError
 from runtime.files import atomic_write_bytes
 

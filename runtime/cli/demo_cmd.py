@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from runtime.cli.models_cmd import fail, print_table, resolve_store
+from runtime.cli.output import fail, print_table, resolve_store
 from runtime.errors import HeadframeError
 from runtime.units import human_bytes
 

@@ -13,8 +13,8 @@ from rich.table import Table
 from runtime.config import load_settings
 from runtime.errors import ConfigError, ProbeError
 from runtime.hardware import HardwareReport, probe
-from runtime.profile_rules import gib
 from runtime.profiles import ProfileMatch, default_profiles_dir, load_profiles, match
+from runtime.profiles.rules import gib
 
 
 def detect_document(report: HardwareReport, result: ProfileMatch) -> dict[str, Any]:

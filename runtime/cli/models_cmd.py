@@ -1,7 +1,7 @@
 """CLI: the `models` commands (list, show, add, remove; `select` lives beside them).
 
 Parsing and printing only: the store is runtime.catalog, importing is
-runtime.catalog_import.
+runtime.catalog.add.
 """
 
 from __future__ import annotations
@@ -9,20 +9,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import orjson
 import typer
 
-from runtime.catalog import ModelPackage, Store, Variant
+from runtime.catalog import ModelPackage, Variant
+from runtime.cli.output import STORE_HELP, fail, print_json, print_table, resolve_store
 from runtime.errors import HeadframeError
-from runtime.units import human_bytes
+from runtime.units import human_bytes, percent_bp
 
 models_app = typer.Typer(
     name="models",
     help="The model store: list, show, add and remove model packages.",
     no_args_is_help=True,
 )
-
-STORE_HELP = "Model store directory (default: paths.store from the settings)."
 
 
 def register(app: typer.Typer) -> None:
@@ -32,38 +30,6 @@ def register(app: typer.Typer) -> None:
     build_cmd.register(models_app)
     select_cmd.register(models_app)
     app.add_typer(models_app)
-
-
-# --- helpers shared by the models commands ------------------------------------------------
-
-
-def fail(message: str, code: int = 1) -> typer.Exit:
-    """Print ``message`` on stderr; raise the returned Exit."""
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code)
-
-
-def resolve_store(store_dir: Path | None) -> Store:
-    """The store at ``store_dir``, else the one the settings (file + env) name."""
-    if store_dir is not None:
-        return Store(store_dir)
-    from runtime.config import load_settings
-
-    try:
-        return Store(load_settings().paths.store)
-    except HeadframeError as e:
-        raise fail(e.message, 2) from e
-
-
-def print_table(headers: list[str], rows: list[list[str]]) -> None:
-    """Plain aligned columns: readable in a terminal, greppable in a log."""
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-    for line in [headers, *rows]:
-        typer.echo("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip())
-
-
-def print_json(data: Any) -> None:
-    typer.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
 
 
 def variant_dict(v: Variant) -> dict[str, Any]:
@@ -87,10 +53,6 @@ def _operator_pin(app: str) -> Any:
         return PinStore(pins_path(load_settings())).get(app)
     except HeadframeError:
         return None
-
-
-def _bp(value: int | None) -> str:
-    return "-" if value is None else f"{value / 100:.2f}%"
 
 
 # --- list / show / add -------------------------------------------------------------------
@@ -165,7 +127,7 @@ def show_model(
     lin = m.lineage
     typer.echo(f"  lineage: {lin.foundation} -> {lin.sector} -> {lin.application}")
     typer.echo(
-        f"  accuracy floor: {_bp(m.accuracy_floor_bp)}"
+        f"  accuracy floor: {percent_bp(m.accuracy_floor_bp)}"
         + (f"   latency budget: {m.latency_budget_us} us" if m.latency_budget_us else "")
     )
     for label, specs in (("inputs", m.inputs), ("outputs", m.outputs)):
@@ -185,7 +147,7 @@ def show_model(
             f"{v.meta.pruning_bp / 100:.0f}%",
             human_bytes(v.meta.bytes),
             human_bytes(v.meta.peak_memory_bytes),
-            _bp(v.meta.accuracy_bp),
+            percent_bp(v.meta.accuracy_bp),
             "-" if v.meta.latency_us is None else f"{v.meta.latency_us} us",
             ",".join(v.meta.device_classes),
             "BROKEN" if problems[v.id] else "ok",
@@ -211,7 +173,7 @@ def add_model(
     as_json: bool = typer.Option(False, "--json", help="Print the imported package as JSON."),
 ) -> None:
     """Import a package, or wrap one model file into a one-variant package."""
-    from runtime.catalog_import import import_path
+    from runtime.catalog.add import import_path
     from runtime.cli.daemon_link import store_change_note
 
     store = resolve_store(store_dir)
@@ -230,7 +192,7 @@ def add_model(
     for v in package.variants:
         typer.echo(
             f"  {v.id}: {v.meta.format} {v.meta.precision}, {human_bytes(v.meta.bytes)}, "
-            f"accuracy {_bp(v.meta.accuracy_bp)}"
+            f"accuracy {percent_bp(v.meta.accuracy_bp)}"
         )
     if active != package.version:
         typer.echo(f"{store.pointer_path(app)} names {active}: that version stays active")
@@ -247,8 +209,8 @@ def remove_model(
 ) -> None:
     """Delete an application, or one of its versions, from the store (a running daemon
     that watches the store stops serving it, or serves the version now active)."""
+    from runtime.catalog.writer import remove_package
     from runtime.cli.daemon_link import store_change_note
-    from runtime.package_writer import remove_package
 
     store = resolve_store(store_dir)
     try:

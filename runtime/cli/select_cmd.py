@@ -1,7 +1,8 @@
 """CLI: ``models select`` (what this box would run, and why), ``models calibrate``
 (measure the candidates now), and the offline half of ``models use`` (serve_cmd).
 
-Parsing and printing only: the decision is runtime.box's, the measuring runtime.calibrate's.
+Parsing and printing only: the decision is runtime.box's, the measuring
+runtime.loading.calibrator's.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from typing import Any
 import typer
 
 from runtime.catalog import ModelPackage, Store
-from runtime.cli.models_cmd import STORE_HELP, _bp, fail, print_json, print_table
+from runtime.cli.output import STORE_HELP, fail, print_json, print_table
 from runtime.errors import HeadframeError
+from runtime.units import percent_bp
 
 EXIT_NOTHING_QUALIFIES = 3
 
@@ -64,7 +66,7 @@ def _print_selection(selection: Any, box: Any) -> None:
         f"{selection.application} {selection.version} on profile {profile.name}: memory budget "
         f"{human_bytes(selection.budget_bytes)} ({profile.memory_budget_fraction:.0%} of "
         f"{human_bytes(resources.memory_bytes)} {resources.source}), "
-        f"accuracy floor {_bp(selection.accuracy_floor_bp)}, objective {selection.objective}"
+        f"accuracy floor {percent_bp(selection.accuracy_floor_bp)}, objective {selection.objective}"
         + (f", {pin.text}: {pin.variant}" if pin.variant else "")
     )
     if selection.chosen is None:
@@ -74,7 +76,7 @@ def _print_selection(selection: Any, box: Any) -> None:
         chain = ", ".join(f"{t.backend}/{t.device}" for t in c.targets)
         typer.echo(
             f"chosen: {c.variant.variant} ({c.variant.format} {c.variant.precision}, "
-            f"{human_bytes(c.variant.bytes)}, accuracy {_bp(c.variant.accuracy_bp)}) "
+            f"{human_bytes(c.variant.bytes)}, accuracy {percent_bp(c.variant.accuracy_bp)}) "
             f"on {chain}"
         )
         typer.echo(f"  why: {selection.reason}")
@@ -166,7 +168,7 @@ def select_variant(
         raise fail(e.message, 2) from e
     measurements = None
     if measure:
-        from runtime.calibrate import measuring_loader
+        from runtime.loading.calibrator import measuring_loader
 
         measurements = measuring_loader(box)[1].measurements(package)
     metas = [v.meta for v in package.variants]
@@ -183,7 +185,7 @@ def select_variant(
 
 
 def _objective(name: str | None) -> str | None:
-    from runtime.ranking import OBJECTIVES
+    from runtime.selection.ranking import OBJECTIVES
 
     if name is not None and name not in OBJECTIVES:
         raise fail(f"--objective {name!r}: one of {', '.join(OBJECTIVES)}", 2)
@@ -200,8 +202,8 @@ def _print_measured(measurements: Any, package: ModelPackage) -> None:
             "-" if m.p50_us is None else f"{m.p50_us} us",
             "-" if m.p99_us is None else f"{m.p99_us} us",
             str(m.batch),
-            _bp(m.quality_bp),
-            _bp(build.get(m.variant)),
+            percent_bp(m.quality_bp),
+            percent_bp(build.get(m.variant)),
             "-" if m.load_ms is None else f"{m.load_ms} ms",
             "ok" if m.ok and not m.error else (m.error or "failed"),
         ]
@@ -222,8 +224,8 @@ def calibrate(
     the served batch, load time) within the calibration budget, and cache the results
     (state_dir/calibration.json) for the daemon. Prints what was measured and the choice."""
     from runtime.box import build_box
-    from runtime.calibrate import measuring_loader
     from runtime.config import load_settings
+    from runtime.loading.calibrator import measuring_loader
 
     try:
         settings = load_settings()

@@ -43,7 +43,7 @@ def serve(
     SIGTERM. SIGHUP re-reads the settings and reselects variants without dropping requests."""
     settings, overrides = _settings(config, host, port)
     from runtime.daemon import Daemon
-    from runtime.logsetup import configure_logging
+    from runtime.daemon.logsetup import configure_logging
 
     configure_logging(settings.log_format, settings.log_level)
     daemon = Daemon(settings, config_file=config, overrides=overrides)

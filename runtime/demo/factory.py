@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib
 import logging
-import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,16 +25,8 @@ from runtime.catalog import (
     TensorSpec,
     VariantMeta,
 )
-from runtime.demo import export_onnx, measure, pictures
-from runtime.demo.data import N_CLASSES, N_FEATURES, DigitsSplit, load_split
-from runtime.demo.prune import prune_and_fine_tune
-from runtime.demo.train import layers, train_base
-from runtime.errors import BackendUnavailable, MetadataError
-from runtime.factory.exclusion import int8_static_within
-from runtime.factory.golden import write_npz
-from runtime.factory.onnx_variants import prepare
-from runtime.factory.openvino_variants import make_ir_fp16
-from runtime.package_writer import (
+from runtime.catalog.golden import write_npz
+from runtime.catalog.writer import (
     estimate_peak_memory,
     install_package,
     sha256_file,
@@ -44,6 +35,15 @@ from runtime.package_writer import (
     write_package_meta,
     write_variant_meta,
 )
+from runtime.demo import export_onnx, measure, pictures
+from runtime.demo.data import N_CLASSES, N_FEATURES, DigitsSplit, load_split
+from runtime.demo.prune import prune_and_fine_tune
+from runtime.demo.train import layers, train_base
+from runtime.errors import BackendUnavailable, MetadataError
+from runtime.factory.exclusion import int8_static_within
+from runtime.factory.measure import reference_cpu
+from runtime.factory.onnx_variants import prepare
+from runtime.factory.openvino_variants import make_ir_fp16
 
 log = logging.getLogger(__name__)
 
@@ -91,17 +91,6 @@ def train_models(split: DigitsSplit, seed: int = 0) -> dict[str, Any]:
         for key, ratio in PRUNING_RATIOS.items():
             models[key] = prune_and_fine_tune(base, split, ratio, seed)
     return models
-
-
-def reference_cpu() -> str:
-    """The CPU model name the latencies were measured on."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()[:120]
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
 
 
 def write_golden(path: Path, pixels: np.ndarray, labels: np.ndarray) -> None:

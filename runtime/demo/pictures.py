@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from runtime.catalog.image_contract import ImageInput
 from runtime.demo.data import N_CLASSES, PIXEL_MAX, load_split
-from runtime.images.contract import ImageInput
 
 IMAGE_CONTRACT = ImageInput(
     width=8,

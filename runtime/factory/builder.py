@@ -18,17 +18,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from runtime.catalog import SCHEMA_VERSION, GoldenSet, Lineage, PackageMeta, VariantMeta
-from runtime.factory.context import BuildContext, FamilyOutput
-from runtime.factory.destination import Destination
-from runtime.factory.golden import GOLDEN_FILE, write_npz
-from runtime.factory.results import BuildResult, NoProgress, Progress
-from runtime.factory.spec import BuildInputError, BuildOptions
-from runtime.package_writer import (
+from runtime.catalog.golden import GOLDEN_FILE, write_npz
+from runtime.catalog.writer import (
     sha256_file,
     variant_files,
     write_package_meta,
     write_variant_meta,
 )
+from runtime.factory.context import BuildContext, FamilyOutput
+from runtime.factory.destination import Destination
+from runtime.factory.measure import reference_cpu
+from runtime.factory.results import BuildResult, NoProgress, Progress
+from runtime.factory.spec import BuildInputError, BuildOptions
 
 if TYPE_CHECKING:
     from runtime.factory.gguf_build import GgufFamily
@@ -59,12 +60,6 @@ def source_format(path: Path) -> str:
     if not path.exists():
         raise BuildInputError(f"{path}: file not found")
     raise BuildInputError(f"{path}: not an ONNX (.onnx) or GGUF (.gguf) model")
-
-
-def reference_cpu() -> str:
-    from runtime.demo.factory import reference_cpu as cpu
-
-    return cpu()
 
 
 def build(opts: BuildOptions, progress: Progress | None = None) -> BuildResult:

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from runtime.catalog import TensorSpec
+from runtime.catalog.writer import estimate_peak_memory, variant_files
 from runtime.factory.results import BuildResult, Progress, VariantResult
 from runtime.factory.spec import BuildOptions
-from runtime.package_writer import estimate_peak_memory, variant_files
 
 log = logging.getLogger(__name__)
 

@@ -14,9 +14,9 @@ import tempfile
 from pathlib import Path
 
 from runtime.catalog import ModelPackage, Store, load_package
+from runtime.catalog.writer import install_package, verify_package
 from runtime.errors import MetadataError
 from runtime.factory.spec import BuildInputError
-from runtime.package_writer import install_package, verify_package
 
 
 class Destination:

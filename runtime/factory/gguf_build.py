@@ -10,13 +10,13 @@ from pathlib import Path
 
 import numpy as np
 
+from runtime.catalog.golden import read_text, text_golden_arrays
+from runtime.catalog.inspect import gguf_kv_cache_bytes
+from runtime.catalog.quality import perplexity, token_agreement_bp
 from runtime.factory import gguf_variants
 from runtime.factory.context import BuildContext, FamilyOutput
-from runtime.factory.golden import read_text, text_golden_arrays
-from runtime.factory.quality import perplexity, token_agreement_bp
 from runtime.factory.results import VariantResult
 from runtime.factory.spec import GGUF_VARIANTS, BuildInputError
-from runtime.model_inspect import gguf_kv_cache_bytes
 
 log = logging.getLogger(__name__)
 

@@ -72,8 +72,8 @@ def check_prune_support() -> None:
 def read_source(path: Path) -> tuple[Any, str]:
     """The GGUFReader of a source and its file type; BuildInputError when it is not a
     GGUF that quantizing makes smaller (f32, f16, bf16)."""
+    from runtime.catalog.inspect import inspect_gguf
     from runtime.errors import MetadataError
-    from runtime.model_inspect import inspect_gguf
 
     try:
         info = inspect_gguf(path)

@@ -5,6 +5,7 @@ machine's momentary load or its core count."""
 
 from __future__ import annotations
 
+import platform
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -91,3 +92,14 @@ def measure_tensor_variant(
     finally:
         backend.unload()
     return Measured(out, lat)
+
+
+def reference_cpu() -> str:
+    """The CPU model name the latencies were measured on."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()[:120]
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"

@@ -14,16 +14,16 @@ from typing import Any
 
 import numpy as np
 
+from runtime.catalog.golden import TensorGolden, read_tensor_golden, tensor_golden_arrays
+from runtime.catalog.inspect import inspect_model, inspect_onnx
+from runtime.catalog.quality import score_bp
 from runtime.errors import MetadataError
 from runtime.factory import onnx_variants, openvino_variants
 from runtime.factory.context import BuildContext, FamilyOutput
 from runtime.factory.exclusion import int8_static_within
-from runtime.factory.golden import TensorGolden, read_tensor_golden, tensor_golden_arrays
 from runtime.factory.measure import measure_tensor_variant
-from runtime.factory.quality import score_bp
 from runtime.factory.results import VariantResult
 from runtime.factory.spec import ONNX_VARIANTS, BuildInputError, ExtraVariant
-from runtime.model_inspect import inspect_model, inspect_onnx
 
 log = logging.getLogger(__name__)
 

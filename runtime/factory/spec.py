@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from runtime.catalog import Lineage
-from runtime.errors import HeadframeError
+from runtime.errors import BuildInputError as BuildInputError
 
 ONNX_VARIANTS = (
     "fp32",
@@ -24,13 +24,6 @@ GGUF_EXTRA = ("f16", "bf16", "q4_0", "q4_1", "q5_0", "q5_1", "q4_k_s", "q5_k_s",
 INT8_SCHEMES = ("reduce-range", "s8s8", "u8s8")
 DEFAULT_TIME_BUDGET_S = 600.0
 DEFAULT_MAX_DROP_BP = 50
-
-
-class BuildInputError(HeadframeError):
-    """Bad input to a build (source, golden set, calibration set, output directory): the
-    message is one line naming the file and what is wrong (CLI exit 2)."""
-
-    code = "build_input"
 
 
 @dataclass(frozen=True)

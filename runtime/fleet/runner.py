@@ -1,6 +1,6 @@
 """The fleet agent inside the daemon: its loop, the hot swap, and what it reports.
 
-``FleetRunner(agent, service)`` is what runtime/daemon.py creates when ``[fleet]`` is set:
+``FleetRunner(agent, service)`` is what runtime/daemon/root.py creates when ``[fleet]`` is set:
 
 - ``await runner.run()`` as a task: a sync cycle every poll interval (with jitter) on a
   worker thread, and between cycles a cheap reconcile every ``reconcile_s`` so a
@@ -28,7 +28,7 @@ from runtime.catalog import ModelPackage
 from runtime.fleet.agent import FleetAgent
 from runtime.fleet.state import STAGES, Listener
 from runtime.service import InferenceService
-from runtime.swap_lock import SwapLock
+from runtime.service.swap_lock import SwapLock
 
 log = logging.getLogger(__name__)
 

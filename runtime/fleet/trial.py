@@ -11,13 +11,13 @@ from typing import Any
 
 import numpy as np
 
-from runtime import golden_run
 from runtime.catalog import ModelPackage
-from runtime.golden_run import GoldenProblem, read_golden
+from runtime.loading import golden_run
+from runtime.loading.golden_run import GoldenProblem, read_golden
 
 log = logging.getLogger(__name__)
 
-# loader(package, pin) -> LoadedModel (runtime.loader.VariantLoader): .backend, .variant
+# loader(package, pin) -> LoadedModel (runtime.loading.loader.VariantLoader): .backend, .variant
 Loader = Callable[[ModelPackage, str | None], Any]
 
 

@@ -44,12 +44,12 @@ def make_chooser(
     """Selection on metadata alone, asked of the box in force (``box()``: the daemon
     rebuilds it on SIGHUP), with its floor, operator pins and objective: the same
     decision the loader makes. Returns the candidates to download in rule order: the
-    pinned one alone under a pin, else the shortlist (runtime.ranking.shortlist) that
+    pinned one alone under a pin, else the shortlist (runtime.selection.ranking.shortlist) that
     the trial measures before the box keeps the winner, plus up to ``rungs`` qualifying
     variants lighter than every shortlisted one (the governor's memory order,
     runtime.governor.ladder), nearest first, for the governor to step down to."""
     from runtime.governor.ladder import lighter
-    from runtime.ranking import shortlist
+    from runtime.selection.ranking import shortlist
 
     def choose(package: PackageMeta, variants: Sequence[VariantMeta]) -> tuple[list[str], str]:
         sel = box().select(package, variants, governed=False)  # not the pressure of now
@@ -69,7 +69,7 @@ def make_chooser(
 
 def make_picker(select: Callable[[ModelPackage], Selection], rungs: int = 0) -> Picker:
     """The variants to keep among the staged candidates, the winner first: ``select`` is
-    the measuring loader's (runtime.calibrate: measured on this box, cached for the load
+    the measuring loader's (runtime.loading.calibrator: measured on this box, cached for the load
     that follows). Beside the winner, up to ``rungs`` candidates lighter than it (the
     governor's memory order) that the selection still ranks as qualifying with a
     measurement of their own (at or above the floor here); one that failed its
@@ -106,7 +106,7 @@ def box_chooser_and_loader(settings: Settings) -> tuple[Chooser, Loader, Picker]
     """Build the box once (probe, profile, pins) and close over it (the CLI's path; the
     daemon passes its own box, loader and picker)."""
     from runtime.box import build_box
-    from runtime.calibrate import measuring_loader
+    from runtime.loading.calibrator import measuring_loader
 
     box = build_box(settings)
     loader = measuring_loader(box)[0]

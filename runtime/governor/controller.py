@@ -26,10 +26,10 @@ from typing import Any, Protocol
 
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from runtime.config.governor import GovernorSettings
 from runtime.governor.idle import IdleUnloader, Parking
 from runtime.governor.ladder import Rung, rung_below
 from runtime.governor.policy import LEVELS, Assessment, Decision, Kind, Policy, assess, thresholds
-from runtime.governor.settings import GovernorSettings
 from runtime.governor.signals import Reading, ServiceLoad, SignalReader, load_readings
 
 log = logging.getLogger("governor")
@@ -46,7 +46,7 @@ class Served:
 
 
 class Shedder(Protocol):
-    """Load shedding (runtime/load_shed.py): HTTP 429 + Retry-After, MQTT reads paused."""
+    """Load shedding (runtime/service/load_shed.py): HTTP 429 + Retry-After, MQTT reads paused."""
 
     def start(self, reason: str, retry_after_s: float, apps: Any = None) -> None: ...
 

@@ -1,6 +1,6 @@
 """Idle unload: a text model unused for ``idle_unload_s`` is parked (unloaded, the
 application stays ready and listed) and the service loads it again on its next request,
-which waits and says so (runtime/service.py ``park``; the reload note on HTTP and MQTT).
+which waits and says so (runtime/service/inference.py ``park``; the reload note on HTTP and MQTT).
 
 Text models only: they hold gigabytes, and a tensor model reloads in milliseconds anyway.
 """

@@ -2,10 +2,11 @@
 
 The rungs are the variants that qualify on this box (``Selection.ranked``, made without
 pins: budget, floor, measured quality and latency budget already applied by
-runtime/selection.py and runtime/ranking.py). Under memory pressure they are ordered by
-peak memory (then bytes), under thermal or load pressure by latency (measured here when measured,
-else the package's figure): one rung down is the nearest variant strictly below the one
-serving. Going back up is the governor's own record of where it stepped from.
+runtime/selection/decide.py and runtime/selection/ranking.py). Under memory pressure they
+are ordered by peak memory (then bytes), under thermal or load pressure by latency
+(measured here when measured, else the package's figure): one rung down is the nearest
+variant strictly below the one serving. Going back up is the governor's own record of where
+it stepped from.
 
 ``memory_order`` (peak memory, then bytes) is the one memory order: the governor steps
 along it, and the fleet (runtime/fleet/wiring.py) keeps the rungs below its winner by it

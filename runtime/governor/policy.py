@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from runtime.governor.settings import GovernorSettings
+from runtime.config.governor import GovernorSettings
 from runtime.governor.signals import Reading
 
 Kind = Literal["memory", "thermal", "load"]

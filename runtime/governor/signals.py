@@ -44,7 +44,7 @@ class Reading:
 
 class StatsView(Protocol):
     def snapshot(self) -> dict[str, Any]:
-        """Per application: ``p95_ms`` among others (runtime.stats.ServiceStats)."""
+        """Per application: ``p95_ms`` among others (runtime.service.stats.ServiceStats)."""
 
 
 class ServiceLoad(Protocol):

@@ -12,13 +12,13 @@ import asyncio
 import logging
 from typing import Any, Protocol
 
+from runtime.config.governor import GovernorSettings
 from runtime.governor.controller import Governor, Served, Shedder
 from runtime.governor.idle import Parking
 from runtime.governor.ladder import Rung, rungs_of
-from runtime.governor.settings import GovernorSettings
 from runtime.governor.signals import ServiceLoad
 from runtime.service import InferenceService
-from runtime.swap_lock import SwapLock
+from runtime.service.swap_lock import SwapLock
 
 log = logging.getLogger("governor")
 
@@ -27,7 +27,7 @@ class DaemonParts(Protocol):
     """The daemon's public parts the governor is built on."""
 
     box: Any  # runtime.box.Box (rebuilt on SIGHUP)
-    loader: Any  # runtime.loader.VariantLoader (rebuilt on SIGHUP)
+    loader: Any  # runtime.loading.loader.VariantLoader (rebuilt on SIGHUP)
     context: Any  # runtime.api.context.ServerContext
     bridge: Any  # runtime.mqtt.bridge.MqttBridge or None
     swap_lock: SwapLock

@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from runtime.images.contract import ImageInput
+from runtime.catalog.image_contract import ImageInput
 from runtime.images.decode import DecodeLimits, decode
 
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from runtime.catalog import TensorSpec
+from runtime.catalog.image_contract import ImageInput, mismatch
 from runtime.errors import InvalidImage, InvalidInput, MetadataError, NoImageContract
-from runtime.images.contract import ImageInput, mismatch
 from runtime.images.decode import DecodeLimits
 from runtime.images.preprocess import picture_to_tensor
 

@@ -13,7 +13,7 @@ Replies go to the request's Response Topic with its Correlation Data echoed, els
 ``{prefix}/models/{app}/result``; they carry the model version and variant as user
 properties. See docs/mqtt.md for every topic and guarantee.
 
-While the box sheds load (runtime.load_shed) the bridge takes no new request of a blocked
+While the box sheds load (runtime.service.load_shed) the bridge takes no new request of a blocked
 application: it keeps them unacknowledged and unserved, in arrival order, so the broker
 holds the rest (Receive Maximum); none is answered "busy". When shedding stops they are
 served as if they had just arrived. Why not stop reading the socket, as flow control
@@ -36,7 +36,6 @@ import paho.mqtt.client as paho
 
 from runtime.config import MqttSettings
 from runtime.errors import Busy, HeadframeError, InvalidInput
-from runtime.load_shed import LoadShed, ShedState
 from runtime.mqtt import codec
 from runtime.mqtt.buffer import StoreAndForward
 from runtime.mqtt.chat import run_chat
@@ -53,7 +52,8 @@ from runtime.mqtt.replies import Replies
 from runtime.mqtt.reply_topics import ReplyTopics
 from runtime.mqtt.telemetry import Telemetry, bridge_stats, metric_families
 from runtime.mqtt.topics import Topics
-from runtime.reload_note import clear_reload_note
+from runtime.service.load_shed import LoadShed, ShedState
+from runtime.service.reload_note import clear_reload_note
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from runtime.errors import HeadframeError
 from runtime.mqtt.jobs import Job
 from runtime.mqtt.redelivery import RedeliveryCache
-from runtime.reload_note import reload_waited_ms
+from runtime.service.reload_note import reload_waited_ms
 
 if TYPE_CHECKING:
     import paho.mqtt.client as paho

@@ -17,11 +17,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from runtime.box.description import BoxDescription
 from runtime.config import Settings
-from runtime.description import BoxDescription
-from runtime.load_shed import LoadShed
 from runtime.mqtt.bridge import MqttBridge
 from runtime.mqtt.ports import MqttService
+from runtime.service.load_shed import LoadShed
 
 _HARDWARE_KEYS = ("cpu", "memory", "accelerators", "board", "thermal", "runtimes")
 

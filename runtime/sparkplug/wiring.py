@@ -21,8 +21,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from runtime import __version__
+from runtime.box.description import BoxDescription
 from runtime.config import MqttCommands, Settings
-from runtime.description import BoxDescription
 from runtime.sparkplug import payload as sp
 from runtime.sparkplug.commands import Control, Selector
 from runtime.sparkplug.node import EdgeNode

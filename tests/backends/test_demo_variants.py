@@ -14,7 +14,7 @@ from runtime.config import Settings
 from runtime.demo.data import load_split, normalise
 from runtime.demo.factory import APP, VARIANTS, train_models
 from runtime.demo.train import accuracy_bp
-from runtime.loader import VariantLoader
+from runtime.loading.loader import VariantLoader
 from tests.support.synthetic import local_report, make_profile
 
 pytestmark = pytest.mark.slow

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from runtime.catalog.golden import write_npz
 from runtime.cli import app
-from runtime.factory.golden import write_npz
 from tests.factory.models import (
     conv_classifier,
     embedding_head,

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from runtime.catalog import load_package
-from runtime.factory.golden import write_npz
+from runtime.catalog.golden import write_npz
 from tests.factory.conftest import Source, cli
 
 BUILD = ("models", "build")

@@ -133,7 +133,7 @@ def test_the_fleet_trial_scores_token_agreement_on_the_box(
     from runtime.config import Settings
     from runtime.fleet.trial import run_trial
     from runtime.hardware.runtimes import probe_runtime_live
-    from runtime.loader import VariantLoader
+    from runtime.loading.loader import VariantLoader
     from tests.support.synthetic import make_profile, make_report
 
     model, golden = source

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from runtime.catalog import load_package
-from runtime.package_writer import verify_package
+from runtime.catalog.writer import verify_package
 from tests.factory.conftest import Source, cli
 from tests.factory.models import run_onnx
 
@@ -129,7 +129,7 @@ def test_embedding_head_scores_fidelity_at_schema_2(
 
 
 def test_without_labels_a_classifier_scores_agreement(conv_source: Source, tmp_path: Path) -> None:
-    from runtime.factory.golden import write_npz
+    from runtime.catalog.golden import write_npz
 
     golden = write_npz(tmp_path / "unlabelled.npz", conv_source.inputs)
     out = tmp_path / "pkg"

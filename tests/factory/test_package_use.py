@@ -15,7 +15,7 @@ from runtime.config import Settings
 from runtime.fleet.keys import init_keys
 from runtime.fleet.publish import publish
 from runtime.fleet.trial import run_trial
-from runtime.loader import VariantLoader
+from runtime.loading.loader import VariantLoader
 from tests.factory.conftest import Source, cli
 from tests.support.synthetic import local_report, make_profile
 
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def built(conv_source: Source, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from runtime.factory.golden import write_npz
+    from runtime.catalog.golden import write_npz
 
     d = tmp_path_factory.mktemp("built")
     golden = write_npz(d / "unlabelled.npz", conv_source.inputs)  # agreement: schema 2

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from runtime.factory.quality import (
+from runtime.catalog.quality import (
     fidelity_bp,
     perplexity,
     score_bp,

@@ -80,7 +80,7 @@ def make_version(src: Path, dest_root: Path, version: str, *, spoil: bool = Fals
     from onnx import numpy_helper
 
     from runtime.catalog import load_package, read_package_meta
-    from runtime.package_writer import variant_files, write_package_meta, write_variant_meta
+    from runtime.catalog.writer import variant_files, write_package_meta, write_variant_meta
 
     dest = dest_root / DEMO_APP / version
     shutil.copytree(src, dest)
@@ -133,7 +133,7 @@ def reshuffle_golden(package_dir: Path, seed: int = 1) -> None:
     import numpy as np
 
     from runtime.catalog import read_package_meta
-    from runtime.package_writer import sha256_file, write_package_meta
+    from runtime.catalog.writer import sha256_file, write_package_meta
 
     path = package_dir / "golden.npz"
     with np.load(path) as z:

@@ -1,4 +1,4 @@
-"""The governor driving the actuators (runtime/load_shed.py, the service's park) in a
+"""The governor driving the actuators (runtime/service/load_shed.py, the service's park) in a
 real daemon: hard pressure with no lighter rung sheds HTTP load with 429 + Retry-After
 until the pressure is gone; an idle GGUF text app is unloaded, stays ready, and its next
 request reloads it and says how long it waited."""

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from runtime.config.governor import GovernorSettings
 from runtime.governor.ladder import Rung, lighter, rung_below
 from runtime.governor.policy import Policy, assess, thresholds
-from runtime.governor.settings import GovernorSettings
 from runtime.governor.signals import Reading
 
 SETTINGS = GovernorSettings(sustain_s=10, hold_s=60, backoff_s=30)

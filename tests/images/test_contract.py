@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from runtime.catalog import load_package, read_package_meta
+from runtime.catalog.writer import write_package_meta
 from runtime.errors import MetadataError
-from runtime.package_writer import write_package_meta
 from runtime.service import InferenceService
 from tests.support.image_models import (
     CAMERA,

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from runtime.catalog.image_contract import ImageInput
 from runtime.errors import ImageTooLarge, InvalidImage, UnsupportedImage
-from runtime.images.contract import ImageInput
 from runtime.images.decode import DecodeLimits, decode
 from runtime.images.preprocess import picture_to_tensor
 from tests.support.image_models import (

@@ -22,8 +22,7 @@ from runtime.catalog import (
     read_variant_meta,
     required_schema_version,
 )
-from runtime.errors import MetadataError
-from runtime.package_writer import (
+from runtime.catalog.writer import (
     dumps_toml,
     install_package,
     staging_dir,
@@ -31,6 +30,7 @@ from runtime.package_writer import (
     write_package_meta,
     write_variant_meta,
 )
+from runtime.errors import MetadataError
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -159,7 +159,7 @@ def test_install_is_all_or_nothing(demo_store: Path, tmp_path: Path) -> None:
 
 def test_published_json_schema_is_current() -> None:
     published = json.loads((REPO / "docs" / "model-package.schema.json").read_text())
-    assert published == json_schema(), "regenerate: python -m runtime.package_writer --schema"
+    assert published == json_schema(), "regenerate: python -m runtime.catalog.writer --schema"
 
 
 def test_writer_emits_the_oldest_schema_that_holds_the_package(tmp_path: Path) -> None:

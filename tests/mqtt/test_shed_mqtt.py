@@ -15,7 +15,7 @@ import paho.mqtt.client as paho
 import pytest
 
 from runtime.catalog import load_package
-from runtime.load_shed import LoadShed
+from runtime.service.load_shed import LoadShed
 from tests.support.mosquitto import Mosquitto
 from tests.support.mqtt_bridge import BridgeHarness, infer_body, site_settings
 from tests.support.mqtt_client import Requester

@@ -1,4 +1,4 @@
-"""Calibration on this box (runtime.calibrate) with the demo store: the measured choice,
+"""Calibration on this box (runtime.loading.calibrator) with the demo store: the measured choice,
 the cache (hit on restart, miss on a changed key, --force, corrupt file), a hanging
 candidate cut at the budget. Expectations come from what was measured, never from
 figures written down here."""
@@ -14,10 +14,10 @@ import pytest
 from typer.testing import CliRunner
 
 from runtime.box import box_for
-from runtime.calibrate import CACHE_FILE, measuring_loader
 from runtime.catalog import Store
 from runtime.cli import app as cli
 from runtime.config import Settings
+from runtime.loading.calibrator import CACHE_FILE, measuring_loader
 from tests.support.sleepy_backend import serve_onnx_with
 from tests.support.synthetic import local_report, make_profile
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from runtime.measurement import Measurement
 from runtime.selection import Policy, Resources, select
+from runtime.selection.measurement import Measurement
 from tests.support.synthetic import local_report, make_package_meta, make_profile, make_variant
 
 GB = 1 << 30

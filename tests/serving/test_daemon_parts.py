@@ -14,9 +14,9 @@ from pydantic import SecretStr
 from runtime.api.auth import Tokens, check_bind, load_tokens, token_ok
 from runtime.api.hosts import host_name, trusted_hosts
 from runtime.config import ApiSettings
+from runtime.daemon.logsetup import JsonFormatter, wants_json
+from runtime.daemon.sdnotify import Notifier
 from runtime.errors import ConfigError
-from runtime.logsetup import JsonFormatter, wants_json
-from runtime.sdnotify import Notifier
 
 
 def test_notify_reaches_an_abstract_socket_and_halves_the_watchdog() -> None:

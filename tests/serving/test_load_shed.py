@@ -26,8 +26,8 @@ from runtime.backends.base import LoadOptions
 from runtime.backends.onnx import OnnxBackend
 from runtime.catalog import ModelPackage, Store
 from runtime.config import Settings
-from runtime.load_shed import LoadShed, ShedState
 from runtime.service import InferenceService
+from runtime.service.load_shed import LoadShed, ShedState
 from tests.support.http_server import ServerHandle, running_server
 from tests.support.loaders import Loaded
 

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from runtime.description import BoxDescription
+from runtime.box.description import BoxDescription
 from runtime.mqtt.wiring import info_from
 from tests.support import daemon_proc
 from tests.support.mosquitto import free_port

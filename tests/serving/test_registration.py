@@ -13,9 +13,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from runtime.api.app import create_app
 from runtime.api.context import ServerContext
+from runtime.box.description import BoxDescription
 from runtime.catalog import Store
 from runtime.config import Settings
-from runtime.description import BoxDescription
 from runtime.service import InferenceService
 from tests.support.http_server import running_server
 

@@ -16,11 +16,11 @@ import pytest
 from typer.testing import CliRunner
 
 from runtime.catalog import Store
-from runtime.catalog_import import import_path
+from runtime.catalog.add import import_path
+from runtime.catalog.watch import StoreWatcher, fingerprint
+from runtime.catalog.writer import remove_package
 from runtime.cli import app as cli
 from runtime.config import default_config_file
-from runtime.package_writer import remove_package
-from runtime.store_watch import StoreWatcher, fingerprint
 from tests.support import daemon_proc
 from tests.support.mosquitto import free_port
 from tests.support.serving_models import write_linear_package

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from runtime.catalog import Lineage, ModelPackage, PackageMeta, VariantMeta, load_package
-from runtime.package_writer import file_entry, write_package_meta, write_variant_meta
+from runtime.catalog.writer import file_entry, write_package_meta, write_variant_meta
 from tests.support.gguf_models import write_llama_gguf
 
 _TEXT = """the a of to and is in on belt motor pump conveyor fault alarm sensor valve line

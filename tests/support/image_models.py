@@ -23,7 +23,7 @@ import onnx
 from onnx import TensorProto, helper
 
 from runtime.catalog import ModelPackage, load_package
-from runtime.images.contract import ImageInput
+from runtime.catalog.image_contract import ImageInput
 from tests.support.serving_models import _save, _write_variant, write_linear_package
 
 DEMO_CONTRACT_TOML = """

@@ -1,6 +1,6 @@
 """The loader tests hand to InferenceService: real backends, the variant the test names.
 
-In the daemon runtime.loader picks the variant from the device profile; here the test
+In the daemon runtime.loading.loader picks the variant from the device profile; here the test
 pins it (or takes the package's first), so a test says exactly what it serves.
 """
 

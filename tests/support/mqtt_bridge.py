@@ -18,9 +18,9 @@ import numpy as np
 
 from runtime.catalog import ModelPackage, load_package
 from runtime.config import MqttSettings
-from runtime.load_shed import LoadShed
 from runtime.mqtt.bridge import MqttBridge
 from runtime.service import InferenceService
+from runtime.service.load_shed import LoadShed
 from tests.support.loaders import ort_loader
 from tests.support.loop_thread import LoopThread
 from tests.support.mosquitto import Mosquitto

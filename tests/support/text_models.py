@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from runtime.catalog import Lineage, ModelPackage, PackageMeta, VariantMeta, load_package
-from runtime.package_writer import file_entry, write_package_meta, write_variant_meta
+from runtime.catalog.writer import file_entry, write_package_meta, write_variant_meta
 from tests.support.gguf_models import Precision, Size, write_llama_gguf
 
 DEFAULT_VARIANTS: tuple[tuple[str, Size, Precision], ...] = (

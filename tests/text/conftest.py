@@ -13,7 +13,7 @@ from runtime.box import box_for
 from runtime.catalog import ModelPackage, Store
 from runtime.config import Settings
 from runtime.hardware.report import HardwareReport, RuntimeInfo
-from runtime.loader import VariantLoader
+from runtime.loading.loader import VariantLoader
 from runtime.profiles import DeviceProfile
 from runtime.service import InferenceService
 from tests.support.http_server import serving

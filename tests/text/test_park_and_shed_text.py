@@ -17,8 +17,8 @@ from runtime.api.app import create_app
 from runtime.api.context import ServerContext
 from runtime.catalog import Store
 from runtime.config import Settings
-from runtime.load_shed import LoadShed
 from runtime.service import InferenceService
+from runtime.service.load_shed import LoadShed
 from tests.support.embedding_models import write_gguf_embedding_package
 from tests.support.http_server import ServerHandle, running_server
 from tests.support.loaders import ort_loader

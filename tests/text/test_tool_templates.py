@@ -11,8 +11,8 @@ import pytest
 from runtime.backends.base import LoadOptions
 from runtime.backends.llama import LlamaBackend
 from runtime.catalog import Variant, VariantMeta
+from runtime.catalog.writer import file_entry
 from runtime.codecs.openai import parse_chat
-from runtime.package_writer import file_entry
 from tests.support.gguf_models import write_llama_gguf
 
 # Hermes-style: tools in the system turn, calls inside <tool_call> tags, results as role tool.

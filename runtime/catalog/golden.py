@@ -1,0 +1,172 @@
+"""The golden file: the application's own inputs, and what a box needs to score a
+variant without the source model.
+
+``golden.npz`` (beside package.toml) holds one array per model input (rows on the first
+axis) and, by metric (runtime.catalog.quality):
+
+- ``labels`` (int64): for ``top1``;
+- ``ref_top1`` (int64): the source model's argmax per row, for ``agreement``;
+- ``ref_output`` (float32) and ``fidelity_tolerance`` (0-d float64): the source model's
+  first output per row and the relative L2 tolerance, for ``fidelity``;
+- ``text`` (uint8, UTF-8 bytes), ``tokens`` (int32, the source's tokenization) and
+  ``ref_next`` (int32, the source's next-token argmax after each prefix), for
+  ``token_agreement``.
+
+The file is written with fixed zip timestamps, so the same arrays give the same sha256.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from runtime.catalog.package import TensorSpec
+from runtime.errors import BuildInputError
+from runtime.tensors import to_kserve_datatype
+
+GOLDEN_FILE = "golden.npz"
+RESERVED = frozenset(
+    {"labels", "ref_top1", "ref_output", "fidelity_tolerance", "text", "tokens", "ref_next"}
+)
+
+
+def write_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> Path:
+    """An .npz that ``np.load`` reads, with fixed zip timestamps (np.savez stamps the
+    current time into the archive, so its bytes would differ run to run)."""
+    path = Path(path)
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as zf:
+        for name, arr in arrays.items():
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            with zf.open(info, "w") as f:
+                # ascontiguousarray would turn a 0-d array (fidelity_tolerance) into 1-d
+                np.lib.format.write_array(f, np.require(arr, requirements="C"), allow_pickle=False)
+    return path
+
+
+def load_arrays(path: Path) -> dict[str, np.ndarray]:
+    """Every array of an .npz; BuildInputError naming the file when it is not one."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return {k: npz[k] for k in npz.files}
+    except FileNotFoundError as e:
+        raise BuildInputError(f"{path}: file not found") from e
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
+        raise BuildInputError(f"{path}: not a readable .npz golden set: {e}") from e
+    except AttributeError as e:  # np.load returned a bare array (an .npy file)
+        raise BuildInputError(f"{path}: not an .npz archive of named arrays") from e
+
+
+@dataclass(frozen=True)
+class TensorGolden:
+    """Golden (or calibration) rows for a tensor model, checked against its inputs."""
+
+    inputs: dict[str, np.ndarray]
+    labels: np.ndarray | None
+    rows: int
+
+
+def _check_input(path: Path, spec: TensorSpec, arr: np.ndarray) -> None:
+    try:
+        datatype = to_kserve_datatype(arr.dtype)
+    except Exception:
+        datatype = str(arr.dtype)
+    if datatype != spec.datatype:
+        raise BuildInputError(
+            f"{path}: input {spec.name!r} is {datatype}, the model takes {spec.datatype}"
+        )
+    if arr.ndim != len(spec.shape) or any(
+        want not in (-1, got) for want, got in zip(spec.shape[1:], arr.shape[1:], strict=False)
+    ):
+        want = "[" + ", ".join("?" if d == -1 else str(d) for d in spec.shape) + "]"
+        raise BuildInputError(
+            f"{path}: input {spec.name!r} has shape {list(arr.shape)}, the model takes {want}"
+        )
+
+
+def read_tensor_golden(
+    path: Path, inputs: Sequence[TensorSpec], what: str = "golden"
+) -> TensorGolden:
+    """The rows of a golden or calibration .npz for a model with ``inputs``: every input
+    present by name with the model's datatype and shape, the same number of rows each."""
+    path = Path(path)
+    arrays = load_arrays(path)
+    names = [s.name for s in inputs]
+    missing = [n for n in names if n not in arrays]
+    if missing:
+        have = ", ".join(sorted(k for k in arrays if k not in RESERVED)) or "none"
+        raise BuildInputError(
+            f"{path}: {what} set lacks input {', '.join(map(repr, missing))} "
+            f"(the model's inputs: {', '.join(names)}; the file has: {have})"
+        )
+    for spec in inputs:
+        _check_input(path, spec, arrays[spec.name])
+    rows = {len(arrays[n]) for n in names}
+    if len(rows) != 1 or 0 in rows:
+        raise BuildInputError(f"{path}: every input needs the same, non-zero number of rows")
+    n = rows.pop()
+    labels = arrays.get("labels")
+    if labels is not None:
+        if labels.dtype.kind not in "iu" or labels.shape != (n,):
+            raise BuildInputError(f"{path}: labels must be {n} integers, one per row")
+        labels = labels.astype(np.int64)
+    return TensorGolden({k: arrays[k] for k in names}, labels, n)
+
+
+def read_text(path: Path) -> str:
+    """The golden text of a text model: a .txt file, or .jsonl with a "text" per line."""
+    path = Path(path)
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except FileNotFoundError as e:
+        raise BuildInputError(f"{path}: file not found") from e
+    except (OSError, UnicodeDecodeError) as e:
+        raise BuildInputError(f"{path}: not readable UTF-8 text: {e}") from e
+    if path.suffix == ".jsonl":
+        parts = []
+        for i, line in enumerate(raw.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                parts.append(str(json.loads(line)["text"]))
+            except (ValueError, KeyError, TypeError) as e:
+                raise BuildInputError(f'{path}: line {i}: not a JSON object with "text"') from e
+        raw = "\n".join(parts)
+    if not raw.strip():
+        raise BuildInputError(f"{path}: the golden text is empty")
+    return raw
+
+
+def tensor_golden_arrays(
+    golden: TensorGolden,
+    metric: str,
+    first_output: np.ndarray,
+    fidelity_tolerance: float,
+) -> dict[str, np.ndarray]:
+    """The arrays golden.npz keeps for a tensor package: inputs plus the references the
+    metric needs (``first_output``: the source model's first output over every row)."""
+    from runtime.catalog.quality import top1_ids
+
+    arrays: dict[str, np.ndarray] = dict(golden.inputs)
+    if golden.labels is not None:
+        arrays["labels"] = golden.labels
+    if metric in ("agreement", "fidelity"):
+        arrays["ref_top1"] = top1_ids(first_output)
+    if metric == "fidelity":
+        arrays["ref_output"] = np.asarray(first_output, dtype=np.float32)
+        arrays["fidelity_tolerance"] = np.asarray(fidelity_tolerance, dtype=np.float64)
+    return arrays
+
+
+def text_golden_arrays(
+    text: str, tokens: Sequence[int], ref_next: np.ndarray
+) -> dict[str, np.ndarray]:
+    return {
+        "text": np.frombuffer(text.encode("utf-8"), dtype=np.uint8),
+        "tokens": np.asarray(tokens, dtype=np.int32),
+        "ref_next": np.asarray(ref_next, dtype=np.int32),
+    }

@@ -1,0 +1,275 @@
+"""What a model file says about itself: format, precision, inputs and outputs, extra files.
+
+Used by ``headframe models add`` to wrap a bare model file into a package. Reads files
+only (ONNX protobuf, OpenVINO IR through OpenVINO's reader, GGUF header through the
+``gguf`` package); never runs a model. Every failure is a MetadataError naming the file.
+"""
+
+from __future__ import annotations
+
+import logging
+import xml.etree.ElementTree as ET
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from runtime.catalog.package import TensorSpec
+from runtime.errors import MetadataError
+from runtime.tensors import not_a_tensor
+
+log = logging.getLogger(__name__)
+
+# ONNX TensorProto element types -> KServe datatypes.
+_ONNX_DATATYPES = {
+    1: "FP32", 2: "UINT8", 3: "INT8", 4: "UINT16", 5: "INT16", 6: "INT32", 7: "INT64",
+    8: "BYTES", 9: "BOOL", 10: "FP16", 11: "FP64", 12: "UINT32", 13: "UINT64",
+}  # fmt: skip
+# ONNX initializer element types -> precision names (what the weights are stored as).
+_ONNX_PRECISION = {
+    1: "fp32", 10: "fp16", 16: "bf16", 11: "fp64", 2: "int8", 3: "int8", 21: "int4", 22: "int4",
+}  # fmt: skip
+_OV_DATATYPES = {
+    "f32": "FP32", "f16": "FP16", "f64": "FP64", "i8": "INT8", "u8": "UINT8", "i16": "INT16",
+    "u16": "UINT16", "i32": "INT32", "u32": "UINT32", "i64": "INT64", "u64": "UINT64",
+    "boolean": "BOOL", "string": "BYTES",
+}  # fmt: skip
+_OV_PRECISION = {
+    "f32": "fp32", "f16": "fp16", "bf16": "bf16", "i8": "int8", "u8": "int8",
+    "i4": "int4", "u4": "int4", "nf4": "int4",
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What inspection found; ``extra_files`` (absolute, inside the entrypoint's directory)
+    must travel with the entrypoint, at the same relative paths."""
+
+    format: str
+    precision: str
+    task: str
+    inputs: tuple[TensorSpec, ...] = ()
+    outputs: tuple[TensorSpec, ...] = ()
+    extra_files: tuple[Path, ...] = ()
+    name: str | None = None  # a name the file gives itself (GGUF general.name)
+    runtime_bytes: int = 0  # memory beyond the weights, where the file says (GGUF KV cache)
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def inspect_model(path: Path) -> ModelInfo:
+    """Dispatch on the file's suffix: .onnx, .xml (OpenVINO IR), .gguf."""
+    path = Path(path)
+    if not path.is_file():
+        raise MetadataError(f"{path}: no such file")
+    suffix = path.suffix.lower()
+    if suffix == ".onnx":
+        return inspect_onnx(path)
+    if suffix == ".xml":
+        return inspect_openvino(path)
+    if suffix == ".gguf":
+        return inspect_gguf(path)
+    raise MetadataError(
+        f"{path}: unknown model format {suffix or '(no suffix)'!r}: expected a package "
+        "directory, .onnx, OpenVINO .xml (with its .bin) or .gguf"
+    )
+
+
+def _dominant(counts: Counter[str], path: Path, default: str = "fp32") -> str:
+    if not counts:
+        log.info("%s: no weights found, precision taken as %s", path, default)
+        return default
+    return counts.most_common(1)[0][0]
+
+
+# --- ONNX ------------------------------------------------------------------------------
+
+
+def _onnx_spec(value_info: Any, path: Path) -> TensorSpec:
+    kind = value_info.type.WhichOneof("value")
+    if kind != "tensor_type":  # a sequence or map: e.g. scikit-learn's ZipMap output
+        what = {"sequence_type": "a sequence", "map_type": "a map"}.get(kind, f"a {kind}")
+        if kind == "sequence_type" and value_info.type.sequence_type.elem_type.HasField("map_type"):
+            what = "a sequence of maps"
+        raise MetadataError(f"{path}: {not_a_tensor(value_info.name, what)}")
+    ttype = value_info.type.tensor_type
+    datatype = _ONNX_DATATYPES.get(ttype.elem_type)
+    if datatype is None:
+        raise MetadataError(
+            f"{path}: tensor {value_info.name!r} has element type {ttype.elem_type}, "
+            "which headframe cannot serve"
+        )
+    dims = tuple(d.dim_value if d.dim_value > 0 else -1 for d in ttype.shape.dim)
+    return TensorSpec(name=value_info.name, datatype=datatype, shape=dims)  # type: ignore[arg-type]
+
+
+def inspect_onnx(path: Path) -> ModelInfo:
+    """Precision is the storage type holding most initializer elements (int8 when a
+    quantized model keeps only biases and scales in float)."""
+    try:
+        import onnx
+        from onnx import external_data_helper
+    except ImportError as e:
+        raise MetadataError(f"{path}: reading ONNX needs the onnx package (headframe[onnx])") from e
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as e:  # protobuf raises many types; all mean "bad file"
+        raise MetadataError(f"{path}: not a valid ONNX model: {e}") from e
+    counts: Counter[str] = Counter()
+    extra: list[Path] = []
+    for init in model.graph.initializer:
+        n = 1
+        for d in init.dims:
+            n *= d
+        precision = _ONNX_PRECISION.get(init.data_type)
+        if precision is not None and n > 1:  # skip scalars (scales, zero points)
+            counts[precision] += n
+        if external_data_helper.uses_external_data(init):
+            loc = next((e.value for e in init.external_data if e.key == "location"), None)
+            if loc is not None:
+                extra_path = (path.parent / loc).resolve()
+                if not extra_path.is_relative_to(path.resolve().parent):
+                    raise MetadataError(
+                        f"{path}: external data file {loc!r} lies outside the model's directory"
+                    )
+                if not extra_path.is_file():
+                    raise MetadataError(f"{path}: external data file {loc!r} is missing")
+                if extra_path not in extra:
+                    extra.append(extra_path)
+    try:
+        # By path, so the checker finds external data beside the model.
+        onnx.checker.check_model(str(path))
+    except Exception as e:  # the checker raises ValidationError and friends
+        raise MetadataError(f"{path}: not a valid ONNX model: {e}") from e
+    init_names = {i.name for i in model.graph.initializer}
+    inputs = tuple(_onnx_spec(i, path) for i in model.graph.input if i.name not in init_names)
+    outputs = tuple(_onnx_spec(o, path) for o in model.graph.output)
+    return ModelInfo(
+        format="onnx",
+        precision=_dominant(counts, path),
+        task="tensor",
+        inputs=inputs,
+        outputs=outputs,
+        extra_files=tuple(extra),
+        details={"opset": max((o.version for o in model.opset_import), default=0)},
+    )
+
+
+# --- OpenVINO IR -------------------------------------------------------------------------
+
+
+def _ir_precision(xml_path: Path) -> str:
+    try:
+        root = ET.parse(xml_path).getroot()
+    except ET.ParseError as e:
+        raise MetadataError(f"{xml_path}: not valid OpenVINO IR XML: {e}") from e
+    counts: Counter[str] = Counter()
+    for layer in root.iter("layer"):
+        if layer.get("type") != "Const":
+            continue
+        data = layer.find("data")
+        if data is None:
+            continue
+        precision = _OV_PRECISION.get(data.get("element_type", ""))
+        if precision is not None:
+            counts[precision] += int(data.get("size", "0"))
+    return _dominant(counts, xml_path)
+
+
+def inspect_openvino(xml_path: Path) -> ModelInfo:
+    bin_path = xml_path.with_suffix(".bin")
+    if not bin_path.is_file():
+        raise MetadataError(f"{xml_path}: the weights file {bin_path.name} must sit beside it")
+    precision = _ir_precision(xml_path)
+    try:
+        import openvino as ov
+    except ImportError as e:
+        raise MetadataError(
+            f"{xml_path}: reading OpenVINO IR needs the openvino package (headframe[openvino])"
+        ) from e
+    try:
+        model = ov.Core().read_model(str(xml_path))
+    except Exception as e:  # OpenVINO raises RuntimeError subclasses with its own text
+        raise MetadataError(f"{xml_path}: OpenVINO cannot read this IR: {e}") from e
+
+    def spec(port: Any) -> TensorSpec:
+        etype = port.get_element_type().get_type_name()
+        datatype = _OV_DATATYPES.get(etype)
+        if datatype is None:
+            raise MetadataError(f"{xml_path}: tensor type {etype!r} cannot be served")
+        pshape = port.get_partial_shape()
+        dims = tuple(d.get_length() if d.is_static else -1 for d in pshape)
+        return TensorSpec(name=port.get_any_name(), datatype=datatype, shape=dims)  # type: ignore[arg-type]
+
+    return ModelInfo(
+        format="openvino",
+        precision=precision,
+        task="tensor",
+        inputs=tuple(spec(p) for p in model.inputs),
+        outputs=tuple(spec(p) for p in model.outputs),
+        extra_files=(bin_path.resolve(),),
+    )
+
+
+# --- GGUF --------------------------------------------------------------------------------
+
+
+def _gguf_value(reader: Any, key: str) -> Any:
+    fld = reader.get_field(key)
+    return None if fld is None else fld.contents()
+
+
+def _gguf_precision(reader: Any) -> str:
+    import gguf
+
+    file_type = _gguf_value(reader, "general.file_type")
+    if file_type is not None:
+        try:
+            name = gguf.LlamaFileType(int(file_type)).name
+        except ValueError:
+            name = ""
+        for prefix in ("MOSTLY_", "ALL_"):
+            if name.startswith(prefix):
+                return name[len(prefix) :].lower().replace("f32", "fp32").replace("f16", "fp16")
+    # No (known) file type: the tensor type holding most elements decides.
+    counts: Counter[str] = Counter()
+    for t in reader.tensors:
+        counts[t.tensor_type.name.lower()] += int(t.n_elements)
+    return (
+        (counts.most_common(1)[0][0] if counts else "fp32")
+        .replace("f32", "fp32")
+        .replace("f16", "fp16")
+    )
+
+
+def gguf_kv_cache_bytes(reader: Any, context_tokens: int = 2048) -> int:
+    """f16 K and V caches for ``context_tokens`` (llama.cpp's default cache type)."""
+    arch = _gguf_value(reader, "general.architecture")
+    if not arch:
+        return 0
+    layers = _gguf_value(reader, f"{arch}.block_count") or 0
+    embd = _gguf_value(reader, f"{arch}.embedding_length") or 0
+    heads = _gguf_value(reader, f"{arch}.attention.head_count") or 1
+    kv_heads = _gguf_value(reader, f"{arch}.attention.head_count_kv") or heads
+    ctx = min(context_tokens, _gguf_value(reader, f"{arch}.context_length") or context_tokens)
+    return int(2 * layers * ctx * (embd * kv_heads // heads) * 2)
+
+
+def inspect_gguf(path: Path) -> ModelInfo:
+    try:
+        import gguf
+    except ImportError as e:
+        raise MetadataError(f"{path}: reading GGUF needs the gguf package") from e
+    try:
+        reader = gguf.GGUFReader(str(path))
+    except Exception as e:  # the reader raises ValueError, struct errors, IndexError ...
+        raise MetadataError(f"{path}: not a valid GGUF file: {e}") from e
+    arch = _gguf_value(reader, "general.architecture")
+    name = _gguf_value(reader, "general.name")
+    return ModelInfo(
+        format="gguf",
+        precision=_gguf_precision(reader)[:16],
+        task="text",
+        name=str(name) if name else None,
+        runtime_bytes=gguf_kv_cache_bytes(reader),
+        details={"architecture": arch, "tensors": len(reader.tensors)},
+    )

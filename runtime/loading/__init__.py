@@ -1,0 +1,10 @@
+"""Loading a variant on this box: the fallback chain, measuring candidates, golden runs.
+
+Owns: ``VariantLoader`` (``loader``: the (backend, device) fallback chain), the
+``Calibrator`` and its cache (``calibrator``: candidates measured on this box), and
+running a golden set through a loaded backend (``golden_run``). Runs on worker threads,
+never on the event loop.
+May import: the foundation, config, catalog, profiles, backends, selection, box.
+"""
+
+from __future__ import annotations
