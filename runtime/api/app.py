@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import logging
-from typing import Any
+from typing import Any, Protocol
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -27,10 +27,16 @@ from runtime.api.guard import ASGIApp, Guard, InFlight, Receive, Scope, Send, er
 from runtime.api.hosts import HostCheck, trusted_hosts
 from runtime.config import Settings
 from runtime.errors import HeadframeError, ModelNotFound, NotReady
-from runtime.service import InferenceService
+from runtime.service import InferenceService, ModelSlot
 from runtime.service.load_shed import LoadShed
 
 log = logging.getLogger(__name__)
+
+
+class OperatorChanges(Protocol):
+    """The change path's operator pin (runtime.service.changes.ChangePath.pin)."""
+
+    async def pin(self, app: str, variant: str | None, source: str) -> ModelSlot: ...
 
 
 class SelectRequest(BaseModel):
@@ -75,6 +81,7 @@ def create_app(
     *,
     settings: Settings,
     context: ServerContext | None = None,
+    changes: OperatorChanges | None = None,
     tokens: Tokens | None = None,
     shed: LoadShed | None = None,
 ) -> FastAPI:
@@ -82,7 +89,9 @@ def create_app(
     present), /metrics, the status page and the admin routes, behind the host check and
     the guard. ``tokens`` is the live token set (the daemon's, which SIGHUP refreshes);
     by default the ones ``settings.api`` names, read once. ``shed`` (the daemon's one
-    ``LoadShed``) makes the inference routes answer 429 while it blocks an application."""
+    ``LoadShed``) makes the inference routes answer 429 while it blocks an application.
+    ``changes`` (the change path) serves ``POST /admin/models/{app}/select``; without one
+    there is no admin route."""
     context = context or ServerContext()
     app = HeadframeApp(
         title="headframe",
@@ -103,19 +112,19 @@ def create_app(
         openai_api: Any = importlib.import_module("runtime.api.openai")
         app.include_router(openai_api.router(service, shed))
 
-    select = context.select
+    if changes is not None:  # no change path, no admin route: nothing bypasses the pins
 
-    @app.post("/admin/models/{model}/select", tags=["admin"], summary="Swap to a variant")
-    async def select_variant(model: str, body: SelectRequest) -> dict[str, Any]:
-        """Load the variant (or the automatic choice), switch to it, unload the old one;
-        requests in flight finish on the old variant."""
-        service.slot(model)  # 404 or 503 before any loading
-        pin = None if body.variant == "auto" else body.variant
-        try:
-            slot = await (select(model, pin) if select else service.swap(model, pin=pin))
-        except KeyError as e:
-            raise ModelNotFound(str(e.args[0] if e.args else e)) from None
-        return slot.to_dict()
+        @app.post("/admin/models/{model}/select", tags=["admin"], summary="Swap to a variant")
+        async def select_variant(model: str, body: SelectRequest) -> dict[str, Any]:
+            """Pin the variant (or return to the automatic choice), load it, switch to it,
+            unload the old one; requests in flight finish on the old variant. The pin is
+            kept across restarts; one that cannot load leaves the previous pin in force."""
+            pin = None if body.variant == "auto" else body.variant
+            try:
+                slot = await changes.pin(model, pin, "http")
+            except KeyError as e:
+                raise ModelNotFound(str(e.args[0] if e.args else e)) from None
+            return slot.to_dict()
 
     # The host check runs first, then the guard (tokens, limits), then the infer fast path,
     # then FastAPI.

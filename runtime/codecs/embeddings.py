@@ -2,8 +2,9 @@
 
 ``input`` is a string or a list of up to ``MAX_INPUTS`` non-empty strings (token arrays
 are refused: the box tokenizes with the model's own tokenizer). The texts go to the
-application's worker as one ``infer`` call (runtime.backends.embedding's contract), so
-the backend embeds them as one batch and the worker may batch requests together.
+application's worker as one ``embed`` call of the service (runtime.backends.embedding's
+contract), so the backend embeds them as one batch and the worker may batch requests
+together.
 
 ``encoding_format`` "float" gives lists of numbers; "base64" the little-endian float32
 bytes, base64-encoded (what the openai SDK asks for by default and decodes itself).
@@ -15,7 +16,7 @@ model's own width. Vectors are L2-normalised.
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal, Protocol
 
 import numpy as np
@@ -67,24 +68,24 @@ def parse_embedding(body: bytes | str | Mapping[str, Any]) -> EmbeddingRequest:
 class EmbedService(Protocol):
     """What embedding needs from runtime.service.InferenceService."""
 
-    def slot(self, app: str) -> Any: ...
+    async def embed(self, app: str, texts: Sequence[str], *, protocol: str = "openai") -> Any:
+        """An answer (runtime.service.Answer): ``outputs`` (``embedding``, ``tokens``), the
+        package ``meta`` that computed them, ``version``, ``variant``, ``reload_ms``."""
+        ...
 
-    async def infer(
-        self, app: str, inputs: Mapping[str, np.ndarray], *, protocol: str = "kserve"
-    ) -> dict[str, np.ndarray]: ...
 
-
-async def embed(service: EmbedService, request: EmbeddingRequest, protocol: str) -> dict[str, Any]:
-    """Run one embeddings request on the application's worker; the OpenAI ``list`` object."""
+async def embed(
+    service: EmbedService, request: EmbeddingRequest, protocol: str
+) -> tuple[dict[str, Any], Any]:
+    """Run one embeddings request on the application's worker: the OpenAI ``list`` object,
+    and the service's answer (who computed it, whether it waited for a reload)."""
     texts = request.texts()
-    meta = service.slot(request.model).package.meta
-    if meta.task != "embedding":
-        raise InvalidInput(f"model: {request.model!r} is a {meta.task} model, not an embedding one")
-    rows = np.array([t.encode("utf-8") for t in texts], dtype=object)
-    out = await service.infer(request.model, {"text": rows}, protocol=protocol)
+    answer = await service.embed(request.model, texts, protocol=protocol)
+    out = answer.outputs
     vectors = np.asarray(out["embedding"], dtype=np.float32)
     tokens = int(np.asarray(out["tokens"]).sum())
-    return response(request, vectors, tokens, bool(meta.embedding_truncation))
+    truncatable = bool(answer.meta.embedding_truncation)
+    return response(request, vectors, tokens, truncatable), answer
 
 
 def response(

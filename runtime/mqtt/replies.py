@@ -2,8 +2,9 @@
 the same bytes again for a redelivered request, and the log of refused requests.
 
 A reply goes to the job's reply topic, QoS 1 through the store-and-forward buffer, with
-the request's Correlation Data and the model's version and variant as user properties
-(and ``reload_ms`` when the request waited for its idle-unloaded model to load again).
+the request's Correlation Data and, from the service's answer, the version and variant
+that computed it as user properties (and ``reload_ms`` when the request waited for its
+idle-unloaded model to load again); a refusal names none.
 A QoS 1 request is acknowledged only after its reply is staged (the buffer commits before
 any byte is sent), so a daemon killed mid-request gets it again from its session.
 """
@@ -18,14 +19,13 @@ from typing import TYPE_CHECKING, Any
 from runtime.errors import HeadframeError
 from runtime.mqtt.jobs import Job
 from runtime.mqtt.redelivery import RedeliveryCache
-from runtime.service.reload_note import reload_waited_ms
 
 if TYPE_CHECKING:
     import paho.mqtt.client as paho
 
     from runtime.mqtt.connection import MqttConnection
     from runtime.mqtt.outbox import Outbox
-    from runtime.mqtt.ports import ServiceView
+    from runtime.mqtt.ports import Answered
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +64,7 @@ class Replies:
     """The bridge's ``Replier`` (runtime.mqtt.ports). ``bind`` gives it the connection and
     outbox when the bridge starts; ``counters`` are the bridge's."""
 
-    def __init__(self, service: ServiceView, counters: Counter[str]) -> None:
-        self._service = service
+    def __init__(self, counters: Counter[str]) -> None:
         self._counters = counters
         self._conn: MqttConnection | None = None
         self._outbox: Outbox | None = None
@@ -83,34 +82,31 @@ class Replies:
                 for mid in job_or_msg.more_acks:
                     conn.ack(mid, job_or_msg.qos)
 
-    def properties(self, job: Job) -> dict[str, Any]:
+    def properties(self, job: Job, answer: Answered | None = None) -> dict[str, Any]:
+        """The reply's properties: content type, correlation data, and who answered (the
+        model version and variant that computed it, the reload wait) from ``answer``."""
         user: list[tuple[str, str]] = []
-        if job.route.kind != "cmd":
-            try:
-                slot = self._service.slot(job.route.name)
-                user = [("model_version", str(slot.package.version)), ("variant", slot.variant.id)]
-            except Exception:
-                user = []
-            waited = reload_waited_ms()  # this request waited for its parked model to load
-            if waited is not None:
-                user.append(("reload_ms", str(waited)))
+        if answer is not None:
+            user = [("model_version", answer.version), ("variant", answer.variant)]
+            if answer.reload_ms is not None:  # the request waited for its parked model
+                user.append(("reload_ms", str(answer.reload_ms)))
         props: dict[str, Any] = {"content_type": CONTENT_TYPE, "user": user}
         if job.correlation is not None:
             props["correlation_data"] = job.correlation
         return props
 
-    def send(self, job: Job, body: bytes) -> None:
+    def send(self, job: Job, body: bytes, answer: Answered | None = None) -> None:
         assert self._outbox is not None
-        props = self.properties(job)
+        props = self.properties(job, answer)
         job.replies.append((job.reply_to, body, props))
         if self._outbox.send(job.reply_to, body, qos=1, properties=props):
             self._counters["replies"] += 1
         else:
             self._counters["replies_dropped"] += 1
 
-    def finish(self, job: Job, body: bytes | None = None) -> None:
+    def finish(self, job: Job, body: bytes | None = None, answer: Answered | None = None) -> None:
         if body is not None:
-            self.send(job, body)
+            self.send(job, body, answer)
         job.done = True
         self.ack(job)
 

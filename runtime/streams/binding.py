@@ -14,7 +14,7 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import orjson
@@ -25,7 +25,22 @@ from runtime.streams.window import Window, Windower
 
 log = logging.getLogger(__name__)
 
-Infer = Callable[[str, Mapping[str, np.ndarray]], Awaitable[Mapping[str, np.ndarray]]]
+
+class Answered(Protocol):
+    """The service's answer (runtime.service.Answer): the outputs and who computed them."""
+
+    @property
+    def outputs(self) -> Mapping[str, np.ndarray]: ...
+
+    @property
+    def version(self) -> str: ...
+
+    @property
+    def variant(self) -> str: ...
+
+
+# infer(app, inputs) -> the answer (the service's, with protocol "stream")
+Infer = Callable[[str, Mapping[str, np.ndarray]], Awaitable[Answered]]
 Publish = Callable[[str, bytes, int, bool], None]
 _DTYPES = {"FP32": np.float32, "FP64": np.float64, "FP16": np.float16}
 
@@ -173,8 +188,7 @@ class Binding:
         name, shape, dtype = self._input
         try:
             array = np.asarray(window.rows, dtype=dtype).reshape(shape)
-            outputs = await self.infer(s.app, {name: array})
-            slot = self.slot(s.app)
+            answer = await self.infer(s.app, {name: array})
         except Exception as e:
             self.counters["errors"] += 1
             self.last_error = str(getattr(e, "message", e))
@@ -183,17 +197,17 @@ class Binding:
         doc = {
             "stream": s.name,
             "app": s.app,
-            "version": str(slot.package.version),
-            "variant": slot.variant.id,
+            "version": answer.version,  # the version and variant that computed it
+            "variant": answer.variant,
             "window": {"number": window.number, "samples": len(window.rows),
                        "first_at": window.first_at, "last_at": window.last_at},
-            "outputs": {k: np.asarray(v).tolist() for k, v in outputs.items()},
+            "outputs": {k: np.asarray(v).tolist() for k, v in answer.outputs.items()},
         }  # fmt: skip
         self.publish(s.publish, orjson.dumps(doc), s.qos, s.retain)
         self.counters["results"] += 1
         self.last_result = doc
         if s.alert is not None:
-            self._alert(doc, outputs)
+            self._alert(doc, answer.outputs)
 
     def _alert(self, doc: dict[str, Any], outputs: Mapping[str, np.ndarray]) -> None:
         rule = self.settings.alert

@@ -14,10 +14,8 @@ from runtime.catalog import Store
 from runtime.cli import app as cli_app
 from runtime.config import load_settings
 from runtime.fleet.publish import publish
-from runtime.fleet.runner import FleetRunner
 from runtime.fleet.wiring import build_agent
-from runtime.service import InferenceService
-from tests.fleet.conftest import DEMO_APP, make_version, write_box_config
+from tests.fleet.conftest import DEMO_APP, fleet_in_process, make_version, write_box_config
 from tests.support.prometheus import prometheus_text
 from tests.support.static_server import StaticServer
 
@@ -45,9 +43,7 @@ def test_runner_installs_updates_and_follows_a_shell_rollback(
     states: list[dict[str, Any]] = []
 
     async def main() -> None:
-        agent = build_agent(settings)
-        service = InferenceService(agent.loader)  # type: ignore[arg-type]
-        runner = FleetRunner(agent, service, reconcile_s=0.2)
+        service, runner = fleet_in_process(settings)
         runner.add_listener(states.append)  # what the MQTT bridge publishes, retained
         task = asyncio.create_task(runner.run())
         await _until(lambda: DEMO_APP in {s.app for s in service.slots()})  # first install
@@ -75,7 +71,7 @@ def test_runner_installs_updates_and_follows_a_shell_rollback(
         await _until(lambda: runner.status()["last_check"] != checked)
         assert service.slot(DEMO_APP).package.version == "1.0.0"
         assert "2.0.0" in runner.status()["apps"][DEMO_APP]["bad"]
-        runner.stop()
+        await runner.stop()
         await asyncio.wait_for(task, 60)
         await service.close()
 
@@ -111,10 +107,8 @@ def test_update_over_http_under_load_with_status_page_and_metrics(
     store = Store(tmp_path / "box" / "store")
 
     async def build() -> tuple[Any, Any]:
-        agent = build_agent(settings)
-        service = InferenceService(agent.loader, queue_size=256)  # type: ignore[arg-type]
+        service, runner = fleet_in_process(settings, queue_size=256)
         await service.add(store.load(DEMO_APP))
-        runner = FleetRunner(agent, service, reconcile_s=0.2)
         context = ServerContext()
         context.add_section("fleet", runner.status)
         context.add_metrics("fleet", runner.metric_families)
@@ -123,7 +117,7 @@ def test_update_over_http_under_load_with_status_page_and_metrics(
 
     async def close(extra: Any) -> None:
         runner, service, task = extra
-        runner.stop()
+        await runner.stop()
         await asyncio.wait_for(task, 60)
         await service.close()
 
