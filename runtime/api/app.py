@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import logging
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from fastapi import FastAPI, Request
@@ -93,7 +94,23 @@ def create_app(
     ``changes`` (the change path) serves ``POST /admin/models/{app}/select``; without one
     there is no admin route."""
     context = context or ServerContext()
+    in_flight = InFlight()
+
+    def layers(routed: ASGIApp) -> ASGIApp:
+        # The host check runs first, then the guard (tokens, limits), then the infer fast
+        # path, then FastAPI.
+        fast = kserve.InferFastPath(routed, service=service, shed=shed)
+        guard = Guard(
+            fast,
+            tokens=tokens if tokens is not None else Tokens(load_tokens(settings.api)),
+            max_body_bytes=settings.api.max_body_bytes,
+            timeout_s=settings.api.request_timeout_s,
+            in_flight=in_flight,
+        )
+        return HostCheck(guard, trusted=trusted_hosts(settings.api))
+
     app = HeadframeApp(
+        layers,
         title="headframe",
         version=__version__,
         description="Edge AI runtime: KServe v2 and OpenAI-compatible inference.",
@@ -104,7 +121,6 @@ def create_app(
     _install_error_handlers(app)
     app.include_router(kserve.router(service, shed))
     app.include_router(status.router(service, context))
-    in_flight = InFlight()
     app.include_router(metrics.router(metrics.build_registry(service, context, in_flight)))
     if importlib.util.find_spec("runtime.api.openai") is not None:
         # The text side (C2's module) plugs in when present; a module that exists but
@@ -126,17 +142,6 @@ def create_app(
                 raise ModelNotFound(str(e.args[0] if e.args else e)) from None
             return slot.to_dict()
 
-    # The host check runs first, then the guard (tokens, limits), then the infer fast path,
-    # then FastAPI.
-    fast = kserve.InferFastPath(app.routed, service=service, shed=shed)
-    guard = Guard(
-        fast,
-        tokens=tokens if tokens is not None else Tokens(load_tokens(settings.api)),
-        max_body_bytes=settings.api.max_body_bytes,
-        timeout_s=settings.api.request_timeout_s,
-        in_flight=in_flight,
-    )
-    app.entry = HostCheck(guard, trusted=trusted_hosts(settings.api))
     return app
 
 
@@ -145,9 +150,12 @@ class HeadframeApp(FastAPI):
     with them inside its middleware stack: every request passes the layers, and the hot
     infer route is answered before FastAPI's own per-request work (its telemetry check
     reads the environment on every call, Starlette's error middleware wraps ``send``),
-    which cost more than a small model's inference and protect nothing there."""
+    which cost more than a small model's inference and protect nothing there.
+    ``layers(routed)`` wraps FastAPI's own routing (``routed``) in those layers."""
 
-    entry: ASGIApp
+    def __init__(self, layers: Callable[[ASGIApp], ASGIApp], **fastapi: Any) -> None:
+        super().__init__(**fastapi)
+        self.entry = layers(self.routed)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.entry(scope, receive, send)
