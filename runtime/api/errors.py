@@ -21,7 +21,7 @@ from runtime.errors import (
 )
 
 # On a response that waited for its idle-unloaded (parked) model to load again
-# (runtime.service.reload_note): the KServe and OpenAI routes both add it.
+# (the answer's reload_ms, runtime.service.answer): the KServe and OpenAI routes add it.
 RELOAD_HEADER = "X-Headframe-Reload-Ms"
 
 STATUS_BY_ERROR: dict[type[HeadframeError], int] = {

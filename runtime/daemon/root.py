@@ -122,7 +122,7 @@ class Daemon:
     def _daemon_section(self) -> dict[str, Any]:
         return {
             "phase": self.phase,
-            "store": str(self.settings.paths.store),
+            "store": str(self.parts.store.root if self.parts else self.settings.paths.store),
             "store_watch_s": self._watch_s,
             # empty: every application in the store is served
             "configured_applications": [a.name for a in self.settings.applications],
