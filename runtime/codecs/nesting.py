@@ -1,5 +1,6 @@
-"""How deep a parsed JSON document nests: the one check HTTP-independent transports (MQTT)
-put on a request body after parsing it, so a body is parsed once and still bounded."""
+"""How deep a parsed JSON document nests: the check a transport with a nesting limit
+(MQTT's ``max_json_depth``) puts on a request body after its one parse, so a body is
+parsed once and still bounded."""
 
 from __future__ import annotations
 
