@@ -8,6 +8,16 @@ from pathlib import Path
 
 import pytest
 
+# Fixtures that tests in several directories use; each module says what it holds.
+pytest_plugins = [
+    "tests.support.mqtt_fixtures",
+    "tests.support.factory_sources",
+    "tests.support.fleet_repo",
+    "tests.support.profile_fixtures",
+    "tests.support.serving_fixtures",
+    "tests.support.text_servers",
+]
+
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 

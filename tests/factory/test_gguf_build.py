@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from runtime.catalog import load_package
-from tests.factory.conftest import cli
+from tests.support.factory_sources import cli
 from tests.support.gguf_models import write_llama_gguf
 
 pytest.importorskip("llama_cpp")

@@ -16,7 +16,7 @@ from runtime.fleet.keys import init_keys
 from runtime.fleet.publish import publish
 from runtime.fleet.trial import run_trial
 from runtime.loading.loader import VariantLoader
-from tests.factory.conftest import Source, cli
+from tests.support.factory_sources import Source, cli
 from tests.support.synthetic import local_report, make_profile
 
 pytestmark = pytest.mark.slow

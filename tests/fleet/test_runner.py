@@ -17,7 +17,7 @@ from runtime.fleet.publish import publish
 from runtime.fleet.runner import FleetRunner
 from runtime.fleet.wiring import build_agent
 from runtime.service import InferenceService
-from tests.fleet.conftest import DEMO_APP, make_version, write_box_config
+from tests.support.fleet_repo import DEMO_APP, make_version, write_box_config
 from tests.support.prometheus import prometheus_text
 from tests.support.static_server import StaticServer
 

@@ -13,7 +13,7 @@ import pytest
 from runtime.errors import ProbeError
 from runtime.hardware import HardwareReport, probe
 from runtime.profiles import load_profiles, match
-from tests.hardware.conftest import HOSTS
+from tests.support.paths import HOSTS
 
 
 def _proc_meminfo_total() -> int:

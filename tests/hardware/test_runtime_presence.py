@@ -17,7 +17,7 @@ from runtime.hardware import probe
 from runtime.hardware.runtimes import RUNTIMES, probe_runtime_live
 from runtime.profiles import DeviceProfile, match
 from runtime.selection import Policy, resources_for, runtimes_selection_reads, select
-from tests.hardware.conftest import HOSTS
+from tests.support.paths import HOSTS
 from tests.support.synthetic import MB, make_package_meta, make_variant
 
 PRESENCE = """

@@ -15,9 +15,9 @@ from runtime.config import SparkplugSettings
 from runtime.sparkplug import payload as sp
 from runtime.sparkplug.commands import Control
 from runtime.sparkplug.node import EdgeNode
-from tests.sparkplug import wire
-from tests.sparkplug.host import Host
+from tests.support import sparkplug_wire as wire
 from tests.support.mosquitto import Mosquitto
+from tests.support.sparkplug_host import Host
 
 pytestmark = [pytest.mark.mqtt]
 

@@ -22,7 +22,8 @@ def missing(reason: str) -> NoReturn:
     """Skip with ``reason`` on a developer's machine; fail with it under CI=true."""
     if in_ci():
         pytest.fail(f"{reason} (CI=true: make test installs it, so this is a broken install)")
-    pytest.skip(reason)
+    # allow_module_level: a module whose every test needs it may call this at its top.
+    pytest.skip(reason, allow_module_level=True)
 
 
 def need_module(name: str) -> ModuleType:
