@@ -20,6 +20,7 @@ from runtime.api.context import ServerContext
 from runtime.catalog import Store
 from runtime.config import ApiSettings, Settings
 from runtime.service import InferenceService
+from tests.support.bad_requests import BAD_REQUESTS
 from tests.support.http_server import ServerHandle, running_server, serving
 
 APP = "part-id-reader"
@@ -104,73 +105,12 @@ def test_triton_client_every_datatype_the_model_uses(server: ServerHandle, binar
         assert got == arr.tolist(), name
 
 
-_LIE = orjson.dumps({"inputs": [{"name": "pixels", "datatype": "FP32", "shape": [1, 64],
-                                 "parameters": {"binary_data_size": 256}}]})  # fmt: skip
-BAD = [
-    ("malformed JSON", b'{"inputs": [', {}, 400, "not valid JSON"),
-    ("non-UTF-8", b'{"inputs": [{"name": "\xff\xfe\xfa"}]}', {}, 400, "not valid JSON"),
-    (
-        "wrong shape",
-        orjson.dumps(
-            {"inputs": [{"name": "pixels", "datatype": "FP32", "shape": [1, 3], "data": [1, 2, 3]}]}
-        ),
-        {},
-        400,
-        "expects [-1, 64]",
-    ),
-    (
-        "wrong datatype",
-        orjson.dumps(
-            {
-                "inputs": [
-                    {"name": "pixels", "datatype": "INT32", "shape": [1, 64], "data": [1] * 64}
-                ]
-            }
-        ),
-        {},
-        400,
-        "datatype INT32, the model expects FP32",
-    ),
-    (
-        "missing input",
-        orjson.dumps(
-            {"inputs": [{"name": "other", "datatype": "FP32", "shape": [1], "data": [1]}]}
-        ),
-        {},
-        400,
-        "unknown input 'other'",
-    ),
-    (
-        "lying header length",
-        b'{"inputs": []}',
-        {"Inference-Header-Content-Length": "9999"},
-        400,
-        "only 14 bytes",
-    ),
-    (
-        "lying binary size",
-        _LIE + b"\0" * 100,
-        {"Inference-Header-Content-Length": str(len(_LIE))},
-        400,
-        "runs past the end",
-    ),
-    (
-        "header length not a number",
-        b"{}",
-        {"Inference-Header-Content-Length": "x"},
-        400,
-        "not a number",
-    ),
-    ("huge body", b"[" + b"1," * 200_000 + b"1]", {}, 413, "over the limit"),
-]
-
-
 def test_bad_input_gets_the_right_status_and_the_server_keeps_serving(
     server: ServerHandle,
 ) -> None:
     good = {"inputs": [{"name": "pixels", "datatype": "FP32", "shape": [1, 64], "data": [1] * 64}]}
     with httpx.Client(base_url=server.url) as http:
-        for what, body, headers, status, message in BAD:
+        for what, body, headers, status, message in BAD_REQUESTS:
             r = http.post(f"/v2/models/{APP}/infer", content=body, headers=headers)
             assert r.status_code == status, (what, r.text)
             assert message in r.json()["error"], (what, r.text)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import json
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,6 +33,7 @@ from tests.support.image_models import (
     write_picture_package,
 )
 from tests.support.loaders import ort_loader
+from tests.support.prereq import need_tool
 from tests.support.serving_models import write_linear_package
 
 APP = "part-id-reader"
@@ -139,8 +139,8 @@ def test_raw_png_body_answers_json_with_the_top_3(server: ServerHandle) -> None:
     assert out["data"][0].split(":")[2] == LABELS[int(np.argmax(probs))]
 
 
-@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
 def test_curl_data_binary(server: ServerHandle, tmp_path: Path) -> None:
+    need_tool("curl")
     picture = _pictures()[1]
     (tmp_path / "digit.png").write_bytes(picture)
     out = subprocess.run(

@@ -18,6 +18,7 @@ from runtime.catalog import Store
 from runtime.config import Settings
 from runtime.service import InferenceService
 from tests.support.http_server import running_server
+from tests.support.prereq import need_tool
 
 APP = "part-id-reader"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -37,10 +38,10 @@ async def _close(service: InferenceService) -> None:
     await service.close()
 
 
-@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium not installed (make system-deps)")
 def test_status_page_in_headless_chromium_shows_the_chosen_variant(
     store: Path, loader: Any, tmp_path: Path
 ) -> None:
+    need_tool(CHROMIUM)
     with running_server(_build(store, loader), close=_close) as server:
         with httpx.Client(base_url=server.url) as http:  # some traffic for the figures
             body = {"inputs": [{"name": "pixels", "datatype": "FP32", "shape": [1, 64],

@@ -6,15 +6,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from runtime.backends.base import LoadOptions
 from runtime.backends.openvino import OpenVinoBackend
 from runtime.catalog import FileEntry, Variant, VariantMeta
 from runtime.factory.onnx_variants import make_fp16, prepare
+from tests.support.prereq import need_module
 from tests.support.source_models import embedding_head, run_onnx
 
-pytest.importorskip("openvino")
+need_module("openvino")
 
 
 def test_fp16_onnx_with_io_kept_serves_under_its_declared_names(tmp_path: Path) -> None:

@@ -13,8 +13,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from runtime.config import Settings
 from runtime.daemon import Daemon
-from tests.service.test_load_shed import APP, _body
-from tests.support.serving_models import write_linear_package
+from tests.support.serving_models import kserve_body, write_linear_package
+
+APP = "part-id-reader"
 
 
 def _samples(text: str) -> dict[str, float]:
@@ -48,10 +49,10 @@ def test_the_daemon_hands_one_load_shed_to_its_http_app(tmp_path: Path) -> None:
         try:
             async with httpx.AsyncClient(base_url=daemon.url, timeout=30) as http:
                 infer = f"/v2/models/{APP}/infer"
-                statuses.append((await http.post(infer, content=_body())).status_code)
+                statuses.append((await http.post(infer, content=kserve_body())).status_code)
                 # The governor's sampler thread decides; the loop keeps serving meanwhile.
                 await asyncio.to_thread(daemon.shed.start, "memory hard", 3.0)
-                r = await http.post(infer, content=_body())
+                r = await http.post(infer, content=kserve_body())
                 statuses.append(r.status_code)
                 assert r.headers["retry-after"] == "3"
                 assert _samples((await http.get("/metrics")).text) == {
@@ -60,7 +61,7 @@ def test_the_daemon_hands_one_load_shed_to_its_http_app(tmp_path: Path) -> None:
                 }
                 statuses.append((await http.get("/v2/health/ready")).status_code)
                 await asyncio.to_thread(daemon.shed.stop)
-                statuses.append((await http.post(infer, content=_body())).status_code)
+                statuses.append((await http.post(infer, content=kserve_body())).status_code)
         finally:
             daemon.request_stop()
             await run

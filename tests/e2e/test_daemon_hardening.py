@@ -7,7 +7,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -19,6 +19,7 @@ from runtime.cli import app as cli
 from tests.support import daemon_proc
 from tests.support.mosquitto import free_port
 from tests.support.serving_models import write_linear_package, write_mixed_package
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.slow  # each starts the daemon as a process
 
@@ -34,13 +35,6 @@ def _daemon(config: Path, port: int) -> Iterator[tuple[str, subprocess.Popen[str
         yield url, proc
     finally:
         daemon_proc.stop(proc)
-
-
-def _until(check: Callable[[], bool], what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"not within {timeout} s: {what}"
-        time.sleep(0.2)
 
 
 def _get(url: str, token: str | None = None) -> int:
@@ -59,7 +53,12 @@ def test_sighup_rotates_the_api_tokens(tmp_path: Path) -> None:
         assert (_get(url, "old-token"), _get(url, "new-token"), _get(url)) == (200, 401, 401)
         tokens.write_text("new-token\n")
         proc.send_signal(signal.SIGHUP)
-        _until(lambda: _get(url, "new-token") == 200, "the new token accepted")
+        wait_until(
+            lambda: _get(url, "new-token") == 200,
+            "the new token accepted",
+            timeout=60,
+            interval=0.2,
+        )
         assert _get(url, "old-token") == 401
         # a tokens file that cannot be read keeps the tokens in force
         tokens.unlink()
@@ -111,11 +110,18 @@ def test_one_broken_application_does_not_poison_the_node(
         # readiness = "all" (applied by SIGHUP): the node waits for every application
         daemon_proc.write_config(tmp_path, store, port, 'readiness = "all"\n')
         proc.send_signal(signal.SIGHUP)
-        _until(lambda: _ready(url) == 503, "not ready with readiness = all")
+        wait_until(
+            lambda: _ready(url) == 503, "not ready with readiness = all", timeout=60, interval=0.2
+        )
 
         # the broken application deleted from the store: SIGHUP forgets it
         shutil.rmtree(store / "broken")
         proc.send_signal(signal.SIGHUP)
-        _until(lambda: _ready(url) == 200, "ready once the broken application is gone")
+        wait_until(
+            lambda: _ready(url) == 200,
+            "ready once the broken application is gone",
+            timeout=60,
+            interval=0.2,
+        )
         assert _apps(url) == {APP: "serving", "echo": "serving"}
         assert httpx.get(f"{url}/v2/models/broken/ready").status_code == 404

@@ -13,7 +13,7 @@ from runtime.config import load_settings
 from runtime.errors import MetadataError
 from runtime.fleet.publish import publish
 from runtime.fleet.wiring import build_agent
-from tests.e2e.test_power_loss import _sync_until_paused
+from tests.support.fleet_box import sync_until_paused
 from tests.support.fleet_repo import DEMO_APP, make_version, write_box_config
 from tests.support.static_server import StaticServer
 
@@ -50,7 +50,7 @@ def test_a_power_cut_mid_trial_of_a_first_install_serves_nothing_then_the_pointe
 ) -> None:
     publish(repo_dir, keys_dir, [demo_store / DEMO_APP / "1.0.0"])
     cfg = _box(tmp_path, repo_dir, server)
-    _sync_until_paused(cfg, "trial", tmp_path / "paused")
+    sync_until_paused(cfg, "trial", tmp_path / "paused")
     store = Store(tmp_path / "box" / "store")
     # Staged, never trialled: on disk, but not what a restarted daemon would serve.
     assert store.versions(DEMO_APP) == ["1.0.0"]

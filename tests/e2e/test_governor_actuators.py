@@ -10,7 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.test_governor_steps import APP, GOOD, governor_section, run_daemon
+from tests.support.governor_daemon import APP, GOOD, governor_section, run_daemon
+from tests.support.prereq import need_module
 from tests.support.pressure_host import PressureHost
 
 
@@ -44,7 +45,7 @@ def test_hard_pressure_with_no_lighter_rung_sheds_load_until_it_is_gone(
 
 @pytest.mark.slow
 def test_an_idle_text_app_is_unloaded_and_its_next_request_reloads_it(tmp_path: Path) -> None:
-    pytest.importorskip("llama_cpp", reason="llama-cpp-python (the [llama] extra) is needed")
+    need_module("llama_cpp")
     from tests.support.text_models import write_text_package
 
     store = tmp_path / "store"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_governor_steps import APP, APP_SETTINGS, governor_section, run_daemon
+from tests.support.governor_daemon import APP, APP_SETTINGS, governor_section, run_daemon
 from tests.support.mosquitto import running_broker
 from tests.support.mqtt_client import Requester
 from tests.support.pressure_host import PressureHost

@@ -21,7 +21,7 @@ from runtime.api.context import ServerContext
 from runtime.catalog import Store
 from runtime.config import Settings
 from runtime.service import InferenceService
-from tests.api.test_http_api import BAD
+from tests.support.bad_requests import BAD_REQUESTS
 from tests.support.http_server import ServerHandle, running_server
 
 APP = "part-id-reader"
@@ -55,7 +55,9 @@ def _requests() -> list[tuple[str, str, bytes, dict[str, str]]]:
         ("JPEG for a tensor model", path, b"\xff\xd8\xff", {"Content-Type": "image/jpeg"}),
     ]
     # The guard's 413 sits outside both entry points: not an infer answer.
-    reqs += [(what, path, body, hdrs) for what, body, hdrs, status, _ in BAD if status != 413]
+    reqs += [
+        (what, path, body, hdrs) for what, body, hdrs, status, _ in BAD_REQUESTS if status != 413
+    ]
     return reqs
 
 

@@ -4,11 +4,6 @@ the download rather than starting it again)."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -18,30 +13,9 @@ from runtime.catalog import Store, load_package
 from runtime.config import load_settings
 from runtime.fleet.publish import publish
 from runtime.fleet.wiring import build_agent
+from tests.support.fleet_box import sync_until_paused
 from tests.support.fleet_repo import DEMO_APP, make_version, reshuffle_golden, write_box_config
 from tests.support.static_server import StaticServer
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def _sync_until_paused(cfg: Path, stage: str, marker: Path) -> None:
-    env = {**os.environ, "HF_FLEET_TEST_PAUSE_AT": stage, "HF_FLEET_TEST_PAUSE_FILE": str(marker)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "runtime", "fleet", "sync", "--once", "--config", str(cfg)],
-        cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 240
-        while not marker.exists():
-            if proc.poll() is not None:
-                out = proc.stdout.read().decode() if proc.stdout else ""
-                pytest.fail(f"sync exited ({proc.returncode}) before pausing at {stage}:\n{out}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"sync never reached {stage}")
-            time.sleep(0.05)
-    finally:
-        proc.send_signal(signal.SIGKILL)  # no clean-up code runs: like pulling the plug
-        proc.wait()
 
 
 def _assert_consistent_and_serving(store: Store, cfg: Path) -> str:
@@ -85,7 +59,7 @@ def test_sigkill_at_each_stage_leaves_a_good_box(
     v2 = make_version(demo_pkg, tmp_path / "pkgs", "2.0.0")
     reshuffle_golden(v2)
     publish(repo_dir, keys_dir, [v2])
-    _sync_until_paused(cfg, stage, tmp_path / "paused")
+    sync_until_paused(cfg, stage, tmp_path / "paused")
 
     assert _assert_consistent_and_serving(store, cfg) == "1.0.0"
     server.log.clear()

@@ -17,6 +17,7 @@ import pytest
 from tests.support import daemon_proc
 from tests.support.mosquitto import free_port
 from tests.support.mqtt_client import Requester
+from tests.support.prereq import need_tool
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.slow]
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -44,12 +45,10 @@ def _top(reply: dict[str, Any]) -> list[str]:
     return str(out["data"][0]).split(":")
 
 
-@pytest.mark.skipif(
-    not (shutil.which("curl") and shutil.which("mosquitto_pub")), reason="curl, mosquitto-clients"
-)
 def test_readme_picture_commands_work_verbatim(
     demo_store: Path, tmp_path: Path, make_broker: Any
 ) -> None:
+    need_tool("curl", "mosquitto_pub")
     broker = make_broker("site")
     broker.start()
     store = tmp_path / "store"

@@ -8,7 +8,6 @@ import json
 import shutil
 import signal
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -24,13 +23,7 @@ from runtime.config import default_config_file
 from tests.support import daemon_proc
 from tests.support.mosquitto import free_port
 from tests.support.serving_models import write_linear_package
-
-
-def _until(check: Callable[[], bool], what: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"not within {timeout} s: {what}"
-        time.sleep(0.1)
+from tests.support.wait import wait_until
 
 
 def _infer(url: str, app: str) -> int:
@@ -67,23 +60,23 @@ def test_models_add_and_remove_reach_a_running_daemon_without_sighup(tmp_path: P
         added = runner.invoke(cli, ["models", "add", str(source / "second" / "1.0.0")])
         assert added.exit_code == 0, added.output
         assert f"the daemon at {url} serves it within 2 s" in added.stdout
-        _until(lambda: _infer(url, "second") == 200, "second served after models add")
+        wait_until(lambda: _infer(url, "second") == 200, "second served after models add")
         assert _served(url) == {"first": "1.0.0", "second": "1.0.0"}
 
         # a newer version is swapped in; removing it goes back to the one left
         newer = runner.invoke(cli, ["models", "add", str(source / "second" / "1.1.0")])
         assert newer.exit_code == 0, newer.output
-        _until(lambda: _served(url).get("second") == "1.1.0", "second 1.1.0 swapped in")
+        wait_until(lambda: _served(url).get("second") == "1.1.0", "second 1.1.0 swapped in")
         gone = runner.invoke(cli, ["models", "remove", "second", "--version", "1.1.0"])
         assert gone.exit_code == 0, gone.output
         assert f"the daemon at {url} serves second 1.0.0 within 2 s" in gone.stdout
-        _until(lambda: _served(url).get("second") == "1.0.0", "back to second 1.0.0")
+        wait_until(lambda: _served(url).get("second") == "1.0.0", "back to second 1.0.0")
 
         removed = runner.invoke(cli, ["models", "remove", "second"])
         assert removed.exit_code == 0, removed.output
         assert "removed second 1.0.0" in removed.stdout
         assert f"the daemon at {url} stops serving it within 2 s" in removed.stdout
-        _until(lambda: _infer(url, "second") == 404, "second dropped after models remove")
+        wait_until(lambda: _infer(url, "second") == 404, "second dropped after models remove")
         assert _served(url) == {"first": "1.0.0"}
         assert _infer(url, "first") == 200  # the other application was never touched
 
@@ -191,7 +184,7 @@ def test_a_daemon_that_does_not_watch_is_told_to_reload(
         time.sleep(1.5)
         assert httpx.get(f"{url}/v2/models/second", headers=auth).status_code == 404
         proc.send_signal(signal.SIGHUP)
-        _until(
+        wait_until(
             lambda: httpx.get(f"{url}/v2/models/second", headers=auth).status_code == 200,
             "second served after SIGHUP",
         )

@@ -7,25 +7,20 @@ only pauses it."""
 from __future__ import annotations
 
 import math
-import threading
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 import httpx
-import orjson
-import paho.mqtt.client as paho
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
 from tests.support import daemon_proc
 from tests.support.mosquitto import Mosquitto, free_port
+from tests.support.mqtt_client import Requester
 from tests.support.prometheus import scraped
 from tests.support.sparkplug_host import Host
 from tests.support.stream_models import write_peak_package
+from tests.support.wait import wait_until
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.slow]
 
@@ -35,55 +30,9 @@ ALERT = "plant/line1/pump3/alarm"
 SIZE = 16
 
 
-class Client:
-    def __init__(self, broker: Mosquitto, subscribe: list[str]) -> None:
-        self.got: list[tuple[str, dict[str, Any]]] = []
-        self.lock = threading.Lock()
-        ready = threading.Event()
-        self.c = paho.Client(CallbackAPIVersion.VERSION2, client_id=uuid.uuid4().hex[:8],
-                             protocol=paho.MQTTv5)  # fmt: skip
-
-        def on_connect(c: paho.Client, *_a: Any) -> None:
-            if subscribe:
-                c.subscribe([(t, 1) for t in subscribe])
-            time.sleep(0.2)
-            ready.set()
-
-        def on_message(c: paho.Client, _u: Any, msg: paho.MQTTMessage) -> None:
-            with self.lock:
-                self.got.append((msg.topic, orjson.loads(msg.payload)))
-
-        self.c.on_connect = on_connect
-        self.c.on_message = on_message
-        self.c.connect(broker.host, broker.port)
-        self.c.loop_start()
-        assert ready.wait(10)
-
-    def on(self, topic: str) -> list[dict[str, Any]]:
-        with self.lock:
-            return [doc for t, doc in self.got if t == topic]
-
-    def send(self, payload: bytes) -> None:
-        self.c.publish(SENSOR, payload, qos=1).wait_for_publish(5)
-
-    def request(self, topic: str, body: dict[str, Any], response_topic: str) -> None:
-        props = Properties(PacketTypes.PUBLISH)
-        props.ResponseTopic = response_topic
-        props.CorrelationData = b"1"
-        self.c.publish(topic, orjson.dumps(body), qos=1, properties=props).wait_for_publish(5)
-
-    def close(self) -> None:
-        self.c.loop_stop()
-        self.c.disconnect()
-
-
-def _wait(predicate: Any, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := predicate():
-            return value
-        time.sleep(0.05)
-    raise AssertionError("timed out")
+def _send(sensor: Requester, payload: bytes) -> None:
+    """One sample on the sensor's topic, QoS 1, as a device publishes it."""
+    sensor.request(SENSOR, payload, reply_topic=False).wait_for_publish(5)
 
 
 def _signal(n: int, start: int) -> list[float]:
@@ -120,27 +69,27 @@ def test_stream_binding_results_alerts_bad_samples_and_broker_restart(
     def stream() -> dict[str, Any]:
         return httpx.get(f"{url}/status", timeout=5).json()["streams"]
 
-    listener = Client(broker, [RESULT, ALERT])
+    listener = Requester(broker.host, broker.port, subscribe=[RESULT, ALERT]).open()
     scada = Host(broker.host, broker.port, "plant")
     sent: list[float] = []
     try:
         daemon_proc.wait_ready(url, proc)
-        _wait(lambda: stream()["connected"])
+        wait_until(lambda: stream()["connected"])
         misfit = stream()["streams"]["misfit"]["problem"]
         assert f"a window of {SIZE - 1} values does not fit shape [-1, {SIZE}]" in misfit
-        sensor = Client(broker, [])
+        sensor = Requester(broker.host, broker.port).open()
         for k, value in enumerate(_signal(SIZE * 8, 0)):
-            sensor.send(repr(value).encode())
+            _send(sensor, repr(value).encode())
             sent.append(value)
             if k == 20:  # bad samples: counted, not part of any window
                 for bad in (b"abc", b"", b"inf", b'{"x": 1}'):
-                    sensor.send(bad)
+                    _send(sensor, bad)
             if (k + 1) % SIZE == 0:
                 # one window at a time: a window that finds one running and one waiting
                 # replaces the waiting one (freshest data first), which would skip a number
-                _wait(lambda n=(k + 1) // SIZE: len(listener.on(RESULT)) == n)
-        _wait(lambda: len(listener.on(RESULT)) == 8)
-        results = listener.on(RESULT)
+                wait_until(lambda n=(k + 1) // SIZE: len(listener.docs(RESULT)) == n)
+        wait_until(lambda: len(listener.docs(RESULT)) == 8)
+        results = listener.docs(RESULT)
         for doc in results:
             n = doc["window"]["number"]
             expected = max(abs(v) for v in sent[(n - 1) * SIZE : n * SIZE])
@@ -151,7 +100,7 @@ def test_stream_binding_results_alerts_bad_samples_and_broker_restart(
                                                                     "fp32")  # fmt: skip
         assert [d["window"]["number"] for d in results] == list(range(1, 9))
         # spikes in windows 4 and 5: one "on" (window 4), one "off" (window 6)
-        alerts = _wait(lambda: len(listener.on(ALERT)) == 2 and listener.on(ALERT))
+        alerts = wait_until(lambda: len(listener.docs(ALERT)) == 2 and listener.docs(ALERT))
         assert [(a["state"], a["window"]["number"]) for a in alerts] == [("on", 4), ("off", 6)]
         status = stream()["streams"]["pump3"]
         assert status["counters"]["non_numeric"] == 4
@@ -183,32 +132,33 @@ def test_stream_binding_results_alerts_bad_samples_and_broker_restart(
         # nobody can have the bridge answer onto a binding's result topic
         body = {"inputs": [{"name": "samples", "datatype": "FP32", "shape": [1, SIZE],
                             "data": [0.0] * SIZE}]}  # fmt: skip
-        sensor.request("headframe/s/box1/models/pump-vibration/infer", body, RESULT)
+        topic = "headframe/s/box1/models/pump-vibration/infer"
+        sensor.request(topic, body, correlation=b"1", reply_topic=RESULT).wait_for_publish(5)
 
         def bad_requests() -> int:
             return int(httpx.get(f"{url}/status", timeout=5).json()["mqtt"]["bad_requests"])
 
-        _wait(lambda: bad_requests() == 1)
+        wait_until(lambda: bad_requests() == 1)
         time.sleep(0.3)
-        assert all("stream" in doc for doc in listener.on(RESULT))
+        assert all("stream" in doc for doc in listener.docs(RESULT))
 
         # the broker restarts mid-stream; the binding resumes on its own
         sensor.close()
         listener.close()
         broker.stop()
         broker.start()
-        _wait(lambda: stream()["connected"])
-        listener = Client(broker, [RESULT])
-        sensor = Client(broker, [])
+        wait_until(lambda: stream()["connected"])
+        listener = Requester(broker.host, broker.port, subscribe=[RESULT]).open()
+        sensor = Requester(broker.host, broker.port).open()
         for k, value in enumerate(_signal(SIZE * 2, len(sent))):
-            sensor.send(repr(value).encode())
+            _send(sensor, repr(value).encode())
             sent.append(value)
             if k == SIZE - 1:
-                _wait(lambda: len(listener.on(RESULT)) == 1)
-        _wait(lambda: len(listener.on(RESULT)) == 2)
-        assert [d["window"]["number"] for d in listener.on(RESULT)] == [9, 10]
+                wait_until(lambda: len(listener.docs(RESULT)) == 1)
+        wait_until(lambda: len(listener.docs(RESULT)) == 2)
+        assert [d["window"]["number"] for d in listener.docs(RESULT)] == [9, 10]
         # the sensor falls silent: /status says the stream stalled
-        _wait(lambda: stream()["streams"]["pump3"]["stalled"], timeout=10)
+        wait_until(lambda: stream()["streams"]["pump3"]["stalled"], timeout=10)
         metrics = scraped(httpx.get(f"{url}/metrics", timeout=5).text)
         assert metrics["headframe_stream_stalled"][(("stream", "pump3"),)] == 1
         sensor.close()

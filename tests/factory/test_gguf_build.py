@@ -13,8 +13,9 @@ import pytest
 from runtime.catalog import load_package
 from tests.support.factory_sources import cli
 from tests.support.gguf_models import write_llama_gguf
+from tests.support.prereq import need_module
 
-pytest.importorskip("llama_cpp")
+need_module("llama_cpp")
 pytestmark = [pytest.mark.slow, pytest.mark.llm]
 
 TEXT = (

@@ -25,6 +25,7 @@ from tests.support.certs import CertAuthority
 from tests.support.loop_thread import LoopThread
 from tests.support.mosquitto import Mosquitto, TlsFiles
 from tests.support.mqtt_client import Requester
+from tests.support.wait import holds_within
 
 pytestmark = pytest.mark.mqtt
 
@@ -125,15 +126,6 @@ def _publish(loop: LoopThread, conn: MqttConnection, topic: str, body: bytes) ->
     loop.run(lambda: conn.publish(topic, body, qos=1, retain=False, properties=None))
 
 
-def _wait(cond: Any, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
-
-
 def _echo(
     loop: LoopThread,
     conn: MqttConnection,
@@ -145,7 +137,7 @@ def _echo(
     """Publish ``payloads`` to ``topic`` (which ``conn`` subscribes to); what came back."""
     for body in payloads:
         _publish(loop, conn, topic, body)
-    _wait(lambda: len(inbox.msgs) >= len(payloads), timeout)
+    holds_within(lambda: len(inbox.msgs) >= len(payloads), timeout)
     return [m.payload for m in inbox.msgs]
 
 
@@ -197,7 +189,7 @@ def test_nothing_is_sent_before_the_before_send_hook_has_run(
                 conn.publish("t/in/x", body, qos=1, retain=False, properties=None)
 
             loop.run(send)
-        assert _wait(lambda: len(inbox.msgs) == 50, 10)
+        assert holds_within(lambda: len(inbox.msgs) == 50, 10)
         assert unstored_seen == []
     finally:
         conn.stop()
@@ -215,7 +207,7 @@ def test_a_frozen_broker_is_noticed_by_keepalive_and_left(
         assert conn.wait_connected(5)
         broker.proc.send_signal(signal.SIGSTOP)
         try:
-            assert _wait(lambda: not conn.connected, 16), "a frozen broker went unnoticed"
+            assert holds_within(lambda: not conn.connected, 16), "a frozen broker went unnoticed"
         finally:
             broker.proc.send_signal(signal.SIGCONT)
         assert conn.wait_connected(10), "not back once the broker answered again"
@@ -269,7 +261,9 @@ def test_a_failing_message_handler_neither_stalls_nor_repeats_messages(
                 conn.publish("t/in/x", b"m%d" % i, qos=1, retain=False, properties=None)
 
         loop.run(burst)
-        assert _wait(lambda: len(seen) >= 3, 3), f"messages stalled after the failure: {seen}"
+        assert holds_within(lambda: len(seen) >= 3, 3), (
+            f"messages stalled after the failure: {seen}"
+        )
         time.sleep(0.3)
         assert seen == [b"m0", b"m1", b"m2"]
     finally:

@@ -8,13 +8,11 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
-import orjson
 import pytest
 from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
@@ -22,40 +20,16 @@ from prometheus_client.parser import text_string_to_metric_families
 from runtime.api import kserve
 from runtime.api.app import create_app
 from runtime.api.context import ServerContext
-from runtime.backends.base import LoadOptions
-from runtime.backends.onnx import OnnxBackend
-from runtime.catalog import ModelPackage, Store
+from runtime.catalog import Store
 from runtime.config import Settings
 from runtime.service import InferenceService
 from runtime.service.load_shed import LoadShed, ShedState
 from tests.support.http_server import ServerHandle, running_server
-from tests.support.loaders import Loaded
+from tests.support.loaders import slow_loader
+from tests.support.serving_models import kserve_body
 
 APP = "part-id-reader"
 OTHER = "echo"
-SLOW_S = 1.0
-
-
-def _body(rows: int = 2) -> bytes:
-    x = np.random.default_rng(rows).uniform(0, 16, (rows, 64)).astype(np.float32)
-    inputs = [{"name": "pixels", "datatype": "FP32", "shape": [rows, 64],
-               "data": x.reshape(-1).tolist()}]  # fmt: skip
-    return orjson.dumps({"inputs": inputs})
-
-
-class SlowBackend(OnnxBackend):
-    """onnxruntime that takes SLOW_S per request: a request stays in flight meanwhile."""
-
-    def infer(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        time.sleep(SLOW_S)
-        return super().infer(inputs)
-
-
-def slow_loader(package: ModelPackage, pin: str | None) -> Loaded:
-    variant = package.variant(pin) if pin else package.variants[0]
-    backend = SlowBackend()
-    backend.load(variant, LoadOptions(intra_op_threads=1, task=package.meta.task))
-    return Loaded(package, variant, backend)
 
 
 @contextlib.contextmanager
@@ -132,14 +106,14 @@ def test_kserve_infer_is_shed_with_429_and_served_again_after_stop(
         httpx.Client(base_url=h.url) as http,
     ):
         path = f"/v2/models/{APP}/infer"
-        assert http.post(path, content=_body()).status_code == 200
+        assert http.post(path, content=kserve_body()).status_code == 200
 
         shed.start("memory 97% used, no smaller variant", 2.5)
-        r = http.post(path, content=_body())
+        r = http.post(path, content=kserve_body())
         assert r.status_code == 429
         assert r.headers["retry-after"] == "3"  # whole seconds, rounded up
         assert "memory 97% used, no smaller variant" in r.json()["error"]
-        versioned = http.post(f"/v2/models/{APP}/versions/1.0.0/infer", content=_body())
+        versioned = http.post(f"/v2/models/{APP}/versions/1.0.0/infer", content=kserve_body())
         assert versioned.status_code == 429
 
         if fast_path:  # the full app: health, readiness, status, metrics are never shed
@@ -153,7 +127,7 @@ def test_kserve_infer_is_shed_with_429_and_served_again_after_stop(
             assert counts[("shedding", "")] == 1
 
         shed.stop()
-        r = http.post(path, content=_body())
+        r = http.post(path, content=kserve_body())
         assert r.status_code == 200, r.text
         assert "retry-after" not in r.headers
         if fast_path:
@@ -164,7 +138,7 @@ def test_shedding_one_application_leaves_the_others_served(store: Path, loader: 
     shed = LoadShed()
     with _serving(store, loader, shed) as h, httpx.Client(base_url=h.url) as http:
         shed.start("thermal: 93 C, trip point 95 C", 5, frozenset({APP}))
-        assert http.post(f"/v2/models/{APP}/infer", content=_body()).status_code == 429
+        assert http.post(f"/v2/models/{APP}/infer", content=kserve_body()).status_code == 429
         echo = {"inputs": [
             {"name": "half", "datatype": "FP16", "shape": [1, 3], "data": [1, 2, 3]},
             {"name": "text", "datatype": "BYTES", "shape": [1], "data": ["belt"]},
@@ -182,14 +156,16 @@ def test_a_request_in_flight_when_shedding_starts_finishes(store: Path) -> None:
     with _serving(store, slow_loader, shed) as h, httpx.Client(base_url=h.url, timeout=30) as http:
         results: list[httpx.Response] = []
         t = threading.Thread(
-            target=lambda: results.append(http.post(f"/v2/models/{APP}/infer", content=_body()))
+            target=lambda: results.append(
+                http.post(f"/v2/models/{APP}/infer", content=kserve_body())
+            )
         )
         t.start()
         deadline = time.monotonic() + 10
         while h.call(lambda: _depth(h.extra)) == 0 and time.monotonic() < deadline:
             time.sleep(0.02)
         shed.start("load: p95 over budget", 1)
-        refused = http.post(f"/v2/models/{APP}/infer", content=_body())
+        refused = http.post(f"/v2/models/{APP}/infer", content=kserve_body())
         t.join(30)
         shed.stop()
     assert refused.status_code == 429

@@ -23,9 +23,11 @@ from runtime.api.context import ServerContext
 from runtime.catalog import ModelPackage, Store
 from runtime.config import Settings
 from runtime.service import InferenceService
-from tests.service.test_load_shed import APP, SLOW_S, _body, slow_loader
 from tests.support.http_server import ServerHandle, running_server
-from tests.support.loaders import Loaded, ort_loader
+from tests.support.loaders import SLOW_S, Loaded, ort_loader, slow_loader
+from tests.support.serving_models import kserve_body
+
+APP = "part-id-reader"
 
 
 class CountingLoader:
@@ -81,7 +83,7 @@ def test_parked_app_stays_ready_and_the_first_request_reloads_it(
 ) -> None:
     service: InferenceService = server.extra
     with httpx.Client(base_url=server.url, timeout=30) as http:
-        warm = http.post(f"/v2/models/{APP}/infer", content=_body())
+        warm = http.post(f"/v2/models/{APP}/infer", content=kserve_body())
         assert warm.status_code == 200 and "x-headframe-reload-ms" not in warm.headers
         used = service.last_used(APP)
         assert used is not None
@@ -97,13 +99,13 @@ def test_parked_app_stays_ready_and_the_first_request_reloads_it(
         assert status["queue_depth"] == 0
         assert "parked (idle since" in http.get("/").text  # the status page says so too
 
-        cold = http.post(f"/v2/models/{APP}/infer", content=_body())
+        cold = http.post(f"/v2/models/{APP}/infer", content=kserve_body())
         assert cold.status_code == 200, cold.text
         assert int(cold.headers["x-headframe-reload-ms"]) >= 0
         assert cold.json()["outputs"] == warm.json()["outputs"]  # the same model again
         assert loads.calls == 2
         assert _app_status(http)["state"] == "serving"
-        again = http.post(f"/v2/models/{APP}/infer", content=_body())
+        again = http.post(f"/v2/models/{APP}/infer", content=kserve_body())
         assert "x-headframe-reload-ms" not in again.headers
         last = service.last_used(APP)
         assert last is not None and last > used
@@ -113,7 +115,9 @@ def test_concurrent_first_requests_load_once(server: ServerHandle, loads: Counti
     assert _park(server)
     with httpx.Client(base_url=server.url, timeout=30) as http, ThreadPoolExecutor(8) as pool:
         answers = list(
-            pool.map(lambda _: http.post(f"/v2/models/{APP}/infer", content=_body()), range(8))
+            pool.map(
+                lambda _: http.post(f"/v2/models/{APP}/infer", content=kserve_body()), range(8)
+            )
         )
     assert [r.status_code for r in answers] == [200] * 8
     assert loads.calls == 2  # the start-up load and one reload
@@ -131,7 +135,7 @@ def test_a_failed_reload_answers_503_and_the_next_request_tries_again(
     assert _park(server)
     model.write_bytes(b"not an onnx model")  # the disk went bad while the app was idle
     with httpx.Client(base_url=server.url, timeout=30) as http:
-        r = http.post(f"/v2/models/{APP}/infer", content=_body())
+        r = http.post(f"/v2/models/{APP}/infer", content=kserve_body())
         assert r.status_code == 503
         assert APP in r.json()["error"] and "failed" in r.json()["error"]
         assert "retry-after" in r.headers
@@ -140,7 +144,7 @@ def test_a_failed_reload_answers_503_and_the_next_request_tries_again(
         assert http.get("/v2/health/ready").json() == {"ready": True}
 
         shutil.copy(saved, model)
-        r = http.post(f"/v2/models/{APP}/infer", content=_body())
+        r = http.post(f"/v2/models/{APP}/infer", content=kserve_body())
         assert r.status_code == 200, r.text
         assert "x-headframe-reload-ms" in r.headers
         assert _app_status(http)["state"] == "serving"
@@ -151,7 +155,9 @@ def test_parking_waits_for_requests_in_flight(store: Path) -> None:
         service: InferenceService = h.extra
         results: list[httpx.Response] = []
         t = threading.Thread(
-            target=lambda: results.append(http.post(f"/v2/models/{APP}/infer", content=_body()))
+            target=lambda: results.append(
+                http.post(f"/v2/models/{APP}/infer", content=kserve_body())
+            )
         )
         t.start()
         while h.call(lambda: _depth(service)) == 0:
@@ -193,6 +199,6 @@ def test_a_swap_of_a_parked_app_serves_the_new_load(server: ServerHandle) -> Non
     slot = server.call(lambda: service.swap(APP))
     assert slot.state == "serving"
     with httpx.Client(base_url=server.url, timeout=30) as http:
-        r = http.post(f"/v2/models/{APP}/infer", content=_body())
+        r = http.post(f"/v2/models/{APP}/infer", content=kserve_body())
         assert r.status_code == 200 and "x-headframe-reload-ms" not in r.headers
         assert _app_status(http)["state"] == "serving"

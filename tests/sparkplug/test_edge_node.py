@@ -18,6 +18,7 @@ from runtime.sparkplug.node import EdgeNode
 from tests.support import sparkplug_wire as wire
 from tests.support.mosquitto import Mosquitto
 from tests.support.sparkplug_host import Host
+from tests.support.wait import wait_until_async
 
 pytestmark = [pytest.mark.mqtt]
 
@@ -36,16 +37,6 @@ class Counting:
 
     def devices(self) -> dict[str, list[sp.Metric]]:
         return {"pump-model": [sp.Metric("Variant", sp.STRING, "int8")]}
-
-
-async def _until(predicate: Any, timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        await asyncio.sleep(0.05)
-    raise AssertionError("timed out")
 
 
 def _node(broker: Mosquitto, tmp_path: Path, source: Any, **kw: Any) -> EdgeNode:
@@ -82,7 +73,7 @@ def test_birth_order_aliases_and_seq_wrap(broker: Mosquitto, tmp_path: Path) -> 
         node = _node(broker, tmp_path, Counting(), scan_interval_s=0.01)
         node.start()
         try:
-            await _until(lambda: len(host.messages()) >= 300, timeout=60)
+            await wait_until_async(lambda: len(host.messages()) >= 300, timeout=60)
         finally:
             await node.stop()
 
@@ -120,11 +111,11 @@ def test_rebirth_on_ncmd_keeps_the_session(broker: Mosquitto, tmp_path: Path) ->
         node = _node(broker, tmp_path, Counting(moving=False))
         node.start()
         try:
-            await _until(lambda: host.messages("DBIRTH"))
+            await wait_until_async(lambda: host.messages("DBIRTH"))
             alias = host.messages("NBIRTH")[0].payload.by_name()["Node Control/Rebirth"].alias
             host.command("box1", [wire.write_metric(alias=alias, value=True)])  # by alias
-            await _until(lambda: len(host.messages("NBIRTH")) == 2)
-            await _until(lambda: len(host.messages("DBIRTH")) == 2)
+            await wait_until_async(lambda: len(host.messages("NBIRTH")) == 2)
+            await wait_until_async(lambda: len(host.messages("DBIRTH")) == 2)
             assert node.status()["counters"]["sessions"] == 1
         finally:
             await node.stop()
@@ -149,23 +140,23 @@ def test_state_gates_births(broker: Mosquitto, tmp_path: Path) -> None:
         node = _node(broker, tmp_path, Counting(moving=False), primary_host_id="scada")
         node.start()
         try:
-            await _until(lambda: "waiting" in node.status()["state"])
+            await wait_until_async(lambda: "waiting" in node.status()["state"])
             await asyncio.sleep(1.0)
             assert host.messages("NBIRTH") == []  # no birth while the host is away
             t0 = int(time.time() * 1000)
             host.state(True, t0)
-            await _until(lambda: host.messages("DBIRTH"))
+            await wait_until_async(lambda: host.messages("DBIRTH"))
             bdseq = host.messages("NBIRTH")[0].payload.by_name()["bdSeq"].value
             host.state(False, t0 - 10)  # older than the one in force: ignored
             await asyncio.sleep(0.5)
             assert host.messages("NDEATH") == []
             host.state(False, t0 + 1)
-            await _until(lambda: host.messages("NDEATH"))
+            await wait_until_async(lambda: host.messages("NDEATH"))
             assert host.messages("NDEATH")[0].payload.by_name()["bdSeq"].value == bdseq
             await asyncio.sleep(0.5)
             assert len(host.messages("NBIRTH")) == 1  # offline: no birth
             host.state(True, t0 + 2)
-            await _until(lambda: len(host.messages("NBIRTH")) == 2)
+            await wait_until_async(lambda: len(host.messages("NBIRTH")) == 2)
             again = host.messages("NBIRTH")[1].payload
             assert again.seq == 0
             assert again.by_name()["bdSeq"].value == (bdseq + 1) % 256  # a new session
@@ -199,7 +190,7 @@ def test_commands_obey_their_switches(broker: Mosquitto, tmp_path: Path) -> None
         node.start()
         try:
             births = 1 if obey is False else 2  # the second node's own birth, not the first's
-            await _until(lambda: len(host.messages("DBIRTH")) == births)
+            await wait_until_async(lambda: len(host.messages("DBIRTH")) == births)
             nbirth = host.messages("NBIRTH")[-1].payload.by_name()
             assert nbirth["Node Control/Reload Models"].value is False
             alias = host.messages("DBIRTH")[-1].payload.by_name()["Variant"].alias
@@ -208,7 +199,7 @@ def test_commands_obey_their_switches(broker: Mosquitto, tmp_path: Path) -> None
                                                     value=True)])  # fmt: skip
             host.command("box1", [wire.write_metric(name="Node Control/Format Disk",
                                                     value=True)])  # fmt: skip
-            await _until(lambda: node.status()["counters"]["commands"] == 3)
+            await wait_until_async(lambda: node.status()["counters"]["commands"] == 3)
             await asyncio.sleep(0.2)
             return node.status()["counters"]
         finally:
@@ -233,12 +224,12 @@ def test_broker_restart_is_a_new_session_with_the_next_bdseq(
         node = _node(broker, tmp_path, Counting(moving=False))
         node.start()
         try:
-            await _until(lambda: node.status()["state"] == "online")
+            await wait_until_async(lambda: node.status()["state"] == "online")
             first = node.status()["bdseq"]
             await asyncio.to_thread(broker.stop)
-            await _until(lambda: node.status()["state"] != "online")
+            await wait_until_async(lambda: node.status()["state"] != "online")
             await asyncio.to_thread(broker.start)
-            await _until(lambda: node.status()["counters"]["births"] == 2, timeout=30)
+            await wait_until_async(lambda: node.status()["counters"]["births"] == 2, timeout=30)
             status = node.status()
             assert status["state"] == "online" and status["counters"]["sessions"] == 2
             assert status["bdseq"] == (first + 1) % 256  # the Will of the new session
@@ -248,7 +239,7 @@ def test_broker_restart_is_a_new_session_with_the_next_bdseq(
         again = _node(broker, tmp_path, Counting(moving=False))
         again.start()
         try:
-            await _until(lambda: again.status()["state"] == "online")
+            await wait_until_async(lambda: again.status()["state"] == "online")
             assert again.status()["bdseq"] == (first + 2) % 256
         finally:
             await again.stop()

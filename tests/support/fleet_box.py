@@ -1,6 +1,7 @@
 """A simulated box's daemon as a real process, for the fleet tests that run `headframe
 serve` with [fleet]: its settings file with an API port, the process (stopped with
-SIGTERM however the test ends) and a wait that shows the daemon's log if it exits."""
+SIGTERM however the test ends), a wait that shows the daemon's log if it exits, and a
+sync cut off at a chosen stage (a power cut)."""
 
 from __future__ import annotations
 
@@ -14,9 +15,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.support.fleet_repo import write_box_config
 from tests.support.mosquitto import free_port
+from tests.support.wait import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -66,15 +69,36 @@ def wait_for(
 ) -> None:  # fmt: skip
     """Until ``pred()`` is true (HTTP errors and missing keys count as not yet); fails
     with the daemon's log if it exits, or after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if pred():
-                return
-        except (httpx.HTTPError, KeyError, ValueError):
-            pass
+
+    def check() -> object:
         if proc.poll() is not None:
             tail = log.read_text()[-3000:]
             raise AssertionError(f"the daemon exited ({proc.returncode}):\n{tail}")
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
+        try:
+            return pred()
+        except (httpx.HTTPError, KeyError, ValueError):
+            return False
+
+    wait_until(check, what, timeout, interval=0.2)
+
+
+def sync_until_paused(cfg: Path, stage: str, marker: Path) -> None:
+    """`headframe fleet sync --once` run until it pauses at ``stage`` (the fleet's test
+    hook), then SIGKILLed: a power cut at that stage."""
+    env = {**os.environ, "HF_FLEET_TEST_PAUSE_AT": stage, "HF_FLEET_TEST_PAUSE_FILE": str(marker)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "runtime", "fleet", "sync", "--once", "--config", str(cfg)],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 240
+        while not marker.exists():
+            if proc.poll() is not None:
+                out = proc.stdout.read().decode() if proc.stdout else ""
+                pytest.fail(f"sync exited ({proc.returncode}) before pausing at {stage}:\n{out}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"sync never reached {stage}")
+            time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGKILL)  # no clean-up code runs: like pulling the plug
+        proc.wait()

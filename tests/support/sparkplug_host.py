@@ -1,9 +1,8 @@
 """A Sparkplug host application written for the tests: subscribes to a group, decodes
-with tests/sparkplug/wire.py, publishes STATE and commands."""
+with tests/support/sparkplug_wire.py, publishes STATE and commands."""
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -11,9 +10,10 @@ from typing import Any
 
 import orjson
 import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
 
 from tests.support import sparkplug_wire as wire
+from tests.support.mqtt_client import Requester
+from tests.support.wait import wait_until
 
 
 @dataclass
@@ -22,61 +22,55 @@ class Seen:
     kind: str
     device: str | None
     payload: wire.WirePayload
-    at: float
+
+
+def _seen(msg: paho.MQTTMessage, prefix: str) -> Seen | None:
+    """A Sparkplug message as the host reads it (None for the client's own reply topic)."""
+    if not msg.topic.startswith(prefix):
+        return None
+    parts = msg.topic.split("/")
+    device = parts[4] if len(parts) > 4 else None
+    return Seen(msg.topic, parts[2], device, wire.read(msg.payload))
 
 
 class Host:
+    """Subscribes to ``spBv1.0/{group}/#`` through the test MQTT client (Requester) and
+    decodes what arrives with its own reader."""
+
     def __init__(self, host: str, port: int, group: str, host_id: str = "scada") -> None:
         self.group, self.host_id = group, host_id
-        self.seen: list[Seen] = []
-        self.lock = threading.Lock()
-        self.ready = threading.Event()
-        self.client = paho.Client(
-            CallbackAPIVersion.VERSION2, client_id=f"host-{uuid.uuid4().hex[:6]}",
-            protocol=paho.MQTTv5,
-        )  # fmt: skip
-        self.client.on_connect = self._on_connect
-        self.client.on_message = self._on_message
-        self.client.connect(host, port)
-        self.client.loop_start()
-        assert self.ready.wait(10), "the test host did not connect"
-
-    def _on_connect(self, c: paho.Client, u: Any, f: Any, rc: Any, p: Any) -> None:
-        c.subscribe(f"spBv1.0/{self.group}/#", qos=1)
-        time.sleep(0.2)
-        self.ready.set()
-
-    def _on_message(self, c: paho.Client, u: Any, msg: paho.MQTTMessage) -> None:
-        parts = msg.topic.split("/")
-        kind = parts[2]
-        device = parts[4] if len(parts) > 4 else None
-        with self.lock:
-            self.seen.append(Seen(msg.topic, kind, device, wire.read(msg.payload), time.time()))
+        self.prefix = f"spBv1.0/{group}/"
+        self.client = Requester(
+            host, port, client_id=f"host-{uuid.uuid4().hex[:6]}", subscribe=[f"{self.prefix}#"]
+        ).open()
+        self._seen: list[Seen | None] = []  # decoded so far, in arrival order
 
     def close(self) -> None:
-        self.client.loop_stop()
-        self.client.disconnect()
+        self.client.close()
 
     def messages(self, kind: str | None = None) -> list[Seen]:
-        with self.lock:
-            return [s for s in self.seen if kind is None or s.kind == kind]
+        with self.client.lock:
+            new = self.client.messages[len(self._seen) :]
+            for msg in new:
+                self._seen.append(_seen(msg, self.prefix))
+            return [s for s in self._seen if s is not None and (kind is None or s.kind == kind)]
 
     def wait(self, predicate: Any, timeout: float = 20.0) -> Any:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = predicate()
-            if value:
-                return value
-            time.sleep(0.05)
-        raise AssertionError(f"timed out; saw {[(s.kind, s.payload.seq) for s in self.seen]}")
+        """``predicate()``'s first true value; on a timeout, says what the host saw."""
+        try:
+            return wait_until(predicate, "the host to see it", timeout)
+        except AssertionError as e:
+            seen = [(s.kind, s.payload.seq) for s in self.messages()]
+            raise AssertionError(f"{e}; saw {seen}") from None
 
     def state(self, online: bool, timestamp: int | None = None) -> None:
         body = {"online": online, "timestamp": timestamp or int(time.time() * 1000)}
-        self.client.publish(f"spBv1.0/STATE/{self.host_id}", orjson.dumps(body), qos=1,
-                            retain=True).wait_for_publish(5)  # fmt: skip
+        topic = f"spBv1.0/STATE/{self.host_id}"
+        info = self.client.request(topic, orjson.dumps(body), reply_topic=False, retain=True)
+        info.wait_for_publish(5)
 
     def command(self, edge: str, metrics: list[bytes], device: str | None = None) -> None:
         kind = "DCMD" if device else "NCMD"
         topic = f"spBv1.0/{self.group}/{kind}/{edge}" + (f"/{device}" if device else "")
-        self.client.publish(topic, wire.write(metrics, timestamp=int(time.time() * 1000)),
-                            qos=0).wait_for_publish(5)  # fmt: skip
+        body = wire.write(metrics, timestamp=int(time.time() * 1000))
+        self.client.request(topic, body, qos=0, reply_topic=False).wait_for_publish(5)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import re
-import shutil
 import subprocess
 import tarfile
 from pathlib import Path
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.packaging.pkgtools import REPO, Built, run
+from tests.support.prereq import need_tool
 
 pytestmark = pytest.mark.slow
 
@@ -116,8 +116,8 @@ def test_shipped_unit_profiles_and_config_are_the_repos(
     assert shebang == "#!/opt/headframe/bin/python"
 
 
-@pytest.mark.skipif(shutil.which("lintian") is None, reason="lintian missing")
 def test_lintian_reports_no_errors(built: Built) -> None:
+    need_tool("lintian")
     out = run("lintian", "--tag-display-limit", "0", built.deb, check=False, timeout=900)
     errors = [line for line in out.stdout.splitlines() if line.startswith("E:")]
     assert not errors, "\n".join(errors[:40])
@@ -125,8 +125,8 @@ def test_lintian_reports_no_errors(built: Built) -> None:
     assert out.returncode in (0, 1), out.stderr
 
 
-@pytest.mark.skipif(shutil.which("rpm") is None, reason="rpm missing")
 def test_rpm_metadata(built: Built) -> None:
+    need_tool("rpm")
     assert built.rpm is not None
     assert run("rpm", "-qp", "--qf", "%{NAME} %{VERSION}-%{RELEASE}", built.rpm).stdout == (
         f"headframe {built.version}"

@@ -5,7 +5,6 @@ device allow-list)."""
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,13 +12,16 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.packaging.unitfile import UNIT, parse_unit, service
+from tests.support.prereq import need_tool
 
 MAX_EXPOSURE = 2.0
 
-needs_systemd_analyze = pytest.mark.skipif(
-    shutil.which("systemd-analyze") is None,
-    reason="systemd-analyze missing (scripts/system-deps.sh installs it; make test runs that)",
-)
+needs_systemd_analyze = pytest.mark.usefixtures("systemd_analyze")
+
+
+@pytest.fixture
+def systemd_analyze() -> None:
+    need_tool("systemd-analyze")
 
 
 def _unit_with_real_exec(tmp_path: Path) -> Path:
