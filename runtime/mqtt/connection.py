@@ -19,9 +19,10 @@ schedule (runtime.mqtt.diagnostics).
 What differs between the users is their session: the bridge's is persistent (clean start
 off, a session expiry interval), so QoS 1 requests published while the daemon is briefly
 away are waiting when it returns; Sparkplug's and the stream bindings' are clean (Clean
-Start, expiry 0). The Will is built afresh for every CONNECT by a callable (Sparkplug's
-NDEATH carries the bdSeq of that very session). Subscriptions are made again on every
-connect.
+Start, expiry 0); paho still sends a QoS 1 message it had no PUBACK for again after any
+reconnect, so a user that must not repeat one waits for its PUBACK (Sparkplug's NDEATH).
+The Will is built afresh for every CONNECT by a callable (Sparkplug's NDEATH carries the
+bdSeq of that very session). Subscriptions are made again on every connect.
 
 With ``receive_maximum`` the CONNECT announces it and the connection keeps to it
 (runtime.mqtt.flow): past it, nothing more is read until the handler has acknowledged
@@ -84,7 +85,7 @@ def _guarded(fn: Callable[..., None] | None, what: str) -> Callable[..., None] |
         try:
             fn(*args)
         except Exception:
-            log.exception("mqtt: %s failed", what)
+            log.exception("%s failed", what)
 
     return call
 
@@ -139,10 +140,10 @@ class MqttConnection:
         self._will = will
         # A failing handler is logged and the connection goes on: an exception inside
         # paho's read path would make it handle the same packet again.
-        self._on_connect_cb = _guarded(on_connect, f"{name}'s connect handler")
-        self._on_disconnect_cb = _guarded(on_disconnect, f"{name}'s disconnect handler")
-        self._on_publish_cb = _guarded(on_publish, f"{name}'s acknowledgement handler")
-        on_message = _guarded(on_message, f"{name}'s message handler")
+        self._on_connect_cb = _guarded(on_connect, f"{name}: the connect handler")
+        self._on_disconnect_cb = _guarded(on_disconnect, f"{name}: the disconnect handler")
+        self._on_publish_cb = _guarded(on_publish, f"{name}: the acknowledgement handler")
+        on_message = _guarded(on_message, f"{name}: the message handler")
         self._stopping = False
         self._renew = False  # reconnect_now(): this session ends on purpose
         self._connected = threading.Event()

@@ -127,6 +127,9 @@ class EdgeNode:
             counters=self.counters,
         )
         self._scan: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()  # a goodbye before a new session
+        self._ending = False  # this session said goodbye; the next one is on its way
+        self._said_goodbye: int | None = None  # the bdSeq whose NDEATH was sent
         self._stopping = False
         # Built here, not at start: a password file that cannot be read is said at once.
         self.conn = MqttConnection(
@@ -153,21 +156,36 @@ class EdgeNode:
     async def stop(self) -> None:
         """NDEATH (an orderly goodbye carries the same bdSeq the Will would), disconnect."""
         self._stopping = True
-        if self.conn.connected and self.bdseq is not None:
-            info = self.conn.publish(
-                self.topics["NDEATH"], self._ndeath(), qos=1, retain=False, properties=None
-            )
-            deadline = time.monotonic() + GOODBYE_WAIT_S
-            while not info.is_published() and self.conn.connected:
-                if time.monotonic() > deadline:
-                    break
-                await asyncio.sleep(0.01)
+        await self._goodbye()
         if self._scan is not None:
             self._scan.cancel()
             await asyncio.gather(self._scan, return_exceptions=True)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.conn.stop()
         self.born = False
         self.state = "stopped"
+
+    async def _goodbye(self) -> None:
+        """NDEATH with this session's bdSeq, waited for until the broker has it: paho sends
+        a QoS 1 message it has no PUBACK for again after a reconnect, and a stale NDEATH
+        must not reach the next session."""
+        if not self.conn.connected or self.bdseq is None or self._said_goodbye == self.bdseq:
+            return
+        self._said_goodbye = self.bdseq
+        info = self.conn.publish(
+            self.topics["NDEATH"], self._ndeath(), qos=1, retain=False, properties=None
+        )
+        deadline = time.monotonic() + GOODBYE_WAIT_S
+        while not info.is_published() and self.conn.connected and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+
+    async def _new_session(self) -> None:
+        """The primary host went offline (spec 3.0, 5.11): NDEATH, then a new session at
+        once, whose Will has the next bdSeq; it births when the host is back."""
+        await self._goodbye()
+        self.conn.reconnect_now()
 
     def _will(self) -> Will:
         """This session's Will, built by the connection for every CONNECT it sends: the
@@ -187,7 +205,7 @@ class EdgeNode:
     # ---- the session (event loop) ---------------------------------------------------------
     def _on_connected(self) -> None:
         self.counters["sessions"] += 1
-        self.born = False
+        self.born = self._ending = False
         self.host_online = self.state_topic is None
         if self.state_topic is None:
             self._birth()
@@ -220,7 +238,10 @@ class EdgeNode:
         ]
 
     def _birth(self) -> None:
-        """NBIRTH (seq 0) then a DBIRTH per application, on this connection."""
+        """NBIRTH (seq 0) then a DBIRTH per application, on this connection (never on one
+        that has said its goodbye)."""
+        if self._ending:
+            return
         self.tracker.forget_all()
         self.seq = 0
         entries = self.tracker.birth(NODE, self._node_metrics())
@@ -304,11 +325,12 @@ class EdgeNode:
         elif not online and self.born:
             log.warning("sparkplug: primary host %s went offline; new session",
                         self.settings.primary_host_id)  # fmt: skip
-            self.conn.publish(
-                self.topics["NDEATH"], self._ndeath(), qos=1, retain=False, properties=None
-            )
-            self.born = False
-            self.conn.reconnect_now()  # the next session's Will has the next bdSeq
+            # No data and no birth on this session from here on: the host is told the node
+            # is dead. The next session reads the retained STATE again.
+            self.born, self._ending = False, True
+            task = asyncio.get_running_loop().create_task(self._new_session())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     # ---- visible -------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:

@@ -173,6 +173,9 @@ def test_state_gates_births(broker: Mosquitto, tmp_path: Path) -> None:
             again = host.messages("NBIRTH")[1].payload
             assert again.seq == 0
             assert again.by_name()["bdSeq"].value == (bdseq + 1) % 256  # a new session
+            # the goodbye went out once: the new session does not carry the old NDEATH
+            deaths = [d.payload.by_name()["bdSeq"].value for d in host.messages("NDEATH")]
+            assert deaths == [bdseq]
         finally:
             await node.stop()
 
