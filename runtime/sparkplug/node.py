@@ -335,8 +335,11 @@ class EdgeNode:
     # ---- visible -------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
         session = self.conn.status()
+        state = self.state
+        if state in ("connecting", "disconnected") and session["last_error"]:
+            state = f"{state}: {session['last_error']}"  # why, for the status page
         return {
-            "state": self.state,
+            "state": state,
             "group_id": self.settings.group_id,
             "edge_node_id": self.settings.edge_node_id,
             "primary_host_id": self.settings.primary_host_id,

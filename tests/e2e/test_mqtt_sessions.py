@@ -149,6 +149,8 @@ def test_refused_credentials_are_said_once_by_each_user(tmp_path: Path) -> None:
             assert len(said) == 1, (name, said)
             assert "password" in said[0]
         assert "staple-wrong-guess" not in log
+        spb = httpx.get(f"{url}/status", timeout=5).json()["sparkplug"]
+        assert spb["state"].startswith("connecting: ") and "refused us" in spb["state"]
     finally:
         daemon_proc.stop(proc)
         broker.stop()
