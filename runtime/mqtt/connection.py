@@ -1,32 +1,25 @@
 """The MQTT session: one paho-mqtt 2.x client (MQTT v5), driven by the event loop. The
-bridge, the Sparkplug edge node and the stream bindings each keep one; none has a
-connection of its own.
+bridge, the Sparkplug edge node and the stream bindings each keep one; none has its own.
 
 paho's socket I/O runs on the daemon's asyncio loop through paho's external-loop hooks
-(runtime.mqtt.socket_driver). So a request arrives, is served and its reply
-is published on one thread: no hand-off to and from a network thread, which on a small
-box cost more than the inference itself (bench/README.md, "MQTT"). Only two things leave
-the loop: inference (the model's worker, as for HTTP) and opening the socket (the TCP
-connect and TLS handshake block, so they run in a worker thread).
+(runtime.mqtt.socket_driver): a request arrives, is served and answered on one thread, no
+hand-off to and from a network thread, which on a small box cost more than the inference
+(bench/README.md, "MQTT"). Only inference (the model's worker) and opening the socket (TCP
+connect and TLS handshake block: a worker thread) leave the loop.
 
-paho's own reconnect loop backs off without jitter and hides why a connect failed, so
-this module supervises the connection itself: on any failure it waits an exponentially
-growing, jittered delay (runtime.retry) before trying again. A broker that is absent is
-normal (the HTTP API serves meanwhile); a broker that refuses us (bad credentials, not
-authorised, a client id in use) is logged once, clearly, and retried on a slower
+paho's own reconnect loop backs off without jitter and hides why a connect failed, so a
+supervisor here waits an exponentially growing, jittered delay (runtime.retry) after any
+failure. A broker that is absent is normal (HTTP serves meanwhile); one that refuses us
+(credentials, not authorised, a client id in use) is logged once and retried on a slower
 schedule (runtime.mqtt.diagnostics).
 
-What differs between the users is their session: the bridge's is persistent (clean start
-off, a session expiry interval), so QoS 1 requests published while the daemon is briefly
-away are waiting when it returns; Sparkplug's and the stream bindings' are clean (Clean
-Start, expiry 0); paho still sends a QoS 1 message it had no PUBACK for again after any
+The users differ in their session: the bridge's is persistent (a session expiry interval:
+QoS 1 requests wait while the daemon is briefly away), Sparkplug's and the bindings' clean
+(Clean Start, expiry 0). paho sends a QoS 1 message it had no PUBACK for again after any
 reconnect, so a user that must not repeat one waits for its PUBACK (Sparkplug's NDEATH).
-The Will is built afresh for every CONNECT by a callable (Sparkplug's NDEATH carries the
-bdSeq of that very session). Subscriptions are made again on every connect.
-
-With ``receive_maximum`` the CONNECT announces it and the connection keeps to it
-(runtime.mqtt.flow): past it, nothing more is read until the handler has acknowledged
-enough; TCP holds the rest at the broker.
+The Will is built by a callable for every CONNECT (Sparkplug's NDEATH carries the bdSeq of
+that very session); subscriptions are made again on every connect. With
+``receive_maximum`` CONNECT announces it and the connection keeps to it (runtime.mqtt.flow).
 
 The callbacks run on the event loop and must not block.
 """
