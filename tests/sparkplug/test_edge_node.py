@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from runtime.config import SparkplugSettings
+from runtime.config import MqttSettings, SparkplugSettings
 from runtime.sparkplug import payload as sp
 from runtime.sparkplug.commands import Control
 from runtime.sparkplug.node import EdgeNode
@@ -44,8 +44,12 @@ def _node(broker: Mosquitto, tmp_path: Path, source: Any, **kw: Any) -> EdgeNode
         raise AssertionError("no DCMD in this test")
 
     settings = SparkplugSettings(enabled=True, group_id="plant", edge_node_id="box1", **kw)
-    return EdgeNode(settings, host=broker.host, port=broker.port, source=source, select=select,
+    return EdgeNode(settings, link=_link(broker), source=source, select=select,
                     obey=lambda command: False, state_dir=tmp_path / "state")  # fmt: skip
+
+
+def _link(broker: Mosquitto) -> MqttSettings:
+    return MqttSettings(host=broker.host, port=broker.port)
 
 
 def test_payload_reads_back_with_an_independent_decoder() -> None:
@@ -160,6 +164,9 @@ def test_state_gates_births(broker: Mosquitto, tmp_path: Path) -> None:
             again = host.messages("NBIRTH")[1].payload
             assert again.seq == 0
             assert again.by_name()["bdSeq"].value == (bdseq + 1) % 256  # a new session
+            # the goodbye went out once: the new session does not carry the old NDEATH
+            deaths = [d.payload.by_name()["bdSeq"].value for d in host.messages("NDEATH")]
+            assert deaths == [bdseq]
         finally:
             await node.stop()
 
@@ -184,7 +191,7 @@ def test_commands_obey_their_switches(broker: Mosquitto, tmp_path: Path) -> None
     async def main(obey: bool) -> dict[str, Any]:
         settings = SparkplugSettings(enabled=True, group_id="plant", edge_node_id="box1")
         controls = {"Node Control/Reload Models": Control("reload", reload)}
-        node = EdgeNode(settings, host=broker.host, port=broker.port, source=Counting(False),
+        node = EdgeNode(settings, link=_link(broker), source=Counting(False),
                         select=select, obey=lambda command: obey, controls=controls,
                         state_dir=tmp_path / "state")  # fmt: skip
         node.start()
@@ -245,3 +252,37 @@ def test_broker_restart_is_a_new_session_with_the_next_bdseq(
             await again.stop()
 
     asyncio.run(main())
+
+
+def test_the_will_of_every_session_carries_that_sessions_bdseq(
+    broker: Mosquitto, tmp_path: Path
+) -> None:
+    # The link is cut twice (no DISCONNECT: the broker publishes the Will). Each NDEATH the
+    # host reads carries the bdSeq of the NBIRTH before it, and each new session births
+    # with the next one: the Will is built for every CONNECT, not once.
+    host = Host(broker.host, broker.port, "plant")
+
+    async def main() -> None:
+        node = _node(broker, tmp_path, Counting(moving=False))
+        node.start()
+        try:
+            for births in (1, 2):
+                await _until(lambda n=births: len(host.messages("NBIRTH")) == n)
+                node.conn.client.abort()  # as a network fault would
+                await _until(lambda n=births: len(host.messages("NDEATH")) == n)
+            await _until(lambda: len(host.messages("NBIRTH")) == 3)
+        finally:
+            await node.stop()
+
+    try:
+        asyncio.run(main())
+        host.wait(lambda: len(host.messages("NDEATH")) == 3)  # and the orderly goodbye
+        births = [s.payload.by_name()["bdSeq"].value for s in host.messages("NBIRTH")]
+        deaths = [s.payload.by_name()["bdSeq"].value for s in host.messages("NDEATH")]
+        assert births == [births[0], (births[0] + 1) % 256, (births[0] + 2) % 256]
+        assert deaths == births
+        assert [s.kind for s in host.messages() if s.kind in ("NBIRTH", "NDEATH")] == [
+            "NBIRTH", "NDEATH", "NBIRTH", "NDEATH", "NBIRTH", "NDEATH",
+        ]  # fmt: skip
+    finally:
+        host.close()
