@@ -414,7 +414,7 @@ def test_the_will_is_built_for_every_connect_and_only_for_one(
     conn = Conn(loop, settings, subscriptions=list, will=will, clean_start=True)
     conn.start()
     try:
-        assert _wait(lambda: conn.failures >= 3, 5)
+        assert holds_within(lambda: conn.failures >= 3, 5)
         assert built == []  # no broker, no CONNECT, no Will
         broker.start()
         assert conn.wait_connected(3)
@@ -423,7 +423,7 @@ def test_the_will_is_built_for_every_connect_and_only_for_one(
             loop.run(conn.client.abort)  # the link is cut: no DISCONNECT, so the broker
             assert watcher.wait_for(lambda r: r.on_topic("t/will"), 5)  # publishes the Will
             assert [m.payload for m in watcher.on_topic("t/will")] == [b"will 1"]
-            assert _wait(lambda: conn.connects == 2, 5)
+            assert holds_within(lambda: conn.connects == 2, 5)
             assert built == [1, 2]
             loop.run(conn.client.abort)
             assert watcher.wait_for(lambda r: len(r.on_topic("t/will")) == 2, 5)
@@ -449,7 +449,7 @@ def test_reconnect_now_opens_a_new_session_at_once_without_the_will(
         with Requester(broker.host, broker.port, subscribe=["t/will"]) as watcher:
             for n in (2, 3, 4):  # more than the "flapping" count: asked for, not a fault
                 loop.run(conn.reconnect_now)
-                assert _wait(lambda n=n: conn.connects == n and conn.connected, 3)
+                assert holds_within(lambda n=n: conn.connects == n and conn.connected, 3)
             time.sleep(0.3)
             assert watcher.on_topic("t/will") == []  # a normal DISCONNECT drops the Will
         assert len(built) == 4 and conn.failures == 0

@@ -267,10 +267,10 @@ def test_the_will_of_every_session_carries_that_sessions_bdseq(
         node.start()
         try:
             for births in (1, 2):
-                await _until(lambda n=births: len(host.messages("NBIRTH")) == n)
+                await wait_until_async(lambda n=births: len(host.messages("NBIRTH")) == n)
                 node.conn.client.abort()  # as a network fault would
-                await _until(lambda n=births: len(host.messages("NDEATH")) == n)
-            await _until(lambda: len(host.messages("NBIRTH")) == 3)
+                await wait_until_async(lambda n=births: len(host.messages("NDEATH")) == n)
+            await wait_until_async(lambda: len(host.messages("NBIRTH")) == 3)
         finally:
             await node.stop()
 
