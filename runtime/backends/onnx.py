@@ -19,7 +19,7 @@ import os
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -34,6 +34,11 @@ from runtime.catalog import Datatype, TensorSpec, Variant
 from runtime.errors import BackendLoadError, BackendUnavailable, InferenceFailed, InvalidInput
 from runtime.tensors import not_a_tensor, to_kserve_datatype
 
+if TYPE_CHECKING:
+    from runtime.catalog import VariantMeta
+    from runtime.hardware.report import HardwareReport
+    from runtime.profiles import Target
+
 log = logging.getLogger(__name__)
 
 # What to ask for when the profile names a device but no providers.
@@ -43,6 +48,44 @@ DEFAULT_PROVIDERS: dict[str, tuple[str, ...]] = {
     "gpu": ("CUDAExecutionProvider", "ROCMExecutionProvider", "CPUExecutionProvider"),
     "npu": ("OpenVINOExecutionProvider", "QNNExecutionProvider", "CPUExecutionProvider"),
 }
+
+# onnxruntime execution providers by the device class they drive (selection's view of a
+# GPU or NPU target). OpenVINO's provider drives Intel GPUs and NPUs alike.
+PROVIDERS_BY_CLASS: dict[str, tuple[str, ...]] = {
+    "gpu": (
+        "CUDAExecutionProvider",
+        "TensorrtExecutionProvider",
+        "ROCMExecutionProvider",
+        "MIGraphXExecutionProvider",
+        "DmlExecutionProvider",
+        "OpenVINOExecutionProvider",
+    ),
+    "npu": (
+        "OpenVINOExecutionProvider",
+        "QNNExecutionProvider",
+        "VitisAIExecutionProvider",
+        "CANNExecutionProvider",
+        "RknpuExecutionProvider",
+    ),
+}
+
+
+def device_problem(target: Target, variant: VariantMeta, report: HardwareReport) -> str | None:
+    """Why onnxruntime cannot drive ``target``'s GPU or NPU here, or None: none of the
+    wanted providers (the target's own that drive that class, else every one that does)
+    is among those the probe saw. Pure; CPU and auto always run."""
+    cls = target.device.split(".")[0]
+    if cls not in PROVIDERS_BY_CLASS:
+        return None
+    info = report.runtime("onnxruntime")
+    offered = info.devices if info else ()
+    drives = PROVIDERS_BY_CLASS[cls]
+    wanted = [p for p in (target.providers or drives) if p in drives]
+    if not any(p in offered for p in wanted):
+        has = ", ".join(offered) or "none"
+        return f"onnxruntime offers no {cls.upper()} provider ({' or '.join(wanted)}; it has {has})"
+    return None
+
 
 # onnxruntime's "tensor(float)" names -> numpy dtypes.
 _ORT_TYPES: dict[str, Any] = {

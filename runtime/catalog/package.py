@@ -20,17 +20,20 @@ import stat
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
     ValidationError,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
 
+from runtime.backend_table import formats, known_format
 from runtime.catalog.image_contract import ImageInput, mismatch
 from runtime.errors import MetadataError
 
@@ -50,7 +53,12 @@ NAME_RE = r"^[a-z0-9][a-z0-9._-]{0,62}$"
 # serves only when ``<app>/active.json`` names it (see Store.active_version).
 FLEET_STAGED_MARKER = ".fleet-staged"
 VERSION_RE = r"^[0-9]+(\.[0-9]+){0,2}([.+-][0-9A-Za-z.-]+)?$"
-Format = Literal["onnx", "openvino", "gguf"]
+# A variant format: one that some backend in runtime/backend_table.py opens.
+Format = Annotated[
+    str,
+    AfterValidator(known_format),
+    WithJsonSchema({"enum": list(formats()), "title": "Format", "type": "string"}),
+]
 Task = Literal["tensor", "text", "embedding"]
 # How ``accuracy_bp`` was measured on the golden set (docs/model-package.md "Quality"):
 # top1 against labels, agreement with / fidelity to the source model's reference

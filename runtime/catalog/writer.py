@@ -85,20 +85,6 @@ def _write_text_atomic(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
-# --- estimates -------------------------------------------------------------------------
-# Rough resident cost of a loaded runtime before any weights, and how many copies of the
-# weights it holds while loading: onnxruntime reads the file, parses it and pre-packs the
-# matrices; OpenVINO reads and compiles; llama.cpp maps the file.
-RUNTIME_BASE_BYTES = {"onnx": 16 * 2**20, "openvino": 32 * 2**20, "gguf": 8 * 2**20}
-WEIGHT_COPIES = {"onnx": 3, "openvino": 2, "gguf": 1}
-
-
-def estimate_peak_memory(fmt: str, n_bytes: int, extra_bytes: int = 0) -> int:
-    """Estimated peak resident bytes of a loaded variant: runtime base + weight copies +
-    ``extra_bytes`` (activations, a KV cache)."""
-    return RUNTIME_BASE_BYTES[fmt] + WEIGHT_COPIES[fmt] * n_bytes + extra_bytes
-
-
 # --- files -----------------------------------------------------------------------------
 
 

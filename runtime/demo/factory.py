@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from runtime.backend_table import estimate_peak_memory
 from runtime.catalog import (
     GoldenSet,
     Lineage,
@@ -27,7 +28,6 @@ from runtime.catalog import (
 )
 from runtime.catalog.golden import write_npz
 from runtime.catalog.writer import (
-    estimate_peak_memory,
     install_package,
     sha256_file,
     staging_dir,

@@ -33,8 +33,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from runtime.backend_table import BACKENDS
 from runtime.backends.base import Backend
-from runtime.backends.registry import BACKENDS
 from runtime.box import Box
 from runtime.catalog import ModelPackage, Variant
 from runtime.files import atomic_write_json
