@@ -21,9 +21,7 @@ ROOT = Path(__file__).resolve().parents[2] / "runtime"
 # catalog's inspection of a bare .onnx, .xml or .gguf file).
 OWNERS = ("backend_table.py", "backends/", "factory/", "demo/", "catalog/inspect.py")
 
-NAMES = (
-    set(BACKENDS) | set(formats()) | set(runtimes()) | {r.platform for r in BACKENDS.values()}
-)
+NAMES = set(BACKENDS) | set(formats()) | set(runtimes()) | {r.platform for r in BACKENDS.values()}
 
 
 def _named(path: Path) -> list[str]:

@@ -12,9 +12,9 @@ from dataclasses import replace
 import pytest
 from typer.testing import CliRunner
 
+from runtime.backend_table import runtimes
 from runtime.cli import app as cli
 from runtime.hardware import probe
-from runtime.backend_table import runtimes
 from runtime.hardware.runtimes import probe_runtime_live
 from runtime.profiles import DeviceProfile, match
 from runtime.selection import Policy, resources_for, runtimes_selection_reads, select

@@ -12,8 +12,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from runtime.backends.onnx import OnnxBackend
 from runtime.backend_table import BACKENDS
+from runtime.backends.onnx import OnnxBackend
 
 HANG_S = 30.0
 
