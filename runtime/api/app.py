@@ -54,13 +54,13 @@ def _install_error_handlers(app: FastAPI) -> None:
             loc = ".".join(str(p) for p in e.get("loc", ()))
             parts.append(f"{loc}: {e.get('msg')}")
         message = "invalid request: " + "; ".join(parts)
-        return JSONResponse(error_payload(request.url.path, message, "invalid_input"), 400)
+        return JSONResponse(error_payload(request.url.path, 400, message, "invalid_input"), 400)
 
     async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return JSONResponse(
-            error_payload(request.url.path, str(exc.detail), code),
+            error_payload(request.url.path, exc.status_code, str(exc.detail), code),
             exc.status_code,
             headers=getattr(exc, "headers", None),
         )
