@@ -32,6 +32,7 @@ from runtime.backends.base import (
 )
 from runtime.catalog import Datatype, TensorSpec, Variant
 from runtime.errors import BackendLoadError, BackendUnavailable, InferenceFailed, InvalidInput
+from runtime.files import sha256_file
 from runtime.tensors import not_a_tensor, to_kserve_datatype
 
 if TYPE_CHECKING:
@@ -116,14 +117,6 @@ def _spec(arg: Any) -> TensorSpec:
     shape = tuple(d if isinstance(d, int) and d > 0 else -1 for d in (arg.shape or ()))
     datatype = cast(Datatype, to_kserve_datatype(_ORT_TYPES[arg.type]))
     return TensorSpec(name=arg.name, datatype=datatype, shape=shape)
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _to_ort(arr: np.ndarray) -> np.ndarray:
@@ -225,7 +218,7 @@ class OnnxBackend:
             return None
         sha = next(
             (f.sha256 for f in variant.meta.files if f.path == variant.meta.entrypoint), None
-        ) or file_sha256(variant.entrypoint)
+        ) or sha256_file(variant.entrypoint)
         salt = hashlib.sha256(f"{ort.__version__}|{','.join(providers)}".encode()).hexdigest()
         return Path(options.cache_dir) / "onnx" / f"{sha[:32]}-{salt[:12]}.onnx"
 

@@ -30,6 +30,9 @@ from runtime.catalog.package import (
     FileEntry as FileEntry,
 )
 from runtime.catalog.package import (
+    FileProblem as FileProblem,
+)
+from runtime.catalog.package import (
     GoldenSet as GoldenSet,
 )
 from runtime.catalog.package import (
@@ -52,6 +55,9 @@ from runtime.catalog.package import (
 )
 from runtime.catalog.package import (
     VariantMeta as VariantMeta,
+)
+from runtime.catalog.package import (
+    file_problems as file_problems,
 )
 from runtime.catalog.package import (
     json_schema as json_schema,

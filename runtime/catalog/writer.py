@@ -9,7 +9,6 @@ fleet installer). A package is assembled in a staging directory inside the store
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import os
@@ -28,18 +27,18 @@ from runtime.catalog.package import (
     ModelPackage,
     PackageMeta,
     VariantMeta,
+    file_problems,
     load_package,
     required_schema_version,
 )
 from runtime.catalog.store import Store
 from runtime.errors import MetadataError
-from runtime.files import atomic_write_bytes
+from runtime.files import atomic_write_bytes, sha256_file
 
 log = logging.getLogger(__name__)
 
 PACKAGE_FILE = "package.toml"
 VARIANT_FILE = "variant.toml"
-_CHUNK = 1 << 20
 
 
 # --- TOML ------------------------------------------------------------------------------
@@ -88,14 +87,6 @@ def _write_text_atomic(path: Path, text: str) -> None:
 # --- files -----------------------------------------------------------------------------
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with Path(path).open("rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def file_entry(path: Path, root: Path) -> FileEntry:
     """The FileEntry (relative path, sha256, size) of ``path`` inside ``root``."""
     path = Path(path)
@@ -117,21 +108,11 @@ def variant_files(variant_dir: Path) -> tuple[tuple[FileEntry, ...], int]:
 
 
 def verify_variant_files(variant_dir: Path, meta: VariantMeta) -> None:
-    """Raise MetadataError if a listed file is missing or its size or sha256 differs."""
+    """Raise MetadataError naming variant.toml and the field if a listed file is missing
+    or its size or sha256 differs (``catalog.package.file_problems``)."""
     where = Path(variant_dir) / VARIANT_FILE
-    for i, entry in enumerate(meta.files):
-        path = Path(variant_dir) / entry.path
-        if not path.is_file():
-            raise MetadataError(f"{where}: files.{i}.path: {entry.path} does not exist")
-        size = path.stat().st_size
-        if size != entry.size:
-            raise MetadataError(
-                f"{where}: files.{i}.size: {entry.path} is {size} bytes, not {entry.size}"
-            )
-        if sha256_file(path) != entry.sha256:
-            raise MetadataError(
-                f"{where}: files.{i}.sha256: {entry.path} does not match its digest"
-            )
+    for problem in file_problems(Path(variant_dir), meta.files, lambda path, _: sha256_file(path)):
+        raise MetadataError(f"{where}: files.{problem.index}.{problem.field}: {problem.text}")
     if meta.entrypoint not in {e.path for e in meta.files}:
         raise MetadataError(f"{where}: entrypoint: {meta.entrypoint} is not among the files")
 
