@@ -42,6 +42,8 @@ def test_the_measured_choice_follows_the_measurements(tmp_path: Path, demo_store
     box, _, package, measured = _calibrate(_settings(tmp_path, objective="fastest"), demo_store)
     metas = [v.meta for v in package.variants]
     assert measured and all(m.ok for m in measured.values())
+    # what loading each one cost in resident memory (psutil), a number for every candidate
+    assert all(isinstance(m.rss_growth_bytes, int) for m in measured.values())
     by_rule = box.select(package.meta, metas)
     chosen = box.select(package.meta, metas, measurements=measured)
     fastest = min((m for m in measured.values()), key=lambda m: m.p50_us)
