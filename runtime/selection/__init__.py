@@ -25,9 +25,6 @@ from runtime.selection.decide import (
     Selection as Selection,
 )
 from runtime.selection.decide import (
-    percent as percent,
-)
-from runtime.selection.decide import (
     resources_for as resources_for,
 )
 from runtime.selection.decide import (

@@ -27,7 +27,7 @@ from runtime.hardware.report import HardwareReport
 from runtime.profiles import DeviceProfile, Target
 from runtime.selection import ranking
 from runtime.selection.measurement import Measurement, MeasurementKey
-from runtime.units import human_bytes
+from runtime.units import human_bytes, percent_bp
 
 
 @dataclass(frozen=True)
@@ -133,11 +133,6 @@ class Selection:
             "objective": self.objective,
             "measurements": [m.to_dict() for m in self.measurements],
         }
-
-
-def percent(bp: int) -> str:
-    """Basis points as a percentage: 9512 -> "95.12%"."""
-    return f"{bp / 100:.2f}%"
 
 
 def resources_for(
@@ -259,12 +254,13 @@ def select(
             pass  # the quality measured here replaced the build-time figure (above)
         elif floor > 0 and v.accuracy_bp is None:
             reasons.append(
-                f"accuracy is unknown, and the {floor_src} floor {percent(floor)} "
+                f"accuracy is unknown, and the {floor_src} floor {percent_bp(floor)} "
                 "needs a measured one"
             )
         elif v.accuracy_bp is not None and v.accuracy_bp < floor:
             reasons.append(
-                f"accuracy {percent(v.accuracy_bp)} is below the {floor_src} floor {percent(floor)}"
+                f"accuracy {percent_bp(v.accuracy_bp)} is below the {floor_src} floor "
+                f"{percent_bp(floor)}"
             )
         if reasons:
             rejected.append(Rejection(v, "; ".join(reasons)))
@@ -319,20 +315,20 @@ def _choice_reason(
     why: str,
 ) -> str:
     where = f"{targets[0].backend}/{targets[0].device}"
-    acc = percent(v.accuracy_bp) if v.accuracy_bp is not None else "unmeasured"
+    acc = percent_bp(v.accuracy_bp, "unmeasured")
     # Say why an earlier target was passed over ("why is my GPU box on CPU?"), for a
     # fallback too: it is what serves when the choice cannot load.
     passed_over = "".join(f"; skipped {s}" for s in skipped)
     if why:  # measurements decided: every reason names the numbers measured here
         said = ranking.measured_text(v, m) if m else f"{v.variant}: not measured (budget)"
-        size = f"{human_bytes(v.bytes)}, floor {percent(floor)}"
+        size = f"{human_bytes(v.bytes)}, floor {percent_bp(floor)}"
         if rank == 0:
             return f"{why}: {said} ({size}){passed_over}"
         return f"qualifies, fallback {rank} of {of - 1}: {said} ({size}){passed_over}"
     if rank == 0:
         return (
             f"smallest of {of} qualifying variant{'s' if of != 1 else ''} "
-            f"({human_bytes(v.bytes)}, accuracy {acc}, floor {percent(floor)}) on {where}"
+            f"({human_bytes(v.bytes)}, accuracy {acc}, floor {percent_bp(floor)}) on {where}"
             f"{passed_over}"
         )
     return (
