@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from runtime.box import box_for
 from runtime.catalog import Variant
 from runtime.catalog.writer import verify_variant_files
 from runtime.config import Settings
 from runtime.errors import MetadataError
 from runtime.loading.loader import FileCheckError, VariantLoader
+from tests.support.box import box_for
 from tests.support.onnx_models import VariantSpec, write_package
 from tests.support.synthetic import local_report, make_profile
 

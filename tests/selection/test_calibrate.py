@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from runtime.box import box_for
 from runtime.catalog import Store
 from runtime.cli import app as cli
 from runtime.config import Settings
 from runtime.loading.calibrator import CACHE_FILE, measuring_loader
+from tests.support.box import box_for
 from tests.support.sleepy_backend import serve_onnx_with
 from tests.support.synthetic import local_report, make_profile
 

@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 
 from runtime.backends.base import LoadOptions
-from runtime.box import box_for
 from runtime.catalog import ModelPackage, Store
 from runtime.config import Settings
 from runtime.hardware.report import HardwareReport, RuntimeInfo
 from runtime.loading.loader import VariantLoader
 from runtime.profiles import DeviceProfile
 from runtime.service import InferenceService
+from tests.support.box import box_for
 from tests.support.http_server import serving
 from tests.support.prereq import need_module
 from tests.support.synthetic import installed_runtimes, make_profile, make_report
