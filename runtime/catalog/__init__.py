@@ -6,7 +6,9 @@ packages (``writer``), ``models add`` (``add``), what a bare model file says abo
 itself (``inspect``), the store watcher (``watch``), the picture contract
 (``image_contract``), and the golden file and quality metric that the factory, the fleet
 trial and calibration share (``golden``, ``quality``).
-May import: the foundation modules and config. Never loads a model into a runtime.
+May import: the foundation modules and config. Never loads a model into a runtime. The
+formats a variant may have, and the device classes and memory estimate written for a
+bare file, are the backend table's (runtime/backend_table.py).
 """
 
 from __future__ import annotations
