@@ -9,10 +9,15 @@ How the statuses are chosen: 4xx when the client can change its request to succe
 (400 bad input, 404 unknown application, 429 busy: come back after Retry-After); 5xx when
 the request was fine and the box failed it (503 with Retry-After while a model is
 loading; 500 otherwise). A variant that cannot load (``BackendLoadError``,
-``BackendUnavailable``) or a package that will not read (``MetadataError``) is 500: on an
-inference route (a parked model that fails to load again) the client did nothing wrong,
-and on the admin route the message says which variant failed and why, while the old one
-keeps serving. Retrying the same request will not fix them, so they carry no Retry-After.
+``BackendUnavailable``) or a package that will not read (``MetadataError``) is 500. They
+reach HTTP when the operator's select (``POST /admin/models/{app}/select``, ``headframe
+models use``) asks for a variant the box then fails to open (a corrupted file, a runtime or
+device missing); the old variant keeps serving and the message says which one failed and
+why. Not 409: nothing in the request or in the application's state conflicts, and no
+change to the request resolves it; the box failed at something it should be able to do,
+which is what a site's monitoring counts 5xx for. Not 503: waiting does not fix it, so
+there is no Retry-After either. (A parked model whose reload fails on a request is
+``NotReady``, 503: the next request tries again.)
 """
 
 from __future__ import annotations
