@@ -42,7 +42,6 @@ def _isolated_home(
     monkeypatch.setenv("CONFIGURATION_DIRECTORY", str(home / "etc"))
     monkeypatch.setenv("STATE_DIRECTORY", str(home / "state"))
     monkeypatch.setenv("CACHE_DIRECTORY", str(home / "cache-dir"))
-    monkeypatch.setenv("LOGS_DIRECTORY", str(home / "logs"))
     monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
     for key in list(__import__("os").environ):
         if key.startswith("HEADFRAME_"):

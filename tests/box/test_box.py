@@ -9,11 +9,12 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from runtime.box import Box, PinStore, box_for, pins_path
+from runtime.box import Box, PinStore, pins_path
 from runtime.cli import app as cli
 from runtime.config import Settings
 from runtime.fleet.wiring import make_chooser
 from tests.support import daemon_proc
+from tests.support.box import box_for
 from tests.support.mosquitto import free_port
 from tests.support.serving_models import write_linear_package
 from tests.support.synthetic import local_report, make_package_meta, make_profile, make_variant

@@ -72,6 +72,7 @@ def test_show_prints_measured_figures(demo_store: Path) -> None:
     for v in package.variants:
         line = next(line for line in out.splitlines() if line.startswith(v.id + " "))
         assert f"{v.meta.accuracy_bp / 100:.2f}%" in line
+        assert f" {v.meta.pruning_bp // 100}% " in line  # the pruning column, whole percent
     code, out, _ = run("models", "show", APP, "--store", str(demo_store), "--json")
     data = json.loads(out)
     assert {v["variant"]: v["accuracy_bp"] for v in data["variants"]} == {

@@ -13,12 +13,11 @@ from runtime.config import load_settings
 @pytest.fixture
 def unit_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The environment systemd gives the unit, with real directories under tmp_path."""
-    for name in ("etc", "state", "cache", "logs", "creds"):
+    for name in ("etc", "state", "cache", "creds"):
         (tmp_path / name).mkdir()
     monkeypatch.setenv("CONFIGURATION_DIRECTORY", str(tmp_path / "etc"))
     monkeypatch.setenv("STATE_DIRECTORY", str(tmp_path / "state"))
     monkeypatch.setenv("CACHE_DIRECTORY", str(tmp_path / "cache"))
-    monkeypatch.setenv("LOGS_DIRECTORY", str(tmp_path / "logs"))
     monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path / "creds"))
     return tmp_path
 

@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from runtime.box import box_for
 from runtime.catalog import Store
 from runtime.cli import app as cli
 from runtime.config import Settings
 from runtime.loading.calibrator import CACHE_FILE, measuring_loader
+from tests.support.box import box_for
 from tests.support.sleepy_backend import serve_onnx_with
 from tests.support.synthetic import local_report, make_profile
 
@@ -42,6 +42,8 @@ def test_the_measured_choice_follows_the_measurements(tmp_path: Path, demo_store
     box, _, package, measured = _calibrate(_settings(tmp_path, objective="fastest"), demo_store)
     metas = [v.meta for v in package.variants]
     assert measured and all(m.ok for m in measured.values())
+    # what loading each one cost in resident memory (psutil), a number for every candidate
+    assert all(isinstance(m.rss_growth_bytes, int) for m in measured.values())
     by_rule = box.select(package.meta, metas)
     chosen = box.select(package.meta, metas, measurements=measured)
     fastest = min((m for m in measured.values()), key=lambda m: m.p50_us)

@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from runtime.box import box_for
 from runtime.catalog import ModelPackage
 from runtime.config import Settings
 from runtime.errors import BackendLoadError
 from runtime.loading.loader import VariantLoader
+from tests.support.box import box_for
 from tests.support.onnx_models import VariantSpec, write_package
 from tests.support.synthetic import local_report, make_profile, nvidia_gpu
 

@@ -134,7 +134,8 @@ def reshuffle_golden(package_dir: Path, seed: int = 1) -> None:
     import numpy as np
 
     from runtime.catalog import read_package_meta
-    from runtime.catalog.writer import sha256_file, write_package_meta
+    from runtime.catalog.writer import write_package_meta
+    from runtime.files import sha256_file
 
     path = package_dir / "golden.npz"
     with np.load(path) as z:

@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING
 import pytest
 
 from runtime.backends.base import LoadOptions
-from runtime.box import box_for
 from runtime.catalog import ModelPackage, Store
 from runtime.config import Settings
 from runtime.hardware.report import HardwareReport, RuntimeInfo
 from runtime.loading.loader import VariantLoader
 from runtime.profiles import DeviceProfile
 from runtime.service import InferenceService
+from tests.support.box import box_for
 from tests.support.http_server import serving
 from tests.support.synthetic import installed_runtimes, make_profile, make_report
 from tests.support.text_models import write_text_package

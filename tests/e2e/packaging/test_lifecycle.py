@@ -39,12 +39,12 @@ LOCK = Path("/var/tmp/headframe-packaging-tests.lock")
 # next run may then purge what it installed (and nothing a person installed).
 MARKER = Path("/var/tmp/headframe-packaging-tests.installed")
 UNIT = Path("/lib/systemd/system/headframe.service")
-STATE, CACHE, LOGS, ETC = (
+STATE, CACHE, ETC = (
     Path("/var/lib/headframe"),
     Path("/var/cache/headframe"),
-    Path("/var/log/headframe"),
     Path("/etc/headframe"),
 )
+LOGS = Path("/var/log/headframe")  # nothing creates it: logs go to the journal
 EVERYTHING = [Path("/opt/headframe"), Path("/usr/bin/headframe"), UNIT, ETC, STATE, CACHE, LOGS]
 DPKG = ("dpkg", "--force-unsafe-io")  # no fsync per file: same result, minutes faster
 # What an administrator's shell has: none of the test suite's isolation variables.
@@ -121,7 +121,8 @@ def test_install_without_systemd_running(machine: None, built: Built) -> None:
     site(*DPKG, "-i", built.deb)
     user = pwd.getpwnam("headframe")
     assert user.pw_uid < 1000 and user.pw_shell.endswith("nologin")
-    for directory in (STATE, CACHE, LOGS):
+    assert not LOGS.exists()
+    for directory in (STATE, CACHE):
         st = directory.stat()
         assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (user.pw_uid, 0o750), directory
     assert stat.S_IMODE((ETC / "credentials").stat().st_mode) == 0o700
@@ -173,7 +174,6 @@ def test_serve_and_infer_as_the_service_user(machine: None, demo_store: Path) ->
             f"CONFIGURATION_DIRECTORY={config_dir}",
             f"STATE_DIRECTORY={STATE}",
             f"CACHE_DIRECTORY={CACHE}",
-            f"LOGS_DIRECTORY={LOGS}",
             f"CREDENTIALS_DIRECTORY={creds}",
             f"NOTIFY_SOCKET={scratch / 'notify'}",
             "WATCHDOG_USEC=2000000",

@@ -90,8 +90,9 @@ def test_lifecycle_settings() -> None:
     assert "StartLimitIntervalSec" in unit["Unit"] and "StartLimitBurst" in unit["Unit"]
     assert svc["ExecReload"] == ["/bin/kill -HUP $MAINPID"]
     assert svc["User"] == ["headframe"]
-    for kind in ("State", "Cache", "Logs", "Configuration"):
+    for kind in ("State", "Cache", "Configuration"):
         assert svc[f"{kind}Directory"] == ["headframe"]
+    assert "LogsDirectory" not in svc  # logs go to the journal; nothing writes a log file
     assert unit["Install"]["WantedBy"] == ["multi-user.target"]
 
 
