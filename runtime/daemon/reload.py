@@ -31,7 +31,7 @@ from runtime.loading.loader import VariantLoader
 from runtime.loading.targets import TargetLoader
 from runtime.service import InferenceService
 
-log = logging.getLogger("runtime.daemon")  # an operator reads these beside the daemon's
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

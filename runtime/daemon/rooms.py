@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from runtime.sparkplug.node import EdgeNode
     from runtime.streams.runner import StreamsRunner
 
-log = logging.getLogger("runtime.daemon")
+log = logging.getLogger(__name__)
 
 
 class Room(Protocol):

@@ -23,7 +23,7 @@ from runtime.selection import Selection
 from runtime.service import InferenceService
 from runtime.service.changes import Change, ChangePath, PinInForce
 
-log = logging.getLogger("governor")
+log = logging.getLogger(__name__)
 
 
 class PinText(PinInForce, Protocol):

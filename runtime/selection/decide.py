@@ -19,32 +19,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from runtime.backends.registry import BACKENDS, runtime_problem
+from runtime.backend_table import BACKENDS
+from runtime.backends.registry import device_class, device_problem, runtime_problem
 from runtime.catalog import VariantMeta
 from runtime.hardware.report import HardwareReport
 from runtime.profiles import DeviceProfile, Target
 from runtime.selection.measurement import Measurement
-
-# onnxruntime execution providers by the device class they drive. OpenVINO's provider
-# drives Intel GPUs and NPUs alike.
-_ORT_PROVIDERS: dict[str, tuple[str, ...]] = {
-    "gpu": (
-        "CUDAExecutionProvider",
-        "TensorrtExecutionProvider",
-        "ROCMExecutionProvider",
-        "MIGraphXExecutionProvider",
-        "DmlExecutionProvider",
-        "OpenVINOExecutionProvider",
-    ),
-    "npu": (
-        "OpenVINOExecutionProvider",
-        "QNNExecutionProvider",
-        "VitisAIExecutionProvider",
-        "CANNExecutionProvider",
-        "RknpuExecutionProvider",
-    ),
-    "cpu": ("CPUExecutionProvider",),
-}
 
 
 @dataclass(frozen=True)
@@ -152,11 +132,6 @@ class Selection:
         }
 
 
-def percent(bp: int) -> str:
-    """Basis points as a percentage: 9512 -> "95.12%"."""
-    return f"{bp / 100:.2f}%"
-
-
 def resources_for(
     profile: DeviceProfile, report: HardwareReport, override_bytes: int | None = None
 ) -> Resources:
@@ -172,43 +147,6 @@ def resources_for(
     return Resources(report.memory.total_bytes, "RAM")
 
 
-def _device_class(device: str) -> str:
-    return device.split(".")[0]
-
-
-def _device_problem(target: Target, variant: VariantMeta, report: HardwareReport) -> str | None:
-    """Why ``target`` cannot run ``variant`` on this box, or None. Runtime presence is
-    checked before this."""
-    cls = _device_class(target.device)
-    if cls != "auto" and cls not in variant.device_classes:
-        return (
-            f"the variant is not built for {cls} (it runs on {', '.join(variant.device_classes)})"
-        )
-    if cls in ("gpu", "npu") and not report.accelerators_of(cls):
-        return f"no {cls.upper()} in this box"
-    info = report.runtime(BACKENDS[target.backend].runtime)
-    offered = info.devices if info else ()
-    if target.backend == "onnx":
-        if cls in ("cpu", "auto"):
-            return None
-        wanted = [p for p in (target.providers or _ORT_PROVIDERS[cls]) if p in _ORT_PROVIDERS[cls]]
-        if not any(p in offered for p in wanted):
-            has = ", ".join(offered) or "none"
-            wanted_text = " or ".join(wanted)
-            return f"onnxruntime offers no {cls.upper()} provider ({wanted_text}; it has {has})"
-        return None
-    if target.backend == "openvino":
-        if cls == "auto" or not offered:
-            return None
-        want = target.device.upper()
-        if not any(d.upper() == want or _device_class(d.upper()) == want for d in offered):
-            return f"OpenVINO offers no {want} device (it has {', '.join(offered)})"
-        return None
-    if cls == "gpu" and "gpu" not in offered:
-        return "llama.cpp was built without GPU offload"
-    return None
-
-
 def runtimes_selection_reads(profile: DeviceProfile) -> set[str]:
     """The runtimes whose own device lists ``select`` reads for ``profile``: those of its
     GPU and NPU targets (onnxruntime's providers, OpenVINO's devices, llama.cpp's offload).
@@ -218,7 +156,7 @@ def runtimes_selection_reads(profile: DeviceProfile) -> set[str]:
     return {
         BACKENDS[t.backend].runtime
         for t in profile.targets
-        if _device_class(t.device) in ("gpu", "npu")
+        if device_class(t.device) in ("gpu", "npu")
     }
 
 
@@ -235,7 +173,7 @@ def usable_targets(
     usable: list[Target] = []
     problems: list[str] = []
     for t in fitting:
-        problem = runtime_problem(t.backend, report) or _device_problem(t, variant, report)
+        problem = runtime_problem(t.backend, report) or device_problem(t, variant, report)
         if problem is None:
             usable.append(t)
         else:

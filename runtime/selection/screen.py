@@ -25,12 +25,11 @@ from runtime.selection.decide import (
     Rejection,
     Resources,
     Selection,
-    percent,
     rank_key,
     usable_targets,
 )
 from runtime.selection.measurement import Measurement, MeasurementKey
-from runtime.units import human_bytes
+from runtime.units import human_bytes, percent_bp
 
 
 @dataclass(frozen=True)
@@ -115,12 +114,13 @@ def screen(
         accuracy = None
         if floor > 0 and v.accuracy_bp is None:
             accuracy = (
-                f"accuracy is unknown, and the {floor_src} floor {percent(floor)} "
+                f"accuracy is unknown, and the {floor_src} floor {percent_bp(floor)} "
                 "needs a measured one"
             )
         elif v.accuracy_bp is not None and v.accuracy_bp < floor:
             accuracy = (
-                f"accuracy {percent(v.accuracy_bp)} is below the {floor_src} floor {percent(floor)}"
+                f"accuracy {percent_bp(v.accuracy_bp)} is below the {floor_src} floor "
+                f"{percent_bp(floor)}"
             )
         screens.append(Screen(v, targets, skipped, problem, problems, accuracy))
     return Screened(package, variants, profile, policy, floor, budget, screens)
@@ -227,20 +227,20 @@ def _choice_reason(
     why: str,
 ) -> str:
     where = f"{targets[0].backend}/{targets[0].device}"
-    acc = percent(v.accuracy_bp) if v.accuracy_bp is not None else "unmeasured"
+    acc = percent_bp(v.accuracy_bp) if v.accuracy_bp is not None else "unmeasured"
     # Say why an earlier target was passed over ("why is my GPU box on CPU?"), for a
     # fallback too: it is what serves when the choice cannot load.
     passed_over = "".join(f"; skipped {s}" for s in skipped)
     if why:  # measurements decided: every reason names the numbers measured here
         said = ranking.measured_text(v, m) if m else f"{v.variant}: not measured (budget)"
-        size = f"{human_bytes(v.bytes)}, floor {percent(floor)}"
+        size = f"{human_bytes(v.bytes)}, floor {percent_bp(floor)}"
         if rank == 0:
             return f"{why}: {said} ({size}){passed_over}"
         return f"qualifies, fallback {rank} of {of - 1}: {said} ({size}){passed_over}"
     if rank == 0:
         return (
             f"smallest of {of} qualifying variant{'s' if of != 1 else ''} "
-            f"({human_bytes(v.bytes)}, accuracy {acc}, floor {percent(floor)}) on {where}"
+            f"({human_bytes(v.bytes)}, accuracy {acc}, floor {percent_bp(floor)}) on {where}"
             f"{passed_over}"
         )
     return (

@@ -19,7 +19,7 @@ from runtime.config import Settings, load_settings
 from runtime.fleet.agent import FleetAgent
 from runtime.fleet.publish import RepoWriter, publish
 from runtime.fleet.wiring import box_chooser_and_loader, build_agent
-from tests.fleet.conftest import (
+from tests.support.fleet_repo import (
     DEMO_APP,
     fleet_in_process,
     make_version,

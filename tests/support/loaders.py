@@ -8,16 +8,20 @@ and governor overrides set through the change path load as they do in the daemon
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from runtime.backends.base import Backend, LoadOptions
 from runtime.backends.onnx import OnnxBackend
-from runtime.box import Box, box_for
+from runtime.box import Box
 from runtime.catalog import ModelPackage, Variant
 from runtime.config import Settings
+from tests.support.box import box_for
 
 
 @dataclass
@@ -65,3 +69,22 @@ def box_loader(box: Box, load: Callable[[ModelPackage, str | None], Loaded] = or
         return load(package, pin or box.pin_for(package.application).variant)
 
     return loader
+
+
+# A request that stays in flight a while: long enough to shed, park or swap meanwhile.
+SLOW_S = 1.0
+
+
+class SlowBackend(OnnxBackend):
+    """onnxruntime that takes SLOW_S per request: a request stays in flight meanwhile."""
+
+    def infer(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        time.sleep(SLOW_S)
+        return super().infer(inputs)
+
+
+def slow_loader(package: ModelPackage, pin: str | None) -> Loaded:
+    variant = package.variant(pin) if pin else package.variants[0]
+    backend = SlowBackend()
+    backend.load(variant, LoadOptions(intra_op_threads=1, task=package.meta.task))
+    return Loaded(package, variant, backend)
