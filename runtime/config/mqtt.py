@@ -150,6 +150,28 @@ class SparkplugSettings(_Section):
         default=1.0, ge=0.01, le=3600, title="How often metrics are compared for NDATA/DDATA"
     )
     reconnect_max_s: float = Field(default=5.0, gt=0, le=3600, title="Longest reconnect delay")
+    tls: MqttTls | None = Field(
+        default=None,
+        title="TLS to the broker named by host (None: plain TCP)",
+        description="only with host: on [mqtt]'s broker the node uses [mqtt.tls]",
+    )
+    state_max_ahead_s: float = Field(
+        default=300.0,
+        gt=0,
+        le=86400,
+        title="How far ahead of this box's clock a primary host's STATE timestamp may be",
+        description="a STATE from further ahead is ignored (a forgery, or a host whose clock "
+        "is wrong: set the clocks right, or raise this)",
+    )
+
+    @model_validator(mode="after")
+    def _tls_needs_host(self) -> SparkplugSettings:
+        if self.tls is not None and self.host is None:
+            raise ValueError(
+                "sparkplug.tls is for a broker of its own (sparkplug.host); on [mqtt]'s "
+                "broker the node uses [mqtt.tls]"
+            )
+        return self
 
     @field_validator("group_id", "edge_node_id", "primary_host_id")
     @classmethod
