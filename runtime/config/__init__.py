@@ -71,3 +71,6 @@ from runtime.config.settings import (
 from runtime.config.settings import (
     read_config_file as read_config_file,
 )
+from runtime.config.settings import (
+    sparkplug_link_problem as sparkplug_link_problem,
+)

@@ -166,7 +166,7 @@ class SparkplugSettings(_Section):
 
     @model_validator(mode="after")
     def _tls_needs_host(self) -> SparkplugSettings:
-        if self.tls is not None and self.host is None:
+        if self.enabled and self.tls is not None and self.host is None:
             raise ValueError(
                 "sparkplug.tls is for a broker of its own (sparkplug.host); on [mqtt]'s "
                 "broker the node uses [mqtt.tls]"
@@ -177,6 +177,35 @@ class SparkplugSettings(_Section):
     @classmethod
     def _check_ids(cls, value: str | None) -> str | None:
         return None if value is None else _check_sparkplug_id(value)
+
+
+def inherited_credentials(sparkplug: SparkplugSettings, mqtt: MqttSettings | None) -> list[str]:
+    """The [mqtt] credential keys the edge node would send to its broker for want of its
+    own ([sparkplug] ``username``/``password_file`` unset)."""
+    if mqtt is None:
+        return []
+    return [
+        f"mqtt.{key}"
+        for key in ("username", "password_file")
+        if getattr(sparkplug, key) is None and getattr(mqtt, key) is not None
+    ]
+
+
+def sparkplug_link_problem(sparkplug: SparkplugSettings, mqtt: MqttSettings | None) -> str | None:
+    """Why the edge node must not connect as configured, or None. The one case: a broker of
+    its own (``sparkplug.host``) reached in plain TCP (no ``[sparkplug.tls]``: [mqtt.tls]
+    belongs to [mqtt]'s broker) would be sent [mqtt]'s credentials in clear text."""
+    if not sparkplug.enabled or sparkplug.host is None or sparkplug.tls is not None:
+        return None
+    inherited = inherited_credentials(sparkplug, mqtt)
+    if not inherited:
+        return None
+    return (
+        f"sparkplug.host names a broker of its own ({sparkplug.host}), reached in plain TCP, "
+        f"so the edge node would send it {' and '.join(inherited)} in clear text: set "
+        "sparkplug.username and sparkplug.password_file for that broker, or [sparkplug.tls] "
+        "(sparkplug.tls), or leave sparkplug.host unset to use [mqtt]'s broker and its TLS"
+    )
 
 
 class StreamAlert(_Section):

@@ -37,6 +37,7 @@ from runtime.config.mqtt import SparkplugSettings as SparkplugSettings
 from runtime.config.mqtt import StreamAlert as StreamAlert
 from runtime.config.mqtt import StreamSettings as StreamSettings
 from runtime.config.mqtt import check_topic_name as check_topic_name
+from runtime.config.mqtt import sparkplug_link_problem as sparkplug_link_problem
 from runtime.errors import ConfigError
 
 ENV_PREFIX = "HEADFRAME_"
@@ -258,6 +259,13 @@ class Settings(BaseSettings):
             raise ValueError(f"streams: names must be unique, got {names}")
         if self.streams and self.mqtt is None:
             raise ValueError("streams need an [mqtt] section (the broker they read from)")
+        return self
+
+    @model_validator(mode="after")
+    def _check_sparkplug_link(self) -> Settings:
+        problem = sparkplug_link_problem(self.sparkplug, self.mqtt)
+        if problem:
+            raise ValueError(problem)
         return self
 
     @classmethod
