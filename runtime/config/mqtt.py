@@ -262,7 +262,18 @@ class StreamSettings(_Section):
     retain: bool = Field(default=False, title="Retain results")
     alert: StreamAlert | None = Field(default=None, title="Alert rule (None: no alerts)")
     stall_after_s: float = Field(
-        default=10.0, gt=0, le=86400, title="No sample for this long: the stream is stalled"
+        default=10.0,
+        gt=0,
+        le=86400,
+        title="No sample accepted for this long: the stream is stalled",
+    )
+    max_ahead_s: float = Field(
+        default=60.0,
+        ge=0,
+        le=86400,
+        title="How far a sample's own time (timestamp_pointer) may be ahead of its arrival",
+        description="a sample from further ahead is counted as future and left out: taken, "
+        "it would make every later sample late",
     )
 
     @field_validator("publish")
