@@ -4,7 +4,8 @@
 thread). It asks the box (runtime.box: floor, pins, objective) to select, with what
 ``measure(package)`` returns (runtime.loading.calibrator: cached or measured now, on this
 thread), then for the chosen variant tries each
-(backend, device) target the selection kept, in the profile's order; when every target
+(backend, device) target the selection kept (those that serve the package's task:
+backend_table ``task_problem``), in the profile's order; when every target
 fails it moves to the next ranked variant. Every try is recorded as a LoadAttempt with
 the error text, so /status can say what is in use and why the others failed. Before a
 variant is loaded its files are checked against variant.toml (size, then sha256): a
@@ -20,6 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from runtime.backend_table import task_problem
 from runtime.backends.base import Backend, LoadOptions
 from runtime.backends.registry import create_backend
 from runtime.box import Box
@@ -140,6 +142,10 @@ class VariantLoader:
         self, variant: Variant, target: Target, attempts: list[LoadAttempt], task: str = "tensor"
     ) -> Backend | None:
         backend: Backend | None = None
+        if (problem := task_problem(target.backend, task)) is not None:
+            # Selection keeps such targets out; a hand-made target list must not slip one in.
+            attempts.append(LoadAttempt(variant.id, target.backend, target.device, False, problem))
+            return None
         try:
             backend = create_backend(target.backend)
             backend.load(variant, replace(self.options_for(variant, target), task=task))
@@ -160,6 +166,8 @@ class VariantLoader:
     def load_target(self, variant: Variant, target: Target, task: str = "tensor") -> Backend:
         """Verify ``variant``'s files and load it on ``target``: one calibration candidate.
         Raises what the check or the runtime raises; the caller unloads the backend."""
+        if (problem := task_problem(target.backend, task)) is not None:
+            raise BackendLoadError(f"{variant.id} on {target.backend}/{target.device}: {problem}")
         self.verify_files(variant)
         backend = create_backend(target.backend)
         try:
