@@ -28,6 +28,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from runtime.config import systemd_env
 from runtime.config.base import Section as _Section
+from runtime.config.embeddings import EmbeddingSettings as EmbeddingSettings
 from runtime.config.governor import GovernorSettings
 from runtime.config.mqtt import MqttBuffer as MqttBuffer
 from runtime.config.mqtt import MqttCommands as MqttCommands
@@ -246,6 +247,9 @@ class Settings(BaseSettings):
     )
     governor: GovernorSettings = Field(
         default_factory=GovernorSettings, title="Step variants down under pressure, back up after"
+    )
+    embeddings: EmbeddingSettings = Field(
+        default_factory=EmbeddingSettings, title="Limits of an embeddings request (every route)"
     )
     log_format: Literal["auto", "text", "json"] = Field(default="auto", title="Log format")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(

@@ -179,7 +179,8 @@ class VariantLoader:
         return backend
 
     def options_for(self, variant: Variant, target: Target) -> LoadOptions:
-        """LoadOptions from the profile (threads, providers), settings (cache) and memory."""
+        """LoadOptions from the profile (threads, providers), settings (cache, embedding
+        limits) and memory."""
         peak = variant.meta.peak_memory_bytes
         free = self.report.memory.available_bytes
         if free is not None and peak > free:
@@ -202,6 +203,7 @@ class VariantLoader:
             cache_dir=str(self.settings.paths.cache_dir),
             providers=target.providers,
             gpu_layers=gpu_layers,
+            embedding=self.settings.embeddings,
         )
 
     def verify_files(self, variant: Variant) -> None:
