@@ -19,11 +19,9 @@ refusal table, log-once diagnostics, TLS and credentials). Each session:
    requests are obeyed but coalesced: at most one birth per ``REBIRTH_EVERY_S``, the
    requests in between answered by one birth when that second is up.
 5. The primary host going offline: NDEATH, disconnect, and a new session at once (next
-   bdSeq) that waits for it to come back (spec 3.0, section 5.11). A STATE counts only if
-   its timestamp is not older than the newest this session has taken (spec 3.0) and not
-   further ahead of this box's clock than ``state_max_ahead_s`` (a forged far-future
-   STATE would otherwise outrank every real one); the newest is forgotten with the
-   session.
+   bdSeq) that waits for it to come back (spec 3.0, section 5.11). Which STATE counts:
+   host_state.py (not older than the newest this session took, not far ahead of this
+   box's clock).
 
 Everything here runs on the event loop (the connection's callbacks included); nothing
 here runs inference.
@@ -40,15 +38,14 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
-import orjson
 import paho.mqtt.client as paho
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from runtime.config import MqttSettings, SparkplugSettings
 from runtime.mqtt.connection import MqttConnection, Will
-from runtime.mqtt.limited_log import LimitedLog
 from runtime.sparkplug import payload as sp
 from runtime.sparkplug.commands import Control, NodeCommands, Selector
+from runtime.sparkplug.host_state import HostState
 from runtime.sparkplug.tracker import NODE, Tracker
 
 log = logging.getLogger(__name__)
@@ -120,12 +117,11 @@ class EdgeNode:
         self.seq = 0
         self.born = False
         self.host_online = self.state_topic is None
-        self._host_ts = -1  # the newest STATE timestamp taken in this session
         self.counters = {k: 0 for k in ("sessions", "births", "ndata", "ddata", "dbirth",
                                         "ddeath", "rebirths", "rebirths_coalesced",
                                         "commands", "refused", "command_errors",
                                         "state_ignored")}  # fmt: skip
-        self._log = LimitedLog(log)  # STATE problems: a sender may repeat them endlessly
+        self.host_state = HostState(settings.state_max_ahead_s, self.counters)
         self._born_at = -REBIRTH_EVERY_S  # monotonic time of the last NBIRTH
         self._rebirth_due: asyncio.TimerHandle | None = None
         self._scan_now = asyncio.Event()
@@ -220,7 +216,7 @@ class EdgeNode:
         self.counters["sessions"] += 1
         self.born = self._ending = False
         self.host_online = self.state_topic is None
-        self._host_ts = -1  # spec 3.0 compares STATEs within a session, not across them
+        self.host_state.reset()
         self._cancel_rebirth()  # this session births anyway
         if self.state_topic is None:
             self._birth()
@@ -347,29 +343,9 @@ class EdgeNode:
             self.commands.on_dcmd(topic.rsplit("/", 1)[1], body)
 
     def _on_state(self, body: bytes) -> None:
-        try:
-            doc = orjson.loads(body)
-            online, ts = doc["online"], int(doc.get("timestamp", 0))
-            if not isinstance(online, bool):
-                raise ValueError("online is not a boolean")
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as e:
-            self.counters["state_ignored"] += 1
-            self._log.note("state_json", "sparkplug: ignored a STATE message that is not "
-                           "3.0 JSON: %s", str(e)[:200])  # fmt: skip
+        online = self.host_state.read(body)
+        if online is None:
             return
-        ahead_s = ts / 1000.0 - time.time()
-        if ahead_s > self.settings.state_max_ahead_s:
-            # Believed, it would outrank every real STATE until a restart: a forgery (only
-            # the host may write its STATE: docs/mqtt.md) or a host with a wrong clock.
-            self.counters["state_ignored"] += 1
-            self._log.note("state_ahead", "sparkplug: ignored a STATE %.0f s ahead of this "
-                           "box's clock (more than sparkplug.state_max_ahead_s = %g): a "
-                           "forgery, or the clocks disagree", ahead_s,
-                           self.settings.state_max_ahead_s)  # fmt: skip
-            return
-        if ts < self._host_ts:
-            return  # an older STATE than the one in force (spec 3.0: compare timestamps)
-        self._host_ts = ts
         self.host_online = online
         if online and not self.born:
             self._birth()
