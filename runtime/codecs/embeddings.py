@@ -1,10 +1,11 @@
 """OpenAI embeddings, shared by HTTP (``POST /v1/embeddings``) and MQTT (``.../embed``).
 
-``input`` is a string or a list of up to ``MAX_INPUTS`` non-empty strings (token arrays
-are refused: the box tokenizes with the model's own tokenizer). The texts go to the
-application's worker as one ``embed`` call of the service (runtime.backends.embedding's
-contract), so the backend embeds them as one batch and the worker may batch requests
-together.
+``input`` is a string or a list of non-empty strings (token arrays are refused: the box
+tokenizes with the model's own tokenizer). The texts go to the application's worker as
+one ``embed`` call of the service (runtime.backends.embedding's contract), where the limits of
+``[embeddings]`` apply as on every other route (texts per request, characters per text,
+the request's token budget; each 400 names its setting) and the backend runs them in
+batches of at most ``max_batch_tokens``.
 
 ``encoding_format`` "float" gives lists of numbers; "base64" the little-endian float32
 bytes, base64-encoded (what the openai SDK asks for by default and decodes itself).
@@ -26,9 +27,6 @@ from runtime.backends.embedding import l2_normalise
 from runtime.codecs.openai import validation_message
 from runtime.errors import InvalidInput
 
-MAX_INPUTS = 2048  # OpenAI's own limit on inputs per request
-MAX_CHARS = 64 * 1024  # one text; longer ones would not fit any context anyway
-
 
 class EmbeddingRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
@@ -43,15 +41,11 @@ class EmbeddingRequest(BaseModel):
         items = [self.input] if isinstance(self.input, str) else list(self.input)
         if not items:
             raise InvalidInput("input: send at least one text")
-        if len(items) > MAX_INPUTS:
-            raise InvalidInput(f"input: at most {MAX_INPUTS} texts per request, not {len(items)}")
         for i, t in enumerate(items):
             if not isinstance(t, str):
                 raise InvalidInput("input: token arrays are not supported; send text")
             if not t:
                 raise InvalidInput(f"input[{i}]: empty text")
-            if len(t) > MAX_CHARS:
-                raise InvalidInput(f"input[{i}]: longer than {MAX_CHARS} characters")
         return items  # type: ignore[return-value]
 
 

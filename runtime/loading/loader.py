@@ -7,10 +7,11 @@ candidates)`` measures the survivors (runtime.loading.calibrator: cached or meas
 on this thread), and the box's ranking decides. ``loader(package, force, decided)`` loads
 a decision made earlier (the change path's reselect) without deciding again.
 
-For the chosen variant it tries each (backend, device) target the selection kept, in the
-profile's order; when every target fails it moves to the next ranked variant. Every try
-is recorded as a LoadAttempt with the error text, so /status can say what is in use and
-why the others failed. Before a variant is loaded its files are checked against
+For the chosen variant it tries each (backend, device) target the selection kept (those
+that serve the package's task: backend_table ``task_problem``), in the profile's order;
+when every target fails it moves to the next ranked variant. Every try is recorded as a
+LoadAttempt with the error text, so /status can say what is in use and why the others
+failed. Before a variant is loaded its files are checked against
 variant.toml (runtime.loading.targets): a corrupted or swapped file fails that variant
 with a clear message and the chain moves on.
 """
@@ -21,6 +22,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from runtime.backend_table import task_problem
 from runtime.backends.base import Backend
 from runtime.box import Box
 from runtime.catalog import ModelPackage, Variant, VariantMeta
@@ -145,6 +147,10 @@ class VariantLoader:
     def _try(
         self, variant: Variant, target: Target, attempts: list[LoadAttempt], task: str = "tensor"
     ) -> Backend | None:
+        if (problem := task_problem(target.backend, task)) is not None:
+            # Selection keeps such targets out; a hand-made target list must not slip one in.
+            attempts.append(LoadAttempt(variant.id, target.backend, target.device, False, problem))
+            return None
         try:
             backend = self.targets.load_verified(variant, target, task)
         except HeadframeError as e:

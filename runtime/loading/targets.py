@@ -3,8 +3,9 @@ chain and the calibrator's measurements share.
 
 ``TargetLoader(box)`` checks a variant's files against variant.toml (size, then sha256,
 remembered by size and mtime so a reload does not hash unchanged files again), builds the
-``LoadOptions`` from the profile (threads, providers), the settings (cache) and the memory
-at hand, and loads the backend. BLOCKING: runs on the loader's or the calibrator's thread.
+``LoadOptions`` from the profile (threads, providers), the settings (cache, embedding
+limits) and the memory at hand, and loads the backend. BLOCKING: runs on the loader's or
+the calibrator's thread.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
+from runtime.backend_table import task_problem
 from runtime.backends.base import Backend, LoadOptions
 from runtime.backends.registry import create_backend
 from runtime.box import Box
@@ -45,6 +47,8 @@ class TargetLoader:
         """Verify ``variant``'s files and load it on ``target``: one calibration candidate,
         or one step of the fallback chain. Raises what the check or the runtime raises; the
         caller unloads the backend."""
+        if (problem := task_problem(target.backend, task)) is not None:
+            raise BackendLoadError(f"{variant.id} on {target.backend}/{target.device}: {problem}")
         self.verify_files(variant)
         return self.load_verified(variant, target, task)
 
@@ -84,6 +88,7 @@ class TargetLoader:
             cache_dir=str(self.settings.paths.cache_dir),
             providers=target.providers,
             gpu_layers=gpu_layers,
+            embedding=self.settings.embeddings,
         )
 
     def verify_files(self, variant: Variant) -> None:

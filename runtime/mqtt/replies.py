@@ -12,12 +12,12 @@ any byte is sent), so a daemon killed mid-request gets it again from its session
 from __future__ import annotations
 
 import logging
-import time
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from runtime.errors import HeadframeError
 from runtime.mqtt.jobs import Job
+from runtime.mqtt.limited_log import LimitedLog
 from runtime.mqtt.redelivery import RedeliveryCache
 
 if TYPE_CHECKING:
@@ -36,28 +36,21 @@ REJECT_LOG_EVERY_S = 10.0  # at most one line per error code this often
 class RejectLog:
     """Refused requests at INFO with their code and reason: the first of each code, then at
     most one line per code every ``every_s`` saying how many were not logged meanwhile (a
-    sender repeating a bad request must not fill the journal)."""
+    sender repeating a bad request must not fill the journal; runtime.mqtt.limited_log)."""
 
     def __init__(self, every_s: float = REJECT_LOG_EVERY_S) -> None:
-        self.every_s = every_s
-        self._last: dict[str, float] = {}
-        self._quiet: Counter[str] = Counter()
+        self._log = LimitedLog(log, logging.INFO, every_s)
+
+    @property
+    def every_s(self) -> float:
+        return self._log.every_s
+
+    @every_s.setter
+    def every_s(self, value: float) -> None:
+        self._log.every_s = value
 
     def note(self, where: str, code: str, reason: str) -> None:
-        now = time.monotonic()
-        last = self._last.get(code)
-        if last is not None and now - last < self.every_s:
-            self._quiet[code] += 1
-            return
-        self._last[code] = now
-        more = self._quiet.pop(code, 0)
-        log.info(
-            "mqtt: rejected a request on %s: %s: %s%s",
-            where,
-            code,
-            reason,
-            f" ({more} more {code} not logged in the last {self.every_s:.0f} s)" if more else "",
-        )
+        self._log.note(code, "mqtt: rejected a request on %s: %s: %s", where, code, reason)
 
 
 class Replies:

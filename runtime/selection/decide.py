@@ -3,8 +3,9 @@
 PURE: it reads metadata, the device profile and the hardware report, never files or
 the network, so the fleet agent can decide before it downloads anything. The rule:
 keep the variants whose format has an installed backend that the profile allows on a
-device that exists, whose precision the profile allows, whose peak memory fits the
-budget and whose accuracy meets the floor; take the smallest by bytes, ties to the more
+device that exists and that serves the package's task (backend_table ``tasks``), whose
+precision the profile allows, whose peak memory fits the budget and whose accuracy
+meets the floor; take the smallest by bytes, ties to the more
 accurate, then the faster. Every variant turned down gets a plain-English reason with
 the numbers in it.
 
@@ -19,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from runtime.backend_table import BACKENDS
+from runtime.backend_table import BACKENDS, task_problem
 from runtime.backends.registry import device_class, device_problem, runtime_problem
 from runtime.catalog import VariantMeta
 from runtime.hardware.report import HardwareReport
@@ -161,10 +162,10 @@ def runtimes_selection_reads(profile: DeviceProfile) -> set[str]:
 
 
 def usable_targets(
-    variant: VariantMeta, profile: DeviceProfile, report: HardwareReport
+    variant: VariantMeta, profile: DeviceProfile, report: HardwareReport, task: str
 ) -> tuple[list[Target], list[str], str | None]:
-    """The profile's targets that open this format and can run here, the ones skipped
-    (with why), and why none can run it when that is so."""
+    """The profile's targets that open this format, serve the package's ``task`` and can
+    run here, the ones skipped (with why), and why none can run it when that is so."""
     fitting = [t for t in profile.targets if variant.format in BACKENDS[t.backend].formats]
     if not fitting:
         listed = ", ".join(f"{t.backend}/{t.device}" for t in profile.targets)
@@ -173,7 +174,11 @@ def usable_targets(
     usable: list[Target] = []
     problems: list[str] = []
     for t in fitting:
-        problem = runtime_problem(t.backend, report) or device_problem(t, variant, report)
+        problem = (
+            task_problem(t.backend, task)
+            or runtime_problem(t.backend, report)
+            or device_problem(t, variant, report)
+        )
         if problem is None:
             usable.append(t)
         else:

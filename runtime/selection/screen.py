@@ -102,7 +102,7 @@ def screen(
             allowed = ", ".join(profile.formats)
             problem = f"format {v.format} is not allowed by profile {profile.name} ({allowed})"
         else:
-            targets, skipped, problem = usable_targets(v, profile, report)
+            targets, skipped, problem = usable_targets(v, profile, report, package.task)
         problems = []
         if v.precision not in profile.precisions:
             allowed = ", ".join(profile.precisions)

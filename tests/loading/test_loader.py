@@ -162,3 +162,22 @@ def _rewrite_digests(package: ModelPackage) -> ModelPackage:
         text = re.sub(r"^bytes = \d+", f"bytes = {len(data)}", text, flags=re.M)
         toml.write_text(text)
     return load_package(package.path)
+
+
+def test_the_loader_skips_a_target_that_cannot_serve_the_task(tmp_path, settings) -> None:
+    """Issue 25, item 9: an ONNX embedding package with OpenVINO first loads on
+    onnxruntime, whose sentence encoder takes text; OpenVINO never gets it."""
+    from tests.support.embedding_models import write_onnx_encoder_package
+
+    encoder = write_onnx_encoder_package(tmp_path / "store")
+    loader = _loader(
+        settings,
+        targets=[{"backend": "openvino", "device": "cpu"}, {"backend": "onnx", "device": "cpu"}],
+    )
+    loaded = loader(encoder)
+    assert [(a.backend, a.ok) for a in loaded.attempts] == [("onnx", True)]
+    assert "skipped openvino/cpu: openvino cannot serve embedding packages" in (
+        loaded.selection.chosen.reason
+    )
+    out = loaded.backend.infer({"text": np.array([b"pump pressure high"], dtype=object)})
+    assert out["embedding"].shape[0] == 1 and out["tokens"].tolist() == [3]
