@@ -21,11 +21,13 @@ import os
 import re
 import shutil
 import stat
+from dataclasses import replace as replace_info
 from pathlib import Path
 
 from runtime.catalog.inspect import ModelInfo, inspect_model
 from runtime.catalog.package import (
     NAME_RE,
+    SCHEMA_VERSION,
     VERSION_RE,
     Lineage,
     ModelPackage,
@@ -65,19 +67,23 @@ def import_path(
     version: str | None = None,
     *,
     replace: bool = False,
+    task: str | None = None,
 ) -> ModelPackage:
     """Import ``path`` into ``store`` and return the installed package.
 
     A directory must be a package (``package.toml`` + ``variants/``): it is validated,
     its digests checked, then copied; ``app``/``version`` rename it when given. A file is
     wrapped (``app`` defaults to a name made from the file name, ``version`` to 1.0.0).
-    An existing ``<app>/<version>`` is an error unless ``replace``.
+    An existing ``<app>/<version>`` is an error unless ``replace``. ``task`` overrides
+    what inspection decides for a file (``decide_task``); a package says its own.
     """
     path = Path(path)
     if path.is_dir():
+        if task is not None:
+            raise MetadataError(f"{path}: --task is for a model file; a package says its task")
         return _import_package_dir(store, path, app, version, replace)
     if path.is_file():
-        return _import_file(store, path, app, version, replace)
+        return _import_file(store, path, app, version, replace, task)
     if path.exists():
         raise MetadataError(f"{path}: not a regular file or directory (a device, pipe or socket)")
     raise MetadataError(f"{path}: no such file or directory")
@@ -243,11 +249,49 @@ def _copy_capped(src: Path, dest: Path, limit: int, where: str = "") -> tuple[st
     return h.hexdigest(), size
 
 
+# Which tasks each format can serve as: headframe's embedding path reads GGUF through
+# llama.cpp and ONNX through onnxruntime with the encoder's tokenizer.json beside it.
+TASKS_BY_FORMAT = {"gguf": ("text", "embedding"), "onnx": ("tensor", "embedding"),
+                   "openvino": ("tensor",)}  # fmt: skip
+
+
+def decide_task(info: ModelInfo, src: Path, requested: str | None) -> ModelInfo:
+    """The task a bare file is imported as, and why: inspection's answer, or ``requested``
+    where the format can serve it. An ONNX encoder brings its tokenizer.json along."""
+    allowed = TASKS_BY_FORMAT[info.format]
+    if requested is None:
+        return info
+    if requested not in allowed:
+        raise MetadataError(
+            f"{src}: --task {requested}: a {info.format} model can be imported as "
+            f"{' or '.join(allowed)}"
+        )
+    why = f"--task {requested}" + (f" (inspection said {info.task}: {info.task_reason})"
+                                   if info.task != requested and info.task_reason else "")  # fmt: skip
+    if info.format == "onnx" and requested == "embedding":
+        tokenizer = src.parent / "tokenizer.json"
+        if not tokenizer.is_file():
+            raise MetadataError(
+                f"{src}: an ONNX sentence encoder needs its tokenizer.json beside it "
+                f"({tokenizer} is missing)"
+            )
+        names = {s.name for s in info.inputs}
+        if "input_ids" not in names:
+            raise MetadataError(
+                f"{src}: a sentence encoder takes input_ids (it takes {sorted(names)})"
+            )
+        extra = (*info.extra_files, tokenizer.resolve())
+        return replace_info(info, task=requested, task_reason=why, extra_files=extra,
+                            inputs=(), outputs=())  # fmt: skip
+    return replace_info(info, task=requested, task_reason=why)
+
+
 def _import_file(
-    store: Store, src: Path, app: str | None, version: str | None, replace: bool
-) -> ModelPackage:
+    store: Store, src: Path, app: str | None, version: str | None, replace: bool,
+    task: str | None = None,
+) -> ModelPackage:  # fmt: skip
     _check_names(app, version)
-    info = inspect_model(src)
+    info = decide_task(inspect_model(src), src, task)
     app = app or app_name_from(src)
     version = version or DEFAULT_VERSION
     variant_id = f"{info.format}-{info.precision}"
@@ -281,10 +325,13 @@ def _variant_meta(variant_id: str, entry: str, info: ModelInfo, vdir: Path) -> V
 
 def _package_meta(app: str, version: str, src: Path, info: ModelInfo) -> PackageMeta:
     return PackageMeta(
+        # the writer lowers it again to the oldest schema the package needs
+        schema_version=SCHEMA_VERSION,
         application=app,
         version=version,
         task=info.task,  # type: ignore[arg-type]
-        description=f"Imported from {src.name}",
+        description=f"Imported from {src.name} as {info.task}"
+        + (f": {info.task_reason}" if info.task_reason else ""),
         lineage=Lineage(foundation=info.name or src.name, sector="unknown", application=app),
         accuracy_floor_bp=0,
         inputs=info.inputs,
