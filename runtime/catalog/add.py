@@ -266,8 +266,9 @@ def decide_task(info: ModelInfo, src: Path, requested: str | None) -> ModelInfo:
             f"{src}: --task {requested}: a {info.format} model can be imported as "
             f"{' or '.join(allowed)}"
         )
-    why = f"--task {requested}" + (f" (inspection said {info.task}: {info.task_reason})"
-                                   if info.task != requested and info.task_reason else "")  # fmt: skip
+    why = f"--task {requested}"
+    if info.task != requested and info.task_reason:
+        why += f" (inspection said {info.task}: {info.task_reason})"
     if info.format == "onnx" and requested == "embedding":
         tokenizer = src.parent / "tokenizer.json"
         if not tokenizer.is_file():

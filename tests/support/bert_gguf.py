@@ -16,10 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-_WORDS = (
-    "the a of to and is in on belt motor pump conveyor fault alarm sensor valve line stop "
-    "start bearing torque seal replace weekly crusher manual check error code part"
-).split()
+_WORDS = [
+    "the", "a", "of", "to", "and", "is", "in", "on", "belt", "motor", "pump", "conveyor",
+    "fault", "alarm", "sensor", "valve", "line", "stop", "start", "bearing", "torque", "seal",
+    "replace", "weekly", "crusher", "manual", "check", "error", "code", "part",
+]  # fmt: skip
 N_EMBD, N_LAYER, N_HEAD, N_FF, N_CTX = 64, 2, 4, 128, 128
 
 
