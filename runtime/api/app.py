@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from runtime import __version__
-from runtime.api import kserve, metrics, status
+from runtime.api import kserve, metrics, status, vector_stores
 from runtime.api.auth import Tokens, load_tokens
 from runtime.api.context import ServerContext
 from runtime.api.errors import error_parts
@@ -27,6 +27,8 @@ from runtime.api.guard import ASGIApp, Guard, InFlight, Receive, Scope, Send, er
 from runtime.api.hosts import HostCheck, trusted_hosts
 from runtime.config import Settings
 from runtime.errors import HeadframeError, ModelNotFound, NotReady
+from runtime.knowledge.grounding import Grounding
+from runtime.knowledge.library import KnowledgeLibrary
 from runtime.service import InferenceService
 from runtime.service.load_shed import LoadShed
 
@@ -77,12 +79,15 @@ def create_app(
     context: ServerContext | None = None,
     tokens: Tokens | None = None,
     shed: LoadShed | None = None,
+    knowledge: KnowledgeLibrary | None = None,
 ) -> FastAPI:
     """The FastAPI app serving ``service``: KServe v2, OpenAI (when runtime.api.openai is
     present), /metrics, the status page and the admin routes, behind the host check and
     the guard. ``tokens`` is the live token set (the daemon's, which SIGHUP refreshes);
     by default the ones ``settings.api`` names, read once. ``shed`` (the daemon's one
-    ``LoadShed``) makes the inference routes answer 429 while it blocks an application."""
+    ``LoadShed``) makes the inference routes answer 429 while it blocks an application.
+    ``knowledge`` (the daemon's one KnowledgeLibrary) adds /v1/vector_stores and grounded
+    chat."""
     context = context or ServerContext()
     app = HeadframeApp(
         title="headframe",
@@ -101,7 +106,10 @@ def create_app(
         # The text side (C2's module) plugs in when present; a module that exists but
         # fails to import is a bug and must fail loudly, hence no ImportError guard.
         openai_api: Any = importlib.import_module("runtime.api.openai")
-        app.include_router(openai_api.router(service, shed))
+        grounding = Grounding(knowledge) if knowledge is not None else None
+        app.include_router(openai_api.router(service, shed, grounding))
+    if knowledge is not None:
+        app.include_router(vector_stores.router(knowledge))
 
     select = context.select
 

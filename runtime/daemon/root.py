@@ -34,6 +34,7 @@ from runtime.config import Settings, load_settings
 from runtime.daemon.reselect import reselect
 from runtime.daemon.sdnotify import Notifier
 from runtime.errors import HeadframeError
+from runtime.knowledge import KnowledgeLibrary
 from runtime.service import InferenceService
 from runtime.service.load_shed import LoadShed
 from runtime.service.swap_lock import SwapLock
@@ -91,6 +92,7 @@ class Daemon:
         self.bridge: Any = None  # runtime.mqtt.bridge.MqttBridge when [mqtt] is configured
         self.sparkplug: Any = None  # runtime.sparkplug.node.EdgeNode when [sparkplug] enabled
         self.streams: Any = None  # runtime.streams.runner.StreamsRunner with [[streams]]
+        self.knowledge: KnowledgeLibrary | None = None  # built with the HTTP app
         self._started = time.monotonic()
         # One reselect at a time: SIGHUP and the store watcher both run _reselect.
         self._reselecting = asyncio.Lock()
@@ -119,12 +121,18 @@ class Daemon:
         return configured or self.store.applications()
 
     async def _start_http(self) -> None:
+        # Knowledge packs (runtime/knowledge/): opened once the models load, searched by
+        # the HTTP and MQTT transports with the service's embedders.
+        self.knowledge = KnowledgeLibrary(self.settings.paths.store, self._service())
+        self.context.add_section("knowledge", self.knowledge.status)
+        self.context.add_metrics("knowledge", self.knowledge.metric_families)
         app = create_app(
             self._service(),
             settings=self.settings,
             context=self.context,
             tokens=self.tokens,
             shed=self.shed,
+            knowledge=self.knowledge,
         )
         http = await start_http(app, self.settings.api, DRAIN_TIMEOUT_S)
         self._server = http.server
@@ -325,6 +333,7 @@ class Daemon:
                 await self._start_store_watch()
                 await self._load_apps()
             self._start_streams()
+            await self._start_knowledge()
             self.service.hold_readiness(None)
             self.phase = "serving"
             self.notifier.send(READY=1, STATUS=self._summary())
@@ -373,6 +382,22 @@ class Daemon:
         log.info("model updates from %s on channel %s as node %s", self.settings.fleet.url,
                  self.settings.fleet.channel, agent.node_id)  # fmt: skip
 
+    async def _start_knowledge(self) -> None:
+        """Open the packs' active versions now, and again every ``paths.store_watch_s``
+        (a new version is opened beside the old, then switched to in one assignment)."""
+        library = self.knowledge
+        assert library is not None
+        await asyncio.to_thread(library.refresh)
+        every = self.settings.paths.store_watch_s
+        if every > 0:
+
+            async def watch() -> None:
+                while True:
+                    await asyncio.sleep(every)
+                    await asyncio.to_thread(library.refresh)
+
+            self._tasks.append(asyncio.create_task(watch(), name="knowledge-watch"))
+
     async def _start_store_watch(self) -> None:
         """Serve packages added to or removed from the store without SIGHUP
         (``paths.store_watch_s``; 0 turns it off; a change needs a restart)."""
@@ -402,6 +427,7 @@ class Daemon:
             fast_path=mode.fast,
             info_sections={"box": self._box_section, "calibration": self._calibration_section},
             shed=self.shed,
+            knowledge=self.knowledge,
         )
         if self.bridge is not None:
             # MQTT select pins through the box (persisted), as the HTTP admin route does.

@@ -11,10 +11,10 @@ variant's id, as over HTTP.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from runtime.backends.base import GenerationChunk
-from runtime.errors import HeadframeError
+from runtime.errors import HeadframeError, InvalidInput
 from runtime.mqtt import codec
 
 if TYPE_CHECKING:
@@ -31,9 +31,13 @@ def fingerprint(service: MqttService, app: str) -> str | None:
         return None
 
 
-async def run_chat(service: MqttService, job: Job, limits: Limits, replier: Replier) -> None:
+async def run_chat(
+    service: MqttService, job: Job, limits: Limits, replier: Replier, grounding: Any = None
+) -> None:
     """Answer one chat request through ``replier`` (chunks, then the completion), and
-    finish it; a HeadframeError is answered as an error envelope."""
+    finish it; a HeadframeError is answered as an error envelope. ``grounding``
+    (runtime.knowledge.grounding.Grounding) answers a request that names knowledge packs,
+    with ``citations`` on the completion, as over HTTP."""
     from runtime.codecs import openai as oai
 
     app = job.route.name
@@ -45,6 +49,12 @@ async def run_chat(service: MqttService, job: Job, limits: Limits, replier: Repl
         )
         doc.setdefault("model", app)  # the topic names the application already
         request = oai.parse_chat(doc)
+        source, extra = None, None
+        if request.knowledge is not None:
+            if grounding is None:
+                raise InvalidInput("knowledge: this box serves no knowledge packs")
+            grounded = await grounding.ground(service, request, "mqtt")
+            request, source, extra = grounded.request, grounded.replay_source(), grounded.extra
         generation = request.to_generation()
         enc = oai.StreamEncoder(
             "chat",
@@ -57,12 +67,15 @@ async def run_chat(service: MqttService, job: Job, limits: Limits, replier: Repl
         if request.stream:
             for obj in enc.start():
                 replier.send(job, codec.ok_body(obj))
-        async for chunk in service.generate(app, generation, protocol="mqtt"):
+        async for chunk in source or service.generate(app, generation, protocol="mqtt"):
             chunks.append(chunk)
             if request.stream:
                 for obj in enc.encode(chunk):
                     replier.send(job, codec.ok_body(obj))
-        body = codec.ok_body(enc.response(chunks))
+        completion = enc.response(chunks)
+        if extra is not None:
+            completion.update(extra("".join(c.text for c in chunks)))
+        body = codec.ok_body(completion)
     except HeadframeError as e:
         replier.rejected(job, e)
         body = codec.error_from(e)
