@@ -11,7 +11,8 @@ Ranking: "vector" is the cosine similarity of the query's embedding; "text" is B
 SQLite FTS5 (so a part number or an error code the encoder never saw is still found
 where it is written); "hybrid" fuses both lists by reciprocal rank fusion (RRF, k=60),
 each chunk scored sum(1 / (60 + rank)) over the lists it is in, reported divided by the
-best possible (first in every list), so 1.0 means "first by both". Text scores are
+best possible (first in every list), so 1.0 means "first by both"; text hits under a
+fifth of the best BM25 (common words only) stay out of the fusion. Text scores are
 s / (1 + s) of BM25's s. ``score_threshold`` applies to the score reported.
 """
 
@@ -31,6 +32,7 @@ from runtime.knowledge.vectorindex import VectorIndex
 
 Mode = Literal["hybrid", "vector", "text"]
 RRF_K = 60
+TEXT_EVIDENCE = 0.2  # a text hit counts in hybrid fusion from this share of the best BM25
 MAX_RESULTS = 50
 MAX_QUERIES = 4
 MAX_FILTERS = 32
@@ -161,6 +163,11 @@ def search_pack(
         vector_lists = [vectors.search(v, deep, allowed) for v in query_vectors]
     if request.mode in ("hybrid", "text"):
         text_lists = [text.search(q, deep, where) for q in queries]
+    if request.mode == "hybrid":
+        # A chunk that matched only the query's common words (BM25 near zero beside the
+        # best) is no text evidence: left in, it would outvote the chunk holding the rare
+        # term (a part number) in the fusion.
+        text_lists = [[h for h in lst if h[1] >= TEXT_EVIDENCE * lst[0][1]] for lst in text_lists]
     if request.mode == "vector":
         best: dict[int, float] = {}
         for lst in vector_lists:
