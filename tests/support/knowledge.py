@@ -32,30 +32,45 @@ MANUAL_FACTS = [
 ]
 
 _PAGES = [
-    ("1 Safety", [
-        "Lock out and tag out the crusher before any work. Wait until the flywheel has stopped.",
-        "Wear hearing protection near the crushing chamber. Never stand on the feeder.",
-    ]),
-    ("2 Main bearing", [
-        "The main bearing housing is fastened with twelve M24 bolts. Tighten the main "
-        "bearing bolts to 450 Nm with the hydraulic wrench, in a star pattern.",
-        "Check the torque of the main bearing bolts weekly and after every overload trip.",
-    ]),
-    ("3 Lubrication", [
-        "Grease the eccentric shaft bearings every 250 operating hours with EP2 lithium grease.",
-        "Do not mix grease types. Purge old grease until clean grease appears at the seal.",
-    ]),
-    ("4 Conveyor belt", [
-        "The discharge conveyor belt scraper blade is part SC-2291. Replace the scraper "
-        "blade when it wears below 10 mm.",
-        "Adjust the belt tension so that the belt sags no more than 2 percent between idlers.",
-    ]),
-    ("5 Fault codes", [
-        "Error code E-4711: the lubrication pump P-203 lost pressure because its shaft seal "
-        "failed. Stop the crusher and replace the seal kit.",
-        "Error code E-5020: the main motor winding is over temperature. Let it cool down and "
-        "check the cooling fan.",
-    ]),
+    (
+        "1 Safety",
+        [
+            "Lock out and tag out the crusher before any work. Wait until the flywheel has stopped.",
+            "Wear hearing protection near the crushing chamber. Never stand on the feeder.",
+        ],
+    ),
+    (
+        "2 Main bearing",
+        [
+            "The main bearing housing is fastened with twelve M24 bolts. Tighten the main "
+            "bearing bolts to 450 Nm with the hydraulic wrench, in a star pattern.",
+            "Check the torque of the main bearing bolts weekly and after every overload trip.",
+        ],
+    ),
+    (
+        "3 Lubrication",
+        [
+            "Grease the eccentric shaft bearings every 250 operating hours with EP2 lithium grease.",
+            "Do not mix grease types. Purge old grease until clean grease appears at the seal.",
+        ],
+    ),
+    (
+        "4 Conveyor belt",
+        [
+            "The discharge conveyor belt scraper blade is part SC-2291. Replace the scraper "
+            "blade when it wears below 10 mm.",
+            "Adjust the belt tension so that the belt sags no more than 2 percent between idlers.",
+        ],
+    ),
+    (
+        "5 Fault codes",
+        [
+            "Error code E-4711: the lubrication pump P-203 lost pressure because its shaft seal "
+            "failed. Stop the crusher and replace the seal kit.",
+            "Error code E-5020: the main motor winding is over temperature. Let it cool down and "
+            "check the cooling fan.",
+        ],
+    ),
 ]
 
 
