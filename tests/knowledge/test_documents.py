@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 from pathlib import Path
 
@@ -15,8 +16,10 @@ from tests.support.prereq import need_module
 
 def test_markdown_headings_paragraphs_and_code(tmp_path: Path) -> None:
     doc = tmp_path / "sop.md"
-    doc.write_text("# Pump SOP\n\nIntro line.\n\n## Start-up\n\n- open valve V-1\n- start pump\n\n"
-                   "```\nsetpoint = 4 bar\n```\n\n### Alarms\n\nA high alarm trips at 6 bar.\n")  # fmt: skip
+    doc.write_text(
+        "# Pump SOP\n\nIntro line.\n\n## Start-up\n\n- open valve V-1\n- start pump\n\n"
+        "```\nsetpoint = 4 bar\n```\n\n### Alarms\n\nA high alarm trips at 6 bar.\n"
+    )
     blocks = list(read_document(doc))
     assert [(b.heading, b.text.splitlines()[0]) for b in blocks] == [
         ("Pump SOP", "Intro line."),
@@ -57,7 +60,7 @@ def test_chunks_stay_inside_a_page_and_overlap(tmp_path: Path) -> None:
     )
     bolts = [c for c in chunks if c.heading == "Bolts"]
     assert len(bolts) > 3 and all(len(c.text) <= 300 + 80 + 1 for c in bolts)
-    for before, after in zip(bolts, bolts[1:], strict=False):
+    for before, after in itertools.pairwise(bolts):
         last = before.text.rsplit("Step ", 1)[1]
         assert after.text.startswith("Step ") and last.split()[0] in after.text[:120]
     assert chunks[-1].heading == "Other" and chunks[-1].text == "Short."

@@ -4,6 +4,7 @@ by hybrid ranking where vectors alone miss them, pages right, recall@5 recorded.
 from __future__ import annotations
 
 import json
+
 import pytest
 
 from tests.support.knowledge import MANUAL_FACTS, PART_NUMBERS, STDLIB_QUESTIONS
@@ -63,8 +64,8 @@ def test_filters_and_threshold(live) -> None:  # type: ignore[no-untyped-def]
             {"type": "gte", "key": "page", "value": 4}, {"type": "lte", "key": "page", "value": 5}]}
     })  # fmt: skip
     assert hits and all(4 <= h.row.page <= 5 for h in hits)
-    _, none = live.search("manuals", {"query": "torque", "filters":
-                                      {"type": "eq", "key": "file", "value": "other.pdf"}})  # fmt: skip
+    other = {"type": "eq", "key": "file", "value": "other.pdf"}
+    _, none = live.search("manuals", {"query": "torque", "filters": other})
     assert none == []
     _, strict = live.search("manuals", {"query": "main bearing torque", "mode": "vector",
                                         "ranking_options": {"score_threshold": 0.99}})  # fmt: skip

@@ -13,8 +13,8 @@
 from __future__ import annotations
 
 import asyncio
-import inspect
 import importlib
+import inspect
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,7 @@ _PAGES = [
     (
         "1 Safety",
         [
-            "Lock out and tag out the crusher before any work. Wait until the flywheel has stopped.",
+            "Lock out and tag out the crusher before any work. Wait for the flywheel to stop.",
             "Wear hearing protection near the crushing chamber. Never stand on the feeder.",
         ],
     ),
@@ -50,7 +50,7 @@ _PAGES = [
     (
         "3 Lubrication",
         [
-            "Grease the eccentric shaft bearings every 250 operating hours with EP2 lithium grease.",
+            "Grease the eccentric shaft bearings every 250 operating hours with EP2 grease.",
             "Do not mix grease types. Purge old grease until clean grease appears at the seal.",
         ],
     ),
