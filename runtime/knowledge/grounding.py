@@ -37,6 +37,7 @@ from runtime.knowledge.library import KnowledgeLibrary
 from runtime.knowledge.search import Hit, Mode, SearchRequest
 
 TOOL_NAME = "search_knowledge"
+CALL_TOKENS = 256  # the first round of the tool flow may use this many for the call
 MAX_PACKS = 4
 _CITE = re.compile(r"\[(\d{1,2})\]")
 INSTRUCTIONS = (
@@ -160,17 +161,23 @@ class Grounding:
             "description": "Search the site's documents (" + ", ".join(opts.packs)
             + ") for passages that answer a question.",
             "parameters": {"type": "object", "required": ["query"],
-                           "properties": {"query": {"type": "string", "maxLength": 500}}},
+                           "properties": {"query": {"type": "string", "maxLength": 200}}},
         }}  # fmt: skip
-        first = _rebuilt(body, tools=[*(body.tools or []), tool], stream=False)
+        asked = body.max_tokens or body.max_completion_tokens or GenerationRequest().max_tokens
+        # Room for a whole call even when the client asked for a short answer.
+        first = _rebuilt(body, tools=[*(body.tools or []), tool], stream=False,
+                         max_tokens=max(asked, CALL_TOKENS), max_completion_tokens=None)  # fmt: skip
         chunks = [c async for c in service.generate(body.model, first.to_generation(),
                                                       protocol=protocol)]  # fmt: skip
         plan = first.tool_plan()
         text = "".join(c.text for c in chunks)
         call = plan.parse(text) if plan is not None else None
         if call is None or call.get("function", {}).get("name") != TOOL_NAME:
-            # The model answered or called a client tool: that is the answer, as it came.
-            return Grounded(_rebuilt(first, stream=body.stream), [], replay=chunks)
+            # The model answered or called a client tool: that is the answer, as it came,
+            # unless it ran past what the client asked for: then once more, within it.
+            again = _rebuilt(first, stream=body.stream, max_tokens=asked)
+            used = chunks[-1].completion_tokens if chunks else 0
+            return Grounded(again, [], replay=chunks if used <= asked else None)
         try:
             query = str(json.loads(call["function"]["arguments"])["query"])
         except (ValueError, KeyError, TypeError) as e:
@@ -182,8 +189,9 @@ class Grounding:
             {"role": "tool", "tool_call_id": call["id"], "content": _tool_text(cited)},
         ]
         update: dict[str, Any] = {"messages": messages, "tools": body.tools or None}
-        if not body.tools:
-            update["tool_choice"] = None
+        choice = body.tool_choice
+        if not body.tools or (isinstance(choice, dict) and TOOL_NAME in json.dumps(choice)):
+            update["tool_choice"] = None  # the search ran; the answer is the model's to give
         return Grounded(_rebuilt(body, **update), cited)
 
 
