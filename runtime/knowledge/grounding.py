@@ -165,10 +165,12 @@ class Grounding:
         }}  # fmt: skip
         asked = body.max_tokens or body.max_completion_tokens or GenerationRequest().max_tokens
         # Room for a whole call even when the client asked for a short answer.
-        first = _rebuilt(body, tools=[*(body.tools or []), tool], stream=False,
-                         max_tokens=max(asked, CALL_TOKENS), max_completion_tokens=None)  # fmt: skip
-        chunks = [c async for c in service.generate(body.model, first.to_generation(),
-                                                      protocol=protocol)]  # fmt: skip
+        first = _rebuilt(
+            body, tools=[*(body.tools or []), tool], stream=False,
+            max_tokens=max(asked, CALL_TOKENS), max_completion_tokens=None,
+        )  # fmt: skip
+        generation = first.to_generation()
+        chunks = [c async for c in service.generate(body.model, generation, protocol=protocol)]
         plan = first.tool_plan()
         text = "".join(c.text for c in chunks)
         call = plan.parse(text) if plan is not None else None
