@@ -52,7 +52,8 @@ def build(
 ) -> None:
     """Read, chunk, embed and index documents into a versioned pack in the store."""
     from runtime.config import load_settings
-    from runtime.knowledge.builder import BuildOptions, build_pack
+    from runtime.knowledge.builder import BuildOptions, build_pack, expand
+    from runtime.knowledge.pack import check_name
     from runtime.knowledge.chunking import ChunkOptions
     from runtime.knowledge.documents import Limits
     from runtime.knowledge.embedder import ServiceEmbedder
@@ -66,8 +67,12 @@ def build(
             limits=Limits(max_document_bytes=max_document_mb * 1024 * 1024),
             activate=activate, replace=replace,
         )  # fmt: skip
+        check_name(pack, version)  # the cheap refusals before the embedder loads
+        expand(opts.documents)
     except ValueError as e:
         raise fail(str(e), 2) from e
+    except HeadframeError as e:
+        raise fail(e.message, 2) from e
 
     def progress(name: str, chunks: int) -> None:
         if not as_json:
