@@ -51,8 +51,8 @@ def test_models_add_says_what_it_decided_and_the_package_embeds(tmp_path: Path) 
         service = InferenceService(ort_loader)
         await service.add(package)
         try:
-            request = parse_embedding({"model": "site-embedder",
-                                       "input": ["pump seal", "belt fault", "pump seal"]})  # fmt: skip
+            texts = ["pump seal", "belt fault", "pump seal"]
+            request = parse_embedding({"model": "site-embedder", "input": texts})
             out = await embed(service, request, "test")
         finally:
             await service.close()
@@ -90,7 +90,7 @@ def test_an_onnx_encoder_needs_its_tokenizer(tmp_path: Path) -> None:
     code, _, err = run("models", "add", str(model), "--task", "embedding", "--store", str(store))
     assert code == 1 and "needs its tokenizer.json beside it" in err
     write_tokenizer(model.parent / "tokenizer.json", max_tokens=16)
-    code, out, err = run("models", "add", str(model), "--task", "embedding", "--store", str(store))
+    code, _out, err = run("models", "add", str(model), "--task", "embedding", "--store", str(store))
     assert code == 0, err
     files = {f.path for f in Store(store).load("model").variants[0].meta.files}
     assert files == {"model.onnx", "tokenizer.json"}

@@ -23,8 +23,8 @@ def test_build_list_show_search(packs, tmp_path: Path) -> None:  # type: ignore[
     store = minilm_store(tmp_path / "store")
     docs = tmp_path / "docs"
     docs.mkdir()
-    (docs / "sop.md").write_text("# Feeder SOP\n\n## Jams\n\nClear a feeder jam only after "
-                                 "lock-out. Fault F-17 means the apron feeder is jammed.\n")  # fmt: skip
+    sop = "Clear a feeder jam only after lock-out. Fault F-17 means the apron feeder is jammed."
+    (docs / "sop.md").write_text(f"# Feeder SOP\n\n## Jams\n\n{sop}\n")
     (docs / "notes.txt").write_text("Shift notes.\n\nThe screen deck was replaced on Monday.\n")
     code, out, err = run("knowledge", "build", str(docs), str(packs.docs / "manual.pdf"),
                          "--embedder", "minilm", "--pack", "site", "--version", "1.0.0",
