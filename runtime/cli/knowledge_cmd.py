@@ -53,11 +53,11 @@ def build(
     """Read, chunk, embed and index documents into a versioned pack in the store."""
     from runtime.config import load_settings
     from runtime.knowledge.builder import BuildOptions, build_pack, expand
-    from runtime.knowledge.pack import check_name
     from runtime.knowledge.chunking import ChunkOptions
     from runtime.knowledge.documents import Limits
     from runtime.knowledge.embedder import ServiceEmbedder
     from runtime.knowledge.local import local_service
+    from runtime.knowledge.pack import check_name
 
     store = resolve_store(store_dir)
     try:
