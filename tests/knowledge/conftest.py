@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,33 +20,16 @@ need_module("pypdf")
 from runtime.catalog import Store  # noqa: E402
 from runtime.knowledge.library import KnowledgeLibrary  # noqa: E402
 from runtime.service import InferenceService  # noqa: E402
-from tests.support.knowledge import build, write_manual_pdf, write_stdlib_corpus  # noqa: E402
+from tests.support.knowledge import Packs, make_packs  # noqa: E402
 from tests.support.loaders import ort_loader  # noqa: E402
 from tests.support.loop_thread import LoopThread  # noqa: E402
-from tests.support.minilm import APP, minilm_store  # noqa: E402
-
-
-@dataclass
-class Packs:
-    store: Path
-    docs: Path
-    reports: dict[str, Any]
+from tests.support.minilm import APP  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def packs(tmp_path_factory: pytest.TempPathFactory) -> Packs:
     """``manuals`` 1.0.0 (manual.pdf) and ``stdlib`` 1.0.0 (docstrings), built once."""
-    root = tmp_path_factory.mktemp("knowledge")
-    store = minilm_store(root / "store")
-    docs = root / "docs"
-    docs.mkdir()
-    manual = write_manual_pdf(docs / "manual.pdf")
-    corpus = write_stdlib_corpus(docs / "stdlib")
-    reports = {
-        "manuals": build(store, [manual], "manuals", "1.0.0"),
-        "stdlib": build(store, [corpus], "stdlib", "1.0.0"),
-    }
-    return Packs(store, docs, reports)
+    return make_packs(tmp_path_factory.mktemp("knowledge"))
 
 
 @dataclass

@@ -16,6 +16,7 @@ import asyncio
 import importlib
 import inspect
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -176,3 +177,24 @@ async def _build(store: Path, documents: Sequence[Path], pack: str, version: str
 def build(store: Path, documents: Sequence[Path], pack: str, version: str, **kw: Any) -> Any:
     """Build and install a pack with MiniLM; the BuildReport."""
     return asyncio.run(_build(store, documents, pack, version, **kw))
+
+
+@dataclass
+class Packs:
+    store: Path
+    docs: Path
+    reports: dict[str, Any]
+
+
+def make_packs(root: Path, *, stdlib: bool = True) -> Packs:
+    """A store at ``root/store`` with MiniLM, ``manuals`` 1.0.0 (manual.pdf) and, unless
+    told otherwise, ``stdlib`` 1.0.0 (the docstrings); the documents under ``root/docs``."""
+    from tests.support.minilm import minilm_store
+
+    store = minilm_store(root / "store")
+    docs = root / "docs"
+    docs.mkdir()
+    reports = {"manuals": build(store, [write_manual_pdf(docs / "manual.pdf")], "manuals", "1.0.0")}
+    if stdlib:
+        reports["stdlib"] = build(store, [write_stdlib_corpus(docs / "stdlib")], "stdlib", "1.0.0")
+    return Packs(store, docs, reports)
