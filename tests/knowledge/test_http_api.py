@@ -129,3 +129,22 @@ def test_unknown_pack_in_chat_is_a_404(client: openai.OpenAI) -> None:
             model="assistant", max_tokens=2, messages=[{"role": "user", "content": "hi"}],
             extra_body={"knowledge": ["nope"]},
         )  # fmt: skip
+
+
+def test_the_docs_knowledge_example_runs(server: ServerHandle) -> None:
+    import contextlib
+    import io
+    import re
+    from pathlib import Path
+
+    doc = Path(__file__).resolve().parents[2] / "docs" / "text.md"
+    blocks = [b for b in re.findall(r"```python\n(.*?)```", doc.read_text(), re.S)
+              if "vector_stores" in b]  # fmt: skip
+    assert len(blocks) == 1
+    code = blocks[0].replace("http://127.0.0.1:8080/v1", server.url + "/v1")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(code, "docs/text.md[knowledge]", "exec"), {"__name__": "docs_example"})
+    printed = out.getvalue()
+    assert "manual.pdf p.2" in printed and "SC-2291 is on page 4" in printed
+    assert "[1] manual.pdf page 2 (2 Main bearing)" in printed
