@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from runtime.api.auth import Tokens
+from runtime.codecs.openai import error_body, error_type
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -27,10 +28,10 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 OPEN_PATHS = frozenset({"/v2/health/live", "/v2/health/ready"})
 
 
-def error_payload(path: str, message: str, code: str) -> dict[str, Any]:
+def error_payload(path: str, status: int, message: str, code: str) -> dict[str, Any]:
     """{"error": "..."} for KServe and the rest; OpenAI's error object under /v1/."""
     if path.startswith("/v1/"):
-        return {"error": {"message": message, "type": code, "param": None, "code": code}}
+        return error_body(message, error_type(status), None, code)
     return {"error": message}
 
 
@@ -46,7 +47,7 @@ async def send_error(
     code: str,
     headers: Sequence[tuple[bytes, bytes]] = (),
 ) -> None:
-    body = orjson.dumps(error_payload(path, message, code))
+    body = orjson.dumps(error_payload(path, status, message, code))
     await send(
         {
             "type": "http.response.start",
