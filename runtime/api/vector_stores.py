@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, Request, Response
 
-from runtime.api.errors import retry_after, status_for
+from runtime.api.errors import error_headers
 from runtime.codecs.openai import error_for
 from runtime.errors import HeadframeError, InvalidInput
 from runtime.knowledge.library import KnowledgeLibrary, OpenPack
@@ -28,12 +28,9 @@ MAX_BODY = 64 * 1024  # a question and a filter; the guard's body limit is far l
 
 
 def _error(exc: HeadframeError) -> Response:
-    headers = {}
-    retry = getattr(exc, "retry_after_s", None)
-    if retry is not None:
-        headers["Retry-After"] = retry_after(retry)
-    return Response(orjson.dumps(error_for(exc)), status_code=status_for(exc),
-                    media_type="application/json", headers=headers)  # fmt: skip
+    """The error's own status and Retry-After (runtime.errors), in OpenAI's body."""
+    return Response(orjson.dumps(error_for(exc)), status_code=exc.status,
+                    media_type="application/json", headers=error_headers(exc))  # fmt: skip
 
 
 def _json(doc: Any) -> Response:

@@ -11,6 +11,7 @@ import logging
 import xml.etree.ElementTree as ET
 from collections import Counter
 from dataclasses import dataclass, field
+from dataclasses import replace as replace_info
 from pathlib import Path
 from typing import Any
 
@@ -308,3 +309,43 @@ def inspect_gguf(path: Path) -> ModelInfo:
         runtime_bytes=gguf_kv_cache_bytes(reader),
         details={"architecture": arch, "tensors": len(reader.tensors)},
     )
+
+
+# --- the task a bare file is imported as ------------------------------------------------
+
+# Which tasks each format can serve as: headframe's embedding path reads GGUF through
+# llama.cpp and ONNX through onnxruntime with the encoder's tokenizer.json beside it.
+TASKS_BY_FORMAT = {"gguf": ("text", "embedding"), "onnx": ("tensor", "embedding"),
+                   "openvino": ("tensor",)}  # fmt: skip
+
+
+def decide_task(info: ModelInfo, src: Path, requested: str | None) -> ModelInfo:
+    """The task a bare file is imported as, and why: inspection's answer, or ``requested``
+    where the format can serve it. An ONNX encoder brings its tokenizer.json along."""
+    allowed = TASKS_BY_FORMAT[info.format]
+    if requested is None:
+        return info
+    if requested not in allowed:
+        raise MetadataError(
+            f"{src}: --task {requested}: a {info.format} model can be imported as "
+            f"{' or '.join(allowed)}"
+        )
+    why = f"--task {requested}"
+    if info.task != requested and info.task_reason:
+        why += f" (inspection said {info.task}: {info.task_reason})"
+    if info.format == "onnx" and requested == "embedding":
+        tokenizer = src.parent / "tokenizer.json"
+        if not tokenizer.is_file():
+            raise MetadataError(
+                f"{src}: an ONNX sentence encoder needs its tokenizer.json beside it "
+                f"({tokenizer} is missing)"
+            )
+        names = {s.name for s in info.inputs}
+        if "input_ids" not in names:
+            raise MetadataError(
+                f"{src}: a sentence encoder takes input_ids (it takes {sorted(names)})"
+            )
+        extra = (*info.extra_files, tokenizer.resolve())
+        return replace_info(info, task=requested, task_reason=why, extra_files=extra,
+                            inputs=(), outputs=())  # fmt: skip
+    return replace_info(info, task=requested, task_reason=why)

@@ -32,7 +32,9 @@ from typing import Any
 
 import numpy as np
 
+from runtime.backend_table import estimate_peak_memory, reference_row
 from runtime.catalog import Lineage, ModelPackage, PackageMeta, VariantMeta, load_package
+from runtime.catalog.inspect import inspect_model
 from runtime.catalog.store import Store
 from runtime.catalog.writer import (
     install_package,
@@ -52,6 +54,7 @@ PROBES = (
 )
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 OPSET = 17
+VARIANT = "onnx-fp32"  # the one variant id a converted encoder has
 
 
 @dataclass(frozen=True)
@@ -174,14 +177,17 @@ def write_encoder_package(
     """Export ``src`` and install it as ``app`` ``version`` (task embedding) in ``store``."""
     st = Store(store)
     with staging_dir(st) as staged:
-        vdir = staged / "variants" / "onnx-fp32"
+        vdir = staged / "variants" / VARIANT
         exported = export_encoder(src, vdir)
+        info = inspect_model(exported.model)  # format and precision, as models add reads them
         files, size = variant_files(vdir)
         write_variant_meta(
             VariantMeta(
-                variant="onnx-fp32", format="onnx", precision="fp32", entrypoint="model.onnx",
-                files=files, bytes=size, peak_memory_bytes=size * 2 + 64 * 1024 * 1024,
-                device_classes=("cpu", "gpu"), accuracy_bp=exported.fidelity_bp,
+                variant=VARIANT, format=info.format, precision=info.precision,
+                entrypoint=exported.model.name, files=files, bytes=size,
+                peak_memory_bytes=estimate_peak_memory(info.format, size),
+                device_classes=reference_row(info.format).bare_file_devices,  # type: ignore[arg-type]
+                accuracy_bp=exported.fidelity_bp,
             ),
             vdir,
         )  # fmt: skip

@@ -37,9 +37,11 @@ QUERY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2
 
 
 class PackRefused(MetadataError):
-    """The pack cannot be queried on this box (its embedder differs or is absent)."""
+    """The pack cannot be queried on this box (its embedder differs or is absent): HTTP 409,
+    the box's state conflicts with the pack; the message says why."""
 
     code = "pack_refused"
+    status = 409
 
 
 @dataclass
