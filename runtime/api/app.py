@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from runtime import __version__
-from runtime.api import kserve, metrics, openai, status
+from runtime.api import kserve, metrics, openai, status, vector_stores
 from runtime.api.auth import Tokens, load_tokens
 from runtime.api.context import ServerContext
 from runtime.api.errors import error_parts
@@ -26,6 +26,8 @@ from runtime.api.guard import ASGIApp, Guard, InFlight, Receive, Scope, Send, er
 from runtime.api.hosts import HostCheck, trusted_hosts
 from runtime.config import Settings
 from runtime.errors import HeadframeError, ModelNotFound, NotReady
+from runtime.knowledge.grounding import Grounding
+from runtime.knowledge.library import KnowledgeLibrary
 from runtime.service import InferenceService, ModelSlot
 from runtime.service.load_shed import LoadShed
 
@@ -83,14 +85,15 @@ def create_app(
     changes: OperatorChanges | None = None,
     tokens: Tokens | None = None,
     shed: LoadShed | None = None,
+    knowledge: KnowledgeLibrary | None = None,
 ) -> FastAPI:
     """The FastAPI app serving ``service``: KServe v2, OpenAI, /metrics, the status page
     and the admin routes, behind the host check and the guard. ``tokens`` is the live
     token set (the daemon's, which SIGHUP refreshes); by default the ones ``settings.api``
     names, read once. ``shed`` (the daemon's one ``LoadShed``) makes the inference routes
-    answer 429 while it blocks an application.
-    ``changes`` (the change path) serves ``POST /admin/models/{app}/select``; without one
-    there is no admin route."""
+    answer 429 while it blocks an application. ``knowledge`` (the daemon's one
+    KnowledgeLibrary) adds /v1/vector_stores and grounded chat. ``changes`` (the change
+    path) serves ``POST /admin/models/{app}/select``; without one there is no admin route."""
     context = context or ServerContext()
     in_flight = InFlight()
 
@@ -119,7 +122,10 @@ def create_app(
     app.include_router(kserve.router(service, shed))
     app.include_router(status.router(service, context))
     app.include_router(metrics.router(metrics.build_registry(service, context, in_flight)))
-    app.include_router(openai.router(service, shed))
+    grounding = Grounding(knowledge) if knowledge is not None else None
+    app.include_router(openai.router(service, shed, grounding))
+    if knowledge is not None:
+        app.include_router(vector_stores.router(knowledge))
 
     if changes is not None:  # no change path, no admin route: nothing bypasses the pins
 

@@ -43,6 +43,13 @@ from runtime.service.load_shed import LoadShed
 log = logging.getLogger(__name__)
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+Extra = Callable[[str], dict[str, Any]]  # the answer's text -> fields for the response
+
+
+class Grounder(Protocol):
+    """What grounded chat needs (runtime.knowledge.grounding.Grounding)."""
+
+    async def ground(self, service: Any, body: ChatCompletionRequest, protocol: str) -> Any: ...
 
 
 class TextService(Protocol):
@@ -91,9 +98,13 @@ def _sse(obj: dict[str, Any]) -> bytes:
 _DONE = b"data: [DONE]\n\n"
 
 
-def router(service: TextService, shed: LoadShed | None = None) -> APIRouter:
+def router(
+    service: TextService, shed: LoadShed | None = None, grounding: Grounder | None = None
+) -> APIRouter:
     """The OpenAI routes over ``service``; include with ``app.include_router(router(svc))``.
-    While ``shed`` blocks a model, its chat, completions and embeddings answer 429."""
+    While ``shed`` blocks a model, its chat, completions and embeddings answer 429.
+    ``grounding`` (runtime.knowledge.grounding.Grounding) answers chats that name
+    knowledge packs; without it such a chat is a 400."""
     r = APIRouter(route_class=OpenAIRoute, tags=["openai"])
 
     def reload_headers(
@@ -131,12 +142,12 @@ def router(service: TextService, shed: LoadShed | None = None) -> APIRouter:
 
     async def run(
         kind: str, model: str, gen: GenerationRequest, stream: bool, include_usage: bool,
-        tools: Any = None,
+        tools: Any = None, replay: TextAnswer | None = None, extra: Extra | None = None,
     ) -> Response:  # fmt: skip
         try:
             if shed is not None:
                 shed.check(model, "openai")
-            answer = await service.generate(model, gen, protocol="openai")
+            answer = replay or await service.generate(model, gen, protocol="openai")
         except HeadframeError as e:
             return error_response(e)
         chunks = answer.chunks
@@ -165,24 +176,34 @@ def router(service: TextService, shed: LoadShed | None = None) -> APIRouter:
                 return error_response(e)
             finally:
                 await _close(chunks)
+            doc = enc.response(collected)
+            if extra is not None:  # grounded chat: the citations
+                doc.update(extra("".join(c.text for c in collected)))
             return Response(
-                orjson.dumps(enc.response(collected)),
+                orjson.dumps(doc),
                 media_type="application/json",
                 headers=reload_headers(answer),
             )
         return StreamingResponse(
-            _events(enc, first, chunks),
+            _events(enc, first, chunks, extra),
             media_type="text/event-stream",
             headers=reload_headers(answer, SSE_HEADERS),
         )
 
     @r.post("/v1/chat/completions", response_model=None)
     async def chat_completions(body: ChatCompletionRequest) -> Response:
+        replay, extra = None, None
         try:
+            if body.knowledge is not None:  # grounded chat (runtime.knowledge.grounding)
+                if grounding is None:
+                    raise InvalidInput("knowledge: this box serves no knowledge packs")
+                grounded = await grounding.ground(service, body, "openai")
+                body, replay, extra = grounded.request, grounded.replay_answer(), grounded.extra
             gen = body.to_generation()
         except HeadframeError as e:
             return error_response(e)
-        return await run("chat", body.model, gen, body.stream, body.include_usage, body.tool_plan())
+        return await run("chat", body.model, gen, body.stream, body.include_usage,
+                         body.tool_plan(), replay, extra)  # fmt: skip
 
     @r.post("/v1/completions", response_model=None)
     async def completions(body: CompletionRequest) -> Response:
@@ -208,15 +229,21 @@ def router(service: TextService, shed: LoadShed | None = None) -> APIRouter:
 
 
 async def _events(
-    enc: StreamEncoder, first: GenerationChunk, chunks: AsyncIterator[GenerationChunk]
-) -> AsyncIterator[bytes]:
-    """SSE bytes: one event per encoded object, written as each chunk arrives."""
+    enc: StreamEncoder, first: GenerationChunk, chunks: AsyncIterator[GenerationChunk],
+    extra: Extra | None = None,
+) -> AsyncIterator[bytes]:  # fmt: skip
+    """SSE bytes: one event per encoded object, written as each chunk arrives; ``extra``
+    (the answer's text -> fields) goes on the object that carries the finish reason."""
+    text: list[str] = []
     try:
         for obj in enc.start():
             yield _sse(obj)
         chunk: GenerationChunk | None = first
         while chunk is not None:
+            text.append(chunk.text)
             for obj in enc.encode(chunk):
+                if extra is not None and any(c.get("finish_reason") for c in obj["choices"]):
+                    obj.update(extra("".join(text)))
                 yield _sse(obj)
             if chunk.finish_reason is not None:
                 break

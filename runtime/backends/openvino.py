@@ -107,6 +107,10 @@ class OpenVinoBackend:
         self._lock = threading.Lock()  # guards the single InferRequest if misused
 
     def load(self, variant: Variant, options: LoadOptions) -> None:
+        if options.task == "embedding":
+            # Sentence encoders need their tokenizer and pooling (runtime.backends.onnx_embed,
+            # the onnx backend's path); refusing here lets the loader try the next target.
+            raise BackendUnavailable("the openvino backend does not serve embedding packages")
         try:
             import openvino as ov
         except ImportError as e:

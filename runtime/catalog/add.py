@@ -24,9 +24,10 @@ import stat
 from pathlib import Path
 
 from runtime.backend_table import estimate_peak_memory, reference_row
-from runtime.catalog.inspect import ModelInfo, inspect_model
+from runtime.catalog.inspect import ModelInfo, decide_task, inspect_model
 from runtime.catalog.package import (
     NAME_RE,
+    SCHEMA_VERSION,
     VERSION_RE,
     Lineage,
     ModelPackage,
@@ -63,19 +64,23 @@ def import_path(
     version: str | None = None,
     *,
     replace: bool = False,
+    task: str | None = None,
 ) -> ModelPackage:
     """Import ``path`` into ``store`` and return the installed package.
 
     A directory must be a package (``package.toml`` + ``variants/``): it is validated,
     its digests checked, then copied; ``app``/``version`` rename it when given. A file is
     wrapped (``app`` defaults to a name made from the file name, ``version`` to 1.0.0).
-    An existing ``<app>/<version>`` is an error unless ``replace``.
+    An existing ``<app>/<version>`` is an error unless ``replace``. ``task`` overrides
+    what inspection decides for a file (``decide_task``); a package says its own.
     """
     path = Path(path)
     if path.is_dir():
+        if task is not None:
+            raise MetadataError(f"{path}: --task is for a model file; a package says its task")
         return _import_package_dir(store, path, app, version, replace)
     if path.is_file():
-        return _import_file(store, path, app, version, replace)
+        return _import_file(store, path, app, version, replace, task)
     if path.exists():
         raise MetadataError(f"{path}: not a regular file or directory (a device, pipe or socket)")
     raise MetadataError(f"{path}: no such file or directory")
@@ -242,10 +247,11 @@ def _copy_capped(src: Path, dest: Path, limit: int, where: str = "") -> tuple[st
 
 
 def _import_file(
-    store: Store, src: Path, app: str | None, version: str | None, replace: bool
-) -> ModelPackage:
+    store: Store, src: Path, app: str | None, version: str | None, replace: bool,
+    task: str | None = None,
+) -> ModelPackage:  # fmt: skip
     _check_names(app, version)
-    info = inspect_model(src)
+    info = decide_task(inspect_model(src), src, task)
     app = app or app_name_from(src)
     version = version or DEFAULT_VERSION
     variant_id = f"{info.format}-{info.precision}"
@@ -280,10 +286,13 @@ def _variant_meta(variant_id: str, entry: str, info: ModelInfo, vdir: Path) -> V
 
 def _package_meta(app: str, version: str, src: Path, info: ModelInfo) -> PackageMeta:
     return PackageMeta(
+        # the writer lowers it again to the oldest schema the package needs
+        schema_version=SCHEMA_VERSION,
         application=app,
         version=version,
         task=info.task,  # type: ignore[arg-type]
-        description=f"Imported from {src.name}",
+        description=f"Imported from {src.name} as {info.task}"
+        + (f": {info.task_reason}" if info.task_reason else ""),
         lineage=Lineage(foundation=info.name or src.name, sector="unknown", application=app),
         accuracy_floor_bp=0,
         inputs=info.inputs,

@@ -11,6 +11,7 @@ import logging
 import xml.etree.ElementTree as ET
 from collections import Counter
 from dataclasses import dataclass, field
+from dataclasses import replace as replace_info
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,7 @@ class ModelInfo:
     name: str | None = None  # a name the file gives itself (GGUF general.name)
     runtime_bytes: int = 0  # memory beyond the weights, where the file says (GGUF KV cache)
     details: dict[str, Any] = field(default_factory=dict)
+    task_reason: str = ""  # why ``task`` (what `models add` says it decided)
 
 
 def inspect_model(path: Path) -> ModelInfo:
@@ -147,6 +149,7 @@ def inspect_onnx(path: Path) -> ModelInfo:
         format="onnx",
         precision=_dominant(counts, path),
         task="tensor",
+        task_reason="an ONNX graph is a tensor model unless --task embedding says otherwise",
         inputs=inputs,
         outputs=outputs,
         extra_files=tuple(extra),
@@ -254,6 +257,37 @@ def gguf_kv_cache_bytes(reader: Any, context_tokens: int = 2048) -> int:
     return int(2 * layers * ctx * (embd * kv_heads // heads) * 2)
 
 
+# Encoder architectures llama.cpp serves as embedding models (bidirectional attention).
+EMBEDDING_ARCHITECTURES = frozenset({
+    "bert", "modern-bert", "nomic-bert", "nomic-bert-moe", "neo-bert", "jina-bert-v2",
+    "jina-bert-v3", "eurobert", "t5encoder",
+})  # fmt: skip
+_POOLING = {0: "none", 1: "mean", 2: "cls", 3: "last", 4: "rank"}
+
+
+def gguf_task(reader: Any, path: Path) -> tuple[str, str]:
+    """(task, why) from a GGUF's architecture, pooling type and causal flag: an encoder
+    architecture, or any architecture that declares a pooling type, is an embedding model;
+    a reranker (pooling "rank") is refused; the rest generate text."""
+    arch = str(_gguf_value(reader, "general.architecture") or "")
+    pooling_id = _gguf_value(reader, f"{arch}.pooling_type")
+    pooling = _POOLING.get(int(pooling_id), str(pooling_id)) if pooling_id is not None else None
+    causal = _gguf_value(reader, f"{arch}.attention.causal")
+    if pooling == "rank":
+        raise MetadataError(
+            f"{path}: a reranker (architecture {arch!r}, pooling type rank); headframe serves "
+            "embedding and text models, not rerankers"
+        )
+    said = f"pooling type {pooling}" if pooling else "no pooling type"
+    if arch in EMBEDDING_ARCHITECTURES:
+        return "embedding", f"GGUF architecture {arch!r} is an encoder ({said})"
+    if pooling not in (None, "none"):
+        return "embedding", f"GGUF architecture {arch!r} declares {said}"
+    if causal is False:
+        return "embedding", f"GGUF architecture {arch!r} has bidirectional attention ({said})"
+    return "text", f"GGUF architecture {arch!r} is a decoder with {said}"
+
+
 def inspect_gguf(path: Path) -> ModelInfo:
     try:
         import gguf
@@ -265,11 +299,53 @@ def inspect_gguf(path: Path) -> ModelInfo:
         raise MetadataError(f"{path}: not a valid GGUF file: {e}") from e
     arch = _gguf_value(reader, "general.architecture")
     name = _gguf_value(reader, "general.name")
+    task, why = gguf_task(reader, path)
     return ModelInfo(
         format="gguf",
         precision=_gguf_precision(reader)[:16],
-        task="text",
+        task=task,
+        task_reason=why,
         name=str(name) if name else None,
         runtime_bytes=gguf_kv_cache_bytes(reader),
         details={"architecture": arch, "tensors": len(reader.tensors)},
     )
+
+
+# --- the task a bare file is imported as ------------------------------------------------
+
+# Which tasks each format can serve as: headframe's embedding path reads GGUF through
+# llama.cpp and ONNX through onnxruntime with the encoder's tokenizer.json beside it.
+TASKS_BY_FORMAT = {"gguf": ("text", "embedding"), "onnx": ("tensor", "embedding"),
+                   "openvino": ("tensor",)}  # fmt: skip
+
+
+def decide_task(info: ModelInfo, src: Path, requested: str | None) -> ModelInfo:
+    """The task a bare file is imported as, and why: inspection's answer, or ``requested``
+    where the format can serve it. An ONNX encoder brings its tokenizer.json along."""
+    allowed = TASKS_BY_FORMAT[info.format]
+    if requested is None:
+        return info
+    if requested not in allowed:
+        raise MetadataError(
+            f"{src}: --task {requested}: a {info.format} model can be imported as "
+            f"{' or '.join(allowed)}"
+        )
+    why = f"--task {requested}"
+    if info.task != requested and info.task_reason:
+        why += f" (inspection said {info.task}: {info.task_reason})"
+    if info.format == "onnx" and requested == "embedding":
+        tokenizer = src.parent / "tokenizer.json"
+        if not tokenizer.is_file():
+            raise MetadataError(
+                f"{src}: an ONNX sentence encoder needs its tokenizer.json beside it "
+                f"({tokenizer} is missing)"
+            )
+        names = {s.name for s in info.inputs}
+        if "input_ids" not in names:
+            raise MetadataError(
+                f"{src}: a sentence encoder takes input_ids (it takes {sorted(names)})"
+            )
+        extra = (*info.extra_files, tokenizer.resolve())
+        return replace_info(info, task=requested, task_reason=why, extra_files=extra,
+                            inputs=(), outputs=())  # fmt: skip
+    return replace_info(info, task=requested, task_reason=why)

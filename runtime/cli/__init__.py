@@ -32,9 +32,11 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "publish": ("fleet_cmd",),
     "rollback": ("fleet_cmd",),
     "governor": ("governor_cmd",),
+    "knowledge": ("knowledge_cmd",),
 }
 ALL_MODULES = (
     "detect_cmd", "config_cmd", "models_cmd", "demo_cmd", "serve_cmd", "fleet_cmd", "governor_cmd",
+    "knowledge_cmd",
 )  # fmt: skip
 
 

@@ -169,6 +169,13 @@ def add_model(
     app: str | None = typer.Option(None, "--app", help="Application name (default: from PATH)."),
     version: str | None = typer.Option(None, "--version", help="Version (default: 1.0.0)."),
     replace: bool = typer.Option(False, "--replace", help="Overwrite that version if present."),
+    task: str | None = typer.Option(
+        None,
+        "--task",
+        help="tensor, text or embedding (default: what the file says: a GGUF encoder "
+        "architecture or pooling type is embedding; an ONNX encoder needs tokenizer.json "
+        "beside it).",
+    ),
     store_dir: Path | None = typer.Option(None, "--store", help=STORE_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the imported package as JSON."),
 ) -> None:
@@ -176,9 +183,11 @@ def add_model(
     from runtime.catalog.add import import_path
     from runtime.cli.daemon_link import store_change_note
 
+    if task is not None and task not in ("tensor", "text", "embedding"):
+        raise fail(f"--task: {task!r} is not one of tensor, text, embedding", 2)
     store = resolve_store(store_dir)
     try:
-        package = import_path(store, path, app, version, replace=replace)
+        package = import_path(store, path, app, version, replace=replace, task=task)
     except HeadframeError as e:
         raise fail(e.message) from e
     app, active = package.application, store.active_version(package.application)
@@ -189,6 +198,7 @@ def add_model(
         typer.echo(note, err=True)
         return
     typer.echo(f"added {app} {package.version} to {store.root}")
+    typer.echo(f"  task: {package.meta.description}")
     for v in package.variants:
         typer.echo(
             f"  {v.id}: {v.meta.format} {v.meta.precision}, {human_bytes(v.meta.bytes)}, "

@@ -227,6 +227,9 @@ class ChatCompletionRequest(_Sampling):
     tools: list[Any] | None = None
     tool_choice: str | dict[str, Any] | None = None
     parallel_tool_calls: bool | None = None  # one call per turn is always allowed
+    # headframe's grounded chat: knowledge packs to answer from (validated, and acted on, by
+    # runtime.knowledge.grounding; a transport without knowledge packs refuses it).
+    knowledge: Any = None
     _plan: ToolPlan | None = PrivateAttr(default=None)
 
     def tool_plan(self) -> ToolPlan | None:

@@ -24,6 +24,7 @@ from runtime.box import Box
 from runtime.box.description import BoxDescription
 from runtime.config import Settings
 from runtime.errors import HeadframeError
+from runtime.knowledge import KnowledgeLibrary
 from runtime.loading.loader import VariantLoader
 from runtime.service import InferenceService
 from runtime.service.changes import ChangePath
@@ -111,6 +112,7 @@ class RoomParts:
     service: InferenceService
     changes: ChangePath
     shed: LoadShed
+    knowledge: KnowledgeLibrary | None
     box: Callable[[], Box]
     loader: Callable[[], VariantLoader]
     description: Callable[[], BoxDescription]
@@ -145,6 +147,7 @@ def _bridge(parts: RoomParts) -> MqttBridge | None:
         fast_path=mode.fast,
         info_sections=parts.info_sections,
         shed=parts.shed,
+        knowledge=parts.knowledge,
     )
 
 

@@ -38,6 +38,7 @@ from runtime.config import Settings
 from runtime.daemon.reload import Assembly, assemble, reread
 from runtime.daemon.rooms import RoomParts, Rooms, build_rooms
 from runtime.daemon.sdnotify import Notifier
+from runtime.knowledge import KnowledgeLibrary
 from runtime.loading.loader import LoadedModel
 from runtime.selection import Selection
 from runtime.service import InferenceService
@@ -93,6 +94,11 @@ class Daemon:
         self.context.add_section("changes", self.changes.status)
         self.context.add_metrics("calibration", self._measured_families)
         self.context.add_metrics("load_shed", self.shed.metric_families)
+        # Knowledge packs (runtime/knowledge/): opened once the models load, searched by
+        # the HTTP and MQTT transports with the service's embedders.
+        self.knowledge = KnowledgeLibrary(settings.paths.store, self.service)
+        self.context.add_section("knowledge", self.knowledge.status)
+        self.context.add_metrics("knowledge", self.knowledge.metric_families)
         self.rooms = Rooms()  # the optional rooms, built after the probe
         self.url: str | None = None
         self._stop = asyncio.Event()
@@ -163,6 +169,7 @@ class Daemon:
             changes=self.changes,
             tokens=self.tokens,
             shed=self.shed,
+            knowledge=self.knowledge,
         )
         http = await start_http(app, self.settings.api, DRAIN_TIMEOUT_S)
         self._server = http.server
@@ -178,6 +185,7 @@ class Daemon:
                 service=self.service,
                 changes=self.changes,
                 shed=self.shed,
+                knowledge=self.knowledge,
                 box=lambda: self._parts().box,
                 loader=lambda: self._parts().loader,
                 description=self._description,
@@ -209,6 +217,21 @@ class Daemon:
         watcher = StoreWatcher(lambda: self._parts().store, self.store_changed, self._watch_s)
         await watcher.prime()
         self._tasks.append(asyncio.create_task(watcher.run(), name="store-watch"))
+
+    async def _start_knowledge(self) -> None:
+        """Open the packs' active versions now, and again every ``paths.store_watch_s``
+        (a new version is opened beside the old, then switched to in one assignment)."""
+        library = self.knowledge
+        await asyncio.to_thread(library.refresh)
+        every = self.settings.paths.store_watch_s
+        if every > 0:
+
+            async def watch() -> None:
+                while True:
+                    await asyncio.sleep(every)
+                    await asyncio.to_thread(library.refresh)
+
+            self._tasks.append(asyncio.create_task(watch(), name="knowledge-watch"))
 
     async def _watchdog(self, interval: float) -> None:
         # Pinging from the event loop means a blocked loop stops the pings, as it should.
@@ -284,6 +307,7 @@ class Daemon:
             service.hold_readiness("loading models")
             await self._start_store_watch()  # a change seen meanwhile waits for the loads
             await self.changes.start(parts.store, parts.applications())
+            await self._start_knowledge()
             self.rooms.start("streams")
             service.hold_readiness(None)
             self.phase = "serving"

@@ -35,7 +35,9 @@ import orjson
 import paho.mqtt.client as paho
 
 from runtime.config import MqttSettings
-from runtime.errors import Busy, HeadframeError, InvalidInput
+from runtime.errors import Busy, HeadframeError, InvalidInput, ModelNotFound
+from runtime.knowledge.grounding import Grounding
+from runtime.knowledge.library import KnowledgeLibrary
 from runtime.mqtt import codec
 from runtime.mqtt.buffer import StoreAndForward
 from runtime.mqtt.chat import run_chat
@@ -45,6 +47,7 @@ from runtime.mqtt.embed import run_embed
 from runtime.mqtt.flow import receive_maximum
 from runtime.mqtt.infer import run_infer
 from runtime.mqtt.jobs import Job, request_key
+from runtime.mqtt.knowledge import run_search
 from runtime.mqtt.outbox import Outbox
 from runtime.mqtt.ports import Changes, Limits, MqttService
 from runtime.mqtt.presence import Presence
@@ -57,6 +60,7 @@ from runtime.service.load_shed import LoadShed, ShedState
 log = logging.getLogger(__name__)
 
 WORKERS_PER_APP = 8  # requests of one app awaiting the service at once; the service queues
+KNOWLEDGE_QUEUE = "_knowledge"  # the one queue of knowledge searches (never an app's name)
 __all__ = ["Job", "MqttBridge"]
 
 
@@ -75,8 +79,12 @@ class MqttBridge:
         state_dir: Path,
         fast_path: bool | None = None,
         shed: LoadShed | None = None,
+        knowledge: KnowledgeLibrary | None = None,
     ) -> None:
         self.settings = settings
+        # Knowledge packs: {prefix}/knowledge/{pack}/search, and grounded chat.
+        self._knowledge = knowledge
+        self._grounding = Grounding(knowledge) if knowledge is not None else None
         self._shed = shed  # while it blocks an application, its requests wait (unacked)
         self._held: dict[str, list[Job]] = {}  # app -> requests held while shedding
         self.service = service
@@ -129,7 +137,7 @@ class MqttBridge:
         self.conn = MqttConnection(
             self.settings,
             subscriptions=lambda: self.topics.subscriptions(
-                commands=self.settings.commands_enabled
+                commands=self.settings.commands_enabled, knowledge=self._knowledge is not None
             ),
             # Built for every CONNECT, so the Will is never older than its session.
             will=lambda: Will(
@@ -307,11 +315,10 @@ class MqttBridge:
         expiry = getattr(props, "MessageExpiryInterval", None) if props is not None else None
         content_type = getattr(props, "ContentType", None) if props is not None else None
         now = time.monotonic()
-        default_reply = (
-            self.topics.result(route.name)
-            if route.kind != "cmd"
-            else self.topics.cmd(route.name) + "/result"
-        )
+        default_reply = {
+            "cmd": self.topics.cmd(route.name) + "/result",
+            "knowledge": self.topics.knowledge_result(route.name),
+        }.get(route.kind) or self.topics.result(route.name)
         job = Job(
             route=route,
             payload=bytes(msg.payload),
@@ -340,6 +347,14 @@ class MqttBridge:
                 return
         if route.kind == "cmd":
             self._spawn(self.commands.handle(job))
+            return
+        if route.kind == "knowledge":  # one queue for every pack: names are the sender's
+            if self._knowledge is None or route.name not in self._knowledge.names():
+                missing = ModelNotFound(f"no knowledge pack {route.name!r} on this box")
+                self.replies.rejected(job, missing)
+                self.replies.finish(job, codec.error_from(missing))
+                return
+            self._queue(KNOWLEDGE_QUEUE).put_nowait(job)
             return
         queue = self._queues.get(route.name)
         if queue is None:
@@ -432,7 +447,11 @@ class MqttBridge:
         start = time.perf_counter()
         kind = job.route.kind
         if kind == "chat":  # answers through the replier itself: a stream sends several
-            await run_chat(self.service, job, self._limits, self.replies)
+            await run_chat(self.service, job, self._limits, self.replies, self._grounding)
+        elif kind == "knowledge":
+            assert self._knowledge is not None
+            body = await run_search(self._knowledge, job, self._limits, self.replies)
+            self.replies.finish(job, body)
         else:
             run = run_embed if kind == "embed" else run_infer
             body, answer = await run(self.service, job, self._limits, self.replies)

@@ -11,10 +11,10 @@ variant's id, as over HTTP.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from runtime.backends.base import GenerationChunk
-from runtime.errors import HeadframeError
+from runtime.errors import HeadframeError, InvalidInput
 from runtime.mqtt import codec
 
 if TYPE_CHECKING:
@@ -23,9 +23,13 @@ if TYPE_CHECKING:
     from runtime.service import TextAnswer
 
 
-async def run_chat(service: MqttService, job: Job, limits: Limits, replier: Replier) -> None:
+async def run_chat(
+    service: MqttService, job: Job, limits: Limits, replier: Replier, grounding: Any = None
+) -> None:
     """Answer one chat request through ``replier`` (chunks, then the completion), and
-    finish it; a HeadframeError is answered as an error envelope."""
+    finish it; a HeadframeError is answered as an error envelope. ``grounding``
+    (runtime.knowledge.grounding.Grounding) answers a request that names knowledge packs,
+    with ``citations`` on the completion, as over HTTP."""
     from runtime.codecs import openai as oai
 
     app = job.route.name
@@ -38,9 +42,15 @@ async def run_chat(service: MqttService, job: Job, limits: Limits, replier: Repl
         )
         doc.setdefault("model", app)  # the topic names the application already
         request = oai.parse_chat(doc)
+        replay, extra = None, None
+        if request.knowledge is not None:
+            if grounding is None:
+                raise InvalidInput("knowledge: this box serves no knowledge packs")
+            grounded = await grounding.ground(service, request, "mqtt")
+            request, replay, extra = grounded.request, grounded.replay_answer(), grounded.extra
         generation = request.to_generation()
         tools = request.tool_plan()
-        answer = await service.generate(app, generation, protocol="mqtt")
+        answer = replay or await service.generate(app, generation, protocol="mqtt")
         enc = oai.StreamEncoder(
             "chat",
             app,
@@ -57,7 +67,10 @@ async def run_chat(service: MqttService, job: Job, limits: Limits, replier: Repl
             if request.stream:
                 for obj in enc.encode(chunk):
                     replier.send(job, codec.ok_body(obj), answer)
-        body = codec.ok_body(enc.response(chunks))
+        completion = enc.response(chunks)
+        if extra is not None:
+            completion.update(extra("".join(c.text for c in chunks)))
+        body = codec.ok_body(completion)
     except HeadframeError as e:
         replier.rejected(job, e)
         replier.finish(job, codec.error_from(e), answer)

@@ -13,7 +13,7 @@ from typing import Literal
 
 from runtime.errors import ConfigError, InvalidInput
 
-RouteKind = Literal["infer", "chat", "embed", "cmd"]
+RouteKind = Literal["infer", "chat", "embed", "cmd", "knowledge"]
 # Request kinds an application topic takes: {prefix}/models/{app}/{kind}.
 MODEL_KINDS = ("infer", "chat", "embed")
 MAX_TOPIC_BYTES = 65535
@@ -107,6 +107,12 @@ class Topics:
     def cmd(self, name: str) -> str:
         return f"{self.prefix}/cmd/{name}"
 
+    def knowledge_search(self, pack: str) -> str:
+        return f"{self.prefix}/knowledge/{pack}/search"
+
+    def knowledge_result(self, pack: str) -> str:
+        return f"{self.prefix}/knowledge/{pack}/result"
+
     @property
     def pool_root(self) -> str:
         return f"headframe/{self.site}/pool"
@@ -115,9 +121,11 @@ class Topics:
         """The topic a requester publishes to for any member of the pool."""
         return f"{self.pool_root}/{app}/infer"
 
-    def subscriptions(self, *, commands: bool) -> list[str]:
+    def subscriptions(self, *, commands: bool, knowledge: bool = False) -> list[str]:
         """Topic filters to subscribe to on every connect."""
         subs = [f"{self.prefix}/models/+/{kind}" for kind in MODEL_KINDS]
+        if knowledge:
+            subs.append(f"{self.prefix}/knowledge/+/search")
         if commands:
             subs.append(f"{self.prefix}/cmd/+")
         if self.pool_group:
@@ -133,6 +141,8 @@ class Topics:
                 return Route(kind=parts[2], name=parts[1]) if parts[1] else None  # type: ignore[arg-type]
             if len(parts) == 2 and parts[0] == "cmd" and parts[1]:
                 return Route(kind="cmd", name=parts[1])
+            if len(parts) == 3 and parts[0] == "knowledge" and parts[1] and parts[2] == "search":
+                return Route(kind="knowledge", name=parts[1])
             return None
         pool = self.pool_root + "/"
         if self.pool_group and topic.startswith(pool):

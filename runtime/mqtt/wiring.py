@@ -60,6 +60,7 @@ def attach_bridge(
     fast_path: bool | None = None,
     info_sections: Mapping[str, Callable[[], Any]] | None = None,
     shed: LoadShed | None = None,
+    knowledge: Any = None,
 ) -> MqttBridge | None:
     """The bridge when ``[mqtt]`` is configured, else None. ``fast_path``: the daemon's
     start-up check of paho (runtime.mqtt.paho_compat.start_up). With a fleet runner, the
@@ -76,6 +77,7 @@ def attach_bridge(
         state_dir=settings.paths.state_dir,
         fast_path=fast_path,
         shed=shed,
+        knowledge=knowledge,
     )
     if fleet is not None:
 

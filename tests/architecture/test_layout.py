@@ -31,7 +31,7 @@ TIERS: list[set[str]] = [
     {"service"},
     {"box"},
     {"loading"},
-    {"factory"},
+    {"factory", "knowledge"},
     {"demo"},
     {"api", "mqtt"},
     {"sparkplug"},
