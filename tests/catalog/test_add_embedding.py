@@ -53,7 +53,7 @@ def test_models_add_says_what_it_decided_and_the_package_embeds(tmp_path: Path) 
         try:
             texts = ["pump seal", "belt fault", "pump seal"]
             request = parse_embedding({"model": "site-embedder", "input": texts})
-            out = await embed(service, request, "test")
+            out, _ = await embed(service, request, "test")
         finally:
             await service.close()
         return np.array([d["embedding"] for d in out["data"]])
