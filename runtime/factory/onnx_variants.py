@@ -1,14 +1,15 @@
-"""ONNX variants from one fp32 ONNX source, each written by the runtime's own tool.
+"""ONNX variants from the prepared fp32 graph (runtime/factory/onnx_prepare.py), each
+written by the runtime's own tool:
 
-- ``prepare``: what real exported models need before any quantizer sees them: weights
-  held in ``Constant`` nodes lifted into initializers, every node named (the exclusion
-  loop addresses nodes by name), then onnxruntime's quantization pre-processing
-  (symbolic and ONNX shape inference). That prepared graph is the ``fp32`` variant.
-- ``make_fp16``: weights and compute in fp16, inputs and outputs kept fp32.
+- ``make_fp16``: weights and compute in fp16, inputs and outputs kept fp32, the operator
+  types of ``keep_float`` left in fp32 (the fp16 search in runtime/factory/search.py
+  measures which ones the model needs: a BatchNormalization or a Resize computed in fp16
+  can wipe out a detector's output).
 - ``make_int8_dynamic``: onnxruntime ``quantize_dynamic`` (weights int8, activations
   quantized at run time).
-- ``make_int8_static``: QDQ by ``quantize_static``, calibrated, with a scheme for the
-  x86 saturation caveat (below) and a list of nodes kept in float.
+- ``make_int8_static``: QDQ by ``quantize_static``, calibrated at the golden shape on the
+  calibration rows, per-channel weight scales where the opset allows them, with a scheme
+  for the x86 saturation caveat (below) and a list of nodes kept in float.
 
 The x86 caveat: without VNNI, onnxruntime multiplies uint8 activations by int8 weights
 with VPMADDUBSW, whose 16-bit intermediate saturates when two products add past 32767.
@@ -22,14 +23,14 @@ the scheme of each int8 variant.
 from __future__ import annotations
 
 import logging
-import shutil
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from runtime.factory.spec import BuildInputError
+from runtime.catalog.golden import RowLayout
+from runtime.factory.onnx_prepare import prepare as prepare  # the demo factory imports it here
 
 log = logging.getLogger(__name__)
 
@@ -37,79 +38,6 @@ QUANTIZED_OPS = ("Conv", "MatMul", "Gemm")
 DYNAMIC_OPS = ["MatMul", "Attention", "LSTM", "GRU"]
 CALIBRATION_ROWS = 256
 CALIBRATION_BATCH = 16
-
-
-def load_model(path: Path) -> Any:
-    """The ModelProto of ``path``; BuildInputError naming the file when it is not ONNX."""
-    import onnx
-
-    try:
-        model = onnx.load(str(path))
-        onnx.checker.check_model(model)
-    except FileNotFoundError as e:
-        raise BuildInputError(f"{path}: file not found") from e
-    except Exception as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise BuildInputError(f"{path}: not a readable ONNX model: {first}") from e
-    if not model.graph.node:
-        raise BuildInputError(f"{path}: not a readable ONNX model: the graph has no nodes")
-    return model
-
-
-def _lift_constants(model: Any) -> int:
-    """Move tensor-valued ``Constant`` nodes into initializers (quantizers look for
-    weights there); returns how many moved."""
-    from onnx import numpy_helper
-
-    keep, lifted = [], 0
-    for node in model.graph.node:
-        attr = {a.name: a for a in node.attribute}
-        if node.op_type == "Constant" and "value" in attr and len(node.output) == 1:
-            arr = numpy_helper.to_array(attr["value"].t)
-            model.graph.initializer.append(numpy_helper.from_array(arr, node.output[0]))
-            lifted += 1
-        else:
-            keep.append(node)
-    del model.graph.node[:]
-    model.graph.node.extend(keep)
-    return lifted
-
-
-def _name_nodes(model: Any) -> None:
-    seen: set[str] = set()
-    for i, node in enumerate(model.graph.node):
-        if not node.name or node.name in seen:
-            node.name = f"{node.op_type.lower()}_{i}"
-        seen.add(node.name)
-
-
-def prepare(src: Path, dst: Path) -> list[str]:
-    """Write the prepared fp32 graph of ``src`` to ``dst``; returns notes on what was done
-    (each pre-processing step that failed is a note, not an error)."""
-    import onnx
-
-    model = load_model(src)
-    notes = []
-    if lifted := _lift_constants(model):
-        notes.append(f"{lifted} Constant nodes lifted into initializers")
-    _name_nodes(model)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    raw = dst.with_name(".raw-" + dst.name)
-    onnx.save(model, str(raw))
-    try:
-        from onnxruntime.quantization.shape_inference import quant_pre_process
-
-        try:
-            quant_pre_process(str(raw), str(dst), skip_optimization=True)
-        except Exception as e:  # symbolic inference fails on some op mixes: ONNX's alone
-            notes.append(f"symbolic shape inference skipped: {str(e).splitlines()[0][:120]}")
-            quant_pre_process(str(raw), str(dst), skip_optimization=True, skip_symbolic_shape=True)
-    except Exception as e:
-        notes.append(f"shape inference skipped: {str(e).splitlines()[0][:120]}")
-        shutil.copyfile(raw, dst)
-    finally:
-        raw.unlink(missing_ok=True)
-    return notes
 
 
 def quantizable_nodes(path: Path) -> list[str]:
@@ -120,11 +48,31 @@ def quantizable_nodes(path: Path) -> list[str]:
     return [n.name for n in model.graph.node if n.op_type in QUANTIZED_OPS]
 
 
-def make_fp16(src: Path, dst: Path) -> Path:
+def float_op_types(path: Path) -> list[str]:
+    """The operator types of ``path`` that compute in float, in order of first use: what
+    the fp16 search may keep in fp32."""
     import onnx
-    from onnxruntime.transformers.float16 import convert_float_to_float16
 
-    model = convert_float_to_float16(onnx.load(str(src)), keep_io_types=True)
+    model = onnx.load(str(path), load_external_data=False)
+    skip = {"Constant", "Shape", "Cast", "Identity", "Reshape", "Squeeze", "Unsqueeze",
+            "Flatten", "Transpose", "Concat", "Slice", "Gather", "Split"}  # fmt: skip
+    seen: dict[str, None] = {}
+    for node in model.graph.node:
+        if node.op_type not in skip and node.domain in ("", "ai.onnx"):
+            seen.setdefault(node.op_type, None)
+    return list(seen)
+
+
+def make_fp16(src: Path, dst: Path, keep_float: Sequence[str] = ()) -> Path:
+    """fp16 weights and compute; the operator types in ``keep_float`` stay fp32."""
+    import onnx
+    from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
+
+    model = convert_float_to_float16(
+        onnx.load(str(src)),
+        keep_io_types=True,
+        op_block_list=sorted({*DEFAULT_OP_BLOCK_LIST, *keep_float}),
+    )
     # The converter appends the io Casts at the end of the node list: onnxruntime does
     # not mind, onnx.checker (and so `models add`, inspection) rejects the order.
     _sort_nodes(model.graph)
@@ -178,17 +126,20 @@ def make_int8_dynamic(src: Path, dst: Path, scheme: str) -> Path:
 
 
 class _Reader:
-    """onnxruntime's CalibrationDataReader protocol over golden or calibration rows."""
+    """onnxruntime's CalibrationDataReader protocol over golden or calibration rows, as
+    requests the model takes (runtime/catalog/golden.py RowLayout): calibration runs at
+    the golden shape, whatever the model's dynamic axes allow."""
 
-    def __init__(self, inputs: Mapping[str, np.ndarray], batch: int) -> None:
-        self._inputs = inputs
+    def __init__(self, inputs: Mapping[str, np.ndarray], batch: int, layout: RowLayout) -> None:
+        self._inputs = {k: v[:CALIBRATION_ROWS] for k, v in inputs.items()}
         self._batch = batch
+        self._layout = layout
         self._it = self._batches()
 
     def _batches(self) -> Iterator[dict[str, np.ndarray]]:
-        n = min(CALIBRATION_ROWS, len(next(iter(self._inputs.values()))))
-        for i in range(0, n, self._batch):
-            yield {k: np.ascontiguousarray(v[i : i + self._batch]) for k, v in self._inputs.items()}
+        names = list(self._inputs)
+        for request in self._layout.requests(self._inputs, names, self._batch):
+            yield {k: np.ascontiguousarray(v) for k, v in request.items()}
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         return next(self._it, None)
@@ -205,11 +156,24 @@ def make_int8_static(
     scheme: str,
     exclude: Sequence[str] = (),
     batch: int = CALIBRATION_BATCH,
+    per_channel: bool = True,
+    layout: RowLayout | None = None,
+    calibration_cache: Path | None = None,
 ) -> Path:
     """A QDQ int8 copy of ``src`` calibrated (MinMax) on ``calibration`` rows, per-channel
-    weights, the nodes in ``exclude`` kept in float."""
+    weights unless ``per_channel`` is False (an opset below 13), the nodes in ``exclude``
+    kept in float. ``calibration_cache``: the tensor ranges are kept in this file and
+    reused by the next call (onnxruntime 1.32+; older ones calibrate every time), which
+    makes a search's trials cost a rewrite of the graph instead of a calibration."""
+    import inspect
+
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
+    cache: dict[str, Any] = {}
+    if calibration_cache is not None and "calibration_cache_path" in str(
+        inspect.signature(quantize_static)
+    ):
+        cache["calibration_cache_path"] = str(calibration_cache)
     act = QuantType.QInt8 if scheme == "s8s8" else QuantType.QUInt8
     root = logging.getLogger()
     quiet = _DropAdvice()
@@ -218,16 +182,17 @@ def make_int8_static(
         quantize_static(
             str(src),
             str(dst),
-            _Reader(calibration, batch),
+            _Reader(calibration, batch, layout or RowLayout()),
             quant_format=QuantFormat.QDQ,
             op_types_to_quantize=list(QUANTIZED_OPS),
-            per_channel=True,
+            per_channel=per_channel,
             reduce_range=scheme == "reduce-range",
             activation_type=act,
             weight_type=QuantType.QInt8,
             nodes_to_exclude=list(exclude),
             calibrate_method=CalibrationMethod.MinMax,
             extra_options={"ActivationSymmetric": scheme == "s8s8"},
+            **cache,
         )
     finally:
         root.removeFilter(quiet)

@@ -9,10 +9,25 @@ import time
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from runtime.factory.results import BuildResult, VariantResult
+
+
+class BudgetLeftColumn(ProgressColumn):
+    """What is left of the time budget, read at every refresh (rich redraws the bar ten
+    times a second), so it counts down while a long step runs."""
+
+    def __init__(self, budget_s: float, t0: float) -> None:
+        super().__init__()
+        self.budget_s, self.t0 = budget_s, t0
+
+    def render(self, task: Any) -> Text:
+        left = self.budget_s - (time.monotonic() - self.t0)
+        style = "red" if left < 0.1 * self.budget_s else ""
+        return Text(f"{max(0.0, left):.0f}s of {self.budget_s:.0f}s budget left", style=style)
 
 
 class RichProgress:
@@ -27,7 +42,7 @@ class RichProgress:
             BarColumn(),
             TextColumn("{task.completed}/{task.total}"),
             TimeElapsedColumn(),
-            TextColumn("{task.fields[left]}"),
+            BudgetLeftColumn(budget_s, self.t0),
             console=console,
             transient=True,
         )
@@ -40,19 +55,14 @@ class RichProgress:
     def __exit__(self, *exc: object) -> None:
         self.bar.stop()
 
-    def _left(self) -> str:
-        left = self.budget_s - (time.monotonic() - self.t0)
-        return f"{max(0.0, left):.0f}s of {self.budget_s:.0f}s budget left"
-
     def begin(self, step: str, total: int) -> None:
         if self.task is None:
-            self.task = self.bar.add_task(step, total=max(total, 1), left=self._left())
-        self.bar.update(self.task, description=f"building {step}", total=max(total, 1),
-                        left=self._left())  # fmt: skip
+            self.task = self.bar.add_task(step, total=max(total, 1))
+        self.bar.update(self.task, description=f"building {step}", total=max(total, 1))
 
     def end(self, step: str, result: VariantResult | None) -> None:
         if self.task is not None:
-            self.bar.update(self.task, advance=1, left=self._left())
+            self.bar.update(self.task, advance=1)
         if result is not None:
             status = "[green]ok[/]" if result.ok else f"[red]failed[/]: {result.reason}"
             self.console.print(f"  {step}: {status} ({result.seconds:.1f}s)")
