@@ -96,9 +96,7 @@ def _check_input(path: Path, spec: TensorSpec, arr: np.ndarray) -> None:
             f"{path}: input {spec.name!r} is one value; give one per row (shape [rows])"
         )
     whole_rows = arr.ndim == len(spec.shape) + 1 and _fits(spec.shape, arr.shape[1:])
-    if not whole_rows and (
-        arr.ndim != len(spec.shape) or not _fits(spec.shape[1:], arr.shape[1:])
-    ):
+    if not whole_rows and (arr.ndim != len(spec.shape) or not _fits(spec.shape[1:], arr.shape[1:])):
         want = "[" + ", ".join("?" if d == -1 else str(d) for d in spec.shape) + "]"
         raise BuildInputError(
             f"{path}: input {spec.name!r} has shape {list(arr.shape)}, the model takes {want}"

@@ -12,16 +12,33 @@ the node or tensor at fault.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import Any
+
+
+def runtime_message(e: BaseException) -> str:
+    """The one line of a runtime's error worth showing (see ``_first_line``)."""
+    return _first_line(e)
 
 
 class BrokenVariant(Exception):
     """The written file does not check or load; the message names the node or tensor."""
 
 
+# onnxruntime's messages: a status prefix naming the file we already name, then at times a
+# C++ source location and signature before the words that matter
+_ORT_PREFIX = re.compile(r"^\[ONNXRuntimeError\] : \d+ : \w+ : (Load model from \S+ failed:)?")
+_CPP_LOCATION = re.compile(r"/\S+\.(?:h|cc|cpp):\d+ .*?\)(?: const)? (?=\S)")
+
+
 def _first_line(e: BaseException) -> str:
+    """One line of what a runtime said, without what says nothing to a user."""
     text = str(e).strip()
-    return text.splitlines()[0][:400] if text else type(e).__name__
+    if not text:
+        return type(e).__name__
+    line = _CPP_LOCATION.sub("", _ORT_PREFIX.sub("", text.splitlines()[0])).strip()
+    return line[:400] or type(e).__name__
 
 
 def check_onnx(path: Path) -> None:
@@ -31,7 +48,9 @@ def check_onnx(path: Path) -> None:
     try:
         onnx.checker.check_model(str(path))  # by path: models over 2 GB are checked too
     except Exception as e:
-        raise BrokenVariant(f"{path.name} fails onnx.checker: {_first_line(e)}") from e
+        node = re.search(r"Bad node spec for node\. Name: (\S+)", str(e))
+        where = f" (node {node.group(1)})" if node else ""
+        raise BrokenVariant(f"{path.name} fails onnx.checker: {_first_line(e)}{where}") from e
     so = ort.SessionOptions()
     so.log_severity_level = 3
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -83,14 +102,25 @@ def weight_bytes(fmt: str, path: Path) -> dict[str, int]:
         return counts
     import onnx
 
-    model = onnx.load(str(path), load_external_data=False)
-    for init in model.graph.initializer:
-        kind = _ONNX_BYTES.get(init.data_type)
+    def add(tensor: Any) -> None:
+        kind = _ONNX_BYTES.get(tensor.data_type)
         n = 1
-        for d in init.dims:
+        for d in tensor.dims:
             n *= d
         if kind and n > 1:
             counts[kind[0]] = counts.get(kind[0], 0) + n * kind[1]
+
+    def walk(graph: Any) -> None:  # subgraphs too: an If's branches hold weights
+        for init in graph.initializer:
+            add(init)
+        for node in graph.node:
+            for attr in node.attribute:
+                if node.op_type == "Constant" and attr.name == "value":
+                    add(attr.t)
+                elif attr.type == onnx.AttributeProto.GRAPH:
+                    walk(attr.g)
+
+    walk(onnx.load(str(path), load_external_data=False).graph)
     return counts
 
 

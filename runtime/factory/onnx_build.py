@@ -44,6 +44,7 @@ KINDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "fp16": ("onnx", "fp16", ("cpu", "gpu")),
     "int8-dynamic": ("onnx", "int8", ("cpu",)),
     "int8-static": ("onnx", "int8", ("cpu",)),
+    "int8-weights": ("onnx", "int8", ("cpu", "gpu")),
     "openvino-fp16": ("openvino", "fp16", ("cpu", "gpu", "npu")),
     "openvino-int8": ("openvino", "int8", ("cpu", "gpu", "npu")),
 }
@@ -54,6 +55,8 @@ NEEDS: dict[str, tuple[str, ...]] = {
     "openvino-fp16": ("openvino",),
     "openvino-int8": ("openvino", "nncf"),
 }
+PRIORITY = ("fp32", "int8-static", "openvino-int8", "int8-weights", "fp16", "openvino-fp16",
+            "int8-dynamic")  # fmt: skip
 MEASURE_MARGIN = 1.5  # the reserve for measuring a rung: this times the fp32 measurement
 # The source's outputs and the fp32 rung are the family's baseline: measured even when the
 # budget is smaller than that takes, up to this long after the build started (within the
@@ -169,9 +172,9 @@ class OnnxFamily:
         ctx.result.reference_bp = self.reference_bp
         ctx.result.reference_bytes = opts.source.stat().st_size
         kinds = list(opts.variants) if opts.variants is not None else self._default_kinds()
-        if "fp32" in kinds:  # the family's baseline, measured first
-            kinds.remove("fp32")
-            kinds.insert(0, "fp32")
+        # the baseline first, then the int8 rungs (the smallest-variant promise), while
+        # the budget is freshest
+        kinds.sort(key=lambda k: PRIORITY.index(k) if k in PRIORITY else len(PRIORITY))
         ctx.total_steps = len(kinds) + len(opts.extra_variants)
         for kind in kinds:
             fmt, precision, devices = KINDS[kind]

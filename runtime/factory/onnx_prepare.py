@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from runtime.factory.checks import runtime_message
 from runtime.factory.spec import BuildInputError
 
 log = logging.getLogger(__name__)
@@ -88,7 +89,7 @@ def check_loads(path: Path) -> None:
     try:
         ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
     except Exception as e:
-        raise BuildInputError(f"{path}: onnxruntime cannot load it: {_first_line(e)}") from e
+        raise BuildInputError(f"{path}: onnxruntime cannot load it: {runtime_message(e)}") from e
 
 
 def _lift_constants(model: Any) -> int:

@@ -42,7 +42,7 @@ MODEL = "model.onnx"
 IR = "model.xml"
 AC_MIN_S = 30.0  # NNCF's accuracy control is not started with less than this to run
 SEARCH_MIN_S = 5.0  # nor is a search
-INT8_KINDS = ("int8-dynamic", "int8-static", "openvino-int8")
+INT8_KINDS = ("int8-dynamic", "int8-static", "int8-weights", "openvino-int8")
 REFINABLE = ("fp16", "int8-static", "openvino-int8")  # in the order pass 2 runs them
 
 

@@ -166,11 +166,35 @@ def job_fp16(job: Job) -> dict[str, Any]:
     return {"keep_float": search.kept_float, "search": search.to_dict()}
 
 
+def _unreachable(src: Path, ops: Sequence[str], what: str) -> str:
+    """Why a quantizer of the main graph found nothing: the ops it wants, in subgraphs."""
+    inside = onnx_variants.subgraph_ops(src, ops)
+    where = ", ".join(f"{n} in the branches of {holder}" for holder, n in inside.items())
+    return f"{what}: no {'/'.join(ops)} node in the main graph" + (
+        f" ({where}, which onnxruntime's quantizer does not enter)" if where else ""
+    )
+
+
 def job_int8_dynamic(job: Job) -> dict[str, Any]:
+    a = job.args
+    src, dst = Path(a["src"]), Path(a["dst"])
+    path = job.scratch / dst.name
+    try:
+        onnx_variants.make_int8_dynamic(src, path, a["scheme"])
+    except onnx_variants.NothingToQuantize as e:
+        raise onnx_variants.NothingToQuantize(
+            _unreachable(src, onnx_variants.DYNAMIC_OPS, str(e))
+        ) from e
+    checks.check_onnx(path)
+    _place([path], dst.parent)
+    return {}
+
+
+def job_int8_weights(job: Job) -> dict[str, Any]:
     a = job.args
     dst = Path(a["dst"])
     path = job.scratch / dst.name
-    onnx_variants.make_int8_dynamic(Path(a["src"]), path, a["scheme"])
+    onnx_variants.make_int8_weights(Path(a["src"]), path)
     checks.check_onnx(path)
     _place([path], dst.parent)
     return {}
@@ -185,6 +209,10 @@ def job_int8_static(job: Job) -> dict[str, Any]:
     layout = RowLayout.of(golden.specs, calib)
     per_channel = bool(a["per_channel"])
     notes: list[str] = []
+    if not onnx_variants.quantizable_nodes(src):
+        raise onnx_variants.NothingToQuantize(
+            _unreachable(src, onnx_variants.QUANTIZED_OPS, "nothing to quantize")
+        )
 
     ranges = job.scratch / "calibration-ranges.json"  # calibrated once, reused by each trial
 
@@ -245,6 +273,7 @@ JOBS: dict[str, Callable[[Job], dict[str, Any]]] = {
     "fp16": job_fp16,
     "int8-dynamic": job_int8_dynamic,
     "int8-static": job_int8_static,
+    "int8-weights": job_int8_weights,
     "openvino-fp16": job_openvino_fp16,
     "openvino-int8": job_openvino_int8,
 }
@@ -261,7 +290,13 @@ def _die_with_parent() -> None:
 
 
 def _reason(e: BaseException) -> str:
+    """One line: the exception's first, or, for OpenVINO's frontend (whose first line is
+    a source location), the operators it could not convert."""
     text = str(e).strip().splitlines()
+    failed = next((ln for ln in text if "Conversion is failed for:" in ln), None)
+    if failed:
+        ops = failed.split("Conversion is failed for:", 1)[1].strip()
+        return f"OpenVINO cannot convert {ops}"
     return f"{type(e).__name__}: {text[0][:400] if text else ''}".rstrip(": ")
 
 
@@ -280,8 +315,8 @@ def main(argv: list[str]) -> int:
     t0 = time.monotonic()
     try:
         value = JOBS[spec["job"]](job)
-    except checks.BrokenVariant as e:
-        out: dict[str, Any] = {"error": str(e)}
+    except (checks.BrokenVariant, onnx_variants.NothingToQuantize) as e:
+        out: dict[str, Any] = {"error": str(e)}  # already one line that names the cause
     except ImportError as e:
         out = {"error": f"{e.name or 'a library'} is not installed: {e}"}
     except Exception as e:

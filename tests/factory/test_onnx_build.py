@@ -50,7 +50,8 @@ def test_conv_classifier_family(conv_source: Source, tmp_path: Path) -> None:
     # int8-dynamic quantizes the one MatMul (16 x 10): most weight bytes stay fp32, and the
     # rung is named for what it is (issue 24)
     expected = {
-        "fp32", "fp16", "int8-dynamic-partial", "int8-static", "openvino-fp16", "openvino-int8"
+        "fp32", "fp16", "int8-dynamic-partial", "int8-static", "int8-weights", "openvino-fp16",
+        "openvino-int8",
     }  # fmt: skip
     assert set(by_id) == expected
     assert all(v["ok"] for v in by_id.values()), {k: v["reason"] for k, v in by_id.items()}
@@ -67,6 +68,7 @@ def test_conv_classifier_family(conv_source: Source, tmp_path: Path) -> None:
     precision = {v.id: v.meta.precision for v in package.variants}
     assert precision["fp32"] == precision["int8-dynamic-partial"] == "fp32"
     assert precision["int8-static"] == precision["openvino-int8"] == "int8"
+    assert precision["int8-weights"] == "int8"
     assert precision["fp16"] == precision["openvino-fp16"] == "fp16"
     sizes = {v.id: v.meta.bytes for v in package.variants}
     assert sizes["fp16"] < sizes["fp32"] and sizes["int8-static"] < sizes["fp32"]

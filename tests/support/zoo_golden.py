@@ -30,10 +30,12 @@ from pathlib import Path
 import numpy as np
 
 WORDS = (
-    "conveyor belt speed ratio motor pump valve pressure sensor line station batch lot "
-    "serial part order shift alarm reset start stop level flow tank feeder crusher screen "
-    "mill silo temp voltage current load torque kW rpm bar mm 24V 400V OK NG A1 B7 C12"
-).split()
+    "conveyor", "belt", "speed", "ratio", "motor", "pump", "valve", "pressure", "sensor",
+    "line", "station", "batch", "lot", "serial", "part", "order", "shift", "alarm", "reset",
+    "start", "stop", "level", "flow", "tank", "feeder", "crusher", "screen", "mill", "silo",
+    "temp", "voltage", "current", "load", "torque", "kW", "rpm", "bar", "mm", "24V", "400V",
+    "OK", "NG", "A1", "B7", "C12",
+)  # fmt: skip
 DET_SIDE = 320
 REC_SHAPE = (48, 320)
 CLS_SHAPE = (48, 192)
@@ -72,8 +74,12 @@ def _text_line(rng: np.random.Generator, height: int = 48) -> np.ndarray:
     font = _font(int(rng.integers(24, 34)))
     left, top, right, bottom = font.getbbox(text)
     pad = int(rng.integers(3, 8))
-    img = Image.new("L", (right - left + 2 * pad, bottom - top + 2 * pad), int(rng.integers(215, 256)))
-    ImageDraw.Draw(img).text((pad - left, pad - top), text, font=font, fill=int(rng.integers(0, 70)))
+    img = Image.new(
+        "L", (right - left + 2 * pad, bottom - top + 2 * pad), int(rng.integers(215, 256))
+    )
+    ImageDraw.Draw(img).text(
+        (pad - left, pad - top), text, font=font, fill=int(rng.integers(0, 70))
+    )
     arr = np.asarray(img, dtype=np.float32) + rng.normal(0, 4, (img.height, img.width))
     return np.clip(arr, 0, 255).astype(np.uint8)
 
@@ -118,8 +124,8 @@ def _page(rng: np.random.Generator, size: tuple[int, int], blocks: bool) -> np.n
                 draw.line((x0 + c * cw, y, x0 + c * cw, y + rows * rh), fill=40)
             for r in range(rows):
                 for c in range(cols):
-                    draw.text((x0 + c * cw + 4, y + r * rh + 4), WORDS[int(rng.integers(len(WORDS)))],
-                              font=_font(14), fill=20)  # fmt: skip
+                    word = WORDS[int(rng.integers(len(WORDS)))]
+                    draw.text((x0 + c * cw + 4, y + r * rh + 4), word, font=_font(14), fill=20)
             y += rows * rh + 24
         elif blocks and kind < 0.25 and y < h - 140:  # a figure
             fh = int(rng.integers(80, 130))
@@ -128,7 +134,9 @@ def _page(rng: np.random.Generator, size: tuple[int, int], blocks: bool) -> np.n
         else:
             size_px = int(rng.integers(14, 30)) if not blocks else 16
             x = int(rng.integers(4, w // 4))
-            draw.text((x, y), _phrase(rng, 2, 6), font=_font(size_px), fill=int(rng.integers(0, 80)))
+            draw.text(
+                (x, y), _phrase(rng, 2, 6), font=_font(size_px), fill=int(rng.integers(0, 80))
+            )
             y += size_px + int(rng.integers(6, 24))
     arr = np.asarray(img, dtype=np.float32) + rng.normal(0, 3, (h, w))
     return np.clip(arr, 0, 255).astype(np.uint8)
