@@ -166,9 +166,10 @@ class RowLayout:
         """One request of the golden ``rows`` (one row when any input holds whole ones)."""
         if self.whole:
             i = rows[0]
-            # [i, ...] keeps a 0-d array for a scalar input (arr[i] would be a numpy scalar)
-            return {k: np.ascontiguousarray(arrays[k][i, ...]) if k in self.whole
-                    else np.ascontiguousarray(arrays[k][i : i + 1]) for k in names}  # fmt: skip
+            # [i, ...] keeps a 0-d array for a scalar input (arr[i] would be a numpy scalar),
+            # and np.require keeps it 0-d (np.ascontiguousarray would make it [1])
+            return {k: np.require(arrays[k][i, ...] if k in self.whole else arrays[k][i : i + 1],
+                                  requirements="C") for k in names}  # fmt: skip
         idx = np.asarray(rows, dtype=np.int64)
         if len(idx) and np.all(np.diff(idx) == 1):  # a slice: no copy of the rows
             return {k: arrays[k][int(idx[0]) : int(idx[-1]) + 1] for k in names}

@@ -223,6 +223,10 @@ def int8_static_within(
         what="nodes",
         target_bp=reference_bp - max_drop_bp,
         deadline=deadline,
-        on_better=lambda kept, t: Path(t.artifact).replace(dst),
+        on_better=lambda kept, t: _move(Path(t.artifact), dst),
         discard=lambda t: Path(t.artifact).unlink(missing_ok=True),
     )
+
+
+def _move(src: Path, dst: Path) -> None:
+    src.replace(dst)

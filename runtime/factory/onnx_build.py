@@ -79,6 +79,10 @@ def resolve_metric(requested: str, golden: TensorGolden, first_output: np.ndarra
     return "agreement" if out.ndim == 2 and out.shape[1] > 1 else "fidelity"
 
 
+def _refine_into(rungs: Rungs, vr: VariantResult, deadline: float, vdir: Path) -> None:
+    rungs.refine(vr, vdir, deadline)
+
+
 class OnnxFamily:
     """One build of an ONNX source; ``run()`` fills ``ctx.result`` and returns the
     package's fields."""
@@ -206,8 +210,7 @@ class OnnxFamily:
         for i, vr in enumerate(todo):
             left = self.ctx.deadline - rungs.measure_reserve_s - time.monotonic()
             deadline = time.monotonic() + max(0.0, left) / (len(todo) - i)
-            vdir_vr = vr
-            self.ctx.refine(vr, lambda vdir, v=vdir_vr, d=deadline: rungs.refine(v, vdir, d))
+            self.ctx.refine(vr, functools.partial(_refine_into, rungs, vr, deadline))
 
     def _default_kinds(self) -> list[str]:
         """Every variant whose libraries are installed; the others are a note, not a

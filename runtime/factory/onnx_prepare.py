@@ -168,7 +168,7 @@ def _pre_process(raw: Path, dst: Path, notes: list[str]) -> None:
     except ImportError:
         shutil.copyfile(raw, dst)
         return
-    attempts = (
+    attempts: tuple[tuple[dict[str, bool], str], ...] = (
         ({}, ""),
         ({"skip_symbolic_shape": True}, "symbolic shape inference skipped"),
         ({"skip_symbolic_shape": True, "skip_optimization": True}, "optimisation skipped"),

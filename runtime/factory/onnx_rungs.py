@@ -198,7 +198,7 @@ class Rungs:
             search = out.get("search")
         except JobCut as e:
             what = f"cut at its share of the time budget after {e.seconds:.0f} s"
-            if not (e.checkpoint or {}).get("kept_float"):
+            if not e.checkpoint or not e.checkpoint.get("kept_float"):
                 self._note(vr, key, log, f"{what}, before it found a better copy")
                 return
             search = {**e.checkpoint, "stopped": what}

@@ -146,7 +146,7 @@ class _Reader:
     def _batches(self) -> Iterator[dict[str, np.ndarray]]:
         names = list(self._inputs)
         for request in self._layout.requests(self._inputs, names, self._batch):
-            yield {k: np.ascontiguousarray(v) for k, v in request.items()}
+            yield {k: np.require(v, requirements="C") for k, v in request.items()}  # keeps 0-d
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         return next(self._it, None)

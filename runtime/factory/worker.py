@@ -158,11 +158,12 @@ def job_fp16(job: Job) -> dict[str, Any]:
     if first.quality_bp >= int(a["target_bp"]) or not a.get("search"):
         return {"keep_float": [], "search": None}
     candidates = onnx_variants.float_op_types(src)
-    search = _search(
-        job, golden, candidates, first,
-        lambda path, kept: onnx_variants.make_fp16(src, path, keep_float=kept),
-        dst, what="operator types", groups=len(candidates),
-    )  # fmt: skip
+
+    def make(path: Path, kept: Sequence[str]) -> None:
+        onnx_variants.make_fp16(src, path, keep_float=kept)
+
+    search = _search(job, golden, candidates, first, make, dst, what="operator types",
+                     groups=len(candidates))  # fmt: skip
     return {"keep_float": search.kept_float, "search": search.to_dict()}
 
 

@@ -169,7 +169,7 @@ def _served_outputs(client: Any, app: str, inputs: dict[str, np.ndarray], specs:
         tensors = []
         for name, arr in request.items():
             t = triton.InferInput(name, list(arr.shape), triton.np_to_triton_dtype(arr.dtype))
-            t.set_data_from_numpy(np.ascontiguousarray(arr), binary_data=True)
+            t.set_data_from_numpy(np.require(arr, requirements="C"), binary_data=True)
             tensors.append(t)
         wanted = [triton.InferRequestedOutput(output, binary_data=True)]
         parts.append(client.infer(app, tensors, outputs=wanted).as_numpy(output))
