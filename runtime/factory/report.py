@@ -75,27 +75,32 @@ def _bp(v: int | None) -> str:
     return "-" if v is None else f"{v / 100:.2f}%"
 
 
+def _mb(n: int, measured: bool) -> str:
+    """Peak memory in MB; "~" marks an estimate (the step could not measure it)."""
+    return "-" if not n else f"{'' if measured else '~'}{n / 1e6:.1f} MB"
+
+
 def _ratio(a: float | None, b: float | None) -> str:
     return "-" if not a or not b else f"{a / b:.2f}x"
 
 
 def result_table(result: BuildResult) -> Table:
-    """Every attempted variant: bytes and latency against the source, quality, floor mark,
-    Pareto mark, and the reason for each that failed or was left out."""
+    """Every attempted variant: bytes and latency against the source, quality, peak
+    memory, floor mark, Pareto mark, and the reason for each that failed or was left out."""
     pareto = result.pareto()
     table = Table(
         title=f"{result.application} {result.version}: metric {result.metric}, "
         f"floor {_bp(result.floor_bp)}, source {_bp(result.reference_bp)}"
     )
     # "x src": against the source model (fp32 ONNX, or the f32/f16 GGUF)
-    for col in ("variant", "format", "bytes", "x src", "quality", "latency", "x src"):
+    for col in ("variant", "format", "bytes", "x src", "quality", "latency", "x src", "peak"):
         table.add_column(col, justify="right" if col not in ("variant", "format") else "left")
     table.add_column("floor")
     table.add_column("pareto")
     table.add_column("note")
     for v in sorted(result.variants, key=lambda v: (not v.ok, -v.bytes)):
         if not v.ok:
-            table.add_row(v.variant, v.format, "-", "-", "-", "-", "-", "", "", v.reason)
+            table.add_row(v.variant, v.format, "-", "-", "-", "-", "-", "-", "", "", v.reason)
             continue
         table.add_row(
             v.variant,
@@ -105,6 +110,7 @@ def result_table(result: BuildResult) -> Table:
             _bp(v.accuracy_bp),
             "-" if v.latency_us is None else f"{v.latency_us} us",
             _ratio(v.latency_us, result.reference_latency_us),
+            _mb(v.peak_memory_bytes, v.details.get("peak_memory") == "measured"),
             "meets" if v.meets_floor else "below",
             "*" if v.variant in pareto else "",
             "" if v.kept else "left out" + (f": {v.reason}" if v.reason else ""),
@@ -116,6 +122,11 @@ def print_result(console: Console, result: BuildResult) -> None:
     for note in result.notes:
         console.print(f"note: {note}")
     console.print(result_table(result))
+    threads = result.details.get("threads")
+    if threads:
+        count = threads["intra_op"] or "the runtime's default"
+        where = f"{threads['from']}, on {result.reference_cpu}"
+        console.print(f"latency: batch 1 at the golden shape, intra-op threads {count} ({where})")
     kept = ", ".join(v.variant for v in result.kept) or "none"
     console.print(f"kept: {kept}")
     if result.package_path:

@@ -50,14 +50,18 @@ class ZooBuild:
     # lands 1-5 % from fp32's, so 5 % decides rows by chance (measured: 3 of 6 held-out
     # pages past 5 % on PP-OCRv6's fp32 served through OpenVINO, 0 past 10 %).
     tolerance: float = 0.1
+    metric: str = "auto"
 
 
+# A CTC recogniser is scored by agreement: the share of time steps whose most likely
+# symbol is the source's (what decoding reads), not by the distance of 6625 (18710)
+# probabilities, which bf16 moves past 10 % on some lines while every symbol stays.
 BUILDS = {
-    "ppocr-mobile-cls": ZooBuild(rows=24, budget_s=45, floor_bp=9500),  # agreement
+    "ppocr-mobile-cls": ZooBuild(rows=24, budget_s=45, floor_bp=9500),  # agreement (auto)
     "ppocr-v4-det": ZooBuild(rows=6, budget_s=75, floor_bp=9000),
     "ppocr-v6-det-small": ZooBuild(rows=6, budget_s=60, floor_bp=9000),
-    "ppocr-v4-rec": ZooBuild(rows=8, budget_s=60, floor_bp=9000),
-    "ppocr-v6-rec-small": ZooBuild(rows=8, budget_s=60, floor_bp=9000),
+    "ppocr-v4-rec": ZooBuild(rows=8, budget_s=60, floor_bp=9800, metric="agreement"),
+    "ppocr-v6-rec-small": ZooBuild(rows=8, budget_s=60, floor_bp=9800, metric="agreement"),
     "layout-cdla": ZooBuild(rows=3, budget_s=90, floor_bp=9000, latency_samples=5),
     "silero-vad": ZooBuild(rows=32, budget_s=45, floor_bp=8000),
 }
@@ -89,6 +93,7 @@ def zoo_store(
                 source=zoo_models[model_id], app=model_id, version="1.0.0", golden=golden,
                 store=store, floor_bp=spec.floor_bp, time_budget_s=spec.budget_s,
                 latency_samples=spec.latency_samples, fidelity_tolerance=spec.tolerance,
+                metric=spec.metric,
             )
         )  # fmt: skip
         held_out = zoo_golden.golden(model_id, spec.rows, HELD_OUT_SEED)
@@ -187,6 +192,7 @@ def test_the_daemon_serves_each_family_at_its_floor_on_held_out_rows(
         tmp_path, store, port, "[calibration]\ntensor_budget_s = 20\ntimed_runs = 5\n"
     )
     proc = daemon_proc.start(config)
+    below = {}
     try:
         daemon_proc.wait_ready(f"http://127.0.0.1:{port}", proc, timeout=900)
         client = triton.InferenceServerClient(f"127.0.0.1:{port}", network_timeout=300)
@@ -200,9 +206,11 @@ def test_the_daemon_serves_each_family_at_its_floor_on_held_out_rows(
             refs = _references(package, ref)
             quality = score_bp(package.meta.metric, got, refs)
             floor = package.meta.accuracy_floor_bp
-            assert quality >= floor, f"{model_id}: {served} scores {quality} bp < floor {floor}"
+            if quality < floor:
+                below[model_id] = f"{served} scores {quality} bp < floor {floor} bp"
     finally:
         daemon_proc.stop(proc)
+    assert not below, below
 
 
 def _references(package: Any, ref: np.ndarray) -> dict[str, np.ndarray]:
