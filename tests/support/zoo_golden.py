@@ -18,7 +18,9 @@ model's own package does it (constants read from the wheels' code):
   leading row axis in front of the model's own shape (runtime/catalog/golden.py "rows").
 
 ``golden(model_id, rows, seed)`` returns the input arrays; different seeds give disjoint
-sets (the build's half and the held-out half).
+sets (the build's half and the held-out half). From the repository's root:
+
+    .venv/bin/python -m tests.support.zoo_golden ppocr-v4-det --rows 16 --out det-golden.npz
 """
 
 from __future__ import annotations
@@ -242,3 +244,25 @@ MAKERS: dict[str, Callable[[int, int], dict[str, np.ndarray]]] = {
 def golden(model_id: str, rows: int, seed: int) -> dict[str, np.ndarray]:
     """The input arrays of ``rows`` golden rows for a zoo model."""
     return MAKERS[model_id](rows, seed)
+
+
+def main() -> int:
+    """``python -m tests.support.zoo_golden ID --rows N [--seed S] --out FILE.npz``."""
+    import argparse
+
+    from runtime.catalog.golden import write_npz
+
+    ap = argparse.ArgumentParser(description="Write a zoo model's golden set (.npz).")
+    ap.add_argument("model", choices=sorted(MAKERS))
+    ap.add_argument("--rows", type=int, default=16)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--out", type=Path, required=True)
+    args = ap.parse_args()
+    arrays = golden(args.model, args.rows, args.seed)
+    write_npz(args.out, arrays)
+    print(f"{args.out}: {', '.join(f'{k} {list(v.shape)}' for k, v in arrays.items())}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
