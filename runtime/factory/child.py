@@ -4,7 +4,9 @@ process, stopped at the build's deadline (issue 24: a build ran 839 s against a 
 budget, inside NNCF).
 
 ``run_job(name, args, deadline=..., work=...)`` starts ``python -m runtime.factory.worker``
-on a job file and waits until the deadline. The child runs in its own process group and
+on a job file, in the job's own directory under ``work`` (what a library leaves in its
+working directory stays there and goes with the build's staging), and waits until the
+deadline. The child runs in its own process group and
 session (a Ctrl-C on the terminal reaches the build, which stops the child; the child's
 own output goes to a log file, not through the build's live table) and asks the kernel to
 kill it should the build die without cleaning up (PR_SET_PDEATHSIG). Outcomes:
@@ -111,7 +113,9 @@ def run_job(name: str, args: dict[str, Any], *, deadline: float, work: Path) -> 
         proc = subprocess.Popen(
             [sys.executable, "-m", "runtime.factory.worker", str(jobdir / "job.json")],
             stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=_env(),
-            start_new_session=True,
+            # the job's own directory: onnxruntime's symbolic shape inference leaves
+            # sym_shape_infer_temp.onnx and its .data files in the working directory
+            cwd=jobdir, start_new_session=True,
         )  # fmt: skip
     try:
         proc.wait(timeout=max(0.0, deadline - time.monotonic()))

@@ -149,7 +149,9 @@ class OnnxFamily:
         intra, inter, where = daemon_threads()
         self.threads = (intra, inter)
         ctx.result.details["threads"] = {"intra_op": intra, "inter_op": inter, "from": where}
-        prepared = onnx_prepare.prepare(opts.source, ctx.work / "prepared.onnx")
+        prepared = onnx_prepare.prepare(
+            opts.source, ctx.work / "prepared.onnx", deadline=self._baseline_deadline()
+        )
         ctx.result.notes += prepared.notes
         inputs_npz = write_npz(ctx.work / "inputs.npz", self.golden.inputs)
         ref, ref_s = self._reference(inputs_npz)
@@ -242,7 +244,7 @@ class OnnxFamily:
                     f"{extra.path}: inputs {names} differ from the source's "
                     f"{[s.name for s in self.info.inputs]}"
                 )
-            onnx_prepare.prepare(extra.path, vdir / MODEL)
+            onnx_prepare.prepare(extra.path, vdir / MODEL, deadline=self.ctx.deadline)
             rungs.measure(vr, vdir, MODEL)
 
         self.ctx.step(vr, make)

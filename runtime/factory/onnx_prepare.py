@@ -13,7 +13,11 @@ the result is the family's ``fp32`` variant and every other variant's source.
    per-tensor scales (``Prepared.per_channel`` says which).
 4. onnxruntime's quantization pre-processing: symbolic and ONNX shape inference and its
    basic graph optimisation (BatchNormalization folded into the Conv before it, constants
-   folded), whose output is plain ONNX any runtime reads.
+   folded), whose output is plain ONNX any runtime reads. It runs in a child process
+   (runtime/factory/child.py): within the build's deadline, and in a working directory
+   of its own, because onnxruntime's symbolic shape inference writes
+   ``sym_shape_infer_temp.onnx`` and its external data into the working directory
+   whenever it cannot infer every shape, and leaves them there.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import shutil
+import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -137,9 +143,13 @@ def _raise_opset(model: Any, notes: list[str]) -> tuple[Any, bool]:
     return raised, True
 
 
-def prepare(src: Path, dst: Path) -> Prepared:
+PRE_PROCESS_S = 600.0  # the pre-processing's own limit when the caller gives no deadline
+
+
+def prepare(src: Path, dst: Path, *, deadline: float | None = None) -> Prepared:
     """Write the prepared fp32 graph of ``src`` to ``dst``. A pre-processing step that
-    fails is a note, not an error; the source itself must load (BuildInputError)."""
+    fails, or that ``deadline`` (time.monotonic()) cuts, is a note, not an error; the
+    source itself must load (BuildInputError)."""
     import onnx
 
     model = load_model(src)
@@ -153,16 +163,34 @@ def prepare(src: Path, dst: Path) -> Prepared:
     raw = dst.with_name(".raw-" + dst.name)
     onnx.save(model, str(raw))
     try:
-        _pre_process(raw, dst, notes)
+        _pre_process_in_child(raw, dst, notes, deadline or time.monotonic() + PRE_PROCESS_S)
     finally:
         raw.unlink(missing_ok=True)
     model = onnx.load(str(dst), load_external_data=False)
     return Prepared(dst, default_opset(model), per_channel, notes)
 
 
-def _pre_process(raw: Path, dst: Path, notes: list[str]) -> None:
+def _pre_process_in_child(raw: Path, dst: Path, notes: list[str], deadline: float) -> None:
+    from runtime.factory.child import JobCut, JobFailed, run_job
+
+    with tempfile.TemporaryDirectory(prefix=".prepare-", dir=dst.parent) as work:
+        try:
+            out = run_job("prepare", {"raw": str(raw), "dst": str(dst)}, deadline=deadline,
+                          work=Path(work))  # fmt: skip
+            notes.extend(out.get("notes", []))
+            return
+        except JobCut as e:
+            notes.append(f"shape inference and optimisation skipped: {e}")
+        except JobFailed as e:
+            notes.append(f"shape inference and optimisation skipped: {e}")
+    shutil.copyfile(raw, dst)
+
+
+def pre_process(raw: Path, dst: Path, notes: list[str]) -> None:
     """onnxruntime's quant_pre_process (symbolic shape inference where it works, ONNX's
-    otherwise, then basic optimisation); the raw graph as it is when all of it fails."""
+    otherwise, then basic optimisation); the raw graph as it is when all of it fails. The
+    ``prepare`` job of runtime/factory/worker.py runs it, in a child process and a
+    working directory of its own."""
     try:
         from onnxruntime.quantization.shape_inference import quant_pre_process
     except ImportError:

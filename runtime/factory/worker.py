@@ -7,8 +7,9 @@ so a job killed at the deadline leaves either the last finished file (which its
 checkpoint names) or nothing in the variant's directory. Every written file is checked
 (runtime/factory/checks.py) before it is scored or handed back.
 
-Jobs: ``measure`` (a variant's outputs on the golden rows, latency, peak memory),
-``fp16``, ``int8-dynamic``, ``int8-static``, ``openvino-fp16``, ``openvino-int8``.
+Jobs: ``prepare`` (onnxruntime's pre-processing of the source), ``measure`` (a variant's
+outputs on the golden rows, latency, peak memory), ``fp16``, ``int8-dynamic``,
+``int8-static``, ``int8-weights``, ``openvino-fp16``, ``openvino-int8``.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import numpy as np
 from runtime.catalog import TensorSpec
 from runtime.catalog.golden import RowLayout, load_arrays
 from runtime.catalog.quality import score_bp
-from runtime.factory import checks, onnx_variants, openvino_variants
+from runtime.factory import checks, onnx_prepare, onnx_variants, openvino_variants
 from runtime.factory.child import write_json_atomic
 from runtime.factory.exclusion import FloatSearch, Trial, keep_in_float, relative_error
 from runtime.factory.measure import measure_tensor_variant
@@ -123,6 +124,12 @@ def _search(
         deadline=job.deadline, on_better=better,
         discard=lambda t: Path(t.artifact).unlink(missing_ok=True), groups=groups,
     )  # fmt: skip
+
+
+def job_prepare(job: Job) -> dict[str, Any]:
+    notes: list[str] = []
+    onnx_prepare.pre_process(Path(job.args["raw"]), Path(job.args["dst"]), notes)
+    return {"notes": notes}
 
 
 def job_measure(job: Job) -> dict[str, Any]:
@@ -270,6 +277,7 @@ def job_openvino_int8(job: Job) -> dict[str, Any]:
 
 
 JOBS: dict[str, Callable[[Job], dict[str, Any]]] = {
+    "prepare": job_prepare,
     "measure": job_measure,
     "fp16": job_fp16,
     "int8-dynamic": job_int8_dynamic,

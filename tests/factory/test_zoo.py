@@ -16,6 +16,7 @@ Budgets and golden sets are small so that CI stays quick; the benchmark
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,13 +76,29 @@ class Built:
     held_out: dict[str, np.ndarray]
 
 
+LEFT_IN_CWD: list[str] = []  # what the builds left in their working directory
+
+
 @pytest.fixture(scope="module")
 def zoo_store(
     zoo_models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[Path, dict[str, Built]]:
-    """Every zoo family built into one store, each against its own budget."""
+    """Every zoo family built into one store, each against its own budget, from an empty
+    working directory (onnxruntime's shape inference writes files into it, unasked)."""
     work = tmp_path_factory.mktemp("zoo")
     store = work / "store"
+    cwd = tmp_path_factory.mktemp("cwd")
+    here = Path.cwd()
+    os.chdir(cwd)
+    try:
+        built = _build_all(zoo_models, work, store)
+    finally:
+        os.chdir(here)
+    LEFT_IN_CWD[:] = sorted(p.name for p in cwd.iterdir())
+    return store, built
+
+
+def _build_all(zoo_models: dict[str, Path], work: Path, store: Path) -> dict[str, Built]:
     built = {}
     for model_id, spec in BUILDS.items():
         golden = write_npz(
@@ -98,7 +115,7 @@ def zoo_store(
         )  # fmt: skip
         held_out = zoo_golden.golden(model_id, spec.rows, HELD_OUT_SEED)
         built[model_id] = Built(result, time.monotonic() - t0, held_out)
-    return store, built
+    return built
 
 
 def test_every_build_ends_within_its_budget(zoo_store: tuple[Path, dict[str, Built]]) -> None:
@@ -113,6 +130,7 @@ def test_every_build_ends_within_its_budget(zoo_store: tuple[Path, dict[str, Bui
         cut = [v for v in b.result.variants if "cut at the time budget" in v.reason]
         for v in cut:  # what was cut is reported, with how long it ran
             assert any(v.variant in note for note in b.result.notes), (model_id, v.variant)
+    assert LEFT_IN_CWD == [], "files left in the working directory"
 
 
 def test_every_zoo_model_has_an_int8_rung_that_loads(
