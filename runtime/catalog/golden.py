@@ -12,6 +12,14 @@ axis) and, by metric (runtime.catalog.quality):
   ``ref_next`` (int32, the source's next-token argmax after each prefix), for
   ``token_agreement``.
 
+Rows are on the first axis of every array. An input array of the model input's own rank
+stacks rows on the model's first (batch) axis, so a slice of rows is one request (at most
+as many rows as a fixed first axis allows). An input array with one more axis than the
+model's input holds one whole request per row: a scalar input (a sample rate), or a
+model whose batch axis is not its first (a recurrent state ``[layers, batch, units]``);
+such a model takes one row per request. ``RowLayout`` is the one place that turns rows
+into requests, for ``models build``, calibration on the box and the fleet trial alike.
+
 The file is written with fixed zip timestamps, so the same arrays give the same sha256.
 """
 
@@ -19,7 +27,7 @@ from __future__ import annotations
 
 import json
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,6 +78,10 @@ class TensorGolden:
     rows: int
 
 
+def _fits(want: Sequence[int], got: Sequence[int]) -> bool:
+    return len(want) == len(got) and all(w in (-1, g) for w, g in zip(want, got, strict=True))
+
+
 def _check_input(path: Path, spec: TensorSpec, arr: np.ndarray) -> None:
     try:
         datatype = to_kserve_datatype(arr.dtype)
@@ -79,9 +91,12 @@ def _check_input(path: Path, spec: TensorSpec, arr: np.ndarray) -> None:
         raise BuildInputError(
             f"{path}: input {spec.name!r} is {datatype}, the model takes {spec.datatype}"
         )
-    if arr.ndim != len(spec.shape) or any(
-        want not in (-1, got) for want, got in zip(spec.shape[1:], arr.shape[1:], strict=False)
-    ):
+    if arr.ndim == 0:
+        raise BuildInputError(
+            f"{path}: input {spec.name!r} is one value; give one per row (shape [rows])"
+        )
+    whole_rows = arr.ndim == len(spec.shape) + 1 and _fits(spec.shape, arr.shape[1:])
+    if not whole_rows and (arr.ndim != len(spec.shape) or not _fits(spec.shape[1:], arr.shape[1:])):
         want = "[" + ", ".join("?" if d == -1 else str(d) for d in spec.shape) + "]"
         raise BuildInputError(
             f"{path}: input {spec.name!r} has shape {list(arr.shape)}, the model takes {want}"
@@ -115,6 +130,59 @@ def read_tensor_golden(
             raise BuildInputError(f"{path}: labels must be {n} integers, one per row")
         labels = labels.astype(np.int64)
     return TensorGolden({k: arrays[k] for k in names}, labels, n)
+
+
+@dataclass(frozen=True)
+class RowLayout:
+    """How golden rows become requests (the module's docstring states the rule):
+    ``whole`` names the inputs that hold one whole request per row; ``batch_limit`` is
+    the model's fixed first axis, if it fixes one."""
+
+    whole: frozenset[str] = frozenset()
+    batch_limit: int | None = None
+
+    @classmethod
+    def of(cls, specs: Sequence[TensorSpec], arrays: Mapping[str, np.ndarray]) -> RowLayout:
+        whole, limit = set(), None
+        for spec in specs:
+            arr = arrays.get(spec.name)
+            if arr is None:
+                continue
+            if np.ndim(arr) == len(spec.shape) + 1:
+                whole.add(spec.name)
+            elif spec.shape and spec.shape[0] > 0:
+                limit = spec.shape[0] if limit is None else min(limit, spec.shape[0])
+        return cls(frozenset(whole), limit)
+
+    def rows_per_request(self, wanted: int) -> int:
+        """At most ``wanted`` rows, as many as one request may carry."""
+        if self.whole:
+            return 1
+        return max(1, min(wanted, self.batch_limit or wanted))
+
+    def request(
+        self, arrays: Mapping[str, np.ndarray], names: Sequence[str], rows: Sequence[int]
+    ) -> dict[str, np.ndarray]:
+        """One request of the golden ``rows`` (one row when any input holds whole ones)."""
+        if self.whole:
+            i = rows[0]
+            # [i, ...] keeps a 0-d array for a scalar input (arr[i] would be a numpy scalar),
+            # and np.require keeps it 0-d (np.ascontiguousarray would make it [1])
+            return {k: np.require(arrays[k][i, ...] if k in self.whole else arrays[k][i : i + 1],
+                                  requirements="C") for k in names}  # fmt: skip
+        idx = np.asarray(rows, dtype=np.int64)
+        if len(idx) and np.all(np.diff(idx) == 1):  # a slice: no copy of the rows
+            return {k: arrays[k][int(idx[0]) : int(idx[-1]) + 1] for k in names}
+        return {k: arrays[k][idx] for k in names}
+
+    def requests(
+        self, arrays: Mapping[str, np.ndarray], names: Sequence[str], batch: int
+    ) -> Iterator[dict[str, np.ndarray]]:
+        """Every golden row in order, ``batch`` rows (or fewer) a request."""
+        n = len(arrays[names[0]])
+        step = self.rows_per_request(batch)
+        for i in range(0, n, step):
+            yield self.request(arrays, names, range(i, min(n, i + step)))
 
 
 def read_text(path: Path) -> str:

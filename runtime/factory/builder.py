@@ -5,15 +5,21 @@ set (BuildInputError for anything wrong with them), build and measure each varia
 (a failing step is that variant's reason, not the build's end), mark the variants that
 meet the floor, write golden.npz, package.toml, every variant.toml and
 build-report.json into the staging directory, and move it into place in one rename.
-Nothing is left behind when the build fails or is interrupted.
+Nothing is left behind when the build fails or is interrupted (Ctrl-C, or SIGTERM, which
+the build turns into the same KeyboardInterrupt while it runs, so that the child processes
+of its steps are stopped and the staging directory removed either way).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import shutil
+import signal
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -73,7 +79,36 @@ def build(opts: BuildOptions, progress: Progress | None = None) -> BuildResult:
     dest = Destination(
         out=opts.out, store=opts.store, replace=opts.replace, app=opts.app, version=opts.version
     )
-    staged = dest.stage()
+    with _sigterm_as_interrupt():
+        try:
+            staged = dest.stage()
+        except BaseException:
+            dest.discard()
+            raise
+        return _build(opts, progress, dest, staged, fmt, t0)
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM raises KeyboardInterrupt in the main thread while the build runs (a
+    service manager's stop then cleans up like Ctrl-C does); elsewhere nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def _build(
+    opts: BuildOptions, progress: Progress, dest: Destination, staged: Path, fmt: str, t0: float
+) -> BuildResult:
     try:
         work = staged / ".work"
         work.mkdir()
@@ -95,6 +130,7 @@ def build(opts: BuildOptions, progress: Progress | None = None) -> BuildResult:
             raise NoVariantSurvived(result)
         _write_package(staged, out, result, opts)
         result.wall_s = round(time.monotonic() - t0, 3)
+        result.details["time_budget_s"] = opts.time_budget_s
         _write_report(staged, result)
         package = dest.commit()
         result.package_path = str(package.path)

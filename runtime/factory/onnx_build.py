@@ -1,40 +1,50 @@
 """The ONNX family: from one fp32 ONNX source, the variants of ``ONNX_VARIANTS`` (and
 the already-pruned models of ``--add-variant``), each measured through the backend that
-will serve it, on the golden rows, under the package's metric."""
+will serve it, on the golden rows, under the package's metric.
+
+The source is prepared once (runtime/factory/onnx_prepare.py); its outputs on the golden
+rows are the reference every rung is scored against; each rung is made and measured in
+child processes stopped at the build's deadline (runtime/factory/onnx_rungs.py).
+"""
 
 from __future__ import annotations
 
 import functools
 import importlib.util
 import logging
-import shutil
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from runtime.catalog.golden import TensorGolden, read_tensor_golden, tensor_golden_arrays
-from runtime.catalog.inspect import inspect_model, inspect_onnx
+from runtime.catalog.golden import (
+    TensorGolden,
+    read_tensor_golden,
+    tensor_golden_arrays,
+    write_npz,
+)
+from runtime.catalog.inspect import inspect_onnx
 from runtime.catalog.quality import score_bp
 from runtime.errors import MetadataError
-from runtime.factory import onnx_variants, openvino_variants
+from runtime.factory import onnx_prepare
+from runtime.factory.child import JobCut, JobFailed, run_job
 from runtime.factory.context import BuildContext, FamilyOutput
-from runtime.factory.exclusion import int8_static_within
-from runtime.factory.measure import measure_tensor_variant
+from runtime.factory.measure import daemon_threads
+from runtime.factory.onnx_rungs import MODEL, REFINABLE, Rungs, Shared
 from runtime.factory.results import VariantResult
 from runtime.factory.spec import ONNX_VARIANTS, BuildInputError, ExtraVariant
 
 log = logging.getLogger(__name__)
 
-MODEL = "model.onnx"
-IR = "model.xml"
 # (format, precision, device classes) of each variant kind
 KINDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "fp32": ("onnx", "fp32", ("cpu", "gpu")),
     "fp16": ("onnx", "fp16", ("cpu", "gpu")),
     "int8-dynamic": ("onnx", "int8", ("cpu",)),
     "int8-static": ("onnx", "int8", ("cpu",)),
+    "int8-weights": ("onnx", "int8", ("cpu", "gpu")),
     "openvino-fp16": ("openvino", "fp16", ("cpu", "gpu", "npu")),
     "openvino-int8": ("openvino", "int8", ("cpu", "gpu", "npu")),
 }
@@ -45,6 +55,13 @@ NEEDS: dict[str, tuple[str, ...]] = {
     "openvino-fp16": ("openvino",),
     "openvino-int8": ("openvino", "nncf"),
 }
+PRIORITY = ("fp32", "int8-static", "openvino-int8", "int8-weights", "fp16", "openvino-fp16",
+            "int8-dynamic")  # fmt: skip
+MEASURE_MARGIN = 1.5  # the reserve for measuring a rung: this times the fp32 measurement
+# The source's outputs and the fp32 rung are the family's baseline: measured even when the
+# budget is smaller than that takes, up to this long after the build started (within the
+# "budget + 10 s" a build may end at).
+BASELINE_GRACE_S = 8.0
 
 
 def resolve_metric(requested: str, golden: TensorGolden, first_output: np.ndarray) -> str:
@@ -62,6 +79,10 @@ def resolve_metric(requested: str, golden: TensorGolden, first_output: np.ndarra
     return "agreement" if out.ndim == 2 and out.shape[1] > 1 else "fidelity"
 
 
+def _refine_into(rungs: Rungs, vr: VariantResult, deadline: float, vdir: Path) -> None:
+    rungs.refine(vr, vdir, deadline)
+
+
 class OnnxFamily:
     """One build of an ONNX source; ``run()`` fills ``ctx.result`` and returns the
     package's fields."""
@@ -69,11 +90,12 @@ class OnnxFamily:
     def __init__(self, ctx: BuildContext) -> None:
         self.ctx = ctx
         self.opts = ctx.opts
-        onnx_variants.load_model(self.opts.source)  # BuildInputError when unreadable
-        try:
+        onnx_prepare.read_graph(self.opts.source)  # BuildInputError when it is not ONNX
+        try:  # next: it refuses external data outside the model's folder before a read
             self.info = inspect_onnx(self.opts.source)
         except MetadataError as e:
             raise BuildInputError(e.message) from e
+        onnx_prepare.load_model(self.opts.source)  # BuildInputError when unreadable
         self.golden = read_tensor_golden(self.opts.golden, self.info.inputs)
         self.calibration = (
             read_tensor_golden(self.opts.calibration, self.info.inputs, "calibration").inputs
@@ -84,8 +106,7 @@ class OnnxFamily:
         self.refs: dict[str, np.ndarray] = {}
         self.metric = "top1"
         self.reference_bp = 0
-
-    # --- measuring ---------------------------------------------------------------------
+        self.threads = (1, 1)
 
     def _quality(self, outputs: np.ndarray, rows: Any = None) -> int:
         refs: Mapping[str, np.ndarray] = self.refs
@@ -93,60 +114,87 @@ class OnnxFamily:
             refs = {k: (v[rows] if v.ndim > 0 else v) for k, v in self.refs.items()}
         return score_bp(self.metric, outputs, refs)
 
-    def _measure(self, vr: VariantResult, vdir: Path, entry: str, latency: bool = True) -> None:
-        m = measure_tensor_variant(
-            vr.format,
-            vdir,
-            entry,
-            self.golden.inputs,
-            output=self.output,
-            latency_samples=self.opts.latency_samples if latency else 0,
-        )
-        vr.entrypoint = entry
-        vr.accuracy_bp = self._quality(m.first_output)
-        vr.latency_us = m.latency_us
-        # What the weights are stored as, read from the file: an int8 variant whose search
-        # kept most of the model in float says fp32, so selection is not misled by its name.
-        vr.precision = inspect_model(vdir / entry).precision
-
-    def _score_file(self, path: Path) -> int:
-        m = measure_tensor_variant(
-            "onnx", path.parent, path.name, self.golden.inputs, output=self.output,
-            latency_samples=0,
-        )  # fmt: skip
-        return self._quality(m.first_output)
-
     # --- the run -----------------------------------------------------------------------
+
+    def _baseline_deadline(self) -> float:
+        started = self.ctx.deadline - self.opts.time_budget_s
+        return max(self.ctx.deadline, started + BASELINE_GRACE_S)
+
+    def _reference(self, inputs_npz: Path) -> tuple[np.ndarray, float]:
+        """The source's first output over the golden rows (and the seconds it took), in a
+        child stopped at the deadline: BuildInputError when the rows do not fit the model."""
+        out = self.ctx.work / "reference.npy"
+        args = {
+            "golden": str(inputs_npz), "specs": [s.model_dump() for s in self.info.inputs],
+            "output": self.output, "fmt": "onnx", "dir": str(self.opts.source.parent),
+            "entry": self.opts.source.name, "samples": 0, "threads": [0, 1],
+            "outputs_file": str(out),
+        }  # fmt: skip
+        t0 = time.monotonic()
+        try:
+            run_job("measure", args, deadline=self._baseline_deadline(), work=self.ctx.work)
+        except JobCut as e:
+            raise BuildInputError(
+                f"--time-budget {self.opts.time_budget_s:g} s: too short to run the source "
+                f"model on the golden rows (cut after {e.seconds:.0f} s)"
+            ) from e
+        except JobFailed as e:
+            raise BuildInputError(
+                f"{self.opts.golden}: the source model cannot run the golden rows: {e}"
+            ) from e
+        return np.load(out), time.monotonic() - t0
 
     def run(self) -> FamilyOutput:
         ctx, opts = self.ctx, self.opts
-        prepared = ctx.work / "prepared.onnx"
-        ctx.result.notes += onnx_variants.prepare(opts.source, prepared)
-        ref = measure_tensor_variant(
-            "onnx", ctx.work, prepared.name, self.golden.inputs, output=self.output,
-            latency_samples=opts.latency_samples,
-        )  # fmt: skip
-        self.metric = resolve_metric(opts.metric, self.golden, ref.first_output)
-        arrays = tensor_golden_arrays(
-            self.golden, self.metric, ref.first_output, opts.fidelity_tolerance
+        intra, inter, where = daemon_threads()
+        self.threads = (intra, inter)
+        ctx.result.details["threads"] = {"intra_op": intra, "inter_op": inter, "from": where}
+        prepared = onnx_prepare.prepare(
+            opts.source, ctx.work / "prepared.onnx", deadline=self._baseline_deadline()
         )
+        ctx.result.notes += prepared.notes
+        inputs_npz = write_npz(ctx.work / "inputs.npz", self.golden.inputs)
+        ref, ref_s = self._reference(inputs_npz)
+        self.metric = resolve_metric(opts.metric, self.golden, ref)
+        arrays = tensor_golden_arrays(self.golden, self.metric, ref, opts.fidelity_tolerance)
         self.refs = {k: v for k, v in arrays.items() if k not in self.golden.inputs}
-        self.reference_bp = self._quality(ref.first_output)
+        self.reference_bp = self._quality(ref)
+        np.save(ctx.work / "reference-output.npy", ref)
+        shared = Shared(
+            prepared=prepared.path,
+            per_channel=prepared.per_channel,
+            golden=write_npz(ctx.work / "golden.npz", arrays),
+            calibration=write_npz(ctx.work / "calibration.npz", self.calibration),
+            reference=ctx.work / "reference-output.npy",
+            specs=self.info.inputs,
+            output=self.output,
+            metric=self.metric,
+            reference_bp=self.reference_bp,
+            threads=self.threads,
+        )
+        rungs = Rungs(ctx, shared, self._quality, baseline_deadline=self._baseline_deadline())
+        rungs.measure_reserve_s = max(5.0, MEASURE_MARGIN * ref_s)
         ctx.result.metric = self.metric
         ctx.result.reference_bp = self.reference_bp
-        ctx.result.reference_latency_us = ref.latency_us
         ctx.result.reference_bytes = opts.source.stat().st_size
         kinds = list(opts.variants) if opts.variants is not None else self._default_kinds()
+        # the baseline first, then the int8 rungs (the smallest-variant promise), while
+        # the budget is freshest
+        kinds.sort(key=lambda k: PRIORITY.index(k) if k in PRIORITY else len(PRIORITY))
         ctx.total_steps = len(kinds) + len(opts.extra_variants)
         for kind in kinds:
             fmt, precision, devices = KINDS[kind]
             vr = VariantResult(
                 kind, kind, fmt, precision, pruning_bp=opts.pruning_bp, device_classes=devices
             )
-            make = functools.partial(self._make, kind, vr, prepared=prepared)
-            ctx.step(vr, make, always=kind == "fp32")
+            ctx.step(vr, functools.partial(rungs.make, kind, vr), always=kind == "fp32")
+            if kind == "fp32" and vr.ok:
+                ctx.result.reference_latency_us = vr.latency_us
+                # the reserve for measuring a rung: what measuring fp32 took, and a margin
+                rungs.measure_reserve_s = max(rungs.measure_reserve_s, MEASURE_MARGIN * vr.seconds)
         for extra in opts.extra_variants:
-            self._add(extra)
+            self._add(extra, rungs)
+        self._refine(rungs)
         return FamilyOutput(
             task="tensor",
             inputs=self.info.inputs,
@@ -154,6 +202,17 @@ class OnnxFamily:
             golden_arrays=arrays,
             samples=self.golden.rows,
         )
+
+    def _refine(self, rungs: Rungs) -> None:
+        """Pass 2 (runtime/factory/onnx_rungs.py): the rungs below the drop allowed search
+        for what to keep in float, each with an equal share of the time that is left."""
+        todo = [v for kind in REFINABLE for v in self.ctx.result.variants
+                if v.kind == kind and rungs.refinable(v)]  # fmt: skip
+        self.ctx.total_steps += len(todo)
+        for i, vr in enumerate(todo):
+            left = self.ctx.deadline - rungs.measure_reserve_s - time.monotonic()
+            deadline = time.monotonic() + max(0.0, left) / (len(todo) - i)
+            self.ctx.refine(vr, functools.partial(_refine_into, rungs, vr, deadline))
 
     def _default_kinds(self) -> list[str]:
         """Every variant whose libraries are installed; the others are a note, not a
@@ -167,43 +226,7 @@ class OnnxFamily:
                 kinds.append(kind)
         return kinds
 
-    def _make(self, kind: str, vr: VariantResult, vdir: Path, *, prepared: Path) -> None:
-        opts = self.opts
-        if kind == "fp32":
-            shutil.copyfile(prepared, vdir / MODEL)
-        elif kind == "fp16":
-            onnx_variants.make_fp16(prepared, vdir / MODEL)
-        elif kind == "int8-dynamic":
-            onnx_variants.make_int8_dynamic(prepared, vdir / MODEL, opts.int8_scheme)
-            vr.details["scheme"] = opts.int8_scheme
-        elif kind == "int8-static":
-            search = int8_static_within(
-                prepared,
-                vdir / MODEL,
-                self.calibration,
-                scheme=opts.int8_scheme,
-                score=self._score_file,
-                reference_bp=self.reference_bp,
-                max_drop_bp=opts.max_drop_bp,
-                deadline=self.ctx.deadline,
-            )
-            vr.details["int8_search"] = search.to_dict()
-            vr.details["scheme"] = opts.int8_scheme
-        elif kind == "openvino-fp16":
-            openvino_variants.make_ir_fp16(prepared, vdir / IR)
-        elif kind == "openvino-int8":
-            openvino_variants.make_ir_int8(
-                prepared,
-                vdir / IR,
-                self.golden.inputs,
-                quality=self._quality,
-                max_drop_bp=opts.max_drop_bp,
-            )
-        else:  # pragma: no cover - the CLI checks names
-            raise ValueError(f"unknown variant kind {kind!r}")
-        self._measure(vr, vdir, IR if vr.format == "openvino" else MODEL)
-
-    def _add(self, extra: ExtraVariant) -> None:
+    def _add(self, extra: ExtraVariant, rungs: Rungs) -> None:
         """An already-pruned model from ``--add-variant``: prepared and measured as-is."""
         vr = VariantResult(
             extra.variant, "added", "onnx", "fp32", pruning_bp=extra.pruning_bp,
@@ -221,8 +244,7 @@ class OnnxFamily:
                     f"{extra.path}: inputs {names} differ from the source's "
                     f"{[s.name for s in self.info.inputs]}"
                 )
-            onnx_variants.prepare(extra.path, vdir / MODEL)
-            vr.precision = info.precision
-            self._measure(vr, vdir, MODEL)
+            onnx_prepare.prepare(extra.path, vdir / MODEL, deadline=self.ctx.deadline)
+            rungs.measure(vr, vdir, MODEL)
 
         self.ctx.step(vr, make)

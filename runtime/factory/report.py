@@ -9,11 +9,26 @@ import time
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from runtime.factory.results import BuildResult, VariantResult
 from runtime.units import percent_bp
+
+
+class BudgetLeftColumn(ProgressColumn):
+    """What is left of the time budget, read at every refresh (rich redraws the bar ten
+    times a second), so it counts down while a long step runs."""
+
+    def __init__(self, budget_s: float, t0: float) -> None:
+        super().__init__()
+        self.budget_s, self.t0 = budget_s, t0
+
+    def render(self, task: Any) -> Text:
+        left = self.budget_s - (time.monotonic() - self.t0)
+        style = "red" if left < 0.1 * self.budget_s else ""
+        return Text(f"{max(0.0, left):.0f}s of {self.budget_s:.0f}s budget left", style=style)
 
 
 class RichProgress:
@@ -28,7 +43,7 @@ class RichProgress:
             BarColumn(),
             TextColumn("{task.completed}/{task.total}"),
             TimeElapsedColumn(),
-            TextColumn("{task.fields[left]}"),
+            BudgetLeftColumn(budget_s, self.t0),
             console=console,
             transient=True,
         )
@@ -41,19 +56,14 @@ class RichProgress:
     def __exit__(self, *exc: object) -> None:
         self.bar.stop()
 
-    def _left(self) -> str:
-        left = self.budget_s - (time.monotonic() - self.t0)
-        return f"{max(0.0, left):.0f}s of {self.budget_s:.0f}s budget left"
-
     def begin(self, step: str, total: int) -> None:
         if self.task is None:
-            self.task = self.bar.add_task(step, total=max(total, 1), left=self._left())
-        self.bar.update(self.task, description=f"building {step}", total=max(total, 1),
-                        left=self._left())  # fmt: skip
+            self.task = self.bar.add_task(step, total=max(total, 1))
+        self.bar.update(self.task, description=f"building {step}", total=max(total, 1))
 
     def end(self, step: str, result: VariantResult | None) -> None:
         if self.task is not None:
-            self.bar.update(self.task, advance=1, left=self._left())
+            self.bar.update(self.task, advance=1)
         if result is not None:
             status = "[green]ok[/]" if result.ok else f"[red]failed[/]: {result.reason}"
             self.console.print(f"  {step}: {status} ({result.seconds:.1f}s)")
@@ -62,27 +72,32 @@ class RichProgress:
         self.console.print(f"  {message}")
 
 
+def _mb(n: int, measured: bool) -> str:
+    """Peak memory in MB; "~" marks an estimate (the step could not measure it)."""
+    return "-" if not n else f"{'' if measured else '~'}{n / 1e6:.1f} MB"
+
+
 def _ratio(a: float | None, b: float | None) -> str:
     return "-" if not a or not b else f"{a / b:.2f}x"
 
 
 def result_table(result: BuildResult) -> Table:
-    """Every attempted variant: bytes and latency against the source, quality, floor mark,
-    Pareto mark, and the reason for each that failed or was left out."""
+    """Every attempted variant: bytes and latency against the source, quality, peak
+    memory, floor mark, Pareto mark, and the reason for each that failed or was left out."""
     pareto = result.pareto()
     table = Table(
         title=f"{result.application} {result.version}: metric {result.metric}, "
         f"floor {percent_bp(result.floor_bp)}, source {percent_bp(result.reference_bp)}"
     )
     # "x src": against the source model (fp32 ONNX, or the f32/f16 GGUF)
-    for col in ("variant", "format", "bytes", "x src", "quality", "latency", "x src"):
+    for col in ("variant", "format", "bytes", "x src", "quality", "latency", "x src", "peak"):
         table.add_column(col, justify="right" if col not in ("variant", "format") else "left")
     table.add_column("floor")
     table.add_column("pareto")
     table.add_column("note")
     for v in sorted(result.variants, key=lambda v: (not v.ok, -v.bytes)):
         if not v.ok:
-            table.add_row(v.variant, v.format, "-", "-", "-", "-", "-", "", "", v.reason)
+            table.add_row(v.variant, v.format, "-", "-", "-", "-", "-", "-", "", "", v.reason)
             continue
         table.add_row(
             v.variant,
@@ -92,6 +107,7 @@ def result_table(result: BuildResult) -> Table:
             percent_bp(v.accuracy_bp),
             "-" if v.latency_us is None else f"{v.latency_us} us",
             _ratio(v.latency_us, result.reference_latency_us),
+            _mb(v.peak_memory_bytes, v.details.get("peak_memory") == "measured"),
             "meets" if v.meets_floor else "below",
             "*" if v.variant in pareto else "",
             "" if v.kept else "left out" + (f": {v.reason}" if v.reason else ""),
@@ -103,6 +119,11 @@ def print_result(console: Console, result: BuildResult) -> None:
     for note in result.notes:
         console.print(f"note: {note}")
     console.print(result_table(result))
+    threads = result.details.get("threads")
+    if threads:
+        count = threads["intra_op"] or "the runtime's default"
+        where = f"{threads['from']}, on {result.reference_cpu}"
+        console.print(f"latency: batch 1 at the golden shape, intra-op threads {count} ({where})")
     kept = ", ".join(v.variant for v in result.kept) or "none"
     console.print(f"kept: {kept}")
     if result.package_path:

@@ -19,6 +19,7 @@ class VariantResult:
     reason: str = ""  # why it failed, or a note
     bytes: int = 0
     peak_memory_bytes: int = 0
+    measured_peak_bytes: int | None = None  # what loading and serving it added, measured
     runtime_bytes: int = 0  # memory beyond the weights in the estimate (a KV cache)
     accuracy_bp: int | None = None
     latency_us: int | None = None

@@ -14,6 +14,7 @@ ONNX_VARIANTS = (
     "fp16",
     "int8-dynamic",
     "int8-static",
+    "int8-weights",
     "openvino-fp16",
     "openvino-int8",
 )

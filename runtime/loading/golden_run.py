@@ -17,6 +17,7 @@ import numpy as np
 
 from runtime.catalog import ModelPackage
 from runtime.catalog.golden import RESERVED as REFERENCE_ARRAYS
+from runtime.catalog.golden import RowLayout
 from runtime.catalog.quality import score_bp
 
 BATCH = 64  # rows per inference call while scoring
@@ -76,9 +77,10 @@ def score(package: ModelPackage, backend: Any, data: dict[str, np.ndarray]) -> G
         raise GoldenProblem(f"golden set lacks inputs {missing}")
     out_name = package.meta.outputs[0].name if package.meta.outputs else None
     n = len(data[names[0]])
+    layout = RowLayout.of(package.meta.inputs, data)  # rows -> requests: one rule, golden.py
     firsts = []
-    for i in range(0, n, BATCH):
-        outputs = backend.infer({k: data[k][i : i + BATCH] for k in names})
+    for request in layout.requests(data, names, BATCH):
+        outputs = backend.infer(request)
         firsts.append(outputs[out_name] if out_name else next(iter(outputs.values())))
     try:
         quality = score_bp(metric, np.concatenate(firsts, axis=0), data)
@@ -86,8 +88,8 @@ def score(package: ModelPackage, backend: Any, data: dict[str, np.ndarray]) -> G
         raise GoldenProblem(f"golden set lacks {e} for the {metric} metric") from None
 
     def tensor_request(i: int, batch: int) -> Any:
-        rows = [(i * batch + j) % n for j in range(batch)]
-        inputs = {k: data[k][rows] for k in names}
+        batch = layout.rows_per_request(batch)
+        inputs = layout.request(data, names, [(i * batch + j) % n for j in range(batch)])
         return lambda: backend.infer(inputs)
 
     return GoldenScore(quality, metric, n, "", tensor_request)

@@ -145,3 +145,143 @@ def test_ctrl_c_stops_cleanly(conv_source: Source, tmp_path: Path) -> None:
     assert proc.returncode == 130, err
     assert "interrupted: nothing was written" in err
     assert not out.exists() and _left_behind(tmp_path) == []
+
+
+def _tiny(path: Path, nodes: list, inputs: list, outputs: list, inits: list | None = None,
+          opsets: list | None = None) -> Path:  # fmt: skip
+    """A model written as given, without the checker (the file may be bad on purpose)."""
+    import onnx
+    from onnx import helper
+
+    graph = helper.make_graph(nodes, path.stem, inputs, outputs, inits or [])
+    model = helper.make_model(graph, opset_imports=opsets or [helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+def _features_io(width: str | int = 16) -> tuple[list, list]:
+    from onnx import TensorProto, helper
+
+    return (
+        [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["N", width])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["N", width])],
+    )
+
+
+def test_external_data_outside_the_model_folder(tmp_path: Path) -> None:
+    """A weight file named by a path that leaves the model's folder is refused before
+    anything reads it, naming the file."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    ins, outs = _features_io()
+    w = numpy_helper.from_array(np.ones(16, np.float32), "w")
+    w.data_location = onnx.TensorProto.EXTERNAL
+    w.ClearField("raw_data")
+    w.external_data.add(key="location", value="../secret.bin")
+    (tmp_path / "secret.bin").write_bytes(np.ones(16, np.float32).tobytes())
+    (tmp_path / "m").mkdir()
+    add = helper.make_node("Add", ["features", "w"], ["out"])
+    model = _tiny(tmp_path / "m" / "ext.onnx", [add], ins, outs, [w])
+    golden = write_npz(tmp_path / "g.npz", {"features": np.zeros((4, 16), np.float32)})
+    out = tmp_path / "out"
+    code, err = _build(model, golden, out)
+    assert code == 2 and "'../secret.bin'" in err and "outside the model's directory" in err
+    assert len(err.splitlines()) == 1 and not out.exists() and _left_behind(tmp_path) == []
+
+
+def test_an_operator_onnxruntime_lacks(tmp_path: Path) -> None:
+    from onnx import helper
+
+    ins, outs = _features_io()
+    node = helper.make_node(
+        "Mystery", ["features"], ["out"], name="mystery_1", domain="com.example"
+    )
+    opsets = [helper.make_opsetid("", 17), helper.make_opsetid("com.example", 1)]
+    model = _tiny(tmp_path / "op.onnx", [node], ins, outs, opsets=opsets)
+    golden = write_npz(tmp_path / "g.npz", {"features": np.zeros((4, 16), np.float32)})
+    code, err = _build(model, golden, tmp_path / "out")
+    assert code == 2 and err.startswith(f"error: {model}: onnxruntime cannot load it:")
+    assert "Mystery" in err and len(err.splitlines()) == 1
+    assert _left_behind(tmp_path) == []
+
+
+def test_an_opset_no_runtime_knows(tmp_path: Path) -> None:
+    from onnx import helper
+
+    ins, outs = _features_io()
+    model = _tiny(tmp_path / "future.onnx", [helper.make_node("Relu", ["features"], ["out"])],
+                  ins, outs, opsets=[helper.make_opsetid("", 99)])  # fmt: skip
+    golden = write_npz(tmp_path / "g.npz", {"features": np.zeros((4, 16), np.float32)})
+    code, err = _build(model, golden, tmp_path / "out")
+    assert code == 2 and err.startswith(f"error: {model}:") and "99" in err
+    assert len(err.splitlines()) == 1 and _left_behind(tmp_path) == []
+
+
+@pytest.mark.slow
+def test_golden_rows_that_do_not_fit_a_dynamic_axis(tmp_path: Path) -> None:
+    """The model declares its second axis dynamic, but an Add with a [16] weight needs it
+    to be 16: rows 15 wide pass the declared shape and fail in the model, which the build
+    says naming the golden file and the node."""
+    from onnx import helper, numpy_helper
+
+    ins, outs = _features_io("T")
+    w = numpy_helper.from_array(np.ones(16, np.float32), "w")
+    model = _tiny(tmp_path / "dyn.onnx",
+                  [helper.make_node("Add", ["features", "w"], ["out"], name="bias_add")],
+                  ins, outs, [w])  # fmt: skip
+    golden = write_npz(tmp_path / "g.npz", {"features": np.zeros((4, 15), np.float32)})
+    code, err = _build(model, golden, tmp_path / "out")
+    assert code == 2 and err.startswith(f"error: {golden}: the source model cannot run")
+    assert "bias_add" in err and len(err.splitlines()) == 1 and _left_behind(tmp_path) == []
+
+
+def _workers(pid: int) -> list[int]:
+    """The factory's child processes of ``pid`` (python -m runtime.factory.worker)."""
+    import psutil
+
+    try:
+        children = psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+    found = []
+    for child in children:
+        try:
+            if "runtime.factory.worker" in " ".join(child.cmdline()):
+                found.append(child.pid)
+        except psutil.NoSuchProcess:
+            continue
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_stop_signal_stops_the_steps_child_processes(
+    conv_source: Source, tmp_path: Path, sig: signal.Signals
+) -> None:
+    """Ctrl-C (or a service manager's SIGTERM) in the middle of a step that runs in a
+    child process: the child goes too, and nothing is left behind."""
+    import psutil
+
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "runtime", *BUILD, str(conv_source.model), "--app", "m",
+         "--version", "1.0.0", "--golden", str(conv_source.golden), "--out", str(out),
+         "--variants", "fp32,openvino-int8,openvino-fp16,int8-static", "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    seen: list[int] = []
+    while not seen and proc.poll() is None and time.monotonic() < deadline:
+        seen = _workers(proc.pid)
+        time.sleep(0.05)
+    assert seen, "a step ran in a child process"
+    os.kill(proc.pid, sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    time.sleep(0.5)
+    alive = [p for p in seen if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"]
+    assert alive == [], "the step's child process outlived the build"
+    assert not out.exists() and _left_behind(tmp_path) == []

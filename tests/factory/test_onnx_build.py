@@ -47,7 +47,12 @@ def test_conv_classifier_family(conv_source: Source, tmp_path: Path) -> None:
     report = json.loads(stdout)
     assert report["metric"] == "top1"
     by_id = {v["variant"]: v for v in report["variants"]}
-    expected = {"fp32", "fp16", "int8-dynamic", "int8-static", "openvino-fp16", "openvino-int8"}
+    # int8-dynamic quantizes the one MatMul (16 x 10): most weight bytes stay fp32, and the
+    # rung is named for what it is (issue 24)
+    expected = {
+        "fp32", "fp16", "int8-dynamic-partial", "int8-static", "int8-weights", "openvino-fp16",
+        "openvino-int8",
+    }  # fmt: skip
     assert set(by_id) == expected
     assert all(v["ok"] for v in by_id.values()), {k: v["reason"] for k, v in by_id.items()}
     package = load_package(out)
@@ -61,7 +66,9 @@ def test_conv_classifier_family(conv_source: Source, tmp_path: Path) -> None:
         assert v.meta.latency_us and v.meta.latency_us > 0
         assert v.meta.reference_cpu
     precision = {v.id: v.meta.precision for v in package.variants}
-    assert precision["fp32"] == "fp32"
+    assert precision["fp32"] == precision["int8-dynamic-partial"] == "fp32"
+    assert precision["int8-static"] == precision["openvino-int8"] == "int8"
+    assert precision["int8-weights"] == "int8"
     assert precision["fp16"] == precision["openvino-fp16"] == "fp16"
     sizes = {v.id: v.meta.bytes for v in package.variants}
     assert sizes["fp16"] < sizes["fp32"] and sizes["int8-static"] < sizes["fp32"]
@@ -161,16 +168,17 @@ def test_int8_exclusion_keeps_the_costly_node_in_float(
     )  # fmt: skip
     assert code == 0, err
     report = json.loads(stdout)
-    int8 = next(v for v in report["variants"] if v["variant"] == "int8-static")
+    # dense1 (16 x 64) kept in float outweighs dense2 (64 x 10) in int8: the file says so,
+    # and so does the rung's name
+    int8 = next(v for v in report["variants"] if v["variant"] == "int8-static-partial")
     search = int8["details"]["int8_search"]
     reference = report["reference_bp"]
     assert reference - search["before_bp"] > 200  # everything quantized: far too lossy
     assert "dense1" in search["excluded"] and search["stopped"] == "within bounds"
     assert reference - search["after_bp"] <= 200 and int8["accuracy_bp"] == search["after_bp"]
-    # dense1 (16 x 64) kept in float outweighs dense2 (64 x 10) in int8: the file says so
-    assert int8["precision"] == "fp32"
+    assert int8["precision"] == "fp32" and 0 < int8["details"]["int8_share"] < 0.5
     ref_top1 = np.argmax(run_onnx(outlier_source.model, outlier_source.inputs), axis=1)
-    got = _outputs(out / "variants" / "int8-static", "model.onnx", outlier_source.inputs)
+    got = _outputs(out / "variants" / "int8-static-partial", "model.onnx", outlier_source.inputs)
     assert int8["accuracy_bp"] == _share_bp(np.argmax(got, axis=1) == ref_top1)
 
 
@@ -249,5 +257,5 @@ def test_a_spent_time_budget_still_ships_the_source_variant(
     assert by_id["fp32"].ok and by_id["fp32"].kept
     for vid in ("fp16", "int8-static"):
         assert not by_id[vid].ok
-        assert by_id[vid].reason == "TimeoutError: the time budget was spent before this step"
+        assert by_id[vid].reason == "the time budget was spent before this step"
     assert {v.id for v in load_package(tmp_path / "pkg").variants} == {"fp32"}

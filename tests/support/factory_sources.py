@@ -67,3 +67,16 @@ def outlier_source(tmp_path_factory: pytest.TempPathFactory) -> Source:
     x = outlier_features(300)
     golden = write_npz(d / "golden.npz", {"features": x})
     return Source(model, golden, {"features": x})
+
+
+@pytest.fixture(scope="session")
+def zoo_models() -> dict[str, Path]:
+    """The model zoo's ONNX files (tests/support/zoo.py), fetched once into the venv's
+    cache: skipped on a developer's machine without the network, failed under CI=true."""
+    from tests.support import zoo
+    from tests.support.prereq import missing
+
+    try:
+        return zoo.ensure()
+    except zoo.ZooUnavailable as e:
+        missing(f"the model zoo is not available: {e}")
