@@ -92,6 +92,18 @@ def _spec(port: Any, name: str) -> TensorSpec:
     return TensorSpec(name=name, datatype=datatype, shape=shape)
 
 
+def inference_precision(device: str, precision: str) -> str | None:
+    """The precision OpenVINO computes in, so a variant runs as the precision it is named
+    for and measured at: OpenVINO's CPU plugin otherwise computes in bf16 on a CPU with
+    AVX512_BF16 or AMX, and its GPU plugin in f16, which quietly changes an fp32 variant's
+    outputs (a detector's scores by several percent) after the box measured it. On a CPU
+    everything float computes in f32 (fp16 weights are widened anyway); elsewhere an fp32
+    variant asks for f32 and a lower precision keeps the device's own choice."""
+    if device.startswith(("CPU", "AUTO")) or precision == "fp32":
+        return "f32"
+    return None
+
+
 class OpenVinoBackend:
     """One variant compiled for one OpenVINO device."""
 
@@ -139,6 +151,8 @@ class OpenVinoBackend:
                 log.warning("cannot use %s as the OpenVINO cache: %s", cache, e)
         if options.intra_op_threads and device.startswith("CPU"):
             config["INFERENCE_NUM_THREADS"] = options.intra_op_threads
+        if (hint := inference_precision(device, variant.meta.precision)) is not None:
+            config["INFERENCE_PRECISION_HINT"] = hint
         try:
             model = core.read_model(str(path))
         except Exception as e:

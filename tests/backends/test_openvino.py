@@ -54,6 +54,21 @@ def test_ir_gives_the_same_labels_as_onnxruntime(
     np.testing.assert_allclose(ov_probs, ort_probs, atol=0.02)  # fp16 weights
 
 
+@pytest.mark.parametrize("device", ["cpu", "auto"])
+def test_an_fp32_variant_computes_in_fp32(onnx_variant: Variant, device: str) -> None:
+    """The numbers onnxruntime gives, to float32 rounding: OpenVINO's CPU plugin would
+    compute in bf16 on a CPU with AVX512_BF16 or AMX (this check can only fail there) and
+    move the probabilities by about 1e-2."""
+    ort_backend = OnnxBackend()
+    ort_backend.load(onnx_variant, LoadOptions())
+    ov_backend = OpenVinoBackend()
+    ov_backend.load(onnx_variant, LoadOptions(device=device))
+    x = _batch()
+    want = ort_backend.infer({"pixels": x})["probabilities"]
+    got = ov_backend.infer({"pixels": x})["probabilities"]
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+
+
 def test_openvino_reads_onnx_directly(onnx_variant: Variant) -> None:
     backend = OpenVinoBackend()
     backend.load(onnx_variant, LoadOptions(device="auto"))
