@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.factory.models import conv_classifier, images
+from tests.support.source_models import conv_classifier, images
 
 from runtime.catalog.golden import write_npz
 from runtime.factory.checks import BrokenVariant, check_onnx, int8_share, weight_bytes
