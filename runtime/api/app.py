@@ -126,6 +126,7 @@ def create_app(
         max_body_bytes=settings.api.max_body_bytes,
         timeout_s=settings.api.request_timeout_s,
         in_flight=in_flight,
+        max_text_body_bytes=settings.api.max_text_body_bytes,
     )
     app.entry = HostCheck(guard, trusted=trusted_hosts(settings.api))
     return app

@@ -34,6 +34,7 @@ from runtime.codecs.openai import (
     StreamEncoder,
     error_body,
     error_for,
+    to_generation_off_loop,
     validation_message,
 )
 from runtime.errors import Busy, HeadframeError, InvalidInput, ModelNotFound, NotReady
@@ -198,7 +199,7 @@ def router(service: TextService, shed: LoadShed | None = None) -> APIRouter:
     @r.post("/v1/chat/completions", response_model=None)
     async def chat_completions(body: ChatCompletionRequest) -> Response:
         try:
-            gen = body.to_generation()
+            gen = await to_generation_off_loop(body)
         except HeadframeError as e:
             return error_response(e)
         return await run("chat", body.model, gen, body.stream, body.include_usage, body.tool_plan())
@@ -206,7 +207,7 @@ def router(service: TextService, shed: LoadShed | None = None) -> APIRouter:
     @r.post("/v1/completions", response_model=None)
     async def completions(body: CompletionRequest) -> Response:
         try:
-            gen = body.to_generation()
+            gen = await to_generation_off_loop(body)
         except HeadframeError as e:
             return error_response(e)
         return await run("text", body.model, gen, body.stream, body.include_usage)

@@ -19,6 +19,7 @@ Sampling defaults when a request leaves them out: GenerationRequest's (temperatu
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal, TypeVar
@@ -34,6 +35,7 @@ from runtime.errors import (
     ModelNotFound,
     NotReady,
 )
+from runtime.structured.limits import MAX_JSON_DEPTH, nests_deeper
 from runtime.structured.schema_grammar import json_object_grammar, schema_grammar
 from runtime.structured.tool_calls import ToolPlan, plan
 
@@ -70,10 +72,16 @@ class ToolCall(BaseModel):
     function: FunctionCall
 
     def for_template(self, where: str) -> dict[str, Any]:
+        # The template walks the arguments recursively: bounded nesting, or a 400.
+        deep = f"{where}.function.arguments: nests deeper than {MAX_JSON_DEPTH} levels"
         try:
             arguments = json.loads(self.function.arguments)
+        except RecursionError:
+            raise InvalidInput(deep) from None
         except ValueError as e:
             raise InvalidInput(f"{where}.function.arguments: not valid JSON: {e}") from e
+        if nests_deeper(arguments, MAX_JSON_DEPTH):
+            raise InvalidInput(deep)
         fn = {"name": self.function.name, "arguments": arguments}
         return {"id": self.id, "type": "function", "function": fn}
 
@@ -291,6 +299,18 @@ class CompletionRequest(_Sampling):
                 raise InvalidInput("prompt: send one prompt per request, not a list")
             prompt = prompt[0]
         return GenerationRequest(prompt=prompt, **self._common())
+
+
+async def to_generation_off_loop(
+    request: ChatCompletionRequest | CompletionRequest,
+) -> GenerationRequest:
+    """``request.to_generation()`` on a worker thread, for the transports' event loops.
+
+    It compiles ``response_format`` and ``tools`` into a grammar: pure Python, bounded by
+    runtime.structured.limits (the size checked before any work, then a time budget that
+    refuses with a 400 naming it), but even bounded work must not hold the loop that
+    answers health checks, MQTT keepalives and the watchdog (DESIGN.md, rule 16)."""
+    return await asyncio.to_thread(request.to_generation)
 
 
 def parse_chat(body: bytes | str | Mapping[str, Any]) -> ChatCompletionRequest:

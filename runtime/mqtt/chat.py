@@ -45,7 +45,7 @@ async def run_chat(service: MqttService, job: Job, limits: Limits, replier: Repl
         )
         doc.setdefault("model", app)  # the topic names the application already
         request = oai.parse_chat(doc)
-        generation = request.to_generation()
+        generation = await oai.to_generation_off_loop(request)
         enc = oai.StreamEncoder(
             "chat",
             app,

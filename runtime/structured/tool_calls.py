@@ -150,7 +150,10 @@ def plan(tools: Sequence[Any] | None, choice: Any) -> ToolPlan | None:
     elif choice == "required":
         mode, chosen = "required", functions
     elif isinstance(choice, Mapping) and choice.get("type") == "function":
-        name = (choice.get("function") or {}).get("name")
+        function = choice.get("function")
+        if not isinstance(function, Mapping):
+            raise InvalidInput('tool_choice.function: an object {"name": ...}')
+        name = function.get("name")
         chosen = tuple(f for f in functions if f.name == name)
         if not chosen:
             raise InvalidInput(f"tool_choice: no tool named {name!r} is offered")
