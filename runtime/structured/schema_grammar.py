@@ -35,7 +35,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from runtime.errors import InvalidInput
-from runtime.structured.gbnf import INT_DIGITS, integer_range, json_literal, literal, repeat
+from runtime.structured.gbnf import (
+    INT_DIGITS,
+    integer_range,
+    json_literal,
+    literal,
+    repeat,
+    scalar_class,
+)
 from runtime.structured.keywords import (
     ANNOTATIONS,
     SUPPORTED,
@@ -62,12 +69,12 @@ GENERIC_ITEMS = 8
 GENERIC_STRING = 64
 GENERIC_KEY = 32
 
-# Fixed rules every grammar may use. ``char`` is one JSON string character: anything but a
-# quote, a backslash or a control character, or an escape (no escaped surrogates, whose
-# pairs would decode into one character and break minLength).
+# Fixed rules every grammar may use. ``char`` is one JSON string character: a Unicode
+# scalar value but a quote, a backslash or a control character, or an escape (no escaped
+# surrogates, whose pairs would decode into one character and break minLength).
 _BASE_RULES = {
     "hex": "[0-9a-fA-F]",
-    "char": r'[^"\\\x00-\x1F] | "\\" (["\\/bfnrt] | "u" uhex)',
+    "char": scalar_class('"\\', below=0x20) + r' | "\\" (["\\/bfnrt] | "u" uhex)',
     "uhex": "[0-9a-cA-CefEF] hex hex hex | [dD] [0-7] hex hex",
     "str": f'"\\"" char{{0,{GENERIC_STRING}}} "\\""',
     "key": f'"\\"" char{{0,{GENERIC_KEY}}} "\\""',
