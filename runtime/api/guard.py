@@ -1,7 +1,9 @@
 """The HTTP guard, a plain ASGI middleware: bearer tokens, the body limit, the time limit.
 
 The body limit is ``api.max_body_bytes``, and the tighter ``api.max_text_body_bytes`` on
-the OpenAI routes (/v1/), whose JSON is parsed on the event loop.
+the OpenAI routes (/v1/), whose JSON is parsed on the event loop. A client that leaves
+before its answer has its request cancelled (runtime.api.hangup), so the work queued for
+it stops.
 
 Plain ASGI rather than Starlette's BaseHTTPMiddleware because it runs on every request
 and costs next to nothing this way. The time limit covers the time to the first byte
@@ -20,6 +22,7 @@ from typing import Any
 import orjson
 
 from runtime.api.auth import Tokens
+from runtime.api.hangup import Hangup
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -131,6 +134,7 @@ class Guard:
                 return
         received = 0
         too_large = False
+        hangup = Hangup(receive)
 
         async def limited_receive() -> Message:
             nonlocal received, too_large
@@ -140,6 +144,8 @@ class Guard:
                 if received > limit:
                     too_large = True
                     raise _BodyTooLarge
+                if not message.get("more_body"):
+                    hangup.body_read()
             return message
 
         started = False
@@ -157,9 +163,15 @@ class Guard:
                     if message["type"] == "http.response.start":
                         started = True
                         deadline.reschedule(None)  # a stream may take as long as it needs
+                    elif message["type"] == "http.response.body" and not message.get("more_body"):
+                        hangup.answered = True
                     await send(message)
 
                 await self.app(scope, limited_receive, tracked_send)
+        except asyncio.CancelledError:
+            if not hangup.swallow():
+                raise
+            # the client left before its answer: nobody to send one to
         except _BodyTooLarge:
             if not started:
                 await self._too_large(send, path, limit, setting)
@@ -174,6 +186,7 @@ class Guard:
                 "timeout",
             )
         finally:
+            hangup.close()
             self.in_flight.count -= 1
 
     async def _too_large(self, send: Send, path: str, limit: int, setting: str) -> None:

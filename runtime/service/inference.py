@@ -385,7 +385,12 @@ class InferenceService:
                             f"{app}: unknown output {name!r}; the model gives "
                             f"{tensor_names(slot.schema.outputs)}"
                         )
-            result = await slot.worker.infer(inputs, prepare=step)
+            try:
+                result = await slot.worker.infer(inputs, prepare=step)
+            except asyncio.CancelledError:
+                if step is not None:  # the caller has gone: stop decoding its pictures
+                    step.abandon()
+                raise
             if outputs is not None:
                 result = {n: result[n] for n in outputs}
             return result
