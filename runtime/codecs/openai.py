@@ -35,7 +35,7 @@ from runtime.errors import (
     ModelNotFound,
     NotReady,
 )
-from runtime.structured.limits import MAX_JSON_DEPTH, nests_deeper
+from runtime.structured.limits import MAX_JSON_DEPTH, SchemaSize, nests_deeper
 from runtime.structured.schema_grammar import json_object_grammar, schema_grammar
 from runtime.structured.tool_calls import ToolPlan, plan
 
@@ -306,10 +306,18 @@ async def to_generation_off_loop(
 ) -> GenerationRequest:
     """``request.to_generation()`` on a worker thread, for the transports' event loops.
 
-    It compiles ``response_format`` and ``tools`` into a grammar: pure Python, bounded by
-    runtime.structured.limits (the size checked before any work, then a time budget that
-    refuses with a 400 naming it), but even bounded work must not hold the loop that
-    answers health checks, MQTT keepalives and the watchdog (DESIGN.md, rule 16)."""
+    It compiles ``response_format`` and ``tools`` into a grammar: pure Python that must
+    not hold the loop answering health checks, MQTT keepalives and the watchdog
+    (DESIGN.md, rule 16). The input is bounded first, here on the loop: the schemas' size
+    (runtime.structured.limits), a walk that stops at the limit, so a schema past it is
+    refused before any thread is taken (threads computing at once would hold the GIL
+    from the loop). Then the work runs on a thread within its time budget."""
+    fmt = request.response_format
+    if fmt is not None and fmt.json_schema is not None and fmt.json_schema.schema_ is not None:
+        SchemaSize().take(fmt.json_schema.schema_, "response_format")
+    tools = getattr(request, "tools", None)
+    if tools:
+        SchemaSize().take(tools, "tools")
     return await asyncio.to_thread(request.to_generation)
 
 
