@@ -23,6 +23,7 @@ import shutil
 import stat
 from pathlib import Path
 
+from runtime.catalog.golden import check_npz
 from runtime.catalog.inspect import ModelInfo, inspect_model
 from runtime.catalog.package import (
     NAME_RE,
@@ -44,7 +45,7 @@ from runtime.catalog.writer import (
     write_package_meta,
     write_variant_meta,
 )
-from runtime.errors import MetadataError
+from runtime.errors import BuildInputError, MetadataError
 
 log = logging.getLogger(__name__)
 
@@ -193,6 +194,11 @@ def _copy_listed(package: ModelPackage, staged: Path) -> None:
         )
         if digest != golden.sha256:
             raise MetadataError(f"{where}.sha256: {golden.file} does not match its digest")
+        try:  # every box that measures the package will read it: bounded before it does
+            check_npz(staged / golden.file)
+        except BuildInputError as e:
+            why = e.message.replace(str(staged / golden.file), golden.file)
+            raise MetadataError(f"{where}: {why}") from None
     copied = 0
     for v in package.variants:
         vdir = staged / "variants" / v.id

@@ -179,8 +179,8 @@ def add_model(
     store = resolve_store(store_dir)
     try:
         package = import_path(store, path, app, version, replace=replace)
-    except HeadframeError as e:
-        raise fail(e.message) from e
+    except HeadframeError as e:  # bad input: one line, exit 2 (as `models build`)
+        raise fail(e.message, 2) from e
     app, active = package.application, store.active_version(package.application)
     effect = "serves it" if active == package.version else f"keeps serving {app} {active}"
     note = store_change_note(store, app, effect)

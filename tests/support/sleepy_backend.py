@@ -1,5 +1,6 @@
 """Backends that misbehave in inference, onnxruntime underneath: ``SleepyBackend`` sleeps
-in every ``infer`` (a hang), ``CrashingBackend`` raises. Tests put them in the real backend
+in every ``infer`` (a hang), ``SlowBackend`` takes ``SLOW_S`` a call (a model slower than
+its calibration budget), ``CrashingBackend`` raises. Tests put them in the real backend
 table (runtime.backends.registry.BACKENDS) to show that calibration cuts a hanging
 candidate at its budget and records a crashing one as failed."""
 
@@ -15,11 +16,18 @@ from runtime.backends.onnx import OnnxBackend
 from runtime.backends.registry import BACKENDS, BackendEntry
 
 HANG_S = 30.0
+SLOW_S = 0.4
 
 
 class SleepyBackend(OnnxBackend):
     def infer(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         time.sleep(HANG_S)
+        return super().infer(inputs)
+
+
+class SlowBackend(OnnxBackend):
+    def infer(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        time.sleep(SLOW_S)
         return super().infer(inputs)
 
 
