@@ -21,6 +21,7 @@ import os
 import re
 import shutil
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 from runtime.catalog.golden import check_npz
@@ -50,6 +51,8 @@ from runtime.errors import BuildInputError, MetadataError
 log = logging.getLogger(__name__)
 
 DEFAULT_VERSION = "1.0.0"
+# Judges a wrapped package before it is installed: MetadataError to refuse it.
+Check = Callable[[ModelPackage], None]
 # Where each format can run; the device profile narrows it further at selection time.
 DEVICE_CLASSES = {"onnx": ("cpu", "gpu"), "openvino": ("cpu", "gpu", "npu"), "gguf": ("cpu", "gpu")}
 # Caps on what a package directory may make us read: its TOML files, and its golden set
@@ -66,19 +69,22 @@ def import_path(
     version: str | None = None,
     *,
     replace: bool = False,
+    check: Check | None = None,
 ) -> ModelPackage:
     """Import ``path`` into ``store`` and return the installed package.
 
     A directory must be a package (``package.toml`` + ``variants/``): it is validated,
     its digests checked, then copied; ``app``/``version`` rename it when given. A file is
-    wrapped (``app`` defaults to a name made from the file name, ``version`` to 1.0.0).
+    wrapped (``app`` defaults to a name made from the file name, ``version`` to 1.0.0),
+    and ``check`` (the CLI passes runtime.loading.import_check.trial_load: the catalog
+    loads no models) judges the wrapped package before it is installed.
     An existing ``<app>/<version>`` is an error unless ``replace``.
     """
     path = Path(path)
     if path.is_dir():
         return _import_package_dir(store, path, app, version, replace)
     if path.is_file():
-        return _import_file(store, path, app, version, replace)
+        return _import_file(store, path, app, version, replace, check)
     if path.exists():
         raise MetadataError(f"{path}: not a regular file or directory (a device, pipe or socket)")
     raise MetadataError(f"{path}: no such file or directory")
@@ -250,8 +256,9 @@ def _copy_capped(src: Path, dest: Path, limit: int, where: str = "") -> tuple[st
 
 
 def _import_file(
-    store: Store, src: Path, app: str | None, version: str | None, replace: bool
-) -> ModelPackage:
+    store: Store, src: Path, app: str | None, version: str | None, replace: bool,
+    check: Check | None = None,
+) -> ModelPackage:  # fmt: skip
     _check_names(app, version)
     info = inspect_model(src)
     app = app or app_name_from(src)
@@ -268,6 +275,11 @@ def _import_file(
         meta = _variant_meta(variant_id, src.name, info, vdir)
         write_variant_meta(meta, vdir)
         write_package_meta(_package_meta(app, version, src, info), staged)
+        if check is not None:
+            try:
+                check(load_package(staged))
+            except MetadataError as e:
+                raise MetadataError(f"{src}: {e.message}") from None
         return _install(staged, store, replace)
 
 

@@ -175,10 +175,13 @@ def add_model(
     """Import a package, or wrap one model file into a one-variant package."""
     from runtime.catalog.add import import_path
     from runtime.cli.daemon_link import store_change_note
+    from runtime.loading.import_check import trial_load
 
     store = resolve_store(store_dir)
     try:
-        package = import_path(store, path, app, version, replace=replace)
+        # A model file is loaded once by the runtimes here before it is installed: one
+        # they cannot load is refused now, not when a daemon first serves it.
+        package = import_path(store, path, app, version, replace=replace, check=trial_load)
     except HeadframeError as e:  # bad input: one line, exit 2 (as `models build`)
         raise fail(e.message, 2) from e
     app, active = package.application, store.active_version(package.application)
