@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from runtime import __version__
 from runtime.api import kserve, metrics, status
 from runtime.api.auth import Tokens, load_tokens
+from runtime.api.browser import BrowserCheck
 from runtime.api.context import ServerContext
 from runtime.api.errors import error_parts
 from runtime.api.guard import ASGIApp, Guard, InFlight, Receive, Scope, Send, error_payload
@@ -117,8 +118,8 @@ def create_app(
             raise ModelNotFound(str(e.args[0] if e.args else e)) from None
         return slot.to_dict()
 
-    # The host check runs first, then the guard (tokens, limits), then the infer fast path,
-    # then FastAPI.
+    # The host check runs first, then the browser check (blind cross-origin requests),
+    # then the guard (tokens, limits), then the infer fast path, then FastAPI.
     fast = kserve.InferFastPath(app.routed, service=service, shed=shed)
     guard = Guard(
         fast,
@@ -128,7 +129,7 @@ def create_app(
         in_flight=in_flight,
         max_text_body_bytes=settings.api.max_text_body_bytes,
     )
-    app.entry = HostCheck(guard, trusted=trusted_hosts(settings.api))
+    app.entry = HostCheck(BrowserCheck(guard), trusted=trusted_hosts(settings.api))
     return app
 
 

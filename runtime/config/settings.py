@@ -174,8 +174,7 @@ class ApiSettings(_Section):
         ge=1,
         le=1_000_000,
         title="Open HTTP connections at most",
-        description="past it, a new connection is closed at once and a request on an open "
-        "one is answered 503",
+        description="past it, a new connection is closed at once",
     )
     trusted_hosts: list[str] | None = Field(
         default=None,
