@@ -113,3 +113,18 @@ def test_connections_past_the_limit_are_closed_at_once(server: str) -> None:
             s.close()
     time.sleep(0.3)
     assert httpx.get(f"{server}/v2/health/live", timeout=5).status_code == 200
+
+
+def test_without_the_parsers_hooks_the_server_runs_on_uvicorns_own(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A uvicorn whose protocol lost a hook this relies on: served as uvicorn serves, and
+    the log says the two limits are off and why."""
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    monkeypatch.delattr(HttpToolsProtocol, "on_headers_complete")
+    with caplog.at_level("WARNING", logger="runtime.api.slow_clients"):
+        chosen = slow_clients.protocol(ApiSettings(), "httptools")
+    assert chosen == "httptools"
+    assert "no header timeout or connection limit" in caplog.text
+    assert "on_headers_complete" in caplog.text
