@@ -25,13 +25,13 @@ sys.path.insert(0, str(REPO))
 from runtime.backends.base import LoadOptions  # noqa: E402
 from runtime.backends.onnx import OnnxBackend  # noqa: E402
 from runtime.backends.openvino import OpenVinoBackend  # noqa: E402
-from runtime.box import box_for  # noqa: E402
 from runtime.catalog import Store  # noqa: E402
 from runtime.config import Settings  # noqa: E402
 from runtime.demo import APP, build_demo_catalog  # noqa: E402
 from runtime.hardware import probe  # noqa: E402
 from runtime.loading.loader import VariantLoader  # noqa: E402
 from runtime.profiles import load_profiles, match  # noqa: E402
+from tests.support.box import box_for  # noqa: E402
 
 
 def _ms(fn: Callable[[], object]) -> float:

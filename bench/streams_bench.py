@@ -45,7 +45,7 @@ import orjson  # noqa: E402
 import paho.mqtt.client as paho  # noqa: E402
 from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
 
-from runtime.config import SparkplugSettings  # noqa: E402
+from runtime.config import MqttSettings, SparkplugSettings  # noqa: E402
 from runtime.sparkplug import payload as sp  # noqa: E402
 from runtime.sparkplug.node import EdgeNode  # noqa: E402
 from tests.support import daemon_proc  # noqa: E402
@@ -187,7 +187,8 @@ def sparkplug(broker: Mosquitto, tmp: Path, seconds: float) -> dict[str, Any]:
 
         node = EdgeNode(SparkplugSettings(enabled=True, group_id="bench", edge_node_id="box",
                                           scan_interval_s=0.01),
-                        host=broker.host, port=broker.port, source=Moving(), select=select,
+                        link=MqttSettings(host=broker.host, port=broker.port),
+                        source=Moving(), select=select,
                         obey=lambda command: False, state_dir=tmp / "spb")  # fmt: skip
         node.start()
         await asyncio.sleep(seconds)

@@ -1,4 +1,5 @@
-"""Writing files so that a power cut leaves the old one or the new one, never a torn mix.
+"""Writing files so that a power cut leaves the old one or the new one, never a torn mix,
+and the one sha256 of a file.
 
 The one atomic-write helper of the package: the fleet's state and pointers, the package
 writer's metadata, the TUF repository and ``config init`` all write through it.
@@ -6,11 +7,18 @@ writer's metadata, the TUF repository and ``config init`` all write through it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
 from pathlib import Path
 from typing import Any
+
+
+def sha256_file(path: Path) -> str:
+    """The hex sha256 of a file's bytes (``hashlib.file_digest``: read in C, in chunks)."""
+    with Path(path).open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def fsync_dir(path: Path) -> None:

@@ -17,6 +17,7 @@ def human_bytes(n: int) -> str:
     raise AssertionError("unreachable")
 
 
-def percent_bp(bp: int | None, missing: str = "-") -> str:
-    """Basis points as a percentage with two decimals: 9512 -> "95.12%"; None -> ``missing``."""
-    return missing if bp is None else f"{bp / 100:.2f}%"
+def percent_bp(bp: int | None, missing: str = "-", digits: int = 2) -> str:
+    """Basis points as a percentage, two decimals unless told: 9512 -> "95.12%",
+    (5000, digits=0) -> "50%"; None -> ``missing``."""
+    return missing if bp is None else f"{bp / 100:.{digits}f}%"

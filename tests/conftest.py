@@ -8,6 +8,16 @@ from pathlib import Path
 
 import pytest
 
+# Fixtures that tests in several directories use; each module says what it holds.
+pytest_plugins = [
+    "tests.support.mqtt_fixtures",
+    "tests.support.factory_sources",
+    "tests.support.fleet_repo",
+    "tests.support.profile_fixtures",
+    "tests.support.serving_fixtures",
+    "tests.support.text_servers",
+]
+
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
@@ -32,7 +42,6 @@ def _isolated_home(
     monkeypatch.setenv("CONFIGURATION_DIRECTORY", str(home / "etc"))
     monkeypatch.setenv("STATE_DIRECTORY", str(home / "state"))
     monkeypatch.setenv("CACHE_DIRECTORY", str(home / "cache-dir"))
-    monkeypatch.setenv("LOGS_DIRECTORY", str(home / "logs"))
     monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
     for key in list(__import__("os").environ):
         if key.startswith("HEADFRAME_"):

@@ -29,7 +29,7 @@ done
 # systemd creates these for the unit (StateDirectory= ...); creating them here too lets the
 # command line and `runuser -u headframe` work before the first start, or without systemd.
 # Existing directories keep their contents: upgrades never touch the model store.
-for dir in /var/lib/headframe /var/cache/headframe /var/log/headframe; do
+for dir in /var/lib/headframe /var/cache/headframe; do
     install -d -o headframe -g headframe -m 0750 "$dir"
 done
 install -d -o root -g root -m 0700 /etc/headframe/credentials

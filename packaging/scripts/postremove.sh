@@ -1,9 +1,10 @@
 #!/bin/sh
 # headframe postrm (deb: remove | purge | upgrade | ...) / %postun (rpm: 0 erase, 1 upgrade).
 #
-# remove (and rpm erase): the programs go; configuration, credentials, the model store
-#   (/var/lib/headframe) and logs stay.
-# purge: configuration, credentials, cache and logs go too. The model store and the
+# remove (and rpm erase): the programs go; configuration, credentials and the model store
+#   (/var/lib/headframe) stay.
+# purge: configuration, credentials and cache go too (and /var/log/headframe, which
+#   versions before the journal-only logs created). The model store and the
 #   headframe user stay unless asked, because models may have come over a slow link:
 #       HEADFRAME_PURGE_STATE=1 dpkg --purge headframe     (or apt-get purge)
 #   or touch /etc/headframe/purge-state before purging. rpm has no purge: an erase with

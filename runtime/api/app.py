@@ -7,8 +7,6 @@ status each and the body {"error": "..."} (OpenAI's error object under /v1/).
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import logging
 from typing import Any
 
@@ -19,7 +17,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from runtime import __version__
-from runtime.api import kserve, metrics, status
+from runtime.api import kserve, metrics, openai, status
 from runtime.api.auth import Tokens, load_tokens
 from runtime.api.browser import BrowserCheck
 from runtime.api.context import ServerContext
@@ -55,13 +53,13 @@ def _install_error_handlers(app: FastAPI) -> None:
             loc = ".".join(str(p) for p in e.get("loc", ()))
             parts.append(f"{loc}: {e.get('msg')}")
         message = "invalid request: " + "; ".join(parts)
-        return JSONResponse(error_payload(request.url.path, message, "invalid_input"), 400)
+        return JSONResponse(error_payload(request.url.path, 400, message, "invalid_input"), 400)
 
     async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return JSONResponse(
-            error_payload(request.url.path, str(exc.detail), code),
+            error_payload(request.url.path, exc.status_code, str(exc.detail), code),
             exc.status_code,
             headers=getattr(exc, "headers", None),
         )
@@ -79,11 +77,11 @@ def create_app(
     tokens: Tokens | None = None,
     shed: LoadShed | None = None,
 ) -> FastAPI:
-    """The FastAPI app serving ``service``: KServe v2, OpenAI (when runtime.api.openai is
-    present), /metrics, the status page and the admin routes, behind the host check and
-    the guard. ``tokens`` is the live token set (the daemon's, which SIGHUP refreshes);
-    by default the ones ``settings.api`` names, read once. ``shed`` (the daemon's one
-    ``LoadShed``) makes the inference routes answer 429 while it blocks an application."""
+    """The FastAPI app serving ``service``: KServe v2, OpenAI, /metrics, the status page
+    and the admin routes, behind the host check and the guard. ``tokens`` is the live
+    token set (the daemon's, which SIGHUP refreshes); by default the ones ``settings.api``
+    names, read once. ``shed`` (the daemon's one ``LoadShed``) makes the inference routes
+    answer 429 while it blocks an application."""
     context = context or ServerContext()
     app = HeadframeApp(
         title="headframe",
@@ -92,17 +90,12 @@ def create_app(
         docs_url=None,  # the Swagger page pulls assets from a CDN; the box may be offline
         redoc_url=None,
     )
-    app.state.service = service
     _install_error_handlers(app)
     app.include_router(kserve.router(service, shed))
     app.include_router(status.router(service, context))
     in_flight = InFlight()
     app.include_router(metrics.router(metrics.build_registry(service, context, in_flight)))
-    if importlib.util.find_spec("runtime.api.openai") is not None:
-        # The text side (C2's module) plugs in when present; a module that exists but
-        # fails to import is a bug and must fail loudly, hence no ImportError guard.
-        openai_api: Any = importlib.import_module("runtime.api.openai")
-        app.include_router(openai_api.router(service, shed))
+    app.include_router(openai.router(service, shed))
 
     select = context.select
 

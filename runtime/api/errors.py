@@ -1,6 +1,6 @@
-"""One mapping from runtime.errors to HTTP: status code, Retry-After, JSON body.
-
-Shared by the FastAPI exception handlers and the KServe fast path so both answer alike.
+"""An error from runtime.errors as HTTP: its status and Retry-After (each error class
+carries both) and the JSON body. Shared by the FastAPI exception handlers, the KServe fast
+path and the OpenAI routes (which give the body OpenAI's shape), so all answer alike.
 """
 
 from __future__ import annotations
@@ -8,39 +8,11 @@ from __future__ import annotations
 import math
 
 from runtime.api.guard import error_payload
-from runtime.errors import (
-    BackendLoadError,
-    BackendUnavailable,
-    Busy,
-    HeadframeError,
-    InferenceFailed,
-    InvalidInput,
-    MetadataError,
-    ModelNotFound,
-    NotReady,
-)
+from runtime.errors import HeadframeError
 
 # On a response that waited for its idle-unloaded (parked) model to load again
 # (runtime.service.reload_note): the KServe and OpenAI routes both add it.
 RELOAD_HEADER = "X-Headframe-Reload-Ms"
-
-STATUS_BY_ERROR: dict[type[HeadframeError], int] = {
-    InvalidInput: 400,
-    ModelNotFound: 404,
-    Busy: 429,
-    NotReady: 503,
-    InferenceFailed: 500,
-    BackendLoadError: 409,
-    BackendUnavailable: 409,
-    MetadataError: 409,
-}
-
-
-def status_for(exc: HeadframeError) -> int:
-    for cls in type(exc).__mro__:
-        if cls in STATUS_BY_ERROR:
-            return STATUS_BY_ERROR[cls]
-    return 500
 
 
 def retry_after(seconds: float) -> str:
@@ -48,10 +20,13 @@ def retry_after(seconds: float) -> str:
     return str(max(1, math.ceil(seconds)))
 
 
+def error_headers(exc: HeadframeError) -> dict[str, str]:
+    """Retry-After where the error says when to come back; nothing otherwise."""
+    if exc.retry_after_s is None:
+        return {}
+    return {"Retry-After": retry_after(exc.retry_after_s)}
+
+
 def error_parts(path: str, exc: HeadframeError) -> tuple[int, dict[str, str], dict[str, object]]:
     """(status, extra headers, JSON body) for ``exc`` raised while serving ``path``."""
-    headers = {}
-    retry = getattr(exc, "retry_after_s", None)
-    if retry is not None:
-        headers["Retry-After"] = retry_after(retry)
-    return status_for(exc), headers, error_payload(path, exc.message, exc.code)
+    return exc.status, error_headers(exc), error_payload(path, exc.status, exc.message, exc.code)

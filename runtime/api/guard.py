@@ -23,6 +23,7 @@ import orjson
 
 from runtime.api.auth import Tokens
 from runtime.api.hangup import Hangup
+from runtime.codecs.openai import error_body, error_type
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -34,10 +35,10 @@ OPEN_PATHS = frozenset({"/v2/health/live", "/v2/health/ready"})
 TEXT_PREFIX = "/v1/"  # the OpenAI routes: api.max_text_body_bytes
 
 
-def error_payload(path: str, message: str, code: str) -> dict[str, Any]:
+def error_payload(path: str, status: int, message: str, code: str) -> dict[str, Any]:
     """{"error": "..."} for KServe and the rest; OpenAI's error object under /v1/."""
     if path.startswith("/v1/"):
-        return {"error": {"message": message, "type": code, "param": None, "code": code}}
+        return error_body(message, error_type(status), None, code)
     return {"error": message}
 
 
@@ -53,7 +54,7 @@ async def send_error(
     code: str,
     headers: Sequence[tuple[bytes, bytes]] = (),
 ) -> None:
-    body = orjson.dumps(error_payload(path, message, code))
+    body = orjson.dumps(error_payload(path, status, message, code))
     await send(
         {
             "type": "http.response.start",

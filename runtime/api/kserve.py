@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 from runtime import __version__
 from runtime.api.errors import RELOAD_HEADER, error_parts
 from runtime.api.guard import ASGIApp, Receive, Scope, Send
+from runtime.backend_table import platform_of
 from runtime.codecs.images import is_picture, media_type, picture_request
 from runtime.codecs.kserve import HEADER_LENGTH, decode_infer_request, encode_infer_response
 from runtime.errors import HeadframeError, InvalidInput, ModelNotFound, NotReady
@@ -31,7 +32,6 @@ log = logging.getLogger(__name__)
 
 HEADER_LENGTH_B = HEADER_LENGTH.encode()
 RELOAD_HEADER_B = RELOAD_HEADER.lower().encode()
-PLATFORMS = {"onnx": "onnxruntime_onnx", "openvino": "openvino_ir", "llama": "llama_cpp_gguf"}
 
 _TENSOR = {
     "type": "object",
@@ -93,7 +93,7 @@ def model_metadata(slot: ModelSlot) -> dict[str, Any]:
     return {
         "name": slot.app,
         "versions": [slot.package.version],
-        "platform": PLATFORMS.get(slot.backend_info.backend, slot.backend_info.backend),
+        "platform": platform_of(slot.backend_info.backend),
         "inputs": [spec(s) for s in slot.schema.inputs],
         "outputs": [spec(s) for s in slot.schema.outputs],
         "parameters": parameters,

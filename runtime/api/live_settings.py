@@ -13,7 +13,7 @@ from runtime.config import ApiSettings
 from runtime.errors import HeadframeError
 from runtime.service import InferenceService
 
-log = logging.getLogger("runtime.daemon")
+log = logging.getLogger(__name__)
 
 
 def apply_live_api(

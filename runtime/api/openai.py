@@ -25,7 +25,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
 from fastapi.routing import APIRoute
 
-from runtime.api.errors import RELOAD_HEADER, retry_after
+from runtime.api.errors import RELOAD_HEADER, error_headers
 from runtime.backends.base import GenerationChunk, GenerationRequest
 from runtime.codecs.embeddings import EmbeddingRequest, embed
 from runtime.codecs.openai import (
@@ -37,7 +37,7 @@ from runtime.codecs.openai import (
     to_generation_off_loop,
     validation_message,
 )
-from runtime.errors import Busy, HeadframeError, InvalidInput, ModelNotFound, NotReady
+from runtime.errors import HeadframeError, InvalidInput, ModelNotFound
 from runtime.service.load_shed import LoadShed
 from runtime.service.reload_note import reload_waited_ms
 
@@ -60,28 +60,13 @@ class TextService(Protocol):
     async def infer(self, app: str, inputs: Any, *, protocol: str = "kserve") -> dict[str, Any]: ...
 
 
-def status_for(exc: HeadframeError) -> int:
-    if isinstance(exc, InvalidInput):
-        return 400
-    if isinstance(exc, ModelNotFound):
-        return 404
-    if isinstance(exc, Busy):
-        return 429
-    if isinstance(exc, NotReady):
-        return 503
-    return 500
-
-
 def error_response(exc: HeadframeError) -> Response:
-    headers = {}
-    retry = getattr(exc, "retry_after_s", None)
-    if retry is not None:
-        headers["Retry-After"] = retry_after(retry)
+    """The error's own status and Retry-After (runtime.errors), in OpenAI's body."""
     return Response(
         orjson.dumps(error_for(exc)),
-        status_code=status_for(exc),
+        status_code=exc.status,
         media_type="application/json",
-        headers=headers,
+        headers=error_headers(exc),
     )
 
 

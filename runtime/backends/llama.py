@@ -36,7 +36,7 @@ import os
 import secrets
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -52,7 +52,22 @@ from runtime.backends.utf8_filter import Utf8Table, llama_token_pieces
 from runtime.catalog import TensorSpec, Variant
 from runtime.errors import BackendLoadError, BackendUnavailable, InvalidInput
 
+if TYPE_CHECKING:
+    from runtime.catalog import VariantMeta
+    from runtime.hardware.report import HardwareReport
+    from runtime.profiles import Target
+
 log = logging.getLogger(__name__)
+
+
+def device_problem(target: Target, variant: VariantMeta, report: HardwareReport) -> str | None:
+    """Why llama.cpp cannot run ``target`` here, or None: a GPU target needs a build with
+    GPU offload (the probe lists "gpu" then). Pure."""
+    info = report.runtime("llama_cpp")
+    if target.device.split(".")[0] == "gpu" and "gpu" not in (info.devices if info else ()):
+        return "llama.cpp was built without GPU offload"
+    return None
+
 
 # Used only when a GGUF carries no chat template of its own (rare in real files).
 FALLBACK_CHAT_TEMPLATE = (

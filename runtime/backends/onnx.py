@@ -19,7 +19,7 @@ import os
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -32,7 +32,13 @@ from runtime.backends.base import (
 )
 from runtime.catalog import Datatype, TensorSpec, Variant
 from runtime.errors import BackendLoadError, BackendUnavailable, InferenceFailed, InvalidInput
+from runtime.files import sha256_file
 from runtime.tensors import not_a_tensor, to_kserve_datatype
+
+if TYPE_CHECKING:
+    from runtime.catalog import VariantMeta
+    from runtime.hardware.report import HardwareReport
+    from runtime.profiles import Target
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +49,44 @@ DEFAULT_PROVIDERS: dict[str, tuple[str, ...]] = {
     "gpu": ("CUDAExecutionProvider", "ROCMExecutionProvider", "CPUExecutionProvider"),
     "npu": ("OpenVINOExecutionProvider", "QNNExecutionProvider", "CPUExecutionProvider"),
 }
+
+# onnxruntime execution providers by the device class they drive (selection's view of a
+# GPU or NPU target). OpenVINO's provider drives Intel GPUs and NPUs alike.
+PROVIDERS_BY_CLASS: dict[str, tuple[str, ...]] = {
+    "gpu": (
+        "CUDAExecutionProvider",
+        "TensorrtExecutionProvider",
+        "ROCMExecutionProvider",
+        "MIGraphXExecutionProvider",
+        "DmlExecutionProvider",
+        "OpenVINOExecutionProvider",
+    ),
+    "npu": (
+        "OpenVINOExecutionProvider",
+        "QNNExecutionProvider",
+        "VitisAIExecutionProvider",
+        "CANNExecutionProvider",
+        "RknpuExecutionProvider",
+    ),
+}
+
+
+def device_problem(target: Target, variant: VariantMeta, report: HardwareReport) -> str | None:
+    """Why onnxruntime cannot drive ``target``'s GPU or NPU here, or None: none of the
+    wanted providers (the target's own that drive that class, else every one that does)
+    is among those the probe saw. Pure; CPU and auto always run."""
+    cls = target.device.split(".")[0]
+    if cls not in PROVIDERS_BY_CLASS:
+        return None
+    info = report.runtime("onnxruntime")
+    offered = info.devices if info else ()
+    drives = PROVIDERS_BY_CLASS[cls]
+    wanted = [p for p in (target.providers or drives) if p in drives]
+    if not any(p in offered for p in wanted):
+        has = ", ".join(offered) or "none"
+        return f"onnxruntime offers no {cls.upper()} provider ({' or '.join(wanted)}; it has {has})"
+    return None
+
 
 # onnxruntime's "tensor(float)" names -> numpy dtypes.
 _ORT_TYPES: dict[str, Any] = {
@@ -73,14 +117,6 @@ def _spec(arg: Any) -> TensorSpec:
     shape = tuple(d if isinstance(d, int) and d > 0 else -1 for d in (arg.shape or ()))
     datatype = cast(Datatype, to_kserve_datatype(_ORT_TYPES[arg.type]))
     return TensorSpec(name=arg.name, datatype=datatype, shape=shape)
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _to_ort(arr: np.ndarray) -> np.ndarray:
@@ -182,7 +218,7 @@ class OnnxBackend:
             return None
         sha = next(
             (f.sha256 for f in variant.meta.files if f.path == variant.meta.entrypoint), None
-        ) or file_sha256(variant.entrypoint)
+        ) or sha256_file(variant.entrypoint)
         salt = hashlib.sha256(f"{ort.__version__}|{','.join(providers)}".encode()).hexdigest()
         return Path(options.cache_dir) / "onnx" / f"{sha[:32]}-{salt[:12]}.onnx"
 

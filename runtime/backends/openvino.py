@@ -14,7 +14,7 @@ import re
 import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -29,12 +29,32 @@ from runtime.catalog import Datatype, TensorSpec, Variant
 from runtime.errors import BackendLoadError, BackendUnavailable, InferenceFailed, InvalidInput
 from runtime.tensors import to_kserve_datatype
 
+if TYPE_CHECKING:
+    from runtime.catalog import VariantMeta
+    from runtime.hardware.report import HardwareReport
+    from runtime.profiles import Target
+
 log = logging.getLogger(__name__)
 
 
 def ov_device(device: str) -> str:
     """The OpenVINO device name for a profile device: "npu" -> "NPU", "gpu.1" -> "GPU.1"."""
     return device.upper()
+
+
+def device_problem(target: Target, variant: VariantMeta, report: HardwareReport) -> str | None:
+    """Why OpenVINO cannot drive ``target``'s device here, or None: the device (or its
+    class: "GPU" matches "GPU.0") is not among those the probe saw. Pure. Without a device
+    list (the runtime found by presence alone) nothing is ruled out: every OpenVINO wheel
+    ships its CPU plugin, and a GPU or NPU target's list is always asked for."""
+    info = report.runtime("openvino")
+    offered = info.devices if info else ()
+    if target.device == "auto" or not offered:
+        return None
+    want = ov_device(target.device)
+    if not any(d.upper() == want or d.upper().split(".")[0] == want for d in offered):
+        return f"OpenVINO offers no {want} device (it has {', '.join(offered)})"
+    return None
 
 
 def declared_name(port: Any) -> str:

@@ -24,9 +24,6 @@ from runtime.box.policy import (
     Box as Box,
 )
 from runtime.box.policy import (
-    box_for as box_for,
-)
-from runtime.box.policy import (
     build_box as build_box,
 )
 from runtime.box.policy import (

@@ -204,8 +204,3 @@ def build_box(
     if probed:
         report = query_runtimes(report, runtimes_selection_reads(profile))
     return Box(settings, report, profile, result, pins or PinStore(pins_path(settings)))
-
-
-def box_for(settings: Settings, report: HardwareReport, profile: DeviceProfile) -> Box:
-    """A box for a profile and report already in hand (tests, benches, a fixture host)."""
-    return Box(settings, report, profile, None, PinStore(pins_path(settings)))

@@ -6,7 +6,9 @@ packages (``writer``), ``models add`` (``add``), what a bare model file says abo
 itself (``inspect``), the store watcher (``watch``), the picture contract
 (``image_contract``), and the golden file and quality metric that the factory, the fleet
 trial and calibration share (``golden``, ``quality``).
-May import: the foundation modules and config. Never loads a model into a runtime.
+May import: the foundation modules and config. Never loads a model into a runtime. The
+formats a variant may have, and the device classes and memory estimate written for a
+bare file, are the backend table's (runtime/backend_table.py).
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ from runtime.catalog.package import (
 )
 from runtime.catalog.package import (
     FileEntry as FileEntry,
+)
+from runtime.catalog.package import (
+    FileProblem as FileProblem,
 )
 from runtime.catalog.package import (
     GoldenSet as GoldenSet,
@@ -52,6 +57,9 @@ from runtime.catalog.package import (
 )
 from runtime.catalog.package import (
     VariantMeta as VariantMeta,
+)
+from runtime.catalog.package import (
+    file_problems as file_problems,
 )
 from runtime.catalog.package import (
     json_schema as json_schema,

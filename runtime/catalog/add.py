@@ -24,6 +24,7 @@ import stat
 from collections.abc import Callable
 from pathlib import Path
 
+from runtime.backend_table import estimate_peak_memory, reference_row
 from runtime.catalog.golden import check_npz
 from runtime.catalog.inspect import ModelInfo, inspect_model
 from runtime.catalog.package import (
@@ -39,7 +40,6 @@ from runtime.catalog.store import Store
 from runtime.catalog.writer import (
     PACKAGE_FILE,
     VARIANT_FILE,
-    estimate_peak_memory,
     install_package,
     staging_dir,
     variant_files,
@@ -53,8 +53,6 @@ log = logging.getLogger(__name__)
 DEFAULT_VERSION = "1.0.0"
 # Judges a wrapped package before it is installed: MetadataError to refuse it.
 Check = Callable[[ModelPackage], None]
-# Where each format can run; the device profile narrows it further at selection time.
-DEVICE_CLASSES = {"onnx": ("cpu", "gpu"), "openvino": ("cpu", "gpu", "npu"), "gguf": ("cpu", "gpu")}
 # Caps on what a package directory may make us read: its TOML files, and its golden set
 # (whose size no metadata records; model files are capped by the sizes variant.toml gives).
 MAX_META_BYTES = 1 << 20
@@ -287,13 +285,14 @@ def _variant_meta(variant_id: str, entry: str, info: ModelInfo, vdir: Path) -> V
     files, n_bytes = variant_files(vdir)
     return VariantMeta(
         variant=variant_id,
-        format=info.format,  # type: ignore[arg-type]
+        format=info.format,
         precision=info.precision,
         entrypoint=entry,
         files=files,
         bytes=n_bytes,
         peak_memory_bytes=estimate_peak_memory(info.format, n_bytes, info.runtime_bytes),
-        device_classes=DEVICE_CLASSES[info.format],  # type: ignore[arg-type]
+        # where such a file is known to run; the profile narrows it at selection time
+        device_classes=reference_row(info.format).bare_file_devices,  # type: ignore[arg-type]
     )
 
 

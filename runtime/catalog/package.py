@@ -16,21 +16,26 @@ loads a model.
 
 from __future__ import annotations
 
+import os
 import stat
 import tomllib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
     ValidationError,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
 
+from runtime.backend_table import formats, known_format
 from runtime.catalog.image_contract import ImageInput, mismatch
 from runtime.errors import MetadataError
 
@@ -50,7 +55,12 @@ NAME_RE = r"^[a-z0-9][a-z0-9._-]{0,62}$"
 # serves only when ``<app>/active.json`` names it (see Store.active_version).
 FLEET_STAGED_MARKER = ".fleet-staged"
 VERSION_RE = r"^[0-9]+(\.[0-9]+){0,2}([.+-][0-9A-Za-z.-]+)?$"
-Format = Literal["onnx", "openvino", "gguf"]
+# A variant format: one that some backend in runtime/backend_table.py opens.
+Format = Annotated[
+    str,
+    AfterValidator(known_format),
+    WithJsonSchema({"enum": list(formats()), "title": "Format", "type": "string"}),
+]
 Task = Literal["tensor", "text", "embedding"]
 # How ``accuracy_bp`` was measured on the golden set (docs/model-package.md "Quality"):
 # top1 against labels, agreement with / fidelity to the source model's reference
@@ -242,20 +252,50 @@ class Variant:
         """What is wrong with this variant's files on disk, found cheaply (stat, no
         digests; the loader checks those): each listed file must be a regular file of
         the size variant.toml records. Empty when all is well."""
-        problems = []
-        for entry in self.meta.files:
-            try:
-                st = (self.path / entry.path).stat()
-            except OSError:
-                problems.append(f"{entry.path} is missing")
-                continue
-            if not stat.S_ISREG(st.st_mode):
-                problems.append(f"{entry.path} is not a regular file")
-            elif st.st_size != entry.size:
-                problems.append(
-                    f"{entry.path} is {st.st_size} bytes, variant.toml says {entry.size}"
-                )
-        return problems
+        return [p.text for p in file_problems(self.path, self.meta.files)]
+
+
+@dataclass(frozen=True)
+class FileProblem:
+    """One listed file that is not as variant.toml records it: ``files.<index>.<field>``
+    is the entry at fault ("path": missing or not a regular file; "size"; "sha256")."""
+
+    index: int
+    field: Literal["path", "size", "sha256"]
+    text: str  # "model.onnx is 100 bytes, variant.toml says 2048"
+
+
+# A file's sha256, given its path and its stat (a caller may cache by size and mtime).
+Digest = Callable[[Path, os.stat_result], str]
+
+
+def file_problems(
+    root: Path, files: Sequence[FileEntry], digest: Digest | None = None
+) -> list[FileProblem]:
+    """The one check of a variant's files against its metadata, for the store listing
+    (stat only), the package writer and the loader (``digest`` given: sha256 too). Each
+    listed file under ``root`` must be a regular file of its recorded size, and of its
+    recorded sha256 when ``digest`` is given (hashed only once its size is right)."""
+    problems = []
+    for i, entry in enumerate(files):
+        path = root / entry.path
+        try:
+            st = path.stat()
+        except OSError:
+            problems.append(FileProblem(i, "path", f"{entry.path} is missing"))
+            continue
+        if not stat.S_ISREG(st.st_mode):
+            problems.append(FileProblem(i, "path", f"{entry.path} is not a regular file"))
+        elif st.st_size != entry.size:
+            text = f"{entry.path} is {st.st_size} bytes, variant.toml says {entry.size}"
+            problems.append(FileProblem(i, "size", text))
+        elif digest is not None and (got := digest(path, st)) != entry.sha256:
+            text = (
+                f"{entry.path}: sha256 {got[:16]}... does not match variant.toml "
+                f"({entry.sha256[:16]}...)"
+            )
+            problems.append(FileProblem(i, "sha256", text))
+    return problems
 
 
 @dataclass(frozen=True)

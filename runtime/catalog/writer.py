@@ -9,7 +9,6 @@ fleet installer). A package is assembled in a staging directory inside the store
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import os
@@ -28,18 +27,18 @@ from runtime.catalog.package import (
     ModelPackage,
     PackageMeta,
     VariantMeta,
+    file_problems,
     load_package,
     required_schema_version,
 )
 from runtime.catalog.store import Store
 from runtime.errors import MetadataError
-from runtime.files import atomic_write_bytes
+from runtime.files import atomic_write_bytes, sha256_file
 
 log = logging.getLogger(__name__)
 
 PACKAGE_FILE = "package.toml"
 VARIANT_FILE = "variant.toml"
-_CHUNK = 1 << 20
 
 
 # --- TOML ------------------------------------------------------------------------------
@@ -85,29 +84,7 @@ def _write_text_atomic(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
-# --- estimates -------------------------------------------------------------------------
-# Rough resident cost of a loaded runtime before any weights, and how many copies of the
-# weights it holds while loading: onnxruntime reads the file, parses it and pre-packs the
-# matrices; OpenVINO reads and compiles; llama.cpp maps the file.
-RUNTIME_BASE_BYTES = {"onnx": 16 * 2**20, "openvino": 32 * 2**20, "gguf": 8 * 2**20}
-WEIGHT_COPIES = {"onnx": 3, "openvino": 2, "gguf": 1}
-
-
-def estimate_peak_memory(fmt: str, n_bytes: int, extra_bytes: int = 0) -> int:
-    """Estimated peak resident bytes of a loaded variant: runtime base + weight copies +
-    ``extra_bytes`` (activations, a KV cache)."""
-    return RUNTIME_BASE_BYTES[fmt] + WEIGHT_COPIES[fmt] * n_bytes + extra_bytes
-
-
 # --- files -----------------------------------------------------------------------------
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with Path(path).open("rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def file_entry(path: Path, root: Path) -> FileEntry:
@@ -131,21 +108,11 @@ def variant_files(variant_dir: Path) -> tuple[tuple[FileEntry, ...], int]:
 
 
 def verify_variant_files(variant_dir: Path, meta: VariantMeta) -> None:
-    """Raise MetadataError if a listed file is missing or its size or sha256 differs."""
+    """Raise MetadataError naming variant.toml and the field if a listed file is missing
+    or its size or sha256 differs (``catalog.package.file_problems``)."""
     where = Path(variant_dir) / VARIANT_FILE
-    for i, entry in enumerate(meta.files):
-        path = Path(variant_dir) / entry.path
-        if not path.is_file():
-            raise MetadataError(f"{where}: files.{i}.path: {entry.path} does not exist")
-        size = path.stat().st_size
-        if size != entry.size:
-            raise MetadataError(
-                f"{where}: files.{i}.size: {entry.path} is {size} bytes, not {entry.size}"
-            )
-        if sha256_file(path) != entry.sha256:
-            raise MetadataError(
-                f"{where}: files.{i}.sha256: {entry.path} does not match its digest"
-            )
+    for problem in file_problems(Path(variant_dir), meta.files, lambda path, _: sha256_file(path)):
+        raise MetadataError(f"{where}: files.{problem.index}.{problem.field}: {problem.text}")
     if meta.entrypoint not in {e.path for e in meta.files}:
         raise MetadataError(f"{where}: entrypoint: {meta.entrypoint} is not among the files")
 

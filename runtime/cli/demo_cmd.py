@@ -8,7 +8,7 @@ import typer
 
 from runtime.cli.output import fail, print_table, resolve_store
 from runtime.errors import HeadframeError
-from runtime.units import human_bytes
+from runtime.units import human_bytes, percent_bp
 
 demo_app = typer.Typer(name="demo", help="The built-in demo models.", no_args_is_help=True)
 
@@ -42,7 +42,7 @@ def build(
                 v.meta.format,
                 v.meta.precision,
                 human_bytes(v.meta.bytes),
-                "-" if v.meta.accuracy_bp is None else f"{v.meta.accuracy_bp / 100:.2f}%",
+                percent_bp(v.meta.accuracy_bp),
                 "-" if v.meta.latency_us is None else f"{v.meta.latency_us} us",
             ]
             for v in sorted(p.variants, key=lambda v: -v.meta.bytes)

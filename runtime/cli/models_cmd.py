@@ -144,7 +144,7 @@ def show_model(
             v.id,
             v.meta.format,
             v.meta.precision,
-            f"{v.meta.pruning_bp / 100:.0f}%",
+            percent_bp(v.meta.pruning_bp, digits=0),
             human_bytes(v.meta.bytes),
             human_bytes(v.meta.peak_memory_bytes),
             percent_bp(v.meta.accuracy_bp),

@@ -28,13 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 from runtime.backends.base import GenerationRequest
 from runtime.codecs.openai_stream import StreamEncoder, usage
-from runtime.errors import (
-    Busy,
-    HeadframeError,
-    InvalidInput,
-    ModelNotFound,
-    NotReady,
-)
+from runtime.errors import HeadframeError, InvalidInput, ModelNotFound
 from runtime.structured.limits import MAX_JSON_DEPTH, SchemaSize, nests_deeper
 from runtime.structured.schema_grammar import json_object_grammar, schema_grammar
 from runtime.structured.tool_calls import ToolPlan, plan
@@ -352,25 +346,38 @@ def validation_message(err: ValidationError | Iterable[Mapping[str, Any]]) -> st
 # -- errors ------------------------------------------------------------------------
 
 
+# OpenAI's error "type" by HTTP status; any other status is an invalid_request_error below
+# 500 and a server_error from 500 up.
+_ERROR_TYPES = {
+    401: "authentication_error",
+    403: "permission_error",
+    429: "rate_limit_error",
+    503: "service_unavailable",
+}
+
+
+def error_type(status: int) -> str:
+    """OpenAI's error ``type`` for an HTTP status."""
+    return _ERROR_TYPES.get(status, "invalid_request_error" if status < 500 else "server_error")
+
+
 def error_body(
     message: str, type_: str = "invalid_request_error", param: str | None = None,
     code: str | None = None,
 ) -> dict[str, Any]:  # fmt: skip
-    """OpenAI's error object: ``{"error": {"message", "type", "param", "code"}}``."""
+    """OpenAI's error object: ``{"error": {"message", "type", "param", "code"}}``: the one
+    shape of every error under /v1/ (the routes', the guard's, FastAPI's own)."""
     return {"error": {"message": message, "type": type_, "param": param, "code": code}}
 
 
 def error_for(exc: HeadframeError) -> dict[str, Any]:
-    """The OpenAI error object for one of headframe's errors."""
+    """The OpenAI error object for one of headframe's errors: its type from the error's
+    HTTP status, ``param`` the field a bad input names or "model" for an unknown one."""
+    param, code = None, exc.code
     if isinstance(exc, ModelNotFound):
-        return error_body(exc.message, "invalid_request_error", "model", "model_not_found")
-    if isinstance(exc, InvalidInput):
-        param = exc.message.split(":", 1)[0] if ":" in exc.message else None
-        if param is not None and (" " in param or len(param) > 64):
+        param, code = "model", "model_not_found"
+    elif isinstance(exc, InvalidInput) and ":" in exc.message:
+        param = exc.message.split(":", 1)[0]
+        if " " in param or len(param) > 64:
             param = None
-        return error_body(exc.message, "invalid_request_error", param, exc.code)
-    if isinstance(exc, Busy):
-        return error_body(exc.message, "rate_limit_error", None, exc.code)
-    if isinstance(exc, NotReady):
-        return error_body(exc.message, "service_unavailable", None, exc.code)
-    return error_body(exc.message, "server_error", None, exc.code)
+    return error_body(exc.message, error_type(exc.status), param, code)

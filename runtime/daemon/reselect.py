@@ -18,7 +18,7 @@ from runtime.errors import HeadframeError
 from runtime.selection import Selection
 from runtime.service import InferenceService
 
-log = logging.getLogger("runtime.daemon")  # an operator reads these beside the daemon's
+log = logging.getLogger(__name__)
 
 Select = Callable[[ModelPackage], Selection]
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from runtime.backend_table import estimate_peak_memory
 from runtime.catalog import (
     GoldenSet,
     Lineage,
@@ -27,9 +28,7 @@ from runtime.catalog import (
 )
 from runtime.catalog.golden import write_npz
 from runtime.catalog.writer import (
-    estimate_peak_memory,
     install_package,
-    sha256_file,
     staging_dir,
     variant_files,
     write_package_meta,
@@ -44,6 +43,7 @@ from runtime.factory.exclusion import int8_static_within
 from runtime.factory.measure import reference_cpu
 from runtime.factory.onnx_variants import prepare
 from runtime.factory.openvino_variants import make_ir_fp16
+from runtime.files import sha256_file
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING
 from runtime.catalog import SCHEMA_VERSION, GoldenSet, Lineage, PackageMeta, VariantMeta
 from runtime.catalog.golden import GOLDEN_FILE, write_npz
 from runtime.catalog.writer import (
-    sha256_file,
     variant_files,
     write_package_meta,
     write_variant_meta,
@@ -30,6 +29,7 @@ from runtime.factory.destination import Destination
 from runtime.factory.measure import reference_cpu
 from runtime.factory.results import BuildResult, NoProgress, Progress
 from runtime.factory.spec import BuildInputError, BuildOptions
+from runtime.files import sha256_file
 
 if TYPE_CHECKING:
     from runtime.factory.gguf_build import GgufFamily

@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from runtime.backend_table import estimate_peak_memory
 from runtime.catalog import TensorSpec
-from runtime.catalog.writer import estimate_peak_memory, variant_files
+from runtime.catalog.writer import variant_files
 from runtime.factory.results import BuildResult, Progress, VariantResult
 from runtime.factory.spec import BuildOptions
 

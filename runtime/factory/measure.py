@@ -32,7 +32,7 @@ def _probe_variant(fmt: str, vdir: Path, entrypoint: str) -> Variant:
     # The backends open ``variant.entrypoint``; the rest of the metadata is not read.
     meta = VariantMeta(
         variant="measuring",
-        format=fmt,  # type: ignore[arg-type]
+        format=fmt,
         precision="fp32",
         entrypoint=entrypoint,
         files=(FileEntry(path=entrypoint, sha256="0" * 64, size=0),),

@@ -13,6 +13,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from runtime.factory.results import BuildResult, VariantResult
+from runtime.units import percent_bp
 
 
 class RichProgress:
@@ -61,10 +62,6 @@ class RichProgress:
         self.console.print(f"  {message}")
 
 
-def _bp(v: int | None) -> str:
-    return "-" if v is None else f"{v / 100:.2f}%"
-
-
 def _ratio(a: float | None, b: float | None) -> str:
     return "-" if not a or not b else f"{a / b:.2f}x"
 
@@ -75,7 +72,7 @@ def result_table(result: BuildResult) -> Table:
     pareto = result.pareto()
     table = Table(
         title=f"{result.application} {result.version}: metric {result.metric}, "
-        f"floor {_bp(result.floor_bp)}, source {_bp(result.reference_bp)}"
+        f"floor {percent_bp(result.floor_bp)}, source {percent_bp(result.reference_bp)}"
     )
     # "x src": against the source model (fp32 ONNX, or the f32/f16 GGUF)
     for col in ("variant", "format", "bytes", "x src", "quality", "latency", "x src"):
@@ -92,7 +89,7 @@ def result_table(result: BuildResult) -> Table:
             f"{v.format} {v.precision}",
             f"{v.bytes:,}",
             _ratio(v.bytes, result.reference_bytes),
-            _bp(v.accuracy_bp),
+            percent_bp(v.accuracy_bp),
             "-" if v.latency_us is None else f"{v.latency_us} us",
             _ratio(v.latency_us, result.reference_latency_us),
             "meets" if v.meets_floor else "below",

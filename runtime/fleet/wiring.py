@@ -5,14 +5,12 @@ Shared by the CLI and the daemon so both decide exactly alike."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 from runtime.box import Box, site_floors
 from runtime.catalog import ModelPackage, PackageMeta, Store, VariantMeta
 from runtime.config import Settings
 from runtime.fleet.agent import Activated, Chooser, FleetAgent, Picker
 from runtime.fleet.download import Progress
-from runtime.fleet.state import FleetState
 from runtime.fleet.trial import Loader
 from runtime.fleet.tufclient import FleetError
 from runtime.selection import Selection
@@ -23,7 +21,6 @@ __all__ = [
     "chooser_and_picker",
     "make_chooser",
     "make_picker",
-    "read_state",
     "rungs_to_keep",
     "site_floors",
 ]
@@ -149,7 +146,3 @@ def build_agent(
         lock_wait_s=lock_wait_s,
         on_lock_wait=on_lock_wait,
     )
-
-
-def read_state(settings: Settings) -> FleetState:
-    return FleetState(Path(settings.paths.state_dir) / "fleet" / "state.json")

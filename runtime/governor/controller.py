@@ -32,7 +32,7 @@ from runtime.governor.ladder import Rung, rung_below
 from runtime.governor.policy import LEVELS, Assessment, Decision, Kind, Policy, assess, thresholds
 from runtime.governor.signals import Reading, ServiceLoad, SignalReader, load_readings
 
-log = logging.getLogger("governor")
+log = logging.getLogger(__name__)
 
 EventListener = Callable[[dict[str, Any]], None]
 

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Iterable
 from typing import Protocol
 
-log = logging.getLogger("governor")
+log = logging.getLogger(__name__)
 
 
 class Parking(Protocol):

@@ -22,7 +22,7 @@ from runtime.hardware.hostfs import HostFS
 from runtime.hardware.memory import parse_meminfo
 from runtime.hardware.thermal import probe_thermal
 
-log = logging.getLogger("governor")
+log = logging.getLogger(__name__)
 
 # Trip types that mean "the SoC is about to throttle or stop"; "active" trips are fan
 # stages (often at 40-50 C) and would put a healthy box under pressure all day.

@@ -20,7 +20,7 @@ from runtime.governor.signals import ServiceLoad
 from runtime.service import InferenceService
 from runtime.service.swap_lock import SwapLock
 
-log = logging.getLogger("governor")
+log = logging.getLogger(__name__)
 
 
 class DaemonParts(Protocol):

@@ -22,6 +22,7 @@ from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
+from runtime.backend_table import runtimes as known_runtimes
 from runtime.errors import ProbeError
 from runtime.hardware.board import probe_board
 from runtime.hardware.capture import RecordingHostFS, write_live_answers
@@ -32,12 +33,7 @@ from runtime.hardware.memory import probe_memory
 from runtime.hardware.nvml import merge_nvml, nvml_from_fixture, query_nvml
 from runtime.hardware.pci import probe_pci
 from runtime.hardware.report import HardwareReport, MemoryInfo, RuntimeInfo
-from runtime.hardware.runtimes import (
-    RUNTIMES,
-    probe_runtime_live,
-    runtime_presence,
-    runtimes_from_fixture,
-)
+from runtime.hardware.runtimes import probe_runtime_live, runtime_presence, runtimes_from_fixture
 from runtime.hardware.thermal import probe_thermal
 
 log = logging.getLogger(__name__)
@@ -92,7 +88,7 @@ def probe(
         return _probe(HostFS(root), root, live, runtimes)
     fs = RecordingHostFS(root, record_into)
     try:
-        report = _probe(fs, root, live, RUNTIMES)
+        report = _probe(fs, root, live, known_runtimes())
         write_live_answers(report, fs.into)
     except BaseException:
         fs.discard()
@@ -137,7 +133,7 @@ def _probe(
         timings=timings,
     )
     if live:
-        report = _enrich(report, timings, RUNTIMES if query is None else query)
+        report = _enrich(report, timings, known_runtimes() if query is None else query)
     return report
 
 
@@ -186,7 +182,7 @@ def _enrich(
         notes.append(f"nvml: not installed (pip install 'headframe[gpu]'): {e}")
     except Exception as e:  # no driver, no GPU: a fact, not a failure
         notes.append(f"nvml: {type(e).__name__}: {e}".rstrip(": "))
-    runtimes = tuple(_timed(timings, n, partial(_runtime, n, query)) for n in RUNTIMES)
+    runtimes = tuple(_timed(timings, n, partial(_runtime, n, query)) for n in known_runtimes())
     timings["live_total"] = time.perf_counter() - start
     log.debug("live enrichment took %.3f s: %s", timings["live_total"], timings)
     return replace(

@@ -1,13 +1,16 @@
-"""What installed inference software can use: onnxruntime, OpenVINO, llama.cpp.
+"""What installed inference software can use: the runtimes of the backend table
+(runtime/backend_table.py: onnxruntime, OpenVINO, llama.cpp).
 
-Live (root "/"): each runtime is imported and asked what it offers (onnxruntime's
-execution providers, OpenVINO's available devices, llama.cpp's GPU offload support).
+Live (root "/"): each runtime is imported and asked what it offers through its table
+row's ``offers`` (onnxruntime's execution providers, OpenVINO's available devices,
+llama.cpp's GPU offload support).
 A missing or broken library is a ``RuntimeInfo(available=False, reason=...)``, never a
 crash. Each source is timed by the caller, because importing OpenVINO alone can take
 longer than the whole file probe.
 
 Fixture trees (live False) import nothing. A fixture host describes its runtimes in
-``<root>/.headframe-runtimes.toml``, one table per runtime::
+``<root>/.headframe-runtimes.toml``, one table per runtime (a name the backend table does
+not know is an error)::
 
     [onnxruntime]
     version = "1.18.1"
@@ -30,27 +33,15 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import importlib.util
-from collections.abc import Callable
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, RootModel, model_validator
 
+from runtime.backend_table import runtime_row, runtimes
 from runtime.hardware.fixture_files import read_fixture
 from runtime.hardware.hostfs import HostFS
 from runtime.hardware.report import RuntimeInfo
 
-RUNTIMES = ("onnxruntime", "openvino", "llama_cpp")
 FIXTURE_FILE = ".headframe-runtimes.toml"
-_EXTRAS = {"onnxruntime": "onnx", "openvino": "openvino", "llama_cpp": "llm"}
-# The distributions that may install each runtime's Python package (its version without
-# importing it); the first one installed is the one reported.
-_DISTRIBUTIONS = {
-    "onnxruntime": (
-        "onnxruntime", "onnxruntime-gpu", "onnxruntime-openvino", "onnxruntime-directml",
-        "onnxruntime-qnn", "onnxruntime-training",
-    ),
-    "openvino": ("openvino",),
-    "llama_cpp": ("llama-cpp-python",),
-}  # fmt: skip
 
 
 class _FixtureRuntime(BaseModel):
@@ -62,12 +53,15 @@ class _FixtureRuntime(BaseModel):
     reason: str | None = None
 
 
-class _FixtureFile(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _FixtureFile(RootModel[dict[str, _FixtureRuntime]]):
+    """One table per runtime that some backend in runtime/backend_table.py needs."""
 
-    onnxruntime: _FixtureRuntime | None = None
-    openvino: _FixtureRuntime | None = None
-    llama_cpp: _FixtureRuntime | None = None
+    @model_validator(mode="after")
+    def _known_runtimes(self) -> _FixtureFile:
+        unknown = sorted(set(self.root) - set(runtimes()))
+        if unknown:
+            raise ValueError(f"unknown runtime {unknown}; known: {', '.join(runtimes())}")
+        return self
 
 
 def runtimes_from_fixture(fs: HostFS) -> tuple[RuntimeInfo, ...]:
@@ -76,10 +70,10 @@ def runtimes_from_fixture(fs: HostFS) -> tuple[RuntimeInfo, ...]:
     declared = read_fixture(fs, FIXTURE_FILE, _FixtureFile)
     if declared is None:
         reason = f"not probed: not the live host and no {FIXTURE_FILE} in {fs.root}"
-        return tuple(RuntimeInfo(name=n, available=False, reason=reason) for n in RUNTIMES)
+        return tuple(RuntimeInfo(name=n, available=False, reason=reason) for n in runtimes())
     infos = []
-    for name in RUNTIMES:
-        entry: _FixtureRuntime | None = getattr(declared, name)
+    for name in runtimes():
+        entry = declared.root.get(name)
         if entry is None:
             infos.append(RuntimeInfo(name, False, reason=f"not listed in {path}"))
         else:
@@ -89,54 +83,29 @@ def runtimes_from_fixture(fs: HostFS) -> tuple[RuntimeInfo, ...]:
     return tuple(infos)
 
 
-def _onnxruntime() -> RuntimeInfo:
-    ort = importlib.import_module("onnxruntime")
-    providers = tuple(ort.get_available_providers())
-    return RuntimeInfo("onnxruntime", True, str(ort.__version__), providers)
-
-
-def _openvino() -> RuntimeInfo:
-    ov = importlib.import_module("openvino")
-    devices = tuple(str(d) for d in ov.Core().available_devices)
-    version = getattr(ov, "__version__", None) or str(ov.get_version())
-    return RuntimeInfo("openvino", True, version, devices)
-
-
-def _llama_cpp() -> RuntimeInfo:
-    llama = importlib.import_module("llama_cpp")
-    offload = bool(llama.llama_supports_gpu_offload())
-    devices = ("cpu", "gpu") if offload else ("cpu",)
-    reason = None if offload else "built without GPU offload: CPU only"
-    return RuntimeInfo("llama_cpp", True, str(llama.__version__), devices, reason)
-
-
-LIVE_PROBES: dict[str, Callable[[], RuntimeInfo]] = {
-    "onnxruntime": _onnxruntime,
-    "openvino": _openvino,
-    "llama_cpp": _llama_cpp,
-}
-
-
 def probe_runtime_live(name: str) -> RuntimeInfo:
-    """Import one runtime and ask it what it offers; any failure becomes a reason."""
+    """Import one runtime and ask it what it offers (its table row's ``offers``); any
+    failure becomes a reason."""
+    row = runtime_row(name)
     try:
-        return LIVE_PROBES[name]()
+        version, devices, note = row.offers(importlib.import_module(name))
     except ImportError as e:
-        hint = f"not installed (pip install 'headframe[{_EXTRAS[name]}]'): {e}"
-        return RuntimeInfo(name, False, reason=hint)
+        return RuntimeInfo(name, False, reason=f"not installed ({row.install_hint()}): {e}")
     except Exception as e:  # a broken install must not stop the box from starting
         return RuntimeInfo(name, False, reason=f"import or query failed: {type(e).__name__}: {e}")
+    return RuntimeInfo(name, True, version, devices, note)
 
 
 def runtime_presence(name: str) -> RuntimeInfo:
     """Whether runtime ``name`` is installed and which version, without importing it
     (``queried`` False: its devices are not listed). A package that is present but broken
     shows up when a backend loads it, as that load attempt's error."""
+    row = runtime_row(name)
     if importlib.util.find_spec(name) is None:
-        hint = f"not installed (pip install 'headframe[{_EXTRAS[name]}]')"
+        hint = f"not installed ({row.install_hint()})"
         return RuntimeInfo(name, False, reason=hint, queried=False)
     version = None
-    for dist in _DISTRIBUTIONS[name]:
+    for dist in row.distributions:  # the first one installed is the one reported
         try:
             version = importlib.metadata.version(dist)
             break

@@ -24,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -33,9 +32,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import psutil
 
+from runtime.backend_table import BACKENDS
 from runtime.backends.base import Backend
-from runtime.backends.registry import BACKENDS
 from runtime.box import Box
 from runtime.catalog import ModelPackage, Variant
 from runtime.files import atomic_write_json
@@ -103,12 +103,9 @@ def cache_key(box: Box, variant: Variant, target: Target, batch: int) -> str:
     return "|".join([*parts, f"batch={batch}"])
 
 
-def _rss_bytes() -> int | None:
-    try:
-        pages = int(Path("/proc/self/statm").read_text().split()[1])
-    except (OSError, ValueError, IndexError):
-        return None
-    return pages * os.sysconf("SC_PAGE_SIZE")
+def _rss_bytes() -> int:
+    """This process's resident memory now."""
+    return int(psutil.Process().memory_info().rss)
 
 
 class Calibrator:
@@ -255,7 +252,7 @@ class Calibrator:
             return done(error=f"load failed: {error}")
         load_ms = int((time.monotonic() - t0) * 1000)
         rss1 = _rss_bytes()
-        growth = rss1 - rss0 if rss0 is not None and rss1 is not None else None
+        growth = rss1 - rss0
         try:
             data = golden_run.read_golden(package)
             if data is None:

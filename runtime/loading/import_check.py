@@ -5,10 +5,10 @@ added, not when a daemon first tries to serve it.
 catalog loads no models itself). Each variant is loaded once on the CPU by the backends
 whose runtimes are installed here, in the backend table's order, until one succeeds;
 when every one that could try fails (an ONNX custom operator domain, an OpenVINO IR with
-an operation the plugin lacks), the import fails with each runtime's reason. A format no
-installed runtime opens is not tried (a build machine may lack the box's runtimes). GGUF
-variants are not trial-loaded: inspection already read and checked their metadata, and
-llama.cpp would map every weight and allocate a context to say what it says.
+an operation the plugin lacks, a GGUF architecture llama.cpp does not know), the import
+fails with each runtime's reason. A format no installed runtime opens is not tried (a
+build machine may lack the box's runtimes). The context asked of a text model is small:
+the load is a check, not a serving configuration.
 
 BLOCKING: loads models; called by the CLI, never on an event loop.
 """
@@ -16,6 +16,7 @@ BLOCKING: loads models; called by the CLI, never on an event loop.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 from runtime.backends.base import LoadOptions
@@ -25,7 +26,7 @@ from runtime.errors import BackendUnavailable, MetadataError
 
 log = logging.getLogger(__name__)
 
-TRIED_FORMATS = ("onnx", "openvino")
+TRIAL = LoadOptions(device="cpu", intra_op_threads=1, context_tokens=256)
 
 
 def _reason(e: Exception, file: Path) -> str:
@@ -37,12 +38,9 @@ def _reason(e: Exception, file: Path) -> str:
 
 
 def trial_load(package: ModelPackage) -> None:
-    """Load every ONNX or OpenVINO variant of ``package`` once; MetadataError naming the
-    variant and every runtime's reason when none could load it (the caller names the
-    file it imported)."""
+    """Load every variant of ``package`` once; MetadataError naming every runtime's reason
+    when none could load one (the caller names the file it imported)."""
     for variant in package.variants:
-        if variant.meta.format not in TRIED_FORMATS:
-            continue
         reasons: list[str] = []
         for name in backends_for_format(variant.meta.format):
             try:
@@ -50,7 +48,7 @@ def trial_load(package: ModelPackage) -> None:
             except BackendUnavailable:
                 continue  # not installed here: nothing to say about the model
             try:
-                backend.load(variant, LoadOptions(device="cpu", intra_op_threads=1))
+                backend.load(variant, replace(TRIAL, task=package.meta.task))
             except BackendUnavailable:
                 continue  # no CPU device for it here
             except Exception as e:  # the runtime's own refusal, whatever its type

@@ -14,8 +14,8 @@ corrupted or swapped file fails that variant with a clear message and the chain 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -23,8 +23,9 @@ from pathlib import Path
 from runtime.backends.base import Backend, LoadOptions
 from runtime.backends.registry import create_backend
 from runtime.box import Box
-from runtime.catalog import ModelPackage, Variant
+from runtime.catalog import ModelPackage, Variant, file_problems
 from runtime.errors import BackendLoadError, HeadframeError
+from runtime.files import sha256_file
 from runtime.profiles import Target
 from runtime.selection import Selection
 from runtime.selection.measurement import Measurement, MeasurementKey
@@ -196,31 +197,18 @@ class VariantLoader:
         )
 
     def verify_files(self, variant: Variant) -> None:
-        """Check every file against variant.toml; FileCheckError says which and how."""
-        for entry in variant.meta.files:
-            path = variant.path / entry.path
-            try:
-                st = path.stat()
-            except OSError as e:
-                raise FileCheckError(f"{path}: missing ({e.strerror})") from e
-            if st.st_size != entry.size:
-                raise FileCheckError(
-                    f"{path}: {st.st_size} bytes, variant.toml says {entry.size}: "
-                    "the file is truncated, corrupted or was replaced"
-                )
-            digest = self._sha256(path, st.st_size, st.st_mtime_ns)
-            if digest != entry.sha256:
-                raise FileCheckError(
-                    f"{path}: sha256 {digest[:16]}... does not match variant.toml "
-                    f"({entry.sha256[:16]}...): the file is corrupted or was replaced"
-                )
+        """Check every file against variant.toml (``catalog.file_problems``, sha256
+        included); FileCheckError says which and how."""
+        for problem in file_problems(variant.path, variant.meta.files, self._sha256):
+            why = {
+                "path": "",
+                "size": ": the file is truncated, corrupted or was replaced",
+                "sha256": ": the file is corrupted or was replaced",
+            }[problem.field]
+            raise FileCheckError(f"{variant.path}: {problem.text}{why}")
 
-    def _sha256(self, path: Path, size: int, mtime_ns: int) -> str:
-        key = (str(path), size, mtime_ns)
+    def _sha256(self, path: Path, st: os.stat_result) -> str:
+        key = (str(path), st.st_size, st.st_mtime_ns)
         if key not in self._digests:
-            h = hashlib.sha256()
-            with path.open("rb") as f:
-                for block in iter(lambda: f.read(1 << 20), b""):
-                    h.update(block)
-            self._digests[key] = h.hexdigest()
+            self._digests[key] = sha256_file(path)
         return self._digests[key]

@@ -129,7 +129,10 @@ class MqttBridge:
             subscriptions=lambda: self.topics.subscriptions(
                 commands=self.settings.commands_enabled
             ),
-            will=Will(self.topics.status, self.presence.status_body("offline", "connection lost")),
+            # Built for every CONNECT, so the Will is never older than its session.
+            will=lambda: Will(
+                self.topics.status, self.presence.status_body("offline", "connection lost")
+            ),
             on_connect=lambda present: self._on_connected(),
             on_disconnect=self._on_disconnected,
             on_message=self._on_message,

@@ -37,11 +37,14 @@ def bridge_stats(
     outbox: Outbox | None,
     queue_depths: Mapping[str, int],
 ) -> dict[str, Any]:
-    """The bridge's counters, the buffer's fill and drops, replay and queue figures."""
+    """The bridge's counters, its session (reconnects, the last failure, the recent
+    back-off waits), the buffer's fill and drops, replay and queue figures."""
     out: dict[str, Any] = {"connected": bool(conn and conn.connected)}
     out.update(counters)
-    if conn is not None and conn.window is not None:
-        out["receive_maximum_overruns"] = conn.window.overruns
+    if conn is not None:
+        out["session"] = conn.status()
+        if conn.window is not None:
+            out["receive_maximum_overruns"] = conn.window.overruns
     if buffer is not None:
         s = buffer.stats
         out["buffer"] = {

@@ -4,7 +4,9 @@ Owns: ``DeviceProfile`` (match rules, ordered targets, precisions, memory budget
 and loading it (``profile``), evaluating one profile's rules against a report
 (``rules``), and the pure ``match(report, profiles)`` with a reason for every candidate
 (``match``).
-May import: the foundation, config, hardware (the report). Never knows model files.
+May import: the foundation, config, hardware (the report). Never knows model files. The
+backends and formats a profile may name are the backend table's
+(runtime/backend_table.py), checked when the profile is loaded.
 """
 
 from __future__ import annotations

@@ -12,17 +12,28 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from runtime.backend_table import BACKENDS, formats, known_backend, known_format
 from runtime.config import describe_validation_error
 from runtime.errors import ConfigError
 
 if TYPE_CHECKING:
     from runtime.config import Settings
 
-BackendName = Literal["onnx", "openvino", "llama"]
+# A backend in runtime/backend_table.py; a variant format some backend there opens.
+BackendName = Annotated[str, AfterValidator(known_backend)]
+FormatName = Annotated[str, AfterValidator(known_format)]
 
 # The catalog's precision vocabulary: tensor formats (onnx, openvino) and GGUF types.
 PRECISIONS = frozenset(
@@ -68,16 +79,20 @@ class Target(_Strict):
 
     backend: BackendName
     device: str = Field(pattern=r"^(cpu|gpu|npu|auto)(\.[0-9]+)?$")
-    providers: tuple[str, ...] = ()  # onnxruntime execution providers, in order
+    providers: tuple[str, ...] = ()  # execution providers in order (a backend that takes them)
     note: str = ""
 
     @model_validator(mode="after")
     def _pairs_that_exist(self) -> Target:
         # Caught at load time so a profile cannot promise a target no backend can honour.
-        if self.backend == "llama" and self.device.startswith("npu"):
-            raise ValueError("llama.cpp runs on cpu or gpu, not npu")
-        if self.providers and self.backend != "onnx":
-            raise ValueError("providers are onnxruntime execution providers: backend 'onnx' only")
+        row = BACKENDS[self.backend]
+        cls = self.device.split(".")[0]
+        if cls != "auto" and cls not in row.device_classes:
+            runs = " or ".join(row.device_classes)
+            raise ValueError(f"the {row.name} backend runs on {runs}, not {cls}")
+        if self.providers and not row.providers:
+            takes = ", ".join(repr(r.name) for r in BACKENDS.values() if r.providers)
+            raise ValueError(f"providers are execution providers: backend {takes} only")
         return self
 
 
@@ -100,7 +115,7 @@ class DeviceProfile(_Strict):
     match: MatchRules = Field(default_factory=MatchRules)
     targets: tuple[Target, ...] = Field(min_length=1)
     precisions: tuple[str, ...] = Field(min_length=1)
-    formats: tuple[Literal["onnx", "openvino", "gguf"], ...] = ("onnx", "openvino", "gguf")
+    formats: tuple[FormatName, ...] = Field(default_factory=formats)
     memory_budget_fraction: float = Field(default=0.5, gt=0, le=1)
     memory_source: Literal["ram", "vram"] = "ram"
     threads: Threads = Field(default_factory=Threads)

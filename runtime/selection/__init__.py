@@ -3,8 +3,9 @@
 Owns: the static rules and the choice (``decide``: what a profile's targets can run,
 the memory budget, the floor, pins), ranking by measurement (``ranking``), and the
 ``Measurement`` record (``measurement``).
-May import: the foundation, catalog, profiles, hardware (the report), backends (the
-table of facts). Does no I/O.
+May import: the foundation (the backend table among it), catalog, profiles, hardware (the
+report), backends (``registry``: a target's device rule, from its backend's own file).
+Does no I/O.
 """
 
 from __future__ import annotations
@@ -23,9 +24,6 @@ from runtime.selection.decide import (
 )
 from runtime.selection.decide import (
     Selection as Selection,
-)
-from runtime.selection.decide import (
-    percent as percent,
 )
 from runtime.selection.decide import (
     resources_for as resources_for,

@@ -20,34 +20,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from runtime.backends.registry import BACKENDS, runtime_problem
+from runtime.backend_table import BACKENDS
+from runtime.backends.registry import device_class, device_problem, runtime_problem
 from runtime.catalog import PackageMeta, VariantMeta
 from runtime.hardware.report import HardwareReport
 from runtime.profiles import DeviceProfile, Target
 from runtime.selection import ranking
 from runtime.selection.measurement import Measurement, MeasurementKey
-from runtime.units import human_bytes
-
-# onnxruntime execution providers by the device class they drive. OpenVINO's provider
-# drives Intel GPUs and NPUs alike.
-_ORT_PROVIDERS: dict[str, tuple[str, ...]] = {
-    "gpu": (
-        "CUDAExecutionProvider",
-        "TensorrtExecutionProvider",
-        "ROCMExecutionProvider",
-        "MIGraphXExecutionProvider",
-        "DmlExecutionProvider",
-        "OpenVINOExecutionProvider",
-    ),
-    "npu": (
-        "OpenVINOExecutionProvider",
-        "QNNExecutionProvider",
-        "VitisAIExecutionProvider",
-        "CANNExecutionProvider",
-        "RknpuExecutionProvider",
-    ),
-    "cpu": ("CPUExecutionProvider",),
-}
+from runtime.units import human_bytes, percent_bp
 
 
 @dataclass(frozen=True)
@@ -155,11 +135,6 @@ class Selection:
         }
 
 
-def percent(bp: int) -> str:
-    """Basis points as a percentage: 9512 -> "95.12%"."""
-    return f"{bp / 100:.2f}%"
-
-
 def resources_for(
     profile: DeviceProfile, report: HardwareReport, override_bytes: int | None = None
 ) -> Resources:
@@ -175,43 +150,6 @@ def resources_for(
     return Resources(report.memory.total_bytes, "RAM")
 
 
-def _device_class(device: str) -> str:
-    return device.split(".")[0]
-
-
-def _device_problem(target: Target, variant: VariantMeta, report: HardwareReport) -> str | None:
-    """Why ``target`` cannot run ``variant`` on this box, or None. Runtime presence is
-    checked before this."""
-    cls = _device_class(target.device)
-    if cls != "auto" and cls not in variant.device_classes:
-        return (
-            f"the variant is not built for {cls} (it runs on {', '.join(variant.device_classes)})"
-        )
-    if cls in ("gpu", "npu") and not report.accelerators_of(cls):
-        return f"no {cls.upper()} in this box"
-    info = report.runtime(BACKENDS[target.backend].runtime)
-    offered = info.devices if info else ()
-    if target.backend == "onnx":
-        if cls in ("cpu", "auto"):
-            return None
-        wanted = [p for p in (target.providers or _ORT_PROVIDERS[cls]) if p in _ORT_PROVIDERS[cls]]
-        if not any(p in offered for p in wanted):
-            has = ", ".join(offered) or "none"
-            wanted_text = " or ".join(wanted)
-            return f"onnxruntime offers no {cls.upper()} provider ({wanted_text}; it has {has})"
-        return None
-    if target.backend == "openvino":
-        if cls == "auto" or not offered:
-            return None
-        want = target.device.upper()
-        if not any(d.upper() == want or _device_class(d.upper()) == want for d in offered):
-            return f"OpenVINO offers no {want} device (it has {', '.join(offered)})"
-        return None
-    if cls == "gpu" and "gpu" not in offered:
-        return "llama.cpp was built without GPU offload"
-    return None
-
-
 def runtimes_selection_reads(profile: DeviceProfile) -> set[str]:
     """The runtimes whose own device lists ``select`` reads for ``profile``: those of its
     GPU and NPU targets (onnxruntime's providers, OpenVINO's devices, llama.cpp's offload).
@@ -221,7 +159,7 @@ def runtimes_selection_reads(profile: DeviceProfile) -> set[str]:
     return {
         BACKENDS[t.backend].runtime
         for t in profile.targets
-        if _device_class(t.device) in ("gpu", "npu")
+        if device_class(t.device) in ("gpu", "npu")
     }
 
 
@@ -238,7 +176,7 @@ def _usable_targets(
     usable: list[Target] = []
     problems: list[str] = []
     for t in fitting:
-        problem = runtime_problem(t.backend, report) or _device_problem(t, variant, report)
+        problem = runtime_problem(t.backend, report) or device_problem(t, variant, report)
         if problem is None:
             usable.append(t)
         else:
@@ -316,12 +254,13 @@ def select(
             pass  # the quality measured here replaced the build-time figure (above)
         elif floor > 0 and v.accuracy_bp is None:
             reasons.append(
-                f"accuracy is unknown, and the {floor_src} floor {percent(floor)} "
+                f"accuracy is unknown, and the {floor_src} floor {percent_bp(floor)} "
                 "needs a measured one"
             )
         elif v.accuracy_bp is not None and v.accuracy_bp < floor:
             reasons.append(
-                f"accuracy {percent(v.accuracy_bp)} is below the {floor_src} floor {percent(floor)}"
+                f"accuracy {percent_bp(v.accuracy_bp)} is below the {floor_src} floor "
+                f"{percent_bp(floor)}"
             )
         if reasons:
             rejected.append(Rejection(v, "; ".join(reasons)))
@@ -376,20 +315,20 @@ def _choice_reason(
     why: str,
 ) -> str:
     where = f"{targets[0].backend}/{targets[0].device}"
-    acc = percent(v.accuracy_bp) if v.accuracy_bp is not None else "unmeasured"
+    acc = percent_bp(v.accuracy_bp, "unmeasured")
     # Say why an earlier target was passed over ("why is my GPU box on CPU?"), for a
     # fallback too: it is what serves when the choice cannot load.
     passed_over = "".join(f"; skipped {s}" for s in skipped)
     if why:  # measurements decided: every reason names the numbers measured here
         said = ranking.measured_text(v, m) if m else f"{v.variant}: not measured (budget)"
-        size = f"{human_bytes(v.bytes)}, floor {percent(floor)}"
+        size = f"{human_bytes(v.bytes)}, floor {percent_bp(floor)}"
         if rank == 0:
             return f"{why}: {said} ({size}){passed_over}"
         return f"qualifies, fallback {rank} of {of - 1}: {said} ({size}){passed_over}"
     if rank == 0:
         return (
             f"smallest of {of} qualifying variant{'s' if of != 1 else ''} "
-            f"({human_bytes(v.bytes)}, accuracy {acc}, floor {percent(floor)}) on {where}"
+            f"({human_bytes(v.bytes)}, accuracy {acc}, floor {percent_bp(floor)}) on {where}"
             f"{passed_over}"
         )
     return (

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from runtime.units import percent_bp
+
 # (variant id, backend, device): how selection looks a measurement up.
 MeasurementKey = tuple[str, str, str]
 
@@ -56,5 +58,5 @@ class Measurement:
         if self.p50_us is not None:
             parts.append(f"p50 {self.p50_us} us")
         if self.quality_bp is not None:
-            parts.append(f"{self.quality_bp / 100:.2f}% here")
+            parts.append(f"{percent_bp(self.quality_bp)} here")
         return ", ".join(parts) or "measured"

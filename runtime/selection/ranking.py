@@ -19,20 +19,17 @@ from typing import Any
 from runtime.catalog import VariantMeta
 from runtime.profiles import Target
 from runtime.selection.measurement import Measurement, MeasurementKey
+from runtime.units import percent_bp
 
 OBJECTIVES = ("smallest", "fastest", "balanced")
-
-
-def _pct(bp: int) -> str:
-    return f"{bp / 100:.2f}%"
 
 
 def quality_text(v: VariantMeta, m: Measurement) -> str:
     """ "96.39% here (96.67% at build)": both figures, so a drop is plain."""
     if m.quality_bp is None:
         return "quality not scored here"
-    build = f" ({_pct(v.accuracy_bp)} at build)" if v.accuracy_bp is not None else ""
-    return f"{_pct(m.quality_bp)} here{build}"
+    build = f" ({percent_bp(v.accuracy_bp)} at build)" if v.accuracy_bp is not None else ""
+    return f"{percent_bp(m.quality_bp)} here{build}"
 
 
 def measured_text(v: VariantMeta, m: Measurement) -> str:
@@ -63,7 +60,8 @@ def measured_targets(
             dropped.append(f"{where}: calibration failed: {m.error}")
         elif m.quality_bp is not None and m.quality_bp < floor_bp:
             dropped.append(
-                f"{where}: {m.metric} {quality_text(v, m)} is below the floor {_pct(floor_bp)}"
+                f"{where}: {m.metric} {quality_text(v, m)} is below the floor "
+                f"{percent_bp(floor_bp)}"
             )
         elif budget_us is not None and m.p50_us is not None and m.p50_us > budget_us:
             dropped.append(f"{where}: p50 {m.p50_us} us here is over the budget {budget_us} us")

@@ -1,9 +1,13 @@
-"""The Sparkplug B 3.0 edge node: one MQTT session of its own, births, data, commands.
+"""The Sparkplug B 3.0 edge node: births, data and commands over its own MQTT session.
 
 Sparkplug needs Clean Start with session expiry 0 and NDEATH as the Will, the bridge a
-persistent session with ``status`` as its Will, hence a second connection. Each session:
+persistent session with ``status`` as its Will, hence a session of its own; it is the one
+session class all MQTT users share (runtime.mqtt.connection: back-off with jitter, the
+refusal table, log-once diagnostics, TLS and credentials). Each session:
 
-1. ``bdSeq`` = the persisted counter + 1 (mod 256); NDEATH carrying it is the Will.
+1. ``bdSeq`` = the persisted counter + 1 (mod 256), taken when the Will is built, which
+   the connection does for every CONNECT it is about to send (an attempt that finds no
+   broker takes none); NDEATH carrying it is the Will.
 2. CONNECT (MQTT v5, Clean Start, no session expiry), then subscribe to NCMD, DCMD and,
    with a primary host, ``spBv1.0/STATE/<host>``.
 3. Without a primary host, or once its STATE says ``online``: NBIRTH (seq 0, the same
@@ -12,12 +16,11 @@ persistent session with ``status`` as its Will, hence a second connection. Each 
    alias; an application that appears gets a DBIRTH, one that goes a DDEATH.
 4. NCMD and DCMD: commands.py (Rebirth on the same connection with the same bdSeq; the
    controls and the ``Variant`` write under their ``mqtt.commands`` switches).
-5. The primary host going offline: NDEATH, disconnect, and a new session (next bdSeq)
-   that waits for it to come back (spec 3.0, section 5.11).
+5. The primary host going offline: NDEATH, disconnect, and a new session at once (next
+   bdSeq) that waits for it to come back (spec 3.0, section 5.11).
 
-paho runs on a thread per session (``client.loop``, no reconnect of its own); every
-callback hops to the event loop, which owns all of the node's state. Nothing here runs
-inference.
+Everything here runs on the event loop (the connection's callbacks included); nothing
+here runs inference.
 """
 
 from __future__ import annotations
@@ -26,26 +29,24 @@ import asyncio
 import contextlib
 import logging
 import os
-import random
-import ssl
-import threading
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
 import orjson
 import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from runtime.config import SparkplugSettings
+from runtime.config import MqttSettings, SparkplugSettings
+from runtime.mqtt.connection import MqttConnection, Will
 from runtime.sparkplug import payload as sp
 from runtime.sparkplug.commands import Control, NodeCommands, Selector
 from runtime.sparkplug.tracker import NODE, Tracker
 
 log = logging.getLogger(__name__)
+
+GOODBYE_WAIT_S = 2.0  # how long stop() waits for the broker to take the NDEATH
 
 
 class MetricSource(Protocol):
@@ -79,26 +80,23 @@ class BdSeq:
 
 
 class EdgeNode:
+    """The edge node on ``link``'s broker (host, port, TLS, credentials, back-off bounds:
+    see ``runtime.sparkplug.wiring.broker_link``), with a client id of its own."""
+
     def __init__(
         self,
         settings: SparkplugSettings,
         *,
-        host: str,
-        port: int,
+        link: MqttSettings,
         source: MetricSource,
         select: Selector,
         obey: Callable[[str], bool],
         state_dir: Path,
         controls: Mapping[str, Control] | None = None,
-        username: str | None = None,
-        password: str | None = None,
-        tls: ssl.SSLContext | None = None,
+        fast_path: bool | None = None,
     ) -> None:
         self.settings = settings
-        self.tls = tls
-        self.host, self.port = host, port
         self.source = source
-        self.username, self.password = username, password
         self.bdseq_store = BdSeq(state_dir / "sparkplug-bdseq")
         g, e = settings.group_id, settings.edge_node_id
         self.topics = {
@@ -118,7 +116,6 @@ class EdgeNode:
         self.counters = {k: 0 for k in ("sessions", "births", "ndata", "ddata", "dbirth",
                                         "ddeath", "rebirths", "commands", "refused",
                                         "command_errors")}  # fmt: skip
-        self._client: paho.Client | None = None
         self._scan_now = asyncio.Event()
         self.commands = NodeCommands(
             name_of=self.tracker.name_of,
@@ -129,149 +126,109 @@ class EdgeNode:
             changed=self._scan_now.set,
             counters=self.counters,
         )
-        self._ended: asyncio.Event | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._scan: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()  # a goodbye before a new session
+        self._ending = False  # this session said goodbye; the next one is on its way
+        self._said_goodbye: int | None = None  # the bdSeq whose NDEATH was sent
         self._stopping = False
-        self._unsent_bdseq: int | None = None
+        # Built here, not at start: a password file that cannot be read is said at once.
+        self.conn = MqttConnection(
+            link,
+            name="sparkplug",
+            client_id=f"headframe-spb-{g}-{e}",
+            clean_start=True,  # spec 3.0: a Sparkplug session never outlives its link
+            will=self._will,
+            subscriptions=self._subscriptions,
+            on_connect=lambda _present: self._on_connected(),
+            on_disconnect=self._on_disconnected,
+            on_message=self._on_message,
+            manual_ack=False,
+            fast_path=fast_path,
+        )
 
     # ---- life ---------------------------------------------------------------------------
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="sparkplug")
+        """Start connecting; on the running event loop. Returns at once."""
+        self.state = "connecting"
+        self.conn.start()
+        self._scan = asyncio.get_running_loop().create_task(self._scan_loop(), name="sparkplug")
 
     async def stop(self) -> None:
         """NDEATH (an orderly goodbye carries the same bdSeq the Will would), disconnect."""
         self._stopping = True
-        client = self._client
-        if client is not None and self.bdseq is not None:
-            info = client.publish(self.topics["NDEATH"], self._ndeath(), qos=1)
-            with contextlib.suppress(Exception):
-                await asyncio.to_thread(info.wait_for_publish, 2.0)
-            client.disconnect()
-        if self._ended is not None:
-            self._ended.set()
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await self._goodbye()
+        if self._scan is not None:
+            self._scan.cancel()
+            await asyncio.gather(self._scan, return_exceptions=True)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.conn.stop()
+        self.born = False
         self.state = "stopped"
 
-    async def _run(self) -> None:
-        delay = 0.2
-        while not self._stopping:
-            connected = await self._session()
-            if self._stopping:
-                return
-            delay = 0.2 if connected else min(delay * 2, self.settings.reconnect_max_s)
-            await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+    async def _goodbye(self) -> None:
+        """NDEATH with this session's bdSeq, waited for until the broker has it: paho sends
+        a QoS 1 message it has no PUBACK for again after a reconnect, and a stale NDEATH
+        must not reach the next session."""
+        if not self.conn.connected or self.bdseq is None or self._said_goodbye == self.bdseq:
+            return
+        self._said_goodbye = self.bdseq
+        info = self.conn.publish(
+            self.topics["NDEATH"], self._ndeath(), qos=1, retain=False, properties=None
+        )
+        deadline = time.monotonic() + GOODBYE_WAIT_S
+        while not info.is_published() and self.conn.connected and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+
+    async def _new_session(self) -> None:
+        """The primary host went offline (spec 3.0, 5.11): NDEATH, then a new session at
+        once, whose Will has the next bdSeq; it births when the host is back."""
+        await self._goodbye()
+        self.conn.reconnect_now()
+
+    def _will(self) -> Will:
+        """This session's Will, built by the connection for every CONNECT it sends: the
+        next bdSeq, persisted first so that a restart never reuses it."""
+        self.bdseq = self.bdseq_store.next()
+        return Will(self.topics["NDEATH"], self._ndeath(), qos=1, retain=False)
 
     def _ndeath(self) -> bytes:
         return sp.encode([(sp.Metric("bdSeq", sp.UINT64, self.bdseq), None, True)], seq=None)
 
-    async def _session(self) -> bool:
-        """One MQTT session, start to end; True when it got connected."""
-        loop = asyncio.get_running_loop()
-        # A CONNECT that never left (no TCP connection) used no bdSeq: keep it for the next.
-        if self._unsent_bdseq is None:
-            self.bdseq = self.bdseq_store.next()
-        self._unsent_bdseq = None
-        self.born, self.state = False, "connecting"
-        self.host_online = self.state_topic is None
-        client = paho.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=f"headframe-spb-{self.settings.group_id}-{self.settings.edge_node_id}",
-            protocol=paho.MQTTv5,
-        )
-        if self.username:
-            client.username_pw_set(self.username, self.password)
-        if self.tls is not None:
-            client.tls_set_context(self.tls)
-        client.will_set(self.topics["NDEATH"], self._ndeath(), qos=1, retain=False)
-        ended = asyncio.Event()
-        connected = threading.Event()
-
-        def on_connect(c: paho.Client, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
-            if rc.is_failure:
-                log.warning("sparkplug: broker refused the connection: %s", rc)
-                return
-            connected.set()
-            loop.call_soon_threadsafe(self._on_connected, c)
-
-        def on_message(c: paho.Client, _u: Any, msg: paho.MQTTMessage) -> None:
-            loop.call_soon_threadsafe(self._on_message, c, msg.topic, bytes(msg.payload))
-
-        client.on_connect = on_connect
-        client.on_message = on_message
-        props = Properties(PacketTypes.CONNECT)
-        props.SessionExpiryInterval = 0  # spec 3.0: a Sparkplug session never outlives its link
-        try:
-            await asyncio.to_thread(
-                client.connect, self.host, self.port, self.settings.keepalive,
-                clean_start=True, properties=props,
-            )  # fmt: skip
-        except OSError as e:
-            self.state = f"broker unreachable: {e}"
-            self._unsent_bdseq = self.bdseq
-            return False
-        self._client, self._ended = client, ended
-        halt = threading.Event()  # the pump's own flag: asyncio.Event is not thread-safe
-        thread = threading.Thread(
-            target=self._pump, args=(client, loop, ended, halt), name="sparkplug-mqtt",
-            daemon=True,
-        )  # fmt: skip
-        thread.start()
-        scan = loop.create_task(self._scan_loop(client), name="sparkplug-scan")
-        try:
-            await ended.wait()
-        finally:
-            halt.set()
-            scan.cancel()
-            self._client = None
-            self.born = False
-            with contextlib.suppress(Exception):
-                client.disconnect()
-            await asyncio.to_thread(thread.join, 5)
-            if not self._stopping:
-                self.state = "disconnected"
-        return connected.is_set()
-
-    def _pump(
-        self,
-        client: paho.Client,
-        loop: asyncio.AbstractEventLoop,
-        ended: asyncio.Event,
-        halt: threading.Event,
-    ) -> None:
-        # paho's own loop_forever would reconnect with the old Will (and old bdSeq); this
-        # one returns at the first error and the next session brings a new bdSeq.
-        while not halt.is_set():
-            if client.loop(timeout=0.1) != paho.MQTT_ERR_SUCCESS:
-                break
-        loop.call_soon_threadsafe(ended.set)
-
-    # ---- births and data (event loop) ----------------------------------------------------
-    def _on_connected(self, client: paho.Client) -> None:
-        if client is not self._client:
-            return
-        self.counters["sessions"] += 1
-        subs = [(self.topics["NCMD"], 1), (self.dcmd_filter, 1)]
+    def _subscriptions(self) -> list[str]:
+        topics = [self.topics["NCMD"], self.dcmd_filter]
         if self.state_topic is not None:
-            subs.append((self.state_topic, 1))
-        client.subscribe(subs)
+            topics.append(self.state_topic)
+        return topics
+
+    # ---- the session (event loop) ---------------------------------------------------------
+    def _on_connected(self) -> None:
+        self.counters["sessions"] += 1
+        self.born = self._ending = False
+        self.host_online = self.state_topic is None
         if self.state_topic is None:
-            self._birth(client)
+            self._birth()
         else:
             self.state = f"waiting for primary host {self.settings.primary_host_id}"
             log.info("sparkplug: connected; waiting for %s online", self.state_topic)
 
+    def _on_disconnected(self) -> None:
+        self.born = False
+        if not self._stopping:
+            self.state = "disconnected"
+
+    # ---- births and data (event loop) ----------------------------------------------------
     def _next_seq(self) -> int:
         self.seq = (self.seq + 1) % 256
         return self.seq
 
-    def _publish(self, client: paho.Client, topic: str, body: bytes) -> None:
+    def _publish(self, topic: str, body: bytes) -> None:
         # Once stop() has queued NDEATH nothing may follow it: a host would read data from a
         # node it has just been told is dead. (Reports run on the loop, as stop() does.)
         if self._stopping:
             return
-        client.publish(topic, body, qos=0, retain=False)
+        self.conn.publish(topic, body, qos=0, retain=False, properties=None)
 
     def _node_metrics(self) -> list[sp.Metric]:
         return [
@@ -280,75 +237,77 @@ class EdgeNode:
             *self.source.node_metrics(),
         ]
 
-    def _birth(self, client: paho.Client) -> None:
-        """NBIRTH (seq 0) then a DBIRTH per application, on this connection."""
+    def _birth(self) -> None:
+        """NBIRTH (seq 0) then a DBIRTH per application, on this connection (never on one
+        that has said its goodbye)."""
+        if self._ending:
+            return
         self.tracker.forget_all()
         self.seq = 0
         entries = self.tracker.birth(NODE, self._node_metrics())
-        self._publish(client, self.topics["NBIRTH"], sp.encode(entries, seq=0))
+        self._publish(self.topics["NBIRTH"], sp.encode(entries, seq=0))
         self.counters["births"] += 1
         for device, metrics in self.source.devices().items():
-            self._dbirth(client, device, metrics)
+            self._dbirth(device, metrics)
         self.born, self.state = True, "online"
         log.info("sparkplug: NBIRTH as %s (bdSeq %d)", self.topics["NBIRTH"], self.bdseq)
 
     def _rebirth(self) -> None:
         # Same session, same bdSeq (spec 3.0: a rebirth is not a reconnect).
-        if self._client is not None:
-            self._birth(self._client)
+        if self.conn.connected:
+            self._birth()
 
-    def _dbirth(self, client: paho.Client, device: str, metrics: list[sp.Metric]) -> None:
+    def _dbirth(self, device: str, metrics: list[sp.Metric]) -> None:
         entries = self.tracker.birth(device, metrics)
         topic = self.device_topic.format(kind="DBIRTH", device=device)
-        self._publish(client, topic, sp.encode(entries, seq=self._next_seq()))
+        self._publish(topic, sp.encode(entries, seq=self._next_seq()))
         self.counters["dbirth"] += 1
 
-    async def _scan_loop(self, client: paho.Client) -> None:
+    async def _scan_loop(self) -> None:
         while True:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._scan_now.wait(), self.settings.scan_interval_s)
             self._scan_now.clear()
-            if self.born and client is self._client:
+            if self.born and self.conn.connected:
                 try:
-                    self.scan(client)
+                    self.scan()
                 except Exception:
                     log.exception("sparkplug: reading the metrics failed")
 
-    def scan(self, client: paho.Client) -> None:
+    def scan(self) -> None:
         """Report by exception: the changes since the last message, devices born or dead."""
         changed = self.tracker.changes(NODE, self._node_metrics())
         if changed:
-            self._publish(client, self.topics["NDATA"], sp.encode(changed, seq=self._next_seq()))
+            self._publish(self.topics["NDATA"], sp.encode(changed, seq=self._next_seq()))
             self.counters["ndata"] += 1
         devices = self.source.devices()
         for device in self.tracker.born():
             if device not in devices:
                 topic = self.device_topic.format(kind="DDEATH", device=device)
-                self._publish(client, topic, sp.encode([], seq=self._next_seq()))
+                self._publish(topic, sp.encode([], seq=self._next_seq()))
                 self.tracker.forget(device)
                 self.counters["ddeath"] += 1
         for device, metrics in devices.items():
             if self.tracker.needs_birth(device, metrics):
-                self._dbirth(client, device, metrics)
+                self._dbirth(device, metrics)
                 continue
             changed = self.tracker.changes(device, metrics)
             if changed:
                 topic = self.device_topic.format(kind="DDATA", device=device)
-                self._publish(client, topic, sp.encode(changed, seq=self._next_seq()))
+                self._publish(topic, sp.encode(changed, seq=self._next_seq()))
                 self.counters["ddata"] += 1
 
     # ---- incoming (event loop) -----------------------------------------------------------
-    def _on_message(self, client: paho.Client, topic: str, body: bytes) -> None:
-        if client is not self._client:
-            return  # a message of a session that has ended
+    def _on_message(self, msg: paho.MQTTMessage) -> None:
+        topic, body = msg.topic, bytes(msg.payload)
         if topic == self.state_topic:
-            self._on_state(client, body)
+            self._on_state(body)
         elif topic == self.topics["NCMD"]:
-            self._on_ncmd(client, body)
+            self.commands.on_ncmd(body)
         elif topic.startswith(self.dcmd_filter[:-1]):
-            self._on_dcmd(topic.rsplit("/", 1)[1], body)
+            self.commands.on_dcmd(topic.rsplit("/", 1)[1], body)
 
-    def _on_state(self, client: paho.Client, body: bytes) -> None:
+    def _on_state(self, body: bytes) -> None:
         try:
             doc = orjson.loads(body)
             online, ts = doc["online"], int(doc.get("timestamp", 0))
@@ -362,33 +321,35 @@ class EdgeNode:
         self._host_ts = ts
         self.host_online = online
         if online and not self.born:
-            self._birth(client)
+            self._birth()
         elif not online and self.born:
             log.warning("sparkplug: primary host %s went offline; new session",
                         self.settings.primary_host_id)  # fmt: skip
-            client.publish(self.topics["NDEATH"], self._ndeath(), qos=1)
-            self.born = False
-            client.disconnect()  # the pump returns; the next session has a new bdSeq
-
-    def _on_ncmd(self, client: paho.Client, body: bytes) -> None:
-        self.commands.on_ncmd(body)
-
-    def _on_dcmd(self, device: str, body: bytes) -> None:
-        self.commands.on_dcmd(device, body)
+            # No data and no birth on this session from here on: the host is told the node
+            # is dead. The next session reads the retained STATE again.
+            self.born, self._ending = False, True
+            task = asyncio.get_running_loop().create_task(self._new_session())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     # ---- visible -------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
+        session = self.conn.status()
+        state = self.state
+        if state in ("connecting", "disconnected") and session["last_error"]:
+            state = f"{state}: {session['last_error']}"  # why, for the status page
         return {
-            "state": self.state,
+            "state": state,
             "group_id": self.settings.group_id,
             "edge_node_id": self.settings.edge_node_id,
             "primary_host_id": self.settings.primary_host_id,
             "primary_host_online": self.host_online,
-            "broker": f"{self.host}:{self.port}",
+            "broker": session["broker"],
             "bdseq": self.bdseq,
             "seq": self.seq,
             "devices": sorted(self.tracker.born()),
             "counters": dict(self.counters),
+            "session": session,
         }
 
     def metric_families(self) -> list[Metric]:

@@ -22,7 +22,7 @@ from typing import Any
 
 from runtime import __version__
 from runtime.box.description import BoxDescription
-from runtime.config import MqttCommands, Settings
+from runtime.config import MqttCommands, MqttSettings, Settings
 from runtime.sparkplug import payload as sp
 from runtime.sparkplug.commands import Control, Selector
 from runtime.sparkplug.node import EdgeNode
@@ -99,6 +99,27 @@ class ServiceMetrics:
         return out
 
 
+def broker_link(settings: Settings) -> MqttSettings:
+    """The broker the edge node talks to, as its session's settings: ``[sparkplug]``'s own
+    host, port, user name and password file where given, else ``[mqtt]``'s (else
+    127.0.0.1:1883, anonymous); ``[mqtt.tls]`` only on ``[mqtt]``'s broker (a broker of its
+    own is plain TCP); ``[sparkplug]``'s keepalive and longest reconnect delay, the rest of
+    the back-off (first delay, refused schedule) as ``[mqtt]`` sets it for every session."""
+    spb = settings.sparkplug
+    base = settings.mqtt if settings.mqtt is not None else MqttSettings()
+    return base.model_copy(
+        update={
+            "host": spb.host or base.host,
+            "port": spb.port or base.port,
+            "username": spb.username or base.username,
+            "password_file": spb.password_file or base.password_file,
+            "tls": base.tls if spb.host is None else None,
+            "keepalive": spb.keepalive,
+            "reconnect_max_s": spb.reconnect_max_s,
+        }
+    )
+
+
 def attach_sparkplug(
     settings: Settings,
     service: Any,
@@ -111,25 +132,16 @@ def attach_sparkplug(
     """The edge node when ``[sparkplug] enabled``, else None. ``box`` gives the box's
     description (its profile is the node's ``Properties/Profile``); the daemon registers
     the node's ``status`` ("sparkplug" on /status) and ``metric_families``
-    (headframe_sparkplug_* on /metrics). The broker and
-    credentials default to ``[mqtt]``'s; DCMD obeys ``mqtt.commands.select``, each of
-    ``controls`` (``Node Control/...`` name -> switch and action) its own switch."""
+    (headframe_sparkplug_* on /metrics). The broker and credentials: ``broker_link``.
+    DCMD obeys ``mqtt.commands.select``, each of ``controls`` (``Node Control/...`` name
+    -> switch and action) its own switch. A password file that cannot be read raises
+    ConfigError here."""
     spb = settings.sparkplug
     if not spb.enabled:
         return None
     mqtt = settings.mqtt
     switches = mqtt.commands if mqtt is not None else MqttCommands()
-    password = None
-    password_file = spb.password_file or (mqtt.password_file if mqtt is not None else None)
-    if password_file is not None:
-        from runtime.mqtt.credentials import read_password
-
-        password = read_password(password_file)
-    from runtime.mqtt.credentials import tls_context
     from runtime.mqtt.telemetry import temperatures
-
-    # [mqtt]'s TLS goes with [mqtt]'s broker; a broker of its own is plain TCP.
-    tls = tls_context(mqtt) if mqtt is not None and spb.host is None else None
 
     source = ServiceMetrics(
         slots=service.slots,
@@ -138,20 +150,15 @@ def attach_sparkplug(
         last_result=last_result,
         temperatures=temperatures,
     )
-    node = EdgeNode(
+    return EdgeNode(
         spb,
-        host=spb.host or (mqtt.host if mqtt is not None else "127.0.0.1"),
-        port=spb.port or (mqtt.port if mqtt is not None else 1883),
-        username=spb.username or (mqtt.username if mqtt is not None else None),
-        password=password,
-        tls=tls,
+        link=broker_link(settings),
         source=source,
         select=select,
         obey=switches.enabled,
         controls=controls,
         state_dir=settings.paths.state_dir,
     )
-    return node
 
 
 def _profile_name(box: BoxDescription) -> str | None:

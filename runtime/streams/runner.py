@@ -1,10 +1,11 @@
-"""The stream bindings' MQTT connection, and how the daemon plugs them in.
+"""The stream bindings' MQTT session, and how the daemon plugs them in.
 
-Samples are live data: a clean session (nothing queued for us while away), QoS 0
-subscriptions, paho's network thread with its own reconnect (re-subscribing on every
-connect, so a broker restart mid-stream only loses what was published while it was
-down). Every message hops to the event loop, which owns the bindings; inference runs on
-the model's worker, never on paho's thread.
+Samples are live data: a clean session (nothing queued for us while away) with QoS 0
+subscriptions, on the one MQTT session class every user shares
+(runtime.mqtt.connection: jittered back-off, the refusal table, log-once diagnostics,
+TLS and credentials), made again on every connect, so a broker restart mid-stream only
+loses what was published while it was down. Messages arrive on the event loop, which owns
+the bindings; inference runs on the model's worker, never on the loop.
 
 The daemon calls, once the applications are loaded::
 
@@ -21,17 +22,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import ssl
 import time
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from runtime.config import Settings
+from runtime.config import MqttSettings, Settings
+from runtime.mqtt.connection import MqttConnection
 from runtime.streams.binding import Binding
 
 log = logging.getLogger(__name__)
@@ -40,35 +40,13 @@ TICK_S = 0.05  # how often time windows are looked at
 
 
 class StreamsRunner:
+    """The bindings on ``link``'s broker ([mqtt]'s), with a client id of their own."""
+
     def __init__(
-        self,
-        bindings: list[Binding],
-        *,
-        host: str,
-        port: int,
-        username: str | None = None,
-        password: str | None = None,
-        tls: ssl.SSLContext | None = None,
+        self, bindings: list[Binding], *, link: MqttSettings, fast_path: bool | None = None
     ) -> None:
         self.bindings = bindings
-        self.host, self.port = host, port
-        self.connected = False
-        self.connects = 0
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._tick: asyncio.Task[None] | None = None
-        self.client = paho.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=f"headframe-streams-{uuid.uuid4().hex[:8]}",
-            protocol=paho.MQTTv5,
-        )
-        if username:
-            self.client.username_pw_set(username, password)
-        if tls is not None:
-            self.client.tls_set_context(tls)
-        self.client.reconnect_delay_set(1, 2)
-        self.client.on_connect = self._on_connect
-        self.client.on_disconnect = self._on_disconnect
-        self.client.on_message = self._on_message
         self._routes: dict[str, list[Binding]] = {}
         for b in bindings:
             for f in b.settings.subscribe:
@@ -76,20 +54,39 @@ class StreamsRunner:
             for f in b.settings.fields:
                 if f not in self._routes:  # field topics are subscribed even if unlisted
                     self._routes.setdefault(f, []).append(b)
+        # Built here, not at start: a password file that cannot be read is said at once.
+        self.conn = MqttConnection(
+            link,
+            name="streams",
+            client_id=f"headframe-streams-{uuid.uuid4().hex[:8]}",
+            clean_start=True,
+            subscriptions=lambda: list(self._routes),
+            subscribe_qos=0,
+            on_message=self._dispatch,
+            manual_ack=False,
+            fast_path=fast_path,
+        )
+
+    @property
+    def connected(self) -> bool:
+        return self.conn.connected
+
+    @property
+    def connects(self) -> int:
+        return self.conn.connects
 
     def start(self) -> None:
-        self._loop = asyncio.get_running_loop()
+        """Check each binding against its model, start connecting; on the running loop."""
         for b in self.bindings:
             b.check()
-        self.client.connect_async(self.host, self.port, keepalive=30, clean_start=True)
-        self.client.loop_start()
-        self._tick = self._loop.create_task(self._ticker(), name="streams-tick")
+        self.conn.start()
+        self._tick = asyncio.get_running_loop().create_task(self._ticker(), name="streams-tick")
 
     async def stop(self) -> None:
         if self._tick is not None:
             self._tick.cancel()
-        self.client.disconnect()
-        await asyncio.to_thread(self.client.loop_stop)
+            await asyncio.gather(self._tick, return_exceptions=True)
+        await self.conn.stop()
 
     async def _ticker(self) -> None:
         while True:
@@ -98,25 +95,10 @@ class StreamsRunner:
             for b in self.bindings:
                 b.tick(now)
 
-    # paho's thread ---------------------------------------------------------------------
-    def _on_connect(self, c: paho.Client, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
-        if rc.is_failure:
-            log.warning("streams: broker refused the connection: %s", rc)
-            return
-        self.connected = True
-        self.connects += 1
-        c.subscribe([(f, 0) for f in self._routes])
-
-    def _on_disconnect(self, *_args: Any) -> None:
-        self.connected = False
-
-    def _on_message(self, c: paho.Client, _u: Any, msg: paho.MQTTMessage) -> None:
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._dispatch, msg.topic, bytes(msg.payload))
-
     # the event loop ---------------------------------------------------------------------
-    def _dispatch(self, topic: str, payload: bytes) -> None:
+    def _dispatch(self, msg: paho.MQTTMessage) -> None:
         at = time.time()
+        topic, payload = msg.topic, bytes(msg.payload)
         seen: set[int] = set()
         for f, bindings in self._routes.items():
             if not paho.topic_matches_sub(f, topic):
@@ -127,7 +109,8 @@ class StreamsRunner:
                     b.on_sample(topic, payload, at)
 
     def publish(self, topic: str, body: bytes, qos: int, retain: bool) -> None:
-        self.client.publish(topic, body, qos=qos, retain=retain)
+        """A result or alert; on the event loop (the bindings run there)."""
+        self.conn.publish(topic, body, qos=qos, retain=retain, properties=None)
 
     def last_result(self, app: str) -> str | None:
         """The freshest result summary among the bindings of ``app`` (Sparkplug)."""
@@ -136,10 +119,12 @@ class StreamsRunner:
 
     def status(self) -> dict[str, Any]:
         now = time.time()
+        session = self.conn.status()
         return {
-            "connected": self.connected,
-            "broker": f"{self.host}:{self.port}",
+            "connected": session["connected"],
+            "broker": session["broker"],
             "streams": {b.settings.name: b.status(now) for b in self.bindings},
+            "session": session,
         }
 
     def metric_families(self) -> list[Metric]:
@@ -177,10 +162,6 @@ def attach_streams(
     request can be answered onto a binding's topic."""
     if not settings.streams or settings.mqtt is None:
         return None
-    mqtt = settings.mqtt
-    from runtime.mqtt.credentials import read_password, tls_context
-
-    password = read_password(mqtt.password_file) if mqtt.password_file is not None else None
     runner: StreamsRunner | None = None
 
     def publish(topic: str, body: bytes, qos: int, retain: bool) -> None:
@@ -193,14 +174,7 @@ def attach_streams(
     bindings = [
         Binding(s, infer=infer, slot=service.slot, publish=publish) for s in settings.streams
     ]
-    runner = StreamsRunner(
-        bindings,
-        host=mqtt.host,
-        port=mqtt.port,
-        username=mqtt.username,
-        password=password,
-        tls=tls_context(mqtt),
-    )
+    runner = StreamsRunner(bindings, link=settings.mqtt)
     for s in settings.streams:
         if refuse is not None:
             refuse(s.publish)

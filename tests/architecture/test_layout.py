@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2] / "runtime"
 
 FOUNDATION = {"runtime", "runtime.errors", "runtime.tensors", "runtime.units", "runtime.files",
-              "runtime.retry"}  # fmt: skip
+              "runtime.retry", "runtime.backend_table"}  # fmt: skip
 
 # Lowest first. A room may import only rooms of lower tiers (and itself).
 TIERS: list[set[str]] = [

@@ -8,13 +8,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from runtime.box import box_for
 from runtime.catalog import ModelPackage, Store
 from runtime.config import Settings
 from runtime.demo.data import load_split, normalise
 from runtime.demo.factory import APP, VARIANTS, train_models
 from runtime.demo.train import accuracy_bp
 from runtime.loading.loader import VariantLoader
+from tests.support.box import box_for
 from tests.support.synthetic import local_report, make_profile
 
 pytestmark = pytest.mark.slow

@@ -16,7 +16,7 @@ import pytest
 
 from runtime.catalog import load_package
 from runtime.catalog.golden import write_npz
-from tests.factory.conftest import Source, cli
+from tests.support.factory_sources import Source, cli
 
 BUILD = ("models", "build")
 
@@ -101,7 +101,7 @@ def test_a_failing_step_does_not_end_the_build(tmp_path: Path) -> None:
     fails with its reason, the others are built."""
     from onnx import TensorProto, helper, numpy_helper
 
-    from tests.factory.models import _save, images
+    from tests.support.source_models import _save, images
 
     w = numpy_helper.from_array(
         np.random.default_rng(0).normal(size=(4, 1, 3, 3)).astype(np.float32), "w"

@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 
 from runtime.catalog import load_package
-from tests.factory.conftest import cli
+from tests.support.factory_sources import cli
 from tests.support.gguf_models import write_llama_gguf
+from tests.support.prereq import need_module
 
-pytest.importorskip("llama_cpp")
+need_module("llama_cpp")
 pytestmark = [pytest.mark.slow, pytest.mark.llm]
 
 TEXT = (
@@ -129,11 +130,11 @@ def test_the_fleet_trial_scores_token_agreement_on_the_box(
 ) -> None:
     """The trial loads each rung with the real llama backend and reproduces, from the
     golden file alone, the token agreement the build recorded."""
-    from runtime.box import box_for
     from runtime.config import Settings
     from runtime.fleet.trial import run_trial
     from runtime.hardware.runtimes import probe_runtime_live
     from runtime.loading.loader import VariantLoader
+    from tests.support.box import box_for
     from tests.support.synthetic import make_profile, make_report
 
     model, golden = source

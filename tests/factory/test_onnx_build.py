@@ -12,8 +12,8 @@ import pytest
 
 from runtime.catalog import load_package
 from runtime.catalog.writer import verify_package
-from tests.factory.conftest import Source, cli
-from tests.factory.models import run_onnx
+from tests.support.factory_sources import Source, cli
+from tests.support.source_models import run_onnx
 
 pytestmark = pytest.mark.slow
 
@@ -192,7 +192,7 @@ def test_floor_leaves_variants_out_unless_keep_all(conv_source: Source, tmp_path
 def test_add_variant_joins_the_family(
     conv_source: Source, embedding_source: Source, tmp_path: Path
 ) -> None:
-    from tests.factory.models import conv_classifier
+    from tests.support.source_models import conv_classifier
 
     pruned = conv_classifier(tmp_path / "pruned.onnx", seed=9)
     out = tmp_path / "pkg"

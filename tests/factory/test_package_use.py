@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from runtime.box import box_for
 from runtime.catalog import Store, load_package
 from runtime.config import Settings
 from runtime.fleet.keys import init_keys
 from runtime.fleet.publish import publish
 from runtime.fleet.trial import run_trial
 from runtime.loading.loader import VariantLoader
-from tests.factory.conftest import Source, cli
+from tests.support.box import box_for
+from tests.support.factory_sources import Source, cli
 from tests.support.synthetic import local_report, make_profile
 
 pytestmark = pytest.mark.slow

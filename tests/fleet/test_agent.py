@@ -20,7 +20,7 @@ from runtime.fleet.agent import FleetAgent
 from runtime.fleet.publish import RepoWriter, publish
 from runtime.fleet.wiring import box_chooser_and_loader, build_agent
 from runtime.service import InferenceService
-from tests.fleet.conftest import DEMO_APP, make_version, reshuffle_golden, write_box_config
+from tests.support.fleet_repo import DEMO_APP, make_version, reshuffle_golden, write_box_config
 from tests.support.static_server import Faults, StaticServer
 
 

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from runtime.cli import app as cli_app
 from runtime.fleet.bundle import export_bundle
 from runtime.fleet.publish import publish
-from tests.fleet.conftest import write_box_config, write_package
+from tests.support.fleet_repo import write_box_config, write_package
 
 Craft = Callable[[tarfile.TarFile, Path], None]
 

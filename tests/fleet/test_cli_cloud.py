@@ -11,7 +11,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from runtime.cli import app
-from tests.fleet.conftest import write_package
+from tests.support.fleet_repo import write_package
 
 
 def test_keys_publish_and_bundle_export(tmp_path: Path) -> None:

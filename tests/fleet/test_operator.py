@@ -19,14 +19,14 @@ from runtime.cli import app as cli_app
 from runtime.config import load_settings
 from runtime.fleet.publish import publish
 from runtime.fleet.wiring import build_agent
-from tests.fleet.conftest import (
+from tests.fleet.test_agent import _tamper_target
+from tests.support.fleet_repo import (
     DEMO_APP,
     make_version,
     reshuffle_golden,
     write_box_config,
     write_package,
 )
-from tests.fleet.test_agent import _tamper_target
 from tests.support.static_server import StaticServer
 
 

@@ -17,7 +17,7 @@ from runtime.fleet.keys import ROLES, init_keys, load_signer
 from runtime.fleet.publish import RepoWriter, parse_expires, publish
 from runtime.fleet.releases import in_rollout
 from runtime.fleet.tufclient import FleetError, TrustedRepo
-from tests.fleet.conftest import write_package
+from tests.support.fleet_repo import write_package
 from tests.support.static_server import StaticServer
 
 

@@ -17,17 +17,10 @@ from runtime.fleet.publish import publish
 from runtime.fleet.runner import FleetRunner
 from runtime.fleet.wiring import build_agent
 from runtime.service import InferenceService
-from tests.fleet.conftest import DEMO_APP, make_version, write_box_config
+from tests.support.fleet_repo import DEMO_APP, make_version, write_box_config
 from tests.support.prometheus import prometheus_text
 from tests.support.static_server import StaticServer
-
-
-async def _until(pred: Any, timeout: float = 120.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not pred():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.05)
+from tests.support.wait import wait_until_async
 
 
 @pytest.mark.slow
@@ -50,14 +43,20 @@ def test_runner_installs_updates_and_follows_a_shell_rollback(
         runner = FleetRunner(agent, service, reconcile_s=0.2)
         runner.add_listener(states.append)  # what the MQTT bridge publishes, retained
         task = asyncio.create_task(runner.run())
-        await _until(lambda: DEMO_APP in {s.app for s in service.slots()})  # first install
+        await wait_until_async(
+            lambda: DEMO_APP in {s.app for s in service.slots()}, "the first install", 120
+        )
         assert service.slot(DEMO_APP).package.version == "1.0.0"
 
         publish(repo_dir, keys_dir, [make_version(demo_pkg, tmp_path / "pkgs", "2.0.0")])
         runner.update_now()  # the MQTT update-now command
-        await _until(lambda: service.slot(DEMO_APP).package.version == "2.0.0")
+        await wait_until_async(
+            lambda: service.slot(DEMO_APP).package.version == "2.0.0", "2.0.0 served", 120
+        )
         # The slot serves v2 a moment before the agent records the stage: wait for both.
-        await _until(lambda: runner.status()["apps"][DEMO_APP]["stage"] == "active", 30)
+        await wait_until_async(
+            lambda: runner.status()["apps"][DEMO_APP]["stage"] == "active", "stage active", 30
+        )
         status = runner.status()
         assert status["apps"][DEMO_APP]["previous"] == "1.0.0"
         metrics = prometheus_text(runner.metric_families)
@@ -68,11 +67,13 @@ def test_runner_installs_updates_and_follows_a_shell_rollback(
             CliRunner().invoke, cli_app, ["rollback", DEMO_APP, "--config", str(cfg)]
         )
         assert r.exit_code == 0, r.output
-        await _until(lambda: service.slot(DEMO_APP).package.version == "1.0.0")
+        await wait_until_async(
+            lambda: service.slot(DEMO_APP).package.version == "1.0.0", "1.0.0 back", 120
+        )
         # The daemon's next cycle must honour the shell's bad mark, not reinstall 2.0.0.
         checked = runner.status()["last_check"]
         runner.update_now()
-        await _until(lambda: runner.status()["last_check"] != checked)
+        await wait_until_async(lambda: runner.status()["last_check"] != checked, "a check", 120)
         assert service.slot(DEMO_APP).package.version == "1.0.0"
         assert "2.0.0" in runner.status()["apps"][DEMO_APP]["bad"]
         runner.stop()

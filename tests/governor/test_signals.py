@@ -52,7 +52,7 @@ def test_memory_psi_thermal_and_cgroup_from_a_rewritten_tree(tmp_path: Path) -> 
 def test_a_real_fixture_host_reads_without_warnings(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="governor"):
+    with caplog.at_level(logging.WARNING, logger="runtime.governor"):
         values = by_signal(SignalReader(FIXTURES / "intel-core-ultra-155h"))
     assert values["memory_available_pct"][0] > 0
     assert values.get("thermal_margin_c") or values.get("thermal_c")
@@ -66,7 +66,7 @@ def test_missing_and_garbage_files_are_skipped_with_one_warning_each(
     (tmp_path / "proc/meminfo").write_text("MemTotal: lots\n\x00\xff garbage")
     (tmp_path / "sys/class/thermal/thermal_zone0/temp").write_text("EIO\n")
     reader = SignalReader(tmp_path)
-    with caplog.at_level(logging.WARNING, logger="governor"):
+    with caplog.at_level(logging.WARNING, logger="runtime.governor"):
         for _ in range(5):
             assert reader.read_host() == []
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
@@ -75,7 +75,7 @@ def test_missing_and_garbage_files_are_skipped_with_one_warning_each(
     assert any("pressure/memory" in w for w in warnings)
     caplog.clear()
     host.memory(30.0)  # the source comes back: read again, and said so
-    with caplog.at_level(logging.INFO, logger="governor"):
+    with caplog.at_level(logging.INFO, logger="runtime.governor"):
         assert [r.signal for r in reader.read_host()] == ["memory_available_pct"]
     assert any("can be read again" in r.getMessage() for r in caplog.records)
 

@@ -20,7 +20,7 @@ from runtime.hardware.capture import write_live_answers
 from runtime.hardware.hostfs import HostFS
 from runtime.hardware.runtimes import runtimes_from_fixture
 from runtime.profiles import REPO_PROFILES_DIR, load_profiles, match
-from tests.hardware.conftest import HOSTS
+from tests.support.paths import HOSTS
 
 runner = CliRunner()
 

@@ -14,7 +14,7 @@ import pytest
 
 from runtime.hardware import probe
 from runtime.profiles import DeviceProfile, match
-from tests.hardware.conftest import HOSTS
+from tests.support.paths import HOSTS
 
 FIXTURES = sorted(p for p in HOSTS.iterdir() if (p / "expected.toml").is_file())
 

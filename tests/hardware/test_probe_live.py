@@ -13,7 +13,8 @@ import pytest
 from runtime.errors import ProbeError
 from runtime.hardware import HardwareReport, probe
 from runtime.profiles import load_profiles, match
-from tests.hardware.conftest import HOSTS
+from tests.support.paths import HOSTS
+from tests.support.prereq import missing
 
 
 def _proc_meminfo_total() -> int:
@@ -77,7 +78,7 @@ def test_live_nvidia_gpu_gets_its_memory_from_nvml_and_the_gpu_profile(
     if not gpus or not Path("/proc/driver/nvidia").is_dir():
         pytest.skip("no NVIDIA GPU with its driver on this host")
     if any(n.startswith("nvml: not installed") for n in live_report.notes):
-        pytest.skip("nvidia-ml-py is not installed")
+        missing("nvidia-ml-py is not installed (the [gpu] extra; make test installs it)")
     for gpu in gpus:
         assert gpu.memory_bytes and gpu.memory_bytes > 1 << 30, gpu
         assert gpu.compute_capability and gpu.compute_capability[0].isdigit(), gpu

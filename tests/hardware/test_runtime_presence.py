@@ -12,19 +12,21 @@ from dataclasses import replace
 import pytest
 from typer.testing import CliRunner
 
+from runtime.backend_table import runtimes
 from runtime.cli import app as cli
 from runtime.hardware import probe
-from runtime.hardware.runtimes import RUNTIMES, probe_runtime_live
+from runtime.hardware.runtimes import probe_runtime_live
 from runtime.profiles import DeviceProfile, match
 from runtime.selection import Policy, resources_for, runtimes_selection_reads, select
-from tests.hardware.conftest import HOSTS
+from tests.support.paths import HOSTS
 from tests.support.synthetic import MB, make_package_meta, make_variant
 
 PRESENCE = """
 import json, sys
-from runtime.hardware.runtimes import RUNTIMES, runtime_presence
-infos = [runtime_presence(n) for n in RUNTIMES]
-print(json.dumps({"imported": sorted(set(RUNTIMES) & set(sys.modules)),
+from runtime.backend_table import runtimes
+from runtime.hardware.runtimes import runtime_presence
+infos = [runtime_presence(n) for n in runtimes()]
+print(json.dumps({"imported": sorted(set(runtimes()) & set(sys.modules)),
                   "infos": [[i.name, i.available, i.version, i.queried] for i in infos]}))
 """
 
@@ -35,7 +37,7 @@ def test_presence_imports_no_runtime_and_agrees_with_the_live_probe() -> None:
     ).stdout
     data = json.loads(out)
     assert data["imported"] == []
-    assert [i[0] for i in data["infos"]] == list(RUNTIMES)
+    assert [i[0] for i in data["infos"]] == list(runtimes())
     for name, available, version, queried in data["infos"]:
         live = probe_runtime_live(name)
         assert not queried
@@ -47,11 +49,11 @@ def test_presence_imports_no_runtime_and_agrees_with_the_live_probe() -> None:
 def test_detect_still_asks_every_runtime_for_its_devices() -> None:
     out = CliRunner().invoke(cli, ["detect", "--json"])
     assert out.exit_code == 0, out.output
-    runtimes = {r["name"]: r for r in json.loads(out.stdout)["runtimes"]}
-    assert list(runtimes) == list(RUNTIMES)
-    assert all(r["queried"] for r in runtimes.values())
-    assert "CPUExecutionProvider" in runtimes["onnxruntime"]["devices"]
-    assert "CPU" in runtimes["openvino"]["devices"]
+    found = {r["name"]: r for r in json.loads(out.stdout)["runtimes"]}
+    assert list(found) == list(runtimes())
+    assert all(r["queried"] for r in found.values())
+    assert "CPUExecutionProvider" in found["onnxruntime"]["devices"]
+    assert "CPU" in found["openvino"]["devices"]
 
 
 def test_only_gpu_and_npu_targets_need_a_device_list(repo_profiles: list[DeviceProfile]) -> None:

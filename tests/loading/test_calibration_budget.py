@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from runtime.box import box_for
 from runtime.catalog import Store
 from runtime.config import Settings
 from runtime.loading.calibrator import measuring_loader
+from tests.support.box import box_for
 from tests.support.sleepy_backend import SLOW_S, serve_onnx_with
 from tests.support.synthetic import local_report, make_profile
 

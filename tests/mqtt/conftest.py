@@ -1,38 +1,14 @@
-"""Fixtures for the MQTT tests: a real Mosquitto per test, on a free loopback port, and
-the small real ONNX package most of them serve."""
+"""Fixtures for the MQTT tests: the small real ONNX package most of them serve (the
+broker comes from tests/support/brokers.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from runtime.catalog import ModelPackage, load_package
-from tests.support.mosquitto import Mosquitto, require_mosquitto, running_broker
 from tests.support.serving_models import write_linear_package
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Mosquitto]:
-    with running_broker(tmp_path / "broker") as b:
-        yield b
-
-
-@pytest.fixture
-def make_broker(tmp_path: Path) -> Iterator[object]:
-    """Build brokers with options (TLS, passwords); all are stopped after the test."""
-    made: list[Mosquitto] = []
-
-    def make(name: str = "broker2", **kwargs: object) -> Mosquitto:
-        require_mosquitto()
-        b = Mosquitto(tmp_path / name, **kwargs)  # type: ignore[arg-type]
-        made.append(b)
-        return b
-
-    yield make
-    for b in made:
-        b.stop()
 
 
 @pytest.fixture

@@ -6,16 +6,15 @@ import json
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import paho.mqtt.client as paho
 import pytest
 
 from tests.support.mosquitto import Mosquitto
 from tests.support.mqtt_bridge import BridgeHarness, infer_body, site_settings
-from tests.support.mqtt_client import Requester
+from tests.support.mqtt_client import Requester, user_properties
 from tests.support.prereq import missing
 from tests.support.serving_models import write_linear_package
 
@@ -32,17 +31,10 @@ def store(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def harness(broker: Mosquitto, store: Path, tmp_path: Path) -> Iterator[BridgeHarness]:
+def harness(start_bridge: Callable[..., BridgeHarness], store: Path) -> BridgeHarness:
     from runtime.catalog import load_package
 
-    pkg = load_package(store / "part-id-reader" / "1.0.0")
-    with BridgeHarness(site_settings(broker), [pkg], tmp_path / "state") as h:
-        assert h.wait_connected()
-        yield h
-
-
-def props(msg: paho.MQTTMessage) -> dict[str, str]:
-    return dict(getattr(msg.properties, "UserProperty", []) or [])
+    return start_bridge([load_package(store / "part-id-reader" / "1.0.0")])
 
 
 def test_infer_round_trip_with_correlation_data(broker: Mosquitto, harness: BridgeHarness) -> None:
@@ -59,7 +51,7 @@ def test_infer_round_trip_with_correlation_data(broker: Mosquitto, harness: Brid
     assert reply["data"]["model_name"] == "part-id-reader"
     assert harness.service is not None
     variant = harness.service.slot("part-id-reader").variant.id
-    assert props(msg) == {"model_version": "1.0.0", "variant": variant}
+    assert user_properties(msg) == {"model_version": "1.0.0", "variant": variant}
     # The same numbers the service gives any other transport.
     assert harness.service is not None
     direct = harness.call(

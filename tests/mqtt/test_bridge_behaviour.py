@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ from paho.mqtt.properties import Properties
 from runtime.catalog import ModelPackage
 from tests.support.mosquitto import Mosquitto
 from tests.support.mqtt_bridge import BridgeHarness, infer_body, site_settings, write_slow_package
-from tests.support.mqtt_client import Requester
+from tests.support.mqtt_client import Requester, user_properties
 from tests.support.prometheus import prometheus_text
 
 pytestmark = pytest.mark.mqtt
@@ -29,10 +29,6 @@ PREFIX = "headframe/mine/n1"
 @pytest.fixture
 def slow(tmp_path: Path) -> ModelPackage:
     return write_slow_package(tmp_path / "slow-store")
-
-
-def user_props(msg: paho.MQTTMessage) -> dict[str, str]:
-    return dict(getattr(msg.properties, "UserProperty", []) or [])
 
 
 def _seconds_per_request(h: BridgeHarness, app: str) -> float:
@@ -48,12 +44,10 @@ def _seconds_per_request(h: BridgeHarness, app: str) -> float:
 
 
 @pytest.fixture
-def harness(broker: Mosquitto, linear: ModelPackage, tmp_path: Path) -> Iterator[BridgeHarness]:
+def harness(start_bridge: Callable[..., BridgeHarness], linear: ModelPackage) -> BridgeHarness:
     # select and reload are off unless a site switches them on (test_hardening.py)
-    s = site_settings(broker, telemetry_interval_s=0.5, commands={"select": True, "reload": True})
-    with BridgeHarness(s, [linear], tmp_path / "state") as h:
-        assert h.wait_connected()
-        yield h
+    commands = {"select": True, "reload": True}
+    return start_bridge([linear], telemetry_interval_s=0.5, commands=commands)
 
 
 def test_commands_select_status_reload(broker: Mosquitto, harness: BridgeHarness) -> None:
@@ -75,7 +69,7 @@ def test_commands_select_status_reload(broker: Mosquitto, harness: BridgeHarness
         )
         r.request(infer, infer_body(), correlation=b"after")
         assert r.wait_for(lambda r: r.by_corr.get(b"after"))
-        assert user_props(r.by_corr[b"after"][0])["variant"] == "small"
+        assert user_properties(r.by_corr[b"after"][0])["variant"] == "small"
 
         r.request(
             f"{PREFIX}/cmd/select", {"app": "part-id-reader", "variant": "nope"}, correlation=b"bad"

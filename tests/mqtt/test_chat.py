@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +20,11 @@ CHAT = "headframe/mine/n1/models/assistant/chat"
 
 
 @pytest.fixture
-def harness(broker: Mosquitto, tmp_path: Path) -> Iterator[BridgeHarness]:
+def harness(start_bridge: Callable[..., BridgeHarness], tmp_path: Path) -> BridgeHarness:
     from tests.support.text_models import write_text_package
 
     pkg = write_text_package(tmp_path / "store", variants=(("tiny-f32", "tiny", "f32"),))
-    s = site_settings(broker)
-    with BridgeHarness(s, [pkg], tmp_path / "state") as h:
-        assert h.wait_connected()
-        yield h
+    return start_bridge([pkg])
 
 
 def _chat(stream: bool) -> dict[str, object]:

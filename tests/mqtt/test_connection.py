@@ -19,12 +19,13 @@ import paho.mqtt.client as paho
 import pytest
 
 from runtime.config import MqttSettings
-from runtime.mqtt.connection import MqttConnection
+from runtime.mqtt.connection import MqttConnection, Will
 from runtime.retry import backoff_delays
 from tests.support.certs import CertAuthority
 from tests.support.loop_thread import LoopThread
 from tests.support.mosquitto import Mosquitto, TlsFiles
 from tests.support.mqtt_client import Requester
+from tests.support.wait import holds_within
 
 pytestmark = pytest.mark.mqtt
 
@@ -125,15 +126,6 @@ def _publish(loop: LoopThread, conn: MqttConnection, topic: str, body: bytes) ->
     loop.run(lambda: conn.publish(topic, body, qos=1, retain=False, properties=None))
 
 
-def _wait(cond: Any, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
-
-
 def _echo(
     loop: LoopThread,
     conn: MqttConnection,
@@ -145,7 +137,7 @@ def _echo(
     """Publish ``payloads`` to ``topic`` (which ``conn`` subscribes to); what came back."""
     for body in payloads:
         _publish(loop, conn, topic, body)
-    _wait(lambda: len(inbox.msgs) >= len(payloads), timeout)
+    holds_within(lambda: len(inbox.msgs) >= len(payloads), timeout)
     return [m.payload for m in inbox.msgs]
 
 
@@ -197,7 +189,7 @@ def test_nothing_is_sent_before_the_before_send_hook_has_run(
                 conn.publish("t/in/x", body, qos=1, retain=False, properties=None)
 
             loop.run(send)
-        assert _wait(lambda: len(inbox.msgs) == 50, 10)
+        assert holds_within(lambda: len(inbox.msgs) == 50, 10)
         assert unstored_seen == []
     finally:
         conn.stop()
@@ -215,7 +207,7 @@ def test_a_frozen_broker_is_noticed_by_keepalive_and_left(
         assert conn.wait_connected(5)
         broker.proc.send_signal(signal.SIGSTOP)
         try:
-            assert _wait(lambda: not conn.connected, 16), "a frozen broker went unnoticed"
+            assert holds_within(lambda: not conn.connected, 16), "a frozen broker went unnoticed"
         finally:
             broker.proc.send_signal(signal.SIGCONT)
         assert conn.wait_connected(10), "not back once the broker answered again"
@@ -269,7 +261,9 @@ def test_a_failing_message_handler_neither_stalls_nor_repeats_messages(
                 conn.publish("t/in/x", b"m%d" % i, qos=1, retain=False, properties=None)
 
         loop.run(burst)
-        assert _wait(lambda: len(seen) >= 3, 3), f"messages stalled after the failure: {seen}"
+        assert holds_within(lambda: len(seen) >= 3, 3), (
+            f"messages stalled after the failure: {seen}"
+        )
         time.sleep(0.3)
         assert seen == [b"m0", b"m1", b"m2"]
     finally:
@@ -401,3 +395,88 @@ def test_duplicate_client_id_is_logged_clearly(
     finally:
         second.stop()
         first.stop()
+
+
+def test_the_will_is_built_for_every_connect_and_only_for_one(
+    loop: LoopThread, make_broker: Any
+) -> None:
+    # Sparkplug's NDEATH Will must carry the bdSeq of the session it ends: the connection
+    # asks for a Will at every CONNECT it sends, and never for an attempt that found no
+    # broker (that would skip a number).
+    broker = make_broker("wills")
+    built: list[int] = []
+
+    def will() -> Will:
+        built.append(len(built) + 1)
+        return Will("t/will", b"will %d" % built[-1], qos=1, retain=False)
+
+    settings = _settings(broker, reconnect_max_s=0.3)
+    conn = Conn(loop, settings, subscriptions=list, will=will, clean_start=True)
+    conn.start()
+    try:
+        assert holds_within(lambda: conn.failures >= 3, 5)
+        assert built == []  # no broker, no CONNECT, no Will
+        broker.start()
+        assert conn.wait_connected(3)
+        assert built == [1]
+        with Requester(broker.host, broker.port, subscribe=["t/will"]) as watcher:
+            loop.run(conn.client.abort)  # the link is cut: no DISCONNECT, so the broker
+            assert watcher.wait_for(lambda r: r.on_topic("t/will"), 5)  # publishes the Will
+            assert [m.payload for m in watcher.on_topic("t/will")] == [b"will 1"]
+            assert holds_within(lambda: conn.connects == 2, 5)
+            assert built == [1, 2]
+            loop.run(conn.client.abort)
+            assert watcher.wait_for(lambda r: len(r.on_topic("t/will")) == 2, 5)
+            assert watcher.on_topic("t/will")[1].payload == b"will 2"  # this session's own
+    finally:
+        conn.stop()
+
+
+def test_reconnect_now_opens_a_new_session_at_once_without_the_will(
+    loop: LoopThread, broker: Mosquitto, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    built: list[int] = []
+
+    def will() -> Will:
+        built.append(1)
+        return Will("t/will", b"gone", qos=1, retain=False)
+
+    conn = Conn(loop, _settings(broker), subscriptions=list, will=will, clean_start=True)
+    conn.start()
+    try:
+        assert conn.wait_connected(5)
+        with Requester(broker.host, broker.port, subscribe=["t/will"]) as watcher:
+            for n in (2, 3, 4):  # more than the "flapping" count: asked for, not a fault
+                loop.run(conn.reconnect_now)
+                assert holds_within(lambda n=n: conn.connects == n and conn.connected, 3)
+            time.sleep(0.3)
+            assert watcher.on_topic("t/will") == []  # a normal DISCONNECT drops the Will
+        assert len(built) == 4 and conn.failures == 0
+        assert list(conn.waits) == []  # no back-off
+        assert "connection lost" not in caplog.text and "client id" not in caplog.text
+    finally:
+        conn.stop()
+
+
+def test_a_clean_session_announces_no_expiry(loop: LoopThread, broker: Mosquitto) -> None:
+    # Published while a clean session is away: nothing waits for it when it returns.
+    inbox = Inbox()
+    settings = _settings(broker)
+    conn = Conn(loop, settings, subscriptions=lambda: ["t/in/+"], on_message=inbox,
+                clean_start=True, manual_ack=False)  # fmt: skip
+    conn.start()
+    try:
+        assert conn.wait_subscribed(5)
+        assert conn.status()["session"] == "clean"
+        conn.stop()
+        with Requester(broker.host, broker.port) as r:
+            r.request("t/in/a", b"while away", reply_topic=False).wait_for_publish(5)
+        conn = Conn(loop, settings, subscriptions=lambda: ["t/in/+"], on_message=inbox,
+                    clean_start=True, manual_ack=False)  # fmt: skip
+        conn.start()
+        assert conn.wait_subscribed(5)
+        time.sleep(0.5)
+        assert inbox.msgs == []
+    finally:
+        conn.stop()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import jsonschema
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from tests.support.mosquitto import Mosquitto
-from tests.support.mqtt_bridge import BridgeHarness, site_settings
+from tests.support.mqtt_bridge import BridgeHarness
 from tests.support.mqtt_client import Requester
 from tests.support.prereq import need_module
 
@@ -45,18 +45,17 @@ TOOL = {
 
 
 @pytest.fixture
-def harness(broker: Mosquitto, tmp_path: Path) -> Iterator[BridgeHarness]:
+def harness(start_bridge: Callable[..., BridgeHarness], tmp_path: Path) -> BridgeHarness:
     from tests.support.embedding_models import write_onnx_encoder_package
     from tests.support.text_models import write_text_package
 
     store = tmp_path / "store"
-    pkgs = [
-        write_text_package(store, variants=(("tiny-f32", "tiny", "f32"),)),
-        write_onnx_encoder_package(store),
-    ]
-    with BridgeHarness(site_settings(broker), pkgs, tmp_path / "state") as h:
-        assert h.wait_connected()
-        yield h
+    return start_bridge(
+        [
+            write_text_package(store, variants=(("tiny-f32", "tiny", "f32"),)),
+            write_onnx_encoder_package(store),
+        ]
+    )
 
 
 def test_embed_and_schema_chat(broker: Mosquitto, harness: BridgeHarness) -> None:

@@ -4,9 +4,8 @@ image/jpeg carrying the raw bytes, the usual reply envelope, and every bad pictu
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -24,8 +23,9 @@ from tests.support.image_models import (
     write_picture_package,
 )
 from tests.support.mosquitto import Mosquitto
-from tests.support.mqtt_bridge import BridgeHarness, infer_body, site_settings
+from tests.support.mqtt_bridge import BridgeHarness, infer_body
 from tests.support.mqtt_client import Requester
+from tests.support.prereq import need_tool
 from tests.support.serving_models import write_linear_package
 
 pytestmark = pytest.mark.mqtt
@@ -36,13 +36,10 @@ LIMIT = 256 * 1024
 
 
 @pytest.fixture
-def harness(broker: Mosquitto, tmp_path: Path) -> Iterator[BridgeHarness]:
+def harness(start_bridge: Callable[..., BridgeHarness], tmp_path: Path) -> BridgeHarness:
     store = tmp_path / "store"
     packages = [write_picture_package(store), write_linear_package(store, app="plain")]
-    settings = site_settings(broker, max_payload_bytes=LIMIT)
-    with BridgeHarness(settings, packages, tmp_path / "state") as h:
-        assert h.wait_connected()
-        yield h
+    return start_bridge(packages, max_payload_bytes=LIMIT)
 
 
 def _best(harness: BridgeHarness, picture: bytes) -> int:
@@ -127,8 +124,8 @@ def test_a_picture_for_a_model_without_a_contract(
     assert "takes no pictures" in reply["error"]["message"]
 
 
-@pytest.mark.skipif(shutil.which("mosquitto_pub") is None, reason="mosquitto-clients missing")
 def test_mosquitto_pub_file(broker: Mosquitto, harness: BridgeHarness, tmp_path: Path) -> None:
+    need_tool("mosquitto_pub")
     picture = digit_picture(DIGIT)
     (tmp_path / "digit.png").write_bytes(picture)
     with Requester(broker.host, broker.port, subscribe=["plant/replies"]) as r:

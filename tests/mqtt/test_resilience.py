@@ -21,6 +21,7 @@ from runtime.config import MqttSettings
 from tests.support.mosquitto import Mosquitto
 from tests.support.mqtt_bridge import BridgeHarness, infer_body, site_settings, write_slow_package
 from tests.support.mqtt_client import Requester
+from tests.support.wait import holds_within
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
@@ -267,12 +268,7 @@ def test_a_replay_that_fails_is_retried_and_delivers_in_order(
 
 def _saved_after(db: Path, moment: float, timeout: float = 15.0) -> bool:
     """Mosquitto has written its database (autosave) since ``moment``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if db.exists() and db.stat().st_mtime > moment:
-            return True
-        time.sleep(0.05)
-    return False
+    return holds_within(lambda: db.exists() and db.stat().st_mtime > moment, timeout)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])

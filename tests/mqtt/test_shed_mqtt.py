@@ -8,17 +8,16 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-import paho.mqtt.client as paho
 import pytest
 
 from runtime.catalog import load_package
 from runtime.service.load_shed import LoadShed
 from tests.support.mosquitto import Mosquitto
 from tests.support.mqtt_bridge import BridgeHarness, infer_body, site_settings
-from tests.support.mqtt_client import Requester
+from tests.support.mqtt_client import Requester, user_properties
 from tests.support.serving_models import write_linear_package
 
 pytestmark = pytest.mark.mqtt
@@ -29,19 +28,15 @@ KEEPALIVE_S = 2  # below the settings' floor of 5 on purpose: a hold of 3 period
 
 
 @pytest.fixture
-def harness(broker: Mosquitto, tmp_path: Path) -> Iterator[BridgeHarness]:
+def harness(
+    start_bridge: Callable[..., BridgeHarness], broker: Mosquitto, tmp_path: Path
+) -> BridgeHarness:
     write_linear_package(tmp_path / "store")
     pkg = load_package(tmp_path / "store" / APP / "1.0.0")
     # model_copy skips validation: keepalive 2 s keeps the test short (the field's floor is
     # an operator's guard, not the protocol's).
     settings = site_settings(broker).model_copy(update={"keepalive": KEEPALIVE_S})
-    with BridgeHarness(settings, [pkg], tmp_path / "state", shed=LoadShed()) as h:
-        assert h.wait_connected()
-        yield h
-
-
-def _props(msg: paho.MQTTMessage) -> dict[str, str]:
-    return dict(getattr(msg.properties, "UserProperty", []) or [])
+    return start_bridge([pkg], settings=settings, shed=LoadShed())
 
 
 @pytest.mark.slow
@@ -102,7 +97,7 @@ def test_the_first_request_after_parking_carries_reload_ms(
     with Requester(broker.host, broker.port) as r:
         r.request(INFER, infer_body(seed=4), correlation=b"warm")
         assert r.wait_for(lambda r: r.by_corr.get(b"warm"))
-        assert "reload_ms" not in _props(r.by_corr[b"warm"][0])
+        assert "reload_ms" not in user_properties(r.by_corr[b"warm"][0])
 
         assert harness.call(service.park(APP)) is True
         r.request(INFER, infer_body(seed=5), correlation=b"cold")
@@ -111,5 +106,5 @@ def test_the_first_request_after_parking_carries_reload_ms(
         assert r.wait_for(lambda r: r.by_corr.get(b"warm-again"))
         cold, again = r.by_corr[b"cold"][0], r.by_corr[b"warm-again"][0]
     assert json.loads(cold.payload)["status"] == "ok"
-    assert int(_props(cold)["reload_ms"]) >= 0
-    assert "reload_ms" not in _props(again)  # the same worker task, the next job: cleared
+    assert int(user_properties(cold)["reload_ms"]) >= 0
+    assert "reload_ms" not in user_properties(again)  # the same worker task, the next job: cleared

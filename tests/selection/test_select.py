@@ -6,7 +6,7 @@ import json
 
 from runtime.hardware.report import RuntimeInfo
 from runtime.selection import Policy, Resources, resources_for, select
-from runtime.units import human_bytes
+from runtime.units import human_bytes, percent_bp
 from tests.support.synthetic import (
     GB,
     MB,
@@ -324,3 +324,9 @@ def test_human_bytes_reads_naturally_in_binary_units():
         "1.0 GiB",
         "24 GiB",
     ]
+
+
+def test_basis_points_read_as_one_percent_style() -> None:
+    assert percent_bp(9512) == "95.12%"
+    assert percent_bp(None) == "-" and percent_bp(None, "unmeasured") == "unmeasured"
+    assert percent_bp(5000, digits=0) == "50%"  # `models show`'s pruning column

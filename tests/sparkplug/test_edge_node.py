@@ -11,13 +11,14 @@ from typing import Any
 
 import pytest
 
-from runtime.config import SparkplugSettings
+from runtime.config import MqttSettings, SparkplugSettings
 from runtime.sparkplug import payload as sp
 from runtime.sparkplug.commands import Control
 from runtime.sparkplug.node import EdgeNode
-from tests.sparkplug import wire
-from tests.sparkplug.host import Host
+from tests.support import sparkplug_wire as wire
 from tests.support.mosquitto import Mosquitto
+from tests.support.sparkplug_host import Host
+from tests.support.wait import wait_until_async
 
 pytestmark = [pytest.mark.mqtt]
 
@@ -38,23 +39,17 @@ class Counting:
         return {"pump-model": [sp.Metric("Variant", sp.STRING, "int8")]}
 
 
-async def _until(predicate: Any, timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        await asyncio.sleep(0.05)
-    raise AssertionError("timed out")
-
-
 def _node(broker: Mosquitto, tmp_path: Path, source: Any, **kw: Any) -> EdgeNode:
     async def select(app: str, pin: str | None) -> None:
         raise AssertionError("no DCMD in this test")
 
     settings = SparkplugSettings(enabled=True, group_id="plant", edge_node_id="box1", **kw)
-    return EdgeNode(settings, host=broker.host, port=broker.port, source=source, select=select,
+    return EdgeNode(settings, link=_link(broker), source=source, select=select,
                     obey=lambda command: False, state_dir=tmp_path / "state")  # fmt: skip
+
+
+def _link(broker: Mosquitto) -> MqttSettings:
+    return MqttSettings(host=broker.host, port=broker.port)
 
 
 def test_payload_reads_back_with_an_independent_decoder() -> None:
@@ -82,7 +77,7 @@ def test_birth_order_aliases_and_seq_wrap(broker: Mosquitto, tmp_path: Path) -> 
         node = _node(broker, tmp_path, Counting(), scan_interval_s=0.01)
         node.start()
         try:
-            await _until(lambda: len(host.messages()) >= 300, timeout=60)
+            await wait_until_async(lambda: len(host.messages()) >= 300, timeout=60)
         finally:
             await node.stop()
 
@@ -120,11 +115,11 @@ def test_rebirth_on_ncmd_keeps_the_session(broker: Mosquitto, tmp_path: Path) ->
         node = _node(broker, tmp_path, Counting(moving=False))
         node.start()
         try:
-            await _until(lambda: host.messages("DBIRTH"))
+            await wait_until_async(lambda: host.messages("DBIRTH"))
             alias = host.messages("NBIRTH")[0].payload.by_name()["Node Control/Rebirth"].alias
             host.command("box1", [wire.write_metric(alias=alias, value=True)])  # by alias
-            await _until(lambda: len(host.messages("NBIRTH")) == 2)
-            await _until(lambda: len(host.messages("DBIRTH")) == 2)
+            await wait_until_async(lambda: len(host.messages("NBIRTH")) == 2)
+            await wait_until_async(lambda: len(host.messages("DBIRTH")) == 2)
             assert node.status()["counters"]["sessions"] == 1
         finally:
             await node.stop()
@@ -149,26 +144,29 @@ def test_state_gates_births(broker: Mosquitto, tmp_path: Path) -> None:
         node = _node(broker, tmp_path, Counting(moving=False), primary_host_id="scada")
         node.start()
         try:
-            await _until(lambda: "waiting" in node.status()["state"])
+            await wait_until_async(lambda: "waiting" in node.status()["state"])
             await asyncio.sleep(1.0)
             assert host.messages("NBIRTH") == []  # no birth while the host is away
             t0 = int(time.time() * 1000)
             host.state(True, t0)
-            await _until(lambda: host.messages("DBIRTH"))
+            await wait_until_async(lambda: host.messages("DBIRTH"))
             bdseq = host.messages("NBIRTH")[0].payload.by_name()["bdSeq"].value
             host.state(False, t0 - 10)  # older than the one in force: ignored
             await asyncio.sleep(0.5)
             assert host.messages("NDEATH") == []
             host.state(False, t0 + 1)
-            await _until(lambda: host.messages("NDEATH"))
+            await wait_until_async(lambda: host.messages("NDEATH"))
             assert host.messages("NDEATH")[0].payload.by_name()["bdSeq"].value == bdseq
             await asyncio.sleep(0.5)
             assert len(host.messages("NBIRTH")) == 1  # offline: no birth
             host.state(True, t0 + 2)
-            await _until(lambda: len(host.messages("NBIRTH")) == 2)
+            await wait_until_async(lambda: len(host.messages("NBIRTH")) == 2)
             again = host.messages("NBIRTH")[1].payload
             assert again.seq == 0
             assert again.by_name()["bdSeq"].value == (bdseq + 1) % 256  # a new session
+            # the goodbye went out once: the new session does not carry the old NDEATH
+            deaths = [d.payload.by_name()["bdSeq"].value for d in host.messages("NDEATH")]
+            assert deaths == [bdseq]
         finally:
             await node.stop()
 
@@ -193,13 +191,13 @@ def test_commands_obey_their_switches(broker: Mosquitto, tmp_path: Path) -> None
     async def main(obey: bool) -> dict[str, Any]:
         settings = SparkplugSettings(enabled=True, group_id="plant", edge_node_id="box1")
         controls = {"Node Control/Reload Models": Control("reload", reload)}
-        node = EdgeNode(settings, host=broker.host, port=broker.port, source=Counting(False),
+        node = EdgeNode(settings, link=_link(broker), source=Counting(False),
                         select=select, obey=lambda command: obey, controls=controls,
                         state_dir=tmp_path / "state")  # fmt: skip
         node.start()
         try:
             births = 1 if obey is False else 2  # the second node's own birth, not the first's
-            await _until(lambda: len(host.messages("DBIRTH")) == births)
+            await wait_until_async(lambda: len(host.messages("DBIRTH")) == births)
             nbirth = host.messages("NBIRTH")[-1].payload.by_name()
             assert nbirth["Node Control/Reload Models"].value is False
             alias = host.messages("DBIRTH")[-1].payload.by_name()["Variant"].alias
@@ -208,7 +206,7 @@ def test_commands_obey_their_switches(broker: Mosquitto, tmp_path: Path) -> None
                                                     value=True)])  # fmt: skip
             host.command("box1", [wire.write_metric(name="Node Control/Format Disk",
                                                     value=True)])  # fmt: skip
-            await _until(lambda: node.status()["counters"]["commands"] == 3)
+            await wait_until_async(lambda: node.status()["counters"]["commands"] == 3)
             await asyncio.sleep(0.2)
             return node.status()["counters"]
         finally:
@@ -233,12 +231,12 @@ def test_broker_restart_is_a_new_session_with_the_next_bdseq(
         node = _node(broker, tmp_path, Counting(moving=False))
         node.start()
         try:
-            await _until(lambda: node.status()["state"] == "online")
+            await wait_until_async(lambda: node.status()["state"] == "online")
             first = node.status()["bdseq"]
             await asyncio.to_thread(broker.stop)
-            await _until(lambda: node.status()["state"] != "online")
+            await wait_until_async(lambda: node.status()["state"] != "online")
             await asyncio.to_thread(broker.start)
-            await _until(lambda: node.status()["counters"]["births"] == 2, timeout=30)
+            await wait_until_async(lambda: node.status()["counters"]["births"] == 2, timeout=30)
             status = node.status()
             assert status["state"] == "online" and status["counters"]["sessions"] == 2
             assert status["bdseq"] == (first + 1) % 256  # the Will of the new session
@@ -248,9 +246,43 @@ def test_broker_restart_is_a_new_session_with_the_next_bdseq(
         again = _node(broker, tmp_path, Counting(moving=False))
         again.start()
         try:
-            await _until(lambda: again.status()["state"] == "online")
+            await wait_until_async(lambda: again.status()["state"] == "online")
             assert again.status()["bdseq"] == (first + 2) % 256
         finally:
             await again.stop()
 
     asyncio.run(main())
+
+
+def test_the_will_of_every_session_carries_that_sessions_bdseq(
+    broker: Mosquitto, tmp_path: Path
+) -> None:
+    # The link is cut twice (no DISCONNECT: the broker publishes the Will). Each NDEATH the
+    # host reads carries the bdSeq of the NBIRTH before it, and each new session births
+    # with the next one: the Will is built for every CONNECT, not once.
+    host = Host(broker.host, broker.port, "plant")
+
+    async def main() -> None:
+        node = _node(broker, tmp_path, Counting(moving=False))
+        node.start()
+        try:
+            for births in (1, 2):
+                await wait_until_async(lambda n=births: len(host.messages("NBIRTH")) == n)
+                node.conn.client.abort()  # as a network fault would
+                await wait_until_async(lambda n=births: len(host.messages("NDEATH")) == n)
+            await wait_until_async(lambda: len(host.messages("NBIRTH")) == 3)
+        finally:
+            await node.stop()
+
+    try:
+        asyncio.run(main())
+        host.wait(lambda: len(host.messages("NDEATH")) == 3)  # and the orderly goodbye
+        births = [s.payload.by_name()["bdSeq"].value for s in host.messages("NBIRTH")]
+        deaths = [s.payload.by_name()["bdSeq"].value for s in host.messages("NDEATH")]
+        assert births == [births[0], (births[0] + 1) % 256, (births[0] + 2) % 256]
+        assert deaths == births
+        assert [s.kind for s in host.messages() if s.kind in ("NBIRTH", "NDEATH")] == [
+            "NBIRTH", "NDEATH", "NBIRTH", "NDEATH", "NBIRTH", "NDEATH",
+        ]  # fmt: skip
+    finally:
+        host.close()

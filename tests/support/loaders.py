@@ -6,8 +6,12 @@ pins it (or takes the package's first), so a test says exactly what it serves.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from runtime.backends.base import Backend, LoadOptions
 from runtime.backends.onnx import OnnxBackend
@@ -34,5 +38,24 @@ def ort_loader(package: ModelPackage, pin: str | None) -> Loaded:
         backend = LlamaBackend()
     else:
         backend = OnnxBackend()
+    backend.load(variant, LoadOptions(intra_op_threads=1, task=package.meta.task))
+    return Loaded(package, variant, backend)
+
+
+# A request that stays in flight a while: long enough to shed, park or swap meanwhile.
+SLOW_S = 1.0
+
+
+class SlowBackend(OnnxBackend):
+    """onnxruntime that takes SLOW_S per request: a request stays in flight meanwhile."""
+
+    def infer(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        time.sleep(SLOW_S)
+        return super().infer(inputs)
+
+
+def slow_loader(package: ModelPackage, pin: str | None) -> Loaded:
+    variant = package.variant(pin) if pin else package.variants[0]
+    backend = SlowBackend()
     backend.load(variant, LoadOptions(intra_op_threads=1, task=package.meta.task))
     return Loaded(package, variant, backend)

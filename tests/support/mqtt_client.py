@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 import uuid
 from collections import defaultdict
 from typing import Any
@@ -15,6 +14,8 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from tests.support.wait import holds_within
 
 
 class Requester:
@@ -63,15 +64,22 @@ class Requester:
         c.connect_async(host, port, keepalive=10, clean_start=not persistent, properties=props)
         self.client = c
 
-    def __enter__(self) -> Requester:
+    def open(self) -> Requester:
+        """Connect and subscribe (``with Requester(...)`` does this, and ``close``)."""
         self.client.loop_start()
         assert self.connected.wait(10), "requester could not connect"
         assert self.subscribed.wait(10), "requester could not subscribe"
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+
+    def __enter__(self) -> Requester:
+        return self.open()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
 
     def _on_connect(self, client: paho.Client, u: Any, flags: Any, rc: Any, p: Any) -> None:
         if rc.is_failure:
@@ -130,14 +138,13 @@ class Requester:
         return info
 
     def wait_for(self, predicate: Any, timeout: float = 10.0) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        """Whether ``predicate(self)`` holds within ``timeout`` s (checked under the lock)."""
+
+        def check() -> bool:
             with self.lock:
-                if predicate(self):
-                    return True
-            time.sleep(0.01)
-        with self.lock:
-            return bool(predicate(self))
+                return bool(predicate(self))
+
+        return holds_within(check, timeout, interval=0.01)
 
     def replies(self, correlation: bytes) -> list[dict[str, Any]]:
         with self.lock:
@@ -146,3 +153,12 @@ class Requester:
     def on_topic(self, topic: str) -> list[paho.MQTTMessage]:
         with self.lock:
             return [m for m in self.messages if m.topic == topic]
+
+    def docs(self, topic: str) -> list[dict[str, Any]]:
+        """The JSON bodies received on ``topic``, in order."""
+        return [json.loads(m.payload) for m in self.on_topic(topic)]
+
+
+def user_properties(msg: paho.MQTTMessage) -> dict[str, str]:
+    """A reply's MQTT v5 User Properties (model_version, variant, error, ...) as a dict."""
+    return dict(getattr(msg.properties, "UserProperty", []) or [])

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import importlib
 import os
+import shutil
+from pathlib import Path
 from types import ModuleType
 from typing import NoReturn
 
@@ -22,7 +24,16 @@ def missing(reason: str) -> NoReturn:
     """Skip with ``reason`` on a developer's machine; fail with it under CI=true."""
     if in_ci():
         pytest.fail(f"{reason} (CI=true: make test installs it, so this is a broken install)")
-    pytest.skip(reason)
+    # allow_module_level: a module whose every test needs it may call this at its top.
+    pytest.skip(reason, allow_module_level=True)
+
+
+def need_tool(*programs: str) -> None:
+    """Skip (fail under CI=true) unless every program is installed: a name on PATH, or a
+    path that exists."""
+    gone = [p for p in programs if shutil.which(p) is None and not Path(p).exists()]
+    if gone:
+        missing(f"{' and '.join(gone)} not installed (scripts/system-deps.sh installs it)")
 
 
 def need_module(name: str) -> ModuleType:

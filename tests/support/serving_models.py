@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import orjson
 from onnx import TensorProto, helper, numpy_helper
 
 from runtime.catalog import ModelPackage, load_package
@@ -125,3 +126,11 @@ def write_mixed_package(store: Path, app: str = "echo", version: str = "1") -> M
     mixed_model(vdir / "model.onnx")
     _write_variant(vdir, "base", "fp32", 0)
     return load_package(pdir)
+
+
+def kserve_body(rows: int = 2) -> bytes:
+    """A KServe v2 JSON infer body for the linear package: ``rows`` rows of 64 pixels."""
+    x = np.random.default_rng(rows).uniform(0, 16, (rows, 64)).astype(np.float32)
+    inputs = [{"name": "pixels", "datatype": "FP32", "shape": [rows, 64],
+               "data": x.reshape(-1).tolist()}]  # fmt: skip
+    return orjson.dumps({"inputs": inputs})

@@ -1,19 +1,20 @@
 """Backends that misbehave in inference, onnxruntime underneath: ``SleepyBackend`` sleeps
 in every ``infer`` (a hang), ``SlowBackend`` takes ``SLOW_S`` a call (a model slower than
 its calibration budget), ``CrashingBackend`` raises. Tests put them in the real backend
-table (runtime.backends.registry.BACKENDS) to show that calibration cuts a hanging
+table (runtime.backend_table.BACKENDS) to show that calibration cuts a hanging
 candidate at its budget and records a crashing one as failed."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
+from runtime.backend_table import BACKENDS
 from runtime.backends.onnx import OnnxBackend
-from runtime.backends.registry import BACKENDS, BackendEntry
 
 HANG_S = 30.0
 SLOW_S = 0.4
@@ -41,5 +42,4 @@ class CrashingBackend(OnnxBackend):
 def serve_onnx_with(monkeypatch: pytest.MonkeyPatch, cls: str) -> None:
     """Make the backend registry's own "onnx" entry name ``cls`` of this module for the
     test (the registry's table is the seam; nothing of ours is mocked)."""
-    entry = BackendEntry(__name__, cls, "onnxruntime", ("onnx",), "onnx")
-    monkeypatch.setitem(BACKENDS, "onnx", entry)
+    monkeypatch.setitem(BACKENDS, "onnx", replace(BACKENDS["onnx"], module=__name__, cls=cls))
