@@ -41,7 +41,7 @@ def _load() -> float:
 
 
 def _p50_now(loader: Any, package: ModelPackage, variant: str, target: Target, runs: int) -> float:
-    backend = loader.load_target(package.variant(variant), target, package.meta.task)
+    backend = loader.targets.load_target(package.variant(variant), target, package.meta.task)
     try:
         data = golden_run.read_golden(package)
         assert data is not None

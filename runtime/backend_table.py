@@ -58,6 +58,9 @@ class BackendRow:
     weight_copies: int
     offers: Offers  # given the imported runtime module: version, devices, note
     providers: bool = False  # takes a profile target's ``providers`` list
+    # The package tasks (catalog's ``task``) it can serve. Opening a format is not enough:
+    # an embedding package needs text in (a tokenizer path), which OpenVINO lacks.
+    tasks: tuple[str, ...] = ("tensor",)
 
     def install_hint(self) -> str:
         return f"pip install 'headframe[{self.extra}]'"
@@ -91,6 +94,7 @@ BACKENDS: dict[str, BackendRow] = {
             device_classes=("cpu", "gpu", "npu"), bare_file_devices=("cpu", "gpu"),
             base_bytes=16 * MiB, weight_copies=3,
             offers=_onnxruntime_offers, providers=True,
+            tasks=("tensor", "embedding"),  # embedding: its sentence encoder + tokenizer.json
         ),
         # OpenVINO reads its own IR and ONNX files directly; it reads and compiles: two.
         BackendRow(
@@ -100,6 +104,7 @@ BACKENDS: dict[str, BackendRow] = {
             device_classes=("cpu", "gpu", "npu"), bare_file_devices=("cpu", "gpu", "npu"),
             base_bytes=32 * MiB, weight_copies=2,
             offers=_openvino_offers,
+            tasks=("tensor",),  # no tokenizer path: an ONNX encoder would take ids, not text
         ),
         # llama.cpp maps the file: one.
         BackendRow(
@@ -108,6 +113,7 @@ BACKENDS: dict[str, BackendRow] = {
             platform="llama_cpp_gguf", formats=("gguf",), device_classes=("cpu", "gpu"),
             bare_file_devices=("cpu", "gpu"), base_bytes=8 * MiB, weight_copies=1,
             offers=_llama_cpp_offers,
+            tasks=("text", "embedding"),
         ),
     )
 }  # fmt: skip
@@ -149,6 +155,15 @@ def runtime_row(runtime: str) -> BackendRow:
         if row.runtime == runtime:
             return row
     raise KeyError(runtime)
+
+
+def task_problem(backend: str, task: str) -> str | None:
+    """Why ``backend`` cannot serve a package whose task is ``task``, or None when it can
+    (selection skips such a target with this reason; the loader never tries one)."""
+    row = BACKENDS[backend]
+    if task in row.tasks:
+        return None
+    return f"{backend} cannot serve {task} packages (it serves {', '.join(row.tasks)})"
 
 
 def platform_of(backend: str) -> str:

@@ -8,7 +8,8 @@ status each and the body {"error": "..."} (OpenAI's error object under /v1/).
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -26,10 +27,16 @@ from runtime.api.guard import ASGIApp, Guard, InFlight, Receive, Scope, Send, er
 from runtime.api.hosts import HostCheck, trusted_hosts
 from runtime.config import Settings
 from runtime.errors import HeadframeError, ModelNotFound, NotReady
-from runtime.service import InferenceService
+from runtime.service import InferenceService, ModelSlot
 from runtime.service.load_shed import LoadShed
 
 log = logging.getLogger(__name__)
+
+
+class OperatorChanges(Protocol):
+    """The change path's operator pin (runtime.service.changes.ChangePath.pin)."""
+
+    async def pin(self, app: str, variant: str | None, source: str) -> ModelSlot: ...
 
 
 class SelectRequest(BaseModel):
@@ -74,6 +81,7 @@ def create_app(
     *,
     settings: Settings,
     context: ServerContext | None = None,
+    changes: OperatorChanges | None = None,
     tokens: Tokens | None = None,
     shed: LoadShed | None = None,
 ) -> FastAPI:
@@ -81,9 +89,28 @@ def create_app(
     and the admin routes, behind the host check and the guard. ``tokens`` is the live
     token set (the daemon's, which SIGHUP refreshes); by default the ones ``settings.api``
     names, read once. ``shed`` (the daemon's one ``LoadShed``) makes the inference routes
-    answer 429 while it blocks an application."""
+    answer 429 while it blocks an application.
+    ``changes`` (the change path) serves ``POST /admin/models/{app}/select``; without one
+    there is no admin route."""
     context = context or ServerContext()
+    in_flight = InFlight()
+
+    def layers(routed: ASGIApp) -> ASGIApp:
+        # The host check runs first, then the browser check (blind cross-origin requests),
+        # then the guard (tokens, limits), then the infer fast path, then FastAPI.
+        fast = kserve.InferFastPath(routed, service=service, shed=shed)
+        guard = Guard(
+            fast,
+            tokens=tokens if tokens is not None else Tokens(load_tokens(settings.api)),
+            max_body_bytes=settings.api.max_body_bytes,
+            timeout_s=settings.api.request_timeout_s,
+            in_flight=in_flight,
+            max_text_body_bytes=settings.api.max_text_body_bytes,
+        )
+        return HostCheck(BrowserCheck(guard), trusted=trusted_hosts(settings.api))
+
     app = HeadframeApp(
+        layers,
         title="headframe",
         version=__version__,
         description="Edge AI runtime: KServe v2 and OpenAI-compatible inference.",
@@ -93,36 +120,23 @@ def create_app(
     _install_error_handlers(app)
     app.include_router(kserve.router(service, shed))
     app.include_router(status.router(service, context))
-    in_flight = InFlight()
     app.include_router(metrics.router(metrics.build_registry(service, context, in_flight)))
     app.include_router(openai.router(service, shed))
 
-    select = context.select
+    if changes is not None:  # no change path, no admin route: nothing bypasses the pins
 
-    @app.post("/admin/models/{model}/select", tags=["admin"], summary="Swap to a variant")
-    async def select_variant(model: str, body: SelectRequest) -> dict[str, Any]:
-        """Load the variant (or the automatic choice), switch to it, unload the old one;
-        requests in flight finish on the old variant."""
-        service.slot(model)  # 404 or 503 before any loading
-        pin = None if body.variant == "auto" else body.variant
-        try:
-            slot = await (select(model, pin) if select else service.swap(model, pin=pin))
-        except KeyError as e:
-            raise ModelNotFound(str(e.args[0] if e.args else e)) from None
-        return slot.to_dict()
+        @app.post("/admin/models/{model}/select", tags=["admin"], summary="Swap to a variant")
+        async def select_variant(model: str, body: SelectRequest) -> dict[str, Any]:
+            """Pin the variant (or return to the automatic choice), load it, switch to it,
+            unload the old one; requests in flight finish on the old variant. The pin is
+            kept across restarts; one that cannot load leaves the previous pin in force."""
+            pin = None if body.variant == "auto" else body.variant
+            try:
+                slot = await changes.pin(model, pin, "http")
+            except KeyError as e:
+                raise ModelNotFound(str(e.args[0] if e.args else e)) from None
+            return slot.to_dict()
 
-    # The host check runs first, then the browser check (blind cross-origin requests),
-    # then the guard (tokens, limits), then the infer fast path, then FastAPI.
-    fast = kserve.InferFastPath(app.routed, service=service, shed=shed)
-    guard = Guard(
-        fast,
-        tokens=tokens if tokens is not None else Tokens(load_tokens(settings.api)),
-        max_body_bytes=settings.api.max_body_bytes,
-        timeout_s=settings.api.request_timeout_s,
-        in_flight=in_flight,
-        max_text_body_bytes=settings.api.max_text_body_bytes,
-    )
-    app.entry = HostCheck(BrowserCheck(guard), trusted=trusted_hosts(settings.api))
     return app
 
 
@@ -131,9 +145,12 @@ class HeadframeApp(FastAPI):
     with them inside its middleware stack: every request passes the layers, and the hot
     infer route is answered before FastAPI's own per-request work (its telemetry check
     reads the environment on every call, Starlette's error middleware wraps ``send``),
-    which cost more than a small model's inference and protect nothing there."""
+    which cost more than a small model's inference and protect nothing there.
+    ``layers(routed)`` wraps FastAPI's own routing (``routed``) in those layers."""
 
-    entry: ASGIApp
+    def __init__(self, layers: Callable[[ASGIApp], ASGIApp], **fastapi: Any) -> None:
+        super().__init__(**fastapi)
+        self.entry = layers(self.routed)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.entry(scope, receive, send)

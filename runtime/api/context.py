@@ -2,8 +2,7 @@
 
 The daemon (or a test) builds one, hands it to ``create_app`` and registers with it:
 
-    context = ServerContext(select=daemon_select)       # select: the admin route's swap
-    context.describe(BoxDescription(host, report, match))  # once, after the probe
+    context = ServerContext(lambda: daemon.description)  # the box's description in force
     context.add_section("fleet", runner.status)          # a block of /status and the page
     context.add_metrics("fleet", runner.metric_families) # prometheus_client families
 
@@ -16,7 +15,7 @@ is logged and left out, and never takes /status or /metrics down.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -25,9 +24,6 @@ from runtime.box.description import BoxDescription
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
 
-    from runtime.service import ModelSlot
-
-Selector = Callable[[str, "str | None"], Awaitable["ModelSlot"]]
 Section = Callable[[], Any]
 MetricSource = Callable[[], "Iterable[Metric]"]
 # The status document's own keys; a section may not hide them.
@@ -35,36 +31,19 @@ RESERVED_SECTIONS = frozenset({"server", "host", "profile", "applications"})
 
 
 class ServerContext:
-    """The box's description and the daemon's registrations: status sections, metrics
-    sources, and the admin route's ``select(app, variant_or_None)`` (None: swap through
-    the service directly)."""
+    """The box's description and the daemon's registrations: status sections and metrics
+    sources. ``box()`` is the description in force, read at every request (the daemon
+    probes after the HTTP server is up, and again on SIGHUP); an empty one by default."""
 
-    def __init__(
-        self, box: BoxDescription | None = None, *, select: Selector | None = None
-    ) -> None:
+    def __init__(self, box: Callable[[], BoxDescription] = BoxDescription) -> None:
         self.started_at = time.time()
-        self.select = select
-        self._box = box or BoxDescription()
-        self._described = box is not None
+        self._box = box
         self._sections: dict[str, Section] = {}
         self._metrics: dict[str, MetricSource] = {}
 
     @property
     def box(self) -> BoxDescription:
-        return self._box
-
-    def describe(self, box: BoxDescription) -> None:
-        """Set the box's description, once (the daemon, after the probe)."""
-        if self._described:
-            raise RuntimeError("the box is already described")
-        self._box, self._described = box, True
-
-    def redescribe(self, box: BoxDescription) -> None:
-        """Replace the description after a new probe: the daemon rebuilds its box policy
-        on SIGHUP, where the settings may force another profile. Only once described."""
-        if not self._described:
-            raise RuntimeError("the box is not described yet")
-        self._box = box
+        return self._box()
 
     def add_section(self, name: str, section: Section) -> None:
         """Add ``name`` to /status and the status page."""

@@ -11,7 +11,7 @@ from runtime.api.guard import error_payload
 from runtime.errors import HeadframeError
 
 # On a response that waited for its idle-unloaded (parked) model to load again
-# (runtime.service.reload_note): the KServe and OpenAI routes both add it.
+# (the answer's reload_ms, runtime.service.answer): the KServe and OpenAI routes add it.
 RELOAD_HEADER = "X-Headframe-Reload-Ms"
 
 

@@ -9,7 +9,6 @@ messages.
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 import orjson
@@ -20,12 +19,17 @@ from runtime import __version__
 from runtime.api.errors import RELOAD_HEADER, error_parts
 from runtime.api.guard import ASGIApp, Receive, Scope, Send
 from runtime.backend_table import platform_of
+from runtime.catalog import PackageMeta
 from runtime.codecs.images import is_picture, media_type, picture_request
-from runtime.codecs.kserve import HEADER_LENGTH, decode_infer_request, encode_infer_response
-from runtime.errors import HeadframeError, InvalidInput, ModelNotFound, NotReady
-from runtime.service import InferenceService, ModelSlot
+from runtime.codecs.kserve import (
+    HEADER_LENGTH,
+    InferRequest,
+    decode_infer_request,
+    encode_infer_response,
+)
+from runtime.errors import HeadframeError, InvalidInput, NotReady
+from runtime.service import Answer, InferenceService, ModelSlot
 from runtime.service.load_shed import LoadShed
-from runtime.service.reload_note import reload_waited_ms
 from runtime.tensors import DATATYPES
 
 log = logging.getLogger(__name__)
@@ -160,10 +164,8 @@ def _parse_header_length(raw: str | None) -> int | None:
 
 
 def served(service: InferenceService, model: str, version: str | None) -> ModelSlot:
-    slot = service.slot(model)
-    if version is not None and version != slot.package.version:
-        raise ModelNotFound(f"{model} serves version {slot.package.version}, not {version!r}")
-    return slot
+    """The slot for the metadata and readiness routes (inference asks the service itself)."""
+    return service.slot(model, version)
 
 
 async def run_infer(
@@ -173,31 +175,32 @@ async def run_infer(
     body: bytes,
     header_length: int | None,
     content_type: str | None = None,
-) -> tuple[bytes, int | None]:
-    """Decode, infer, encode: (response body, Inference-Header-Content-Length or None).
-    A ``content_type`` of image/jpeg or image/png makes the body one picture."""
-    start = time.perf_counter()
-    slot = served(service, model, version)  # unknown model or version: 404 before decoding
-    try:
-        if is_picture(content_type):
-            req = picture_request(model, slot.package.meta, media_type(content_type), body)
-        else:
-            req = decode_infer_request(body, header_length)
-    except InvalidInput:
-        service.stats.record(model, "kserve", "invalid_input", time.perf_counter() - start)
-        raise
-    outputs = await service.infer(
-        model, req.inputs, version=version, outputs=req.output_names, protocol="kserve"
-    )
-    return encode_infer_response(
+) -> tuple[bytes, int | None, Answer]:
+    """Decode, infer, encode: (response body, Inference-Header-Content-Length or None, the
+    answer). A ``content_type`` of image/jpeg or image/png makes the body one picture. An
+    unknown model or version is a 404 before the body is decoded (the service decodes
+    once it knows the slot)."""
+    if is_picture(content_type):
+        media = media_type(content_type)
+
+        def decode(meta: PackageMeta) -> InferRequest:
+            return picture_request(model, meta, media, body)
+    else:
+
+        def decode(meta: PackageMeta) -> InferRequest:
+            return decode_infer_request(body, header_length)
+
+    req, answer = await service.infer_request(model, decode, version=version, protocol="kserve")
+    payload, length = encode_infer_response(
         model,
-        slot.package.version,
-        outputs,
+        answer.version,
+        answer.outputs,
         request_id=req.id,
         requested=req.outputs,
         binary_default=req.binary_output,
-        labels=slot.package.meta.labels,
+        labels=answer.labels,
     )
+    return payload, length, answer
 
 
 JSON_HEADERS = ((b"content-type", b"application/json"),)
@@ -221,7 +224,7 @@ async def answer_infer(
     try:
         if shed is not None:
             shed.check(model, "kserve")
-        payload, out_length = await run_infer(
+        payload, out_length, answer = await run_infer(
             service, model, version, body, _parse_header_length(header_length), content_type
         )
     except HeadframeError as e:
@@ -230,7 +233,7 @@ async def answer_infer(
             log.warning("POST %s: %s", path, e.message)
         headers = [*JSON_HEADERS, *((k.lower().encode(), v.encode()) for k, v in extra.items())]
         return status, headers, orjson.dumps(doc)
-    reload_ms = reload_waited_ms()
+    reload_ms = answer.reload_ms
     if out_length is None:
         headers = list(JSON_HEADERS)
     else:

@@ -16,7 +16,7 @@ sent as a final ``data: {"error": ...}`` event, which OpenAI's SDKs raise as API
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from typing import Any, Protocol
 
 import orjson
@@ -38,8 +38,8 @@ from runtime.codecs.openai import (
     validation_message,
 )
 from runtime.errors import HeadframeError, InvalidInput, ModelNotFound
+from runtime.service.answer import Answer, TextAnswer
 from runtime.service.load_shed import LoadShed
-from runtime.service.reload_note import reload_waited_ms
 
 log = logging.getLogger(__name__)
 
@@ -49,15 +49,15 @@ SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 class TextService(Protocol):
     """What this router needs from runtime.service.InferenceService."""
 
-    def generate(
+    async def generate(
         self, app: str, request: GenerationRequest, *, protocol: str = "openai"
-    ) -> AsyncIterator[GenerationChunk]: ...
+    ) -> TextAnswer: ...
+
+    async def embed(
+        self, app: str, texts: Sequence[str], *, protocol: str = "openai"
+    ) -> Answer: ...
 
     def slots(self) -> list[Any]: ...
-
-    def slot(self, app: str) -> Any: ...
-
-    async def infer(self, app: str, inputs: Any, *, protocol: str = "kserve") -> dict[str, Any]: ...
 
 
 def error_response(exc: HeadframeError) -> Response:
@@ -97,13 +97,14 @@ def router(service: TextService, shed: LoadShed | None = None) -> APIRouter:
     While ``shed`` blocks a model, its chat, completions and embeddings answer 429."""
     r = APIRouter(route_class=OpenAIRoute, tags=["openai"])
 
-    def reload_headers(headers: dict[str, str] | None = None) -> dict[str, str]:
+    def reload_headers(
+        answer: Answer | TextAnswer, headers: dict[str, str] | None = None
+    ) -> dict[str, str]:
         """The X-Headframe-Reload-Ms header when this request waited for its parked model
-        to load again (runtime.service.reload_note)."""
+        to load again (the answer says so)."""
         out = dict(headers or {})
-        waited = reload_waited_ms()
-        if waited is not None:
-            out[RELOAD_HEADER] = str(waited)
+        if answer.reload_ms is not None:
+            out[RELOAD_HEADER] = str(answer.reload_ms)
         return out
 
     def text_apps() -> list[Any]:
@@ -116,12 +117,6 @@ def router(service: TextService, shed: LoadShed | None = None) -> APIRouter:
             "created": int(getattr(slot, "loaded_at", 0) or 0),
             "owned_by": "headframe",
         }
-
-    def fingerprint(app: str) -> str | None:
-        try:
-            return f"{service.slot(app).variant.id}"
-        except (HeadframeError, KeyError, AttributeError):
-            return None
 
     @r.get("/v1/models")
     async def list_models() -> Response:
@@ -139,22 +134,23 @@ def router(service: TextService, shed: LoadShed | None = None) -> APIRouter:
         kind: str, model: str, gen: GenerationRequest, stream: bool, include_usage: bool,
         tools: Any = None,
     ) -> Response:  # fmt: skip
+        try:
+            if shed is not None:
+                shed.check(model, "openai")
+            answer = await service.generate(model, gen, protocol="openai")
+        except HeadframeError as e:
+            return error_response(e)
+        chunks = answer.chunks
         enc = StreamEncoder(
             kind="chat" if kind == "chat" else "text",
             model=model,
             include_usage=include_usage,
-            fingerprint=fingerprint(model),
+            fingerprint=answer.variant,  # the variant producing this answer
             tools=tools,
         )
         try:
-            if shed is not None:
-                shed.check(model, "openai")
-        except HeadframeError as e:
-            return error_response(e)
-        chunks = service.generate(model, gen, protocol="openai")
-        try:
-            # Wait for the first chunk before answering, so that an unknown model, a
-            # full queue or a prompt too long still gets a real status code.
+            # Wait for the first chunk before answering, so that a full queue or a prompt
+            # too long still gets a real status code.
             first = await anext(chunks)
         except StopAsyncIteration:
             first = GenerationChunk("", "stop")
@@ -173,12 +169,12 @@ def router(service: TextService, shed: LoadShed | None = None) -> APIRouter:
             return Response(
                 orjson.dumps(enc.response(collected)),
                 media_type="application/json",
-                headers=reload_headers(),
+                headers=reload_headers(answer),
             )
         return StreamingResponse(
             _events(enc, first, chunks),
             media_type="text/event-stream",
-            headers=reload_headers(SSE_HEADERS),
+            headers=reload_headers(answer, SSE_HEADERS),
         )
 
     @r.post("/v1/chat/completions", response_model=None)
@@ -202,10 +198,12 @@ def router(service: TextService, shed: LoadShed | None = None) -> APIRouter:
         try:
             if shed is not None:
                 shed.check(body.model, "openai")
-            out = await embed(service, body, "openai")
+            out, answer = await embed(service, body, "openai")
         except HeadframeError as e:
             return error_response(e)
-        return Response(orjson.dumps(out), media_type="application/json", headers=reload_headers())
+        return Response(
+            orjson.dumps(out), media_type="application/json", headers=reload_headers(answer)
+        )
 
     return r
 

@@ -16,6 +16,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import numpy as np
 
 from runtime.catalog import TensorSpec, Variant
+from runtime.config import EmbeddingSettings
 
 Device = Literal["cpu", "gpu", "npu", "auto"]
 
@@ -33,6 +34,8 @@ class LoadOptions:
     context_tokens: int = 2048  # llama.cpp n_ctx
     performance_hint: str = "LATENCY"  # OpenVINO: LATENCY or THROUGHPUT
     task: str = "tensor"  # the package's task: "embedding" loads a model for vectors
+    # [embeddings]: an embedding model's limits per request and its token batches
+    embedding: EmbeddingSettings = field(default_factory=EmbeddingSettings)
 
 
 @dataclass(frozen=True)

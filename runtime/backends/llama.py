@@ -50,6 +50,7 @@ from runtime.backends.base import (
 )
 from runtime.backends.utf8_filter import Utf8Table, llama_token_pieces
 from runtime.catalog import TensorSpec, Variant
+from runtime.config import EmbeddingSettings
 from runtime.errors import BackendLoadError, BackendUnavailable, InvalidInput
 
 if TYPE_CHECKING:
@@ -96,6 +97,7 @@ class LlamaBackend:
         self._formatter: Any = None
         self._is_eog: Any = None
         self._embedding = False
+        self._limits = EmbeddingSettings()
         self._template_tools = False
         self._grammars: dict[str, Any] = {}
         self._utf8: Utf8Table | None = None  # built at the first grammar request
@@ -163,6 +165,7 @@ class LlamaBackend:
         self._is_eog = lambda token: bool(llama_cpp.llama_vocab_is_eog(vocab, token))
         self._template_tools = bool(template) and "tools" in str(template)
         self._embedding = embedding
+        self._limits = options.embedding
         self._llama_cpp = llama_cpp
         self._grammar_cls = LlamaGrammar
         self._utf8 = None
@@ -207,7 +210,7 @@ class LlamaBackend:
         """KServe-style text: each row of ``text`` is a prompt completed with defaults (in
         embedding mode: each row is embedded)."""
         if self._embedding:
-            return self.embed(emb.texts_of(inputs))
+            return self.embed(emb.texts_of(inputs, self._limits))
         prompts = np.asarray(inputs["text"]).reshape(-1)
         out = []
         for p in prompts:
@@ -267,14 +270,16 @@ class LlamaBackend:
         yield GenerationChunk(pending, finish, n_prompt, produced)  # type: ignore[arg-type]
 
     def embed(self, texts: list[str]) -> dict[str, np.ndarray]:
-        """One normalised vector and the token count per text, in one llama.cpp batch."""
+        """One normalised vector and the token count per text. Within the request's token
+        budget ([embeddings]); llama.cpp itself runs the texts in batches of at most its
+        n_batch tokens (the context), so memory stays that of one such batch."""
         llm = self._require()
         n_ctx = min(int(llm.n_ctx()), int(llm.n_batch))
+        budget = emb.TokenBudget(self._limits, n_ctx)
         counts = []
         for i, text in enumerate(texts):
             n = len(llm.tokenize(text.encode("utf-8")))
-            if n > n_ctx:
-                raise InvalidInput(f"input[{i}] is {n} tokens but the model reads at most {n_ctx}")
+            budget.take(i, n)
             counts.append(n)
         if not texts:
             return emb.result(np.zeros((0, llm.n_embd()), np.float32), [])

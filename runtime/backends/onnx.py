@@ -185,7 +185,7 @@ class OnnxBackend:
             from runtime.backends.embedding import EMBEDDING_SCHEMA
             from runtime.backends.onnx_embed import SentenceEncoder
 
-            self._encoder = SentenceEncoder.open(session, variant)
+            self._encoder = SentenceEncoder.open(session, variant, options.embedding)
             self._schema = EMBEDDING_SCHEMA
         log.info(
             "onnx loaded %s on %s (providers %s, cache %s)",
@@ -274,7 +274,7 @@ class OnnxBackend:
         if self._encoder is not None:
             from runtime.backends.embedding import texts_of
 
-            return dict(self._encoder.embed(texts_of(inputs)))
+            return dict(self._encoder.embed(texts_of(inputs, self._encoder.limits)))
         try:
             results = self._session.run(None, {k: _to_ort(v) for k, v in inputs.items()})
         except Exception as e:

@@ -9,7 +9,8 @@ none of them recomputes floors or pins.
 
 The box also owns the one changeable layer: operator pins (HTTP admin, MQTT ``select``,
 ``headframe models use``), persisted in ``state_dir/pins.json`` so they survive a
-restart, and governor overrides (held in memory only: a restart forgets pressure).
+restart, and governor overrides (held in memory only: a restart forgets pressure). Only
+the change path (runtime.service.changes) changes them, around the swap that follows.
 Precedence: operator pin > the settings' ``variant`` > governor override > automatic (a pin
 wins over the governor, which then only reports what it would do).
 """
@@ -27,7 +28,15 @@ from runtime.catalog import PackageMeta, VariantMeta
 from runtime.config import ApplicationSettings, Settings
 from runtime.hardware.report import HardwareReport
 from runtime.profiles import DeviceProfile, ProfileMatch
-from runtime.selection import Policy, Resources, Selection, resources_for, select
+from runtime.selection import (
+    Policy,
+    Resources,
+    Screened,
+    Selection,
+    rank,
+    resources_for,
+    screen,
+)
 from runtime.selection.measurement import Measurement, MeasurementKey
 
 log = logging.getLogger(__name__)
@@ -89,6 +98,15 @@ class Box:
         """An operator's pin (None or "auto": clear it), persisted in the state dir."""
         return self.pins.set(app, None if variant in (None, "auto") else variant, source)
 
+    def operator_pin(self, app: str) -> Pin | None:
+        """The operator's pin of ``app`` as it is now (the change path keeps it to put
+        back when a new pin cannot load)."""
+        return self.pins.get(app)
+
+    def restore_pin(self, app: str, pin: Pin | None) -> None:
+        """Put back ``pin`` as it was (a select that failed to load undoes its pin)."""
+        self.pins.restore(app, pin)
+
     def override(self, app: str, variant: str | None, reason: str = "") -> None:
         """The governor's seam: force ``variant`` under pressure, None to lift it.
         Not persisted: after a restart the governor decides afresh."""
@@ -126,6 +144,26 @@ class Box:
             pin_text="forced for this load" if force else pin_text,
         )
 
+    def screen(
+        self,
+        package: PackageMeta,
+        variants: Sequence[VariantMeta],
+        *,
+        force: str | None = None,
+        unpinned: bool = False,
+        governed: bool = True,
+    ) -> Screened:
+        """The static rules under this box's policy for the application: the first step of
+        a decision (runtime.selection.screen); ``rank`` it with what was measured."""
+        return screen(
+            package,
+            variants,
+            self.profile,
+            self.report,
+            self.resources,
+            self.policy_for(package.application, force, unpinned, governed),
+        )
+
     def select(
         self,
         package: PackageMeta,
@@ -136,15 +174,9 @@ class Box:
         unpinned: bool = False,
         governed: bool = True,
     ) -> Selection:
-        return select(
-            package,
-            variants,
-            self.profile,
-            self.report,
-            self.resources,
-            self.policy_for(package.application, force, unpinned, governed),
-            measurements=measurements,
-        )
+        """The whole decision when the measurements are in hand (or none)."""
+        screened = self.screen(package, variants, force=force, unpinned=unpinned, governed=governed)
+        return rank(screened, measurements)
 
     def describe(self) -> dict[str, Any]:
         """The box section of /status: profile, budget, objective, pins in force."""

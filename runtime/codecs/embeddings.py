@@ -1,9 +1,11 @@
 """OpenAI embeddings, shared by HTTP (``POST /v1/embeddings``) and MQTT (``.../embed``).
 
-``input`` is a string or a list of up to ``MAX_INPUTS`` non-empty strings (token arrays
-are refused: the box tokenizes with the model's own tokenizer). The texts go to the
-application's worker as one ``infer`` call (runtime.backends.embedding's contract), so
-the backend embeds them as one batch and the worker may batch requests together.
+``input`` is a string or a list of non-empty strings (token arrays are refused: the box
+tokenizes with the model's own tokenizer). The texts go to the application's worker as
+one ``embed`` call of the service (runtime.backends.embedding's contract), where the limits of
+``[embeddings]`` apply as on every other route (texts per request, characters per text,
+the request's token budget; each 400 names its setting) and the backend runs them in
+batches of at most ``max_batch_tokens``.
 
 ``encoding_format`` "float" gives lists of numbers; "base64" the little-endian float32
 bytes, base64-encoded (what the openai SDK asks for by default and decodes itself).
@@ -15,7 +17,7 @@ model's own width. Vectors are L2-normalised.
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal, Protocol
 
 import numpy as np
@@ -24,9 +26,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from runtime.backends.embedding import l2_normalise
 from runtime.codecs.openai import validation_message
 from runtime.errors import InvalidInput
-
-MAX_INPUTS = 2048  # OpenAI's own limit on inputs per request
-MAX_CHARS = 64 * 1024  # one text; longer ones would not fit any context anyway
 
 
 class EmbeddingRequest(BaseModel):
@@ -42,15 +41,11 @@ class EmbeddingRequest(BaseModel):
         items = [self.input] if isinstance(self.input, str) else list(self.input)
         if not items:
             raise InvalidInput("input: send at least one text")
-        if len(items) > MAX_INPUTS:
-            raise InvalidInput(f"input: at most {MAX_INPUTS} texts per request, not {len(items)}")
         for i, t in enumerate(items):
             if not isinstance(t, str):
                 raise InvalidInput("input: token arrays are not supported; send text")
             if not t:
                 raise InvalidInput(f"input[{i}]: empty text")
-            if len(t) > MAX_CHARS:
-                raise InvalidInput(f"input[{i}]: longer than {MAX_CHARS} characters")
         return items  # type: ignore[return-value]
 
 
@@ -67,24 +62,24 @@ def parse_embedding(body: bytes | str | Mapping[str, Any]) -> EmbeddingRequest:
 class EmbedService(Protocol):
     """What embedding needs from runtime.service.InferenceService."""
 
-    def slot(self, app: str) -> Any: ...
+    async def embed(self, app: str, texts: Sequence[str], *, protocol: str = "openai") -> Any:
+        """An answer (runtime.service.Answer): ``outputs`` (``embedding``, ``tokens``), the
+        package ``meta`` that computed them, ``version``, ``variant``, ``reload_ms``."""
+        ...
 
-    async def infer(
-        self, app: str, inputs: Mapping[str, np.ndarray], *, protocol: str = "kserve"
-    ) -> dict[str, np.ndarray]: ...
 
-
-async def embed(service: EmbedService, request: EmbeddingRequest, protocol: str) -> dict[str, Any]:
-    """Run one embeddings request on the application's worker; the OpenAI ``list`` object."""
+async def embed(
+    service: EmbedService, request: EmbeddingRequest, protocol: str
+) -> tuple[dict[str, Any], Any]:
+    """Run one embeddings request on the application's worker: the OpenAI ``list`` object,
+    and the service's answer (who computed it, whether it waited for a reload)."""
     texts = request.texts()
-    meta = service.slot(request.model).package.meta
-    if meta.task != "embedding":
-        raise InvalidInput(f"model: {request.model!r} is a {meta.task} model, not an embedding one")
-    rows = np.array([t.encode("utf-8") for t in texts], dtype=object)
-    out = await service.infer(request.model, {"text": rows}, protocol=protocol)
+    answer = await service.embed(request.model, texts, protocol=protocol)
+    out = answer.outputs
     vectors = np.asarray(out["embedding"], dtype=np.float32)
     tokens = int(np.asarray(out["tokens"]).sum())
-    return response(request, vectors, tokens, bool(meta.embedding_truncation))
+    truncatable = bool(answer.meta.embedding_truncation)
+    return response(request, vectors, tokens, truncatable), answer
 
 
 def response(

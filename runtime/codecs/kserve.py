@@ -19,6 +19,7 @@ import numpy as np
 import orjson
 
 from runtime.codecs.classification import top_k
+from runtime.codecs.nesting import brackets, depth_exceeds
 from runtime.errors import InvalidInput
 from runtime.tensors import element_size, numpy_dtype, to_kserve_datatype
 
@@ -49,6 +50,8 @@ class InferRequest:
     outputs: list[RequestedOutput] | None = None
     parameters: dict[str, Any] = field(default_factory=dict)
     binary_output: bool = False  # request-level parameters.binary_data_output
+    # The body's ``model_version`` (MQTT carries it there; HTTP in the URL), if a string.
+    model_version: str | None = None
 
     @property
     def output_names(self) -> list[str] | None:
@@ -178,10 +181,13 @@ def _from_binary(raw: memoryview, datatype: str, shape: tuple[int, ...], where: 
     return out.reshape(shape)
 
 
-def decode_infer_request(body: bytes, header_length: int | None) -> InferRequest:
+def decode_infer_request(
+    body: bytes, header_length: int | None, *, max_depth: int | None = None
+) -> InferRequest:
     """Decode a v2 infer request body; ``header_length`` is the Inference-Header-Content-Length
     header (None or absent for plain JSON). Raises InvalidInput with a message that names
-    the input and the problem."""
+    the input and the problem. ``max_depth`` bounds how deep the JSON may nest (MQTT's
+    ``max_json_depth``), checked on the one parse."""
     view = memoryview(body)
     if header_length is None:
         header, binary = view, view[:0]
@@ -195,6 +201,8 @@ def decode_infer_request(body: bytes, header_length: int | None) -> InferRequest
     doc = _parse_json(header)
     if not isinstance(doc, dict):
         raise _fail("request body must be a JSON object")
+    if max_depth is not None and brackets(header) > max_depth and depth_exceeds(doc, max_depth):
+        raise _fail(f"payload nests deeper than {max_depth} levels")
     req_id = doc.get("id")
     if req_id is not None and not isinstance(req_id, str):
         raise _fail("'id' must be a string")
@@ -247,7 +255,9 @@ def decode_infer_request(body: bytes, header_length: int | None) -> InferRequest
         )
     outputs = _requested_outputs(doc.get("outputs"))
     binary_output = bool(_bool_param(params, "binary_data_output", "parameters"))
-    return InferRequest(inputs, req_id, outputs, params, binary_output)
+    version = doc.get("model_version")
+    version = version if isinstance(version, str) else None
+    return InferRequest(inputs, req_id, outputs, params, binary_output, version)
 
 
 def _requested_outputs(raw: Any) -> list[RequestedOutput] | None:

@@ -1,8 +1,8 @@
 """Settings: the TOML file and ``HEADFRAME_*`` environment, every table bounded and strict.
 
 Owns: ``Settings`` and its tables (API, paths, applications, calibration, fleet, MQTT,
-Sparkplug, streams, governor), loading and checking a settings file, the systemd unit's
-directories and credentials, and the generated configuration reference.
+Sparkplug, streams, governor, embeddings), loading and checking a settings file, the
+systemd unit's directories and credentials, and the generated configuration reference.
 May import: the foundation modules only. Never reads hardware or opens sockets.
 """
 
@@ -19,6 +19,9 @@ from runtime.config.settings import (
 )
 from runtime.config.settings import (
     CalibrationSettings as CalibrationSettings,
+)
+from runtime.config.settings import (
+    EmbeddingSettings as EmbeddingSettings,
 )
 from runtime.config.settings import (
     FleetSettings as FleetSettings,
@@ -70,4 +73,7 @@ from runtime.config.settings import (
 )
 from runtime.config.settings import (
     read_config_file as read_config_file,
+)
+from runtime.config.settings import (
+    sparkplug_link_problem as sparkplug_link_problem,
 )

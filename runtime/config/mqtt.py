@@ -150,11 +150,62 @@ class SparkplugSettings(_Section):
         default=1.0, ge=0.01, le=3600, title="How often metrics are compared for NDATA/DDATA"
     )
     reconnect_max_s: float = Field(default=5.0, gt=0, le=3600, title="Longest reconnect delay")
+    tls: MqttTls | None = Field(
+        default=None,
+        title="TLS to the broker named by host (None: plain TCP)",
+        description="only with host: on [mqtt]'s broker the node uses [mqtt.tls]",
+    )
+    state_max_ahead_s: float = Field(
+        default=300.0,
+        gt=0,
+        le=86400,
+        title="How far ahead of this box's clock a primary host's STATE timestamp may be",
+        description="a STATE from further ahead is ignored (a forgery, or a host whose clock "
+        "is wrong: set the clocks right, or raise this)",
+    )
+
+    @model_validator(mode="after")
+    def _tls_needs_host(self) -> SparkplugSettings:
+        if self.enabled and self.tls is not None and self.host is None:
+            raise ValueError(
+                "sparkplug.tls is for a broker of its own (sparkplug.host); on [mqtt]'s "
+                "broker the node uses [mqtt.tls]"
+            )
+        return self
 
     @field_validator("group_id", "edge_node_id", "primary_host_id")
     @classmethod
     def _check_ids(cls, value: str | None) -> str | None:
         return None if value is None else _check_sparkplug_id(value)
+
+
+def inherited_credentials(sparkplug: SparkplugSettings, mqtt: MqttSettings | None) -> list[str]:
+    """The [mqtt] credential keys the edge node would send to its broker for want of its
+    own ([sparkplug] ``username``/``password_file`` unset)."""
+    if mqtt is None:
+        return []
+    return [
+        f"mqtt.{key}"
+        for key in ("username", "password_file")
+        if getattr(sparkplug, key) is None and getattr(mqtt, key) is not None
+    ]
+
+
+def sparkplug_link_problem(sparkplug: SparkplugSettings, mqtt: MqttSettings | None) -> str | None:
+    """Why the edge node must not connect as configured, or None. The one case: a broker of
+    its own (``sparkplug.host``) reached in plain TCP (no ``[sparkplug.tls]``: [mqtt.tls]
+    belongs to [mqtt]'s broker) would be sent [mqtt]'s credentials in clear text."""
+    if not sparkplug.enabled or sparkplug.host is None or sparkplug.tls is not None:
+        return None
+    inherited = inherited_credentials(sparkplug, mqtt)
+    if not inherited:
+        return None
+    return (
+        f"sparkplug.host names a broker of its own ({sparkplug.host}), reached in plain TCP, "
+        f"so the edge node would send it {' and '.join(inherited)} in clear text: set "
+        "sparkplug.username and sparkplug.password_file for that broker, or [sparkplug.tls] "
+        "(sparkplug.tls), or leave sparkplug.host unset to use [mqtt]'s broker and its TLS"
+    )
 
 
 class StreamAlert(_Section):
@@ -211,7 +262,18 @@ class StreamSettings(_Section):
     retain: bool = Field(default=False, title="Retain results")
     alert: StreamAlert | None = Field(default=None, title="Alert rule (None: no alerts)")
     stall_after_s: float = Field(
-        default=10.0, gt=0, le=86400, title="No sample for this long: the stream is stalled"
+        default=10.0,
+        gt=0,
+        le=86400,
+        title="No sample accepted for this long: the stream is stalled",
+    )
+    max_ahead_s: float = Field(
+        default=60.0,
+        ge=0,
+        le=86400,
+        title="How far a sample's own time (timestamp_pointer) may be ahead of its arrival",
+        description="a sample from further ahead is counted as future and left out: taken, "
+        "it would make every later sample late",
     )
 
     @field_validator("publish")

@@ -28,6 +28,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from runtime.config import systemd_env
 from runtime.config.base import Section as _Section
+from runtime.config.embeddings import EmbeddingSettings as EmbeddingSettings
 from runtime.config.governor import GovernorSettings
 from runtime.config.mqtt import MqttBuffer as MqttBuffer
 from runtime.config.mqtt import MqttCommands as MqttCommands
@@ -37,6 +38,7 @@ from runtime.config.mqtt import SparkplugSettings as SparkplugSettings
 from runtime.config.mqtt import StreamAlert as StreamAlert
 from runtime.config.mqtt import StreamSettings as StreamSettings
 from runtime.config.mqtt import check_topic_name as check_topic_name
+from runtime.config.mqtt import sparkplug_link_problem as sparkplug_link_problem
 from runtime.errors import ConfigError
 
 ENV_PREFIX = "HEADFRAME_"
@@ -270,6 +272,9 @@ class Settings(BaseSettings):
     governor: GovernorSettings = Field(
         default_factory=GovernorSettings, title="Step variants down under pressure, back up after"
     )
+    embeddings: EmbeddingSettings = Field(
+        default_factory=EmbeddingSettings, title="Limits of an embeddings request (every route)"
+    )
     log_format: Literal["auto", "text", "json"] = Field(default="auto", title="Log format")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", title="Log level"
@@ -282,6 +287,13 @@ class Settings(BaseSettings):
             raise ValueError(f"streams: names must be unique, got {names}")
         if self.streams and self.mqtt is None:
             raise ValueError("streams need an [mqtt] section (the broker they read from)")
+        return self
+
+    @model_validator(mode="after")
+    def _check_sparkplug_link(self) -> Settings:
+        problem = sparkplug_link_problem(self.sparkplug, self.mqtt)
+        if problem:
+            raise ValueError(problem)
         return self
 
     @classmethod

@@ -41,8 +41,9 @@ Chooser = Callable[[PackageMeta, Sequence[VariantMeta]], tuple[list[str], str]]
 # picker(staged package) -> (the variants to keep: the measured winner, then lighter
 # rungs for the governor; empty when none qualifies, reason)
 Picker = Callable[[ModelPackage], tuple[list[str], str]]
-# on_activated(package, variant id or None): the hot swap; raising undoes the switch
-Activated = Callable[[ModelPackage, str | None], None]
+# on_activated(package, variant id or None, undo): the hot swap; ``undo`` puts the pointer
+# back (the daemon's change path runs it when the swap fails); raising marks it bad
+Activated = Callable[[ModelPackage, str | None, Callable[[], None] | None], None]
 
 
 @dataclass
@@ -312,9 +313,10 @@ class FleetAgent:
         old = self.installer.activate(app, version)
         if self.on_activated is not None:
             try:
-                self.on_activated(package, variant)
+                self.on_activated(
+                    package, variant, lambda: self.installer.restore_pointer(app, old)
+                )
             except Exception as e:
-                self.installer.restore_pointer(app, old)
                 reason = f"{version} passed its trial but the hot swap failed: {e}"
                 self.state.mark_bad(app, version, reason)
                 self.installer.discard(app, version)
@@ -342,8 +344,8 @@ class FleetAgent:
                 bytes_total=0,
                 reason=f"rolled back from {frm} to {to}",
             )
-        if self.on_activated is not None:
-            self.on_activated(self.store.load(app, to), None)
+        if self.on_activated is not None:  # a failed swap leaves the rollback on disk
+            self.on_activated(self.store.load(app, to), None, None)
         return frm, to
 
     def status(self) -> dict[str, Any]:

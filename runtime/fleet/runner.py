@@ -1,17 +1,20 @@
 """The fleet agent inside the daemon: its loop, the hot swap, and what it reports.
 
-``FleetRunner(agent, service)`` is what runtime/daemon/root.py creates when ``[fleet]`` is set:
+``hot_swap(changes)`` is the agent's ``on_activated`` in the daemon: an activation or a
+rollback, called on the agent's worker thread, goes through the change path
+(runtime.service.changes) on the daemon's loop: one lock with the governor, the operator
+and reloads, zero failed requests, and the pointer put back (the undo the agent hands in)
+when the new version cannot load. ``FleetRunner(agent, changes)`` is what
+runtime/daemon/ starts when ``[fleet]`` is set:
 
 - ``await runner.run()`` as a task: a sync cycle every poll interval (with jitter) on a
   worker thread, and between cycles a cheap reconcile every ``reconcile_s`` so a
-  ``headframe rollback`` run from the shell is served within seconds;
-- activation goes through ``service.swap`` (``service.add`` for a first install), called
-  from the agent's thread onto the daemon's loop: zero failed requests;
+  ``headframe rollback`` run from the shell is served within seconds (the change path
+  again);
 - ``runner.update_now()`` (thread-safe) for the MQTT update-now command;
 - ``runner.status()`` for /status and the status page, ``runner.metric_families()`` for
-  /metrics (the daemon registers both with its ``ServerContext``),
-  ``runner.add_listener(fn)`` for the retained MQTT ``{prefix}/fleet/state`` (fn gets the
-  whole state on every change).
+  /metrics, ``runner.add_listener(fn)`` for the retained MQTT ``{prefix}/fleet/state``
+  (fn gets the whole state on every change).
 """
 
 from __future__ import annotations
@@ -20,56 +23,69 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 
 from runtime.catalog import ModelPackage
-from runtime.fleet.agent import FleetAgent
+from runtime.fleet.agent import Activated, FleetAgent
 from runtime.fleet.state import STAGES, Listener
-from runtime.service import InferenceService
-from runtime.service.swap_lock import SwapLock
+from runtime.service import ModelSlot
 
 log = logging.getLogger(__name__)
 
 
+class FleetChanges(Protocol):
+    """What the fleet needs of the change path (runtime.service.changes.ChangePath)."""
+
+    def slots(self) -> list[ModelSlot]: ...
+
+    async def activate(
+        self,
+        package: ModelPackage,
+        variant: str | None,
+        *,
+        why: str,
+        undo: Callable[[], None] | None = None,
+        by: str = "fleet",
+    ) -> ModelSlot: ...
+
+
+def hot_swap(changes: FleetChanges) -> Activated:
+    """The agent's ``on_activated``: called on its worker thread, it runs the activation on
+    this (the daemon's, running) loop and waits for it; raising makes the agent mark the
+    version bad."""
+    loop = asyncio.get_running_loop()
+
+    def activate(
+        package: ModelPackage, variant: str | None, undo: Callable[[], None] | None
+    ) -> None:
+        why = f"activate {package.version}" + (f" ({variant})" if variant else "")
+        fut = asyncio.run_coroutine_threadsafe(
+            changes.activate(package, variant, why=why, undo=undo), loop
+        )
+        fut.result()
+
+    return activate
+
+
 class FleetRunner:
     def __init__(
-        self,
-        agent: FleetAgent,
-        service: InferenceService,
-        *,
-        reconcile_s: float = 2.0,
-        swap_lock: SwapLock | None = None,
+        self, agent: FleetAgent, changes: FleetChanges, *, reconcile_s: float = 2.0
     ) -> None:
         self.agent = agent
-        self.service = service
-        # Shared with the governor: a fleet swap and a governor swap never overlap.
-        self.swap_lock = swap_lock or SwapLock()
+        self.changes = changes
         self.reconcile_s = reconcile_s
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
         self._wake: asyncio.Event | None = None
-        agent.on_activated = self._activate
-
-    # ---- hot swap (called on the agent's worker thread) -------------------------------
-    def _activate(self, package: ModelPackage, variant: str | None) -> None:
-        if self._loop is None:
-            raise RuntimeError("the fleet runner is not running")
-        fut = asyncio.run_coroutine_threadsafe(self._swap(package, variant), self._loop)
-        fut.result()
-
-    async def _swap(self, package: ModelPackage, variant: str | None) -> None:
-        async with self.swap_lock.hold(package.application, "fleet"):
-            if package.application in {s.app for s in self.service.slots()}:
-                await self.service.swap(package.application, package, variant)
-            else:
-                await self.service.add(package, variant)
+        self.task: asyncio.Task[None] | None = None
 
     async def reconcile(self) -> None:
         """Serve what the store's pointer says (after a CLI rollback, say)."""
         store = self.agent.store
-        for slot in self.service.slots():
+        for slot in self.changes.slots():
             try:
                 want = store.active_version(slot.app)
             except Exception as e:  # a bad pointer file: keep serving, say why
@@ -80,8 +96,8 @@ class FleetRunner:
                 log.info("%s: pointer says %s, serving %s; swapping", slot.app, want,
                          slot.package.version)  # fmt: skip
                 try:
-                    async with self.swap_lock.hold(slot.app, "fleet"):
-                        await self.service.swap(slot.app, store.load(slot.app, want))
+                    package = await asyncio.to_thread(store.load, slot.app, want)
+                    await self.changes.activate(package, None, why=f"the pointer says {want}")
                 except Exception as e:
                     log.error("%s: swap to %s failed, %s keeps serving: %s", slot.app, want,
                               slot.package.version, e)  # fmt: skip
@@ -93,10 +109,15 @@ class FleetRunner:
         if loop is not None and wake is not None:
             loop.call_soon_threadsafe(wake.set)
 
-    def stop(self) -> None:
+    async def stop(self) -> None:
+        """End the loop: a download in progress ends at its next chunk."""
         self._stopping = True
         self.agent.stop()
         self.update_now()
+
+    def start(self) -> None:
+        """Run on the running loop as a task (``stop`` ends it)."""
+        self.task = asyncio.get_running_loop().create_task(self.run(), name="fleet")
 
     async def run(self) -> None:
         self._loop = asyncio.get_running_loop()

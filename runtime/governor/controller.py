@@ -4,11 +4,11 @@ acts on the event loop through the daemon's hot swap.
 Acting: a step down finds, among the served applications that are not pinned, the
 largest one (peak memory under memory pressure, latency under thermal or load pressure)
 that has a lighter rung (ladder.py), overrides it in the box and swaps (load new, switch,
-drain old) under the swap lock the fleet shares. A pinned application is only reported
-("pinned: would step down to X"). Hard pressure with no lighter rung anywhere sheds load
-(``Shedder``, when the daemon has one). A step up goes back one rung along the governor's
-own record. A failed swap leaves the current variant serving and backs off. ``dry_run``
-logs and reports every decision and acts on none.
+drain old) through the change path (runtime.service.changes) everyone shares. A pinned
+application is only reported ("pinned: would step down to X"). Hard pressure with no
+lighter rung anywhere sheds load (``Shedder``, when the daemon has one). A step up goes
+back one rung along the governor's own record. A failed swap leaves the current variant
+serving and backs off. ``dry_run`` logs and reports every decision and acts on none.
 
 Everything the governor needs of the daemon comes through ``Host`` (wiring.py).
 """
@@ -34,7 +34,7 @@ from runtime.governor.signals import Reading, ServiceLoad, SignalReader, load_re
 
 log = logging.getLogger(__name__)
 
-EventListener = Callable[[dict[str, Any]], None]
+EventListener = Callable[[dict[str, Any]], object]  # what it returns is ignored
 
 
 @dataclass(frozen=True)
@@ -68,12 +68,9 @@ class Host(Protocol):
     def rungs(self, app: str) -> list[Rung]:
         """The qualifying variants of the served package, pins left out. BLOCKING."""
 
-    def swap_history(self) -> list[dict[str, Any]]:
-        """The last swaps under the shared lock (fleet and governor), oldest first."""
-
-    async def swap(self, app: str, variant: str | None, reason: str) -> None:
-        """Override ``app`` to ``variant`` (None: lift it) and hot-swap under the swap
-        lock; on failure the old variant keeps serving, the override is undone, it raises."""
+    async def govern(self, app: str, variant: str | None, reason: str) -> None:
+        """Override ``app`` to ``variant`` (None: lift it) and hot-swap through the change
+        path; on failure the old variant keeps serving, the override is undone, it raises."""
 
 
 @dataclass
@@ -113,13 +110,17 @@ class Governor:
         parking = host.parking
         self.idle = IdleUnloader(parking, settings.idle_unload_s) if parking is not None else None
         self._stop = asyncio.Event()
-        self.task: asyncio.Task[None] | None = None  # set by wiring.start_governor
+        self.task: asyncio.Task[None] | None = None  # the sampling task, once started
 
     def add_listener(self, fn: EventListener) -> None:
         """``fn(event)`` on the loop for every action (MQTT ``{prefix}/events``)."""
         self._listeners.append(fn)
 
     # ---- the loop ------------------------------------------------------------------
+    def start(self) -> None:
+        """Start sampling on the running loop (``close`` stops it)."""
+        self.task = asyncio.get_running_loop().create_task(self.run(), name="governor")
+
     async def run(self) -> None:
         while not self._stop.is_set():
             try:
@@ -129,7 +130,7 @@ class Governor:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), self.settings.period_s)
 
-    async def close(self) -> None:
+    async def stop(self) -> None:
         """Stop sampling; a swap in progress finishes first."""
         self._stop.set()
         if self.task is not None:
@@ -263,7 +264,7 @@ class Governor:
         self.policy.started(now)
         t0 = time.perf_counter()
         try:
-            await self.host.swap(s.app, override, reason)
+            await self.host.govern(s.app, override, reason)
         except Exception as e:
             self.policy.finished(self.clock(), False)
             self.swaps["failed"] += 1
@@ -343,7 +344,6 @@ class Governor:
             "counts": dict(self.counts), "samples": self.samples,
             "swaps": {"ok": self.swaps["ok"], "failed": self.swaps["failed"]},
             "recent": list(self.recent),
-            "swap_history": self.host.swap_history(),
         }  # fmt: skip
 
     def metric_families(self) -> list[Metric]:

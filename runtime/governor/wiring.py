@@ -1,46 +1,67 @@
-"""The daemon's one call: ``start_governor(parts)`` builds the governor on the daemon's
-parts, registers its /status section and /metrics source, its MQTT events (when the
-bridge runs) and the fleet hand-over, and starts its task; ``None`` when disabled.
+"""How the daemon builds the governor: ``build_governor(settings, ChangeHost(...))`` with
+its MQTT events (when the bridge runs) and the fleet hand-over; ``None`` when disabled.
 
-``DaemonParts`` is what the daemon exposes (read live: the box and the loader are rebuilt
-on SIGHUP); ``DaemonHost`` turns it into the governor's ``Host``.
+``ChangeHost`` is the governor's ``Host``: the served variants and their pins, the rungs
+(the loader's selection with every pin left out) and the swap, which goes through the
+change path (runtime.service.changes): one lock with the fleet, the operator and reloads,
+one history, and the override put back when the swap fails.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
+from runtime.catalog import ModelPackage
 from runtime.config.governor import GovernorSettings
-from runtime.governor.controller import Governor, Served, Shedder
+from runtime.governor.controller import EventListener, Governor, Served, Shedder
 from runtime.governor.idle import Parking
 from runtime.governor.ladder import Rung, rungs_of
 from runtime.governor.signals import ServiceLoad
+from runtime.selection import Selection
 from runtime.service import InferenceService
-from runtime.service.swap_lock import SwapLock
+from runtime.service.changes import Change, ChangePath, PinInForce
 
 log = logging.getLogger(__name__)
 
 
-class DaemonParts(Protocol):
-    """The daemon's public parts the governor is built on."""
-
-    box: Any  # runtime.box.Box (rebuilt on SIGHUP)
-    loader: Any  # runtime.loading.loader.VariantLoader (rebuilt on SIGHUP)
-    context: Any  # runtime.api.context.ServerContext
-    bridge: Any  # runtime.mqtt.bridge.MqttBridge or None
-    swap_lock: SwapLock
+class PinText(PinInForce, Protocol):
+    @property
+    def text(self) -> str:
+        """Who pinned, and since when (runtime.box.PinState)."""
+        ...
 
 
-class DaemonHost:
-    """The governor's view of the daemon: served variants, pins, rungs, the swap."""
+class Pins(Protocol):
+    """Which pin is in force (runtime.box.Box, rebuilt on SIGHUP: asked each time)."""
+
+    def pin_for(self, app: str) -> PinText: ...
+
+
+class Rungs(Protocol):
+    """The loader's selection with every pin left out (runtime.loading.loader.VariantLoader,
+    rebuilt on SIGHUP: asked each time). BLOCKING."""
+
+    def select(self, package: ModelPackage, *, unpinned: bool = False) -> Selection: ...
+
+
+class ChangeHost:
+    """The governor's view of the box: served variants, pins, rungs, the swap."""
 
     def __init__(
-        self, parts: DaemonParts, service: InferenceService, shed: Shedder | None = None
+        self,
+        service: InferenceService,
+        changes: ChangePath,
+        *,
+        pins: Callable[[], Pins],
+        rungs: Callable[[], Rungs],
+        shed: Shedder | None = None,
     ) -> None:
-        self.parts = parts
         self.service = service
+        self.changes = changes
+        self._pins = pins
+        self._rungs = rungs
         self.load: ServiceLoad = service
         self.shed = shed
         self.parking: Parking | None = service  # idle unload: the service parks text models
@@ -51,62 +72,40 @@ class DaemonHost:
         ]
 
     def pinned(self, app: str) -> str | None:
-        state = self.parts.box.pin_for(app)
+        state = self._pins().pin_for(app)
         return state.text if state.source in ("operator", "settings") else None
 
     def rungs(self, app: str) -> list[Rung]:
         slot = next((s for s in self.service.slots() if s.app == app), None)
         if slot is None:
             return []
-        return rungs_of(self.parts.loader.select(slot.package, unpinned=True))
+        return rungs_of(self._rungs().select(slot.package, unpinned=True))
 
-    def swap_history(self) -> list[dict[str, Any]]:
-        return list(self.parts.swap_lock.history)
-
-    async def swap(self, app: str, variant: str | None, reason: str) -> None:
-        async with self.parts.swap_lock.hold(app, "governor"):
-            box = self.parts.box
-            before = box.pin_for(app)
-            box.override(app, variant, reason)
-            try:
-                await self.service.swap(app)
-            except Exception:
-                undo = before.variant if before.source == "governor" else None
-                box.override(app, undo, reason)
-                raise
+    async def govern(self, app: str, variant: str | None, reason: str) -> None:
+        await self.changes.govern(app, variant, reason)
 
 
-def attach_events(governor: Governor, bridge: Any) -> None:
-    """Each governor action on ``{prefix}/events`` (QoS 1, not retained) through the
-    bridge (runtime.mqtt.bridge.MqttBridge.publish_event)."""
-    governor.add_listener(bridge.publish_event)
-
-
-def start_governor(
+def build_governor(
     settings: GovernorSettings,
-    service: InferenceService,
-    parts: DaemonParts,
-    shed: Shedder | None = None,
+    host: ChangeHost,
+    *,
+    events: EventListener | None = None,
 ) -> Governor | None:
-    """Build, register and start the governor on the running loop (after READY); stop it
-    with ``await governor.close()``. None when ``[governor] enabled = false``."""
+    """The governor on ``host``, or None when ``[governor] enabled = false``; the daemon
+    starts it after READY (``governor.start()``) and stops it first at shutdown
+    (``await governor.stop()``: no swap starts while the service drains). ``events``:
+    each action, for MQTT ``{prefix}/events`` (runtime.mqtt.bridge.MqttBridge.publish_event).
+    A fleet change of an application makes the governor forget its steps there (the change
+    path has dropped the override: the new version starts from its own choice)."""
     if not settings.enabled:
         return None
-    governor = Governor(settings, DaemonHost(parts, service, shed))
-    parts.context.add_section("governor", governor.status)
-    parts.context.add_metrics("governor", governor.metric_families)
-    if parts.bridge is not None:
-        attach_events(governor, parts.bridge)
+    governor = Governor(settings, host)
+    if events is not None:
+        governor.add_listener(events)
 
-    def fleet_swap(by: str, app: str) -> None:
-        if by == "fleet":
-            parts.box.override(app, None)
-            governor.forget(app, "a fleet update")
+    def fleet_change(change: Change) -> None:
+        if change.by == "fleet" and change.ended is None:
+            governor.forget(change.app, "a fleet update")
 
-    parts.swap_lock.add_listener(fleet_swap)
-    governor.task = asyncio.get_running_loop().create_task(governor.run(), name="governor")
-    log.info(
-        "watching %s every %g s%s", settings.host_root, settings.period_s,
-        " (dry run: decisions are logged, not acted on)" if settings.dry_run else "",
-    )  # fmt: skip
+    host.changes.add_listener(fleet_change)
     return governor

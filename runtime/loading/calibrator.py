@@ -1,7 +1,7 @@
 """Calibration on the box: measure every candidate (variant x backend x device) that
 passes the static rules before choosing, and remember what was measured.
 
-For each candidate, in the static rule's order: load it (load time, resident memory
+For each candidate the static rules keep, in their order: load it (load time, resident memory
 growth), run the golden set through it (quality in the package's metric, scored by
 runtime.loading.golden_run exactly as the fleet trial scores it) and a timed loop at the batch
 size the application is served with (p50, p99). The whole application gets a time budget
@@ -16,7 +16,8 @@ it, the profile and the batch: a changed key re-measures, a restart reads the ca
 start-up cost after the first), ``force`` re-measures. A corrupt cache file is discarded
 with a warning.
 
-BLOCKING: the loader calls ``measurements`` on its worker thread, never on the event loop.
+BLOCKING: the loader calls ``measurements`` on its worker thread, never on the event loop,
+with the survivors of the decision it is making (the static rules run once per decision).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,9 +38,11 @@ import psutil
 from runtime.backend_table import BACKENDS
 from runtime.backends.base import Backend
 from runtime.box import Box
-from runtime.catalog import ModelPackage, Variant
+from runtime.catalog import ModelPackage, Variant, VariantMeta
 from runtime.files import atomic_write_json
 from runtime.loading import golden_run
+from runtime.loading.loader import VariantLoader
+from runtime.loading.targets import TargetLoader
 from runtime.profiles import Target
 from runtime.selection.measurement import Measurement, MeasurementKey
 
@@ -51,7 +54,7 @@ log = logging.getLogger(__name__)
 CACHE_FILE = "calibration.json"
 CACHE_VERSION = 1
 
-# load_target(variant, target, task) -> a loaded Backend (runtime.loading.loader.VariantLoader)
+# load_target(variant, target, task) -> a loaded Backend (runtime.loading.targets.TargetLoader)
 LoadTarget = Callable[[Variant, Target, str], Backend]
 
 
@@ -125,28 +128,37 @@ class Calibrator:
         cal = self.box.settings.calibration
         return cal.text_budget_s if package.meta.task == "text" else cal.tensor_budget_s
 
+    def candidates(self, package: ModelPackage) -> list[tuple[VariantMeta, Target]]:
+        """What the static rules keep of ``package`` under the operator's or the settings'
+        pin (the governor's override left out: a step down under pressure is no reason to
+        measure less): for a caller that has no decision in hand (``headframe models
+        calibrate``); the loader measures its own decision's survivors."""
+        screened = self.box.screen(package.meta, [v.meta for v in package.variants], governed=False)
+        return screened.candidates(self.box.pin_for(package.application, governed=False).variant)
+
     def measurements(
-        self, package: ModelPackage, *, force: bool = False
+        self,
+        package: ModelPackage,
+        candidates: Sequence[tuple[VariantMeta, Target]] | None = None,
+        *,
+        force: bool = False,
     ) -> dict[MeasurementKey, Measurement]:
-        """Every candidate the static rules keep, measured (or read from the cache)."""
+        """Every candidate (variant, target), in order, measured (or read from the cache);
+        ``candidates`` None: what the static rules keep (``candidates``)."""
         if package.meta.golden is None:
             return {}  # nothing to score or time with: the static rule decides
         if not self.box.settings.calibration.enabled and not force:
             return {}
         app = package.application
-        # Without the governor's override: a step down under pressure is not a reason to
-        # measure less (the fleet's picker measures a new version while the override of
-        # the old one holds, and must see every candidate it downloaded).
-        static = self.box.select(package.meta, [v.meta for v in package.variants], governed=False)
+        if candidates is None:
+            candidates = self.candidates(package)
         batch = self.box.batch_for(app)
-        candidates = [
-            (package.variant(c.variant.variant), t) for c in static.ranked for t in c.targets
-        ]
-        keys = [cache_key(self.box, v, t, batch) for v, t in candidates]
+        chosen = [(package.variant(v.variant), t) for v, t in candidates]
+        keys = [cache_key(self.box, v, t, batch) for v, t in chosen]
         if not force and all(self.cache.get(k) is not None for k in keys):
-            return self._pass(package, candidates, keys, batch, force)
+            return self._pass(package, chosen, keys, batch, force)
         with self._measuring:
-            return self._pass(package, candidates, keys, batch, force)
+            return self._pass(package, chosen, keys, batch, force)
 
     def _pass(
         self,
@@ -312,13 +324,11 @@ def measured_metric_families(slots: Iterable[Any]) -> list[Metric]:
     return [p50, p99]
 
 
-def measuring_loader(box: Box) -> tuple[Any, Calibrator]:
+def measuring_loader(box: Box) -> tuple[VariantLoader, Calibrator]:
     """A VariantLoader for ``box`` that measures before it chooses, and its Calibrator
-    (the cache in ``state_dir/calibration.json``)."""
-    from runtime.loading.loader import VariantLoader
-
-    loader = VariantLoader(box)
+    (the cache in ``state_dir/calibration.json``), each given what it needs: the command
+    line's and the fleet CLI's way to build both (the daemon builds its own)."""
+    targets = TargetLoader(box)
     cache = CalibrationCache(Path(box.settings.paths.state_dir) / CACHE_FILE)
-    calibrator = Calibrator(box, loader.load_target, cache)
-    loader.measure = calibrator.measurements
-    return loader, calibrator
+    calibrator = Calibrator(box, targets.load_target, cache)
+    return VariantLoader(box, targets, calibrator.measurements), calibrator

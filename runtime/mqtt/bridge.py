@@ -46,14 +46,13 @@ from runtime.mqtt.flow import receive_maximum
 from runtime.mqtt.infer import run_infer
 from runtime.mqtt.jobs import Job, request_key
 from runtime.mqtt.outbox import Outbox
-from runtime.mqtt.ports import Limits, MqttService
+from runtime.mqtt.ports import Changes, Limits, MqttService
 from runtime.mqtt.presence import Presence
 from runtime.mqtt.replies import Replies
 from runtime.mqtt.reply_topics import ReplyTopics
 from runtime.mqtt.telemetry import Telemetry, bridge_stats, metric_families
 from runtime.mqtt.topics import Topics
 from runtime.service.load_shed import LoadShed, ShedState
-from runtime.service.reload_note import clear_reload_note
 
 log = logging.getLogger(__name__)
 
@@ -62,14 +61,16 @@ __all__ = ["Job", "MqttBridge"]
 
 
 class MqttBridge:
-    """Serves ``service`` over MQTT. ``info()`` gives the hardware/profile summary for the
-    retained info topic; ``state_dir`` holds the buffer unless settings name a path."""
+    """Serves ``service`` over MQTT. ``changes`` (the change path) obeys the ``select`` and
+    ``reload`` commands; ``info()`` gives the hardware/profile summary for the retained
+    info topic; ``state_dir`` holds the buffer unless settings name a path."""
 
     def __init__(
         self,
         settings: MqttSettings,
         service: MqttService,
         *,
+        changes: Changes,
         info: Callable[[], dict[str, Any]],
         state_dir: Path,
         fast_path: bool | None = None,
@@ -89,11 +90,12 @@ class MqttBridge:
         b = settings.buffer
         self.buffer_path = b.path or Path(state_dir) / "mqtt-buffer.sqlite"
         self.counters: Counter[str] = Counter()
-        self.replies = Replies(service, self.counters)
+        self.replies = Replies(self.counters)
         self.presence = Presence(settings, self.topics, service, info)
         self.commands = Commands(
             service,
             self.replies,
+            changes=changes,
             switches=settings.commands,
             limits=self._limits,
             status=self.status_doc,
@@ -421,7 +423,6 @@ class MqttBridge:
                 queue.task_done()
 
     async def _run_job(self, job: Job) -> None:
-        clear_reload_note()  # this worker task's last job may have waited for a reload
         if job.expires_at is not None and time.monotonic() > job.expires_at:
             # Nobody waits for it any more: answering would only add load.
             self.counters["expired"] += 1
@@ -434,7 +435,8 @@ class MqttBridge:
             await run_chat(self.service, job, self._limits, self.replies)
         else:
             run = run_embed if kind == "embed" else run_infer
-            self.replies.finish(job, await run(self.service, job, self._limits, self.replies))
+            body, answer = await run(self.service, job, self._limits, self.replies)
+            self.replies.finish(job, body, answer)
         self.telemetry.observe(job.route.name, time.perf_counter() - start)
 
     # --- figures for telemetry and /metrics -------------------------------------------------
@@ -442,6 +444,10 @@ class MqttBridge:
     def metric_families(self) -> list[Any]:
         """Prometheus families for /metrics (the daemon registers this source)."""
         return metric_families(self.stats())
+
+    def status(self) -> dict[str, Any]:
+        """The ``mqtt`` section of /status: the bridge's ``stats``."""
+        return self.stats()
 
     def stats(self) -> dict[str, Any]:
         """Counters for telemetry, /status and /metrics: bridge, buffer, queues."""

@@ -20,15 +20,7 @@ from runtime.mqtt import codec
 if TYPE_CHECKING:
     from runtime.mqtt.jobs import Job
     from runtime.mqtt.ports import Limits, MqttService, Replier
-
-
-def fingerprint(service: MqttService, app: str) -> str | None:
-    """The ``system_fingerprint`` HTTP's OpenAI routes give (runtime.api.openai): the
-    serving variant's id."""
-    try:
-        return f"{service.slot(app).variant.id}"
-    except (HeadframeError, KeyError, AttributeError):
-        return None
+    from runtime.service import TextAnswer
 
 
 async def run_chat(service: MqttService, job: Job, limits: Limits, replier: Replier) -> None:
@@ -37,6 +29,7 @@ async def run_chat(service: MqttService, job: Job, limits: Limits, replier: Repl
     from runtime.codecs import openai as oai
 
     app = job.route.name
+    answer: TextAnswer | None = None
     try:
         doc = codec.parse_json_object(
             job.payload,
@@ -46,24 +39,27 @@ async def run_chat(service: MqttService, job: Job, limits: Limits, replier: Repl
         doc.setdefault("model", app)  # the topic names the application already
         request = oai.parse_chat(doc)
         generation = await oai.to_generation_off_loop(request)
+        tools = request.tool_plan()
+        answer = await service.generate(app, generation, protocol="mqtt")
         enc = oai.StreamEncoder(
             "chat",
             app,
             include_usage=request.include_usage,
-            fingerprint=fingerprint(service, app),
-            tools=request.tool_plan(),
+            fingerprint=answer.variant,  # the variant producing this answer, as over HTTP
+            tools=tools,
         )
         chunks: list[GenerationChunk] = []
         if request.stream:
             for obj in enc.start():
-                replier.send(job, codec.ok_body(obj))
-        async for chunk in service.generate(app, generation, protocol="mqtt"):
+                replier.send(job, codec.ok_body(obj), answer)
+        async for chunk in answer.chunks:
             chunks.append(chunk)
             if request.stream:
                 for obj in enc.encode(chunk):
-                    replier.send(job, codec.ok_body(obj))
+                    replier.send(job, codec.ok_body(obj), answer)
         body = codec.ok_body(enc.response(chunks))
     except HeadframeError as e:
         replier.rejected(job, e)
-        body = codec.error_from(e)
-    replier.finish(job, body)
+        replier.finish(job, codec.error_from(e), answer)
+        return
+    replier.finish(job, body, answer)

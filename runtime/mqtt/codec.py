@@ -13,25 +13,12 @@ from typing import Any
 
 import orjson
 
+from runtime.codecs.nesting import depth_exceeds
 from runtime.errors import HeadframeError, InvalidInput
 
 
 class PayloadTooLarge(InvalidInput):
     code = "payload_too_large"
-
-
-def depth_exceeds(doc: Any, limit: int) -> bool:
-    """True when containers nest deeper than ``limit`` (iterative: no recursion limit)."""
-    stack: list[tuple[Any, int]] = [(doc, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if depth > limit:
-            return True
-        children = node.values() if isinstance(node, dict) else node
-        for child in children:
-            if isinstance(child, dict | list):
-                stack.append((child, depth + 1))
-    return False
 
 
 def check_size(payload: bytes, *, max_bytes: int) -> None:
@@ -40,7 +27,7 @@ def check_size(payload: bytes, *, max_bytes: int) -> None:
         raise PayloadTooLarge(f"payload of {len(payload)} bytes is over the {max_bytes}-byte limit")
 
 
-def _check_bytes(payload: bytes, max_bytes: int) -> None:
+def check_bytes(payload: bytes, *, max_bytes: int) -> None:
     """Empty, size and UTF-8: the checks every payload gets before any parse."""
     if not payload:
         raise InvalidInput("empty payload: send a JSON object")
@@ -52,7 +39,7 @@ def _check_bytes(payload: bytes, max_bytes: int) -> None:
 
 
 def _parse(payload: bytes, max_depth: int, brackets: int) -> dict[str, Any]:
-    """Parse a payload that passed _check_bytes; ``brackets`` is its count of [ and {."""
+    """Parse a payload that passed check_bytes; ``brackets`` is its count of [ and {."""
     try:
         doc = orjson.loads(payload)
     except orjson.JSONDecodeError as e:
@@ -66,19 +53,9 @@ def _parse(payload: bytes, max_depth: int, brackets: int) -> dict[str, Any]:
     return doc
 
 
-def check_payload(payload: bytes, *, max_bytes: int, max_depth: int) -> None:
-    """The checks that need no full parse: empty, size, UTF-8, and nesting (parsed only
-    when the payload has more brackets than ``max_depth``, which real requests rarely do).
-    A payload that passes goes straight to the codec: it is parsed once."""
-    _check_bytes(payload, max_bytes)
-    brackets = payload.count(b"[") + payload.count(b"{")
-    if brackets > max_depth:
-        _parse(payload, max_depth, brackets)
-
-
 def parse_json_object(payload: bytes, *, max_bytes: int, max_depth: int) -> dict[str, Any]:
     """The request as a dict, or InvalidInput saying exactly what is wrong."""
-    _check_bytes(payload, max_bytes)
+    check_bytes(payload, max_bytes=max_bytes)
     # Counting brackets is cheap and rules out deep nesting for nearly every request.
     return _parse(payload, max_depth, payload.count(b"[") + payload.count(b"{"))
 

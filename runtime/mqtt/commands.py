@@ -1,7 +1,12 @@
 """Commands on ``{prefix}/cmd/{name}``, answered like requests.
 
-- ``reload``  {"app": name} (or no body: every app): load again and swap, zero downtime.
-- ``select``  {"app": name, "variant": id | "auto"}: pin a variant, or let selection choose.
+- ``reload``  {"app": name} (or no body: every app): load again as the box chooses now
+  (its pins, the settings, the governor's override, else automatic) and swap, zero
+  downtime; the same as Sparkplug's ``Node Control/Reload Models``.
+- ``select``  {"app": name, "variant": id | "auto"}: pin a variant (kept by the box across
+  restarts, as over HTTP), or let selection choose.
+
+Both go through the change path (runtime.service.changes), never to the service.
 - ``status``  {}: the status document plus the bridge and service figures.
 - ``update-now`` {...}: handed to a hook the fleet agent registers (``register``).
 
@@ -27,7 +32,7 @@ from runtime.mqtt import codec
 if TYPE_CHECKING:
     from runtime.config import MqttCommands
     from runtime.mqtt.jobs import Job
-    from runtime.mqtt.ports import Limits, MqttService, Replier
+    from runtime.mqtt.ports import Changes, Limits, Replier, ServiceView
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +53,10 @@ class Commands:
 
     def __init__(
         self,
-        service: MqttService,
+        service: ServiceView,
         replier: Replier,
         *,
+        changes: Changes,
         switches: MqttCommands,
         limits: Limits,
         status: Callable[[], dict[str, Any]],
@@ -58,13 +64,11 @@ class Commands:
     ) -> None:
         self._service = service
         self._replier = replier
+        self._changes = changes
         self._switches = switches
         self._limits = limits
         self._status_doc = status
         self._counters = counters
-        # select(app, variant or None) -> slot: the daemon's, which pins through the box
-        # (persisted) and swaps; without one, a plain swap that pins nothing.
-        self.selector: Callable[[str, str | None], Awaitable[Any]] | None = None
         self._handlers: dict[str, Handler] = {
             "reload": self._reload,
             "select": self._select,
@@ -127,17 +131,11 @@ class Commands:
         return [app]
 
     async def _reload(self, body: dict[str, Any]) -> Any:
-        done = []
-        for app in self._apps(body):
-            slot = await self._service.swap(app, None, self._pin(app))
-            done.append({"app": app, "variant": slot.variant.id})
-        return {"reloaded": done}
-
-    def _pin(self, app: str) -> str | None:
-        try:
-            return self._service.slot(app).pin
-        except HeadframeError:
-            return None
+        apps = self._apps(body)
+        for app in apps:
+            self._service.slot(app)  # not_found or not_ready before any loading
+        slots = await self._changes.reload(apps, "mqtt")
+        return {"reloaded": [{"app": s.app, "variant": s.variant.id} for s in slots]}
 
     async def _select(self, body: dict[str, Any]) -> Any:
         app = body.get("app")
@@ -145,10 +143,7 @@ class Commands:
         if not isinstance(app, str) or not isinstance(variant, str):
             raise InvalidInput('select needs {"app": name, "variant": id or "auto"}')
         pin = None if variant == "auto" else variant
-        if self.selector is not None:
-            slot = await self.selector(app, pin)
-        else:
-            slot = await self._service.swap(app, None, pin)
+        slot = await self._changes.pin(app, pin, "mqtt")
         return {"app": app, "variant": slot.variant.id, "pin": pin}
 
     async def _status(self, body: dict[str, Any]) -> Any:

@@ -6,7 +6,7 @@ Same signature as runtime.mqtt.infer.run_infer.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from runtime.codecs.embeddings import EmbedService, embed, parse_embedding
 from runtime.errors import HeadframeError
@@ -17,9 +17,11 @@ if TYPE_CHECKING:
     from runtime.mqtt.ports import Limits, Replier
 
 
-async def run_embed(service: EmbedService, job: Job, limits: Limits, replier: Replier) -> bytes:
-    """The reply body for one embed request (an error envelope on any HeadframeError,
-    which ``replier.rejected`` counts and logs)."""
+async def run_embed(
+    service: EmbedService, job: Job, limits: Limits, replier: Replier
+) -> tuple[bytes, Any]:
+    """The reply body for one embed request and the answer behind it (an error envelope and
+    None on any HeadframeError, which ``replier.rejected`` counts and logs)."""
     app = job.route.name
     try:
         doc = codec.parse_json_object(
@@ -27,7 +29,8 @@ async def run_embed(service: EmbedService, job: Job, limits: Limits, replier: Re
         )
         doc["model"] = app  # the topic decides the application
         request = parse_embedding(doc)
-        return codec.ok_body(await embed(service, request, "mqtt"))
+        out, answer = await embed(service, request, "mqtt")
+        return codec.ok_body(out), answer
     except HeadframeError as e:
         replier.rejected(job, e)
-        return codec.error_from(e)
+        return codec.error_from(e), None

@@ -1,24 +1,24 @@
 """What the MQTT handlers need from the rest of the box, as Protocols: the inference
-service (``MqttService``, with the read-only ``ServiceView`` of its slots) and the
-``Replier`` that answers a request. The handler modules (commands, presence, telemetry,
-infer, chat, embed) are given these, never the bridge: runtime.service.InferenceService
-is the service, runtime.mqtt.replies.Replies the replier."""
+service (``MqttService``, with the read-only ``ServiceView`` of its slots), the change path
+(``Changes``: select and reload) and the ``Replier`` that answers a request. The handler
+modules (commands, presence, telemetry, infer, chat, embed) are given these, never the
+bridge: runtime.service.InferenceService is the service, runtime.service.changes.ChangePath
+the change path, runtime.mqtt.replies.Replies the replier."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    import numpy as np
-
-    from runtime.backends.base import GenerationChunk, GenerationRequest
-    from runtime.catalog import ModelPackage
+    from runtime.backends.base import GenerationRequest
+    from runtime.catalog import PackageMeta
+    from runtime.codecs.kserve import InferRequest
     from runtime.config import MqttSettings
     from runtime.errors import HeadframeError
     from runtime.mqtt.jobs import Job
-    from runtime.service import ModelSlot
+    from runtime.service import Answer, ModelSlot, TextAnswer
 
 
 class ServiceView(Protocol):
@@ -39,6 +39,19 @@ class StatsSnapshot(Protocol):
     def snapshot(self) -> dict[str, Any]: ...
 
 
+class Answered(Protocol):
+    """Who answered a request (runtime.service.Answer / TextAnswer): the replies name it."""
+
+    @property
+    def version(self) -> str: ...
+
+    @property
+    def variant(self) -> str: ...
+
+    @property
+    def reload_ms(self) -> int | None: ...
+
+
 class MqttService(ServiceView, Protocol):
     """Everything the bridge and its handlers call on the inference service."""
 
@@ -49,34 +62,46 @@ class MqttService(ServiceView, Protocol):
         """``fn(event, app)`` on "loaded", "swapped", "removed"..."""
         ...
 
-    async def infer(
+    async def infer_request(
         self,
         app: str,
-        inputs: Mapping[str, np.ndarray],
+        decode: Callable[[PackageMeta], InferRequest],
         *,
         version: str | None = None,
-        outputs: Sequence[str] | None = None,
         protocol: str = "kserve",
-    ) -> dict[str, np.ndarray]: ...
+    ) -> tuple[InferRequest, Answer]: ...
 
-    def generate(
+    async def embed(
+        self, app: str, texts: Sequence[str], *, protocol: str = "openai"
+    ) -> Answer: ...
+
+    async def generate(
         self, app: str, request: GenerationRequest, *, protocol: str = "openai"
-    ) -> AsyncIterator[GenerationChunk]: ...
+    ) -> TextAnswer: ...
 
-    async def swap(
-        self, app: str, package: ModelPackage | None = None, pin: str | None = None
-    ) -> ModelSlot: ...
+
+class Changes(Protocol):
+    """The change path (runtime.service.changes.ChangePath): the commands that change what
+    an application runs go through it, never to the service."""
+
+    async def pin(self, app: str, variant: str | None, source: str) -> ModelSlot:
+        """An operator's pin (None: automatic) and the swap to it."""
+        ...
+
+    async def reload(self, apps: Sequence[str] | None, by: str) -> list[ModelSlot]:
+        """Load ``apps`` (None: every served one) again as the box chooses now, and swap."""
+        ...
 
 
 class Replier(Protocol):
     """Answers one request: reply messages (buffered, QoS 1) to its reply topic, then the
-    acknowledgement of the request."""
+    acknowledgement of the request. ``answer`` names who computed the reply."""
 
-    def send(self, job: Job, body: bytes) -> None:
+    def send(self, job: Job, body: bytes, answer: Answered | None = None) -> None:
         """One reply message (a stream sends several, then ``finish``)."""
         ...
 
-    def finish(self, job: Job, body: bytes | None = None) -> None:
+    def finish(self, job: Job, body: bytes | None = None, answer: Answered | None = None) -> None:
         """The last reply (if any), then the request is acknowledged."""
         ...
 

@@ -3,7 +3,7 @@ the retained ``info`` document reading the box's description.
 
 The daemon (the one composition root) calls, after the hardware probe::
 
-    bridge = attach_bridge(settings, service, lambda: context.box)
+    bridge = attach_bridge(settings, service, lambda: context.box, changes=changes)
     if bridge is not None:
         context.add_section("mqtt", bridge.stats)            # /status and the page
         context.add_metrics("mqtt", bridge.metric_families)  # /metrics
@@ -20,7 +20,7 @@ from typing import Any
 from runtime.box.description import BoxDescription
 from runtime.config import Settings
 from runtime.mqtt.bridge import MqttBridge
-from runtime.mqtt.ports import MqttService
+from runtime.mqtt.ports import Changes, MqttService
 from runtime.service.load_shed import LoadShed
 
 _HARDWARE_KEYS = ("cpu", "memory", "accelerators", "board", "thermal", "runtimes")
@@ -55,6 +55,7 @@ def attach_bridge(
     service: MqttService,
     box: Callable[[], BoxDescription] = BoxDescription,
     *,
+    changes: Changes,
     fleet: Any = None,
     fast_path: bool | None = None,
     info_sections: Mapping[str, Callable[[], Any]] | None = None,
@@ -63,12 +64,14 @@ def attach_bridge(
     """The bridge when ``[mqtt]`` is configured, else None. ``fast_path``: the daemon's
     start-up check of paho (runtime.mqtt.paho_compat.start_up). With a fleet runner, the
     ``update-now`` command nudges it. ``shed``: the daemon's one LoadShed, which pauses
-    the bridge's requests while it blocks their application."""
+    the bridge's requests while it blocks their application. ``changes``: the change
+    path, which obeys the ``select`` and ``reload`` commands."""
     if settings.mqtt is None:
         return None
     bridge = MqttBridge(
         settings.mqtt,
         service,
+        changes=changes,
         info=info_from(box, info_sections),
         state_dir=settings.paths.state_dir,
         fast_path=fast_path,

@@ -1,19 +1,20 @@
-"""The inference service: live model slots, hot swap, bounded workers and stats.
+"""The inference service: requests answered on the live slots, with stats.
 
 Transport-neutral (MLServer's DataPlane): HTTP and MQTT adapters decode their wire
-form, call ``infer`` or ``generate`` here, and encode what comes back; neither knows the
-other exists. A slot is switched by one assignment on the event loop, so a request
-either sees the old worker or the new one, never a half-swapped state; the old
-worker drains its in-flight requests before its backend is unloaded.
+form, call ``infer``/``infer_request``/``embed``/``generate`` here, and encode what comes
+back; neither knows the other exists. Each answer (runtime.service.answer) names the
+version and variant that computed it, so no transport looks a slot up to say so: between
+the slot's lookup and the worker's call there is no await (unless the model was parked),
+so no swap lands in between. The slots themselves, hot swap and parking are the
+``SlotTable``'s (runtime.service.slots).
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from typing import Literal
+from typing import TypeVar
 
 import numpy as np
 
@@ -21,342 +22,109 @@ from runtime.backends.base import (
     GenerationChunk,
     GenerationRequest,
 )
-from runtime.catalog import ModelPackage
+from runtime.catalog import PackageMeta
 from runtime.config import ApplicationSettings
 from runtime.errors import HeadframeError, InvalidInput, ModelNotFound, NotReady
-from runtime.images.step import check_contracts, image_step
-from runtime.service.reload_note import note_reload
+from runtime.images.step import image_step
+from runtime.service.answer import Answer, Decoded, TextAnswer
 from runtime.service.slot import (
     LoadedModel,
     Loader,
     ModelSlot,
-    batchable,
-    schema_of,
     tensor_names,
     validate_inputs,
 )
+from runtime.service.slots import UNKNOWN_APP, Readiness, SlotTable
 from runtime.service.stats import ServiceStats
-from runtime.service.worker import ModelWorker, WorkerConfig
 
-__all__ = ["UNKNOWN_APP", "InferenceService", "LoadedModel", "Loader", "ModelSlot"]
-
-log = logging.getLogger(__name__)
-
-Listener = Callable[[str, str], None]
-# What "ready" means for the node (api.readiness): see InferenceService.is_ready.
-Readiness = Literal["not_failed", "all", "any"]
-# The one label that requests for applications this service never had are counted under,
-# so a client sending made-up names cannot grow the statistics (and /metrics) without end.
-UNKNOWN_APP = "_unknown"
+__all__ = [
+    "UNKNOWN_APP", "Answer", "InferenceService", "LoadedModel", "Loader", "ModelSlot", "TextAnswer",
+]  # fmt: skip
 
 
-class InferenceService:
-    """The one service every transport calls. Create and use it on one event loop."""
+R = TypeVar("R", bound=Decoded)
+
+
+class InferenceService(SlotTable):
+    """The one service every transport calls: requests answered on the slots of its
+    ``SlotTable``, each answer naming who computed it. Create and use it on one event loop."""
 
     def __init__(
         self,
-        loader: Callable[[ModelPackage, str | None], LoadedModel],
+        loader: Loader,
         *,
         queue_size: int = 64,
         workers: int = 1,
         app_settings: Mapping[str, ApplicationSettings] | None = None,
         readiness: Readiness = "all",
     ) -> None:
-        self._loader = loader
-        self.readiness: Readiness = readiness
-        self._default = WorkerConfig(queue_size=queue_size, workers=workers)
-        self._app_settings = dict(app_settings or {})
-        self._slots: dict[str, ModelSlot] = {}
-        self._pending: set[str] = set()
-        self._failed: dict[str, str] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
-        self._listeners: list[Listener] = []
-        self._closing = False
-        self._retiring: set[asyncio.Task[None]] = set()
-        self._hold: str | None = None
-        self._last_used: dict[str, float] = {}  # app -> monotonic time of the last request
+        super().__init__(
+            loader,
+            queue_size=queue_size,
+            workers=workers,
+            app_settings=app_settings,
+            readiness=readiness,
+        )
         self.stats = ServiceStats()
-
-    # ---- configuration ---------------------------------------------------------------
-    def configure(self, settings: ApplicationSettings) -> None:
-        """Per-application queue and batching; takes effect at the next add or swap."""
-        self._app_settings[settings.name] = settings
-
-    def set_workers(self, workers: int) -> None:
-        """Threads per model (the profile's threads.workers); for models loaded from now on."""
-        d = self._default
-        self._default = WorkerConfig(d.queue_size, workers, d.max_batch, d.batch_wait_ms)
-
-    def hold_readiness(self, reason: str | None) -> None:
-        """While ``reason`` is set (start-up: probing, building the demo, loading), the
-        service is not ready and unknown applications answer NotReady, not ModelNotFound."""
-        self._hold = reason
-
-    def add_listener(self, fn: Listener) -> None:
-        """``fn(event, app)`` on the event loop after "loaded", "swapped", "removed",
-        "parked" or "reloaded"."""
-        self._listeners.append(fn)
-
-    def _emit(self, event: str, app: str) -> None:
-        for fn in list(self._listeners):
-            try:
-                fn(event, app)
-            except Exception:
-                log.exception("listener %r failed on %s %s", fn, event, app)
-
-    def _worker_config(self, app: str) -> WorkerConfig:
-        s = self._app_settings.get(app)
-        if s is None:
-            return self._default
-        return WorkerConfig(s.queue_size, self._default.workers, s.max_batch, s.batch_wait_ms)
-
-    # ---- lifecycle -------------------------------------------------------------------
-    async def _load(self, package: ModelPackage, pin: str | None) -> ModelSlot:
-        app = package.application
-        loaded = await asyncio.to_thread(self._loader, package, pin)
-        try:
-            schema = schema_of(loaded)
-            check_contracts(package.meta.images, schema.inputs, package.path / "package.toml")
-            info = loaded.backend.info()
-            worker = ModelWorker(
-                app, loaded.backend, self._worker_config(app), batchable=batchable(schema)
-            )
-        except Exception:
-            await asyncio.to_thread(loaded.backend.unload)
-            raise
-        log.info(
-            "%s %s: loaded variant %s on %s/%s",
-            app, package.version, loaded.variant.id, info.backend, info.device,
-        )  # fmt: skip
-        self._last_used.setdefault(app, time.monotonic())
-        return ModelSlot(app, loaded, schema, info, worker, pin)
-
-    def _lock(self, app: str) -> asyncio.Lock:
-        return self._locks.setdefault(app, asyncio.Lock())
-
-    async def add(self, package: ModelPackage, pin: str | None = None) -> ModelSlot:
-        """Load ``package`` (in a thread) and serve it. Raises what the loader raises; the
-        app then stays not-ready with the error shown in ``failures()``."""
-        app = package.application
-        async with self._lock(app):
-            if app in self._slots:
-                return await self._swap_locked(app, package, pin)
-            self._pending.add(app)
-            try:
-                slot = await self._load(package, pin)
-            except Exception as e:
-                self._failed[app] = str(e)
-                raise
-            finally:
-                self._pending.discard(app)
-            self._failed.pop(app, None)
-            self._slots[app] = slot
-        self._emit("loaded", app)
-        return slot
-
-    async def swap(
-        self, app: str, package: ModelPackage | None = None, pin: str | None = None
-    ) -> ModelSlot:
-        """Load the new variant (or version), switch, then drain and unload the old one.
-        On a load failure the old one keeps serving and the error is raised."""
-        async with self._lock(app):
-            if app not in self._slots:
-                raise ModelNotFound(f"no application {app!r} is served")
-            return await self._swap_locked(app, package, pin)
-
-    async def _swap_locked(
-        self, app: str, package: ModelPackage | None, pin: str | None
-    ) -> ModelSlot:
-        old = self._slots[app]
-        new = await self._load(package or old.package, pin)
-        self._slots[app] = new  # the switch: one assignment on the loop
-        self._emit("swapped", app)
-        self._start_retire(old)
-        return new
-
-    def _start_retire(self, old: ModelSlot) -> None:
-        # Tracked, not fire-and-forget: a failed unload is logged, and close() waits for
-        # the old variants to finish their requests and unload.
-        task = asyncio.get_running_loop().create_task(
-            self._retire(old), name=f"retire {old.app} {old.variant.id}"
-        )
-        self._retiring.add(task)
-        task.add_done_callback(self._retired)
-
-    def _retired(self, task: asyncio.Task[None]) -> None:
-        self._retiring.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("%s failed", task.get_name(), exc_info=task.exception())
-
-    async def _retire(self, old: ModelSlot, timeout_s: float | None = None) -> None:
-        try:
-            drained = await old.worker.drain(timeout_s)
-        except asyncio.CancelledError:
-            drained = False  # close() stopped waiting for the old variant: unload it now
-        if not drained:
-            log.warning("%s: old variant %s still busy; unloading", old.app, old.variant.id)
-        # Shielded: a cancellation must not leave the worker closed and the backend loaded.
-        await asyncio.shield(self._unload(old))
-
-    async def _unload(self, old: ModelSlot) -> None:
-        if old.unloaded:  # parked earlier: nothing left to free
-            return
-        old.unloaded = True
-        await asyncio.to_thread(old.worker.close)
-        await asyncio.to_thread(old.loaded.backend.unload)
-        log.info("%s: unloaded variant %s", old.app, old.variant.id)
-
-    async def remove(self, app: str) -> None:
-        """Stop serving ``app`` (drain, unload), or forget it if it had failed to load."""
-        async with self._lock(app):
-            slot = self._slots.pop(app, None)
-            failed = self._failed.pop(app, None)
-            if slot is None and failed is None:
-                raise ModelNotFound(f"no application {app!r} is served")
-            if slot is not None:
-                await self._retire(slot)
-        self._emit("removed", app)
-
-    async def close(self, drain_timeout_s: float = 10.0) -> None:
-        """Refuse new requests, wait up to ``drain_timeout_s`` for in-flight ones, unload."""
-        self._closing = True
-        slots = list(self._slots.values())
-        self._slots.clear()
-        retiring = list(self._retiring)  # old variants of swaps, still finishing requests
-        await asyncio.gather(
-            *(s.worker.drain(drain_timeout_s) for s in slots),
-            asyncio.wait(retiring, timeout=drain_timeout_s) if retiring else asyncio.sleep(0),
-        )
-        for task in retiring:
-            task.cancel()  # past the drain budget: stop waiting, unload
-        await asyncio.gather(*retiring, return_exceptions=True)
-        for s in slots:
-            await self._retire(s, 0.0)
-
-    # ---- idle unload ---------------------------------------------------------------------
-    def last_used(self, app: str) -> float | None:
-        """Monotonic time of ``app``'s last request (its first load if none came since);
-        None for an application this service does not serve."""
-        return self._last_used.get(app) if app in self._slots else None
-
-    async def park(self, app: str) -> bool:
-        """Unload ``app``'s model to free its memory; the application stays ready and
-        listed, and its next request loads it again (``reload_waited_ms``). Waits for the
-        requests in flight (the swap's drain). False, and logged, when there is nothing
-        to park (not served, already parked) or a swap, load or reload of ``app`` is in
-        progress: the caller (the governor) tries again later."""
-        lock = self._lock(app)
-        slot = self._slots.get(app)
-        if slot is None or slot.parked_since is not None:
-            log.info("%s: not parked: %s", app, "not served" if slot is None else "already parked")
-            return False
-        if lock.locked():
-            log.info("%s: not parked: a swap or load of it is in progress", app)
-            return False
-        async with lock:
-            slot = self._slots.get(app)
-            if slot is None or slot.parked_since is not None:
-                return False
-            idle_since = time.time() - (time.monotonic() - self._last_used.get(app, 0.0))
-            slot.parked_since, slot.idle_since = time.time(), idle_since
-            await self._retire(slot)  # new requests wait on the lock meanwhile, then reload
-        log.info("%s: parked (variant %s unloaded, idle %.0f s); the next request reloads it",
-                 app, slot.variant.id, time.time() - idle_since)  # fmt: skip
-        self._emit("parked", app)
-        return True
-
-    async def _reload(self, app: str) -> ModelSlot:
-        """Load a parked application again, under its lock: concurrent first requests
-        load it once. A failure is kept on the slot (shown in /status) and raised as
-        NotReady (503) naming the cause; the next request tries again."""
-        async with self._lock(app):
-            current = self._slots.get(app)
-            if current is None:
-                raise ModelNotFound(f"no application {app!r} is served")
-            if current.parked_since is None:
-                return current  # another request loaded it meanwhile
-            try:
-                new = await self._load(current.package, current.pin)
-            except Exception as e:
-                current.reload_error = str(e) or type(e).__name__
-                log.warning("%s: reloading the parked model failed: %s", app, current.reload_error)
-                raise NotReady(
-                    f"{app}: loading the idle-unloaded model again failed: {current.reload_error}",
-                    retry_after_s=2.0,
-                ) from e
-            self._slots[app] = new
-        self._emit("reloaded", app)
-        return new
-
-    async def _ready_slot(self, app: str, version: str | None) -> ModelSlot:
-        """The serving slot for a request, loaded again first if it was parked."""
-        note_reload(None)
-        slot = self._serving(app, version)
-        if slot.parked_since is None:
-            return slot
-        start = time.perf_counter()
-        slot = await self._reload(app)
-        waited = round((time.perf_counter() - start) * 1000)
-        note_reload(waited)
-        self._last_used[app] = time.monotonic()
-        return slot
-
-    # ---- reading ---------------------------------------------------------------------
-    def slot(self, app: str) -> ModelSlot:
-        try:
-            return self._slots[app]
-        except KeyError:
-            if app in self._pending or app in self._failed:
-                raise NotReady(f"{app} has no loaded variant yet", retry_after_s=2.0) from None
-            if self._hold is not None:
-                raise NotReady(f"the server is starting: {self._hold}", retry_after_s=2.0) from None
-            raise ModelNotFound(f"no application {app!r} is served") from None
-
-    def slots(self) -> list[ModelSlot]:
-        return list(self._slots.values())
-
-    def known_apps(self) -> list[str]:
-        """Every application added, loaded or not."""
-        return sorted({*self._slots, *self._pending, *self._failed})
-
-    def failures(self) -> dict[str, str]:
-        return dict(self._failed)
-
-    def is_ready(self) -> bool:
-        """Whether the node is ready, by ``readiness``; never while starting or closing.
-
-        ``all``: every added application has a loaded variant. ``any``: one has.
-        ``not_failed``: every application that has not failed is loaded, so one broken
-        application does not take the others out of a load balancer; but a node where
-        applications failed and none serves is not ready. Each application's own
-        readiness is /v2/models/{app}/ready (``slot``)."""
-        if self._closing or self._hold is not None:
-            return False
-        if self.readiness == "any":
-            return bool(self._slots)
-        if self._pending:
-            return False
-        if self.readiness == "all":
-            return not self._failed
-        return bool(self._slots) or not self._failed
-
-    def stats_label(self, app: str) -> str:
-        """``app`` as the statistics name it: itself if this service knows it (serving,
-        loading or failed), else UNKNOWN_APP."""
-        known = app in self._slots or app in self._pending or app in self._failed
-        return app if known else UNKNOWN_APP
-
-    def queue_depths(self) -> dict[str, int]:
-        return {app: 0 if s.unloaded else s.worker.depth for app, s in self._slots.items()}
 
     # ---- requests --------------------------------------------------------------------
     def _serving(self, app: str, version: str | None) -> ModelSlot:
         if self._closing:
             raise NotReady("the server is shutting down", retry_after_s=5.0)
-        slot = self.slot(app)
+        slot = self.slot(app, version)
+        self._last_used[app] = time.monotonic()
+        return slot
+
+    async def _awake(self, app: str, slot: ModelSlot, version: str | None) -> ModelSlot:
+        """``slot`` loaded again if it was parked (under the app's lock: a swap may have
+        landed meanwhile, so the version asked for is checked again)."""
+        slot = await self._reload(app)
         if version is not None and version != slot.package.version:
             raise ModelNotFound(f"{app} serves version {slot.package.version}, not {version!r}")
         self._last_used[app] = time.monotonic()
+        return slot
+
+    async def _compute(
+        self,
+        app: str,
+        slot: ModelSlot,
+        inputs: Mapping[str, np.ndarray],
+        outputs: Sequence[str] | None,
+        version: str | None,
+    ) -> Answer:
+        """Validate and run one tensor request on ``slot``; the answer names that slot."""
+        waited = None
+        if slot.parked_since is not None:
+            start = time.perf_counter()
+            slot = await self._awake(app, slot, version)
+            waited = round((time.perf_counter() - start) * 1000)
+        step = image_step(app, slot.package.meta.images, slot.schema.inputs, inputs)
+        validate_inputs(app, slot.schema, inputs, step.names if step else ())
+        if outputs is not None:
+            known = {s.name for s in slot.schema.outputs}
+            for name in outputs:
+                if name not in known:
+                    raise InvalidInput(
+                        f"{app}: unknown output {name!r}; the model gives "
+                        f"{tensor_names(slot.schema.outputs)}"
+                    )
+        # No await between the slot's lookup and this call (unless it was parked): a swap
+        # cannot land in between, so the slot named below is the one that computes.
+        try:
+            result = await slot.worker.infer(inputs, prepare=step)
+        except asyncio.CancelledError:
+            if step is not None:  # the caller has gone: stop decoding its pictures
+                step.abandon()
+            raise
+        if outputs is not None:
+            result = {n: result[n] for n in outputs}
+        package = slot.package
+        return Answer(result, package.version, slot.variant.id, package.meta, waited)
+
+    def _tensor_slot(self, app: str, version: str | None) -> ModelSlot:
+        slot = self._serving(app, version)
+        if slot.task == "text":  # tensor and embedding applications take tensors
+            raise InvalidInput(f"{app} is a text application; use the OpenAI API")
         return slot
 
     async def infer(
@@ -367,33 +135,64 @@ class InferenceService:
         version: str | None = None,
         outputs: Sequence[str] | None = None,
         protocol: str = "kserve",
-    ) -> dict[str, np.ndarray]:
-        """Validate, queue and run one tensor request; returns the requested outputs."""
+    ) -> Answer:
+        """Validate, queue and run one tensor request: the requested outputs, and the
+        version and variant that computed them. ``version``: the one the caller asks for
+        (ModelNotFound when another serves)."""
         start = time.perf_counter()
         status = "ok"
         try:
-            slot = await self._ready_slot(app, version)
-            if slot.task == "text":  # tensor and embedding applications take tensors
-                raise InvalidInput(f"{app} is a text application; use the OpenAI API")
-            step = image_step(app, slot.package.meta.images, slot.schema.inputs, inputs)
-            validate_inputs(app, slot.schema, inputs, step.names if step else ())
-            if outputs is not None:
-                known = {s.name for s in slot.schema.outputs}
-                for name in outputs:
-                    if name not in known:
-                        raise InvalidInput(
-                            f"{app}: unknown output {name!r}; the model gives "
-                            f"{tensor_names(slot.schema.outputs)}"
-                        )
-            try:
-                result = await slot.worker.infer(inputs, prepare=step)
-            except asyncio.CancelledError:
-                if step is not None:  # the caller has gone: stop decoding its pictures
-                    step.abandon()
-                raise
-            if outputs is not None:
-                result = {n: result[n] for n in outputs}
-            return result
+            slot = self._tensor_slot(app, version)
+            return await self._compute(app, slot, inputs, outputs, version)
+        except HeadframeError as e:
+            status = e.code
+            raise
+        except BaseException:
+            status = "cancelled"
+            raise
+        finally:
+            self.stats.record(self.stats_label(app), protocol, status, time.perf_counter() - start)
+
+    async def infer_request(
+        self,
+        app: str,
+        decode: Callable[[PackageMeta], R],
+        *,
+        version: str | None = None,
+        protocol: str = "kserve",
+    ) -> tuple[R, Answer]:
+        """``infer`` for a request whose decoding reads the package (a picture needs its
+        image contract): ``decode(meta)`` runs once the serving slot is known, with that
+        slot's package; an unknown application or version is refused before anything is
+        decoded, and a request that fails to decode is counted here like any refusal."""
+        start = time.perf_counter()
+        status = "ok"
+        try:
+            slot = self._tensor_slot(app, version)
+            request = decode(slot.package.meta)
+            answer = await self._compute(app, slot, request.inputs, request.output_names, version)
+            return request, answer
+        except HeadframeError as e:
+            status = e.code
+            raise
+        except BaseException:
+            status = "cancelled"
+            raise
+        finally:
+            self.stats.record(self.stats_label(app), protocol, status, time.perf_counter() - start)
+
+    async def embed(self, app: str, texts: Sequence[str], *, protocol: str = "openai") -> Answer:
+        """Embed ``texts`` as one request on an embedding application's worker (the
+        contract of runtime.backends.embedding: ``text`` BYTES in; ``embedding`` and
+        ``tokens`` out)."""
+        start = time.perf_counter()
+        status = "ok"
+        try:
+            slot = self._serving(app, None)
+            if slot.task != "embedding":
+                raise InvalidInput(f"model: {app!r} is a {slot.task} model, not an embedding one")
+            rows = np.array([t.encode("utf-8") for t in texts], dtype=object)
+            return await self._compute(app, slot, {"text": rows}, None, None)
         except HeadframeError as e:
             status = e.code
             raise
@@ -405,16 +204,35 @@ class InferenceService:
 
     async def generate(
         self, app: str, request: GenerationRequest, *, protocol: str = "openai"
-    ) -> AsyncIterator[GenerationChunk]:
-        """Stream a text application's chunks as they are produced."""
+    ) -> TextAnswer:
+        """A text application's chunk stream, and who produces it. Raises before any chunk
+        for an unknown or unready application (or a reload that failed); the chunks come
+        as they are produced. The request is counted when the stream ends."""
         start = time.perf_counter()
+        try:
+            slot = self._serving(app, None)
+            if slot.task != "text":
+                raise InvalidInput(f"{app} is not a text application (its task is {slot.task})")
+            waited = None
+            if slot.parked_since is not None:
+                slot = await self._awake(app, slot, None)
+                waited = round((time.perf_counter() - start) * 1000)
+        except HeadframeError as e:
+            self._count_text(app, protocol, e.code, start, 0)
+            raise
+        except BaseException:
+            self._count_text(app, protocol, "cancelled", start, 0)
+            raise
+        chunks = self._stream(app, slot, request, protocol, start)
+        return TextAnswer(chunks, slot.package.version, slot.variant.id, waited)
+
+    async def _stream(
+        self, app: str, slot: ModelSlot, request: GenerationRequest, protocol: str, start: float
+    ) -> AsyncIterator[GenerationChunk]:
         status = "ok"
         tokens = 0
         chunks = 0
         try:
-            slot = await self._ready_slot(app, None)
-            if slot.task != "text":
-                raise InvalidInput(f"{app} is not a text application (its task is {slot.task})")
             async for chunk in slot.worker.generate(request):
                 chunks += 1
                 tokens = max(tokens, chunk.completion_tokens)
@@ -426,6 +244,9 @@ class InferenceService:
             status = "cancelled"
             raise
         finally:
-            label = self.stats_label(app)
-            self.stats.record(label, protocol, status, time.perf_counter() - start)
-            self.stats.record_tokens(label, protocol, tokens or chunks)
+            self._count_text(app, protocol, status, start, tokens or chunks)
+
+    def _count_text(self, app: str, protocol: str, status: str, start: float, tokens: int) -> None:
+        label = self.stats_label(app)
+        self.stats.record(label, protocol, status, time.perf_counter() - start)
+        self.stats.record_tokens(label, protocol, tokens)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -35,7 +35,15 @@ class LoadedModel(Protocol):
     attempts: list[Any]
 
 
-Loader = Callable[[ModelPackage, "str | None"], LoadedModel]
+class Loader(Protocol):
+    """``loader(package, pin)``: choose and load (BLOCKING; the service runs it in a
+    thread); ``pin`` forces a variant for this load. ``loader(package, pin, decided)``
+    loads a decision the change path made already (runtime.selection.Selection), without
+    deciding again (runtime.loading.loader.VariantLoader)."""
+
+    def __call__(
+        self, package: ModelPackage, pin: str | None, decided: Any = None, /
+    ) -> LoadedModel: ...
 
 
 @dataclass

@@ -8,9 +8,12 @@
 - DCMD ``Variant`` = a variant id or ``auto`` on an application's device: the HTTP admin
   route's swap, under ``mqtt.commands.select``.
 
-A refused or unknown write is counted (``refused``, ``command_errors``) and logged once per
-name; a host has no reply channel in Sparkplug, so the metrics it sees next (DDATA with
-the variant in force) are the answer.
+A refused or unknown write is counted (``refused``, ``command_errors``) and logged
+through a ``LimitedLog`` (runtime.mqtt.limited_log): one line per kind of problem, then
+at most one every 10 s with how many were not logged. The kind never holds a name the
+sender chose, so a sender naming 20,000 different metrics grows neither the node's memory
+nor the journal. A host has no reply channel in Sparkplug, so the metrics it sees next
+(DDATA with the variant in force) are the answer.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from runtime.mqtt.limited_log import LimitedLog
 from runtime.sparkplug import payload as sp
 from runtime.sparkplug.tracker import NODE
 
@@ -28,6 +32,8 @@ log = logging.getLogger(__name__)
 
 REBIRTH = "Node Control/Rebirth"
 VARIANT = "Variant"
+NAME_SHOWN = 80  # characters of a sender's metric name that go into a log line
+LINE_SHOWN = 400  # ... and of a whole line (an error may quote what the sender wrote)
 
 Selector = Callable[[str, "str | None"], Awaitable[Any]]
 """``select(app, variant_or_None)``: the daemon's operator select (a pin kept by the box, then
@@ -57,7 +63,7 @@ class NodeCommands:
         self.name_of, self.select, self.obey = name_of, select, obey
         self.controls = dict(controls)
         self.rebirth, self.changed, self.counters = rebirth, changed, counters
-        self._logged: set[str] = set()
+        self._log = LimitedLog(log)
         self._tasks: set[asyncio.Task[Any]] = set()
 
     def control_metrics(self) -> list[sp.Metric]:
@@ -77,18 +83,15 @@ class NodeCommands:
             return metric.name
         return self.name_of(device, metric.alias) if metric.alias is not None else None
 
-    def _error(self, key: str, message: str) -> None:
+    def _error(self, kind: str, message: str) -> None:
+        """``kind``: one of a fixed few (never a name the sender chose)."""
         self.counters["command_errors"] += 1
-        if key not in self._logged:
-            self._logged.add(key)
-            log.warning("sparkplug: %s (logged once)", message)
+        self._log.note(kind, "sparkplug: %s", message[:LINE_SHOWN])
 
     def _refuse(self, command: str, what: str) -> None:
         self.counters["refused"] += 1
-        if command not in self._logged:
-            self._logged.add(command)
-            log.warning("sparkplug: refused %s: mqtt.commands.%s is false (logged once)",
-                        what, command.replace("-", "_"))  # fmt: skip
+        self._log.note(f"refused_{command}", "sparkplug: refused %s: mqtt.commands.%s is false",
+                       what, command.replace("-", "_"))  # fmt: skip
 
     def _spawn(self, job: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(job)
@@ -108,23 +111,25 @@ class NodeCommands:
                     continue
                 self._spawn(self._run(name, control))
             else:
-                self._error(f"ncmd:{name}", f"NCMD {name!r} is not a control this node has")
+                self._error("unknown_ncmd", f"NCMD {_shown(name)} is not a control this node has")
 
     async def _run(self, name: str, control: Control) -> None:
         try:
             await control.action()
             log.info("sparkplug: NCMD %s done", name)
         except Exception as e:
-            self._error(f"run:{name}", f"NCMD {name} failed: {getattr(e, 'message', e)}")
+            self._error(f"failed_{control.command}",
+                        f"NCMD {name} failed: {getattr(e, 'message', e)}")  # fmt: skip
         self.changed()
 
     def on_dcmd(self, device: str, body: bytes) -> None:
         for m in self._decode(body):
             name = self._named(device, m)
             if name != VARIANT or not isinstance(m.value, str):
-                self._error(f"dcmd:{name}", f"DCMD {device}/{name!r}: only Variant is writable")
+                what = f"DCMD {_shown(device)}/{_shown(name)}"
+                self._error("unknown_dcmd", f"{what}: only Variant is writable")
             elif not self.obey("select"):
-                self._refuse("select", f"DCMD Variant for {device}")
+                self._refuse("select", f"DCMD Variant for {_shown(device)}")
             else:
                 self._spawn(self._switch(device, m.value))
 
@@ -134,7 +139,13 @@ class NodeCommands:
             await self.select(app, pin)
             log.info("sparkplug: DCMD switched %s to %s", app, variant)
         except Exception as e:
-            self.counters["command_errors"] += 1
-            log.warning("sparkplug: DCMD Variant %s for %s failed: %s", variant, app,
-                        getattr(e, "message", e))  # fmt: skip
+            what = f"DCMD Variant {_shown(variant)} for {_shown(app)}"
+            self._error("failed_select", f"{what} failed: {getattr(e, 'message', e)}")
         self.changed()  # report the variant in force at once
+
+
+def _shown(name: str | None) -> str:
+    """A sender's name as a log line shows it: quoted, and cut to ``NAME_SHOWN``."""
+    if name is None:
+        return "(no name)"
+    return repr(name if len(name) <= NAME_SHOWN else name[:NAME_SHOWN] + "...")

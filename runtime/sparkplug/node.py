@@ -15,9 +15,13 @@ refusal table, log-once diagnostics, TLS and credentials). Each session:
    metrics are compared with what was sent and only changes go out (NDATA/DDATA), by
    alias; an application that appears gets a DBIRTH, one that goes a DDEATH.
 4. NCMD and DCMD: commands.py (Rebirth on the same connection with the same bdSeq; the
-   controls and the ``Variant`` write under their ``mqtt.commands`` switches).
+   controls and the ``Variant`` write under their ``mqtt.commands`` switches). Rebirth
+   requests are obeyed but coalesced: at most one birth per ``REBIRTH_EVERY_S``, the
+   requests in between answered by one birth when that second is up.
 5. The primary host going offline: NDEATH, disconnect, and a new session at once (next
-   bdSeq) that waits for it to come back (spec 3.0, section 5.11).
+   bdSeq) that waits for it to come back (spec 3.0, section 5.11). Which STATE counts:
+   host_state.py (not older than the newest this session took, not far ahead of this
+   box's clock).
 
 Everything here runs on the event loop (the connection's callbacks included); nothing
 here runs inference.
@@ -34,7 +38,6 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
-import orjson
 import paho.mqtt.client as paho
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
@@ -42,11 +45,13 @@ from runtime.config import MqttSettings, SparkplugSettings
 from runtime.mqtt.connection import MqttConnection, Will
 from runtime.sparkplug import payload as sp
 from runtime.sparkplug.commands import Control, NodeCommands, Selector
+from runtime.sparkplug.host_state import HostState
 from runtime.sparkplug.tracker import NODE, Tracker
 
 log = logging.getLogger(__name__)
 
 GOODBYE_WAIT_S = 2.0  # how long stop() waits for the broker to take the NDEATH
+REBIRTH_EVERY_S = 1.0  # at most one birth this often, however many Rebirth requests come
 
 
 class MetricSource(Protocol):
@@ -112,10 +117,13 @@ class EdgeNode:
         self.seq = 0
         self.born = False
         self.host_online = self.state_topic is None
-        self._host_ts = -1
         self.counters = {k: 0 for k in ("sessions", "births", "ndata", "ddata", "dbirth",
-                                        "ddeath", "rebirths", "commands", "refused",
-                                        "command_errors")}  # fmt: skip
+                                        "ddeath", "rebirths", "rebirths_coalesced",
+                                        "commands", "refused", "command_errors",
+                                        "state_ignored")}  # fmt: skip
+        self.host_state = HostState(settings.state_max_ahead_s, self.counters)
+        self._born_at = -REBIRTH_EVERY_S  # monotonic time of the last NBIRTH
+        self._rebirth_due: asyncio.TimerHandle | None = None
         self._scan_now = asyncio.Event()
         self.commands = NodeCommands(
             name_of=self.tracker.name_of,
@@ -156,6 +164,7 @@ class EdgeNode:
     async def stop(self) -> None:
         """NDEATH (an orderly goodbye carries the same bdSeq the Will would), disconnect."""
         self._stopping = True
+        self._cancel_rebirth()
         await self._goodbye()
         if self._scan is not None:
             self._scan.cancel()
@@ -207,6 +216,8 @@ class EdgeNode:
         self.counters["sessions"] += 1
         self.born = self._ending = False
         self.host_online = self.state_topic is None
+        self.host_state.reset()
+        self._cancel_rebirth()  # this session births anyway
         if self.state_topic is None:
             self._birth()
         else:
@@ -215,6 +226,7 @@ class EdgeNode:
 
     def _on_disconnected(self) -> None:
         self.born = False
+        self._cancel_rebirth()
         if not self._stopping:
             self.state = "disconnected"
 
@@ -250,12 +262,35 @@ class EdgeNode:
         for device, metrics in self.source.devices().items():
             self._dbirth(device, metrics)
         self.born, self.state = True, "online"
+        self._born_at = time.monotonic()
         log.info("sparkplug: NBIRTH as %s (bdSeq %d)", self.topics["NBIRTH"], self.bdseq)
 
     def _rebirth(self) -> None:
-        # Same session, same bdSeq (spec 3.0: a rebirth is not a reconnect).
-        if self.conn.connected:
+        """A host asked for a rebirth: same session, same bdSeq (spec 3.0: a rebirth is
+        not a reconnect). Obeyed, never amplified: within ``REBIRTH_EVERY_S`` of the last
+        birth the request waits for one birth at the end of that second, which answers
+        every request made meanwhile."""
+        if self._rebirth_due is not None:
+            self.counters["rebirths_coalesced"] += 1
+            return
+        wait = self._born_at + REBIRTH_EVERY_S - time.monotonic()
+        if wait > 0:
+            self.counters["rebirths_coalesced"] += 1
+            loop = asyncio.get_running_loop()
+            self._rebirth_due = loop.call_later(wait, self._rebirth_now)
+            return
+        self._rebirth_now()
+
+    def _rebirth_now(self) -> None:
+        self._rebirth_due = None
+        # Not before the primary host is online (nor on a session that said goodbye).
+        if self.conn.connected and self.host_online:
             self._birth()
+
+    def _cancel_rebirth(self) -> None:
+        if self._rebirth_due is not None:
+            self._rebirth_due.cancel()
+            self._rebirth_due = None
 
     def _dbirth(self, device: str, metrics: list[sp.Metric]) -> None:
         entries = self.tracker.birth(device, metrics)
@@ -308,17 +343,9 @@ class EdgeNode:
             self.commands.on_dcmd(topic.rsplit("/", 1)[1], body)
 
     def _on_state(self, body: bytes) -> None:
-        try:
-            doc = orjson.loads(body)
-            online, ts = doc["online"], int(doc.get("timestamp", 0))
-            if not isinstance(online, bool):
-                raise ValueError("online is not a boolean")
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as e:
-            log.warning("sparkplug: ignored a STATE message that is not 3.0 JSON: %s", e)
+        online = self.host_state.read(body)
+        if online is None:
             return
-        if ts < self._host_ts:
-            return  # an older STATE than the one in force (spec 3.0: compare timestamps)
-        self._host_ts = ts
         self.host_online = online
         if online and not self.born:
             self._birth()

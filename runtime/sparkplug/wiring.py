@@ -22,7 +22,8 @@ from typing import Any
 
 from runtime import __version__
 from runtime.box.description import BoxDescription
-from runtime.config import MqttCommands, MqttSettings, Settings
+from runtime.config import MqttCommands, MqttSettings, Settings, sparkplug_link_problem
+from runtime.errors import ConfigError
 from runtime.sparkplug import payload as sp
 from runtime.sparkplug.commands import Control, Selector
 from runtime.sparkplug.node import EdgeNode
@@ -102,10 +103,16 @@ class ServiceMetrics:
 def broker_link(settings: Settings) -> MqttSettings:
     """The broker the edge node talks to, as its session's settings: ``[sparkplug]``'s own
     host, port, user name and password file where given, else ``[mqtt]``'s (else
-    127.0.0.1:1883, anonymous); ``[mqtt.tls]`` only on ``[mqtt]``'s broker (a broker of its
-    own is plain TCP); ``[sparkplug]``'s keepalive and longest reconnect delay, the rest of
-    the back-off (first delay, refused schedule) as ``[mqtt]`` sets it for every session."""
+    127.0.0.1:1883, anonymous); on ``[mqtt]``'s broker ``[mqtt.tls]``, on a broker of its
+    own ``[sparkplug.tls]`` (None: plain TCP); ``[sparkplug]``'s keepalive and longest
+    reconnect delay, the rest of the back-off (first delay, refused schedule) as ``[mqtt]``
+    sets it for every session. ConfigError when a broker of its own would get ``[mqtt]``'s
+    credentials in clear text (``sparkplug_link_problem``; checked here too because the
+    unit's mqtt-password credential fills ``mqtt.password_file`` after validation)."""
     spb = settings.sparkplug
+    problem = sparkplug_link_problem(spb, settings.mqtt)
+    if problem:
+        raise ConfigError(problem)
     base = settings.mqtt if settings.mqtt is not None else MqttSettings()
     return base.model_copy(
         update={
@@ -113,7 +120,7 @@ def broker_link(settings: Settings) -> MqttSettings:
             "port": spb.port or base.port,
             "username": spb.username or base.username,
             "password_file": spb.password_file or base.password_file,
-            "tls": base.tls if spb.host is None else None,
+            "tls": base.tls if spb.host is None else spb.tls,
             "keepalive": spb.keepalive,
             "reconnect_max_s": spb.reconnect_max_s,
         }

@@ -4,7 +4,10 @@ Runs on the event loop; the model runs on its worker through ``infer`` (the serv
 One window is in flight at a time and one waits; a newer window replaces the waiting one
 (counted as ``dropped_windows``) so a slow model sees the freshest data instead of an
 ever longer queue. A bad sample is counted by kind and logged once per kind; it never
-stops the binding.
+stops the binding. A sample's own time (``timestamp_pointer``) is believed only up to
+``max_ahead_s`` ahead of its arrival: a sample from further ahead is ``future``, since
+taken as the newest it would make every later sample ``late``. ``stalled`` means no
+sample was accepted for ``stall_after_s``, however many bad ones arrive.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import orjson
@@ -25,7 +28,22 @@ from runtime.streams.window import Window, Windower
 
 log = logging.getLogger(__name__)
 
-Infer = Callable[[str, Mapping[str, np.ndarray]], Awaitable[Mapping[str, np.ndarray]]]
+
+class Answered(Protocol):
+    """The service's answer (runtime.service.Answer): the outputs and who computed them."""
+
+    @property
+    def outputs(self) -> Mapping[str, np.ndarray]: ...
+
+    @property
+    def version(self) -> str: ...
+
+    @property
+    def variant(self) -> str: ...
+
+
+# infer(app, inputs) -> the answer (the service's, with protocol "stream")
+Infer = Callable[[str, Mapping[str, np.ndarray]], Awaitable[Answered]]
 Publish = Callable[[str, bytes, int, bool], None]
 _DTYPES = {"FP32": np.float32, "FP64": np.float64, "FP16": np.float16}
 
@@ -65,10 +83,10 @@ class Binding:
         self.width = len(s.fields) or 1
         self.windower = Windower(s.size, s.hop, s.window_s)
         kinds = ("samples", "windows", "results", "errors", "non_numeric", "missing", "late",
-                 "ignored", "dropped_windows", "alerts")  # fmt: skip
+                 "future", "ignored", "dropped_windows", "alerts")  # fmt: skip
         self.counters = dict.fromkeys(kinds, 0)
         self.alert_on = False
-        self.last_sample_at: float | None = None
+        self.last_sample_at: float | None = None  # arrival of the last sample accepted
         self.last_result: dict[str, Any] | None = None
         self.last_error: str | None = None
         self.problem: str | None = None  # why no window can run (set by check)
@@ -109,8 +127,8 @@ class Binding:
 
     # ---- samples (event loop) ---------------------------------------------------------
     def on_sample(self, topic: str, payload: bytes, at: float) -> None:
+        """A message that arrived at ``at`` (Unix seconds)."""
         self.counters["samples"] += 1
-        self.last_sample_at = at
         if at - self._rate_mark[0] >= 5.0:
             t0, n0 = self._rate_mark
             self.rate = (self.counters["samples"] - n0) / (at - t0)
@@ -119,11 +137,11 @@ class Binding:
         try:
             if self.read_time is not None:
                 at = self.read_time(payload)
-                if self._newest is not None and at < self._newest:
-                    raise BadSample("late", f"a sample from {at} after one from {self._newest}")
-                self._newest = at
+                self._check_time(at, arrived)
             value = self.read(payload, topic)
             row = self.fields.add(topic, value) if self.fields else [value]
+            if self.read_time is not None:
+                self._newest = at  # only a sample that is used moves the clock on
         except BadSample as e:
             self.counters[e.kind] += 1
             if e.kind not in self._logged and e.kind != "ignored":
@@ -131,10 +149,22 @@ class Binding:
                 log.warning("stream %s: %s (counted as %s; logged once)",
                             self.settings.name, e, e.kind)  # fmt: skip
             return
+        self.last_sample_at = arrived
         if row is not None:
             window = self.windower.add(at, row, arrived)
             if window is not None:
                 self.submit(window)
+
+    def _check_time(self, at: float, arrived: float) -> None:
+        ahead = at - arrived
+        if ahead > self.settings.max_ahead_s:
+            raise BadSample(
+                "future",
+                f"a sample from {at}, {ahead:.0f} s after its arrival (streams.max_ahead_s "
+                f"= {self.settings.max_ahead_s:g}; check the sensor's clock)",
+            )
+        if self._newest is not None and at < self._newest:
+            raise BadSample("late", f"a sample from {at} after one from {self._newest}")
 
     def tick(self, now: float) -> None:
         window = self.windower.tick(now)
@@ -173,8 +203,7 @@ class Binding:
         name, shape, dtype = self._input
         try:
             array = np.asarray(window.rows, dtype=dtype).reshape(shape)
-            outputs = await self.infer(s.app, {name: array})
-            slot = self.slot(s.app)
+            answer = await self.infer(s.app, {name: array})
         except Exception as e:
             self.counters["errors"] += 1
             self.last_error = str(getattr(e, "message", e))
@@ -183,17 +212,17 @@ class Binding:
         doc = {
             "stream": s.name,
             "app": s.app,
-            "version": str(slot.package.version),
-            "variant": slot.variant.id,
+            "version": answer.version,  # the version and variant that computed it
+            "variant": answer.variant,
             "window": {"number": window.number, "samples": len(window.rows),
                        "first_at": window.first_at, "last_at": window.last_at},
-            "outputs": {k: np.asarray(v).tolist() for k, v in outputs.items()},
+            "outputs": {k: np.asarray(v).tolist() for k, v in answer.outputs.items()},
         }  # fmt: skip
         self.publish(s.publish, orjson.dumps(doc), s.qos, s.retain)
         self.counters["results"] += 1
         self.last_result = doc
         if s.alert is not None:
-            self._alert(doc, outputs)
+            self._alert(doc, answer.outputs)
 
     def _alert(self, doc: dict[str, Any], outputs: Mapping[str, np.ndarray]) -> None:
         rule = self.settings.alert

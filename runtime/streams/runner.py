@@ -137,7 +137,7 @@ class StreamsRunner:
         )
         stalled = GaugeMetricFamily(
             "headframe_stream_stalled",
-            "1 while a stream has had no sample for stall_after_s.",
+            "1 while a stream has had no sample accepted for stall_after_s.",
             labels=["stream"],
         )
         now = time.time()

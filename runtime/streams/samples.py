@@ -14,7 +14,8 @@ from runtime.config import StreamSettings
 class BadSample(ValueError):
     """A payload that gives no usable number; ``kind`` is the counter it goes to:
     "non_numeric" (not a number, NaN or infinite), "missing" (pointer/metric absent),
-    "late" (older than the newest sample) or "ignored" (a Sparkplug death or STATE)."""
+    "late" (older than the newest sample), "future" (stamped further ahead of its arrival
+    than ``max_ahead_s``) or "ignored" (a Sparkplug death or STATE)."""
 
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)

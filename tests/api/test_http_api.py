@@ -48,7 +48,7 @@ def _x(rows: int = 2) -> np.ndarray:
 
 
 def _in_process(server: ServerHandle, app: str, inputs: dict[str, np.ndarray]) -> Any:
-    return server.call(lambda: server.extra.infer(app, inputs))
+    return server.call(lambda: server.extra.infer(app, inputs)).outputs
 
 
 def test_triton_client_metadata_and_health(server: ServerHandle) -> None:

@@ -155,12 +155,14 @@ def test_unknown_model_names_are_one_series_in_metrics(server: ServerHandle) -> 
         # and through the service itself, as the MQTT bridge calls it
         for i in range(names):
             with pytest.raises(Exception, match="no application"):
-                server.call(lambda i=i: server.extra.infer(f"mqtt-ghost{i}", {}))
+                server.call(lambda i=i: server.extra.infer(f"mqtt-ghost{i}", {}, protocol="mqtt"))
         text = http.get("/metrics").text
     series = _request_series(text)
     assert {app for app, _, _ in series} <= {APP, "echo", UNKNOWN_APP}
     assert series[(UNKNOWN_APP, "openai", "not_found")] == names
+    # The service counts every refusal, the ones HTTP sends it too.
     assert series[(UNKNOWN_APP, "kserve", "not_found")] == names
+    assert series[(UNKNOWN_APP, "mqtt", "not_found")] == names
     assert series[(APP, "kserve", "ok")] == 1
     assert "ghost" not in text
     assert len(text) < 64 * 1024

@@ -54,7 +54,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerHandle]:
 
 
 def _in_process(server: ServerHandle, app: str, inputs: dict[str, np.ndarray]) -> Any:
-    return server.call(lambda: server.extra.infer(app, inputs))
+    return server.call(lambda: server.extra.infer(app, inputs)).outputs
 
 
 def _pictures() -> list[bytes]:

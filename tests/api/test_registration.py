@@ -27,7 +27,7 @@ def _broken() -> list[Metric]:
 def test_sources_and_sections_show_and_a_broken_one_does_not_take_the_page_down(
     store: Path, loader: Any
 ) -> None:
-    context = ServerContext(BoxDescription(hostname="crusher-7"))
+    context = ServerContext(lambda: BoxDescription(hostname="crusher-7"))
     hits = {"n": 0}
 
     def belts() -> list[Metric]:
@@ -66,8 +66,9 @@ def test_sources_and_sections_show_and_a_broken_one_does_not_take_the_page_down(
     assert "crusher-7" in page and "belts" in page
 
 
-def test_names_register_once_and_the_box_is_described_once() -> None:
-    context = ServerContext()
+def test_names_register_once_and_the_box_description_is_read_live() -> None:
+    described = [BoxDescription(hostname="a")]
+    context = ServerContext(lambda: described[-1])
     context.add_section("fleet", dict)
     with pytest.raises(ValueError, match="fleet"):
         context.add_section("fleet", dict)
@@ -76,11 +77,7 @@ def test_names_register_once_and_the_box_is_described_once() -> None:
     context.add_metrics("fleet", list)
     with pytest.raises(ValueError, match="fleet"):
         context.add_metrics("fleet", list)
-    with pytest.raises(RuntimeError, match="not described"):
-        context.redescribe(BoxDescription(hostname="a"))
-    context.describe(BoxDescription(hostname="a"))
-    with pytest.raises(RuntimeError, match="already described"):
-        context.describe(BoxDescription(hostname="b"))
     assert context.box.hostname == "a"
-    context.redescribe(BoxDescription(hostname="c"))  # SIGHUP's new probe
+    described.append(BoxDescription(hostname="c"))  # SIGHUP's new probe
     assert context.box.hostname == "c"
+    assert ServerContext().box.report is None  # before any probe: the host name only

@@ -28,7 +28,7 @@ def _build(store: Path, loader: Any) -> Any:
     async def build() -> tuple[Any, InferenceService]:
         service = InferenceService(loader)
         await service.add(Store(store).load(APP), pin="small")
-        context = ServerContext(BoxDescription(hostname="pit-3-cabinet"))
+        context = ServerContext(lambda: BoxDescription(hostname="pit-3-cabinet"))
         return create_app(service, settings=Settings(demo=False), context=context), service
 
     return build

@@ -12,7 +12,7 @@ from runtime.catalog import Variant
 from runtime.catalog.writer import verify_variant_files
 from runtime.config import Settings
 from runtime.errors import MetadataError
-from runtime.loading.loader import FileCheckError, VariantLoader
+from runtime.loading.targets import FileCheckError, TargetLoader
 from tests.support.box import box_for
 from tests.support.onnx_models import VariantSpec, write_package
 from tests.support.synthetic import local_report, make_profile
@@ -31,7 +31,7 @@ def _writer_says(v: Variant) -> str:
 
 def _loader_says(v: Variant, tmp_path: Path) -> str:
     settings = Settings(paths={"state_dir": tmp_path / "state", "cache_dir": tmp_path / "cache"})
-    loader = VariantLoader(box_for(settings, local_report(), make_profile()))
+    loader = TargetLoader(box_for(settings, local_report(), make_profile()))
     with pytest.raises(FileCheckError) as err:
         loader.verify_files(v)
     return err.value.message

@@ -46,7 +46,7 @@ def test_init_writes_every_key_at_its_default(tmp_path: Path) -> None:
     uncommented = tmp_path / "uncommented.toml"
     uncommented.write_text(_uncomment(text))
     got = check_config_file(uncommented).model_dump()
-    expected = Settings(mqtt={"tls": {}}, fleet={}).model_dump()  # type: ignore[arg-type]
+    expected = Settings(mqtt={"tls": {}}, fleet={}, sparkplug={"tls": {}}).model_dump()  # type: ignore[arg-type]
     assert got == expected
     for key in ("port = 8080", "queue_size = 64", 'sync = "normal"', "poll_interval_s = 900.0"):
         assert f"# {key}" in text

@@ -78,11 +78,12 @@ def test_fleet_update_and_governor_swaps_never_overlap(
         wait_for(lambda: fleet_app(url, DEMO_APP)["active"] == "2.0.0", "v2 active", proc, log)
         wait_for(lambda: _serving(url)[0] == "2.0.0", "v2 serving", proc, log)
         time.sleep(1.0)
-        governor = _status(url)["governor"]
+        status = _status(url)
+        governor, changes = status["governor"], status["changes"]
         _, variant = _serving(url)
     assert variant == first  # the new version's own choice, not the governor's old rung
     assert governor["stepped"] == {}  # type: ignore[index]
-    history = governor["swap_history"]  # type: ignore[index]
+    history = changes["history"]  # type: ignore[index]  # the change path's, on /status
     assert {h["by"] for h in history} >= {"fleet", "governor"}, history
     spans = sorted((h["started"], h["ended"], h["by"]) for h in history)
     for (_, end, by), (start, _, next_by) in itertools.pairwise(spans):

@@ -19,8 +19,13 @@ from runtime.config import Settings, load_settings
 from runtime.fleet.agent import FleetAgent
 from runtime.fleet.publish import RepoWriter, publish
 from runtime.fleet.wiring import box_chooser_and_loader, build_agent
-from runtime.service import InferenceService
-from tests.support.fleet_repo import DEMO_APP, make_version, reshuffle_golden, write_box_config
+from tests.support.fleet_repo import (
+    DEMO_APP,
+    fleet_in_process,
+    make_version,
+    reshuffle_golden,
+    write_box_config,
+)
 from tests.support.static_server import Faults, StaticServer
 
 
@@ -88,25 +93,17 @@ def test_publish_sync_serve_then_update_under_load(
     server.log.clear()
 
     async def main() -> tuple[int, list[str]]:
-        agent = box.agent()
-        service = InferenceService(agent.loader, queue_size=256, workers=2)  # type: ignore[arg-type]
+        service, runner = fleet_in_process(box.settings, queue_size=256, workers=2)
+        agent = runner.agent  # activations go through the change path, as in the daemon
         await service.add(box.store.load(DEMO_APP))
-        loop = asyncio.get_running_loop()
-
-        def swap(package: ModelPackage, variant: str | None) -> None:
-            asyncio.run_coroutine_threadsafe(
-                service.swap(DEMO_APP, package, variant), loop
-            ).result()
-
-        agent.on_activated = swap
         stop = asyncio.Event()
         versions: list[str] = []
 
         async def client() -> int:
             n = 0
             while not stop.is_set():
-                await service.infer(DEMO_APP, _golden(installed))  # a failure raises
-                versions.append(service.slot(DEMO_APP).package.version)
+                answer = await service.infer(DEMO_APP, _golden(installed))  # a failure raises
+                versions.append(answer.version)  # who answered
                 n += 1
                 await asyncio.sleep(0.002)  # a steady stream, not a CPU hog on a small box
             return n

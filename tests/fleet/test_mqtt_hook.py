@@ -13,11 +13,8 @@ import pytest
 from runtime.config import load_settings
 from runtime.fleet import mqtt_hook
 from runtime.fleet.publish import publish
-from runtime.fleet.runner import FleetRunner
-from runtime.fleet.wiring import build_agent
 from runtime.mqtt.bridge import MqttBridge
-from runtime.service import InferenceService
-from tests.support.fleet_repo import DEMO_APP, make_version, write_box_config
+from tests.support.fleet_repo import DEMO_APP, fleet_in_process, make_version, write_box_config
 from tests.support.loop_thread import LoopThread
 from tests.support.mosquitto import Mosquitto, require_mosquitto
 from tests.support.mqtt_bridge import site_settings
@@ -44,12 +41,10 @@ def test_update_now_over_mqtt_and_retained_state(
     parts: dict[str, Any] = {}
 
     async def start() -> None:
-        agent = build_agent(settings)
-        service = InferenceService(agent.loader)  # type: ignore[arg-type]
-        runner = FleetRunner(agent, service, reconcile_s=0.2)
+        service, runner = fleet_in_process(settings)
         bridge = MqttBridge(
             site_settings(broker, commands={"update_now": True}),  # off by default
-            service, info=lambda: {}, state_dir=tmp_path / "box",
+            service, changes=runner.changes, info=lambda: {}, state_dir=tmp_path / "box",
         )  # fmt: skip
         bridge.start()
         mqtt_hook.attach(runner, bridge)
@@ -82,7 +77,7 @@ def test_update_now_over_mqtt_and_retained_state(
                 assert any(m.retain for m in late.on_topic(STATE))
         finally:
             if "runner" in parts:
-                parts["runner"].stop()
+                lt.call(parts["runner"].stop(), 120)
                 lt.call(asyncio.wait_for(parts["task"], 60), 120)
                 lt.call(parts["bridge"].stop(), 120)
                 lt.call(parts["service"].close(), 120)

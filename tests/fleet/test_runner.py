@@ -14,10 +14,8 @@ from runtime.catalog import Store
 from runtime.cli import app as cli_app
 from runtime.config import load_settings
 from runtime.fleet.publish import publish
-from runtime.fleet.runner import FleetRunner
 from runtime.fleet.wiring import build_agent
-from runtime.service import InferenceService
-from tests.support.fleet_repo import DEMO_APP, make_version, write_box_config
+from tests.support.fleet_repo import DEMO_APP, fleet_in_process, make_version, write_box_config
 from tests.support.prometheus import prometheus_text
 from tests.support.static_server import StaticServer
 from tests.support.wait import wait_until_async
@@ -38,9 +36,7 @@ def test_runner_installs_updates_and_follows_a_shell_rollback(
     states: list[dict[str, Any]] = []
 
     async def main() -> None:
-        agent = build_agent(settings)
-        service = InferenceService(agent.loader)  # type: ignore[arg-type]
-        runner = FleetRunner(agent, service, reconcile_s=0.2)
+        service, runner = fleet_in_process(settings)
         runner.add_listener(states.append)  # what the MQTT bridge publishes, retained
         task = asyncio.create_task(runner.run())
         await wait_until_async(
@@ -76,7 +72,7 @@ def test_runner_installs_updates_and_follows_a_shell_rollback(
         await wait_until_async(lambda: runner.status()["last_check"] != checked, "a check", 120)
         assert service.slot(DEMO_APP).package.version == "1.0.0"
         assert "2.0.0" in runner.status()["apps"][DEMO_APP]["bad"]
-        runner.stop()
+        await runner.stop()
         await asyncio.wait_for(task, 60)
         await service.close()
 
@@ -112,10 +108,8 @@ def test_update_over_http_under_load_with_status_page_and_metrics(
     store = Store(tmp_path / "box" / "store")
 
     async def build() -> tuple[Any, Any]:
-        agent = build_agent(settings)
-        service = InferenceService(agent.loader, queue_size=256)  # type: ignore[arg-type]
+        service, runner = fleet_in_process(settings, queue_size=256)
         await service.add(store.load(DEMO_APP))
-        runner = FleetRunner(agent, service, reconcile_s=0.2)
         context = ServerContext()
         context.add_section("fleet", runner.status)
         context.add_metrics("fleet", runner.metric_families)
@@ -124,7 +118,7 @@ def test_update_over_http_under_load_with_status_page_and_metrics(
 
     async def close(extra: Any) -> None:
         runner, service, task = extra
-        runner.stop()
+        await runner.stop()
         await asyncio.wait_for(task, 60)
         await service.close()
 

@@ -137,9 +137,9 @@ def test_options_carry_threads_providers_cache_and_gpu_layers(package, settings)
     )
     loader = VariantLoader(box_for(settings, local_report(accelerators=[nvidia_gpu()]), profile))
     small = package.variant("small")
-    gpu = loader.options_for(small, profile.targets[0])
+    gpu = loader.targets.options_for(small, profile.targets[0])
     assert (gpu.device, gpu.providers, gpu.gpu_layers) == ("gpu", ("CUDAExecutionProvider",), -1)
-    cpu = loader.options_for(small, profile.targets[1])
+    cpu = loader.targets.options_for(small, profile.targets[1])
     assert (cpu.intra_op_threads, cpu.inter_op_threads, cpu.gpu_layers) == (3, 2, 0)
     assert cpu.cache_dir == str(settings.paths.cache_dir)
 
@@ -162,3 +162,22 @@ def _rewrite_digests(package: ModelPackage) -> ModelPackage:
         text = re.sub(r"^bytes = \d+", f"bytes = {len(data)}", text, flags=re.M)
         toml.write_text(text)
     return load_package(package.path)
+
+
+def test_the_loader_skips_a_target_that_cannot_serve_the_task(tmp_path, settings) -> None:
+    """Issue 25, item 9: an ONNX embedding package with OpenVINO first loads on
+    onnxruntime, whose sentence encoder takes text; OpenVINO never gets it."""
+    from tests.support.embedding_models import write_onnx_encoder_package
+
+    encoder = write_onnx_encoder_package(tmp_path / "store")
+    loader = _loader(
+        settings,
+        targets=[{"backend": "openvino", "device": "cpu"}, {"backend": "onnx", "device": "cpu"}],
+    )
+    loaded = loader(encoder)
+    assert [(a.backend, a.ok) for a in loaded.attempts] == [("onnx", True)]
+    assert "skipped openvino/cpu: openvino cannot serve embedding packages" in (
+        loaded.selection.chosen.reason
+    )
+    out = loaded.backend.infer({"text": np.array([b"pump pressure high"], dtype=object)})
+    assert out["embedding"].shape[0] == 1 and out["tokens"].tolist() == [3]

@@ -60,7 +60,7 @@ def test_infer_round_trip_with_correlation_data(broker: Mosquitto, harness: Brid
             {"pixels": np.asarray(body["inputs"][0]["data"], np.float32).reshape(1, 64)},
         )
     )
-    assert np.allclose(out["data"], direct["probabilities"].ravel(), atol=1e-6)
+    assert np.allclose(out["data"], direct.outputs["probabilities"].ravel(), atol=1e-6)
 
 
 def test_without_response_topic_the_reply_goes_to_result(

@@ -167,7 +167,7 @@ def test_broker_down_at_start(make_broker: Any, linear: ModelPackage, tmp_path: 
         assert h.bridge is not None and h.service is not None
         time.sleep(0.8)  # the service serves meanwhile (the HTTP API would too)
         out = h.call(h.service.infer("part-id-reader", {"pixels": np.zeros((1, 64), np.float32)}))
-        assert out["probabilities"].shape == (1, 10)
+        assert out.outputs["probabilities"].shape == (1, 10)
         assert not h.stats()["connected"]
         broker.start()
         assert h.wait_connected(5)

@@ -46,7 +46,7 @@ def _best(harness: BridgeHarness, picture: bytes) -> int:
     assert harness.service is not None
     tensor = reference_tensor(picture, IMAGE_CONTRACT).astype(np.float32)[None]
     out = harness.call(harness.service.infer("part-id-reader", {"pixels": tensor}))
-    return int(np.argmax(out["probabilities"][0]))
+    return int(np.argmax(out.outputs["probabilities"][0]))
 
 
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG"])

@@ -14,8 +14,9 @@ from runtime.api.context import ServerContext
 from runtime.config import Settings
 from runtime.mqtt.wiring import attach_bridge
 from runtime.service import InferenceService
+from runtime.service.changes import ChangePath
 from tests.support.http_server import running_server
-from tests.support.loaders import ort_loader
+from tests.support.loaders import make_box, ort_loader
 from tests.support.mosquitto import Mosquitto
 from tests.support.mqtt_client import Requester
 from tests.support.serving_models import write_linear_package
@@ -25,7 +26,9 @@ pytestmark = pytest.mark.mqtt
 
 def test_no_mqtt_section_no_bridge(tmp_path: Path) -> None:
     settings = Settings(paths={"state_dir": tmp_path})
-    assert attach_bridge(settings, object()) is None
+    service = InferenceService(ort_loader)
+    changes = ChangePath(service, lambda: make_box(tmp_path))
+    assert attach_bridge(settings, service, changes=changes) is None
 
 
 def test_http_serves_while_the_broker_is_absent_then_mqtt_joins(
@@ -43,7 +46,8 @@ def test_http_serves_while_the_broker_is_absent_then_mqtt_joins(
     async def build() -> tuple[Any, Any]:
         service = InferenceService(ort_loader)
         await service.add(pkg)
-        bridge = attach_bridge(settings, service, lambda: context.box)
+        changes = ChangePath(service, lambda: make_box(tmp_path / "state"))
+        bridge = attach_bridge(settings, service, lambda: context.box, changes=changes)
         assert bridge is not None
         context.add_section("mqtt", bridge.stats)  # as the daemon registers it
         context.add_metrics("mqtt", bridge.metric_families)

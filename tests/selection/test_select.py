@@ -128,7 +128,9 @@ def test_format_without_an_installed_backend_is_rejected_and_says_how_to_install
         make_variant("q4", 5 * MB, fmt="gguf", precision="q4_k_m"),
         make_variant("onnx", 50 * MB),
     ]
-    sel = _select(variants, profile=profile)
+    # An embedding package: both llama.cpp and onnxruntime serve that task.
+    embedding = PKG.model_copy(update={"task": "embedding", "schema_version": 2})
+    sel = _select(variants, profile=profile, pkg=embedding)
     assert sel.chosen.variant.variant == "onnx"
     reason = _reasons(sel)["q4"]
     assert "llama/cpu: llama_cpp is not installed" in reason
@@ -330,3 +332,31 @@ def test_basis_points_read_as_one_percent_style() -> None:
     assert percent_bp(9512) == "95.12%"
     assert percent_bp(None) == "-" and percent_bp(None, "unmeasured") == "unmeasured"
     assert percent_bp(5000, digits=0) == "50%"  # `models show`'s pruning column
+
+
+def test_a_target_that_cannot_serve_the_packages_task_is_skipped_with_a_reason():
+    """Issue 25, item 9: OpenVINO opens ONNX files but has no tokenizer path, so an ONNX
+    embedding package on an OpenVINO-first profile goes to onnxruntime, and says why."""
+    embedding = PKG.model_copy(update={"task": "embedding", "schema_version": 2})
+    profile = make_profile(
+        targets=[{"backend": "openvino", "device": "cpu"}, {"backend": "onnx", "device": "cpu"}]
+    )
+    report = make_report(runtimes=[ort_runtime(), ov_runtime()])
+    variants = [make_variant("m", 10 * MB)]
+    sel = _select(variants, profile=profile, report=report, pkg=embedding)
+    assert [(t.backend, t.device) for t in sel.chosen.targets] == [("onnx", "cpu")]
+    assert sel.chosen.reason.endswith(
+        "; skipped openvino/cpu: openvino cannot serve embedding packages (it serves tensor)"
+    )
+    # A tensor package of the same file still goes to OpenVINO first.
+    sel = _select(variants, profile=profile, report=report)
+    assert sel.chosen.backend == "openvino"
+    # With onnxruntime missing, nothing can serve it here: rejected, naming both reasons.
+    sel = _select(variants, profile=profile, report=make_report(runtimes=[ov_runtime()]),
+                  pkg=embedding)  # fmt: skip
+    assert sel.chosen is None
+    assert _reasons(sel)["m"] == (
+        "no backend can run it here (openvino/cpu: openvino cannot serve embedding packages "
+        "(it serves tensor); onnx/cpu: onnxruntime is not installed "
+        "(pip install 'headframe[onnx]'))"
+    )

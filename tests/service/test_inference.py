@@ -13,7 +13,7 @@ import pytest
 from runtime.catalog import Store
 from runtime.config import ApplicationSettings
 from runtime.errors import Busy, InferenceFailed, InvalidInput, ModelNotFound, NotReady
-from runtime.service import InferenceService
+from runtime.service import Answer, InferenceService
 
 APP = "part-id-reader"
 
@@ -34,9 +34,10 @@ def test_infer_matches_direct_onnxruntime(store: Path, loader: Any) -> None:
         slot = await service.add(Store(store).load(APP))
         assert slot.variant.id == "large"  # loader's first variant in sorted order
         assert service.is_ready()
-        out = await service.infer(APP, {"pixels": _x()})
+        answer = await service.infer(APP, {"pixels": _x()})
+        assert (answer.version, answer.variant) == ("1.0.0", "large")  # who computed it
         await service.close()
-        return out
+        return answer.outputs
 
     out = asyncio.run(main())
     np.testing.assert_allclose(out["probabilities"], _direct(store, "large", _x()), rtol=1e-6)
@@ -61,7 +62,10 @@ def test_bad_inputs_are_refused_with_a_clear_message(
         with pytest.raises(InvalidInput, match=message.replace("[", r"\[").replace("]", r"\]")):
             await service.infer(APP, inputs)
         # and it keeps serving
-        assert (await service.infer(APP, {"pixels": _x(1)}))["probabilities"].shape == (1, 10)
+        assert (await service.infer(APP, {"pixels": _x(1)})).outputs["probabilities"].shape == (
+            1,
+            10,
+        )
         await service.close()
 
     asyncio.run(main())
@@ -95,7 +99,7 @@ def test_full_queue_answers_busy_and_recovers(store: Path, loader: Any) -> None:
             *(service.infer(APP, big) for _ in range(20)), return_exceptions=True
         )
         busy = [r for r in results if isinstance(r, Busy)]
-        ok = [r for r in results if isinstance(r, dict)]
+        ok = [r for r in results if isinstance(r, Answer)]
         assert len(ok) == 2 and len(busy) == 18  # one running + one waiting
         assert busy[0].retry_after_s > 0 and "queue is full" in str(busy[0])
         assert service.queue_depths()[APP] == 0
@@ -109,19 +113,19 @@ def test_hot_swap_under_load_fails_no_request(store: Path, loader: Any) -> None:
     expected = {v: _direct(store, v, _x(2)) for v in ("small", "large")}
     events: list[tuple[str, str]] = []
 
-    async def main() -> tuple[int, list[Any]]:
+    async def main() -> tuple[int, list[tuple[str, Any]]]:
         service = InferenceService(loader, queue_size=256, workers=2)
         service.add_listener(lambda event, app: events.append((event, app)))
         package = Store(store).load(APP)
         first = await service.add(package)
         stop = asyncio.Event()
-        seen: list[Any] = []
+        seen: list[tuple[str, Any]] = []
 
         async def client() -> int:
             n = 0
             while not stop.is_set():
-                out = await service.infer(APP, {"pixels": _x(2)})
-                seen.append(out["probabilities"])
+                answer = await service.infer(APP, {"pixels": _x(2)})
+                seen.append((answer.variant, answer.outputs["probabilities"]))
                 n += 1
             return n
 
@@ -141,9 +145,9 @@ def test_hot_swap_under_load_fails_no_request(store: Path, loader: Any) -> None:
 
     total, seen = asyncio.run(main())
     assert total > 20
-    matches = {v for out in seen for v, exp in expected.items() if np.allclose(out, exp, rtol=1e-5)}
-    assert matches == {"small", "large"}  # both variants really served
-    assert all(any(np.allclose(o, e, rtol=1e-5) for e in expected.values()) for o in seen)
+    assert {v for v, _ in seen} == {"small", "large"}  # both variants really served
+    # Every answer names the variant that computed it, through every swap.
+    assert all(np.allclose(out, expected[v], rtol=1e-5) for v, out in seen)
     assert events.count(("swapped", APP)) == 5 and events[0] == ("loaded", APP)
 
 
@@ -166,11 +170,11 @@ def test_micro_batching_gives_each_caller_its_own_rows(store: Path, loader: Any)
     async def main() -> list[dict[str, np.ndarray]]:
         service = InferenceService(loader, app_settings=settings)
         await service.add(Store(store).load(APP))
-        outs = await asyncio.gather(
+        answers = await asyncio.gather(
             *(service.infer(APP, {"pixels": _x(1 + i % 3, seed=i)}) for i in range(16))
         )
         await service.close()
-        return outs
+        return [a.outputs for a in answers]
 
     outs = asyncio.run(main())
     for i, out in enumerate(outs):
@@ -190,9 +194,9 @@ def test_mixed_datatypes_round_trip(store: Path, loader: Any) -> None:
     async def main() -> dict[str, np.ndarray]:
         service = InferenceService(loader)
         await service.add(Store(store).load("echo"))
-        out = await service.infer("echo", inputs)
+        answer = await service.infer("echo", inputs)
         await service.close()
-        return out
+        return answer.outputs
 
     out = asyncio.run(main())
     for name, value in inputs.items():
@@ -211,8 +215,8 @@ def test_close_right_after_a_swap_waits_for_the_old_variant_and_unloads_it(
             await asyncio.sleep(0.001)
         await service.swap(APP, pin="small")  # the old variant still has a request running
         await service.close()
-        out = await running  # finished on the old variant, not cut off
-        assert out["probabilities"].shape == (200_000, 10)
+        answer = await running  # finished on the old variant, not cut off
+        assert answer.variant == "large" and answer.outputs["probabilities"].shape == (200_000, 10)
         with pytest.raises(InferenceFailed, match="no model loaded"):
             first.loaded.backend.infer({"pixels": _x()})  # unloaded before close returned
 

@@ -13,7 +13,7 @@ from runtime.catalog import load_package
 from runtime.config import ApplicationSettings
 from runtime.demo.pictures import IMAGE_CONTRACT
 from runtime.errors import InvalidImage, InvalidInput
-from runtime.service import InferenceService
+from runtime.service import Answer, InferenceService
 from tests.support.image_models import digit_picture, reference_tensor, write_picture_package
 from tests.support.loaders import ort_loader
 
@@ -43,7 +43,7 @@ def test_pictures_in_concurrent_requests_equal_their_tensors(
             requests = [service.infer(APP, {"pixels": _bytes(p)}) for p in pictures]
             requests.insert(3, service.infer(APP, {"pixels": _bytes(b"not a picture")}))
             results = await asyncio.gather(*requests, return_exceptions=True)
-            want = (await service.infer(APP, {"pixels": tensors}))["probabilities"]
+            want = (await service.infer(APP, {"pixels": tensors})).outputs["probabilities"]
             assert service.slot(APP).worker.depth == 0  # every admission released
             return results, want
         finally:
@@ -53,8 +53,8 @@ def test_pictures_in_concurrent_requests_equal_their_tensors(
     bad = results.pop(3)
     assert isinstance(bad, InvalidImage) and "picture 0: not a JPEG or PNG" in bad.message
     for i, got in enumerate(results):
-        assert isinstance(got, dict), got
-        np.testing.assert_allclose(got["probabilities"][0], want[i], rtol=1e-5, atol=1e-6)
+        assert isinstance(got, Answer), got
+        np.testing.assert_allclose(got.outputs["probabilities"][0], want[i], rtol=1e-5, atol=1e-6)
 
 
 def test_a_request_of_no_pictures_and_tensors_beside_pictures(tmp_path: Path) -> None:
@@ -68,7 +68,7 @@ def test_a_request_of_no_pictures_and_tensors_beside_pictures(tmp_path: Path) ->
                 await service.infer(APP, {"pixels": _bytes()})
             # The tensor path is untouched by the contract.
             out = await service.infer(APP, {"pixels": DIGITS})
-            assert out["probabilities"].shape == (6, 10)
+            assert out.outputs["probabilities"].shape == (6, 10)
         finally:
             await service.close()
 

@@ -286,3 +286,100 @@ def test_the_will_of_every_session_carries_that_sessions_bdseq(
         ]  # fmt: skip
     finally:
         host.close()
+
+
+def test_a_forged_far_future_state_is_not_believed(broker: Mosquitto, tmp_path: Path) -> None:
+    """Issue 25, item 6: a STATE whose timestamp is far ahead of this box's clock (a forger
+    on the broker, or a host with a wild clock) is ignored, so it can neither take the node
+    offline nor shut out the real host's next STATE until a restart."""
+    host = Host(broker.host, broker.port, "plant")
+
+    async def main() -> dict[str, Any]:
+        node = _node(broker, tmp_path, Counting(moving=False), primary_host_id="scada")
+        node.start()
+        try:
+            now = int(time.time() * 1000)
+            host.state(True, now)
+            await wait_until_async(lambda: host.messages("DBIRTH"))
+            ten_years = 10 * 365 * 24 * 3600 * 1000
+            host.state(False, now + ten_years)  # forged: "offline", from the far future
+            await asyncio.sleep(0.5)
+            assert host.messages("NDEATH") == []  # not believed: the node stays born
+            assert node.status()["state"] == "online"
+            # The real host's next STATE still counts: it goes offline, then back.
+            host.state(False, now + 1)
+            await wait_until_async(lambda: host.messages("NDEATH"))
+            host.state(True, now + 2)
+            await wait_until_async(lambda: len(host.messages("NBIRTH")) == 2)
+            return node.status()
+        finally:
+            await node.stop()
+
+    try:
+        status = asyncio.run(main())
+        assert status["counters"]["state_ignored"] == 1
+    finally:
+        host.close()
+
+
+def test_the_newest_state_timestamp_is_forgotten_with_the_session(
+    broker: Mosquitto, tmp_path: Path
+) -> None:
+    """Issue 25, item 6: the timestamp in force belongs to a session. After the link is
+    cut, the new session takes the host's STATE even when it is older than the highest
+    one the last session saw (a host whose clock was set back, a STATE a little ahead)."""
+    host = Host(broker.host, broker.port, "plant")
+
+    async def main() -> None:
+        node = _node(broker, tmp_path, Counting(moving=False), primary_host_id="scada")
+        node.start()
+        try:
+            now = int(time.time() * 1000)
+            host.state(True, now + 30_000)  # 30 s ahead: within the tolerance
+            await wait_until_async(lambda: host.messages("DBIRTH"))
+            node.conn.client.abort()  # as a network fault would
+            await wait_until_async(lambda: node.status()["state"] != "online")
+            host.state(True, now + 1)  # the host again, its clock now right
+            await wait_until_async(lambda: len(host.messages("NBIRTH")) == 2)
+        finally:
+            await node.stop()
+
+    try:
+        asyncio.run(main())
+    finally:
+        host.close()
+
+
+def test_rebirth_requests_are_coalesced(broker: Mosquitto, tmp_path: Path) -> None:
+    """Issue 25, item 17: 500 Rebirth requests at once are obeyed (a birth follows the last
+    of them) but not amplified: at most one birth per second, not 500 NBIRTHs and 500
+    DBIRTHs per device."""
+    host = Host(broker.host, broker.port, "plant")
+
+    async def main() -> dict[str, Any]:
+        node = _node(broker, tmp_path, Counting(moving=False))
+        node.start()
+        try:
+            await wait_until_async(lambda: host.messages("DBIRTH"))
+            alias = host.messages("NBIRTH")[0].payload.by_name()["Node Control/Rebirth"].alias
+            started = time.monotonic()
+            for _ in range(500):
+                host.command("box1", [wire.write_metric(alias=alias, value=True)])
+            await wait_until_async(lambda: node.status()["counters"]["rebirths"] == 500)
+            sent_for = time.monotonic() - started
+            await wait_until_async(lambda: len(host.messages("NBIRTH")) >= 2)
+            await asyncio.sleep(1.5)  # a coalesced birth still due would be out by now
+            births = len(host.messages("NBIRTH"))
+            # the first birth, then at most one per second while the requests arrived
+            assert 2 <= births <= 2 + int(sent_for) + 1, (births, sent_for)
+            assert len(host.messages("DBIRTH")) == births  # one device: one DBIRTH each
+            return node.status()
+        finally:
+            await node.stop()
+
+    try:
+        status = asyncio.run(main())
+        assert status["counters"]["rebirths"] == 500
+        assert status["counters"]["rebirths_coalesced"] >= 500 - 2 - 10
+    finally:
+        host.close()

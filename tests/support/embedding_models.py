@@ -114,7 +114,12 @@ def write_tokenizer(path: Path, max_tokens: int) -> int:
 
 
 def write_onnx_encoder_package(
-    store: Path, app: str = "encoder", *, max_tokens: int = 16, truncation: bool = True
+    store: Path,
+    app: str = "encoder",
+    *,
+    max_tokens: int = 16,
+    truncation: bool = True,
+    dim: int = 32,
 ) -> ModelPackage:
     import onnx
 
@@ -122,6 +127,6 @@ def write_onnx_encoder_package(
     vdir = pdir / "variants" / "fp32"
     vdir.mkdir(parents=True)
     vocab = write_tokenizer(vdir / "tokenizer.json", max_tokens)
-    onnx.save(encoder_model(vocab), str(vdir / "model.onnx"))  # type: ignore[arg-type]
+    onnx.save(encoder_model(vocab, dim), str(vdir / "model.onnx"))  # type: ignore[arg-type]
     _variant(vdir, "fp32", "onnx", "fp32", "model.onnx")
     return load_package(pdir)

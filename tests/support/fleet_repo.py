@@ -7,9 +7,11 @@ import hashlib
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from runtime.config import Settings
 from runtime.fleet.keys import init_keys
 from tests.support.static_server import StaticServer
 
@@ -146,3 +148,21 @@ def reshuffle_golden(package_dir: Path, seed: int = 1) -> None:
     assert meta.golden is not None
     golden = meta.golden.model_copy(update={"sha256": sha256_file(path)})
     write_package_meta(meta.model_copy(update={"golden": golden}), package_dir)
+
+
+def fleet_in_process(settings: Settings, **service_options: Any) -> tuple[Any, Any]:
+    """The daemon's fleet parts, on the running loop: the service, and the runner whose
+    agent activates through a change path over the loader's own box (as in the daemon)."""
+    from runtime.fleet.runner import FleetRunner, hot_swap
+    from runtime.fleet.wiring import box_chooser_and_loader, build_agent
+    from runtime.service import InferenceService
+    from runtime.service.changes import ChangePath
+
+    chooser, loader, picker = box_chooser_and_loader(settings)
+    service = InferenceService(loader, **service_options)
+    box = loader.box  # type: ignore[attr-defined]
+    changes = ChangePath(service, lambda: box)
+    agent = build_agent(
+        settings, chooser=chooser, loader=loader, picker=picker, on_activated=hot_swap(changes)
+    )
+    return service, FleetRunner(agent, changes, reconcile_s=0.2)

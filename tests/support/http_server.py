@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import tempfile
 import threading
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -104,24 +106,33 @@ def serving(
 ) -> Iterator[ServerHandle]:
     """headframe's HTTP app over an ``InferenceService(loader, **service_options)`` that
     has ``packages`` added; ``handle.extra`` is the service, closed at the end. With
-    ``tolerate_failures`` a package that fails to load stays failed and the rest serve."""
+    ``tolerate_failures`` a package that fails to load stays failed and the rest serve.
+    The admin route pins through a real change path over a real box (its pins in a
+    temporary state directory); the loader loads the pin in force (``box_loader``)."""
     from runtime.api.app import create_app
     from runtime.api.context import ServerContext
     from runtime.service import InferenceService
+    from runtime.service.changes import ChangePath
+    from tests.support.loaders import box_loader, make_box
 
-    async def build() -> tuple[Any, InferenceService]:
-        service = InferenceService(loader, **service_options)
-        for package in packages:
-            try:
-                await service.add(package)
-            except Exception:
-                if not tolerate_failures:
-                    raise
-        app = create_app(service, settings=settings, context=context or ServerContext())
-        return app, service
+    with tempfile.TemporaryDirectory() as state:
+        box = make_box(Path(state))
 
-    async def close(service: InferenceService) -> None:
-        await service.close()
+        async def build() -> tuple[Any, InferenceService]:
+            service = InferenceService(box_loader(box, loader), **service_options)
+            for package in packages:
+                try:
+                    await service.add(package)
+                except Exception:
+                    if not tolerate_failures:
+                        raise
+            changes = ChangePath(service, lambda: box)
+            context_ = context or ServerContext()
+            app = create_app(service, settings=settings, context=context_, changes=changes)
+            return app, service
 
-    with running_server(build, close=close) as handle:
-        yield handle
+        async def close(service: InferenceService) -> None:
+            await service.close()
+
+        with running_server(build, close=close) as handle:
+            yield handle

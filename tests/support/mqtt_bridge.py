@@ -20,8 +20,9 @@ from runtime.catalog import ModelPackage, load_package
 from runtime.config import MqttSettings
 from runtime.mqtt.bridge import MqttBridge
 from runtime.service import InferenceService
+from runtime.service.changes import ChangePath
 from runtime.service.load_shed import LoadShed
-from tests.support.loaders import ort_loader
+from tests.support.loaders import box_loader, make_box
 from tests.support.loop_thread import LoopThread
 from tests.support.mosquitto import Mosquitto
 
@@ -60,6 +61,7 @@ class BridgeHarness:
         self.info = info or (lambda: {"hardware": {"cpu": "test"}, "profile": "generic-cpu"})
         self._loop_thread = LoopThread()
         self.service: InferenceService | None = None
+        self.changes: ChangePath | None = None
         self.bridge: MqttBridge | None = None
 
     def call(self, coro: Coroutine[Any, Any, T], timeout: float = 30.0) -> T:
@@ -70,13 +72,24 @@ class BridgeHarness:
         return self._loop_thread.run(fn)
 
     async def _start(self) -> None:
-        self.service = InferenceService(
-            ort_loader, queue_size=self.queue_size, workers=self.workers
-        )
+        # A real box keeps the pins: ``pin`` is an operator's, as MQTT select sets them.
+        box = make_box(self.state_dir / "box")
         for p in self.packages:
-            await self.service.add(p, self.pin)
+            if self.pin is not None:
+                box.set_pin(p.application, self.pin, "test")
+        self.service = InferenceService(
+            box_loader(box), queue_size=self.queue_size, workers=self.workers
+        )
+        self.changes = ChangePath(self.service, lambda: box)
+        for p in self.packages:
+            await self.service.add(p)
         self.bridge = MqttBridge(
-            self.settings, self.service, info=self.info, state_dir=self.state_dir, shed=self.shed
+            self.settings,
+            self.service,
+            changes=self.changes,
+            info=self.info,
+            state_dir=self.state_dir,
+            shed=self.shed,
         )
         self.bridge.start()
 

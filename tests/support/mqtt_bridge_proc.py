@@ -19,18 +19,24 @@ from runtime.config import MqttSettings
 from runtime.mqtt.bridge import MqttBridge
 from runtime.mqtt.paho_compat import start_up
 from runtime.service import InferenceService
-from tests.support.loaders import ort_loader
+from runtime.service.changes import ChangePath
+from tests.support.loaders import box_loader, make_box
 
 
 async def main(
     package_dir: Path, state_dir: Path, settings: MqttSettings, pin: str | None = None
 ) -> None:
-    service = InferenceService(ort_loader)
-    await service.add(load_package(package_dir), pin)
+    package = load_package(package_dir)
+    box = make_box(state_dir / "box")
+    if pin is not None:
+        box.set_pin(package.application, pin, "test")
+    service = InferenceService(box_loader(box))
+    await service.add(package)
     mode = start_up(settings)  # as the daemon does: the paho check, FastProperties
     bridge = MqttBridge(
         settings,
         service,
+        changes=ChangePath(service, lambda: box),
         info=lambda: {"profile": "test"},
         state_dir=state_dir,
         fast_path=mode.fast,

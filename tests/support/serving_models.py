@@ -98,8 +98,11 @@ def write_linear_package(
     app: str = "part-id-reader",
     version: str = "1.0.0",
     variants: tuple[str, ...] = ("small", "large"),
+    *,
+    seed: int = 0,
 ) -> ModelPackage:
-    """A package under ``store/app/version`` whose variants differ in weights."""
+    """A package under ``store/app/version`` whose variants differ in weights (seeded from
+    ``seed``: give two versions different seeds and every (version, variant) differs)."""
     pdir = store / app / version
     write_package_toml(
         pdir,
@@ -110,7 +113,7 @@ def write_linear_package(
     )
     for rank, variant in enumerate(variants):
         vdir = pdir / "variants" / variant
-        linear_model(vdir / "model.onnx", seed=rank)
+        linear_model(vdir / "model.onnx", seed=seed + rank)
         _write_variant(vdir, variant, "fp32", rank)
     return load_package(pdir)
 

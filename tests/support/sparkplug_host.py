@@ -37,12 +37,22 @@ class Host:
     """Subscribes to ``spBv1.0/{group}/#`` through the test MQTT client (Requester) and
     decodes what arrives with its own reader."""
 
-    def __init__(self, host: str, port: int, group: str, host_id: str = "scada") -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        group: str,
+        host_id: str = "scada",
+        *,
+        username: str | None = None,
+        password: str | None = None,
+    ) -> None:
         self.group, self.host_id = group, host_id
         self.prefix = f"spBv1.0/{group}/"
         self.client = Requester(
-            host, port, client_id=f"host-{uuid.uuid4().hex[:6]}", subscribe=[f"{self.prefix}#"]
-        ).open()
+            host, port, client_id=f"host-{uuid.uuid4().hex[:6]}", subscribe=[f"{self.prefix}#"],
+            username=username, password=password,
+        ).open()  # fmt: skip
         self._seen: list[Seen | None] = []  # decoded so far, in arrival order
 
     def close(self) -> None:
