@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from runtime import __version__
 from runtime.api import kserve, metrics, openai, status, vector_stores
 from runtime.api.auth import Tokens, load_tokens
+from runtime.api.browser import BrowserCheck
 from runtime.api.context import ServerContext
 from runtime.api.errors import error_parts
 from runtime.api.guard import ASGIApp, Guard, InFlight, Receive, Scope, Send, error_payload
@@ -98,8 +99,8 @@ def create_app(
     in_flight = InFlight()
 
     def layers(routed: ASGIApp) -> ASGIApp:
-        # The host check runs first, then the guard (tokens, limits), then the infer fast
-        # path, then FastAPI.
+        # The host check runs first, then the browser check (blind cross-origin requests),
+        # then the guard (tokens, limits), then the infer fast path, then FastAPI.
         fast = kserve.InferFastPath(routed, service=service, shed=shed)
         guard = Guard(
             fast,
@@ -107,8 +108,9 @@ def create_app(
             max_body_bytes=settings.api.max_body_bytes,
             timeout_s=settings.api.request_timeout_s,
             in_flight=in_flight,
+            max_text_body_bytes=settings.api.max_text_body_bytes,
         )
-        return HostCheck(guard, trusted=trusted_hosts(settings.api))
+        return HostCheck(BrowserCheck(guard), trusted=trusted_hosts(settings.api))
 
     app = HeadframeApp(
         layers,

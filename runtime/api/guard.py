@@ -1,5 +1,10 @@
 """The HTTP guard, a plain ASGI middleware: bearer tokens, the body limit, the time limit.
 
+The body limit is ``api.max_body_bytes``, and the tighter ``api.max_text_body_bytes`` on
+the OpenAI routes (/v1/), whose JSON is parsed on the event loop. A client that leaves
+before its answer has its request cancelled (runtime.api.hangup), so the work queued for
+it stops.
+
 Plain ASGI rather than Starlette's BaseHTTPMiddleware because it runs on every request
 and costs next to nothing this way. The time limit covers the time to the first byte
 of the response, so a long token stream (SSE) is not cut once it has started.
@@ -17,6 +22,7 @@ from typing import Any
 import orjson
 
 from runtime.api.auth import Tokens
+from runtime.api.hangup import Hangup
 from runtime.codecs.openai import error_body, error_type
 
 Scope = MutableMapping[str, Any]
@@ -26,6 +32,7 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 OPEN_PATHS = frozenset({"/v2/health/live", "/v2/health/ready"})
+TEXT_PREFIX = "/v1/"  # the OpenAI routes: api.max_text_body_bytes
 
 
 def error_payload(path: str, status: int, message: str, code: str) -> dict[str, Any]:
@@ -81,11 +88,15 @@ class Guard:
         timeout_s: float,
         open_paths: frozenset[str] = OPEN_PATHS,
         in_flight: InFlight | None = None,
+        max_text_body_bytes: int | None = None,
     ) -> None:
         self.app = app
         self.in_flight = in_flight or InFlight()
         self.tokens = tokens  # live: the daemon replaces them on SIGHUP
         self.max_body = max_body_bytes
+        # The OpenAI routes' JSON is parsed on the event loop (FastAPI's body parsing):
+        # bounded tighter than pictures and binary tensors, which are not.
+        self.max_text_body = max_text_body_bytes
         self.timeout_s = timeout_s
         self.open_paths = open_paths
 
@@ -109,6 +120,9 @@ class Guard:
                 [(b"www-authenticate", b"Bearer")],
             )
             return
+        limit, setting = self.max_body, "api.max_body_bytes"
+        if self.max_text_body is not None and path.startswith(TEXT_PREFIX):
+            limit, setting = min(limit, self.max_text_body), "api.max_text_body_bytes"
         length = headers.get(b"content-length")
         if length is not None:
             try:
@@ -116,20 +130,23 @@ class Guard:
             except ValueError:
                 await send_error(send, path, 400, "Content-Length is not a number", "invalid_input")
                 return
-            if declared > self.max_body:
-                await self._too_large(send, path)
+            if declared > limit:
+                await self._too_large(send, path, limit, setting)
                 return
         received = 0
         too_large = False
+        hangup = Hangup(receive)
 
         async def limited_receive() -> Message:
             nonlocal received, too_large
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_body:
+                if received > limit:
                     too_large = True
                     raise _BodyTooLarge
+                if not message.get("more_body"):
+                    hangup.body_read()
             return message
 
         started = False
@@ -142,17 +159,23 @@ class Guard:
                     if too_large:  # the app answered in spite of the limit: 413 instead
                         if message["type"] == "http.response.start" and not started:
                             started = True
-                            await self._too_large(send, path)
+                            await self._too_large(send, path, limit, setting)
                         return
                     if message["type"] == "http.response.start":
                         started = True
                         deadline.reschedule(None)  # a stream may take as long as it needs
+                    elif message["type"] == "http.response.body" and not message.get("more_body"):
+                        hangup.answered = True
                     await send(message)
 
                 await self.app(scope, limited_receive, tracked_send)
+        except asyncio.CancelledError:
+            if not hangup.swallow():
+                raise
+            # the client left before its answer: nobody to send one to
         except _BodyTooLarge:
             if not started:
-                await self._too_large(send, path)
+                await self._too_large(send, path, limit, setting)
         except TimeoutError:
             if started:
                 raise
@@ -164,13 +187,14 @@ class Guard:
                 "timeout",
             )
         finally:
+            hangup.close()
             self.in_flight.count -= 1
 
-    async def _too_large(self, send: Send, path: str) -> None:
+    async def _too_large(self, send: Send, path: str, limit: int, setting: str) -> None:
         await send_error(
             send,
             path,
             413,
-            f"request body over the limit of {self.max_body} bytes (api.max_body_bytes)",
+            f"request body over the limit of {limit} bytes ({setting})",
             "too_large",
         )

@@ -34,6 +34,7 @@ from runtime.codecs.openai import (
     StreamEncoder,
     error_body,
     error_for,
+    to_generation_off_loop,
     validation_message,
 )
 from runtime.errors import HeadframeError, InvalidInput, ModelNotFound
@@ -199,7 +200,7 @@ def router(
                     raise InvalidInput("knowledge: this box serves no knowledge packs")
                 grounded = await grounding.ground(service, body, "openai")
                 body, replay, extra = grounded.request, grounded.replay_answer(), grounded.extra
-            gen = body.to_generation()
+            gen = await to_generation_off_loop(body)
         except HeadframeError as e:
             return error_response(e)
         return await run("chat", body.model, gen, body.stream, body.include_usage,
@@ -208,7 +209,7 @@ def router(
     @r.post("/v1/completions", response_model=None)
     async def completions(body: CompletionRequest) -> Response:
         try:
-            gen = body.to_generation()
+            gen = await to_generation_off_loop(body)
         except HeadframeError as e:
             return error_response(e)
         return await run("text", body.model, gen, body.stream, body.include_usage)

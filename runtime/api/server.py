@@ -4,7 +4,9 @@ loop, with the daemon (not uvicorn) owning the signals.
 ``start_http(app, api)`` binds, waits until uvicorn listens and returns the server, its
 task and the URL it serves on; a bind that fails raises here, before anything slow.
 Setting ``server.should_exit`` stops accepting and lets requests in flight finish within
-``drain_timeout_s``.
+``drain_timeout_s``. A client must send a request's headers within
+``api.header_timeout_s`` and at most ``api.max_connections`` are open at once
+(runtime.api.slow_clients).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 
 import uvicorn
 
+from runtime.api.slow_clients import protocol
 from runtime.config import ApiSettings
 from runtime.errors import HeadframeError
 
@@ -45,6 +48,8 @@ async def start_http(app: Any, api: ApiSettings, drain_timeout_s: float) -> Http
         app,
         host=api.host,
         port=api.port,
+        # A header timeout and a connection limit, which uvicorn lacks (slow_clients.py).
+        http=protocol(api),
         log_config=None,
         access_log=False,
         # X-Forwarded-For rewriting of the client address: nothing here reads the

@@ -13,9 +13,10 @@ the same as ``create_completion``'s defaults, so results match llama-cpp-python'
 
 Structured output: a request's ``grammar`` (GBNF from runtime.structured) is checked by
 llama.cpp's own parser before generation (a grammar it refuses is InvalidInput, never a
-crash) and then constrains every sampled token. Tools go to the chat template when it
-uses them; otherwise a system message carries the instructions and tool turns are
-rendered as plain text.
+crash) and then constrains every sampled token; beside it, runtime.backends.utf8_filter
+lets only valid UTF-8 be sampled (llama.cpp's grammar reads bytes leniently). Tools go to
+the chat template when it uses them; otherwise a system message carries the instructions
+and tool turns are rendered as plain text.
 
 Embedding mode (package task "embedding", ``LoadOptions.task``): the GGUF is opened with
 ``embedding=True`` and a batch as large as the context; ``infer`` embeds a batch of texts
@@ -47,6 +48,7 @@ from runtime.backends.base import (
     IOSchema,
     LoadOptions,
 )
+from runtime.backends.utf8_filter import Utf8Table, llama_token_pieces
 from runtime.catalog import TensorSpec, Variant
 from runtime.config import EmbeddingSettings
 from runtime.errors import BackendLoadError, BackendUnavailable, InvalidInput
@@ -98,6 +100,7 @@ class LlamaBackend:
         self._limits = EmbeddingSettings()
         self._template_tools = False
         self._grammars: dict[str, Any] = {}
+        self._utf8: Utf8Table | None = None  # built at the first grammar request
         self._llama_cpp: Any = None
         self._grammar_cls: Any = None
         self._info = BackendInfo(backend=self.name, device="cpu")
@@ -165,6 +168,7 @@ class LlamaBackend:
         self._limits = options.embedding
         self._llama_cpp = llama_cpp
         self._grammar_cls = LlamaGrammar
+        self._utf8 = None
         self._llm = llm
         self._info = BackendInfo(
             backend=self.name,
@@ -239,9 +243,14 @@ class LlamaBackend:
         pending = ""  # decoded text not yet sent: it may be the start of a stop string
         produced = 0
         finish = "length"
+        # Under a grammar only valid UTF-8 may be sampled (runtime.backends.utf8_filter).
+        utf8 = self._utf8_table().new_filter() if grammar is not None else None
         for token in llm.generate(
-            tokens, temp=request.temperature, top_p=request.top_p, grammar=grammar, **_SAMPLING
-        ):
+            tokens, temp=request.temperature, top_p=request.top_p, grammar=grammar,
+            logits_processor=[utf8] if utf8 is not None else None, **_SAMPLING,
+        ):  # fmt: skip
+            if utf8 is not None:
+                utf8.accept(token)
             if is_eog(token):
                 finish = "stop"
                 break
@@ -296,6 +305,14 @@ class LlamaBackend:
                 self._grammars.pop(next(iter(self._grammars)))
             self._grammars[text] = grammar
         return grammar
+
+    def _utf8_table(self) -> Utf8Table:
+        if self._utf8 is None:
+            llm = self._require()
+            vocab = llm._model.vocab
+            pieces, refused = llama_token_pieces(self._llama_cpp, vocab, int(llm.n_vocab()))
+            self._utf8 = Utf8Table(pieces, refused)
+        return self._utf8
 
     def _messages(self, request: GenerationRequest) -> tuple[list[dict[str, Any]], Any]:
         """Messages (and tools) as this model's template takes them."""

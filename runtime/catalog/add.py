@@ -21,9 +21,11 @@ import os
 import re
 import shutil
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 from runtime.backend_table import estimate_peak_memory, reference_row
+from runtime.catalog.golden import check_npz
 from runtime.catalog.inspect import ModelInfo, decide_task, inspect_model
 from runtime.catalog.package import (
     NAME_RE,
@@ -45,11 +47,13 @@ from runtime.catalog.writer import (
     write_package_meta,
     write_variant_meta,
 )
-from runtime.errors import MetadataError
+from runtime.errors import BuildInputError, MetadataError
 
 log = logging.getLogger(__name__)
 
 DEFAULT_VERSION = "1.0.0"
+# Judges a wrapped package before it is installed: MetadataError to refuse it.
+Check = Callable[[ModelPackage], None]
 # Caps on what a package directory may make us read: its TOML files, and its golden set
 # (whose size no metadata records; model files are capped by the sizes variant.toml gives).
 MAX_META_BYTES = 1 << 20
@@ -65,14 +69,17 @@ def import_path(
     *,
     replace: bool = False,
     task: str | None = None,
+    check: Check | None = None,
 ) -> ModelPackage:
     """Import ``path`` into ``store`` and return the installed package.
 
     A directory must be a package (``package.toml`` + ``variants/``): it is validated,
     its digests checked, then copied; ``app``/``version`` rename it when given. A file is
-    wrapped (``app`` defaults to a name made from the file name, ``version`` to 1.0.0).
-    An existing ``<app>/<version>`` is an error unless ``replace``. ``task`` overrides
-    what inspection decides for a file (``decide_task``); a package says its own.
+    wrapped (``app`` defaults to a name made from the file name, ``version`` to 1.0.0),
+    and ``check`` (the CLI passes runtime.loading.import_check.trial_load: the catalog
+    loads no models) judges the wrapped package before it is installed. ``task``
+    overrides what inspection decides for a file (``decide_task``); a package says its
+    own. An existing ``<app>/<version>`` is an error unless ``replace``.
     """
     path = Path(path)
     if path.is_dir():
@@ -80,7 +87,7 @@ def import_path(
             raise MetadataError(f"{path}: --task is for a model file; a package says its task")
         return _import_package_dir(store, path, app, version, replace)
     if path.is_file():
-        return _import_file(store, path, app, version, replace, task)
+        return _import_file(store, path, app, version, replace, task, check)
     if path.exists():
         raise MetadataError(f"{path}: not a regular file or directory (a device, pipe or socket)")
     raise MetadataError(f"{path}: no such file or directory")
@@ -196,6 +203,11 @@ def _copy_listed(package: ModelPackage, staged: Path) -> None:
         )
         if digest != golden.sha256:
             raise MetadataError(f"{where}.sha256: {golden.file} does not match its digest")
+        try:  # every box that measures the package will read it: bounded before it does
+            check_npz(staged / golden.file)
+        except BuildInputError as e:
+            why = e.message.replace(str(staged / golden.file), golden.file)
+            raise MetadataError(f"{where}: {why}") from None
     copied = 0
     for v in package.variants:
         vdir = staged / "variants" / v.id
@@ -249,6 +261,7 @@ def _copy_capped(src: Path, dest: Path, limit: int, where: str = "") -> tuple[st
 def _import_file(
     store: Store, src: Path, app: str | None, version: str | None, replace: bool,
     task: str | None = None,
+    check: Check | None = None,
 ) -> ModelPackage:  # fmt: skip
     _check_names(app, version)
     info = decide_task(inspect_model(src), src, task)
@@ -266,6 +279,11 @@ def _import_file(
         meta = _variant_meta(variant_id, src.name, info, vdir)
         write_variant_meta(meta, vdir)
         write_package_meta(_package_meta(app, version, src, info), staged)
+        if check is not None:
+            try:
+                check(load_package(staged))
+            except MetadataError as e:
+                raise MetadataError(f"{src}: {e.message}") from None
         return _install(staged, store, replace)
 
 

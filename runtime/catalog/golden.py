@@ -21,6 +21,8 @@ such a model takes one row per request. ``RowLayout`` is the one place that turn
 into requests, for ``models build``, calibration on the box and the fleet trial alike.
 
 The file is written with fixed zip timestamps, so the same arrays give the same sha256.
+Every reader goes through ``load_arrays``, which checks the sizes the archive and each
+array's header declare before anything is inflated (``check_npz``).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import zipfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -38,6 +41,10 @@ from runtime.errors import BuildInputError
 from runtime.tensors import to_kserve_datatype
 
 GOLDEN_FILE = "golden.npz"
+# What a golden set's arrays may take in memory, inflated: every box that measures or
+# trials a package reads all of it (1,000 rows of 224x224x3 float32 are 600 MB; sets
+# that large belong on the build machine, not in a package).
+MAX_GOLDEN_ARRAY_BYTES = 256 * 1024 * 1024
 RESERVED = frozenset(
     {"labels", "ref_top1", "ref_output", "fidelity_tolerance", "text", "tokens", "ref_next"}
 )
@@ -56,8 +63,58 @@ def write_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> Path:
     return path
 
 
-def load_arrays(path: Path) -> dict[str, np.ndarray]:
-    """Every array of an .npz; BuildInputError naming the file when it is not one."""
+def check_npz(path: Path, max_bytes: int = MAX_GOLDEN_ARRAY_BYTES) -> None:
+    """The sizes an .npz declares, read before any array is inflated: BuildInputError
+    naming the file when its arrays together would pass ``max_bytes`` (a megabyte of
+    zeros deflates from a gigabyte), or when an array's header claims more than its
+    member holds (numpy allocates what the header says before it reads a byte)."""
+    total = 0
+    try:
+        with zipfile.ZipFile(path) as zf:
+            for info in zf.infolist():
+                total += info.file_size  # zipfile never inflates a member past this
+                if total > max_bytes:
+                    raise BuildInputError(
+                        f"{path}: its arrays inflate to more than {max_bytes} bytes "
+                        "(the limit for a golden set)"
+                    )
+                if info.filename.endswith(".npy"):
+                    with zf.open(info) as member:
+                        declared = _declared_bytes(member)
+                    if declared > info.file_size:
+                        raise BuildInputError(
+                            f"{path}: {info.filename} claims {declared} bytes of data but holds "
+                            f"{info.file_size}"
+                        )
+    except FileNotFoundError as e:
+        raise BuildInputError(f"{path}: file not found") from e
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
+        raise BuildInputError(f"{path}: not a readable .npz golden set: {e}") from e
+
+
+def _declared_bytes(member: Any) -> int:
+    """The data size an .npy header declares (its shape times its item size)."""
+    fmt = np.lib.format
+    version = fmt.read_magic(member)
+    if version == (1, 0):
+        shape, _, dtype = fmt.read_array_header_1_0(member)
+    elif version in ((2, 0), (3, 0)):
+        shape, _, dtype = fmt.read_array_header_2_0(member)
+    else:
+        raise ValueError(f".npy format version {version} is not supported")
+    if dtype.hasobject:
+        raise ValueError("an array of Python objects (pickles are never loaded)")
+    count = 1
+    for dim in shape:
+        count *= int(dim)
+    return count * dtype.itemsize
+
+
+def load_arrays(path: Path, max_bytes: int = MAX_GOLDEN_ARRAY_BYTES) -> dict[str, np.ndarray]:
+    """Every array of an .npz, its declared sizes checked first (``check_npz``);
+    BuildInputError naming the file when it is not one, or is too large."""
+    path = Path(path)
+    check_npz(path, max_bytes)
     try:
         with np.load(path, allow_pickle=False) as npz:
             return {k: npz[k] for k in npz.files}

@@ -215,19 +215,87 @@ def inspect_openvino(xml_path: Path) -> ModelInfo:
 
 # --- GGUF --------------------------------------------------------------------------------
 
+# The ranges a GGUF's numbers must fall in to be believed: a 288-byte file may claim
+# anything, and what it claims sizes the memory estimate.
+_GGUF_RANGES = {
+    "block_count": (1, 4096),
+    "embedding_length": (1, 1 << 20),
+    "attention.head_count": (1, 1 << 16),
+    "attention.head_count_kv": (0, 1 << 16),
+    "context_length": (1, 1 << 26),
+}
 
-def _gguf_value(reader: Any, key: str) -> Any:
-    fld = reader.get_field(key)
-    return None if fld is None else fld.contents()
+
+class _GGUFMeta:
+    """Typed reads of one GGUF's metadata; every failure is one MetadataError line that
+    names the file and the key."""
+
+    def __init__(self, reader: Any, path: Path) -> None:
+        self.reader = reader
+        self.path = path
+
+    def _raw(self, key: str) -> Any:
+        fld = self.reader.get_field(key)
+        return None if fld is None else fld.contents()
+
+    def _bad(self, key: str, why: str) -> MetadataError:
+        return MetadataError(f"{self.path}: {key}: {why}")
+
+    def _kind(self, value: Any) -> str:
+        if isinstance(value, str):
+            return "a string"
+        return "a list" if isinstance(value, list) else type(value).__name__
+
+    def text(self, key: str, limit: int = 256) -> str | None:
+        value = self._raw(key)
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise self._bad(key, f"a string, not {self._kind(value)}")
+        return value[:limit]
+
+    def integer(self, key: str, lo: int, hi: int) -> int | None:
+        value = self._raw(key)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self._bad(key, f"an integer, not {self._kind(value)}")
+        if not lo <= value <= hi:
+            raise self._bad(key, f"{value} is out of range ({lo}..{hi})")
+        return value
+
+    def per_layer(self, key: str, lo: int, hi: int, layers: int) -> list[int] | None:
+        """An integer, or one per layer (some models vary it by layer)."""
+        value = self._raw(key)
+        if not isinstance(value, list):
+            one = self.integer(key, lo, hi)
+            return None if one is None else [one] * layers
+        if len(value) != layers:
+            raise self._bad(key, f"{len(value)} values for {layers} layers")
+        for v in value:
+            if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+                raise self._bad(key, f"each value an integer in {lo}..{hi}, not {v!r}")
+        return list(value)
+
+    def flag(self, key: str) -> bool | None:
+        value = self._raw(key)
+        if value is None:
+            return None
+        if not isinstance(value, bool):
+            raise self._bad(key, f"a boolean, not {self._kind(value)}")
+        return value
+
+    def arch_int(self, arch: str, name: str) -> int | None:
+        return self.integer(f"{arch}.{name}", *_GGUF_RANGES[name])
 
 
-def _gguf_precision(reader: Any) -> str:
+def _gguf_precision(reader: Any, meta: _GGUFMeta) -> str:
     import gguf
 
-    file_type = _gguf_value(reader, "general.file_type")
+    file_type = meta.integer("general.file_type", 0, 1 << 16)
     if file_type is not None:
         try:
-            name = gguf.LlamaFileType(int(file_type)).name
+            name = gguf.LlamaFileType(file_type).name
         except ValueError:
             name = ""
         for prefix in ("MOSTLY_", "ALL_"):
@@ -244,17 +312,23 @@ def _gguf_precision(reader: Any) -> str:
     )
 
 
-def gguf_kv_cache_bytes(reader: Any, context_tokens: int = 2048) -> int:
-    """f16 K and V caches for ``context_tokens`` (llama.cpp's default cache type)."""
-    arch = _gguf_value(reader, "general.architecture")
+def gguf_kv_cache_bytes(
+    reader: Any, context_tokens: int = 2048, path: Path = Path("the GGUF")
+) -> int:
+    """f16 K and V caches for ``context_tokens`` (llama.cpp's default cache type), layer by
+    layer; MetadataError when a number it needs has the wrong type or range."""
+    meta = _GGUFMeta(reader, path)
+    arch = meta.text("general.architecture", 64)
     if not arch:
         return 0
-    layers = _gguf_value(reader, f"{arch}.block_count") or 0
-    embd = _gguf_value(reader, f"{arch}.embedding_length") or 0
-    heads = _gguf_value(reader, f"{arch}.attention.head_count") or 1
-    kv_heads = _gguf_value(reader, f"{arch}.attention.head_count_kv") or heads
-    ctx = min(context_tokens, _gguf_value(reader, f"{arch}.context_length") or context_tokens)
-    return int(2 * layers * ctx * (embd * kv_heads // heads) * 2)
+    layers = meta.arch_int(arch, "block_count") or 0
+    embd = meta.arch_int(arch, "embedding_length") or 0
+    heads = meta.arch_int(arch, "attention.head_count") or 1
+    lo, hi = _GGUF_RANGES["attention.head_count_kv"]
+    kv_heads = meta.per_layer(f"{arch}.attention.head_count_kv", lo, hi, layers)
+    ctx = min(context_tokens, meta.arch_int(arch, "context_length") or context_tokens)
+    per_layer = kv_heads if kv_heads is not None else [heads] * layers
+    return sum(2 * ctx * (embd * kv // heads) * 2 for kv in per_layer)
 
 
 # Encoder architectures llama.cpp serves as embedding models (bidirectional attention).
@@ -265,14 +339,15 @@ EMBEDDING_ARCHITECTURES = frozenset({
 _POOLING = {0: "none", 1: "mean", 2: "cls", 3: "last", 4: "rank"}
 
 
-def gguf_task(reader: Any, path: Path) -> tuple[str, str]:
+def gguf_task(meta: _GGUFMeta) -> tuple[str, str]:
     """(task, why) from a GGUF's architecture, pooling type and causal flag: an encoder
     architecture, or any architecture that declares a pooling type, is an embedding model;
     a reranker (pooling "rank") is refused; the rest generate text."""
-    arch = str(_gguf_value(reader, "general.architecture") or "")
-    pooling_id = _gguf_value(reader, f"{arch}.pooling_type")
-    pooling = _POOLING.get(int(pooling_id), str(pooling_id)) if pooling_id is not None else None
-    causal = _gguf_value(reader, f"{arch}.attention.causal")
+    path = meta.path
+    arch = meta.text("general.architecture", 64) or ""
+    pooling_id = meta.integer(f"{arch}.pooling_type", 0, 255)
+    pooling = _POOLING.get(pooling_id, str(pooling_id)) if pooling_id is not None else None
+    causal = meta.flag(f"{arch}.attention.causal")
     if pooling == "rank":
         raise MetadataError(
             f"{path}: a reranker (architecture {arch!r}, pooling type rank); headframe serves "
@@ -297,16 +372,17 @@ def inspect_gguf(path: Path) -> ModelInfo:
         reader = gguf.GGUFReader(str(path))
     except Exception as e:  # the reader raises ValueError, struct errors, IndexError ...
         raise MetadataError(f"{path}: not a valid GGUF file: {e}") from e
-    arch = _gguf_value(reader, "general.architecture")
-    name = _gguf_value(reader, "general.name")
-    task, why = gguf_task(reader, path)
+    meta = _GGUFMeta(reader, path)
+    arch = meta.text("general.architecture", 64)
+    name = meta.text("general.name")
+    task, why = gguf_task(meta)
     return ModelInfo(
         format="gguf",
-        precision=_gguf_precision(reader)[:16],
+        precision=_gguf_precision(reader, meta)[:16],
         task=task,
         task_reason=why,
-        name=str(name) if name else None,
-        runtime_bytes=gguf_kv_cache_bytes(reader),
+        name=name or None,
+        runtime_bytes=gguf_kv_cache_bytes(reader, path=path),
         details={"architecture": arch, "tensors": len(reader.tensors)},
     )
 

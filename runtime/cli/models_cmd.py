@@ -182,14 +182,18 @@ def add_model(
     """Import a package, or wrap one model file into a one-variant package."""
     from runtime.catalog.add import import_path
     from runtime.cli.daemon_link import store_change_note
+    from runtime.loading.import_check import trial_load
 
     if task is not None and task not in ("tensor", "text", "embedding"):
         raise fail(f"--task: {task!r} is not one of tensor, text, embedding", 2)
     store = resolve_store(store_dir)
     try:
-        package = import_path(store, path, app, version, replace=replace, task=task)
-    except HeadframeError as e:
-        raise fail(e.message) from e
+        # A model file is loaded once by the runtimes here before it is installed: one
+        # they cannot load is refused now, not when a daemon first serves it.
+        package = import_path(store, path, app, version, replace=replace, task=task,
+                              check=trial_load)  # fmt: skip
+    except HeadframeError as e:  # bad input: one line, exit 2 (as `models build`)
+        raise fail(e.message, 2) from e
     app, active = package.application, store.active_version(package.application)
     effect = "serves it" if active == package.version else f"keeps serving {app} {active}"
     note = store_change_note(store, app, effect)

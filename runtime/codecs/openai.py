@@ -19,6 +19,7 @@ Sampling defaults when a request leaves them out: GenerationRequest's (temperatu
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal, TypeVar
@@ -28,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 from runtime.backends.base import GenerationRequest
 from runtime.codecs.openai_stream import StreamEncoder, usage
 from runtime.errors import HeadframeError, InvalidInput, ModelNotFound
+from runtime.structured.limits import MAX_JSON_DEPTH, SchemaSize, nests_deeper
 from runtime.structured.schema_grammar import json_object_grammar, schema_grammar
 from runtime.structured.tool_calls import ToolPlan, plan
 
@@ -64,10 +66,16 @@ class ToolCall(BaseModel):
     function: FunctionCall
 
     def for_template(self, where: str) -> dict[str, Any]:
+        # The template walks the arguments recursively: bounded nesting, or a 400.
+        deep = f"{where}.function.arguments: nests deeper than {MAX_JSON_DEPTH} levels"
         try:
             arguments = json.loads(self.function.arguments)
+        except RecursionError:
+            raise InvalidInput(deep) from None
         except ValueError as e:
             raise InvalidInput(f"{where}.function.arguments: not valid JSON: {e}") from e
+        if nests_deeper(arguments, MAX_JSON_DEPTH):
+            raise InvalidInput(deep)
         fn = {"name": self.function.name, "arguments": arguments}
         return {"id": self.id, "type": "function", "function": fn}
 
@@ -288,6 +296,26 @@ class CompletionRequest(_Sampling):
                 raise InvalidInput("prompt: send one prompt per request, not a list")
             prompt = prompt[0]
         return GenerationRequest(prompt=prompt, **self._common())
+
+
+async def to_generation_off_loop(
+    request: ChatCompletionRequest | CompletionRequest,
+) -> GenerationRequest:
+    """``request.to_generation()`` on a worker thread, for the transports' event loops.
+
+    It compiles ``response_format`` and ``tools`` into a grammar: pure Python that must
+    not hold the loop answering health checks, MQTT keepalives and the watchdog
+    (DESIGN.md, rule 16). The input is bounded first, here on the loop: the schemas' size
+    (runtime.structured.limits), a walk that stops at the limit, so a schema past it is
+    refused before any thread is taken (threads computing at once would hold the GIL
+    from the loop). Then the work runs on a thread within its time budget."""
+    fmt = request.response_format
+    if fmt is not None and fmt.json_schema is not None and fmt.json_schema.schema_ is not None:
+        SchemaSize().take(fmt.json_schema.schema_, "response_format")
+    tools = getattr(request, "tools", None)
+    if tools:
+        SchemaSize().take(tools, "tools")
+    return await asyncio.to_thread(request.to_generation)
 
 
 def parse_chat(body: bytes | str | Mapping[str, Any]) -> ChatCompletionRequest:

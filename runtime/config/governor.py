@@ -114,7 +114,9 @@ class GovernorSettings(Section):
         ge=0,
         le=10,
         title="Recovery: signals back beyond soft by this fraction of the soft-hard gap",
-        description="0.5 with memory soft 15% and hard 5%: available back above 20%",
+        description="0.5 with memory soft 15% and hard 5%: available back above 20%; for a "
+        "signal that rises under pressure (PSI, temperatures, queue, p95) at most this "
+        "fraction of its soft threshold: PSI soft 20% is recovered below 10%",
     )
     hold_s: float = Field(
         default=60.0, ge=0, le=86400, title="Recovery must last this long before a step up"

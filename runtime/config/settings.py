@@ -153,7 +153,31 @@ class ApiSettings(_Section):
     tls_cert_file: Path | None = Field(default=None, title="TLS certificate (PEM)")
     tls_key_file: Path | None = Field(default=None, title="TLS private key (PEM)")
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024, le=2**31, title="Body limit")
+    max_text_body_bytes: int = Field(
+        default=4 * 1024 * 1024,
+        ge=1024,
+        le=2**31,
+        title="Body limit of the OpenAI routes (/v1/)",
+        description="their JSON is parsed on the event loop, so it is bounded tighter than "
+        "pictures and binary tensors; 4 MiB holds a context of a million tokens",
+    )
     request_timeout_s: float = Field(default=30.0, gt=0, le=3600, title="Request timeout")
+    header_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=3600,
+        title="Time a client has to send a request's headers",
+        description="counted from connecting, and on a kept-alive connection from the "
+        "request's first byte; then the connection is closed (a slow-headers client holds "
+        "nothing longer)",
+    )
+    max_connections: int = Field(
+        default=1024,
+        ge=1,
+        le=1_000_000,
+        title="Open HTTP connections at most",
+        description="past it, a new connection is closed at once",
+    )
     trusted_hosts: list[str] | None = Field(
         default=None,
         title="Host names the API answers to",

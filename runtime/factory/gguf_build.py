@@ -13,6 +13,7 @@ import numpy as np
 from runtime.catalog.golden import read_text, text_golden_arrays
 from runtime.catalog.inspect import gguf_kv_cache_bytes
 from runtime.catalog.quality import perplexity, token_agreement_bp
+from runtime.errors import MetadataError
 from runtime.factory import gguf_variants
 from runtime.factory.context import BuildContext, FamilyOutput
 from runtime.factory.results import VariantResult
@@ -30,7 +31,10 @@ class GgufFamily:
                                   "sources are scored by token_agreement")  # fmt: skip
         self.reader, self.precision = gguf_variants.read_source(self.opts.source)
         self.blocks = gguf_variants.block_count(self.reader)
-        self.kv_bytes = gguf_kv_cache_bytes(self.reader)
+        try:  # the source's numbers are checked for type and range (one line, exit 2)
+            self.kv_bytes = gguf_kv_cache_bytes(self.reader, path=Path(self.opts.source))
+        except MetadataError as e:
+            raise BuildInputError(e.message) from None
         self.text = read_text(self.opts.golden)
         self.tokens: list[int] = []
         self.ref_next = np.zeros(0, dtype=np.int32)

@@ -63,7 +63,11 @@ def run_trial(
         result = TrialResult(
             False, "", floor_bp=floor, budget_us=budget, backend=info.backend, device=info.device
         )
-        data = read_golden(package)
+        try:
+            data = read_golden(package)
+        except GoldenProblem as e:  # unreadable, or a bomb: the trial fails, saying why
+            result.reason = e.reason
+            return result
         if data is None:
             result.ok, result.reason = True, "loaded; no golden set to score"
             return result

@@ -10,7 +10,10 @@ says what to do now:
 - soft pressure: step down once it has lasted ``sustain_s`` (a flapping signal restarts
   the count every time it drops back under the threshold);
 - pressure gone: step back up one rung only after every signal has been beyond its
-  recovery margin for ``hold_s`` and the last step is ``hold_s`` old (hysteresis);
+  recovery margin for ``hold_s`` and the last step is ``hold_s`` old (hysteresis); the
+  margin is ``recovery_margin`` of the soft-hard gap, and for a signal that rises under
+  pressure at most that fraction of its soft threshold (so the recovered edge stays
+  above 0);
 - never while a swap is in flight, and not for ``backoff_s`` after a failed one.
 """
 
@@ -88,9 +91,14 @@ def thresholds(settings: GovernorSettings) -> dict[str, Threshold]:
             gap = abs(soft - hard)
         else:
             gap = abs(soft or hard or 0.0) * 0.2  # one side only: a fifth of its value
-        out[signal] = Threshold(
-            signal, kind, soft, hard, below, unit, settings.recovery_margin * gap
-        )
+        margin = settings.recovery_margin * gap
+        edge = soft if soft is not None else hard
+        if not below and edge is not None:
+            # A signal that rises under pressure recovers below edge - margin, and it
+            # cannot fall below 0: the margin is relative to the edge too. PSI soft 20%
+            # and hard 60% recovered only at exactly 0.0 (20 - 0.5 x 40); now below 10%.
+            margin = min(margin, settings.recovery_margin * edge)
+        out[signal] = Threshold(signal, kind, soft, hard, below, unit, margin)
     return out
 
 

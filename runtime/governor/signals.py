@@ -5,7 +5,8 @@ Every file is read through ``HostFS(host_root)``, so a fixture tree that a test 
 drives the governor as the real /proc and /sys would. BLOCKING (file reads, NVML): the
 controller calls ``SignalReader.read_host`` on a worker thread, never on the event loop.
 A source that is missing or unreadable is skipped with ONE warning (a box without PSI or
-thermal zones still works); the warning is said again only after the source came back.
+thermal zones still works), and only that source: each is read on its own; the warning
+is said again only after the source came back.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import logging
+import math
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -105,10 +107,19 @@ class SignalReader:
             log.info("%s can be read again", source)
 
     def read_host(self) -> list[Reading]:
-        """Every host signal that can be read now (blocking)."""
+        """Every host signal that can be read now (blocking). Each source is read on its
+        own: a value one of them cannot parse skips that source (one warning), never the
+        others, which a single exception out of the whole sample did."""
         readings: list[Reading] = []
-        for part in (self._memory, self._cgroup, self._psi, self._thermal, self._gpus):
-            readings += part()
+        parts = (
+            ("meminfo", self._memory), ("cgroup", self._cgroup), ("psi", self._psi),
+            ("thermal", self._thermal), ("nvml", self._gpus),
+        )  # fmt: skip
+        for source, part in parts:
+            try:
+                readings += part()
+            except Exception as e:  # a host file's value no parser expected
+                self._missing(source, f"{source}: a value could not be read ({e})")
         return readings
 
     def _memory(self) -> list[Reading]:
@@ -159,6 +170,8 @@ class SignalReader:
                 try:
                     value = float(fields["avg10"])
                 except ValueError:
+                    break
+                if not math.isfinite(value):
                     break
                 self._back("psi")
                 return [Reading("psi_some_avg10", value, "/proc/pressure/memory")]

@@ -9,7 +9,8 @@ ever asked to open the bytes, so no other Pillow decoder sees client input.
 Every failure is an InvalidImage subclass with a stable code: ``invalid_image`` (not a
 picture, truncated, corrupt), ``unsupported_image`` (CMYK, 16 bits per sample),
 ``image_too_large`` (more pixels than ``max_pixels``: refused from the header, before any
-pixel is allocated).
+pixel is allocated), and ``unsupported_image`` too for an aspect ratio past ``max_aspect``
+(refused from the header).
 """
 
 from __future__ import annotations
@@ -34,7 +35,14 @@ _ACCEPTED_MODES = {"1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX"}
 
 @dataclass(frozen=True)
 class DecodeLimits:
+    """What one picture, and one request's pictures, may cost."""
+
     max_pixels: int = DEFAULT_MAX_PIXELS
+    # Wider than this (or taller) is not a camera frame: a picture a pixel tall and
+    # 400,000 wide passes the pixel limit and resizes to nothing useful.
+    max_aspect: int = 100
+    max_pictures: int = 64  # per request
+    max_decode_s: float = 10.0  # decoding and preprocessing, per request
 
 
 def sniff(data: bytes) -> str | None:
@@ -100,6 +108,11 @@ def decode(
         raise ImageTooLarge(
             f"{fmt} of {w}x{h} = {w * h} pixels is over the {limits.max_pixels}-pixel limit"
         )
+    if max(w, h) > limits.max_aspect * max(1, min(w, h)):
+        raise UnsupportedImage(
+            f"{fmt} of {w}x{h} has an aspect ratio of {max(w, h) / max(1, min(w, h)):.0f}:1, "
+            f"over the {limits.max_aspect}:1 limit: send a camera frame, not a strip"
+        )
     if img.mode not in _ACCEPTED_MODES:
         what = {"CMYK": "CMYK"}.get(img.mode, f"mode {img.mode}")
         bits = " (16 bits per sample)" if img.mode.startswith("I") else ""
@@ -109,6 +122,8 @@ def decode(
         img.draft(want, draft(w, h))
     try:
         img.load()
+    except MemoryError:
+        raise  # the box is short of memory, the picture is fine (preprocess.py says so)
     except Exception as e:  # truncated data, bad CRC, zlib or Huffman errors
         raise InvalidImage(f"{fmt} is truncated or corrupt: {e}") from None
     pixels = np.asarray(img if img.mode == want else img.convert(want), dtype=np.uint8)

@@ -7,6 +7,8 @@ request's decoding counts against the model's bounded queue like its inference d
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -14,7 +16,13 @@ import numpy as np
 
 from runtime.catalog import TensorSpec
 from runtime.catalog.image_contract import ImageInput, mismatch
-from runtime.errors import InvalidImage, InvalidInput, MetadataError, NoImageContract
+from runtime.errors import (
+    ImageTooLarge,
+    InvalidImage,
+    InvalidInput,
+    MetadataError,
+    NoImageContract,
+)
 from runtime.images.decode import DecodeLimits
 from runtime.images.preprocess import picture_to_tensor
 
@@ -24,7 +32,11 @@ class ImageStep:
 
     ``names`` are the inputs that carry pictures in this request (BYTES arrays, one
     picture per element); the others pass through untouched. Called on the model's
-    worker thread."""
+    worker thread. What one request may cost is bounded by ``limits``: at most
+    ``max_pictures`` pictures (checked before the first is decoded), and decoding stops
+    once ``max_decode_s`` have passed, or at the next picture once ``abandon()`` says the
+    caller has gone (its 504, its disconnect): a request nobody waits for must not keep
+    the worker from the next one."""
 
     def __init__(
         self,
@@ -37,13 +49,30 @@ class ImageStep:
         self.contracts = contracts
         self.names = names
         self.limits = limits
+        self._gone = threading.Event()
+
+    def abandon(self) -> None:
+        """The caller has gone: stop before the next picture (thread-safe)."""
+        self._gone.set()
+
+    def check_count(self, inputs: Mapping[str, np.ndarray]) -> None:
+        """InvalidInput when the request holds more pictures than ``max_pictures``."""
+        count = sum(int(np.asarray(inputs[n], dtype=object).size) for n in self.names)
+        if count > self.limits.max_pictures:
+            raise InvalidInput(
+                f"{self.app}: the request holds {count} pictures; at most "
+                f"{self.limits.max_pictures} per request"
+            )
 
     def __call__(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        self.check_count(inputs)
+        deadline = time.monotonic() + self.limits.max_decode_s
         out = dict(inputs)
         for name in self.names:
             contract = self.contracts[name]
             tensors = []
             for i, element in enumerate(np.asarray(inputs[name], dtype=object).ravel()):
+                self._check_time(deadline)
                 if not isinstance(element, bytes | bytearray):
                     raise InvalidInput(f"{self.app}: input {name!r} picture {i} is not bytes")
                 try:
@@ -54,6 +83,16 @@ class ImageStep:
                 raise InvalidInput(f"{self.app}: input {name!r} holds no pictures")
             out[name] = np.stack(tensors)
         return out
+
+    def _check_time(self, deadline: float) -> None:
+        if self._gone.is_set():
+            raise InvalidInput(f"{self.app}: the caller has gone; its pictures were left")
+        if time.monotonic() > deadline:
+            raise ImageTooLarge(
+                f"{self.app}: decoding the pictures took longer than "
+                f"{self.limits.max_decode_s:g} s (the limit per request): send fewer or "
+                "smaller pictures"
+            )
 
 
 def image_step(
@@ -79,7 +118,11 @@ def image_step(
                 f"[images.{name}] in package.toml"
             )
         names.append(name)
-    return ImageStep(app, contracts or {}, names) if names else None
+    if not names:
+        return None
+    step = ImageStep(app, contracts or {}, names)
+    step.check_count(inputs)  # cheap, and before the request takes a place in the queue
+    return step
 
 
 def check_contracts(

@@ -32,7 +32,11 @@ from typing import Any, Protocol
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from runtime.backends.base import GenerationChunk, GenerationRequest
-from runtime.codecs.openai import ChatCompletionRequest, validation_message
+from runtime.codecs.openai import (
+    ChatCompletionRequest,
+    to_generation_off_loop,
+    validation_message,
+)
 from runtime.errors import InvalidInput
 from runtime.knowledge.library import KnowledgeLibrary
 from runtime.knowledge.search import Hit, Mode, SearchRequest
@@ -175,7 +179,7 @@ class Grounding:
             body, tools=[*(body.tools or []), tool], stream=False,
             max_tokens=max(asked, CALL_TOKENS), max_completion_tokens=None,
         )  # fmt: skip
-        generation = first.to_generation()
+        generation = await to_generation_off_loop(first)
         answer = await service.generate(body.model, generation, protocol=protocol)
         chunks = [c async for c in answer.chunks]
         plan = first.tool_plan()

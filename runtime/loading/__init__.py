@@ -2,8 +2,9 @@
 
 Owns: ``VariantLoader`` (``loader``: the (backend, device) fallback chain), the
 ``Calibrator`` and its cache (``calibrator``: candidates measured on this box), and
-running a golden set through a loaded backend (``golden_run``). Runs on worker threads,
-never on the event loop.
+running a golden set through a loaded backend (``golden_run``), and the trial load at
+import (``import_check``: what `models add` passes the catalog). Runs on worker threads
+or in the CLI, never on the event loop.
 May import: the foundation, config, catalog, profiles, backends, selection, box.
 """
 

@@ -5,9 +5,10 @@ For each candidate the static rules keep, in their order: load it (load time, re
 growth), run the golden set through it (quality in the package's metric, scored by
 runtime.loading.golden_run exactly as the fleet trial scores it) and a timed loop at the batch
 size the application is served with (p50, p99). The whole application gets a time budget
-(``calibration.tensor_budget_s`` / ``text_budget_s``): a candidate runs on its own thread
-and is cut when the budget runs out (recorded as failed with the reason); candidates left
-when it is spent are not measured and rank after every measured one.
+(``calibration.tensor_budget_s`` / ``text_budget_s``): a candidate runs on its own thread,
+which checks the deadline between calls and stops there, and is cut when the budget runs
+out (recorded as failed with the reason); candidates left when it is spent are not
+measured and rank after every measured one.
 
 Results are cached as JSON in ``state_dir/calibration.json``, keyed by the variant's file
 digests, backend, device, the runtime's version, the device's model as the probe reports
@@ -208,14 +209,19 @@ class Calibrator:
         left_s: float,
         budget_s: float,
     ) -> Measurement:
-        """One candidate on its own thread, cut at ``left_s``: a hung runtime call cannot
-        be interrupted, so the thread is abandoned (daemon) and the candidate failed."""
+        """One candidate on its own thread, cut at ``left_s``. The measuring loop checks
+        the same deadline between calls, so the thread ends at its next call; a runtime
+        call that hangs cannot be interrupted, so the caller does not wait for it. The
+        thread is not a daemon: an interpreter that exits waits for it instead of tearing
+        the runtime down under a call in flight (which aborted the process, exit 134)."""
         box: list[Measurement] = []
         deadline = time.monotonic() + left_s
         worker = threading.Thread(
-            target=lambda: box.append(self._measure(package, variant, target, batch, deadline)),
+            target=lambda: box.append(
+                self._measure(package, variant, target, batch, deadline, budget_s)
+            ),
             name=f"calibrate-{variant.id}",
-            daemon=True,
+            daemon=False,
         )
         started = time.time()
         worker.start()
@@ -234,7 +240,13 @@ class Calibrator:
         )
 
     def _measure(
-        self, package: ModelPackage, variant: Variant, target: Target, batch: int, deadline: float
+        self,
+        package: ModelPackage,
+        variant: Variant,
+        target: Target,
+        batch: int,
+        deadline: float,
+        budget_s: float,
     ) -> Measurement:
         t0 = time.monotonic()
         where = (variant.id, target.backend, target.device)
@@ -257,7 +269,7 @@ class Calibrator:
             data = golden_run.read_golden(package)
             if data is None:
                 raise golden_run.GoldenProblem("the package has no golden set to time")
-            scored = golden_run.score(package, backend, data)
+            scored = golden_run.score(package, backend, data, deadline)
             p50 = p99 = None
             if scored.request is not None:
                 runs = self.box.settings.calibration.timed_runs
@@ -266,6 +278,9 @@ class Calibrator:
                 p99 = int(np.percentile(timings, 99))
             return done(ok=True, quality_bp=scored.quality_bp, p50_us=p50, p99_us=p99,
                         load_ms=load_ms, rss_growth_bytes=growth)  # fmt: skip
+        except golden_run.OutOfTime:
+            return done(error=f"did not finish within the calibration budget ({budget_s:g} s "
+                        "for the application)", load_ms=load_ms)  # fmt: skip
         except golden_run.GoldenProblem as e:
             # The package's golden file is at fault, not this candidate: it loaded, so it
             # stays a candidate, unranked by speed (the static rule places it).

@@ -17,11 +17,21 @@ import numpy as np
 
 from runtime.catalog import ModelPackage
 from runtime.catalog.golden import RESERVED as REFERENCE_ARRAYS
-from runtime.catalog.golden import RowLayout
+from runtime.catalog.golden import RowLayout, load_arrays
 from runtime.catalog.quality import score_bp
+from runtime.errors import BuildInputError
 
 BATCH = 64  # rows per inference call while scoring
 WARMUP = 3  # the first calls warm caches and allocators; not timed
+
+
+class OutOfTime(Exception):
+    """The deadline passed between two calls: the caller's budget is spent."""
+
+
+def _check(deadline: float | None) -> None:
+    if deadline is not None and time.monotonic() > deadline:
+        raise OutOfTime
 
 
 class GoldenProblem(Exception):
@@ -45,17 +55,27 @@ class GoldenScore:
 
 
 def read_golden(package: ModelPackage) -> dict[str, np.ndarray] | None:
-    """Every array of the package's golden file, or None when it has none."""
+    """Every array of the package's golden file, or None when it has none; GoldenProblem
+    when it cannot be read or would inflate past the golden limit (its declared sizes
+    are checked before anything is inflated: runtime.catalog.golden.load_arrays)."""
     golden = package.meta.golden
     if golden is None:
         return None
-    with np.load(package.path / golden.file) as npz:
-        return {k: npz[k] for k in npz.files}
+    try:
+        return load_arrays(package.path / golden.file)
+    except BuildInputError as e:
+        raise GoldenProblem(e.message) from None
 
 
-def score(package: ModelPackage, backend: Any, data: dict[str, np.ndarray]) -> GoldenScore:
+def score(
+    package: ModelPackage,
+    backend: Any,
+    data: dict[str, np.ndarray],
+    deadline: float | None = None,
+) -> GoldenScore:
     """Score ``backend`` on the golden ``data`` in the package's metric. Raises
-    GoldenProblem when the file lacks what the metric needs."""
+    GoldenProblem when the file lacks what the metric needs, OutOfTime when
+    ``deadline`` (time.monotonic()) passes between two calls."""
     metric = package.meta.metric
     if package.meta.task == "text":
         next_token_ids = getattr(backend, "next_token_ids", None)
@@ -80,6 +100,7 @@ def score(package: ModelPackage, backend: Any, data: dict[str, np.ndarray]) -> G
     layout = RowLayout.of(package.meta.inputs, data)  # rows -> requests: one rule, golden.py
     firsts = []
     for request in layout.requests(data, names, BATCH):
+        _check(deadline)
         outputs = backend.infer(request)
         firsts.append(outputs[out_name] if out_name else next(iter(outputs.values())))
     try:
@@ -99,14 +120,17 @@ def time_requests(
     request: Callable[[int, int], Any], runs: int, batch: int = 1, deadline: float | None = None
 ) -> list[float]:
     """Microseconds per request over ``runs`` timed calls (after WARMUP untimed ones) of
-    ``batch`` golden rows each; stops early at ``deadline`` (time.monotonic())."""
+    ``batch`` golden rows each; stops early at ``deadline`` (time.monotonic()), checked
+    before every call: OutOfTime when it passed before a call was timed."""
     timings: list[float] = []
     for i in range(runs + WARMUP):
+        if deadline is not None and time.monotonic() > deadline:
+            if not timings:
+                raise OutOfTime
+            break
         call = request(i, batch)
         t0 = time.perf_counter()
         call()
         if i >= WARMUP:
             timings.append((time.perf_counter() - t0) * 1e6)
-        if deadline is not None and time.monotonic() > deadline and len(timings) >= 5:
-            break
     return timings

@@ -48,7 +48,7 @@ async def run_chat(
                 raise InvalidInput("knowledge: this box serves no knowledge packs")
             grounded = await grounding.ground(service, request, "mqtt")
             request, replay, extra = grounded.request, grounded.replay_answer(), grounded.extra
-        generation = request.to_generation()
+        generation = await oai.to_generation_off_loop(request)
         tools = request.tool_plan()
         answer = replay or await service.generate(app, generation, protocol="mqtt")
         enc = oai.StreamEncoder(

@@ -11,6 +11,7 @@ so no swap lands in between. The slots themselves, hot swap and parking are the
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import TypeVar
@@ -109,7 +110,12 @@ class InferenceService(SlotTable):
                     )
         # No await between the slot's lookup and this call (unless it was parked): a swap
         # cannot land in between, so the slot named below is the one that computes.
-        result = await slot.worker.infer(inputs, prepare=step)
+        try:
+            result = await slot.worker.infer(inputs, prepare=step)
+        except asyncio.CancelledError:
+            if step is not None:  # the caller has gone: stop decoding its pictures
+                step.abandon()
+            raise
         if outputs is not None:
             result = {n: result[n] for n in outputs}
         package = slot.package

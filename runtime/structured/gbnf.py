@@ -11,6 +11,32 @@ import json
 from typing import Any
 
 INT_DIGITS = 18  # unbounded integers: at most this many digits (int64 fits)
+# Unicode scalar values: every code point but the surrogates. llama.cpp's grammar reads
+# code points from bytes with a lenient decoder, so a negated class ([^"]) would also
+# match surrogates and values past U+10FFFF, which have no valid UTF-8 spelling.
+_SCALARS = ((0x0, 0xD7FF), (0xE000, 0x10FFFF))
+
+
+def _escape(cp: int) -> str:
+    return f"\\x{cp:02X}" if cp < 0x80 else f"\\u{cp:04X}" if cp <= 0xFFFF else f"\\U{cp:08X}"
+
+
+def scalar_class(exclude: str = "", below: int = 0) -> str:
+    """A GBNF character class of every Unicode scalar value except the characters in
+    ``exclude`` and the code points under ``below``: positive ranges only, never ``[^...]``."""
+    cut = sorted({ord(c) for c in exclude} | set(range(below)))
+    ranges: list[tuple[int, int]] = []
+    for lo, hi in _SCALARS:
+        start = lo
+        for c in cut:
+            if start <= c <= hi:
+                if c > start:
+                    ranges.append((start, c - 1))
+                start = c + 1
+        if start <= hi:
+            ranges.append((start, hi))
+    body = "".join(_escape(a) if a == b else f"{_escape(a)}-{_escape(b)}" for a, b in ranges)
+    return f"[{body}]"
 
 
 def literal(text: str) -> str:

@@ -35,7 +35,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from runtime.errors import InvalidInput
-from runtime.structured.gbnf import INT_DIGITS, integer_range, json_literal, literal, repeat
+from runtime.structured.gbnf import (
+    INT_DIGITS,
+    integer_range,
+    json_literal,
+    literal,
+    repeat,
+    scalar_class,
+)
 from runtime.structured.keywords import (
     ANNOTATIONS,
     SUPPORTED,
@@ -45,6 +52,7 @@ from runtime.structured.keywords import (
     json_type,
     pointer,
 )
+from runtime.structured.limits import Deadline, SchemaSize
 
 MAX_DEPTH = 12
 MAX_STRING = 512
@@ -61,12 +69,12 @@ GENERIC_ITEMS = 8
 GENERIC_STRING = 64
 GENERIC_KEY = 32
 
-# Fixed rules every grammar may use. ``char`` is one JSON string character: anything but a
-# quote, a backslash or a control character, or an escape (no escaped surrogates, whose
-# pairs would decode into one character and break minLength).
+# Fixed rules every grammar may use. ``char`` is one JSON string character: a Unicode
+# scalar value but a quote, a backslash or a control character, or an escape (no escaped
+# surrogates, whose pairs would decode into one character and break minLength).
 _BASE_RULES = {
     "hex": "[0-9a-fA-F]",
-    "char": r'[^"\\\x00-\x1F] | "\\" (["\\/bfnrt] | "u" uhex)',
+    "char": scalar_class('"\\', below=0x20) + r' | "\\" (["\\/bfnrt] | "u" uhex)',
     "uhex": "[0-9a-cA-CefEF] hex hex hex | [dD] [0-7] hex hex",
     "str": f'"\\"" char{{0,{GENERIC_STRING}}} "\\""',
     "key": f'"\\"" char{{0,{GENERIC_KEY}}} "\\""',
@@ -81,10 +89,18 @@ class _TooDeep(Exception):
 
 
 class GrammarBuilder:
-    """Collects rules for one grammar; ``value`` adds a schema, ``render`` writes it out."""
+    """Collects rules for one grammar; ``value`` adds a schema, ``render`` writes it out.
 
-    def __init__(self) -> None:
+    One builder serves one request: ``size`` (runtime.structured.limits) bounds every
+    schema it is given together, checked before any is compiled; ``deadline`` bounds the
+    time it works; the grammar's bytes are counted as rules are added, so a grammar past
+    ``MAX_GRAMMAR_BYTES`` stops being built at that point, not after."""
+
+    def __init__(self, *, size: SchemaSize | None = None, deadline: Deadline | None = None) -> None:
         self.rules: dict[str, str] = {}
+        self.size = size or SchemaSize()
+        self.deadline = deadline or Deadline()
+        self._bytes = sum(len(k) + len(v) + 6 for k, v in _BASE_RULES.items())
         self._names: dict[str, str] = {}
         self._memo: dict[tuple[int, int], str | _TooDeep] = {}
         self._root: Any = None
@@ -96,6 +112,7 @@ class GrammarBuilder:
     def value(self, schema: Any, where: str) -> str:
         """The rule name for values of ``schema``; InvalidInput(``where``: ...) if it cannot."""
         self._root, self._where = schema, where
+        self.size.take(schema, where)
         try:
             return self._value(schema, "", 0)
         except _TooDeep:
@@ -114,8 +131,14 @@ class GrammarBuilder:
         lines += [f"{name} ::= {body}" for name, body in self.rules.items()]
         text = "\n".join(lines) + "\n"
         if len(text) > MAX_GRAMMAR_BYTES:
-            raise InvalidInput(f"{self._where}: the schema is too large to enforce")
+            raise self._too_large()
         return text
+
+    def _too_large(self) -> InvalidInput:
+        return InvalidInput(
+            f"{self._where}: the schema is too large to enforce (its grammar would pass "
+            f"{MAX_GRAMMAR_BYTES} bytes or {MAX_RULES} rules)"
+        )
 
     def rule(self, hint: str, body: str) -> str:
         """A named rule for ``body`` (the same body always gets the same name)."""
@@ -123,9 +146,10 @@ class GrammarBuilder:
             return next(k for k, v in _BASE_RULES.items() if v == body)
         name = self._names.get(body)
         if name is None:
-            if len(self.rules) >= MAX_RULES:
-                raise InvalidInput(f"{self._where}: the schema is too large to enforce")
             name = f"{hint}{len(self.rules)}"
+            self._bytes += len(name) + len(body) + 6  # "name ::= body\n"
+            if len(self.rules) >= MAX_RULES or self._bytes > MAX_GRAMMAR_BYTES:
+                raise self._too_large()
             self._names[body] = name
             self.rules[name] = body
         return name
@@ -136,6 +160,7 @@ class GrammarBuilder:
         return InvalidInput(f"{self._where}: {message} (at {path or '/'})")
 
     def _value(self, s: Any, path: str, depth: int) -> str:
+        self.deadline.check(self._where)
         if depth > MAX_DEPTH:
             raise _TooDeep(path)
         key = (id(s), depth)
@@ -313,6 +338,7 @@ class GrammarBuilder:
         req: list[str] = []
         opt: list[str] = []
         names = list(dict.fromkeys([*required, *props]))
+        must = set(required)  # a set: `in` on the list made this quadratic in its length
         for name in names:
             sub = props.get(name)
             where = f"{path}/properties/{pointer(name)}"
@@ -323,11 +349,11 @@ class GrammarBuilder:
             try:
                 value = self._value(sub, where, depth + 1)
             except _TooDeep:
-                if name in required:
+                if name in must:
                     raise
                 continue
             kv = f"{literal(json.dumps(name, ensure_ascii=True) + ':')} {value}"
-            (req if name in required else opt).append(kv)
+            (req if name in must else opt).append(kv)
         if not req and not opt:
             return '"{}"'
         if req:
@@ -393,9 +419,12 @@ class GrammarBuilder:
         return node
 
 
-def schema_grammar(schema: Any, where: str = "response_format") -> str:
-    """The GBNF grammar for ``schema``; InvalidInput names ``where`` and the keyword."""
-    b = GrammarBuilder()
+def schema_grammar(
+    schema: Any, where: str = "response_format", *, deadline: Deadline | None = None
+) -> str:
+    """The GBNF grammar for ``schema``; InvalidInput names ``where`` and the keyword, or
+    the limit (runtime.structured.limits) the schema went past."""
+    b = GrammarBuilder(deadline=deadline)
     return b.render(b.value(schema, where))
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from runtime.errors import InvalidInput
-from runtime.structured.gbnf import literal
+from runtime.structured.gbnf import literal, scalar_class
 from runtime.structured.schema_grammar import GrammarBuilder
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -150,7 +150,10 @@ def plan(tools: Sequence[Any] | None, choice: Any) -> ToolPlan | None:
     elif choice == "required":
         mode, chosen = "required", functions
     elif isinstance(choice, Mapping) and choice.get("type") == "function":
-        name = (choice.get("function") or {}).get("name")
+        function = choice.get("function")
+        if not isinstance(function, Mapping):
+            raise InvalidInput('tool_choice.function: an object {"name": ...}')
+        name = function.get("name")
         chosen = tuple(f for f in functions if f.name == name)
         if not chosen:
             raise InvalidInput(f"tool_choice: no tool named {name!r} is offered")
@@ -173,6 +176,8 @@ def _grammar(chosen: Sequence[Function], functions: Sequence[Function], mode: Mo
         call = b.rule("calls", root)
         tagged = f'{literal(OPEN_TAG)} "\\n"? {call} "\\n"? {literal(CLOSE_TAG)}'
         # free text opens with neither "{" nor "<t" (those start a call); no NUL in text
-        text = b.rule("text", r'[^{<\x00] [^\x00]* | "<" ([^t\x00] [^\x00]*)?')
+        any_char = f"{scalar_class(below=1)}*"
+        first, after_lt = scalar_class("{<", below=1), scalar_class("t", below=1)
+        text = b.rule("text", f'{first} {any_char} | "<" ({after_lt} {any_char})?')
         root = f"{call} | {tagged} | {text}"
     return b.render(root)

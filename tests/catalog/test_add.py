@@ -8,10 +8,12 @@ import os
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from runtime.catalog import Store, load_package
+from runtime.catalog.golden import write_npz
 from runtime.errors import MetadataError
 from tests.support.serving_models import write_linear_package
 
@@ -147,7 +149,7 @@ def test_links_special_files_and_oversize_files_are_refused(
     message = spoil(package, tmp_path)  # type: ignore[operator]
     store = tmp_path / "store"
     code, out = add(package, store)
-    assert code == 1, out
+    assert code == 2, out
     assert message in out and str(package) in out, out
     assert Store(store).applications() == []
     assert not store.exists() or list(store.iterdir()) == []  # no staging left behind
@@ -164,7 +166,7 @@ def test_a_golden_path_outside_the_package_is_refused(
     with pytest.raises(MetadataError, match=r"golden\.file: .*stays inside the package"):
         load_package(package)  # the fleet installer reads packages the same way
     code, out = add(package, tmp_path / "store")
-    assert code == 1 and "golden.file" in out and "package.toml" in out, out
+    assert code == 2 and "golden.file" in out and "package.toml" in out, out
 
 
 def test_a_golden_set_inside_the_package_is_copied_and_checked(
@@ -172,9 +174,9 @@ def test_a_golden_set_inside_the_package_is_copied_and_checked(
 ) -> None:
     import hashlib
 
-    data = b"golden bytes"
     (package / "data").mkdir()
-    (package / "data" / "golden.npz").write_bytes(data)
+    write_npz(package / "data" / "golden.npz", {"features": np.zeros((3, 16), np.float32)})
+    data = (package / "data" / "golden.npz").read_bytes()
     toml = package / "package.toml"
     digest = hashlib.sha256(data).hexdigest()
     base = toml.read_text()
@@ -188,4 +190,4 @@ def test_a_golden_set_inside_the_package_is_copied_and_checked(
         base + f'\n[golden]\nfile = "data/golden.npz"\nsha256 = "{"1" * 64}"\nsamples = 3\n'
     )
     code, out = add(package, tmp_path / "store2")
-    assert code == 1 and "golden.sha256" in out, out
+    assert code == 2 and "golden.sha256" in out, out

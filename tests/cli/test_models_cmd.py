@@ -115,7 +115,7 @@ def test_add_openvino_ir_takes_the_bin_along(demo_store: Path, tmp_path: Path) -
     shutil.copy(src_dir / "model.xml", xml)
     store = tmp_path / "store"
     code, _, err = run("models", "add", str(xml), "--store", str(store), "--app", "reader")
-    assert code == 1 and "reader.bin must sit beside it" in err
+    assert code == 2 and "reader.bin must sit beside it" in err
     shutil.copy(src_dir / "model.bin", xml.with_suffix(".bin"))
     code, _, err = run(
         "models", "add", str(xml), "--store", str(store), "--app", "reader", "--version", "3.1"
@@ -148,7 +148,7 @@ def test_add_package_dir_as_new_version(demo_store: Path, tmp_path: Path) -> Non
     shutil.copytree(demo_store, store)
     src = demo_store / APP / "1.0.0"
     code, _, err = run("models", "add", str(src), "--store", str(store))
-    assert code == 1 and "already in the store" in err
+    assert code == 2 and "already in the store" in err
     code, _, err = run("models", "add", str(src), "--store", str(store), "--version", "1.1.0")
     assert code == 0, err
     s = Store(store)
@@ -161,19 +161,19 @@ def test_add_rejects_bad_input_with_reasons(demo_store: Path, tmp_path: Path) ->
     junk = tmp_path / "junk.onnx"
     junk.write_bytes(b"\x00not a protobuf at all" * 10)
     code, _, err = run("models", "add", str(junk), "--store", store)
-    assert code == 1 and str(junk) in err and "not a valid ONNX model" in err
+    assert code == 2 and str(junk) in err and "not a valid ONNX model" in err
     text = tmp_path / "notes.txt"
     text.write_text("hello")
     code, _, err = run("models", "add", str(text), "--store", store)
-    assert code == 1 and "unknown model format '.txt'" in err
+    assert code == 2 and "unknown model format '.txt'" in err
     code, _, err = run("models", "add", str(tmp_path / "missing.onnx"), "--store", store)
-    assert code == 1 and "no such file" in err
+    assert code == 2 and "no such file" in err
     code, _, err = run("models", "add", str(junk), "--store", store, "--app", "Bad Name")
-    assert code == 1 and "--app" in err
+    assert code == 2 and "--app" in err
     broken = shutil.copytree(demo_store / APP / "1.0.0", tmp_path / "pkg")
     (broken / "variants" / "fp32" / "variant.toml").write_text('variant = "fp32"\n')
     code, _, err = run("models", "add", str(broken), "--store", store)
-    assert code == 1 and "fp32/variant.toml" in err and "format" in err
+    assert code == 2 and "fp32/variant.toml" in err and "format" in err
     assert Store(Path(store)).applications() == []
 
 
@@ -209,7 +209,7 @@ def test_add_onnx_with_external_data_takes_the_data_file(demo_store: Path, tmp_p
     assert v.meta.bytes == src.stat().st_size + (src.parent / "big.weights").stat().st_size
     (src.parent / "big.weights").unlink()
     code, _, err = run("models", "add", str(src), "--store", str(store), "--app", "big2")
-    assert code == 1 and "external data file 'big.weights' is missing" in err
+    assert code == 2 and "external data file 'big.weights' is missing" in err
 
 
 def test_add_corrupt_gguf_and_ir_are_clear_errors(tmp_path: Path) -> None:
@@ -217,10 +217,10 @@ def test_add_corrupt_gguf_and_ir_are_clear_errors(tmp_path: Path) -> None:
     bad_gguf = tmp_path / "bad.gguf"
     bad_gguf.write_bytes(b"GGUF" + b"\xff" * 64)
     code, _, err = run("models", "add", str(bad_gguf), "--store", store)
-    assert code == 1 and f"{bad_gguf}: not a valid GGUF file" in err
+    assert code == 2 and f"{bad_gguf}: not a valid GGUF file" in err
     xml = tmp_path / "bad.xml"
     xml.write_text("<net><layers><layer")
     xml.with_suffix(".bin").write_bytes(b"\x00" * 16)
     code, _, err = run("models", "add", str(xml), "--store", store)
-    assert code == 1 and str(xml) in err
+    assert code == 2 and str(xml) in err
     assert Store(Path(store)).applications() == []

@@ -1,5 +1,7 @@
 """JSON Schema -> GBNF: exact integer ranges, refused keywords, and random schemas whose
-output from a random-weight GGUF always parses and validates (jsonschema)."""
+output from a random-weight GGUF always parses and validates (jsonschema), on a plain
+vocabulary and on one whose byte-fallback tokens are sampled (they spell invalid UTF-8
+unless the backend's filter keeps them out: issue 25, item 3)."""
 
 from __future__ import annotations
 
@@ -212,12 +214,31 @@ def _generate(tiny: LlamaBackend, grammar: str, seed: int, max_tokens: int = 150
     return "".join(c.text for c in chunks)
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(schema=SCHEMAS, seed=st.integers(0, 2**31))
-def test_random_schemas_always_validate(tiny: LlamaBackend, schema: Any, seed: int) -> None:
+def test_random_schemas_always_validate(each_tiny: LlamaBackend, schema: Any, seed: int) -> None:
     assume(_worst_chars(schema) < MAX_TOKENS - 10)
-    text = _generate(tiny, schema_grammar(schema), seed, MAX_TOKENS)
+    text = _generate(each_tiny, schema_grammar(schema), seed, MAX_TOKENS)
     jsonschema.validate(json.loads(text), schema)
+
+
+def test_byte_fallback_tokens_never_spell_invalid_utf8(tiny_bytes: LlamaBackend) -> None:
+    """The issue's reproduction: at temperature 1.0 under maxLength 12, strings of 18
+    characters holding U+FFFD runs (overlong and out-of-range byte sequences that
+    llama.cpp's grammar read as a few characters and Python as many)."""
+    schema = {"type": "string", "maxLength": 12}
+    grammar = schema_grammar(schema)
+    for seed in range(60):
+        request = GenerationRequest(prompt="report", max_tokens=200, seed=seed, temperature=1.0,
+                                    grammar=grammar)  # fmt: skip
+        chunks = list(tiny_bytes.generate(request))
+        text = "".join(c.text for c in chunks)
+        assert chunks[-1].finish_reason == "stop", text
+        jsonschema.validate(json.loads(text), schema)
 
 
 def test_the_two_failures_seen_with_llama_cpp_python_do_not_happen(tiny: LlamaBackend) -> None:
@@ -239,10 +260,10 @@ def test_the_two_failures_seen_with_llama_cpp_python_do_not_happen(tiny: LlamaBa
         jsonschema.validate(doc, schema)
 
 
-def test_json_object_always_parses_to_an_object(tiny: LlamaBackend) -> None:
+def test_json_object_always_parses_to_an_object(each_tiny: LlamaBackend) -> None:
     grammar = json_object_grammar()
     for seed in range(8):
-        assert isinstance(json.loads(_generate(tiny, grammar, seed, MAX_TOKENS)), dict)
+        assert isinstance(json.loads(_generate(each_tiny, grammar, seed, MAX_TOKENS)), dict)
 
 
 def test_a_grammar_llama_cpp_cannot_parse_is_a_400_not_a_crash(tiny: LlamaBackend) -> None:
@@ -251,10 +272,14 @@ def test_a_grammar_llama_cpp_cannot_parse_is_a_400_not_a_crash(tiny: LlamaBacken
     assert list(tiny.generate(GenerationRequest(prompt="x", max_tokens=2)))  # still serves
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(params=_object(SCHEMAS), seed=st.integers(0, 2**31), named=st.booleans())
 def test_random_tool_parameters_always_give_valid_calls(
-    tiny: LlamaBackend, params: dict[str, Any], seed: int, named: bool
+    each_tiny: LlamaBackend, params: dict[str, Any], seed: int, named: bool
 ) -> None:
     from runtime.structured.tool_calls import plan
 
@@ -267,7 +292,7 @@ def test_random_tool_parameters_always_give_valid_calls(
     choice = {"type": "function", "function": {"name": "act"}} if named else "required"
     tool_plan = plan(tools, choice)
     assert tool_plan is not None and tool_plan.grammar is not None
-    call = tool_plan.parse(_generate(tiny, tool_plan.grammar, seed, MAX_TOKENS))
+    call = tool_plan.parse(_generate(each_tiny, tool_plan.grammar, seed, MAX_TOKENS))
     assert call is not None
     name = call["function"]["name"]
     assert name == "act" or not named

@@ -26,14 +26,14 @@ def write_config(directory: Path, store: Path, port: int, extra: str = "") -> Pa
     return config
 
 
-def start(config: Path) -> subprocess.Popen[str]:
-    """The daemon (no systemd notify socket), its stderr appended to ``daemon.log`` beside
-    ``config``: a file, never an undrained pipe, which a chatty daemon would fill and then
-    block on (a hang that looks like the daemon's own)."""
+def start(config: Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """The daemon (no systemd notify socket unless ``env`` gives one), its stderr appended
+    to ``daemon.log`` beside ``config``: a file, never an undrained pipe, which a chatty
+    daemon would fill and then block on (a hang that looks like the daemon's own)."""
     with log_path(config).open("a") as log:
         return subprocess.Popen(
             [sys.executable, "-m", "runtime", "serve", "--config", str(config)],
-            env={k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"},
+            env={**{k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"}, **(env or {})},
             stdout=subprocess.DEVNULL, stderr=log, text=True,
         )  # fmt: skip
 

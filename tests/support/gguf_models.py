@@ -93,12 +93,15 @@ def _vocab() -> tuple[list[str], list[float], list[int]]:
     return tokens, scores, [int(t) for t in types]
 
 
-def _suppressed(types: list[int]) -> np.ndarray:
-    """Tokens generation should never pick: control, unknown and byte tokens."""
+def _suppressed(types: list[int], bytes_sampled: bool) -> np.ndarray:
+    """Tokens generation should never pick: control, unknown and (unless ``bytes_sampled``)
+    byte tokens."""
     import gguf
 
-    normal = int(gguf.TokenType.NORMAL)
-    return np.array([t != normal for t in types], dtype=bool)
+    allowed = {int(gguf.TokenType.NORMAL)}
+    if bytes_sampled:
+        allowed.add(int(gguf.TokenType.BYTE))
+    return np.array([t not in allowed for t in types], dtype=bool)
 
 
 def write_llama_gguf(
@@ -108,8 +111,14 @@ def write_llama_gguf(
     precision: Precision = "f32",
     seed: int = 0,
     chat_template: str = CHAT_TEMPLATE,
+    bytes_sampled: bool = False,
 ) -> Path:
-    """Write a random-weight llama GGUF to ``path`` and return it (same seed, same bytes)."""
+    """Write a random-weight llama GGUF to ``path`` and return it (same seed, same bytes).
+
+    ``bytes_sampled``: the byte-fallback tokens ``<0x00>``..``<0xFF>`` are as likely as
+    any other, as in a real SentencePiece or BPE model writing text its vocabulary has no
+    piece for; sampled freely they spell invalid UTF-8 too (a lone continuation byte, an
+    overlong or surrogate sequence, a lead byte with nothing after it)."""
     import gguf
 
     if size not in _SIZES:
@@ -185,7 +194,7 @@ def write_llama_gguf(
     norm("output_norm.weight", d.n_embd)
     out = rng.standard_normal((n_vocab, d.n_embd)).astype(np.float32)
     out[:, 0] = 0.0
-    out[_suppressed(types), 0] = -12.0
+    out[_suppressed(types, bytes_sampled), 0] = -12.0
     _add(w, "output.weight", out, qtype)
 
     w.write_header_to_file()

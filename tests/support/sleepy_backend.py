@@ -1,5 +1,6 @@
 """Backends that misbehave in inference, onnxruntime underneath: ``SleepyBackend`` sleeps
-in every ``infer`` (a hang), ``CrashingBackend`` raises. Tests put them in the real backend
+in every ``infer`` (a hang), ``SlowBackend`` takes ``SLOW_S`` a call (a model slower than
+its calibration budget), ``CrashingBackend`` raises. Tests put them in the real backend
 table (runtime.backend_table.BACKENDS) to show that calibration cuts a hanging
 candidate at its budget and records a crashing one as failed."""
 
@@ -16,11 +17,18 @@ from runtime.backend_table import BACKENDS
 from runtime.backends.onnx import OnnxBackend
 
 HANG_S = 30.0
+SLOW_S = 0.4
 
 
 class SleepyBackend(OnnxBackend):
     def infer(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         time.sleep(HANG_S)
+        return super().infer(inputs)
+
+
+class SlowBackend(OnnxBackend):
+    def infer(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        time.sleep(SLOW_S)
         return super().infer(inputs)
 
 

@@ -27,8 +27,11 @@ def write_text_package(
     variants: tuple[tuple[str, Size, Precision], ...] = DEFAULT_VARIANTS,
     *,
     seed: int = 0,
+    bytes_sampled: bool = False,
 ) -> ModelPackage:
-    """Write a text package into ``store`` and return it as the catalog reads it."""
+    """Write a text package into ``store`` and return it as the catalog reads it
+    (``bytes_sampled``: its byte-fallback tokens are sampled like any other, see
+    tests.support.gguf_models)."""
     pdir = Path(store) / app / version
     write_package_meta(
         PackageMeta(
@@ -43,7 +46,10 @@ def write_text_package(
     )
     for variant_id, size, precision in variants:
         vdir = pdir / "variants" / variant_id
-        gguf = write_llama_gguf(vdir / "model.gguf", size=size, precision=precision, seed=seed)
+        gguf = write_llama_gguf(
+            vdir / "model.gguf", size=size, precision=precision, seed=seed,
+            bytes_sampled=bytes_sampled,
+        )  # fmt: skip
         entry = file_entry(gguf, vdir)
         write_variant_meta(
             VariantMeta(

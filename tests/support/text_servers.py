@@ -50,6 +50,46 @@ def tiny(text_package: ModelPackage) -> Iterator[LlamaBackend]:
     backend.unload()
 
 
+@pytest.fixture(scope="session")
+def bytes_package(tmp_path_factory: pytest.TempPathFactory) -> ModelPackage:
+    """A text package whose byte-fallback tokens are sampled like any other (they spell
+    invalid UTF-8 too, as a real vocabulary's can)."""
+    root = tmp_path_factory.mktemp("bytes-store")
+    return write_text_package(
+        root, app="bytes-assistant", variants=(("tiny-f32", "tiny", "f32"),), bytes_sampled=True
+    )
+
+
+@pytest.fixture(scope="module")
+def tiny_bytes(bytes_package: ModelPackage) -> Iterator[LlamaBackend]:
+    """The byte-fallback tiny f32 variant loaded in llama.cpp."""
+    from runtime.backends.llama import LlamaBackend
+
+    backend = LlamaBackend()
+    backend.load(bytes_package.variant("tiny-f32"), LoadOptions(intra_op_threads=1))
+    yield backend
+    backend.unload()
+
+
+@pytest.fixture(scope="module")
+def bytes_server(
+    bytes_package: ModelPackage, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """A server for "bytes-assistant" alone (the byte-fallback vocabulary)."""
+    state = tmp_path_factory.mktemp("bytes-state")
+    settings = Settings(paths={"state_dir": state / "state", "cache_dir": state / "cache"})
+    loader = VariantLoader(box_for(settings, text_report(), text_profile()))
+    with serving([bytes_package], loader=loader, settings=settings) as handle:
+        yield Server(handle.url, handle.extra)
+
+
+@pytest.fixture(params=["tiny", "tiny_bytes"])
+def each_tiny(request: pytest.FixtureRequest) -> LlamaBackend:
+    """Each tiny model in turn: the plain vocabulary, then the byte-fallback one."""
+    backend: LlamaBackend = request.getfixturevalue(request.param)
+    return backend
+
+
 def text_profile() -> DeviceProfile:
     """A CPU box whose profile runs GGUF through llama.cpp and ONNX through onnxruntime."""
     return make_profile(
