@@ -71,7 +71,7 @@ def test_task_embedding_on_a_llama_gguf_and_refusals(tmp_path: Path) -> None:
     assert "as embedding: --task embedding (inspection said text:" in out
     code, _, err = run("models", "add", str(gguf), "--app", "x", "--task", "tensor",
                        "--store", str(store))  # fmt: skip
-    assert code == 1 and "a gguf model can be imported as text or embedding" in err
+    assert code == 2 and "a gguf model can be imported as text or embedding" in err
     code, _, err = run("models", "add", str(gguf), "--app", "y", "--task", "pictures",
                        "--store", str(store))  # fmt: skip
     assert code == 2 and "not one of tensor, text, embedding" in err
@@ -88,7 +88,7 @@ def test_an_onnx_encoder_needs_its_tokenizer(tmp_path: Path) -> None:
     onnx.save(encoder_model(vocab=80), str(model))  # type: ignore[arg-type]
     store = tmp_path / "store"
     code, _, err = run("models", "add", str(model), "--task", "embedding", "--store", str(store))
-    assert code == 1 and "needs its tokenizer.json beside it" in err
+    assert code == 2 and "needs its tokenizer.json beside it" in err
     write_tokenizer(model.parent / "tokenizer.json", max_tokens=16)
     code, _out, err = run("models", "add", str(model), "--task", "embedding", "--store", str(store))
     assert code == 0, err
