@@ -1,4 +1,5 @@
-"""The HTTP guard, a plain ASGI middleware: bearer tokens, the body limit, the time limit.
+"""The HTTP guard, a plain ASGI middleware: bearer tokens and their scopes (auth.py), the
+body limit, the time limit.
 
 Plain ASGI rather than Starlette's BaseHTTPMiddleware because it runs on every request
 and costs next to nothing this way. The time limit covers the time to the first byte
@@ -16,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from runtime.api.auth import Tokens
+from runtime.api.auth import Tokens, required_scope, scope_refusal
 from runtime.codecs.openai import error_body, error_type
 
 Scope = MutableMapping[str, Any]
@@ -95,20 +96,22 @@ class Guard:
             return
         path: str = scope["path"]
         headers = dict(scope["headers"])
-        if (
-            self.tokens
-            and path not in self.open_paths
-            and not self.tokens.accepts(headers.get(b"authorization"))
-        ):
-            await send_error(
-                send,
-                path,
-                401,
-                "missing or wrong API token (Authorization: Bearer ...)",
-                "unauthorized",
-                [(b"www-authenticate", b"Bearer")],
-            )
-            return
+        if self.tokens and path not in self.open_paths:
+            scopes = self.tokens.scopes_of(headers.get(b"authorization"))
+            if scopes is None:
+                await send_error(
+                    send,
+                    path,
+                    401,
+                    "missing or wrong API token (Authorization: Bearer ...)",
+                    "unauthorized",
+                    [(b"www-authenticate", b"Bearer")],
+                )
+                return
+            needed = required_scope(path)
+            if needed not in scopes:  # a valid token, not for this route: 403, not 401
+                await send_error(send, path, 403, scope_refusal(needed), "forbidden")
+                return
         length = headers.get(b"content-length")
         if length is not None:
             try:
