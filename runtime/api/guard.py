@@ -1,4 +1,5 @@
-"""The HTTP guard, a plain ASGI middleware: bearer tokens, the body limit, the time limit.
+"""The HTTP guard, a plain ASGI middleware: bearer tokens and their scopes (auth.py), the
+body limit, the time limit.
 
 The body limit is ``api.max_body_bytes``, and the tighter ``api.max_text_body_bytes`` on
 the OpenAI routes (/v1/), whose JSON is parsed on the event loop. A client that leaves
@@ -21,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from runtime.api.auth import Tokens
+from runtime.api.auth import Tokens, required_scope, scope_refusal
 from runtime.api.hangup import Hangup
 from runtime.codecs.openai import error_body, error_type
 
@@ -106,20 +107,22 @@ class Guard:
             return
         path: str = scope["path"]
         headers = dict(scope["headers"])
-        if (
-            self.tokens
-            and path not in self.open_paths
-            and not self.tokens.accepts(headers.get(b"authorization"))
-        ):
-            await send_error(
-                send,
-                path,
-                401,
-                "missing or wrong API token (Authorization: Bearer ...)",
-                "unauthorized",
-                [(b"www-authenticate", b"Bearer")],
-            )
-            return
+        if self.tokens and path not in self.open_paths:
+            scopes = self.tokens.scopes_of(headers.get(b"authorization"))
+            if scopes is None:
+                await send_error(
+                    send,
+                    path,
+                    401,
+                    "missing or wrong API token (Authorization: Bearer ...)",
+                    "unauthorized",
+                    [(b"www-authenticate", b"Bearer")],
+                )
+                return
+            needed = required_scope(path)
+            if needed not in scopes:  # a valid token, not for this route: 403, not 401
+                await send_error(send, path, 403, scope_refusal(needed), "forbidden")
+                return
         limit, setting = self.max_body, "api.max_body_bytes"
         if self.max_text_body is not None and path.startswith(TEXT_PREFIX):
             limit, setting = min(limit, self.max_text_body), "api.max_text_body_bytes"

@@ -1,4 +1,4 @@
-"""What a SIGHUP may change in the running HTTP API: the tokens (file included) and the
+"""What a SIGHUP may change in the running HTTP API: the tokens (file and scopes) and the
 readiness rule. The rest (bind address, TLS, limits) waits for a restart, and the log
 says so: the socket stays bound where it is.
 """
@@ -22,7 +22,8 @@ def apply_live_api(
     """Put ``new``'s tokens into ``tokens`` (unless they fail the bind rule for the
     running address: the old ones stay) and its readiness rule into ``service``; return
     the api settings now in force."""
-    live: dict[str, Any] = {"readiness": new.readiness}
+    # admin_token_file is the CLI's, never the daemon's: nothing waits for a restart
+    live: dict[str, Any] = {"readiness": new.readiness, "admin_token_file": new.admin_token_file}
     try:
         loaded = load_tokens(new)
         check_bind(running.host, loaded)  # the socket stays bound where it is

@@ -31,6 +31,7 @@ from runtime.catalog.package import (
     load_package,
     required_schema_version,
 )
+from runtime.catalog.staging import make_staging_dir, sweep_staging
 from runtime.catalog.store import Store
 from runtime.errors import MetadataError
 from runtime.files import atomic_write_bytes, sha256_file
@@ -137,9 +138,10 @@ def verify_package(package: ModelPackage) -> None:
 @contextmanager
 def staging_dir(store: Store) -> Iterator[Path]:
     """A fresh directory inside the store root (so the final rename stays on one
-    filesystem); removed afterwards unless ``install_package`` moved it away."""
-    store.root.mkdir(parents=True, exist_ok=True)
-    path = Path(tempfile.mkdtemp(prefix=".staging-", dir=store.root))
+    filesystem); removed afterwards unless ``install_package`` moved it away. What a
+    killed writer left there is swept first (runtime/catalog/staging.py)."""
+    sweep_staging(store.root)
+    path = make_staging_dir(store.root)
     try:
         yield path
     finally:

@@ -1,9 +1,10 @@
 """CLI: ``headframe models build``: parse, call runtime.factory, print. Exit 2 for bad
 input (one line naming the file and what is wrong), 1 when no variant survives, 130 on
-Ctrl-C; nothing half-written is left in either case."""
+Ctrl-C, SIGTERM or SIGHUP; nothing half-written is left in any case."""
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from pathlib import Path
@@ -179,7 +180,13 @@ def build(
             print_result(console, e.result)
         raise fail(f"{source}: {e}", 1) from e
     except KeyboardInterrupt:
-        raise fail("interrupted: nothing was written", 130) from None
+        fail("interrupted: nothing was written", 130)
+        # The staging directory is gone and the steps' child processes stopped. Leave
+        # without the interpreter's teardown: native runtimes cut mid-step have crashed
+        # in their destructors there (SIGSEGV), turning a clean stop into a core dump.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
     if as_json:
         print_json(result.to_dict())
     else:

@@ -37,25 +37,42 @@ def call(
     body: dict[str, Any] | None = None,
     timeout: float = 300,
 ) -> Any:
-    """GET ``path`` (POST ``body`` as JSON when given) with the settings' first API token;
-    the parsed JSON answer. Raises urllib.error.HTTPError on an error status, URLError or
-    OSError when nothing answers."""
-    from runtime.api.auth import load_tokens
-
+    """GET ``path`` (POST ``body`` as JSON when given) with an API token that has the
+    scope ``path`` needs (``client_token``); the parsed JSON answer. Raises
+    urllib.error.HTTPError on an error status, URLError or OSError when nothing answers,
+    ConfigError when a tokens file cannot be read."""
     request = urllib.request.Request(
         f"{base}{path}",
         data=None if body is None else json.dumps(body).encode(),
         headers={"Content-Type": "application/json"} if body is not None else {},
         method="GET" if body is None else "POST",
     )
-    tokens = load_tokens(settings.api)
-    if tokens:
-        request.add_header("Authorization", f"Bearer {tokens[0].decode()}")
+    token = client_token(settings, path)
+    if token is not None:
+        request.add_header("Authorization", f"Bearer {token.decode()}")
     context = None
     if base.startswith("https") and settings.api.tls_cert_file:
         context = ssl.create_default_context(cafile=str(settings.api.tls_cert_file))
     with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
         return json.loads(response.read())
+
+
+def client_token(settings: Settings, path: str) -> bytes | None:
+    """The token to send for ``path``: for /admin/, the first with the admin scope in
+    ``api.admin_token_file`` when set, else in the daemon's own tokens (``api.tokens``,
+    ``api.tokens_file``, which the CLI can read on the box); for the rest, the first with
+    the infer scope. Without a token of that scope the first is sent, and the daemon's 403
+    says which scope it lacks."""
+    from runtime.api.auth import ADMIN, load_tokens, pick_token, read_tokens_file, required_scope
+
+    scope = required_scope(path)
+    api = settings.api
+    if scope == ADMIN and api.admin_token_file is not None:
+        tokens = read_tokens_file(api.admin_token_file, "admin token file (api.admin_token_file)")
+    else:
+        tokens = load_tokens(api)
+    token = pick_token(tokens, scope)
+    return token.secret if token is not None else None
 
 
 def _daemon_section(settings: Settings, base: str) -> dict[str, Any] | str | None:

@@ -68,6 +68,14 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return uvloop.new_event_loop
 
 
+# Where `models use` takes its token from, for an answer that refuses the one it sent.
+_TOKEN_HINT = dict.fromkeys(
+    (401, 403),
+    " (models use sends the first token with the admin scope in api.admin_token_file, "
+    "or HEADFRAME_API__ADMIN_TOKEN_FILE, else in api.tokens and api.tokens_file)",
+)
+
+
 def use(
     app_name: str = typer.Argument(..., metavar="APP", help="Application name."),
     variant: str = typer.Argument(..., metavar="VARIANT", help='Variant id, or "auto".'),
@@ -87,8 +95,12 @@ def use(
             message = json.loads(e.read()).get("error", e.reason)
         except ValueError:
             message = e.reason
-        typer.echo(f"headframe models use: {e.code}: {message}", err=True)
+        typer.echo(f"headframe models use: {e.code}: {message}{_TOKEN_HINT.get(e.code, '')}",
+                   err=True)  # fmt: skip
         raise typer.Exit(1) from None
+    except HeadframeError as e:  # a tokens file that cannot be read, or a wrong line in it
+        typer.echo(f"headframe models use: {e.message}", err=True)
+        raise typer.Exit(2) from None
     except (urllib.error.URLError, OSError) as e:
         from runtime.cli.select_cmd import pin_offline
 

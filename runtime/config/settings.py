@@ -147,9 +147,23 @@ class ApiSettings(_Section):
     host: str = Field(default="127.0.0.1", title="Bind address")
     port: int = Field(default=8080, ge=0, le=65535, title="Port (0: any free port)")
     tokens: list[SecretStr] = Field(
-        default_factory=list, title="API bearer tokens", description="required off loopback"
+        default_factory=list,
+        title="API bearer tokens",
+        description="required off loopback; each in the tokens-file syntax (scopes)",
     )
-    tokens_file: Path | None = Field(default=None, title="File with one token per line")
+    tokens_file: Path | None = Field(
+        default=None,
+        title="File with one token per line",
+        description="a bare line is a token with every scope; 'scopes=infer TOKEN' or "
+        "'scopes=infer,admin TOKEN' limits it (admin: /admin/, infer: every other route)",
+    )
+    admin_token_file: Path | None = Field(
+        default=None,
+        title="Token the CLI sends to /admin/ (headframe models use)",
+        description="a file in the tokens-file syntax; its first token with the admin scope "
+        "is sent; default: the first such token in tokens and tokens_file; the daemon "
+        "itself never reads it",
+    )
     tls_cert_file: Path | None = Field(default=None, title="TLS certificate (PEM)")
     tls_key_file: Path | None = Field(default=None, title="TLS private key (PEM)")
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024, le=2**31, title="Body limit")

@@ -34,6 +34,7 @@ from runtime.api.context import ServerContext
 from runtime.api.server import start_http
 from runtime.box.description import BoxDescription
 from runtime.catalog import ModelPackage
+from runtime.catalog.staging import sweep_staging
 from runtime.config import Settings
 from runtime.daemon.reload import Assembly, assemble, reread
 from runtime.daemon.rooms import RoomParts, Rooms, build_rooms
@@ -199,6 +200,8 @@ class Daemon:
 
     async def _fill_store(self) -> None:
         parts = self._parts()
+        # What a killed `models build`/`add` left there (never a running one's: staging.py).
+        await asyncio.to_thread(sweep_staging, parts.store.root)
         if self.settings.demo and not parts.store.applications():
             self.phase = "building the demo catalog"
             self._status(f"building the demo catalog into {parts.store.root} (first start only)")

@@ -5,9 +5,11 @@ set (BuildInputError for anything wrong with them), build and measure each varia
 (a failing step is that variant's reason, not the build's end), mark the variants that
 meet the floor, write golden.npz, package.toml, every variant.toml and
 build-report.json into the staging directory, and move it into place in one rename.
-Nothing is left behind when the build fails or is interrupted (Ctrl-C, or SIGTERM, which
-the build turns into the same KeyboardInterrupt while it runs, so that the child processes
-of its steps are stopped and the staging directory removed either way).
+Nothing is left behind when the build fails or is interrupted (Ctrl-C, or SIGTERM or
+SIGHUP, which the build turns into the same KeyboardInterrupt while it runs, so that the
+child processes of its steps are stopped and the staging directory removed either way).
+A build killed outright (SIGKILL) cannot clean up: the next one there sweeps its staging
+directory (destination.py).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING
 
 from runtime.catalog import SCHEMA_VERSION, GoldenSet, Lineage, PackageMeta, VariantMeta
@@ -44,6 +47,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 REPORT_FILE = "build-report.json"
+# Ctrl-C, a service manager's stop (SIGTERM) and the terminal closing (SIGHUP) end a
+# build alike; the default action of the last two would kill it with its staging left.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+IMPORT_RETRY_S = 0.05  # a stop that came during an import is raised once it ends
 
 
 class NoVariantSurvived(Exception):
@@ -79,31 +86,73 @@ def build(opts: BuildOptions, progress: Progress | None = None) -> BuildResult:
     dest = Destination(
         out=opts.out, store=opts.store, replace=opts.replace, app=opts.app, version=opts.version
     )
-    with _sigterm_as_interrupt():
+    with _stop_signals_as_interrupt() as stop:
         try:
-            staged = dest.stage()
-        except BaseException:
-            dest.discard()
+            try:
+                staged = dest.stage()
+            except BaseException:
+                dest.discard()
+                raise
+            return _build(opts, progress, dest, staged, fmt, t0)
+        except KeyboardInterrupt:
             raise
-        return _build(opts, progress, dest, staged, fmt, t0)
+        except BaseException as e:
+            # The interruption landed where a library turned it into its own error (an
+            # extension module's import answers "initialization failed"): still a stop.
+            if stop.asked:
+                raise KeyboardInterrupt from e
+            raise
+
+
+class _Stop:
+    """Whether a stop signal came while the build ran, and whether raising it waits for
+    an import to finish."""
+
+    asked = False
+    waiting = False
+
+
+def _importing(frame: FrameType | None) -> bool:
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
+            return True
+        frame = frame.f_back
+    return False
 
 
 @contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM raises KeyboardInterrupt in the main thread while the build runs (a
-    service manager's stop then cleans up like Ctrl-C does); elsewhere nothing changes."""
+def _stop_signals_as_interrupt() -> Iterator[_Stop]:
+    """A stop signal raises KeyboardInterrupt in the main thread while the build runs,
+    once: the cleanup it starts is not interrupted again. Not inside an import: an
+    exception raised while an extension module initialises aborts the interpreter
+    (protobuf's did, "Fatal Python error: Aborted"), so it waits for the import to end
+    (a timer looks again every 50 ms). Elsewhere nothing changes, and a signal the caller
+    ignores stays ignored (``nohup`` ignores SIGHUP so that a build outlives its terminal)."""
+    stop = _Stop()
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield stop
         return
 
-    def interrupt(signum: int, frame: object) -> None:
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        if stop.asked and not stop.waiting:
+            return  # already stopping
+        stop.asked = True
+        stop.waiting = _importing(frame)
+        if stop.waiting:
+            signal.setitimer(signal.ITIMER_REAL, IMPORT_RETRY_S)
+            return
         raise KeyboardInterrupt
 
-    old = signal.signal(signal.SIGTERM, interrupt)
+    previous = {signal.SIGALRM: signal.signal(signal.SIGALRM, interrupt)}
+    for sig in STOP_SIGNALS:
+        if signal.getsignal(sig) is not signal.SIG_IGN:
+            previous[sig] = signal.signal(sig, interrupt)
     try:
-        yield
+        yield stop
     finally:
-        signal.signal(signal.SIGTERM, old)
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _build(

@@ -2,7 +2,9 @@
 
 Either way the package is assembled in a staging directory on the destination's
 filesystem and appears with one rename, after it validates: a failed or interrupted
-build (Ctrl-C included) leaves nothing behind. The destination is checked before any
+build (Ctrl-C, SIGTERM and SIGHUP included) leaves nothing behind, and a build killed
+outright (SIGKILL) leaves a directory that names its owner, which the next build there
+removes (runtime/catalog/staging.py). The destination is checked before any
 work starts, so an unwritable ``--out`` fails in a second, not after the build.
 """
 
@@ -10,10 +12,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 from runtime.catalog import ModelPackage, Store, load_package
+from runtime.catalog.staging import make_staging_dir, sweep_staging
 from runtime.catalog.writer import install_package, verify_package
 from runtime.errors import MetadataError
 from runtime.factory.spec import BuildInputError
@@ -50,7 +52,8 @@ class Destination:
                 )
         try:
             parent.mkdir(parents=True, exist_ok=True)
-            self.staged = Path(tempfile.mkdtemp(prefix=".staging-build-", dir=parent))
+            sweep_staging(parent)  # what a killed build left (never a running one's)
+            self.staged = make_staging_dir(parent, "build")
         except OSError as e:
             where = self.out if self.out is not None else parent
             raise BuildInputError(

@@ -24,7 +24,6 @@ import hashlib
 import json
 import re
 import shutil
-import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,6 +32,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from runtime.catalog import NAME_RE, VERSION_RE, version_key
+from runtime.catalog.staging import make_staging_dir, sweep_staging
 from runtime.errors import MetadataError
 from runtime.files import atomic_write_json, fsync_dir
 from runtime.knowledge.identity import EmbedderIdentity
@@ -185,9 +185,10 @@ class PackStore:
 
     @contextlib.contextmanager
     def staging(self) -> Iterator[Path]:
-        """A fresh directory on the store's filesystem, removed unless installed."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        path = Path(tempfile.mkdtemp(prefix=".staging-", dir=self.root))
+        """A fresh directory on the store's filesystem, removed unless installed; what a
+        killed build left there is swept first (runtime/catalog/staging.py)."""
+        sweep_staging(self.root)
+        path = make_staging_dir(self.root)
         try:
             yield path
         finally:

@@ -2,7 +2,8 @@
 
 - ``reload``  {"app": name} (or no body: every app): load again as the box chooses now
   (its pins, the settings, the governor's override, else automatic) and swap, zero
-  downtime; the same as Sparkplug's ``Node Control/Reload Models``.
+  downtime; the same as Sparkplug's ``Node Control/Reload Models``. One asked while a
+  reload of that app is queued or running joins it (the change path's rule).
 - ``select``  {"app": name, "variant": id | "auto"}: pin a variant (kept by the box across
   restarts, as over HTTP), or let selection choose.
 

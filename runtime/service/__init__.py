@@ -5,7 +5,8 @@ Owns: ``InferenceService`` (``inference``: requests, each answered with who comp
 slot (``slot``), bounded workers and micro-batching (``worker``), the threads that run
 blocking calls for the event loop (``loop_threads``), request statistics (``stats``), load
 shedding (``load_shed``) and the change path (``changes``: the one way what an application
-runs changes, with one lock, one history and one undo rule).
+runs changes, with one lock, one history and one undo rule; its reloads join one under
+way through ``single_flight``).
 May import: the foundation, config, catalog, backends (the protocol), selection, images.
 Never knows HTTP or MQTT.
 """

@@ -27,6 +27,7 @@ a variant forced for one load (the fleet's measured winner) is not kept.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections import deque
@@ -39,6 +40,7 @@ from runtime.catalog import ModelPackage, Store
 from runtime.errors import HeadframeError
 from runtime.selection import Selection
 from runtime.service.inference import InferenceService
+from runtime.service.single_flight import SingleFlight
 from runtime.service.slot import ModelSlot
 
 log = logging.getLogger(__name__)
@@ -122,6 +124,7 @@ class ChangePath:
         self._lock = asyncio.Lock()
         self._history: deque[Change] = deque(maxlen=keep)
         self._listeners: list[Listener] = []
+        self._reloads: SingleFlight[str, ModelSlot] = SingleFlight()
 
     # ---- reading ---------------------------------------------------------------------
     def slots(self) -> list[ModelSlot]:
@@ -135,7 +138,11 @@ class ChangePath:
     def status(self) -> dict[str, Any]:
         """The ``changes`` section of /status and the status page."""
         running = next((c for c in reversed(self._history) if c.ended is None), None)
-        return {"running": running.to_dict() if running else None, "history": self.history()}
+        return {
+            "running": running.to_dict() if running else None,
+            "history": self.history(),
+            "reloads_joined": self._reloads.joined,  # reloads that joined one under way
+        }
 
     def add_listener(self, fn: Listener) -> None:
         """``fn(change)`` on the loop when a change starts (``ended`` None) and ends."""
@@ -266,13 +273,21 @@ class ChangePath:
     async def reload(self, apps: Sequence[str] | None, by: str) -> list[ModelSlot]:
         """Load ``apps`` (None: every served one) again as the box chooses now (its pins,
         the settings, the governor's override, else the automatic choice) and swap each;
-        the first failure raises, with the old variant still serving."""
+        the first failure raises, with the old variant still serving.
+
+        A reload of an application asked while one is queued for the lock or running
+        joins it and gets its answer (a flood of reload commands makes a few swaps, not
+        one each). Joining a running one loses nothing: what the box's choice depends on
+        (pins, overrides) changes only under the same lock."""
         names = sorted(s.app for s in self._service.slots()) if apps is None else list(apps)
         done = []
         for app in names:
-            async with self._change(app, "reload", by, "reload") as change:
-                done.append(await self._swap(change, app))
+            done.append(await self._reloads.run(app, functools.partial(self._reload, app, by)))
         return done
+
+    async def _reload(self, app: str, by: str) -> ModelSlot:
+        async with self._change(app, "reload", by, "reload") as change:
+            return await self._swap(change, app)
 
     async def start(self, store: Store, apps: Iterable[str], by: str = "daemon") -> None:
         """Start-up: load every application side by side (one that calibrates never delays

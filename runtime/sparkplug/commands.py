@@ -6,7 +6,10 @@
   Models``, ``Update Now``): obeyed only when its ``mqtt.commands`` switch is on, the same
   switch as the MQTT command of that name.
 - DCMD ``Variant`` = a variant id or ``auto`` on an application's device: the HTTP admin
-  route's swap, under ``mqtt.commands.select``.
+  route's swap, under ``mqtt.commands.select``. One switch per application at a time; a
+  write that comes meanwhile replaces the one waiting (``variant_writes_replaced``), so
+  the last write wins. Reload Models goes through the change path's reload, where a
+  reload asked while one is under way joins it.
 
 A refused or unknown write is counted (``refused``, ``command_errors``) and logged
 through a ``LimitedLog`` (runtime.mqtt.limited_log): one line per kind of problem, then
@@ -65,6 +68,9 @@ class NodeCommands:
         self.rebirth, self.changed, self.counters = rebirth, changed, counters
         self._log = LimitedLog(log)
         self._tasks: set[asyncio.Task[Any]] = set()
+        # DCMD Variant: the write waiting per application, and those with a switch under way
+        self._wanted: dict[str, str] = {}
+        self._switching: set[str] = set()
 
     def control_metrics(self) -> list[sp.Metric]:
         """The writable node metrics for NBIRTH (all false: a write of true triggers)."""
@@ -131,7 +137,25 @@ class NodeCommands:
             elif not self.obey("select"):
                 self._refuse("select", f"DCMD Variant for {_shown(device)}")
             else:
-                self._spawn(self._switch(device, m.value))
+                self._want(device, m.value)
+
+    def _want(self, app: str, variant: str) -> None:
+        """The last Variant written for ``app`` wins: one switch at a time per application,
+        and a write that comes while one runs replaces the one waiting (a host that
+        writes 500 times makes a few swaps, ending on its last write)."""
+        if app in self._wanted:
+            self.counters["variant_writes_replaced"] += 1
+        self._wanted[app] = variant
+        if app not in self._switching:
+            self._switching.add(app)
+            self._spawn(self._switch_until_done(app))
+
+    async def _switch_until_done(self, app: str) -> None:
+        try:
+            while app in self._wanted:
+                await self._switch(app, self._wanted.pop(app))
+        finally:
+            self._switching.discard(app)
 
     async def _switch(self, app: str, variant: str) -> None:
         pin = None if variant == "auto" else variant

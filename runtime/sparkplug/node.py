@@ -120,7 +120,7 @@ class EdgeNode:
         self.counters = {k: 0 for k in ("sessions", "births", "ndata", "ddata", "dbirth",
                                         "ddeath", "rebirths", "rebirths_coalesced",
                                         "commands", "refused", "command_errors",
-                                        "state_ignored")}  # fmt: skip
+                                        "variant_writes_replaced", "state_ignored")}  # fmt: skip
         self.host_state = HostState(settings.state_max_ahead_s, self.counters)
         self._born_at = -REBIRTH_EVERY_S  # monotonic time of the last NBIRTH
         self._rebirth_due: asyncio.TimerHandle | None = None

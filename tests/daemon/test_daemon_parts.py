@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from runtime.api.auth import Tokens, check_bind, load_tokens, token_ok
+from runtime.api.auth import EVERY_SCOPE, ApiToken, Tokens, check_bind, load_tokens, token_ok
 from runtime.api.hosts import host_name, trusted_hosts
 from runtime.config import ApiSettings
 from runtime.daemon.logsetup import JsonFormatter, wants_json
@@ -58,7 +58,8 @@ def test_tokens_from_settings_and_file(tmp_path: Path) -> None:
     f = tmp_path / "tokens"
     f.write_text("# operators\nabc123\n\n  def456  \n")
     tokens = load_tokens(ApiSettings(tokens=[SecretStr("inline")], tokens_file=f))
-    assert tokens == [b"inline", b"abc123", b"def456"]
+    assert [t.secret for t in tokens] == [b"inline", b"abc123", b"def456"]
+    assert all(t.scopes == EVERY_SCOPE for t in tokens)  # bare tokens: every right
     assert token_ok(b"Bearer def456", tokens) and token_ok(b"bearer abc123", tokens)
     assert not token_ok(b"Bearer def45", tokens) and not token_ok(b"def456", tokens)
     assert not token_ok(None, tokens)
@@ -109,9 +110,9 @@ def test_trusted_hosts_policy() -> None:
 
 
 def test_tokens_are_replaced_whole() -> None:
-    tokens = Tokens([b"old"])
+    tokens = Tokens([ApiToken(b"old")])
     assert tokens.accepts(b"Bearer old")
-    tokens.replace([b"new"])
+    tokens.replace([ApiToken(b"new")])
     assert tokens.accepts(b"Bearer new") and not tokens.accepts(b"Bearer old")
     tokens.replace([])
     assert not tokens and not tokens.accepts(b"Bearer new")
