@@ -29,7 +29,6 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from runtime.codecs.openai import validation_message
 from runtime.errors import InvalidInput, MetadataError
 from runtime.knowledge.search import Mode, SearchRequest, search_pack
 from runtime.knowledge.textindex import TextIndex
@@ -93,7 +92,11 @@ def read_questions(path: Path) -> list[Asked]:
         try:
             asked.append(Asked.model_validate(item))
         except ValidationError as e:
-            raise InvalidInput(f"--golden {path}: question {i + 1}: {validation_message(e)}") from e
+            first = e.errors()[0]
+            field = ".".join(str(p) for p in first.get("loc", ()))
+            why = str(first.get("msg", "")).removeprefix("Value error, ")
+            raise InvalidInput(f"--golden {path}: question {i + 1}: "
+                               + (f"{field}: {why}" if field else why)) from e  # fmt: skip
     return asked
 
 
