@@ -8,12 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.factory.models import conv_classifier, images
 
 from runtime.catalog.golden import write_npz
 from runtime.factory.checks import BrokenVariant, check_onnx, int8_share, weight_bytes
 from runtime.factory.child import run_job
 from runtime.factory.onnx_variants import make_int8_static, make_int8_weights
+from tests.support.source_models import conv_classifier, images
 
 pytestmark = pytest.mark.slow
 

@@ -29,7 +29,9 @@ def _outputs(variant_dir: Path, entry: str, inputs: dict[str, np.ndarray]) -> np
         return np.concatenate([run_onnx(path, b) for b in batches])
     import openvino as ov
 
-    compiled = ov.Core().compile_model(str(path), "CPU")
+    # In f32, as the daemon's OpenVINO backend computes on a CPU (not the CPU plugin's
+    # default bf16 on AVX512_BF16/AMX machines).
+    compiled = ov.Core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
     return np.concatenate([np.asarray(compiled(b)[compiled.outputs[0]]) for b in batches])
 
 
