@@ -40,7 +40,7 @@ def _variants(source: Path, text: str | None) -> tuple[str, ...] | None:
         return None
     names = tuple(n.strip() for n in text.split(",") if n.strip())
     gguf = source.suffix.lower() == ".gguf"
-    known = (*GGUF_VARIANTS, *GGUF_EXTRA) if gguf else ONNX_VARIANTS
+    known: tuple[str, ...] = (*GGUF_VARIANTS, *GGUF_EXTRA) if gguf else ONNX_VARIANTS
     if source.is_dir():
         known = ENCODER_VARIANTS
     unknown = [n for n in names if n not in known]
