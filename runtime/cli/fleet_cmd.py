@@ -159,6 +159,7 @@ def _sync(
     repo_url: str | None = None,
     fetcher: Any = None,
 ) -> None:
+    from runtime.fleet.releases import PACKS_PREFIX
     from runtime.fleet.wiring import build_agent
 
     settings = _settings(config)
@@ -172,8 +173,10 @@ def _sync(
         report = agent.sync_once(repo_url, fetcher=fetcher)
     status = agent.status()
     for app, outcome in report.outcomes.items():
-        rec = status["apps"].get(app, {})
-        typer.echo(f"{app}: {outcome} - {rec.get('stage')}: {rec.get('reason')}")
+        pack = app.removeprefix(f"{PACKS_PREFIX}/")
+        rec = status["packs"].get(pack, {}) if pack != app else status["apps"].get(app, {})
+        what = f"knowledge pack {pack}" if pack != app else app
+        typer.echo(f"{what}: {outcome} - {rec.get('stage')}: {rec.get('reason')}")
     if report.error:
         typer.secho(f"error: {report.error}", fg=typer.colors.RED, err=True)
     raise typer.Exit(0 if report.current else 1)

@@ -256,3 +256,39 @@ def test_with_reembed_packs_the_box_embeds_a_pack_again(
         shutil.copytree(PackStore(box.store).version_dir("manuals", "1.0.0"), copy)
         with pytest.raises(Exception, match="embedded again on a box"):
             publish_all(repo_dir, keys_dir, [copy])
+
+
+def test_fleet_sync_on_the_command_line_takes_packs_too(
+    tmp_path: Path, repo_dir: Path, keys_dir: Path, built: Path
+) -> None:
+    # No daemon: `fleet sync --once` loads the box's embedder in its own process for the
+    # trial; `fleet status` and `rollback --pack` report and undo like for a model.
+    from typer.testing import CliRunner
+
+    from runtime.cli import app
+    from tests.support.fleet_repo import write_box_config
+
+    def cli(*args: str | Path) -> tuple[int, str]:
+        result = CliRunner().invoke(app, [str(a) for a in args])
+        return result.exit_code, result.stdout + result.stderr
+
+    publish_all(repo_dir, keys_dir, [built])
+    state = tmp_path / "box"
+    import_path(Store(state / "store"), minilm_package_dir())
+    cfg = write_box_config(tmp_path / "box.toml", state=state, url=repo_dir.as_uri(),
+                           trusted_root=repo_dir / "metadata" / "1.root.json")  # fmt: skip
+    code, out = cli("fleet", "sync", "--once", "--config", cfg)
+    assert code == 0, out
+    assert "knowledge pack manuals: updated - active: 1.0.0 active; golden recall@5" in out
+    publish_all(repo_dir, keys_dir, [as_version(built, tmp_path / "v", "1.1.0")])
+    code, out = cli("fleet", "sync", "--once", "--config", cfg)
+    assert code == 0, out
+    code, out = cli("fleet", "status", "--json", "--config", cfg)
+    packs = json.loads(out)["packs"]
+    assert packs["manuals"]["active"] == "1.1.0" and packs["manuals"]["previous"] == "1.0.0"
+    assert "golden recall@5 10000 bp" in packs["manuals"]["reason"]
+    code, out = cli("rollback", "manuals", "--pack", "--config", cfg)
+    assert code == 0 and "knowledge pack manuals: rolled back from 1.1.0 to 1.0.0" in out
+    assert PackStore(state / "store").active_version("manuals") == "1.0.0"
+    code, out = cli("rollback", "manuals", "--pack", "--config", cfg)
+    assert code == 2 and "no previous version" in out
