@@ -97,10 +97,18 @@ class PackSync:
         if left:
             log.info("removed knowledge pack staging left by a stopped sync: %s", left)
         releases = repo.packs()
-        return {
-            name: self._sync_one(repo, name, releases.get(name, []), window_open)
-            for name in sorted(set(self.packs.packs()) | set(releases))
-        }
+        outcomes = {}
+        for name in sorted(set(self.packs.packs()) | set(releases)):
+            try:
+                outcomes[name] = self._sync_one(repo, name, releases.get(name, []), window_open)
+            except FleetError:
+                raise  # the repository itself: the agent reports it for everything
+            except Exception as e:  # one pack's trouble (a full disk, say) stops no other
+                log.exception("knowledge pack %s: the update failed", name)
+                why = e.message if isinstance(e, HeadframeError) else f"{type(e).__name__}: {e}"
+                self.state.update(name, stage="failed", reason=f"update failed: {why}")
+                outcomes[name] = "failed"
+        return outcomes
 
     def refused(self, reason: str) -> None:
         """The metadata was refused: every pack keeps what it serves, and says so."""
