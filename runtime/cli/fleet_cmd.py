@@ -61,7 +61,9 @@ def keys_init(
 
 
 def publish_cmd(
-    package_dirs: list[Path] = typer.Argument(None, help="Package directories to add."),
+    package_dirs: list[Path] = typer.Argument(
+        None, help="Model package or knowledge pack version directories to add."
+    ),
     repo: Path = typer.Option(..., "--repo", help="Repository directory (created if new)."),
     keys: Path = typer.Option(..., "--keys", help="Key directory from `keys init`."),
     channel: str = typer.Option("stable", "--channel", help="stable, canary, or any name."),
@@ -71,20 +73,25 @@ def publish_cmd(
         "2d", "--timestamp-expires", help="Timestamp expiry: re-sign well inside it (daily)."
     ),
 ) -> None:
-    """Add model packages to the signed repository (none: just re-sign snapshot and
-    timestamp, the daily step that keeps online boxes accepting the repository)."""
-    from runtime.fleet.publish import parse_expires, publish
+    """Add model packages and knowledge packs (a pack version's directory, e.g.
+    <store>/_knowledge/manuals/1.0.0) to the signed repository (none: just re-sign
+    snapshot and timestamp, the daily step that keeps online boxes accepting it)."""
+    from runtime.fleet.publish import parse_expires, publish_all
 
     with _errors():
         delta = parse_expires(expires)
         ts_delta = parse_expires(timestamp_expires)
-        pkgs = publish(
+        done = publish_all(
             repo, keys, package_dirs or [], channel=channel, rollout=rollout, expires=delta,
             timestamp_expires=ts_delta,
         )  # fmt: skip
-    for p in pkgs:
+    for p in done.packages:
         typer.echo(f"published {p.application} {p.version} ({len(p.variants)} variants) "
                    f"to {channel} at {rollout}%")  # fmt: skip
+    for m in done.packs:
+        by = m.embedder.describe()
+        typer.echo(f"published knowledge pack {m.pack} {m.version} ({m.chunks} chunks, "
+                   f"embedded with {by}) to {channel} at {rollout}%")  # fmt: skip
     typer.echo(f"repository {repo}: serve {repo} as static files; "
                f"boxes trust {repo / 'metadata' / '1.root.json'}")  # fmt: skip
 
@@ -152,6 +159,7 @@ def _sync(
     repo_url: str | None = None,
     fetcher: Any = None,
 ) -> None:
+    from runtime.fleet.releases import PACKS_PREFIX
     from runtime.fleet.wiring import build_agent
 
     settings = _settings(config)
@@ -165,8 +173,10 @@ def _sync(
         report = agent.sync_once(repo_url, fetcher=fetcher)
     status = agent.status()
     for app, outcome in report.outcomes.items():
-        rec = status["apps"].get(app, {})
-        typer.echo(f"{app}: {outcome} - {rec.get('stage')}: {rec.get('reason')}")
+        pack = app.removeprefix(f"{PACKS_PREFIX}/")
+        rec = status["packs"].get(pack, {}) if pack != app else status["apps"].get(app, {})
+        what = f"knowledge pack {pack}" if pack != app else app
+        typer.echo(f"{what}: {outcome} - {rec.get('stage')}: {rec.get('reason')}")
     if report.error:
         typer.secho(f"error: {report.error}", fg=typer.colors.RED, err=True)
     raise typer.Exit(0 if report.current else 1)
@@ -190,13 +200,18 @@ def fleet_status(
 ) -> None:
     """Active, previous and pending version per application, with stage and reason."""
     from runtime.catalog import Store
-    from runtime.fleet.agent import fleet_status as status_of
     from runtime.fleet.state import FleetState
+    from runtime.fleet.status import fleet_status as status_of
+    from runtime.fleet.status import pack_status
+    from runtime.knowledge.pack import PackStore
 
     with _errors():
         settings = _settings(config)
-        state = FleetState(Path(settings.paths.state_dir) / "fleet" / "state.json")
-        status = status_of(Store(settings.paths.store), state)
+        fleet_dir = Path(settings.paths.state_dir) / "fleet"
+        status = status_of(Store(settings.paths.store), FleetState(fleet_dir / "state.json"))
+        status["packs"] = pack_status(
+            PackStore(settings.paths.store), FleetState(fleet_dir / "packs.json")
+        )
     if as_json:
         json.dump(status, sys.stdout, indent=2, sort_keys=True)
         sys.stdout.write("\n")
@@ -209,24 +224,33 @@ def fleet_status(
         table.add_row(app, rec["active"] or "-", rec["previous"] or "-", rec["pending"] or "-",
                       rec["stage"], rec["reason"])  # fmt: skip
     Console().print(table)
+    if status["packs"]:
+        packs = Table("knowledge pack", "active", "previous", "pending", "stage", "reason")
+        for pack, rec in status["packs"].items():
+            packs.add_row(pack, rec["active"] or "-", rec["previous"] or "-",
+                          rec["pending"] or "-", rec["stage"], rec["reason"])  # fmt: skip
+        Console().print(packs)
     if status["last_error"]:
         typer.secho(f"last check failed: {status['last_error']}", fg=typer.colors.YELLOW)
 
 
 def rollback_cmd(
-    app_name: str = typer.Argument(..., metavar="APP"),
+    app_name: str = typer.Argument(..., metavar="NAME"),
+    pack: bool = typer.Option(False, "--pack", help="NAME is a knowledge pack."),
     config: Path | None = CONFIG_OPT,
     wait: float = WAIT_OPT,
 ) -> None:
-    """Serve the previous version of APP again; the current one is never retried."""
+    """Serve the previous version of an application (or, with --pack, a knowledge pack)
+    again; the current one is never retried."""
     from runtime.fleet.wiring import build_agent
 
     with _errors():
         agent = build_agent(
             _settings(config), with_backends=False, lock_wait_s=wait, on_lock_wait=_say_waiting
         )
-        frm, to = agent.rollback(app_name)
-    typer.echo(f"{app_name}: rolled back from {frm} to {to}")
+        frm, to = agent.rollback_pack(app_name) if pack else agent.rollback(app_name)
+    what = f"knowledge pack {app_name}" if pack else app_name
+    typer.echo(f"{what}: rolled back from {frm} to {to}")
 
 
 def register(app: typer.Typer) -> None:

@@ -48,6 +48,13 @@ def build(
         True, "--activate/--no-activate", help="Make this version the active one."
     ),
     replace: bool = typer.Option(False, "--replace", help="Overwrite that version if present."),
+    golden: Path | None = typer.Option(
+        None, "--golden", help="Golden questions (JSON: question -> chunks, or source and page)."
+    ),
+    golden_k: int = typer.Option(5, "--golden-k", help="Results each golden question may use."),
+    recall_floor: float = typer.Option(
+        0.8, "--recall-floor", help="Least recall@k of the golden questions (0-1)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the build report as JSON."),
 ) -> None:
     """Read, chunk, embed and index documents into a versioned pack in the store."""
@@ -56,6 +63,7 @@ def build(
     from runtime.knowledge.chunking import ChunkOptions
     from runtime.knowledge.documents import Limits
     from runtime.knowledge.embedder import ServiceEmbedder
+    from runtime.knowledge.golden import read_questions
     from runtime.knowledge.local import local_service
     from runtime.knowledge.pack import check_name
 
@@ -65,10 +73,13 @@ def build(
             documents=tuple(documents), embedder=embedder, pack=pack, version=version,
             store=store.root, chunking=ChunkOptions(chunk_chars, overlap_chars),
             limits=Limits(max_document_bytes=max_document_mb * 1024 * 1024),
-            activate=activate, replace=replace,
+            activate=activate, replace=replace, golden=golden, golden_k=golden_k,
+            recall_floor_bp=round(recall_floor * 10_000),
         )  # fmt: skip
         check_name(pack, version)  # the cheap refusals before the embedder loads
         expand(opts.documents)
+        if golden is not None:
+            read_questions(golden)
     except ValueError as e:
         raise fail(str(e), 2) from e
     except HeadframeError as e:
@@ -94,6 +105,7 @@ def build(
         "seconds": round(report.seconds, 3), "chunks_per_s": round(report.chunks_per_s, 1),
         "embeddings_per_s": round(report.embeddings_per_s, 1),
         "split_chunks": report.split_chunks, "embedder": report.embedder.model_dump(),
+        "golden": report.golden.model_dump() if report.golden else None,
     }  # fmt: skip
     if as_json:
         print_json(data)
@@ -107,6 +119,10 @@ def build(
         f"  {report.seconds:.1f} s: {report.chunks_per_s:.0f} chunks/s (the embedder alone: "
         f"{report.embeddings_per_s:.0f} embeddings/s)"
     )
+    if report.golden is not None:
+        g = report.golden
+        typer.echo(f"  golden: recall@{g.k} {g.recall_bp / 100:.1f}% of {g.questions} questions "
+                   f"(floor {g.recall_floor_bp / 100:.1f}%)")  # fmt: skip
     typer.echo(f"  {report.path}" + ("" if activate else "  (not active: --no-activate)"))
 
 

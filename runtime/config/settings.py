@@ -246,6 +246,19 @@ class FleetSettings(_Section):
         "lighter than the measured winner that qualified here, so the governor can step "
         "down under pressure; 0, the governor off, or an operator pin: only the winner",
     )
+    reembed_packs: bool = Field(
+        default=False,
+        title="Embed a delivered knowledge pack again when the box's embedder differs",
+        description="off: such a pack is refused with the reason; on: the box embeds the "
+        "pack's chunks with its own embedding application, then runs the pack's trial",
+    )
+    reembed_with: str | None = Field(
+        default=None,
+        pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$",
+        title="The embedding application packs are embedded again with",
+        description="default: the pack's own application when the box serves another "
+        "version of it, else the one embedding application the box serves",
+    )
 
 
 class Settings(BaseSettings):

@@ -14,6 +14,7 @@ these tables need a restart.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -166,6 +167,7 @@ def _fleet(parts: RoomParts) -> FleetRunner | None:
     settings = parts.settings
     if settings.fleet is None:
         return None
+    from runtime.fleet.pack_host import LoopPackHost
     from runtime.fleet.runner import FleetRunner, hot_swap
     from runtime.fleet.wiring import build_agent, chooser_and_picker
 
@@ -180,6 +182,11 @@ def _fleet(parts: RoomParts) -> FleetRunner | None:
             loader=lambda package, pin: parts.loader()(package, pin),
             picker=picker,
             on_activated=hot_swap(parts.changes),
+            # Packs are tried with the service that answers queries, then the library
+            # that serves them switches (on this, the daemon's, loop).
+            pack_host=LoopPackHost(parts.knowledge, parts.service, asyncio.get_running_loop())
+            if parts.knowledge is not None
+            else None,
         )
     except HeadframeError as e:
         log.error("model updates are off: %s", e.message)

@@ -41,6 +41,7 @@ from runtime.factory.spec import BuildInputError, BuildOptions
 from runtime.files import sha256_file
 
 if TYPE_CHECKING:
+    from runtime.factory.encoder_build import EncoderFamily
     from runtime.factory.gguf_build import GgufFamily
     from runtime.factory.onnx_build import OnnxFamily
 
@@ -64,7 +65,16 @@ class NoVariantSurvived(Exception):
         self.result = result
 
 
+ENCODER = "sentence-transformers"  # the source format of a directory (encoder_build.py)
+
+
 def source_format(path: Path) -> str:
+    if path.is_dir():
+        if (path / "config.json").is_file():
+            return ENCODER
+        raise BuildInputError(
+            f"{path}: a directory, but not a sentence-transformers model (no config.json)"
+        )
     suffix = path.suffix.lower()
     if suffix == ".onnx":
         return "onnx"
@@ -72,7 +82,9 @@ def source_format(path: Path) -> str:
         return "gguf"
     if not path.exists():
         raise BuildInputError(f"{path}: file not found")
-    raise BuildInputError(f"{path}: not an ONNX (.onnx) or GGUF (.gguf) model")
+    raise BuildInputError(
+        f"{path}: not an ONNX (.onnx) or GGUF (.gguf) model, nor a sentence-transformers directory"
+    )
 
 
 def build(opts: BuildOptions, progress: Progress | None = None) -> BuildResult:
@@ -81,7 +93,7 @@ def build(opts: BuildOptions, progress: Progress | None = None) -> BuildResult:
     t0 = time.monotonic()
     progress = progress or NoProgress()
     fmt = source_format(opts.source)
-    if not opts.source.is_file():
+    if fmt != ENCODER and not opts.source.is_file():
         raise BuildInputError(f"{opts.source}: file not found")
     dest = Destination(
         out=opts.out, store=opts.store, replace=opts.replace, app=opts.app, version=opts.version
@@ -188,11 +200,15 @@ def _build(
         dest.discard()
 
 
-def _family(fmt: str, ctx: BuildContext) -> OnnxFamily | GgufFamily:
+def _family(fmt: str, ctx: BuildContext) -> OnnxFamily | GgufFamily | EncoderFamily:
     if fmt == "onnx":
         from runtime.factory.onnx_build import OnnxFamily
 
         return OnnxFamily(ctx)
+    if fmt == ENCODER:
+        from runtime.factory.encoder_build import EncoderFamily
+
+        return EncoderFamily(ctx)
     from runtime.factory.gguf_build import GgufFamily
 
     return GgufFamily(ctx)
@@ -233,7 +249,12 @@ def _write_package(
             }
         )
         write_variant_meta(meta, vdir)
-    write_npz(staged / GOLDEN_FILE, out.golden_arrays)
+    golden = None
+    if out.golden_arrays:  # an encoder's golden texts stay with the build (no tensor rows)
+        write_npz(staged / GOLDEN_FILE, out.golden_arrays)
+        golden = GoldenSet(
+            file=GOLDEN_FILE, sha256=sha256_file(staged / GOLDEN_FILE), samples=out.samples
+        )
     lineage = opts.lineage or Lineage(
         foundation=opts.app, sector="unspecified", application=opts.app
     )
@@ -250,9 +271,7 @@ def _write_package(
             "latency_budget_us": opts.latency_budget_us,
             "inputs": list(out.inputs),
             "outputs": list(out.outputs),
-            "golden": GoldenSet(
-                file=GOLDEN_FILE, sha256=sha256_file(staged / GOLDEN_FILE), samples=out.samples
-            ),
+            "golden": golden,
             # top1 is what a schema-1 package means: leave it out, stay readable by old boxes
             "quality_metric": None if result.metric == "top1" else result.metric,
         }

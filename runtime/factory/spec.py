@@ -18,6 +18,9 @@ ONNX_VARIANTS = (
     "openvino-fp16",
     "openvino-int8",
 )
+# A sentence-transformers directory (runtime/factory/encoder_build.py): what works for a
+# transformer encoder without calibration data.
+ENCODER_VARIANTS = ("fp32", "fp16", "int8-dynamic")
 GGUF_VARIANTS = ("q8_0", "q6_k", "q5_k_m", "q4_k_m", "q3_k_m", "q2_k")
 # Also accepted for GGUF sources with --variants (llama.cpp file types by name).
 GGUF_EXTRA = ("f16", "bf16", "q4_0", "q4_1", "q5_0", "q5_1", "q4_k_s", "q5_k_s", "q3_k_s", "q3_k_l")
@@ -46,7 +49,9 @@ class BuildOptions:
     store: Path | None = None  # or a store to install into
     variants: tuple[str, ...] | None = None  # None: every default the installed libs allow
     calibration: Path | None = None
-    metric: str = "auto"  # auto | top1 | agreement | fidelity (token_agreement for GGUF)
+    # auto | top1 | agreement | fidelity (token_agreement for GGUF; an encoder: fidelity,
+    # the mean cosine similarity to the source's vectors)
+    metric: str = "auto"
     fidelity_tolerance: float = 0.05
     max_drop_bp: int = DEFAULT_MAX_DROP_BP
     floor_bp: int = 0

@@ -5,5 +5,7 @@ Cloud side: ``keys`` (role keys), ``publish`` (packages -> signed targets), ``bu
 the signed metadata offers this node), ``download`` (resumable, capped), ``install``
 (content-addressed blobs, staging, atomic pointer, rollback), ``trial`` (golden-set
 gate), ``state`` (persisted stages), ``agent`` (the loop that ties them together).
+Knowledge packs travel the same way: ``pack_publish`` (cloud side), ``pack_sync`` and
+``pack_host`` (box side), ``status`` (what both report).
 See docs/fleet.md for the trust model.
 """

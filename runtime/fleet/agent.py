@@ -4,7 +4,8 @@ A cycle: verify the repository's metadata (TUF) -> per application, the newest r
 on this node's channel that this node is in the rollout for, not marked bad, not
 below ``min_versions`` -> choose the variant from the metadata alone -> download only
 its files (resumable) -> verify -> stage -> trial -> switch the pointer -> hot swap.
-Anything that fails leaves the old version serving and says why in the state.
+Anything that fails leaves the old version serving and says why in the state. Then the
+knowledge packs, delivered the same way (runtime.fleet.pack_sync).
 """
 
 from __future__ import annotations
@@ -25,11 +26,13 @@ from tuf.ngclient import FetcherInterface
 
 from runtime.catalog import ModelPackage, PackageMeta, Store, VariantMeta, load_package, version_key
 from runtime.config import FleetSettings
-from runtime.fleet.download import Downloader, Progress
+from runtime.fleet.download import Downloader, Progress, fetch_verified
 from runtime.fleet.install import Installer
 from runtime.fleet.lock import store_lock
-from runtime.fleet.releases import Release, in_rollout
-from runtime.fleet.state import FleetState, pause_point
+from runtime.fleet.pack_sync import PackHost, PackSync
+from runtime.fleet.releases import PACKS_PREFIX, Release, in_rollout
+from runtime.fleet.state import FleetState, Listener, pause_point
+from runtime.fleet.status import fleet_status
 from runtime.fleet.trial import Loader, run_trial
 from runtime.fleet.tufclient import FleetError, TrustedRepo
 
@@ -86,10 +89,13 @@ class FleetAgent:
         progress: Progress | None = None,
         lock_wait_s: float = 0.0,
         on_lock_wait: Callable[[str], None] | None = None,
+        pack_host: PackHost | None = None,
     ) -> None:
         """``lock_wait_s``: how long a sync or rollback waits for another holder of the
         store's lock (the daemon's cycle, a second CLI) before giving up; the daemon
-        passes 0 (it tries again next cycle), the CLI a while, telling ``on_lock_wait``."""
+        passes 0 (it tries again next cycle), the CLI a while, telling ``on_lock_wait``.
+        ``pack_host``: the box's embedders for knowledge packs (runtime.fleet.pack_sync);
+        without one a pack update fails with the reason."""
         if not settings.trusted_root:
             raise FleetError("[fleet] trusted_root is not set: the box has no root of trust")
         self.settings = settings
@@ -111,6 +117,8 @@ class FleetAgent:
         self.node_id = settings.node_id or socket.gethostname()
         self.lock_wait_s = lock_wait_s
         self.on_lock_wait = on_lock_wait
+        self.packs = PackSync(settings, store.root, self.dir, self.installer, self.downloader,
+                              pack_host, self.node_id, progress)  # fmt: skip
         self._wake = threading.Event()
         self._stop = threading.Event()
 
@@ -153,6 +161,10 @@ class FleetAgent:
                 releases = repo.refresh()
                 for app in self._apps(releases):
                     report.outcomes[app] = self._sync_app(repo, app, releases.get(app, []))
+                # After the applications: an embedder the fleet updates comes first.
+                window = in_window(self.settings.maintenance_window)
+                for pack, outcome in self.packs.sync(repo, window_open=window).items():
+                    report.outcomes[f"{PACKS_PREFIX}/{pack}"] = outcome
             except FleetError as e:
                 # The metadata could not be trusted (or read): nothing changes on the box.
                 # An app that serves is healthy: its update was refused, it did not fail.
@@ -164,6 +176,7 @@ class FleetAgent:
                     else:
                         reason = f"update refused, {active} keeps serving: {e.reason}"
                         self.state.update(app, stage="refused", reason=reason)
+                self.packs.refused(e.reason)
                 self.state.checked(e.reason)
                 return report
             finally:
@@ -254,13 +267,11 @@ class FleetAgent:
         targets = {t.path: t for v in variants for t in release.targets_for(v)}
         todo = [t for t in targets.values() if not self.installer.has_blob(t)]
         total = sum(t.length for t in todo)
-        done_before = 0
         self.state.update(app, bytes_done=0, bytes_total=total)
         paused = False
 
-        def tick(path: str, done: int, size: int) -> None:
+        def tick(now: int) -> None:
             nonlocal paused
-            now = done_before + done
             self.state.update(app, persist=False, bytes_done=now)
             if self.progress is not None:
                 self.progress(app, now, total)
@@ -268,16 +279,12 @@ class FleetAgent:
                 paused = True
                 pause_point("download")
 
-        for t in todo:
-            partial = self.installer.partial_path(t)
-            self.downloader.fetch(repo.target_url(t), t, partial, tick, opener=repo.opener())
-            done_before += t.length
-        self.state.update(app, stage="verifying", bytes_done=total)
-        pause_point("verify")
-        for t in todo:
-            partial = self.installer.partial_path(t)
-            self.downloader.verify(t, partial)
-            self.installer.commit_blob(t, partial)
+        def verifying() -> None:
+            self.state.update(app, stage="verifying", bytes_done=total)
+            pause_point("verify")
+
+        fetch_verified(self.downloader, self.installer, todo, repo.target_url, repo.opener(),
+                       tick, verifying)  # fmt: skip
 
     def _install(self, app: str, release: Release, candidates: Sequence[str]) -> str:
         version = release.version
@@ -348,8 +355,18 @@ class FleetAgent:
             self.on_activated(self.store.load(app, to), None, None)
         return frm, to
 
+    def rollback_pack(self, pack: str) -> tuple[str, str]:
+        """A knowledge pack's previous version again; the current one is never retried."""
+        with self._locked():
+            return self.packs.rollback(pack)
+
+    def add_listener(self, fn: Listener) -> None:
+        """``fn`` hears every change of the applications' or the packs' state."""
+        self.state.add_listener(fn)
+        self.packs.add_listener(fn)
+
     def status(self) -> dict[str, Any]:
-        return fleet_status(self.store, self.state)
+        return {**fleet_status(self.store, self.state), "packs": self.packs.status()}
 
     # ---- the loop ------------------------------------------------------------------
     def update_now(self) -> None:
@@ -381,25 +398,3 @@ class FleetAgent:
             log.warning("fleet sync skipped: %s", e.reason)
         except Exception:
             log.exception("fleet sync crashed; the serving models are untouched")
-
-
-def fleet_status(store: Store, state: FleetState) -> dict[str, Any]:
-    """Per application: active, previous, pending, stage, reason (``fleet status``)."""
-    snap = state.snapshot()
-    installer = Installer(store)
-    apps: dict[str, Any] = {}
-    for app in sorted(set(store.applications()) | set(snap["apps"])):
-        rec = snap["apps"].get(app, {})
-        ptr = installer.pointer(app) if store.versions(app) else {"version": None, "previous": None}
-        apps[app] = {
-            "active": ptr["version"],
-            "previous": ptr["previous"],
-            "pending": rec.get("pending"),
-            "variant": rec.get("variant"),
-            "stage": rec.get("stage", "active" if ptr["version"] else "idle"),
-            "reason": rec.get("reason", ""),
-            "bytes_done": rec.get("bytes_done", 0),
-            "bytes_total": rec.get("bytes_total", 0),
-            "bad": rec.get("bad", {}),
-        }
-    return {"last_check": snap["last_check"], "last_error": snap["last_error"], "apps": apps}

@@ -16,9 +16,10 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import httpx
 from tuf.api import exceptions as tufx
@@ -237,3 +238,38 @@ class Downloader:
         if have + received < target.length:
             raise _Retry("transfer cut short", received)
         return received
+
+
+class Blobs(Protocol):
+    """Where verified targets go (runtime.fleet.install.Installer)."""
+
+    def partial_path(self, target: TargetFile) -> Path: ...
+
+    def commit_blob(self, target: TargetFile, verified: Path) -> Path: ...
+
+
+def fetch_verified(
+    downloader: Downloader,
+    blobs: Blobs,
+    todo: Sequence[TargetFile],
+    url_of: Callable[[TargetFile], str],
+    opener: Opener | None,
+    on_bytes: Callable[[int], None],
+    before_verify: Callable[[], None],
+) -> None:
+    """Download every target of ``todo`` (resumable, one at a time; ``on_bytes`` gets the
+    bytes done over all of them), then check each one's signed length and sha256 again
+    and commit it to the blob store: what a model release and a knowledge pack share."""
+    before = [0]  # bytes of the targets already fetched
+
+    def tick(_path: str, done: int, _size: int) -> None:
+        on_bytes(before[0] + done)
+
+    for t in todo:
+        downloader.fetch(url_of(t), t, blobs.partial_path(t), tick, opener=opener)
+        before[0] += t.length
+    before_verify()
+    for t in todo:
+        partial = blobs.partial_path(t)
+        downloader.verify(t, partial)
+        blobs.commit_blob(t, partial)

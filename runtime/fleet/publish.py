@@ -1,4 +1,5 @@
-"""The cloud side: model packages -> a TUF repository of plain static files.
+"""The cloud side: model packages (and knowledge packs) -> a TUF repository of plain
+static files.
 
 Repository layout (serve it from any static HTTP server, CDN or bucket)::
 
@@ -7,6 +8,7 @@ Repository layout (serve it from any static HTTP server, CDN or bucket)::
     <repo>/metadata/<N>.targets.json, <N>.snapshot.json, timestamp.json
     <repo>/targets/<app>/<version>/<sha256>.package.toml
     <repo>/targets/<app>/<version>/<variant>/<sha256>.<file>
+    <repo>/targets/_knowledge/<pack>/<version>/<sha256>.<file>   (runtime.fleet.pack_publish)
 
 Consistent snapshots are on: metadata and targets are written under new names and only
 ``timestamp.json`` is replaced (last, atomically), so a box or a CDN edge that reads
@@ -21,6 +23,7 @@ import os
 import re
 import shutil
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -42,6 +45,7 @@ from runtime.errors import ConfigError, MetadataError
 from runtime.files import atomic_write_bytes
 from runtime.fleet import keys as keymod
 from runtime.fleet.releases import CUSTOM_KEY
+from runtime.knowledge.pack import Manifest
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +142,7 @@ class RepoWriter:
                 )
 
     # ---- content --------------------------------------------------------------------
-    def _add_target(self, target_path: str, local: Path, custom: dict[str, Any]) -> TargetFile:
+    def add_target(self, target_path: str, local: Path, custom: dict[str, Any]) -> TargetFile:
         _no_floats(custom, target_path)
         tf = TargetFile.from_file(target_path, str(local), ["sha256"])
         tf.unrecognized_fields["custom"] = {CUSTOM_KEY: custom}
@@ -152,6 +156,30 @@ class RepoWriter:
             os.replace(tmp, dest)
         self.targets.signed.targets[target_path] = tf
         return tf
+
+    def channels_for(
+        self, old: TargetFile | None, files: list[tuple[str, Path]], what: str
+    ) -> dict[str, int]:
+        """The channels a release is offered on so far (none when ``old``, its signed
+        entry target, is None). Re-publishing the same bytes keeps them; other bytes under
+        a published version are refused (MetadataError)."""
+        if old is None:
+            return {}
+        same = all(
+            self.targets.signed.targets.get(t) is not None
+            and self.targets.signed.targets[t].hashes
+            == TargetFile.from_file(t, str(local), ["sha256"]).hashes
+            for t, local in files
+        )
+        if not same:
+            raise MetadataError(
+                f"{what} is already published with different content; "
+                "publish it under a new version"
+            )
+        return dict(old.custom[CUSTOM_KEY].get("channels", {}))
+
+    def signed_target(self, path: str) -> TargetFile | None:
+        return self.targets.signed.targets.get(path)
 
     def published(self, app: str, version: str) -> TargetFile | None:
         return self.targets.signed.targets.get(f"{app}/{version}/package.toml")
@@ -196,28 +224,16 @@ class RepoWriter:
             if not local.is_file():
                 raise MetadataError(f"{local}: listed in the package but missing")
 
-        old = self.published(app, version)
-        channels: dict[str, int] = {}
-        if old is not None:
-            same = all(
-                self.targets.signed.targets.get(t) is not None
-                and self.targets.signed.targets[t].hashes
-                == TargetFile.from_file(t, str(local), ["sha256"]).hashes
-                for t, local, _ in files
-            )
-            if not same:
-                raise MetadataError(
-                    f"{app} {version} is already published with different content; "
-                    "publish it under a new version"
-                )
-            channels = dict(old.custom[CUSTOM_KEY].get("channels", {}))
+        channels = self.channels_for(
+            self.published(app, version), [(t, local) for t, local, _ in files], f"{app} {version}"
+        )
         channels[channel] = rollout
         for target_path, local, custom in files:
-            self._add_target(target_path, local, custom)
+            self.add_target(target_path, local, custom)
         # The picture contract holds floats (scale, mean, std), which canonical JSON cannot;
         # the box needs it only from package.toml itself, a target signed by its hash.
         pmeta = package.meta.model_dump(mode="json", exclude_none=True, exclude={"images"})
-        self._add_target(
+        self.add_target(
             f"{prefix}/package.toml",
             package.path / "package.toml",
             {
@@ -317,6 +333,46 @@ class RepoWriter:
         )
 
 
+@dataclass
+class Published:
+    """What one publish added: model packages and knowledge packs (their manifests)."""
+
+    packages: list[ModelPackage] = field(default_factory=list)
+    packs: list[Manifest] = field(default_factory=list)
+
+
+def publish_all(
+    repo_dir: Path,
+    keys_dir: Path,
+    dirs: Iterable[Path],
+    *,
+    channel: str = "stable",
+    rollout: int = 100,
+    expires: timedelta = DEFAULT_EXPIRY,
+    timestamp_expires: timedelta = TIMESTAMP_EXPIRY,
+) -> Published:
+    """Add model packages and knowledge pack versions (a directory holding a pack's
+    manifest.json: runtime.fleet.pack_publish), possibly none: then only re-sign snapshot
+    and timestamp, the daily step that keeps online boxes accepting the repository."""
+    from runtime.fleet.pack_publish import add_pack, is_pack_dir
+
+    writer = RepoWriter(repo_dir, keys_dir)
+    dirs = [Path(d) for d in dirs]
+    out = Published(packages=[load_package(d) for d in dirs if not is_pack_dir(d)])
+    for p in out.packages:
+        writer.add_package(p, channel, rollout)
+        log.info("published %s %s to %s at %d%%", p.application, p.version, channel, rollout)
+    for d in dirs:
+        if is_pack_dir(d):
+            manifest = add_pack(writer, d, channel, rollout)
+            out.packs.append(manifest)
+            log.info("published knowledge pack %s %s to %s at %d%%", manifest.pack,
+                     manifest.version, channel, rollout)  # fmt: skip
+    changed = bool(out.packages or out.packs)
+    writer.commit(expires, targets_changed=changed, timestamp_expires=timestamp_expires)
+    return out
+
+
 def publish(
     repo_dir: Path,
     keys_dir: Path,
@@ -327,12 +383,8 @@ def publish(
     expires: timedelta = DEFAULT_EXPIRY,
     timestamp_expires: timedelta = TIMESTAMP_EXPIRY,
 ) -> list[ModelPackage]:
-    """Add packages (possibly none: then only re-sign snapshot and timestamp, the daily
-    step that keeps online boxes accepting the repository)."""
-    writer = RepoWriter(repo_dir, keys_dir)
-    packages = [load_package(Path(d)) for d in package_dirs]
-    for p in packages:
-        writer.add_package(p, channel, rollout)
-        log.info("published %s %s to %s at %d%%", p.application, p.version, channel, rollout)
-    writer.commit(expires, targets_changed=bool(packages), timestamp_expires=timestamp_expires)
-    return packages
+    """``publish_all`` for model packages; returns them."""
+    return publish_all(
+        repo_dir, keys_dir, package_dirs, channel=channel, rollout=rollout, expires=expires,
+        timestamp_expires=timestamp_expires,
+    ).packages  # fmt: skip

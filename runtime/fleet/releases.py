@@ -11,7 +11,8 @@ The publisher writes, and the box reads, one ``custom`` object per target under 
     <app>/<version>/<variant>/<file>      {"kind": "file", ..., "variant", "path": relpath}
 
 ``channels`` maps a channel to the rollout percentage (0..100) of nodes that take the
-release. Everything here is pure: no I/O.
+release. Knowledge packs have their own targets (below, ``parse_pack_releases``).
+Everything here is pure: no I/O.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pydantic import ValidationError
 from tuf.api.metadata import TargetFile
 
 from runtime.catalog import PackageMeta, VariantMeta, version_key
+from runtime.knowledge.identity import EmbedderIdentity
 
 CUSTOM_KEY = "headframe"
 STABLE = "stable"
@@ -53,9 +55,7 @@ class Release:
         """Percentage of nodes on ``channel`` that take this release.
 
         Stable releases are offered to every channel; a channel's own entry wins."""
-        if channel in self.channels:
-            return self.channels[channel]
-        return self.channels.get(STABLE, 0)
+        return channel_rollout(self.channels, channel)
 
     def targets_for(self, variant_id: str) -> list[TargetFile]:
         """Every target the box downloads to install this release with one variant."""
@@ -135,6 +135,80 @@ def parse_releases(targets: Mapping[str, TargetFile]) -> dict[str, list[Release]
         channels = {str(k): int(v) for k, v in dict(pc.get("channels", {})).items()}
         release = Release(app, version, pmeta, ptarget, channels, variants, entry.get("golden"))
         out.setdefault(app, []).append(release)
+    for releases in out.values():
+        releases.sort(key=lambda r: version_key(r.version))
+    return out
+
+
+# ---- knowledge packs ------------------------------------------------------------------
+# A pack is published under ``_knowledge/<pack>/<version>/`` (an application's name never
+# starts with "_"): its manifest.json with {"kind": "pack", "pack", "version", "embedder":
+# the embedder's identity, "chunks", "files": [names], "golden": {questions, k,
+# recall_floor_bp, recall_bp} (when built with golden questions), "channels"}, and each
+# file it lists with {"kind": "pack_file", "pack", "version", "path"}.
+PACKS_PREFIX = "_knowledge"
+
+
+@dataclass(frozen=True)
+class PackRelease:
+    """One published version of one knowledge pack, as the signed metadata describes it."""
+
+    pack: str
+    version: str
+    embedder: EmbedderIdentity
+    chunks: int
+    manifest_target: TargetFile
+    files: dict[str, TargetFile]
+    channels: dict[str, int]
+    golden: dict[str, int] | None = None
+
+    def rollout_for(self, channel: str) -> int:
+        return channel_rollout(self.channels, channel)
+
+    def targets(self) -> list[TargetFile]:
+        return [self.manifest_target, *self.files.values()]
+
+
+def channel_rollout(channels: Mapping[str, int], channel: str) -> int:
+    """Stable releases are offered to every channel; a channel's own entry wins."""
+    if channel in channels:
+        return channels[channel]
+    return channels.get(STABLE, 0)
+
+
+def parse_pack_releases(targets: Mapping[str, TargetFile]) -> dict[str, list[PackRelease]]:
+    """pack -> releases (oldest first). A release missing a file its manifest target
+    lists is skipped; a malformed custom object raises ReleaseError naming the target."""
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    for path, t in targets.items():
+        c = _custom(t)
+        if c is None or c.get("kind") not in ("pack", "pack_file"):
+            continue
+        key = (str(c.get("pack")), str(c.get("version")))
+        entry = found.setdefault(key, {"files": {}})
+        try:
+            if c["kind"] == "pack":
+                identity = EmbedderIdentity.model_validate(c["embedder"])
+                golden = dict(c["golden"]) if c.get("golden") else None
+                names = [str(f) for f in c["files"]]
+                channels = dict(c.get("channels", {}))
+                entry["pack"] = (t, identity, int(c["chunks"]), names, golden, channels)
+            else:
+                entry["files"][str(c["path"])] = t
+        except (KeyError, TypeError, ValueError, ValidationError) as e:
+            raise ReleaseError(f"target {path}: bad headframe pack metadata: {e}") from e
+    out: dict[str, list[PackRelease]] = {}
+    for (pack, version), entry in found.items():
+        if "pack" not in entry:
+            continue
+        target, identity, chunks, names, golden, channels = entry["pack"]
+        if not set(names) <= set(entry["files"]):
+            continue
+        release = PackRelease(
+            pack, version, identity, chunks, target, {n: entry["files"][n] for n in names},
+            {str(k): int(v) for k, v in channels.items()}, golden,
+        )  # fmt: skip
+        out.setdefault(pack, []).append(release)
     for releases in out.values():
         releases.sort(key=lambda r: version_key(r.version))
     return out

@@ -14,7 +14,8 @@ runtime/daemon/ starts when ``[fleet]`` is set:
 - ``runner.update_now()`` (thread-safe) for the MQTT update-now command;
 - ``runner.status()`` for /status and the status page, ``runner.metric_families()`` for
   /metrics, ``runner.add_listener(fn)`` for the retained MQTT ``{prefix}/fleet/state``
-  (fn gets the whole state on every change).
+  (fn gets the whole state on every change); knowledge packs (``packs``) beside the
+  applications in each.
 """
 
 from __future__ import annotations
@@ -134,7 +135,7 @@ class FleetRunner:
 
     # ---- reporting ------------------------------------------------------------------
     def add_listener(self, fn: Listener) -> None:
-        self.agent.state.add_listener(fn)
+        self.agent.add_listener(fn)
 
     def status(self) -> dict[str, Any]:
         return {"node_id": self.agent.node_id, "channel": self.agent.settings.channel,
@@ -159,8 +160,20 @@ class FleetRunner:
                 stage.add_metric([app, name], 1 if rec["stage"] == name else 0)
             done.add_metric([app], rec["bytes_done"])
             bad.add_metric([app], len(rec["bad"]))
+        pack_stage = GaugeMetricFamily(
+            "headframe_fleet_pack_stage", "1 for the stage each knowledge pack's update is in.",
+            labels=["pack", "stage"],
+        )  # fmt: skip
+        pack_bad = GaugeMetricFamily(
+            "headframe_fleet_pack_bad_versions", "Knowledge pack versions marked bad.",
+            labels=["pack"],
+        )  # fmt: skip
+        for pack, rec in st.get("packs", {}).items():
+            for name in STAGES:
+                pack_stage.add_metric([pack, name], 1 if rec["stage"] == name else 0)
+            pack_bad.add_metric([pack], len(rec["bad"]))
         return [
-            stage, done, bad,
+            stage, done, bad, pack_stage, pack_bad,
             GaugeMetricFamily(
                 "headframe_fleet_last_check_timestamp_seconds", "Unix time of the last check.",
                 value=st["last_check"] or 0,

@@ -24,7 +24,13 @@ from tuf.ngclient import FetcherInterface, Updater
 
 from runtime import __version__
 from runtime.errors import HeadframeError
-from runtime.fleet.releases import Release, ReleaseError, parse_releases
+from runtime.fleet.releases import (
+    PackRelease,
+    Release,
+    ReleaseError,
+    parse_pack_releases,
+    parse_releases,
+)
 from runtime.retry import backoff_delay
 
 log = logging.getLogger(__name__)
@@ -230,6 +236,14 @@ class TrustedRepo:
             return parse_releases(targets)
         except ReleaseError as e:
             raise FleetError(str(e), f"malformed release metadata: {e}") from e
+
+    def packs(self) -> dict[str, list[PackRelease]]:
+        """After ``refresh``: knowledge pack -> releases (oldest first)."""
+        targets = self.updater._trusted_set.targets.targets
+        try:
+            return parse_pack_releases(targets)
+        except ReleaseError as e:
+            raise FleetError(str(e), f"malformed pack metadata: {e}") from e
 
     def close(self) -> None:
         if isinstance(self.fetcher, HttpFetcher):

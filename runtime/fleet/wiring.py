@@ -11,6 +11,7 @@ from runtime.catalog import ModelPackage, PackageMeta, Store, VariantMeta
 from runtime.config import Settings
 from runtime.fleet.agent import Activated, Chooser, FleetAgent, Picker
 from runtime.fleet.download import Progress
+from runtime.fleet.pack_sync import PackHost
 from runtime.fleet.trial import Loader
 from runtime.fleet.tufclient import FleetError
 from runtime.selection import Selection
@@ -124,14 +125,21 @@ def build_agent(
     picker: Picker | None = None,
     lock_wait_s: float = 0.0,
     on_lock_wait: Callable[[str], None] | None = None,
+    pack_host: PackHost | None = None,
 ) -> FleetAgent:
     """The agent the settings describe; ``with_backends=False`` for status and rollback,
     which need neither the hardware probe nor a backend. ``lock_wait_s`` and
-    ``on_lock_wait``: see FleetAgent (the CLI waits for the daemon; the daemon never)."""
+    ``on_lock_wait``: see FleetAgent (the CLI waits for the daemon; the daemon never).
+    ``pack_host``: the daemon's (runtime.fleet.pack_host.LoopPackHost); with backends and
+    none given, the CLI's ``LocalPackHost``."""
     if settings.fleet is None:
         raise FleetError("fleet updates are off: add a [fleet] section to the settings")
     if with_backends and (chooser is None or loader is None):
         chooser, loader, picker = box_chooser_and_loader(settings)
+    if with_backends and pack_host is None:
+        from runtime.fleet.pack_host import LocalPackHost
+
+        pack_host = LocalPackHost(settings, Store(settings.paths.store))
     return FleetAgent(
         settings.fleet,
         Store(settings.paths.store),
@@ -145,4 +153,5 @@ def build_agent(
         progress=progress,
         lock_wait_s=lock_wait_s,
         on_lock_wait=on_lock_wait,
+        pack_host=pack_host,
     )

@@ -10,9 +10,10 @@ the full-text index (``textindex``: SQLite FTS5, BM25) and the vector index
 OpenAI's vector store search shape (``search``), building a pack (``builder``), the
 packs a box serves (``library``: open, switch, search, status, metrics), grounded chat
 (``grounding``: retrieved chunks in the prompt, citations, retrieval as a tool), the
-in-process service the CLI embeds with (``local``) and the sentence-encoder converter
-(``encoder_export``: sentence-transformers -> ONNX, used by tests and, later, by
-``models build`` for encoders).
+in-process service the CLI embeds with (``local``), a pack's golden questions and its
+recall@k (``golden``), and what a box does with a delivered pack (``intake``: use it,
+embed it again (``reembed``) or refuse it, then its trial; the fleet calls these). The
+sentence-encoder converter is the factory's (runtime.factory.encoder_export).
 
 May import: the foundation modules, config, catalog, backends, codecs, service, box and
 loading. The transports (api/, mqtt/), the daemon and the CLI import this room; it

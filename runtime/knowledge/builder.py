@@ -7,7 +7,10 @@ embedder a batch at a time, and vectors are appended to a raw file that becomes
 pack needs every vector at once, read through a memory map.
 
 A chunk the embedder refuses as too long (runtime.knowledge.embedder.TooLong) is halved
-at sentence ends and both halves embedded; nothing is cut silently. The manifest, with
+at sentence ends and both halves embedded; nothing is cut silently. With ``golden`` (a
+file of questions and where their answers are: runtime.knowledge.golden) the built pack
+is asked them, and a recall@k below the floor fails the build; the resolved questions go
+into the pack for the fleet's trial on each box. The manifest, with
 the sha256 of every file and the embedder's identity, is written last; the version goes
 into the store with one rename and, unless told otherwise, the pointer switches to it.
 """
@@ -27,22 +30,25 @@ from runtime.errors import InvalidInput
 from runtime.knowledge.chunking import Chunk, ChunkOptions, chunk_blocks, pieces
 from runtime.knowledge.documents import Limits, kind_of, read_document
 from runtime.knowledge.embedder import ServiceEmbedder, TooLong
+from runtime.knowledge.golden import Asked, read_questions, recall, resolve, write_golden
 from runtime.knowledge.identity import EmbedderIdentity
 from runtime.knowledge.pack import (
     ANN_INDEX,
     CHUNKS_DB,
+    GOLDEN,
     MANIFEST,
     VECTORS,
     Engine,
     FileDigest,
+    GoldenSpec,
     Manifest,
     PackStore,
     SourceDoc,
     check_name,
     sha256_file,
 )
-from runtime.knowledge.textindex import TextIndexWriter
-from runtime.knowledge.vectorindex import HNSW_FROM, build_hnsw
+from runtime.knowledge.textindex import TextIndex, TextIndexWriter
+from runtime.knowledge.vectorindex import HNSW_FROM, VectorIndex, build_hnsw
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +68,9 @@ class BuildOptions:
     activate: bool = True
     replace: bool = False
     hnsw_from: int = HNSW_FROM
+    golden: Path | None = None  # questions -> expected chunks (runtime.knowledge.golden)
+    golden_k: int = 5
+    recall_floor_bp: int = 8000
 
 
 @dataclass
@@ -76,6 +85,7 @@ class BuildReport:
     embedder: EmbedderIdentity
     index: str
     split_chunks: int = 0
+    golden: GoldenSpec | None = None
 
     @property
     def chunks_per_s(self) -> float:
@@ -169,6 +179,9 @@ async def build_pack(
     """Build and install the pack; the report says what was built and how fast."""
     check_name(opts.pack, opts.version)
     files = expand(opts.documents)
+    asked = read_questions(opts.golden) if opts.golden is not None else None
+    if not 1 <= opts.golden_k <= 50 or not 0 <= opts.recall_floor_bp <= 10_000:
+        raise InvalidInput("--golden-k is 1 to 50 and --recall-floor 0 to 1")
     identity = await embedder.identity()
     started = time.perf_counter()
     embed_s = 0.0
@@ -220,6 +233,10 @@ async def build_pack(
                             hnsw_ef_search=params["hnsw_ef_search"])  # fmt: skip
             del mapped
         names = [CHUNKS_DB, VECTORS] + ([ANN_INDEX] if engine.vector == "hnsw" else [])
+        golden = None
+        if asked is not None:
+            golden = await _golden(staged, engine, asked, opts, embedder)
+            names.append(GOLDEN)
         digests = {}
         for name in names:
             d, s = sha256_file(staged / name)
@@ -237,6 +254,7 @@ async def build_pack(
             chunks=text.count,
             sources=tuple(sources),
             files=digests,
+            golden=golden,
         )
         (staged / MANIFEST).write_text(manifest.model_dump_json(indent=2) + "\n")
         target = packs.install(staged, replace=opts.replace)
@@ -245,8 +263,28 @@ async def build_pack(
     return BuildReport(
         pack=opts.pack, version=opts.version, path=target, documents=len(files),
         chunks=manifest.chunks, seconds=time.perf_counter() - started, embed_seconds=embed_s,
-        embedder=identity, index=engine.vector, split_chunks=splits,
+        embedder=identity, index=engine.vector, split_chunks=splits, golden=golden,
     )  # fmt: skip
+
+
+async def _golden(
+    staged: Path, engine: Engine, asked: list[Asked], opts: BuildOptions, embedder: ServiceEmbedder
+) -> GoldenSpec:
+    """Resolve the golden questions against the built pack, ask them, keep them in it;
+    InvalidInput when its recall is below the floor (nothing is installed)."""
+    text = TextIndex(staged / CHUNKS_DB)
+    ann = staged / ANN_INDEX if engine.vector == "hnsw" else None
+    vectors = VectorIndex(staged / VECTORS, ann, engine.hnsw_ef_search)
+    questions = resolve(asked, text, f"--golden {opts.golden}")
+    got = await recall(text, vectors, questions, opts.golden_k, "hybrid", embedder.embed_query)
+    if got.recall_bp < opts.recall_floor_bp:
+        raise InvalidInput(
+            f"--golden {opts.golden}: {got.describe()}, below the floor "
+            f"{opts.recall_floor_bp} bp: the pack is not installed"
+        )
+    write_golden(staged / GOLDEN, questions)
+    return GoldenSpec(questions=len(questions), k=opts.golden_k,
+                      recall_floor_bp=opts.recall_floor_bp, recall_bp=got.recall_bp)  # fmt: skip
 
 
 def _store(text: TextIndexWriter, vectors: _Vectors, chunks: list[Chunk], vecs: np.ndarray) -> None:

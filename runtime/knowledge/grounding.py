@@ -187,9 +187,11 @@ class Grounding:
         call = plan.parse(text) if plan is not None else None
         if call is None or call.get("function", {}).get("name") != TOOL_NAME:
             # The model answered or called a client tool: that is the answer, as it came,
-            # unless it ran past what the client asked for: then once more, within it.
-            again = _rebuilt(first, stream=body.stream, max_tokens=asked)
+            # unless it ran past what the client asked for: then once more, within it, as
+            # the client asked (its own tools only: a call of the box's search there would
+            # reach a client that never defined it).
             used = chunks[-1].completion_tokens if chunks else 0
+            again = _client_round(body)
             return Grounded(again, [], replay=chunks if used <= asked else None, answered=answer)
         try:
             query = str(json.loads(call["function"]["arguments"])["query"])
@@ -201,11 +203,8 @@ class Grounding:
             {"role": "assistant", "content": None, "tool_calls": [call]},
             {"role": "tool", "tool_call_id": call["id"], "content": _tool_text(cited)},
         ]
-        update: dict[str, Any] = {"messages": messages, "tools": body.tools or None}
-        choice = body.tool_choice
-        if not body.tools or (isinstance(choice, dict) and TOOL_NAME in json.dumps(choice)):
-            update["tool_choice"] = None  # the search ran; the answer is the model's to give
-        return Grounded(_rebuilt(body, **update), cited)
+        # The search ran; the answer is the model's to give, with the client's tools only.
+        return Grounded(_client_round(body, messages=messages), cited)
 
 
 def _last_user_text(body: ChatCompletionRequest) -> str:
@@ -235,6 +234,16 @@ def _with_context(body: ChatCompletionRequest, cited: list[Cited]) -> ChatComple
 
 def _tool_text(cited: list[Cited]) -> str:
     return INSTRUCTIONS + "\n\n" + (context_text(cited) or "(no document matched)")
+
+
+def _client_round(body: ChatCompletionRequest, **update: Any) -> ChatCompletionRequest:
+    """``body`` with the client's own tools and nothing of the box's search: a tool_choice
+    that named the search (or any choice, when the client sent no tools) is dropped."""
+    update["tools"] = body.tools or None
+    choice = body.tool_choice
+    if not body.tools or (isinstance(choice, dict) and TOOL_NAME in json.dumps(choice)):
+        update["tool_choice"] = None
+    return _rebuilt(body, **update)
 
 
 def _rebuilt(body: ChatCompletionRequest, **update: Any) -> ChatCompletionRequest:

@@ -44,6 +44,15 @@ class PackRefused(MetadataError):
     status = 409
 
 
+def embedder_verdict(service: EmbedService, want: EmbedderIdentity) -> Verdict:
+    """May what ``service`` serves as ``want.app`` query vectors made by ``want``?"""
+    try:
+        slot = service.slot(want.app)
+    except ModelNotFound:
+        return verdict(want, None)
+    return verdict(want, EmbedderIdentity.of_slot(slot, want.dimensions))
+
+
 @dataclass
 class OpenPack:
     """One version of one pack, open for reading; immutable once built."""
@@ -135,13 +144,7 @@ class KnowledgeLibrary:
 
     # ---- searching ---------------------------------------------------------------------
     def check_embedder(self, pack: OpenPack) -> Verdict:
-        want = pack.manifest.embedder
-        try:
-            slot = self._service.slot(want.app)
-        except ModelNotFound:
-            return verdict(want, None)
-        serving = EmbedderIdentity.of_slot(slot, want.dimensions)
-        return verdict(want, serving)
+        return embedder_verdict(self._service, pack.manifest.embedder)
 
     async def search(self, name: str, request: SearchRequest) -> tuple[OpenPack, list[Hit]]:
         """The pack searched (the version this query used) and its hits."""

@@ -4,6 +4,7 @@
     <store>/_knowledge/<pack>/<version>/chunks.sqlite   chunks + SQLite FTS5 index (BM25)
     <store>/_knowledge/<pack>/<version>/vectors.npy     float32 [chunks, dim], unit length
     <store>/_knowledge/<pack>/<version>/vectors.hnsw    the ANN graph (large packs only)
+    <store>/_knowledge/<pack>/<version>/golden.json     the golden questions (when built with them)
     <store>/_knowledge/<pack>/active.json               {"version", "previous"}
 
 ``_knowledge`` cannot be an application's name (names start with a letter or a digit),
@@ -43,6 +44,7 @@ CHUNKS_DB = "chunks.sqlite"
 VECTORS = "vectors.npy"
 ANN_INDEX = "vectors.hnsw"
 POINTER = "active.json"
+GOLDEN = "golden.json"
 FORMAT = "headframe-knowledge-pack"
 FORMAT_VERSION = 1
 
@@ -72,6 +74,19 @@ class Engine(_Strict):
     hnsw_ef_search: int | None = None
 
 
+class GoldenSpec(_Strict):
+    """The pack's golden questions (``golden.json``) and what its trial requires: at least
+    ``recall_floor_bp`` of them find an expected chunk in their first ``k`` results
+    (``mode`` ranking); ``recall_bp`` is what the build measured."""
+
+    file: Literal["golden.json"] = "golden.json"
+    questions: int = Field(ge=1)
+    k: int = Field(ge=1, le=50)
+    recall_floor_bp: int = Field(ge=0, le=10_000)
+    recall_bp: int = Field(ge=0, le=10_000)
+    mode: Literal["hybrid", "vector", "text"] = "hybrid"
+
+
 class Manifest(_Strict):
     format: Literal["headframe-knowledge-pack"] = "headframe-knowledge-pack"
     format_version: int = Field(default=FORMAT_VERSION, ge=1, le=FORMAT_VERSION)
@@ -84,6 +99,10 @@ class Manifest(_Strict):
     chunks: int = Field(ge=0)
     sources: tuple[SourceDoc, ...]
     files: dict[str, FileDigest]
+    golden: GoldenSpec | None = None
+    # Set on a box that embedded the pack's chunks again with its own embedder (the
+    # fleet's delivery, ``[fleet] reembed_packs``): who embedded them at build time.
+    reembedded_from: EmbedderIdentity | None = None
 
 
 def sha256_file(path: Path) -> tuple[str, int]:
@@ -183,12 +202,53 @@ class PackStore:
             raise MetadataError(f"{self.root / pack}: no version {version!r} of pack {pack!r}")
         return vdir, read_manifest(vdir)
 
+    def pointer(self, pack: str) -> dict[str, str | None]:
+        """``{"version", "previous"}``: the pointer file's, else the version the store
+        serves without one and no previous."""
+        ptr = self.root / pack / POINTER
+        try:
+            data = json.loads(ptr.read_text())
+            return {"version": data.get("version"), "previous": data.get("previous")}
+        except FileNotFoundError:
+            return {"version": self.active_version(pack), "previous": None}
+        except (ValueError, AttributeError) as e:
+            raise MetadataError(f"{ptr}: not a valid pointer file: {e}") from e
+
+    def rollback(self, pack: str) -> tuple[str, str]:
+        """Serve the pointer's previous version again; (from, to). The pointer keeps no
+        previous afterwards, so a second rollback does not bounce back."""
+        ptr = self.root / pack / POINTER
+        data = self.pointer(pack)
+        current, previous = data["version"], data["previous"]
+        if not previous:
+            raise MetadataError(f"pack {pack!r}: no previous version to roll back to")
+        if not (self.version_dir(pack, previous) / MANIFEST).is_file():
+            raise MetadataError(f"pack {pack!r}: previous version {previous} is no longer here")
+        atomic_write_json(ptr, {"version": previous, "previous": None})
+        return str(current), str(previous)
+
+    def remove_version(self, pack: str, version: str) -> None:
+        """Remove a version the pointer does not name (one rename away, then deleted)."""
+        if version == self.active_version(pack):
+            raise MetadataError(f"pack {pack!r}: {version} is active; roll back first")
+        vdir = self.version_dir(pack, version)
+        if vdir.is_dir():
+            gone = vdir.parent / f".old-{version}-{uuid.uuid4().hex[:8]}"
+            vdir.rename(gone)
+            fsync_dir(vdir.parent)
+            shutil.rmtree(gone, ignore_errors=True)
+
+    def clean_staging(self) -> list[str]:
+        """Remove the staging directories a killed process left (never a live one's)."""
+        return [p.name for p in sweep_staging(self.root)] if self.root.is_dir() else []
+
     @contextlib.contextmanager
-    def staging(self) -> Iterator[Path]:
-        """A fresh directory on the store's filesystem, removed unless installed; what a
-        killed build left there is swept first (runtime/catalog/staging.py)."""
+    def staging(self, kind: str = "") -> Iterator[Path]:
+        """A fresh directory on the store's filesystem, removed unless installed (its name
+        starts with a dot: never taken for a pack; ``kind`` names who stages, e.g. "fleet");
+        what a killed process left there is swept first (runtime/catalog/staging.py)."""
         sweep_staging(self.root)
-        path = make_staging_dir(self.root)
+        path = make_staging_dir(self.root, kind)
         try:
             yield path
         finally:

@@ -41,7 +41,10 @@ def test_a_source_that_is_not_a_model(embedding_source: Source, tmp_path: Path) 
     weights = tmp_path / "model.pt"
     weights.write_bytes(b"torch")
     code, err = _build(weights, embedding_source.golden, out)
-    assert code == 2 and err == f"error: {weights}: not an ONNX (.onnx) or GGUF (.gguf) model"
+    assert code == 2 and err == (
+        f"error: {weights}: not an ONNX (.onnx) or GGUF (.gguf) model, nor a "
+        "sentence-transformers directory"
+    )
     code, err = _build(tmp_path / "missing.onnx", embedding_source.golden, out)
     assert code == 2 and err == f"error: {tmp_path / 'missing.onnx'}: file not found"
     assert not out.exists() and _left_behind(tmp_path) == []

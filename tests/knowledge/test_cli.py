@@ -58,3 +58,47 @@ def test_build_refuses_clearly(tmp_path: Path) -> None:
     code, _, err = run("knowledge", "build", str(doc), "--embedder", "nope", "--pack", "Bad Name",
                        "--version", "1.0.0", "--store", str(store))  # fmt: skip
     assert code == 2 and "not a valid pack name" in err
+
+
+def test_build_with_golden_questions(packs, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from runtime.knowledge.pack import PackStore
+    from tests.support.knowledge import write_manual_golden
+
+    store = minilm_store(tmp_path / "store")
+    pdf = str(packs.docs / "manual.pdf")
+    golden = write_manual_golden(tmp_path / "golden.json")
+    code, out, err = run("knowledge", "build", pdf, "--embedder", "minilm", "--pack", "manuals",
+                         "--version", "1.0.0", "--store", str(store),
+                         "--golden", str(golden))  # fmt: skip
+    assert code == 0, err
+    assert "golden: recall@5 100.0% of 4 questions (floor 80.0%)" in out
+    vdir, manifest = PackStore(store).manifest("manuals")
+    assert manifest.golden is not None and manifest.golden.recall_bp == 10_000
+    saved = json.loads((vdir / "golden.json").read_text())
+    assert saved[0]["expect"] == "manual.pdf page 2" and saved[0]["chunks"]
+    assert "golden.json" in manifest.files
+
+    # Questions the pack cannot answer well enough: the build fails, nothing is installed.
+    hard = tmp_path / "hard.json"
+    questions = ["What torque for the main bearing bolts?", "What does error code E-4711 mean?"]
+    hard.write_text(json.dumps([{"question": q, "source": "manual.pdf", "page": 1}
+                                for q in questions]))  # fmt: skip
+    code, _, err = run("knowledge", "build", pdf, "--embedder", "minilm", "--pack", "manuals",
+                       "--version", "1.1.0", "--store", str(store), "--golden", str(hard),
+                       "--golden-k", "1", "--recall-floor", "1")  # fmt: skip
+    assert code == 2 and "below the floor 10000 bp: the pack is not installed" in err
+    assert PackStore(store).versions("manuals") == ["1.0.0"]
+    # Bad golden files are refused before anything is embedded, naming the question.
+    for body, why in (
+        ("{}", "a JSON list of questions"),
+        ('[{"question": "q"}]', "question 1: name the expected chunks or their source"),
+        ('[{"question": "q", "page": 2}]', "question 1:"),
+        ('[{"question": "q", "source": "other.pdf"}]', "question 1: no chunk of the pack is "
+                                                       "from other.pdf"),
+    ):  # fmt: skip
+        bad = tmp_path / "bad.json"
+        bad.write_text(body)
+        code, _, err = run("knowledge", "build", pdf, "--embedder", "minilm", "--pack", "x",
+                           "--version", "1.0.0", "--store", str(store),
+                           "--golden", str(bad))  # fmt: skip
+        assert code == 2 and why in err, err

@@ -148,3 +148,26 @@ def test_the_docs_knowledge_example_runs(server: ServerHandle) -> None:
     printed = out.getvalue()
     assert "manual.pdf p.2" in printed and "SC-2291 is on page 4" in printed
     assert "[1] manual.pdf page 2 (2 Main bearing)" in printed
+
+
+def test_a_second_round_past_max_tokens_offers_only_the_clients_tools(
+    client: openai.OpenAI,
+) -> None:
+    # The model calls the client's tool in the first round, at more tokens than the client
+    # allows: the box generates again within max_tokens. That second round is exactly the
+    # client's request (no search_knowledge offered, so no call of a tool the client never
+    # defined can come back): its prompt is as long as the same request without knowledge.
+    tools = [{"type": "function", "function": {"name": "ticket", "parameters": {
+        "type": "object", "properties": {}}}}]  # fmt: skip
+    ask: dict[str, Any] = {
+        "model": "assistant", "max_tokens": 16, "seed": 5, "tools": tools,
+        "tool_choice": "required", "messages": [{"role": "user", "content": "Ticket"}],
+    }  # fmt: skip
+    plain = client.chat.completions.create(**ask)
+    grounded = client.chat.completions.create(**ask, extra_body={"knowledge": ["manuals"]})
+    assert grounded.model_extra["citations"] == []  # type: ignore[index]  # no search ran
+    assert grounded.choices[0].finish_reason == "length"
+    assert grounded.usage and plain.usage
+    assert grounded.usage.prompt_tokens == plain.usage.prompt_tokens
+    assert grounded.choices[0].message.content == plain.choices[0].message.content
+    assert "search_knowledge" not in (grounded.choices[0].message.content or "")

@@ -8,6 +8,9 @@
   with ``STDLIB_QUESTIONS`` (plain questions and the function that answers each).
 - ``build(store, documents, pack, version)``: a pack built by runtime.knowledge.builder
   through an InferenceService holding ``minilm`` (tests.support.loaders.ort_loader).
+- ``write_manual_golden``: the manual's facts as golden questions (source and page);
+  ``as_version`` and ``with_golden_chunks``: a built pack copied under another version, or
+  with other expected chunks (a pack that fails its trial), its manifest kept true.
 """
 
 from __future__ import annotations
@@ -198,3 +201,40 @@ def make_packs(root: Path, *, stdlib: bool = True) -> Packs:
     if stdlib:
         reports["stdlib"] = build(store, [write_stdlib_corpus(docs / "stdlib")], "stdlib", "1.0.0")
     return Packs(store, docs, reports)
+
+
+def write_manual_golden(path: Path) -> Path:
+    """MANUAL_FACTS as a ``knowledge build --golden`` file (source and page)."""
+    import json
+
+    items = [{"question": q, "source": "manual.pdf", "page": page} for q, page, _ in MANUAL_FACTS]
+    path.write_text(json.dumps(items, indent=1))
+    return path
+
+
+def as_version(vdir: Path, dest_root: Path, version: str) -> Path:
+    """A copy of the pack version ``vdir`` as ``version`` under ``dest_root/<pack>/``
+    (the same chunks and vectors; only the manifest's version differs)."""
+    import json
+    import shutil
+
+    doc = json.loads((vdir / "manifest.json").read_text())
+    dest = dest_root / doc["pack"] / version
+    shutil.copytree(vdir, dest)
+    (dest / "manifest.json").write_text(json.dumps({**doc, "version": version}, indent=2))
+    return dest
+
+
+def with_golden_chunks(vdir: Path, chunks: list[int]) -> None:
+    """Every golden question of the pack at ``vdir`` now expects ``chunks`` (its manifest's
+    sha256 of golden.json made true again): a pack whose trial fails."""
+    import json
+
+    from runtime.files import sha256_file
+
+    golden = vdir / "golden.json"
+    items = json.loads(golden.read_text())
+    golden.write_text(json.dumps([{**q, "chunks": chunks} for q in items]))
+    doc = json.loads((vdir / "manifest.json").read_text())
+    doc["files"]["golden.json"] = {"sha256": sha256_file(golden), "size": golden.stat().st_size}
+    (vdir / "manifest.json").write_text(json.dumps(doc, indent=2))

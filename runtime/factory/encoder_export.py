@@ -18,8 +18,10 @@ same probe sentences, and the package records the lowest cosine similarity in ba
 points (``quality_metric = "fidelity"``). torch and transformers are imported only here
 (build side; a box serving the package needs onnxruntime and tokenizers only).
 
-This is the one converter; ``headframe models build`` for encoders (the factory's
-later slice) calls ``export_encoder``.
+This is the one converter: ``headframe models build`` for encoders
+(runtime.factory.encoder_build) calls ``export_encoder`` and scores its variants against
+``source_vectors``; ``write_encoder_package`` is the quick path (the fp32 graph alone,
+fidelity over the probe sentences) the tests' MiniLM store uses.
 """
 
 from __future__ import annotations
@@ -78,7 +80,7 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data
 
 
-def _check_source(src: Path) -> int:
+def check_source(src: Path) -> int:
     """The source's max_seq_length, after checking it is a mean-pooling encoder."""
     for name in ("config.json", "model.safetensors", "tokenizer.json"):
         if not (src / name).is_file():
@@ -108,7 +110,7 @@ def export_encoder(src: Path, out_dir: Path) -> EncoderExport:
     from tokenizers import Tokenizer
 
     src, out_dir = Path(src), Path(out_dir)
-    max_tokens = _check_source(src)
+    max_tokens = check_source(src)
     out_dir.mkdir(parents=True, exist_ok=True)
     model = AutoModel.from_pretrained(str(src), add_pooling_layer=False).eval()
 
@@ -143,6 +145,51 @@ def export_encoder(src: Path, out_dir: Path) -> EncoderExport:
     fidelity = _fidelity(out_dir / "model.onnx", ids, mask, reference)
     return EncoderExport(out_dir / "model.onnx", out_dir / "tokenizer.json",
                          int(reference.shape[-1]), max_tokens, fidelity)  # fmt: skip
+
+
+def source_vectors(src: Path, texts: list[str], max_tokens: int, batch: int = 16) -> np.ndarray:
+    """The source model's own sentence vectors for ``texts`` (torch: mean pooling over the
+    attention mask, L2-normalised, as sentence-transformers computes them), [n, dim]."""
+    import torch
+    from tokenizers import Tokenizer
+    from transformers import AutoModel
+
+    model = AutoModel.from_pretrained(str(src), add_pooling_layer=False).eval()
+    tokenizer = Tokenizer.from_file(str(Path(src) / "tokenizer.json"))
+    tokenizer.no_padding()
+    tokenizer.enable_truncation(max_length=max_tokens)
+    out = []
+    for start in range(0, len(texts), batch):
+        ids, mask = _batch(tokenizer, texts[start : start + batch])
+        with torch.no_grad():
+            hidden = model(input_ids=torch.from_numpy(ids),
+                           attention_mask=torch.from_numpy(mask)).last_hidden_state  # fmt: skip
+        out.append(_pool(hidden.numpy(), mask))
+    return np.concatenate(out, axis=0)
+
+
+def read_golden_texts(path: Path, limit: int = 10_000) -> list[str]:
+    """An encoder's golden texts: one a line (.txt) or a JSON list of strings (.json)."""
+    path = Path(path)
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise BuildInputError(f"{path}: cannot read the golden texts: {e}") from e
+    if path.suffix.lower() == ".json":
+        try:
+            texts = json.loads(raw)
+        except ValueError as e:
+            raise BuildInputError(f"{path}: not JSON: {e}") from e
+        if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+            raise BuildInputError(f"{path}: a JSON list of strings (the golden texts)")
+    else:
+        texts = raw.splitlines()
+    texts = [t.strip() for t in texts if t.strip()]
+    if not texts:
+        raise BuildInputError(f"{path}: no golden texts (one a line, or a JSON list)")
+    if len(texts) > limit:
+        raise BuildInputError(f"{path}: more than {limit} golden texts")
+    return texts
 
 
 def _batch(tokenizer: object, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
