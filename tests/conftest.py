@@ -4,6 +4,9 @@ trees of the files the probe reads."""
 
 from __future__ import annotations
 
+import locale
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,6 +28,22 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 @pytest.fixture
 def repo_root() -> Path:
     return REPO
+
+
+_LOCALE = locale.setlocale(locale.LC_CTYPE)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item: pytest.Item) -> Iterator[None]:
+    """The process's text encoding must not change under the suite: once, in a full run, a
+    native library (never identified) set LC_CTYPE to "C" mid-run, and every later test
+    that read a UTF-8 file failed with an 'ascii' codec error. Put it back and say which
+    test it happened in, so the next time names the culprit."""
+    yield
+    if locale.setlocale(locale.LC_CTYPE) != _LOCALE:
+        changed = locale.setlocale(locale.LC_CTYPE)
+        locale.setlocale(locale.LC_CTYPE, _LOCALE)
+        warnings.warn(f"{item.nodeid} changed LC_CTYPE to {changed!r}; restored", stacklevel=1)
 
 
 @pytest.fixture(autouse=True)
